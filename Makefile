@@ -1,0 +1,120 @@
+# mqtx — see README.md. `make` builds ./mqtx; `make check` is the test command.
+.SUFFIXES:
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS = libpq librabbitmq rdkafka yaml-0.1
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE_CFLAGS = -std=c11 $(WARN) -g $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2
+LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -lpthread
+ASAN_FLAGS = -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC = $(sort $(wildcard lib/*.c))
+CMD_SRC = $(sort $(wildcard cmd/*.c))
+HDRS = $(wildcard lib/*.h cmd/*.h)
+SRC = $(LIB_SRC) $(CMD_SRC)
+OBJ = $(SRC:%.c=build/release/%.o)
+ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
+TEST_OBJ = $(SRC:%.c=build/test/%.o)
+LIB_OBJ = $(LIB_SRC:%.c=build/release/%.o)
+ASAN_LIB_OBJ = $(LIB_SRC:%.c=build/asan/%.o)
+
+MAN_SRC = $(wildcard man/*.scd)
+MAN_OUT = $(MAN_SRC:.scd=)
+
+HELPERS = tests/helpers/amqp_tool
+UNIT = tests/unit/unit_tests
+UNIT_SRC = $(wildcard tests/unit/*.c)
+
+all: mqtx man
+
+mqtx: $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
+
+# Test build: same code plus failpoints (MQTX_FAILPOINTS); never installed.
+mqtx-test: $(TEST_OBJ)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIBS)
+
+mqtx-asan: $(ASAN_OBJ)
+	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(LIBS)
+
+build/release/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+build/test/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -DMQTX_FAILPOINTS -c -o $@ $<
+
+build/asan/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -DMQTX_FAILPOINTS -c -o $@ $<
+
+man: $(MAN_OUT)
+
+man/%: man/%.scd
+	@if command -v scdoc >/dev/null 2>&1; then scdoc < $< > $@; \
+	else echo "scdoc not found: man pages not built (apt-get install scdoc)" >&2; fi
+
+$(UNIT): $(UNIT_SRC) $(LIB_OBJ) $(HDRS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $(UNIT_SRC) $(LIB_OBJ) $(LIBS)
+
+tests/unit/unit_tests-asan: $(UNIT_SRC) $(ASAN_LIB_OBJ) $(HDRS)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -o $@ $(UNIT_SRC) $(ASAN_LIB_OBJ) $(LIBS)
+
+tests/helpers/amqp_tool: tests/helpers/amqp_tool.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs librabbitmq)
+
+helpers: $(HELPERS)
+
+deps:
+	@sh tests/deps.sh
+
+# The test command: packages, -Werror build, servers, unit + bats tests,
+# then the same under ASan+UBSan. Stops what it started even on failure.
+check: deps
+	@$(MAKE) --no-print-directory all mqtx-test $(UNIT) helpers
+	@bash tests/check.sh
+
+check-asan: deps
+	@$(MAKE) --no-print-directory mqtx-asan tests/unit/unit_tests-asan helpers
+	@MQTX_ASAN_ONLY=1 bash tests/check.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory mqtx helpers
+	@bash tests/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory mqtx helpers
+	@bash bench/run.sh
+
+install: mqtx man
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
+	cp mqtx $(DESTDIR)$(BINDIR)/mqtx
+	for f in $(MAN_OUT); do case $$f in \
+	  *.1) cp $$f $(DESTDIR)$(MANDIR)/man1/ ;; *.5) cp $$f $(DESTDIR)$(MANDIR)/man5/ ;; *.7) cp $$f $(DESTDIR)$(MANDIR)/man7/ ;; \
+	esac; done
+	mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	cp completions/mqtx.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mqtx
+	cp completions/_mqtx $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_mqtx
+	cp completions/mqtx.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/mqtx.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mqtx $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mqtx \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_mqtx $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/mqtx.fish
+	for f in $(MAN_OUT); do rm -f $(DESTDIR)$(MANDIR)/man1/$${f#man/} $(DESTDIR)$(MANDIR)/man5/$${f#man/} $(DESTDIR)$(MANDIR)/man7/$${f#man/}; done
+
+format:
+	clang-format -i $(SRC) $(HDRS)
+
+clean:
+	rm -rf build mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) tests/unit/unit_tests-asan $(HELPERS)
+
+.PHONY: all man helpers deps check check-asan demo bench install uninstall format clean

@@ -1,0 +1,290 @@
+/* Option parsing, help, exit codes and signals shared by all subcommands. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
+#include "common.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../lib/util.h"
+
+const struct mqtx_opt mqtx_common_opts[] = {
+	{"config", 'c', "FILE", NULL, "configuration file (default: $MQTX_CONFIG, ./mqtx.yaml, ~/.config/mqtx/config.yaml, /etc/mqtx/config.yaml)"},
+	{"database-url", 0, "URL", "database.url", "PostgreSQL URL or conninfo (prefer MQTX_DATABASE_URL: argv is visible to other users)"},
+	{"broker-url", 0, "URL", "broker.url", "broker URL: amqp://, amqps://, kafka://, kafkas:// (prefer MQTX_BROKER_URL)"},
+	{"verbose", 'v', NULL, NULL, "debug diagnostics"},
+	{"quiet", 'q', NULL, NULL, "only errors on stderr"},
+	{"log-format", 0, "FORMAT", "log.format", "diagnostics format: text or json"},
+	{"help", 'h', NULL, NULL, "show this help and exit"},
+	OPT_END,
+};
+
+volatile sig_atomic_t mqtx_stop = 0;
+
+static void on_signal(int sig)
+{
+	if (mqtx_stop) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	mqtx_stop = 1;
+}
+
+void mqtx_install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a blocking poll returns so we notice */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int mqtx_exit_code(enum mqtx_err_kind kind)
+{
+	switch (kind) {
+	case MQTX_OK: return EXIT_OK;
+	case MQTX_E_USAGE: return EXIT_USAGE;
+	case MQTX_E_CONFIG: return EXIT_CONFIG;
+	case MQTX_E_DB: return EXIT_DB;
+	case MQTX_E_BROKER: return EXIT_BROKER;
+	case MQTX_E_INPUT: return EXIT_INPUT;
+	case MQTX_E_IO: return EXIT_IO;
+	case MQTX_E_INTERNAL: return EXIT_INTERNAL;
+	}
+	return EXIT_INTERNAL;
+}
+
+int mqtx_fail(const struct mqtx_err *err)
+{
+	mqtx_error("%s", err->msg);
+	return mqtx_exit_code(err->kind);
+}
+
+int mqtx_usage_error(const char *cmd, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "mqtx: %s\nTry 'mqtx %s --help'.\n", msg, cmd);
+	return EXIT_USAGE;
+}
+
+static void help_opts(const struct mqtx_opt *o)
+{
+	for (; o->lng != NULL; o++) {
+		char left[64];
+		if (o->shrt)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shrt, o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
+		printf("  %-28s %s\n", left, o->help);
+	}
+}
+
+void mqtx_cli_help(const struct mqtx_cmd_info *info)
+{
+	printf("usage: mqtx %s %s\n\n%s\n\noptions:\n", info->name, info->synopsis, info->summary);
+	help_opts(info->opts);
+	printf("\ncommon options:\n");
+	help_opts(mqtx_common_opts);
+	printf("\nexit status:\n%s\nSee mqtx-%s(1).\n", info->exit_codes, info->name);
+}
+
+static const struct mqtx_opt *find_opt(const struct mqtx_cmd_info *info, const char *lng)
+{
+	for (const struct mqtx_opt *o = mqtx_common_opts; o->lng != NULL; o++)
+		if (strcmp(o->lng, lng) == 0)
+			return o;
+	for (const struct mqtx_opt *o = info->opts; o->lng != NULL; o++)
+		if (strcmp(o->lng, lng) == 0)
+			return o;
+	return NULL;
+}
+
+/* Hides a password given on the command line from /proc/PID/cmdline. */
+static void scrub_arg(char *arg)
+{
+	char *r = mqtx_redact(arg);
+	if (strcmp(r, arg) != 0) {
+		mqtx_warn("a password was given on the command line, where other local users can see it; use MQTX_DATABASE_URL/MQTX_BROKER_URL, a config file or password_file instead");
+		size_t n = strlen(arg);
+		size_t rl = strlen(r);
+		memset(arg, 0, n);
+		memcpy(arg, r, rl < n ? rl : n);
+	}
+	free(r);
+}
+
+struct pending_flag {
+	const struct mqtx_opt *opt;
+	char *value;
+};
+
+int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, struct mqtx_cli *cli,
+		   int (*on_opt)(void *ctx, const char *lng, const char *value), void *ctx)
+{
+	size_t nopts = 0;
+	for (const struct mqtx_opt *o = mqtx_common_opts; o->lng != NULL; o++)
+		nopts++;
+	for (const struct mqtx_opt *o = info->opts; o->lng != NULL; o++)
+		nopts++;
+	struct option *lo = mqtx_xcalloc(nopts + 1, sizeof(*lo));
+	struct mqtx_buf shorts = MQTX_BUF_INIT;
+	struct pending_flag *flags = mqtx_xcalloc((size_t)argc + 1, sizeof(*flags));
+	size_t nflags = 0;
+	size_t k = 0;
+	int rc = 0;
+
+	memset(cli, 0, sizeof(*cli));
+	mqtx_buf_adds(&shorts, ":");
+	for (int pass = 0; pass < 2; pass++) {
+		for (const struct mqtx_opt *o = pass == 0 ? mqtx_common_opts : info->opts; o->lng != NULL; o++) {
+			lo[k].name = o->lng;
+			lo[k].has_arg = o->arg ? required_argument : no_argument;
+			lo[k].flag = NULL;
+			lo[k].val = 256 + (int)k;
+			k++;
+			if (o->shrt) {
+				mqtx_buf_addc(&shorts, o->shrt);
+				if (o->arg)
+					mqtx_buf_addc(&shorts, ':');
+			}
+		}
+	}
+	optind = 1;
+	opterr = 0;
+	int c;
+	int li;
+	while ((c = getopt_long(argc, argv, shorts.data, lo, &li)) != -1) {
+		const struct mqtx_opt *o = NULL;
+		if (c == '?') {
+			if (optopt != 0)
+				rc = mqtx_usage_error(info->name, "unknown option '-%c'", optopt);
+			else
+				rc = mqtx_usage_error(info->name, "unknown option '%s'", argv[optind - 1]);
+			goto out;
+		}
+		if (c == ':') {
+			rc = mqtx_usage_error(info->name, "option '%s' needs a value", argv[optind - 1]);
+			goto out;
+		}
+		if (c >= 256) {
+			o = find_opt(info, lo[c - 256].name);
+		} else {
+			for (int pass = 0; pass < 2 && o == NULL; pass++)
+				for (const struct mqtx_opt *p = pass == 0 ? mqtx_common_opts : info->opts; p->lng != NULL; p++)
+					if (p->shrt == c)
+						o = p;
+		}
+		if (o == NULL) {
+			rc = mqtx_usage_error(info->name, "unknown option");
+			goto out;
+		}
+		if (strcmp(o->lng, "help") == 0) {
+			mqtx_cli_help(info);
+			rc = -1;
+			goto out;
+		} else if (strcmp(o->lng, "config") == 0) {
+			cli->config_path = optarg;
+		} else if (strcmp(o->lng, "verbose") == 0) {
+			cli->verbosity++;
+		} else if (strcmp(o->lng, "quiet") == 0) {
+			cli->verbosity = -1;
+		} else if (o->key != NULL) {
+			if (strcmp(o->lng, "database-url") == 0 || strcmp(o->lng, "broker-url") == 0) {
+				flags[nflags].value = mqtx_xstrdup(optarg);
+				scrub_arg(optarg);
+			} else {
+				flags[nflags].value = mqtx_xstrdup(o->arg ? optarg : "true");
+			}
+			flags[nflags++].opt = o;
+		} else if (on_opt != NULL) {
+			flags[nflags].opt = o;
+			flags[nflags++].value = o->arg ? mqtx_xstrdup(optarg) : NULL;
+		}
+	}
+	cli->args = argv + optind;
+	cli->nargs = argc - optind;
+
+	/* Logging first (flags may change it again below), then file + env. */
+	mqtx_log_setup(cli->verbosity < 0 ? MQTX_LOG_ERROR : cli->verbosity > 0 ? MQTX_LOG_DEBUG : MQTX_LOG_INFO,
+		       MQTX_LOG_TEXT);
+	cli->cfg = mqtx_config_new();
+	struct mqtx_err err;
+	if (mqtx_config_load(cli->cfg, cli->config_path, &err) < 0) {
+		rc = mqtx_fail(&err);
+		goto out;
+	}
+	for (size_t i = 0; i < nflags; i++) {
+		const struct mqtx_opt *o = flags[i].opt;
+		if (o->key != NULL) {
+			char origin[96];
+			snprintf(origin, sizeof(origin), "option --%s", o->lng);
+			if (mqtx_config_set(cli->cfg, o->key, flags[i].value, origin, &err) < 0) {
+				rc = mqtx_usage_error(info->name, "%s", err.msg);
+				goto out;
+			}
+		} else if (on_opt(ctx, o->lng, flags[i].value) != 0) {
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (mqtx_config_validate(cli->cfg, &err) < 0) {
+		rc = mqtx_fail(&err);
+		goto out;
+	}
+	/* Effective log settings: flags beat config. */
+	enum mqtx_log_level lvl = MQTX_LOG_INFO;
+	const char *ll = cli->cfg->log_level;
+	if (strcmp(ll, "error") == 0)
+		lvl = MQTX_LOG_ERROR;
+	else if (strcmp(ll, "warning") == 0)
+		lvl = MQTX_LOG_WARN;
+	else if (strcmp(ll, "debug") == 0)
+		lvl = MQTX_LOG_DEBUG;
+	if (cli->verbosity < 0)
+		lvl = MQTX_LOG_ERROR;
+	else if (cli->verbosity > 0)
+		lvl = MQTX_LOG_DEBUG;
+	mqtx_log_setup(lvl, strcmp(cli->cfg->log_format, "json") == 0 ? MQTX_LOG_JSON : MQTX_LOG_TEXT);
+out:
+	cli->values = mqtx_xcalloc(nflags + 1, sizeof(char *));
+	for (size_t i = 0; i < nflags; i++) {
+		if (flags[i].value == NULL)
+			continue;
+		if (flags[i].opt->key != NULL) {
+			explicit_bzero(flags[i].value, strlen(flags[i].value));
+			free(flags[i].value);
+		} else {
+			cli->values[cli->nvalues++] = flags[i].value;
+		}
+	}
+	free(flags);
+	free(lo);
+	mqtx_buf_free(&shorts);
+	if (rc != 0)
+		mqtx_cli_free(cli);
+	return rc;
+}
+
+void mqtx_cli_free(struct mqtx_cli *cli)
+{
+	mqtx_config_free(cli->cfg);
+	cli->cfg = NULL;
+	for (size_t i = 0; i < cli->nvalues; i++)
+		free(cli->values[i]);
+	free(cli->values);
+	cli->values = NULL;
+	cli->nvalues = 0;
+}

@@ -1,0 +1,91 @@
+/* mqtx relay: move pending outbox rows to the broker, once (cron) or in a
+ * loop (systemd). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+
+#include "../lib/log.h"
+#include "../lib/relay.h"
+#include "commands.h"
+
+static const struct mqtx_opt relay_opts[] = {
+	{"loop", 'l', NULL, "relay.loop", "keep running: wake on NOTIFY, poll every --poll-interval"},
+	{"batch", 'b', "N", "relay.batch_size", "rows per batch (default 500)"},
+	{"max-messages", 'n', "N", "relay.max_messages", "stop after N rows (0: no limit)"},
+	{"max-time", 0, "DURATION", "relay.max_time", "stop claiming after DURATION, e.g. 50s (0: no limit)"},
+	{"poll-interval", 0, "DURATION", "relay.poll_interval", "--loop: look for work this often without NOTIFY (default 1s)"},
+	{"dry-run", 0, NULL, NULL, "show the rows that would be sent now; change nothing"},
+	{"schema", 0, "NAME", "outbox.schema", "schema of the outbox table"},
+	{"table", 't', "NAME", "outbox.table", "outbox table name"},
+	OPT_END,
+};
+
+const struct mqtx_cmd_info cmd_relay_info = {
+	.name = "relay",
+	.synopsis = "[--loop] [--batch N] [--max-messages N] [--max-time DURATION] [--dry-run]",
+	.summary = "move pending outbox rows to the broker (one-shot for cron, or --loop)",
+	.opts = relay_opts,
+	.exit_codes = "  0  every eligible row was relayed (or a signal stopped the loop cleanly)\n"
+		      "  1  some rows failed: they are retried later, or became dead\n"
+		      "  2  usage error\n  3  configuration error\n  4  database unreachable or failing\n"
+		      "  5  broker unreachable or failing",
+};
+
+struct relay_args {
+	bool dry_run;
+};
+
+static int on_opt(void *ctx, const char *lng, const char *value)
+{
+	struct relay_args *a = ctx;
+	(void)value;
+	if (strcmp(lng, "dry-run") == 0)
+		a->dry_run = true;
+	return 0;
+}
+
+static void print_row(void *ctx, int64_t id, const char *key, const char *destination, const char *routing_key,
+		      const char *ordering_key, size_t payload_len)
+{
+	(void)ctx;
+	printf("%lld\t%s\t%s\t%s\t%s\t%zu\n", (long long)id, key, destination[0] ? destination : "(default)",
+	       routing_key ? routing_key : "-", ordering_key ? ordering_key : "-", payload_len);
+}
+
+int cmd_relay(int argc, char **argv)
+{
+	struct relay_args a = {0};
+	struct mqtx_cli cli;
+	struct mqtx_err err;
+
+	int rc = mqtx_cli_parse(&cmd_relay_info, argc, argv, &cli, on_opt, &a);
+	if (rc != 0)
+		return rc < 0 ? EXIT_OK : rc;
+	if (cli.nargs > 0) {
+		mqtx_cli_free(&cli);
+		return mqtx_usage_error("relay", "unexpected argument '%s'", cli.args[0]);
+	}
+	if (a.dry_run)
+		printf("id\tkey\tdestination\trouting_key\tordering_key\tbytes\n");
+	struct mqtx_relay_opts ro = {
+		.dry_run = a.dry_run,
+		.stop = &mqtx_stop,
+		.version = MQTX_VERSION,
+		.dry_run_row = print_row,
+	};
+	struct mqtx_relay_stats st;
+	mqtx_err_clear(&err);
+	int r = mqtx_relay_run(cli.cfg, &ro, &st, &err);
+	double secs = (double)st.elapsed_ms / 1000.0;
+	if (a.dry_run)
+		mqtx_info("dry run: %lld row(s) would be sent now; nothing was changed", (long long)st.relayed);
+	else
+		mqtx_info("relayed %lld, failed %lld, dead %lld in %.2fs (%.0f msgs/s)", (long long)st.relayed,
+			  (long long)st.failed, (long long)st.dead, secs, secs > 0 ? (double)st.relayed / secs : 0.0);
+	if (r < 0)
+		rc = mqtx_fail(&err);
+	else if (st.failed > 0 || st.dead > 0)
+		rc = EXIT_ROWS_FAILED;
+	mqtx_cli_free(&cli);
+	return rc;
+}

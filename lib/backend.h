@@ -1,0 +1,86 @@
+/* The broker interface. A backend is one file in lib/ that fills a
+ * `const struct mqtx_backend_ops`; commands only call the wrappers below and
+ * never look inside. Backends are picked by URL scheme. */
+#ifndef MQTX_BACKEND_H
+#define MQTX_BACKEND_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+#include "msg.h"
+
+enum mqtx_pub_mode {
+	MQTX_PUB_CONFIRM, /* per-message acknowledgements (AMQP confirms, Kafka delivery reports) */
+	MQTX_PUB_TX,      /* broker transactions: AMQP tx.select/commit, Kafka transactions */
+};
+
+struct mqtx_backend_opts {
+	enum mqtx_pub_mode mode;
+	size_t window;               /* most unconfirmed messages in flight */
+	const char *transactional_id; /* Kafka transactions: stable id for fencing */
+	const char *client_name;     /* shown by the broker (connection name) */
+	/* When *stop becomes non-zero (a signal), publish() hands over no more
+	 * messages and waits at most stop_grace_ms for outstanding answers. */
+	volatile sig_atomic_t *stop;
+	int64_t stop_grace_ms;
+};
+
+/* Facts about a destination, for `mqtx check --broker`. */
+struct mqtx_dest_info {
+	bool exists;
+	long long depth;     /* queue depth, -1 when not applicable */
+	long long consumers; /* consumer count, -1 when not applicable */
+	char detail[256];
+};
+
+struct mqtx_backend;
+
+struct mqtx_backend_ops {
+	const char *name;
+	const char *const *schemes; /* NULL-terminated: "amqp", "amqps" */
+
+	/* Connects. Returns an owned backend or NULL with err (kind MQTX_E_BROKER). */
+	struct mqtx_backend *(*open)(const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
+				     struct mqtx_err *err);
+	void (*close)(struct mqtx_backend *b);
+
+	/* Publishes msgs[0..n) in order, waiting until every message has an
+	 * outcome (CONFIRMED, FAILED or UNKNOWN) or confirm_timeout passes.
+	 * Returns 0 while the connection stays usable, -1 with err when it
+	 * broke (the caller reconnects; messages left UNKNOWN may or may not
+	 * have arrived). In TX mode, the batch is one transaction: all
+	 * CONFIRMED after commit, or none. */
+	int (*publish)(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err);
+
+	/* Optional: looks at a destination (exchange/topic) and, for AMQP, a queue. */
+	int (*inspect)(struct mqtx_backend *b, const char *destination, const char *queue,
+		       struct mqtx_dest_info *info, struct mqtx_err *err);
+};
+
+struct mqtx_backend {
+	const struct mqtx_backend_ops *ops;
+};
+
+/* Finds the backend for url's scheme; NULL with err for unknown schemes. */
+const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_err *err);
+/* Finds and opens the backend for cfg->broker_url. */
+struct mqtx_backend *mqtx_backend_open(const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
+				       struct mqtx_err *err);
+void mqtx_backend_close(struct mqtx_backend *b);
+int mqtx_backend_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err);
+int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const char *queue,
+			 struct mqtx_dest_info *info, struct mqtx_err *err);
+const char *mqtx_backend_name(const struct mqtx_backend *b);
+
+/* Broker password from broker.password_file into *out (owned), or *out =
+ * NULL when no file is configured (the URL's password, if any, applies). */
+int mqtx_backend_password(const struct mqtx_config *cfg, char **out, struct mqtx_err *err);
+
+extern const struct mqtx_backend_ops mqtx_backend_amqp;
+extern const struct mqtx_backend_ops mqtx_backend_kafka;
+
+#endif

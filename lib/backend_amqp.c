@@ -1,0 +1,704 @@
+/* RabbitMQ backend through rabbitmq-c. Every rabbitmq-c status (negative
+ * ints and amqp_rpc_reply_t) is translated into struct mqtx_err here and
+ * nowhere else.
+ *
+ * Confirm mode: publisher confirms with a window of unconfirmed messages.
+ * A message is CONFIRMED only by basic.ack; basic.nack or basic.return
+ * (mandatory, unroutable) make it FAILED. A channel error (say, a missing
+ * exchange) closes only the channel: messages to the guilty exchange fail,
+ * the others are published again on a fresh channel. TX mode: tx.select,
+ * publish, tx.commit. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
+#include <amqp.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "backend.h"
+#include "log.h"
+#include "util.h"
+
+struct amqp_backend {
+	struct mqtx_backend base; /* must be first */
+	amqp_connection_state_t conn;
+	amqp_channel_t ch;
+	struct mqtx_backend_opts opts;
+	int64_t confirm_timeout_ms;
+	bool broken;
+	uint64_t published; /* messages published on the current channel: the last delivery tag */
+	char *where;        /* redacted URL for messages */
+};
+
+static const char *const amqp_schemes[] = {"amqp", "amqps", NULL};
+
+/* ---- error translation ---- */
+
+static int status_err(struct amqp_backend *ab, struct mqtx_err *err, int status, const char *doing)
+{
+	ab->broken = true;
+	return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': %s", doing, ab->where, amqp_error_string2(status));
+}
+
+static int reply_err(struct amqp_backend *ab, struct mqtx_err *err, amqp_rpc_reply_t r, const char *doing)
+{
+	switch (r.reply_type) {
+	case AMQP_RESPONSE_NORMAL:
+		return 0;
+	case AMQP_RESPONSE_NONE:
+		ab->broken = true;
+		return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': no reply from the broker", doing, ab->where);
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		return status_err(ab, err, r.library_error, doing);
+	case AMQP_RESPONSE_SERVER_EXCEPTION:
+		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			amqp_connection_close_t *m = r.reply.decoded;
+			ab->broken = true;
+			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the connection: %.*s", doing, ab->where,
+					    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+		}
+		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			amqp_channel_close_t *m = r.reply.decoded;
+			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the channel: %.*s", doing, ab->where,
+					    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+		}
+		return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unexpected broker method 0x%08x", doing, ab->where,
+				    r.reply.id);
+	}
+	return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unknown failure", doing, ab->where);
+}
+
+static int open_channel(struct amqp_backend *ab, struct mqtx_err *err)
+{
+	ab->ch++;
+	if (ab->ch == 0 || ab->ch > 2000)
+		ab->ch = 1;
+	ab->published = 0; /* delivery tags restart on a new channel */
+	amqp_channel_open(ab->conn, ab->ch);
+	if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+		return -1;
+	if (ab->opts.mode == MQTX_PUB_TX) {
+		amqp_tx_select(ab->conn, ab->ch);
+		return reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot select tx mode on");
+	}
+	amqp_confirm_select(ab->conn, ab->ch);
+	return reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot select confirm mode on");
+}
+
+static void amqp_close(struct mqtx_backend *b)
+{
+	struct amqp_backend *ab = (struct amqp_backend *)b;
+	if (ab == NULL)
+		return;
+	if (ab->conn != NULL) {
+		if (!ab->broken) {
+			amqp_channel_close(ab->conn, ab->ch, AMQP_REPLY_SUCCESS);
+			amqp_connection_close(ab->conn, AMQP_REPLY_SUCCESS);
+		}
+		amqp_destroy_connection(ab->conn);
+	}
+	free(ab->where);
+	free(ab);
+}
+
+static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
+				      struct mqtx_err *err)
+{
+	struct amqp_backend *ab = mqtx_xcalloc(1, sizeof(*ab));
+	struct amqp_connection_info info;
+	char *url = mqtx_xstrdup(cfg->broker_url);
+	char *password = NULL;
+
+	ab->base.ops = &mqtx_backend_amqp;
+	ab->opts = *opts;
+	if (ab->opts.window == 0)
+		ab->opts.window = 1024;
+	ab->confirm_timeout_ms = cfg->broker_confirm_timeout_ms;
+	ab->where = mqtx_redact(cfg->broker_url);
+
+	amqp_default_connection_info(&info);
+	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
+		mqtx_err_set(err, MQTX_E_CONFIG, "cannot parse broker URL '%s' (expected amqp://user:pass@host:port/vhost)",
+			     ab->where);
+		goto fail;
+	}
+	if (mqtx_backend_password(cfg, &password, err) < 0)
+		goto fail;
+
+	ab->conn = amqp_new_connection();
+	amqp_socket_t *sock;
+	if (info.ssl) {
+		sock = amqp_ssl_socket_new(ab->conn);
+		if (sock == NULL) {
+			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a TLS socket for '%s'", ab->where);
+			goto fail;
+		}
+		if (cfg->broker_tls_ca_file != NULL &&
+		    amqp_ssl_socket_set_cacert(sock, cfg->broker_tls_ca_file) != AMQP_STATUS_OK) {
+			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)", cfg->broker_tls_ca_file);
+			goto fail;
+		}
+		if (cfg->broker_tls_cert_file != NULL && cfg->broker_tls_key_file != NULL &&
+		    amqp_ssl_socket_set_key(sock, cfg->broker_tls_cert_file, cfg->broker_tls_key_file) != AMQP_STATUS_OK) {
+			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load client certificate '%s' or key '%s'",
+				     cfg->broker_tls_cert_file, cfg->broker_tls_key_file);
+			goto fail;
+		}
+		amqp_ssl_socket_set_verify_peer(sock, cfg->broker_tls_verify);
+		amqp_ssl_socket_set_verify_hostname(sock, cfg->broker_tls_verify);
+		if (!cfg->broker_tls_verify)
+			mqtx_warn("TLS certificate verification is OFF for '%s' (broker.tls.verify: false): anyone on the path can read and change messages",
+				  ab->where);
+	} else {
+		sock = amqp_tcp_socket_new(ab->conn);
+		if (sock == NULL) {
+			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a socket for '%s'", ab->where);
+			goto fail;
+		}
+	}
+	struct timeval tv = {.tv_sec = cfg->broker_connect_timeout_ms / 1000,
+			     .tv_usec = (cfg->broker_connect_timeout_ms % 1000) * 1000};
+	int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
+	if (st != AMQP_STATUS_OK) {
+		ab->broken = true;
+		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", ab->where, amqp_error_string2(st));
+		goto fail;
+	}
+	amqp_set_rpc_timeout(ab->conn, &tv);
+	int heartbeat = (int)(cfg->broker_heartbeat_ms / 1000);
+	amqp_table_entry_t prop;
+	prop.key = amqp_cstring_bytes("connection_name");
+	prop.value.kind = AMQP_FIELD_KIND_UTF8;
+	prop.value.value.bytes = amqp_cstring_bytes(opts->client_name ? opts->client_name : "mqtx");
+	amqp_table_t props = {.num_entries = 1, .entries = &prop};
+	amqp_rpc_reply_t r = amqp_login_with_properties(ab->conn, info.vhost, 0, 131072, heartbeat, &props,
+							AMQP_SASL_METHOD_PLAIN, info.user,
+							password != NULL ? password : info.password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		reply_err(ab, err, r, "cannot log in to");
+		ab->broken = true;
+		goto fail;
+	}
+	if (open_channel(ab, err) < 0)
+		goto fail;
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	explicit_bzero(url, strlen(cfg->broker_url));
+	free(url);
+	return &ab->base;
+fail:
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+	explicit_bzero(url, strlen(cfg->broker_url));
+	free(url);
+	ab->broken = true;
+	amqp_close(&ab->base);
+	return NULL;
+}
+
+/* ---- publishing ---- */
+
+struct pubstate {
+	struct mqtx_msg *msgs;
+	size_t n;
+	size_t *chan_idx; /* delivery tag t on this channel -> chan_idx[t-1] */
+	size_t chan_count;
+	size_t chan_low;  /* lowest tag index that may still be unresolved */
+	size_t inflight;
+	char **missing;   /* destinations the broker said do not exist */
+	size_t n_missing;
+	bool channel_closed;
+	char close_text[256];
+	int close_code;
+	int64_t stop_deadline; /* set once a stop was requested */
+	uint64_t tag_base;     /* delivery tag of chan_idx[0] is tag_base + 1 */
+};
+
+static bool is_missing(struct pubstate *ps, const char *dest)
+{
+	for (size_t i = 0; i < ps->n_missing; i++)
+		if (strcmp(ps->missing[i], dest) == 0)
+			return true;
+	return false;
+}
+
+/* An ack or nack for one tag. A message already FAILED by basic.return
+ * stays failed: its ack only says the broker is done with it. */
+static void resolve(struct pubstate *ps, size_t tagidx, enum mqtx_msg_state st, const char *why)
+{
+	struct mqtx_msg *m = &ps->msgs[ps->chan_idx[tagidx]];
+	if (m->state != MQTX_MSG_UNKNOWN)
+		return;
+	m->state = st;
+	if (why != NULL)
+		snprintf(m->error, sizeof(m->error), "%s", why);
+	ps->inflight--;
+}
+
+static void on_ack(struct pubstate *ps, uint64_t tag, bool multiple, enum mqtx_msg_state st, const char *why)
+{
+	if (tag <= ps->tag_base || tag > ps->tag_base + ps->chan_count)
+		return; /* not one of ours (an earlier call's late answer) */
+	size_t t = (size_t)(tag - ps->tag_base) - 1;
+	if (multiple) {
+		for (size_t i = ps->chan_low; i <= t; i++)
+			resolve(ps, i, st, why);
+		if (t + 1 > ps->chan_low)
+			ps->chan_low = t + 1;
+	} else {
+		resolve(ps, t, st, why);
+		while (ps->chan_low < ps->chan_count && ps->msgs[ps->chan_idx[ps->chan_low]].state != MQTX_MSG_UNKNOWN)
+			ps->chan_low++;
+	}
+}
+
+/* A basic.return: find the in-flight message by message_id and fail it. */
+static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_return_t *ret)
+{
+	amqp_message_t m;
+	amqp_rpc_reply_t r = amqp_read_message(ab->conn, ab->ch, &m, 0);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		return;
+	char why[256];
+	snprintf(why, sizeof(why), "unroutable: exchange '%.*s' has no queue for routing key '%.*s' (%.*s)",
+		 (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
+		 (const char *)ret->routing_key.bytes, (int)ret->reply_text.len, (const char *)ret->reply_text.bytes);
+	if (m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+		amqp_bytes_t id = m.properties.message_id;
+		for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
+			struct mqtx_msg *msg = &ps->msgs[ps->chan_idx[i]];
+			if (msg->state == MQTX_MSG_UNKNOWN && strlen(msg->key) == id.len &&
+			    memcmp(msg->key, id.bytes, id.len) == 0) {
+				/* keep it counted in flight until its ack arrives */
+				msg->state = MQTX_MSG_FAILED;
+				snprintf(msg->error, sizeof(msg->error), "%s", why);
+				ps->inflight--;
+				break;
+			}
+		}
+	}
+	amqp_destroy_message(&m);
+}
+
+/* Reads one frame (waiting until deadline) and applies it. Returns 0, or
+ * 1 on timeout, or -1 when the connection is gone. */
+static bool stopping(const struct amqp_backend *ab)
+{
+	return ab->opts.stop != NULL && *ab->opts.stop != 0;
+}
+
+static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, struct mqtx_err *err)
+{
+	amqp_frame_t f;
+	if (stopping(ab)) {
+		if (ps->stop_deadline == 0)
+			ps->stop_deadline = mqtx_now_ms() + ab->opts.stop_grace_ms;
+		if (ps->stop_deadline < deadline)
+			deadline = ps->stop_deadline;
+	}
+	int64_t left = deadline - mqtx_now_ms();
+	if (left < 0)
+		left = 0;
+	struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+	if (!amqp_frames_enqueued(ab->conn) && !amqp_data_in_buffer(ab->conn))
+		amqp_maybe_release_buffers(ab->conn);
+	int st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
+	if (st == AMQP_STATUS_TIMEOUT)
+		return 1;
+	if (st != AMQP_STATUS_OK)
+		return status_err(ab, err, st, "lost connection to");
+	if (f.frame_type != AMQP_FRAME_METHOD)
+		return 0;
+	switch (f.payload.method.id) {
+	case AMQP_BASIC_ACK_METHOD: {
+		amqp_basic_ack_t *a = f.payload.method.decoded;
+		if (f.channel == ab->ch)
+			on_ack(ps, a->delivery_tag, a->multiple, MQTX_MSG_CONFIRMED, NULL);
+		return 0;
+	}
+	case AMQP_BASIC_NACK_METHOD: {
+		amqp_basic_nack_t *a = f.payload.method.decoded;
+		if (f.channel == ab->ch)
+			on_ack(ps, a->delivery_tag, a->multiple, MQTX_MSG_FAILED, "the broker refused the message (basic.nack)");
+		return 0;
+	}
+	case AMQP_BASIC_RETURN_METHOD:
+		if (f.channel == ab->ch)
+			on_return(ab, ps, f.payload.method.decoded);
+		return 0;
+	case AMQP_CHANNEL_CLOSE_METHOD: {
+		amqp_channel_close_t *c = f.payload.method.decoded;
+		amqp_channel_close_ok_t ok;
+		ps->channel_closed = true;
+		ps->close_code = c->reply_code;
+		snprintf(ps->close_text, sizeof(ps->close_text), "%.*s", (int)c->reply_text.len,
+			 (const char *)c->reply_text.bytes);
+		amqp_send_method(ab->conn, f.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+		return 0;
+	}
+	case AMQP_CONNECTION_CLOSE_METHOD: {
+		amqp_connection_close_t *c = f.payload.method.decoded;
+		amqp_connection_close_ok_t ok;
+		amqp_send_method(ab->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+		ab->broken = true;
+		return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection: %.*s", ab->where,
+				      (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+	}
+	default:
+		return 0;
+	}
+}
+
+static void build_props(const struct mqtx_msg *m, amqp_basic_properties_t *p, amqp_table_entry_t *e,
+			char *idbuf, size_t idlen)
+{
+	size_t k = 0;
+	memset(p, 0, sizeof(*p));
+	p->_flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
+	p->delivery_mode = 2;
+	p->message_id = amqp_cstring_bytes(m->key);
+	if (m->content_type != NULL && m->content_type[0] != '\0') {
+		p->_flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+		p->content_type = amqp_cstring_bytes(m->content_type);
+	}
+	for (size_t i = 0; i < m->n_headers; i++) {
+		e[k].key = amqp_cstring_bytes(m->headers[i].name);
+		e[k].value.kind = AMQP_FIELD_KIND_UTF8;
+		e[k].value.value.bytes.len = m->headers[i].value_len;
+		e[k].value.value.bytes.bytes = (void *)m->headers[i].value;
+		k++;
+	}
+	if (m->id > 0) {
+		snprintf(idbuf, idlen, "%lld", (long long)m->id);
+		e[k].key = amqp_cstring_bytes("x-mqtx-outbox-id");
+		e[k].value.kind = AMQP_FIELD_KIND_UTF8;
+		e[k].value.value.bytes = amqp_cstring_bytes(idbuf);
+		k++;
+	}
+	e[k].key = amqp_cstring_bytes("x-mqtx-idempotency-key");
+	e[k].value.kind = AMQP_FIELD_KIND_UTF8;
+	e[k].value.value.bytes = amqp_cstring_bytes(m->key);
+	k++;
+	if (m->redelivery_count > 0) {
+		e[k].key = amqp_cstring_bytes("x-mqtx-redelivery-count");
+		e[k].value.kind = AMQP_FIELD_KIND_I64;
+		e[k].value.value.i64 = m->redelivery_count;
+		k++;
+	}
+	p->headers.num_entries = (int)k;
+	p->headers.entries = e;
+}
+
+static int send_one(struct amqp_backend *ab, struct mqtx_msg *m, struct mqtx_err *err)
+{
+	amqp_basic_properties_t props;
+	char idbuf[32];
+	amqp_table_entry_t stack_e[16];
+	amqp_table_entry_t *e = stack_e;
+	if (m->n_headers + 3 > 16)
+		e = mqtx_xmalloc((m->n_headers + 3) * sizeof(*e));
+	build_props(m, &props, e, idbuf, sizeof(idbuf));
+	amqp_bytes_t body = {.len = m->payload_len, .bytes = (void *)m->payload};
+	int st = amqp_basic_publish(ab->conn, ab->ch, amqp_cstring_bytes(m->destination),
+				    amqp_cstring_bytes(m->routing_key ? m->routing_key : ""), 1, 0, &props, body);
+	if (e != stack_e)
+		free(e);
+	if (st != AMQP_STATUS_OK)
+		return status_err(ab, err, st, "cannot publish to");
+	return 0;
+}
+
+/* After a channel error: fail what the error names, re-queue the rest. */
+static void after_channel_close(struct pubstate *ps, size_t **todo, size_t *todo_n, size_t *pos)
+{
+	char guilty[256] = "";
+	const char *q = strstr(ps->close_text, "exchange '");
+	if (q != NULL) {
+		q += 10;
+		size_t l = strcspn(q, "'");
+		if (l < sizeof(guilty)) {
+			memcpy(guilty, q, l);
+			guilty[l] = '\0';
+		}
+	}
+	if (guilty[0] != '\0' || (q != NULL && q[0] == '\'')) {
+		ps->missing = mqtx_xrealloc(ps->missing, (ps->n_missing + 1) * sizeof(char *));
+		ps->missing[ps->n_missing++] = mqtx_xstrdup(guilty);
+	}
+	/* unresolved in-flight messages, in publish order, then the untouched rest */
+	size_t rest = *todo_n - *pos;
+	size_t *nt = mqtx_xmalloc((ps->chan_count + rest + 1) * sizeof(size_t));
+	size_t k = 0;
+	bool blamed = false;
+	for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
+		struct mqtx_msg *m = &ps->msgs[ps->chan_idx[i]];
+		if (m->state != MQTX_MSG_UNKNOWN)
+			continue;
+		ps->inflight--;
+		if ((q != NULL && strcmp(m->destination, guilty) == 0) || (q == NULL && !blamed)) {
+			/* without a named exchange, blame the oldest unconfirmed message */
+			m->state = MQTX_MSG_FAILED;
+			snprintf(m->error, sizeof(m->error), "channel error %d: %.200s", ps->close_code, ps->close_text);
+			blamed = true;
+		} else {
+			m->state = MQTX_MSG_PENDING;
+			nt[k++] = ps->chan_idx[i];
+		}
+	}
+	for (size_t i = *pos; i < *todo_n; i++)
+		nt[k++] = (*todo)[i];
+	free(*todo);
+	*todo = nt;
+	*todo_n = k;
+	*pos = 0;
+	ps->chan_count = ps->chan_low = 0;
+	ps->inflight = 0;
+	ps->channel_closed = false;
+	ps->tag_base = 0;
+}
+
+static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
+{
+	struct pubstate ps = {.msgs = msgs, .n = n, .tag_base = ab->published};
+	size_t todo_n = n, pos = 0;
+	size_t *todo = mqtx_xmalloc((n + 1) * sizeof(size_t));
+	int64_t deadline = mqtx_now_ms() + ab->confirm_timeout_ms;
+	int rc = 0;
+	int reopen = 0;
+
+	for (size_t i = 0; i < n; i++)
+		todo[i] = i;
+	ps.chan_idx = mqtx_xmalloc((n + 1) * sizeof(size_t));
+
+	for (;;) {
+		while (pos < todo_n && !ps.channel_closed && !stopping(ab)) {
+			struct mqtx_msg *m = &msgs[todo[pos]];
+			if (is_missing(&ps, m->destination)) {
+				m->state = MQTX_MSG_FAILED;
+				snprintf(m->error, sizeof(m->error), "channel error 404: NOT_FOUND - no exchange '%s'",
+					 m->destination);
+				pos++;
+				continue;
+			}
+			while (ps.inflight >= ab->opts.window && !ps.channel_closed) {
+				int p = pump(ab, &ps, deadline, err);
+				if (p < 0)
+					goto broken;
+				if (p == 1)
+					goto timeout;
+			}
+			if (ps.channel_closed)
+				break;
+			/* take what already arrived without blocking */
+			while (amqp_frames_enqueued(ab->conn) || amqp_data_in_buffer(ab->conn)) {
+				if (pump(ab, &ps, 0, err) < 0)
+					goto broken;
+			}
+			m->state = MQTX_MSG_UNKNOWN;
+			m->error[0] = '\0';
+			if (send_one(ab, m, err) < 0) {
+				m->state = MQTX_MSG_PENDING; /* never left us as far as we know */
+				goto broken;
+			}
+			ps.chan_idx[ps.chan_count++] = todo[pos];
+			ab->published++;
+			ps.inflight++;
+			pos++;
+		}
+		while (ps.inflight > 0 && !ps.channel_closed) {
+			int p = pump(ab, &ps, deadline, err);
+			if (p < 0)
+				goto broken;
+			if (p == 1)
+				goto timeout;
+		}
+		if (!ps.channel_closed)
+			break;
+		if (++reopen > 50) {
+			mqtx_err_set(err, MQTX_E_BROKER, "broker '%s' keeps closing the channel: %s", ab->where, ps.close_text);
+			ab->broken = true;
+			rc = -1;
+			break;
+		}
+		mqtx_debug("channel closed by broker (%d %s); reopening", ps.close_code, ps.close_text);
+		after_channel_close(&ps, &todo, &todo_n, &pos);
+		/* a fresh channel restarts the delivery tags */
+		ps.chan_idx = mqtx_xrealloc(ps.chan_idx, (n + 1) * sizeof(size_t));
+		if (open_channel(ab, err) < 0)
+			goto broken;
+	}
+	goto out;
+timeout:
+	ab->broken = true;
+	rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)", ab->where,
+			    (long long)ab->confirm_timeout_ms, ps.inflight);
+	goto out;
+broken:
+	ab->broken = true;
+	rc = -1;
+out:
+	for (size_t i = 0; i < ps.n_missing; i++)
+		free(ps.missing[i]);
+	free(ps.missing);
+	free(ps.chan_idx);
+	free(todo);
+	return rc;
+}
+
+static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
+{
+	struct pubstate ps = {.msgs = msgs, .n = n};
+	int64_t deadline = mqtx_now_ms() + ab->confirm_timeout_ms;
+	amqp_tx_commit_t commit = {0};
+	amqp_tx_rollback_t rollback = {0};
+	amqp_frame_t f;
+	char returned[256] = "";
+
+	for (size_t i = 0; i < n; i++) {
+		msgs[i].state = MQTX_MSG_PENDING;
+		msgs[i].error[0] = '\0';
+		if (send_one(ab, &msgs[i], err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		msgs[i].state = MQTX_MSG_UNKNOWN;
+	/* Commit, but first see whether anything came back unroutable: then roll back. */
+	int st = amqp_send_method(ab->conn, ab->ch, AMQP_TX_COMMIT_METHOD, &commit);
+	if (st != AMQP_STATUS_OK)
+		return status_err(ab, err, st, "cannot send tx.commit to");
+	bool rolling_back = false;
+	for (;;) {
+		int64_t left = deadline - mqtx_now_ms();
+		struct timeval tv = {.tv_sec = left > 0 ? left / 1000 : 0, .tv_usec = left > 0 ? (left % 1000) * 1000 : 0};
+		st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
+		if (st == AMQP_STATUS_TIMEOUT) {
+			ab->broken = true;
+			return mqtx_err_retry(err, MQTX_E_BROKER, "no answer to tx.commit from '%s' within %lldms: outcome unknown",
+					      ab->where, (long long)ab->confirm_timeout_ms);
+		}
+		if (st != AMQP_STATUS_OK)
+			return status_err(ab, err, st, "lost connection (outcome of tx.commit unknown) to");
+		if (f.frame_type != AMQP_FRAME_METHOD || f.channel != ab->ch)
+			continue;
+		if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+			amqp_basic_return_t *ret = f.payload.method.decoded;
+			snprintf(returned, sizeof(returned), "unroutable: exchange '%.*s' routing key '%.*s' (%.*s)",
+				 (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
+				 (const char *)ret->routing_key.bytes, (int)ret->reply_text.len,
+				 (const char *)ret->reply_text.bytes);
+			amqp_message_t m;
+			if (amqp_read_message(ab->conn, ab->ch, &m, 0).reply_type == AMQP_RESPONSE_NORMAL)
+				amqp_destroy_message(&m);
+			(void)ps;
+			continue;
+		}
+		if (f.payload.method.id == AMQP_TX_COMMIT_OK_METHOD) {
+			/* RabbitMQ applies the publishes even when some were returned;
+			 * a returned message was simply not routed anywhere. */
+			for (size_t i = 0; i < n; i++)
+				msgs[i].state = MQTX_MSG_CONFIRMED;
+			if (returned[0] != '\0')
+				mqtx_warn("%s", returned);
+			return 0;
+		}
+		if (f.payload.method.id == AMQP_TX_ROLLBACK_OK_METHOD && rolling_back)
+			break;
+		if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			amqp_channel_close_t *c = f.payload.method.decoded;
+			amqp_channel_close_ok_t ok;
+			char text[256];
+			snprintf(text, sizeof(text), "channel error %d: %.*s", c->reply_code, (int)c->reply_text.len,
+				 (const char *)c->reply_text.bytes);
+			amqp_send_method(ab->conn, ab->ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+			/* a channel closed before commit-ok: the transaction is discarded */
+			for (size_t i = 0; i < n; i++) {
+				msgs[i].state = MQTX_MSG_FAILED;
+				snprintf(msgs[i].error, sizeof(msgs[i].error), "%.200s (transaction rolled back)", text);
+			}
+			if (open_channel(ab, err) < 0)
+				return -1;
+			return 0;
+		}
+		if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			ab->broken = true;
+			return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection during tx.commit: outcome unknown",
+					      ab->where);
+		}
+	}
+	(void)rollback;
+	return 0;
+}
+
+static int amqp_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
+{
+	struct amqp_backend *ab = (struct amqp_backend *)b;
+	if (ab->broken)
+		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", ab->where);
+	if (n == 0)
+		return 0;
+	if (ab->opts.mode == MQTX_PUB_TX)
+		return publish_tx(ab, msgs, n, err);
+	return publish_confirm(ab, msgs, n, err);
+}
+
+static int amqp_inspect(struct mqtx_backend *b, const char *destination, const char *queue,
+			struct mqtx_dest_info *info, struct mqtx_err *err)
+{
+	struct amqp_backend *ab = (struct amqp_backend *)b;
+	memset(info, 0, sizeof(*info));
+	info->depth = info->consumers = -1;
+	/* Passive declares close the channel when the object is missing: use a scratch channel. */
+	amqp_channel_t ch = (amqp_channel_t)(ab->ch + 1000);
+	amqp_channel_open(ab->conn, ch);
+	if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+		return -1;
+	if (destination != NULL) {
+		if (destination[0] == '\0') {
+			info->exists = true; /* the default exchange always exists */
+		} else {
+			amqp_exchange_declare(ab->conn, ch, amqp_cstring_bytes(destination), amqp_cstring_bytes("direct"), 1, 0,
+					      0, 0, amqp_empty_table);
+			amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->conn);
+			info->exists = r.reply_type == AMQP_RESPONSE_NORMAL;
+			if (!info->exists) {
+				snprintf(info->detail, sizeof(info->detail), "exchange '%s' does not exist", destination);
+				if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION)
+					return reply_err(ab, err, r, "cannot inspect exchange on");
+				amqp_channel_open(ab->conn, ch);
+				if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+					return -1;
+			}
+		}
+	}
+	if (queue != NULL) {
+		amqp_queue_declare_ok_t *ok = amqp_queue_declare(ab->conn, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+								  amqp_empty_table);
+		amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->conn);
+		if (r.reply_type == AMQP_RESPONSE_NORMAL && ok != NULL) {
+			info->depth = ok->message_count;
+			info->consumers = ok->consumer_count;
+		} else {
+			info->exists = false;
+			snprintf(info->detail, sizeof(info->detail), "queue '%s' does not exist", queue);
+			return 0;
+		}
+	}
+	amqp_channel_close(ab->conn, ch, AMQP_REPLY_SUCCESS);
+	return 0;
+}
+
+const struct mqtx_backend_ops mqtx_backend_amqp = {
+	.name = "amqp",
+	.schemes = amqp_schemes,
+	.open = amqp_open,
+	.close = amqp_close,
+	.publish = amqp_publish,
+	.inspect = amqp_inspect,
+};

@@ -1,0 +1,41 @@
+/* One message on its way to a broker. All pointers are borrowed from
+ * whoever built the message (an outbox batch, txpub's input); the backend
+ * only fills in the outcome fields. */
+#ifndef MQTX_MSG_H
+#define MQTX_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mqtx_header {
+	const char *name;
+	const char *value;
+	size_t value_len;
+};
+
+enum mqtx_msg_state {
+	MQTX_MSG_PENDING = 0, /* not handed to the broker yet */
+	MQTX_MSG_CONFIRMED,   /* the broker acked it: safe to mark sent */
+	MQTX_MSG_FAILED,      /* the broker refused it (nack, unroutable, no such destination) */
+	MQTX_MSG_UNKNOWN,     /* handed over but no answer (connection lost, timeout) */
+};
+
+struct mqtx_msg {
+	int64_t id;               /* outbox id, 0 when not from the outbox */
+	const char *key;          /* idempotency key */
+	const char *destination;  /* AMQP exchange or Kafka topic */
+	const char *routing_key;  /* may be NULL */
+	const char *ordering_key; /* may be NULL */
+	const char *content_type; /* may be NULL */
+	const struct mqtx_header *headers;
+	size_t n_headers;
+	const void *payload;
+	size_t payload_len;
+	int64_t redelivery_count; /* > 0: sent as x-mqtx-redelivery-count */
+
+	/* outcome, filled by the backend */
+	enum mqtx_msg_state state;
+	char error[256];
+};
+
+#endif

@@ -1,0 +1,591 @@
+/* Outbox SQL (see outbox.h). Every identifier from config is quoted with
+ * PQescapeIdentifier and every value travels as a parameter. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
+#include "outbox.h"
+
+#include <endian.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+#include "pg.h"
+
+struct mqtx_outbox {
+	PGconn *conn;
+	const struct mqtx_config *cfg;
+	char *qschema;
+	char *qtable;
+	char *qualified;
+	char *qrelays;
+	char *q[MQTX_COL__COUNT]; /* quoted column names, NULL when unmapped */
+	int64_t lock_base;        /* advisory lock key space: table oid << 16 */
+	char *sql_buckets;
+	char *sql_claim;
+	char *sql_finish;
+	bool in_tx;
+	bool heartbeat_off;
+};
+
+static const char *col_sql_or_null(const struct mqtx_outbox *ob, enum mqtx_col c, const char *null_type)
+{
+	static char buf[MQTX_COL__COUNT][64];
+	if (ob->q[c] != NULL)
+		return ob->q[c];
+	snprintf(buf[c], sizeof(buf[c]), "NULL::%s", null_type);
+	return buf[c];
+}
+
+const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob)
+{
+	return ob->qualified;
+}
+
+static char *literal(PGconn *conn, const char *s)
+{
+	char *q = PQescapeLiteral(conn, s, strlen(s));
+	if (q == NULL)
+		abort();
+	char *r = mqtx_xstrdup(q);
+	PQfreemem(q);
+	return r;
+}
+
+/* SQL expression for the idempotency key of row alias t. */
+static void key_expr(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias)
+{
+	if (ob->q[MQTX_COL_KEY] != NULL) {
+		mqtx_buf_printf(b, "%s.%s", alias, ob->q[MQTX_COL_KEY]);
+		return;
+	}
+	char *lit = literal(ob->conn, ob->cfg->outbox_table);
+	mqtx_buf_printf(b, "('mqtx:' || current_database() || ':' || %s || ':' || %s.%s)", lit, alias,
+			ob->q[MQTX_COL_ID]);
+	free(lit);
+}
+
+static void build_sql(struct mqtx_outbox *ob)
+{
+	const char *T = ob->qualified;
+	const char *id = ob->q[MQTX_COL_ID], *st = ob->q[MQTX_COL_STATUS], *av = ob->q[MQTX_COL_AVAILABLE_AT];
+	const char *ok = ob->q[MQTX_COL_ORDERING_KEY];
+	struct mqtx_buf b = MQTX_BUF_INIT;
+
+	/* Phase 1: lease the buckets of the ordering keys at the head of the queue. */
+	if (ok != NULL)
+		mqtx_buf_printf(&b,
+				"SELECT s.b FROM (SELECT DISTINCT (hashtext(h.k) & 2147483647) %% $2::int4 AS b FROM "
+				"(SELECT t.%s AS k FROM %s t WHERE t.%s = 'pending' AND t.%s <= now() AND t.%s IS NOT NULL "
+				"ORDER BY t.%s LIMIT $1::int8) h) s WHERE pg_try_advisory_xact_lock($3::int8 + s.b)",
+				ok, T, st, av, ok, id);
+	ob->sql_buckets = mqtx_buf_detach(&b);
+
+	/* Phase 2, a new statement and so a new snapshot taken after the
+	 * bucket locks were granted: rows without a key, or whose key's
+	 * bucket we hold and which no earlier pending row of the key blocks. */
+	mqtx_buf_printf(&b, "SELECT t.%s::int8, ", id);
+	key_expr(ob, &b, "t");
+	mqtx_buf_printf(&b, ", t.%s::text, %s::text, %s::text, %s::text, ", ob->q[MQTX_COL_DESTINATION],
+			col_sql_or_null(ob, MQTX_COL_ROUTING_KEY, "text"), col_sql_or_null(ob, MQTX_COL_ORDERING_KEY, "text"),
+			col_sql_or_null(ob, MQTX_COL_HEADERS, "text"));
+	const char *ptype = ob->cfg->outbox_payload_type;
+	if (strcmp(ptype, "bytea") == 0)
+		mqtx_buf_printf(&b, "t.%s, ", ob->q[MQTX_COL_PAYLOAD]);
+	else
+		mqtx_buf_printf(&b, "convert_to(t.%s::text, 'UTF8'), ", ob->q[MQTX_COL_PAYLOAD]);
+	if (strcmp(ptype, "json") == 0 || strcmp(ptype, "jsonb") == 0)
+		mqtx_buf_printf(&b, "coalesce(%s::text, 'application/json'), ",
+				col_sql_or_null(ob, MQTX_COL_CONTENT_TYPE, "text"));
+	else
+		mqtx_buf_printf(&b, "%s::text, ", col_sql_or_null(ob, MQTX_COL_CONTENT_TYPE, "text"));
+	mqtx_buf_printf(&b, "t.%s::int8 FROM %s t WHERE t.%s = 'pending' AND t.%s <= now()", ob->q[MQTX_COL_ATTEMPTS],
+			T, st, av);
+	if (ok != NULL)
+		mqtx_buf_printf(&b,
+				" AND (t.%s IS NULL OR ((hashtext(t.%s) & 2147483647) %% $2::int4 = ANY($3::int4[])"
+				" AND NOT EXISTS (SELECT 1 FROM %s p WHERE p.%s = t.%s AND p.%s = 'pending' AND p.%s < t.%s"
+				" AND p.%s > now())))",
+				ok, ok, T, ok, ok, st, id, id, av);
+	mqtx_buf_printf(&b, " ORDER BY t.%s LIMIT $1::int8 FOR UPDATE OF t SKIP LOCKED", id);
+	ob->sql_claim = mqtx_buf_detach(&b);
+
+	/* Outcomes of a batch in one statement. */
+	mqtx_buf_printf(&b,
+			"WITH s AS (UPDATE %s t SET %s = 'sent', %s = t.%s + 1",
+			T, st, ob->q[MQTX_COL_ATTEMPTS], ob->q[MQTX_COL_ATTEMPTS]);
+	if (ob->q[MQTX_COL_SENT_AT] != NULL)
+		mqtx_buf_printf(&b, ", %s = now()", ob->q[MQTX_COL_SENT_AT]);
+	mqtx_buf_printf(&b, " WHERE t.%s = ANY($1::int8[]) AND t.%s = 'pending' RETURNING 1), ", id, st);
+	mqtx_buf_printf(&b,
+			"f AS (UPDATE %s t SET %s = t.%s + 1, %s = u.err, "
+			"%s = CASE WHEN t.%s + 1 >= $4::int4 THEN 'dead' ELSE t.%s END, "
+			"%s = now() + u.delay * interval '1 millisecond' "
+			"FROM unnest($2::int8[], $3::text[], $5::int8[]) AS u(id, err, delay) "
+			"WHERE t.%s = u.id AND t.%s = 'pending' RETURNING t.%s = 'dead' AS dead) "
+			"SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM f WHERE NOT dead), "
+			"(SELECT count(*) FROM f WHERE dead)",
+			T, ob->q[MQTX_COL_ATTEMPTS], ob->q[MQTX_COL_ATTEMPTS], ob->q[MQTX_COL_LAST_ERROR], st,
+			ob->q[MQTX_COL_ATTEMPTS], st, av, id, st, st);
+	ob->sql_finish = mqtx_buf_detach(&b);
+}
+
+struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	struct mqtx_outbox *ob = mqtx_xcalloc(1, sizeof(*ob));
+	ob->conn = conn;
+	ob->cfg = cfg;
+	ob->qschema = mqtx_pg_ident(conn, cfg->outbox_schema);
+	ob->qtable = mqtx_pg_ident(conn, cfg->outbox_table);
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_printf(&b, "%s.%s", ob->qschema, ob->qtable);
+	ob->qualified = mqtx_buf_detach(&b);
+	mqtx_buf_printf(&b, "%s.mqtx_relays", ob->qschema);
+	ob->qrelays = mqtx_buf_detach(&b);
+	for (int c = 0; c < MQTX_COL__COUNT; c++)
+		if (cfg->outbox_columns[c] != NULL && cfg->outbox_columns[c][0] != '\0')
+			ob->q[c] = mqtx_pg_ident(conn, cfg->outbox_columns[c]);
+
+	/* The table must exist and have every mapped column. */
+	const char *params[2] = {cfg->outbox_schema, cfg->outbox_table};
+	PGresult *res = PQexecParams(conn,
+				     "SELECT c.oid::int8, array_agg(a.attname::text) FROM pg_class c "
+				     "JOIN pg_namespace n ON n.oid = c.relnamespace "
+				     "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+				     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') GROUP BY c.oid",
+				     2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		mqtx_pg_fail(conn, res, "cannot look up the outbox table", err);
+		goto fail;
+	}
+	if (PQntuples(res) == 0) {
+		mqtx_err_set(err, MQTX_E_DB, "outbox table %s does not exist (run 'mqtx init', or set outbox.schema/outbox.table)",
+			     ob->qualified);
+		PQclear(res);
+		goto fail;
+	}
+	ob->lock_base = strtoll(PQgetvalue(res, 0, 0), NULL, 10) << 16;
+	const char *cols = PQgetvalue(res, 0, 1);
+	for (int c = 0; c < MQTX_COL__COUNT; c++) {
+		if (ob->q[c] == NULL)
+			continue;
+		/* array_agg text: {a,b,"c d"}; the quoted identifier matches the quoted array element */
+		const char *name = cfg->outbox_columns[c];
+		bool found = false;
+		PGresult *r2 = PQexecParams(conn, "SELECT $1 = ANY($2::text[])", 2, NULL,
+					    (const char *[]){name, cols}, NULL, NULL, 0);
+		if (PQresultStatus(r2) == PGRES_TUPLES_OK && PQntuples(r2) == 1)
+			found = PQgetvalue(r2, 0, 0)[0] == 't';
+		PQclear(r2);
+		if (!found) {
+			mqtx_err_set(err, MQTX_E_CONFIG, "outbox table %s has no column %s (outbox.columns: map it, or see 'mqtx init --print')",
+				     ob->qualified, ob->q[c]);
+			PQclear(res);
+			goto fail;
+		}
+	}
+	PQclear(res);
+	build_sql(ob);
+	return ob;
+fail:
+	mqtx_outbox_free(ob);
+	return NULL;
+}
+
+void mqtx_outbox_free(struct mqtx_outbox *ob)
+{
+	if (ob == NULL)
+		return;
+	free(ob->qschema);
+	free(ob->qtable);
+	free(ob->qualified);
+	free(ob->qrelays);
+	for (int c = 0; c < MQTX_COL__COUNT; c++)
+		free(ob->q[c]);
+	free(ob->sql_buckets);
+	free(ob->sql_claim);
+	free(ob->sql_finish);
+	free(ob);
+}
+
+void mqtx_outbox_abort(struct mqtx_outbox *ob)
+{
+	if (!ob->in_tx)
+		return;
+	PGresult *res = PQexec(ob->conn, "ROLLBACK");
+	PQclear(res);
+	ob->in_tx = false;
+}
+
+/* ---- claiming ---- */
+
+static int64_t get_i64(const PGresult *res, int row, int col)
+{
+	uint64_t v;
+	memcpy(&v, PQgetvalue(res, row, col), 8);
+	return (int64_t)be64toh(v);
+}
+
+static char *get_str(struct mqtx_batch *b, const PGresult *res, int row, int col)
+{
+	(void)b;
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	/* binary text values are not NUL-terminated in general; libpq adds one */
+	return PQgetvalue(res, row, col);
+}
+
+static char *keep(struct mqtx_batch *b, char *s)
+{
+	b->owned = mqtx_xrealloc(b->owned, (b->n_owned + 1) * sizeof(char *));
+	b->owned[b->n_owned++] = s;
+	return s;
+}
+
+/* Turns the headers JSON of one row into name/value pairs; returns the
+ * number of pairs, or -1 with why set when the JSON is not an object. */
+static long parse_headers(struct mqtx_batch *b, const char *text, struct mqtx_header **out, char **why)
+{
+	struct mqtx_err e;
+	struct mqtx_json *v = mqtx_json_parse(text, strlen(text), &e);
+	*out = NULL;
+	if (v == NULL) {
+		*why = keep(b, mqtx_xstrdup(e.msg));
+		return -1;
+	}
+	if (v->type == MQTX_JSON_NULL) {
+		mqtx_json_free(v);
+		return 0;
+	}
+	if (v->type != MQTX_JSON_OBJECT) {
+		*why = keep(b, mqtx_xstrdup("headers must be a JSON object"));
+		mqtx_json_free(v);
+		return -1;
+	}
+	struct mqtx_header *h = mqtx_xcalloc(v->count + 1, sizeof(*h));
+	size_t k = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		const struct mqtx_json *item = v->items[i];
+		if (item->type == MQTX_JSON_NULL)
+			continue;
+		if (memchr(v->keys[i], '\0', v->key_lens[i]) != NULL || v->key_lens[i] == 0 || v->key_lens[i] > 255) {
+			*why = keep(b, mqtx_xstrdup("a header name is empty, longer than 255 bytes or contains NUL"));
+			free(h);
+			mqtx_json_free(v);
+			return -1;
+		}
+		h[k].name = keep(b, mqtx_xstrndup(v->keys[i], v->key_lens[i]));
+		struct mqtx_buf val = MQTX_BUF_INIT;
+		if (item->type == MQTX_JSON_STRING)
+			mqtx_buf_add(&val, item->str, item->len);
+		else if (item->type == MQTX_JSON_BOOL)
+			mqtx_buf_adds(&val, item->boolean ? "true" : "false");
+		else
+			mqtx_json_write(&val, item);
+		h[k].value_len = val.len;
+		h[k].value = keep(b, mqtx_buf_detach(&val));
+		k++;
+	}
+	mqtx_json_free(v);
+	keep(b, (char *)h);
+	*out = h;
+	return (long)k;
+}
+
+static char *int_array_literal(const int64_t *v, size_t n)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_addc(&b, '{');
+	for (size_t i = 0; i < n; i++)
+		mqtx_buf_printf(&b, "%s%lld", i ? "," : "", (long long)v[i]);
+	mqtx_buf_addc(&b, '}');
+	return mqtx_buf_detach(&b);
+}
+
+struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool dry_run, struct mqtx_err *err)
+{
+	char slimit[32], sbuckets[32], sbase[32];
+	char *locked = NULL;
+	PGresult *res;
+
+	(void)dry_run;
+	snprintf(slimit, sizeof(slimit), "%zu", limit);
+	snprintf(sbuckets, sizeof(sbuckets), "%lld", (long long)ob->cfg->relay_ordering_buckets);
+	snprintf(sbase, sizeof(sbase), "%lld", (long long)ob->lock_base);
+
+	if (mqtx_pg_exec(ob->conn, "BEGIN", err) < 0)
+		return NULL;
+	ob->in_tx = true;
+	if (ob->q[MQTX_COL_ORDERING_KEY] != NULL) {
+		const char *p1[3] = {slimit, sbuckets, sbase};
+		res = PQexecParams(ob->conn, ob->sql_buckets, 3, NULL, p1, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			mqtx_pg_fail(ob->conn, res, "cannot lease ordering-key buckets", err);
+			goto fail;
+		}
+		int nb = PQntuples(res);
+		int64_t *bk = mqtx_xmalloc(((size_t)nb + 1) * sizeof(int64_t));
+		for (int i = 0; i < nb; i++)
+			bk[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		locked = int_array_literal(bk, (size_t)nb);
+		free(bk);
+		PQclear(res);
+		const char *p2[3] = {slimit, sbuckets, locked};
+		res = PQexecParams(ob->conn, ob->sql_claim, 3, NULL, p2, NULL, NULL, 1);
+	} else {
+		const char *p2[1] = {slimit};
+		res = PQexecParams(ob->conn, ob->sql_claim, 1, NULL, p2, NULL, NULL, 1);
+	}
+	free(locked);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		mqtx_pg_fail(ob->conn, res, "cannot claim outbox rows", err);
+		goto fail;
+	}
+
+	struct mqtx_batch *b = mqtx_xcalloc(1, sizeof(*b));
+	b->res = res;
+	b->n = (size_t)PQntuples(res);
+	b->msgs = mqtx_xcalloc(b->n + 1, sizeof(*b->msgs));
+	b->attempts = mqtx_xcalloc(b->n + 1, sizeof(int64_t));
+	b->bad_headers = mqtx_xcalloc(b->n + 1, sizeof(char *));
+	for (size_t i = 0; i < b->n; i++) {
+		int r = (int)i;
+		struct mqtx_msg *m = &b->msgs[i];
+		m->id = get_i64(res, r, 0);
+		m->key = get_str(b, res, r, 1);
+		m->destination = get_str(b, res, r, 2);
+		m->routing_key = get_str(b, res, r, 3);
+		m->ordering_key = get_str(b, res, r, 4);
+		const char *hdr = get_str(b, res, r, 5);
+		m->payload = PQgetvalue(res, r, 6);
+		m->payload_len = (size_t)PQgetlength(res, r, 6);
+		m->content_type = get_str(b, res, r, 7);
+		b->attempts[i] = get_i64(res, r, 8);
+		if (m->key == NULL || m->destination == NULL) {
+			b->bad_headers[i] = keep(b, mqtx_xstrdup(m->key == NULL ? "the idempotency key is NULL"
+									     : "the destination is NULL"));
+			if (m->key == NULL)
+				m->key = "";
+			if (m->destination == NULL)
+				m->destination = "";
+		}
+		if (hdr != NULL && b->bad_headers[i] == NULL) {
+			struct mqtx_header *h;
+			char *why = NULL;
+			long nh = parse_headers(b, hdr, &h, &why);
+			if (nh < 0) {
+				char msg[300];
+				snprintf(msg, sizeof(msg), "malformed headers: %s", why);
+				b->bad_headers[i] = keep(b, mqtx_xstrdup(msg));
+			} else {
+				m->headers = h;
+				m->n_headers = (size_t)nh;
+			}
+		}
+	}
+	return b;
+fail:
+	mqtx_outbox_abort(ob);
+	return NULL;
+}
+
+void mqtx_batch_free(struct mqtx_batch *b)
+{
+	if (b == NULL)
+		return;
+	for (size_t i = 0; i < b->n_owned; i++)
+		free(b->owned[i]);
+	free(b->owned);
+	free(b->msgs);
+	free(b->attempts);
+	free(b->bad_headers);
+	PQclear(b->res);
+	free(b);
+}
+
+/* ---- outcomes ---- */
+
+int64_t mqtx_backoff_ms(const struct mqtx_config *cfg, int64_t attempts)
+{
+	double d = (double)cfg->relay_backoff_initial_ms;
+	for (int64_t i = 0; i < attempts && d < (double)cfg->relay_backoff_max_ms; i++)
+		d *= 2;
+	if (d > (double)cfg->relay_backoff_max_ms)
+		d = (double)cfg->relay_backoff_max_ms;
+	if (cfg->relay_backoff_jitter > 0) {
+		double j = (double)cfg->relay_backoff_jitter / 100.0;
+		double r = (double)random() / (double)RAND_MAX; /* 0..1 */
+		d *= 1.0 - j + 2.0 * j * r;
+	}
+	return (int64_t)d;
+}
+
+/* Appends s to a text[] literal, quoted, keeping printable ASCII only so
+ * the database never sees invalid encoding from a broker message. */
+static void add_text_elem(struct mqtx_buf *b, const char *s)
+{
+	mqtx_buf_addc(b, '"');
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			mqtx_buf_addc(b, '\\');
+			mqtx_buf_addc(b, (char)*p);
+		} else if (*p < 0x20 || *p >= 0x7f) {
+			mqtx_buf_addc(b, '?');
+		} else {
+			mqtx_buf_addc(b, (char)*p);
+		}
+	}
+	mqtx_buf_addc(b, '"');
+}
+
+int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx_finish_stats *st,
+		       struct mqtx_err *err)
+{
+	struct mqtx_buf sent = MQTX_BUF_INIT, fid = MQTX_BUF_INIT, ferr = MQTX_BUF_INIT, fdelay = MQTX_BUF_INIT;
+	size_t ns = 0, nf = 0;
+	char smax[32];
+
+	memset(st, 0, sizeof(*st));
+	mqtx_buf_addc(&sent, '{');
+	mqtx_buf_addc(&fid, '{');
+	mqtx_buf_addc(&ferr, '{');
+	mqtx_buf_addc(&fdelay, '{');
+	for (size_t i = 0; i < b->n; i++) {
+		struct mqtx_msg *m = &b->msgs[i];
+		switch (m->state) {
+		case MQTX_MSG_CONFIRMED:
+			mqtx_buf_printf(&sent, "%s%lld", ns++ ? "," : "", (long long)m->id);
+			break;
+		case MQTX_MSG_FAILED:
+		case MQTX_MSG_UNKNOWN:
+			mqtx_buf_printf(&fid, "%s%lld", nf ? "," : "", (long long)m->id);
+			if (nf)
+				mqtx_buf_addc(&ferr, ',');
+			add_text_elem(&ferr, m->error[0] != '\0' ? m->error
+								 : (m->state == MQTX_MSG_UNKNOWN ? "no confirm from the broker"
+												 : "failed"));
+			mqtx_buf_printf(&fdelay, "%s%lld", nf ? "," : "",
+					(long long)mqtx_backoff_ms(ob->cfg, b->attempts[i]));
+			nf++;
+			break;
+		case MQTX_MSG_PENDING:
+			st->released++;
+			break;
+		}
+	}
+	mqtx_buf_addc(&sent, '}');
+	mqtx_buf_addc(&fid, '}');
+	mqtx_buf_addc(&ferr, '}');
+	mqtx_buf_addc(&fdelay, '}');
+	snprintf(smax, sizeof(smax), "%lld", (long long)ob->cfg->relay_max_attempts);
+
+	int rc = 0;
+	if (ns + nf > 0) {
+		const char *p[5] = {sent.data, fid.data, ferr.data, smax, fdelay.data};
+		PGresult *res = PQexecParams(ob->conn, ob->sql_finish, 5, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			rc = mqtx_pg_fail(ob->conn, res, "cannot record the batch outcome", err);
+		} else {
+			st->sent = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+			st->failed = (size_t)strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+			st->dead = (size_t)strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+			PQclear(res);
+		}
+	}
+	mqtx_buf_free(&sent);
+	mqtx_buf_free(&fid);
+	mqtx_buf_free(&ferr);
+	mqtx_buf_free(&fdelay);
+	if (rc < 0) {
+		mqtx_outbox_abort(ob);
+		return -1;
+	}
+	if (mqtx_pg_exec(ob->conn, "COMMIT", err) < 0) {
+		ob->in_tx = false;
+		return -1;
+	}
+	ob->in_tx = false;
+	return 0;
+}
+
+/* ---- LISTEN/NOTIFY ---- */
+
+int mqtx_outbox_listen(struct mqtx_outbox *ob, struct mqtx_err *err)
+{
+	char *ch = mqtx_pg_ident(ob->conn, ob->cfg->outbox_notify_channel);
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_printf(&b, "LISTEN %s", ch);
+	free(ch);
+	int rc = mqtx_pg_exec(ob->conn, b.data, err);
+	mqtx_buf_free(&b);
+	return rc;
+}
+
+int mqtx_outbox_wait(struct mqtx_outbox *ob, int64_t ms, struct mqtx_err *err)
+{
+	PGnotify *n;
+	int got = 0;
+
+	if (PQconsumeInput(ob->conn) == 0)
+		return mqtx_pg_fail(ob->conn, NULL, "lost the database connection", err);
+	while ((n = PQnotifies(ob->conn)) != NULL) {
+		got = 1;
+		PQfreemem(n);
+	}
+	if (got)
+		return 1;
+	struct pollfd pfd = {.fd = PQsocket(ob->conn), .events = POLLIN};
+	int pr = poll(&pfd, 1, (int)(ms > 0 ? ms : 0));
+	if (pr <= 0)
+		return 0; /* timeout or a signal: the caller looks at its stop flag */
+	if (PQconsumeInput(ob->conn) == 0)
+		return mqtx_pg_fail(ob->conn, NULL, "lost the database connection", err);
+	while ((n = PQnotifies(ob->conn)) != NULL) {
+		got = 1;
+		PQfreemem(n);
+	}
+	return got;
+}
+
+/* ---- heartbeats ---- */
+
+int mqtx_outbox_heartbeat(struct mqtx_outbox *ob, const struct mqtx_heartbeat *hb, struct mqtx_err *err)
+{
+	if (ob->heartbeat_off)
+		return 0;
+	char host[256] = "";
+	char pid[32], relayed[32], failed[32];
+	gethostname(host, sizeof(host) - 1);
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	snprintf(relayed, sizeof(relayed), "%lld", (long long)hb->relayed);
+	snprintf(failed, sizeof(failed), "%lld", (long long)hb->failed);
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"INSERT INTO %s AS r (relay_id, outbox, host, pid, version, relayed, failed, last_error) "
+			"VALUES ($1, $2, $3, $4::int4, $5, $6::int8, $7::int8, $8) ON CONFLICT (relay_id) DO UPDATE SET "
+			"last_seen = now(), relayed = EXCLUDED.relayed, failed = EXCLUDED.failed, "
+			"last_error = coalesce(EXCLUDED.last_error, r.last_error), "
+			"last_batch_at = CASE WHEN $9::bool THEN now() ELSE r.last_batch_at END, "
+			"stopped_at = CASE WHEN $10::bool THEN now() ELSE NULL END",
+			ob->qrelays);
+	const char *p[10] = {hb->relay_id, ob->qualified, host, pid, hb->version, relayed, failed, hb->last_error,
+			     hb->batch_done ? "true" : "false", hb->stopping ? "true" : "false"};
+	PGresult *res = PQexecParams(ob->conn, sql.data, 10, NULL, p, NULL, NULL, 0);
+	mqtx_buf_free(&sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state != NULL && strcmp(state, "42P01") == 0) {
+			/* no mqtx_relays table: an adopted outbox without `mqtx init` */
+			mqtx_warn("no table %s: relay heartbeats are off (run 'mqtx init' to create it)", ob->qrelays);
+			ob->heartbeat_off = true;
+			PQclear(res);
+			return 0;
+		}
+		return mqtx_pg_fail(ob->conn, res, "cannot record the relay heartbeat", err);
+	}
+	PQclear(res);
+	return 0;
+}

@@ -1,0 +1,84 @@
+/* Everything SQL about the outbox table: schema creation, claiming a
+ * batch, recording outcomes, relay heartbeats. The only user of libpq
+ * besides pg.c.
+ *
+ * A batch lives in one database transaction: claiming takes row locks
+ * (FOR UPDATE SKIP LOCKED) and transaction-scoped advisory locks on the
+ * hash buckets of the ordering keys it holds; the outcome is written and
+ * committed after the broker answered. A relay that dies mid-batch loses
+ * its transaction, so its rows simply stay pending (at-least-once). */
+#ifndef MQTX_OUTBOX_H
+#define MQTX_OUTBOX_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "msg.h"
+#include "util.h"
+
+struct mqtx_outbox;
+
+/* A claimed batch. msgs[i] borrow from the batch; free with mqtx_batch_free. */
+struct mqtx_batch {
+	struct mqtx_msg *msgs;
+	int64_t *attempts; /* attempts before this try, per message */
+	size_t n;
+	PGresult *res;
+	struct mqtx_header *headers; /* storage for all msgs' headers */
+	char **owned;                /* strings decoded for this batch */
+	size_t n_owned;
+	char **bad_headers;          /* per message: why its headers were ignored, or NULL */
+};
+
+/* Binds to the configured table. conn is borrowed and must outlive ob. */
+struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err);
+void mqtx_outbox_free(struct mqtx_outbox *ob);
+/* "schema"."table", quoted; borrowed. */
+const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob);
+
+/* SQL for `mqtx init`: creates the default table (or, for an existing
+ * table with a different layout, what it still needs). Owned string.
+ * grant_role (may be NULL) adds the GRANTs each command needs. */
+char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const char *grant_role, bool *table_exists,
+			   bool *table_incomplete, struct mqtx_err *err);
+
+/* Opens a transaction and claims up to limit eligible rows. dry_run only
+ * looks (no locks kept: call mqtx_outbox_abort after). */
+struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool dry_run, struct mqtx_err *err);
+void mqtx_batch_free(struct mqtx_batch *b);
+
+struct mqtx_finish_stats {
+	size_t sent, failed, dead, released;
+};
+/* Records each message's outcome (CONFIRMED -> sent; FAILED/UNKNOWN ->
+ * attempt + backoff or dead; PENDING -> untouched) and commits. */
+int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx_finish_stats *st,
+		       struct mqtx_err *err);
+/* Rolls back the open transaction, if any (connection errors ignored). */
+void mqtx_outbox_abort(struct mqtx_outbox *ob);
+
+/* LISTEN on the insert-notification channel. */
+int mqtx_outbox_listen(struct mqtx_outbox *ob, struct mqtx_err *err);
+/* Waits up to ms for a notification; returns 1 if one came, 0 on timeout. */
+int mqtx_outbox_wait(struct mqtx_outbox *ob, int64_t ms, struct mqtx_err *err);
+
+/* Relay heartbeats (table mqtx_relays beside the outbox). */
+struct mqtx_heartbeat {
+	const char *relay_id;
+	const char *version;
+	int64_t relayed;
+	int64_t failed;
+	const char *last_error; /* may be NULL */
+	bool batch_done;        /* update last_batch_at */
+	bool stopping;          /* set stopped_at */
+};
+int mqtx_outbox_heartbeat(struct mqtx_outbox *ob, const struct mqtx_heartbeat *hb, struct mqtx_err *err);
+
+/* Retry delay after `attempts` failed tries, with jitter. */
+int64_t mqtx_backoff_ms(const struct mqtx_config *cfg, int64_t attempts);
+
+#endif
