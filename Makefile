@@ -31,6 +31,7 @@ MAN_OUT = $(MAN_SRC:.scd=)
 HELPERS = tests/helpers/amqp_tool
 UNIT = tests/unit/unit_tests
 UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_DEF = tests/unit/tests.def
 
 all: mqtx man
 
@@ -62,10 +63,14 @@ man/%: man/%.scd
 	@if command -v scdoc >/dev/null 2>&1; then scdoc < $< > $@; \
 	else echo "scdoc not found: man pages not built (apt-get install scdoc)" >&2; fi
 
-$(UNIT): $(UNIT_SRC) $(LIB_OBJ) $(HDRS)
+# The test list is generated from the TEST(name) lines, so a new test needs no registration.
+$(UNIT_DEF): $(UNIT_SRC)
+	grep -ho '^TEST([a-z_0-9]*)' $(UNIT_SRC) | sed 's/TEST(\(.*\))/X(\1)/' > $@
+
+$(UNIT): $(UNIT_SRC) $(UNIT_DEF) $(LIB_OBJ) $(HDRS)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $(UNIT_SRC) $(LIB_OBJ) $(LIBS)
 
-tests/unit/unit_tests-asan: $(UNIT_SRC) $(ASAN_LIB_OBJ) $(HDRS)
+tests/unit/unit_tests-asan: $(UNIT_SRC) $(UNIT_DEF) $(ASAN_LIB_OBJ) $(HDRS)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -o $@ $(UNIT_SRC) $(ASAN_LIB_OBJ) $(LIBS)
 
 tests/helpers/amqp_tool: tests/helpers/amqp_tool.c
@@ -115,6 +120,6 @@ format:
 	clang-format -i $(SRC) $(HDRS)
 
 clean:
-	rm -rf build mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) tests/unit/unit_tests-asan $(HELPERS)
+	rm -rf build mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) $(UNIT_DEF) tests/unit/unit_tests-asan $(HELPERS)
 
 .PHONY: all man helpers deps check check-asan demo bench install uninstall format clean

@@ -422,6 +422,8 @@ struct yctx {
 	struct mqtx_config *cfg;
 	struct mqtx_err *err;
 	bool *seen; /* per key: already set by this file (duplicate detection) */
+	const char *text;
+	size_t len;
 };
 
 static int yerr_at(struct yctx *y, yaml_mark_t m, const char *path, const char *fmt, ...)
@@ -444,6 +446,19 @@ static int next_event(struct yctx *y, yaml_event_t *ev)
 {
 	if (!yaml_parser_parse(&y->parser, ev)) {
 		const char *problem = y->parser.problem ? y->parser.problem : "malformed YAML";
+		if (y->parser.error == YAML_READER_ERROR) {
+			/* encoding errors carry a byte offset, not a mark */
+			yaml_mark_t m = {0, 0, 0};
+			for (size_t i = 0; i < y->parser.problem_offset && i < y->len; i++) {
+				if (y->text[i] == '\n') {
+					m.line++;
+					m.column = 0;
+				} else {
+					m.column++;
+				}
+			}
+			return yerr_at(y, m, NULL, "%s (is this a UTF-8 text file?)", problem);
+		}
 		return yerr_at(y, y->parser.problem_mark, NULL, "%s%s%s", problem,
 			       y->parser.context ? " " : "", y->parser.context ? y->parser.context : "");
 	}
@@ -655,7 +670,7 @@ static int parse_mapping(struct yctx *y, const char *prefix)
 int mqtx_config_load_string(struct mqtx_config *cfg, const char *name, const char *text, size_t len,
 			    struct mqtx_err *err)
 {
-	struct yctx y = {.name = name, .cfg = cfg, .err = err};
+	struct yctx y = {.name = name, .cfg = cfg, .err = err, .text = text, .len = len};
 	int rc = -1;
 	bool done = false;
 

@@ -16,13 +16,17 @@
  *                                        [--max N]
  *   amqp_tool publish          URL EXCHANGE ROUTINGKEY BODY
  *                              [--message-id ID] [--content-type TYPE]
- *                              [--header KEY=VALUE]...
+ *                              [--header KEY=VALUE]... [--]
  *
+ * Options may come before or after the positional arguments; after `--`
+ * everything is positional (for a BODY that starts with "--").
  * Exchanges and queues are declared durable. `count` prints the number of
  * ready messages (passive declare). `publish` sends a persistent message and
- * waits for the broker's publisher confirm.
+ * waits for the broker's publisher confirm; --header values are sent
+ * as strings (longstr).
  *
- * `drain` consumes (prefetch 500, each message acked) and prints one JSON
+ * `drain` consumes (prefetch 500, every message acked; with --expect/--max
+ * no message beyond N is taken from the queue) and prints one JSON
  * object per message and line:
  *   {"exchange":"..","routing_key":"..","message_id":"..",
  *    "content_type":"..","delivery_mode":2,"redelivered":false,
@@ -81,7 +85,7 @@ static const char usage_text[] =
     "  count            URL QUEUE\n"
     "  drain            URL QUEUE [--expect N] [--timeout SECONDS] [--max N]\n"
     "  publish          URL EXCHANGE ROUTINGKEY BODY [--message-id ID]\n"
-    "                   [--content-type TYPE] [--header KEY=VALUE]...\n";
+    "                   [--content-type TYPE] [--header KEY=VALUE]... [--]\n";
 
 /* ------------------------------------------------------------------ errors */
 
@@ -160,6 +164,8 @@ static void open_connection(const char *url)
     char *copy = strdup(url);
     char where[300];
     amqp_socket_t *sock;
+    amqp_table_entry_t cap, prop;
+    amqp_table_t props;
     int rc;
 
     if (copy == NULL)
@@ -186,8 +192,20 @@ static void open_connection(const char *url)
 
     snprintf(where, sizeof where, "login to %s:%d vhost '%s' as '%s'",
              ci.host, ci.port, ci.vhost, ci.user);
-    check_reply(amqp_login(conn, ci.vhost, 0, 131072, 0,
-                           AMQP_SASL_METHOD_PLAIN, ci.user, ci.password),
+    /* Ask for consumer-cancel notifications so that `drain` notices a
+     * deleted queue at once instead of waiting for its timeout. */
+    cap.key = amqp_cstring_bytes("consumer_cancel_notify");
+    cap.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    cap.value.value.boolean = 1;
+    prop.key = amqp_cstring_bytes("capabilities");
+    prop.value.kind = AMQP_FIELD_KIND_TABLE;
+    prop.value.value.table.num_entries = 1;
+    prop.value.value.table.entries = &cap;
+    props.num_entries = 1;
+    props.entries = &prop;
+    check_reply(amqp_login_with_properties(conn, ci.vhost, 0, 131072, 0,
+                                           &props, AMQP_SASL_METHOD_PLAIN,
+                                           ci.user, ci.password),
                 where);
     amqp_channel_open(conn, CHANNEL);
     check_rpc(conn, "open channel");
@@ -656,7 +674,12 @@ static bool handle_other_frame(void)
 static int cmd_drain(const char *url, int argc, char **argv)
 {
     const char *queue = NULL;
-    long expect = -1, max = -1, limit = -1, received = 0;
+    long expect = -1, max = -1, limit = -1, received = 0, acked = 0;
+    long prefetch = PREFETCH;
+    uint64_t held_tag = 0; /* highest delivery tag not acked yet, or 0 */
+    amqp_basic_consume_ok_t *ok;
+    amqp_bytes_t tag = amqp_empty_bytes;
+    bool cancelled = false;
     double timeout = 2.0;
     struct timeval tv;
     int i, rc;
@@ -683,15 +706,16 @@ static int cmd_drain(const char *url, int argc, char **argv)
 
     open_connection(url);
     if (limit != 0) {
-        /* Fetch no more than needed so extra messages stay unconsumed. */
-        uint16_t prefetch = PREFETCH;
         if (limit > 0 && limit < PREFETCH)
-            prefetch = (uint16_t)limit;
-        amqp_basic_qos(conn, CHANNEL, 0, prefetch, 0);
+            prefetch = limit;
+        amqp_basic_qos(conn, CHANNEL, 0, (uint16_t)prefetch, 0);
         check_rpc(conn, "set prefetch");
-        amqp_basic_consume(conn, CHANNEL, amqp_cstring_bytes(queue),
-                           amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+        ok = amqp_basic_consume(conn, CHANNEL, amqp_cstring_bytes(queue),
+                                amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
         check_rpc(conn, "consume");
+        tag = amqp_bytes_malloc_dup(ok->consumer_tag);
+        if (tag.bytes == NULL)
+            die("consume", "out of memory");
     }
 
     while (limit < 0 || received < limit) {
@@ -706,10 +730,19 @@ static int cmd_drain(const char *url, int argc, char **argv)
             print_message(stdout, &env);
             if (ferror(stdout))
                 die("drain", "cannot write to stdout");
-            rc = amqp_basic_ack(conn, CHANNEL, env.delivery_tag, 0);
+            /* The broker delivers at most acked + prefetch messages. With
+             * a limit, stop acking once that could exceed the limit and
+             * ack the rest at the end: so no message beyond the limit is
+             * taken from the queue (and redelivered later). */
+            if (limit < 0 || acked + 1 + prefetch <= limit) {
+                rc = amqp_basic_ack(conn, CHANNEL, env.delivery_tag, 0);
+                if (rc != AMQP_STATUS_OK)
+                    die("ack", "%s", amqp_error_string2(rc));
+                acked++;
+            } else {
+                held_tag = env.delivery_tag;
+            }
             amqp_destroy_envelope(&env);
-            if (rc != AMQP_STATUS_OK)
-                die("ack", "%s", amqp_error_string2(rc));
             received++;
             continue;
         }
@@ -718,19 +751,39 @@ static int cmd_drain(const char *url, int argc, char **argv)
             break;
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            if (!handle_other_frame())
+            if (!handle_other_frame()) {
+                cancelled = true;
                 break;
+            }
             continue;
         }
         check_reply(r, "drain");
         break; /* not reached */
     }
+    /* Cancel first: otherwise the broker would refill the prefetch window
+     * as soon as the held messages are acked, and those deliveries would
+     * be requeued (as redelivered) when the connection closes. */
+    if (tag.bytes != NULL && !cancelled) {
+        amqp_basic_cancel(conn, CHANNEL, tag);
+        check_rpc(conn, "cancel consumer");
+    }
+    amqp_bytes_free(tag);
+    if (held_tag != 0) {
+        rc = amqp_basic_ack(conn, CHANNEL, held_tag, 1);
+        if (rc != AMQP_STATUS_OK)
+            die("ack", "%s", amqp_error_string2(rc));
+    }
 
     if (expect >= 0 && received < expect) {
+        char why[64];
+        if (cancelled)
+            snprintf(why, sizeof why, "consumer cancelled by the broker");
+        else
+            snprintf(why, sizeof why, "no message for %gs", timeout);
         fprintf(stderr,
                 "amqp_tool: drain: expected %ld message(s) from queue '%s', "
-                "received %ld (no message for %gs)\n",
-                expect, queue, received, timeout);
+                "received %ld (%s)\n",
+                expect, queue, received, why);
         return EXIT_SHORT;
     }
     return 0;
@@ -740,6 +793,7 @@ static int cmd_publish(const char *url, int argc, char **argv)
 {
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0, nhdr = 0, i;
+    bool only_pos = false;
     amqp_basic_properties_t props;
     amqp_table_entry_t *hdrs;
     struct timeval tv = {.tv_sec = IO_TIMEOUT_SEC, .tv_usec = 0};
@@ -754,7 +808,13 @@ static int cmd_publish(const char *url, int argc, char **argv)
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
 
     for (i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--message-id") == 0) {
+        if (!only_pos && strcmp(argv[i], "--") == 0) {
+            only_pos = true; /* e.g. for a BODY that starts with "--" */
+        } else if (only_pos || !(argv[i][0] == '-' && argv[i][1] == '-')) {
+            if (npos == 3)
+                usage_error("publish: unexpected argument '%s'", argv[i]);
+            pos[npos++] = argv[i];
+        } else if (strcmp(argv[i], "--message-id") == 0) {
             props.message_id = amqp_cstring_bytes(opt_value(argc, argv, &i));
             props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
         } else if (strcmp(argv[i], "--content-type") == 0) {
@@ -770,12 +830,8 @@ static int cmd_publish(const char *url, int argc, char **argv)
             hdrs[nhdr].value.kind = AMQP_FIELD_KIND_UTF8;
             hdrs[nhdr].value.value.bytes = amqp_cstring_bytes(eq + 1);
             nhdr++;
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            usage_error("publish: unknown option %s", argv[i]);
-        } else if (npos < 3) {
-            pos[npos++] = argv[i];
         } else {
-            usage_error("publish: unexpected argument '%s'", argv[i]);
+            usage_error("publish: unknown option %s", argv[i]);
         }
     }
     if (npos != 3)

@@ -1,0 +1,79 @@
+# shellcheck shell=bash
+# backend.bash - one interface over the brokers, so the same relay tests
+# run on RabbitMQ and Kafka. MQTX_TEST_BACKEND=amqp (default) or kafka.
+#
+#   backend_setup            after mqtx_test_setup: T_DEST (exchange/topic that
+#                            exists and delivers to the test consumer),
+#                            MQTX_BROKER_URL
+#   backend_consume [N]      everything delivered so far, one normalized JSON
+#                            object per line: {"id","key","rk","body","headers"}
+#                            in delivery order (per partition for Kafka)
+#   backend_stop/backend_start   take the broker away and bring it back
+#   backend_name             amqp | kafka
+
+MQTX_TEST_BACKEND=${MQTX_TEST_BACKEND:-amqp}
+KAFKA_TOOL=${KAFKA_TOOL:-$BATS_TEST_DIRNAME/helpers/kafka_tool}
+
+backend_name() { printf '%s\n' "$MQTX_TEST_BACKEND"; }
+
+backend_setup() {
+	case $MQTX_TEST_BACKEND in
+	amqp)
+		T_DEST=$T_EXCHANGE
+		export MQTX_BROKER_URL=$MQTX_TEST_AMQP_URL
+		;;
+	kafka)
+		[[ -n ${MQTX_TEST_KAFKA_BROKERS:-} ]] || skip "no Kafka cluster (MQTX_TEST_KAFKA_BROKERS unset)"
+		T_DEST="mqtx.test.${T_SCHEMA}"
+		"$KAFKA_TOOL" create-topic "$MQTX_TEST_KAFKA_BROKERS" "$T_DEST" 3 >/dev/null ||
+			fail "cannot create topic $T_DEST" || return 1
+		export MQTX_BROKER_URL="kafka://$MQTX_TEST_KAFKA_BROKERS"
+		;;
+	*) fail "unknown MQTX_TEST_BACKEND '$MQTX_TEST_BACKEND'" ;;
+	esac
+	export T_DEST
+}
+
+# Normalizes either consumer's output to {"id","key","rk","body","headers"}.
+backend_consume() {
+	local n=${1:-}
+	case $MQTX_TEST_BACKEND in
+	amqp)
+		drain_queue ${n:+--expect "$n"} --timeout 3 |
+			jq -c '{id: (.headers["x-mqtx-outbox-id"] // null | if . then tonumber else . end),
+				key: .message_id, rk: .routing_key, body: .body, b64: .body_base64, headers: .headers,
+				delivery_mode: .delivery_mode, content_type: .content_type}'
+		;;
+	kafka)
+		"$KAFKA_TOOL" consume "$MQTX_TEST_KAFKA_BROKERS" "$T_DEST" ${n:+--expect "$n"} --timeout 5 |
+			jq -c '{id: (.headers["x-mqtx-outbox-id"] // null | if . then tonumber else . end),
+				key: .headers["x-mqtx-idempotency-key"], rk: .key, body: .body, b64: .body_base64, headers: .headers,
+				partition: .partition, content_type: .headers["content-type"]}'
+		;;
+	esac
+}
+
+backend_stop() {
+	case $MQTX_TEST_BACKEND in
+	amqp) "$MQTX_TEST_RABBITMQCTL" -q stop_app >/dev/null ;;
+	kafka) for b in 1 2 3; do echo "down $b" >"$MQTX_TEST_KAFKA_CTL"; done ;;
+	esac
+}
+
+backend_start() {
+	case $MQTX_TEST_BACKEND in
+	amqp) "$MQTX_TEST_RABBITMQCTL" -q start_app >/dev/null ;;
+	kafka) for b in 1 2 3; do echo "up $b" >"$MQTX_TEST_KAFKA_CTL"; done ;;
+	esac
+}
+
+skip_unless_local_broker() {
+	case $MQTX_TEST_BACKEND in
+	amqp) skip_unless_local_amqp ;;
+	kafka) [[ ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]] || skip "needs the local Kafka mock cluster" ;;
+	esac
+}
+
+skip_on_backend() {
+	[[ $MQTX_TEST_BACKEND != "$1" ]] || skip "$2"
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian packages mqtx needs to build and test, when missing.
+# As root: apt-get install. Otherwise: print the exact command and fail.
+set -eu
+PKGS="gcc make pkg-config libpq-dev librabbitmq-dev librdkafka-dev libyaml-dev
+postgresql-15 postgresql-client-15 rabbitmq-server amqp-tools kcat
+bats bats-assert bats-support scdoc clang libclang-rt-14-dev valgrind procps"
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+	echo "deps: installing:$missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >&2
+else
+	echo "deps: missing Debian packages; run:" >&2
+	echo "  sudo apt-get install -y$missing" >&2
+	exit 1
+fi

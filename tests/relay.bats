@@ -1,0 +1,290 @@
+#!/usr/bin/env bats
+# mqtx relay, end to end against real servers. The same file runs once per
+# backend: MQTX_TEST_BACKEND=amqp (default) or kafka (see backend.bash).
+
+load test_helper
+load backend
+
+setup() {
+	mqtx_test_setup
+	backend_setup
+	run_mqtx 0 init
+}
+
+teardown() {
+	mqtx_test_teardown
+}
+
+# insert_rows N [DEST] [ORDERING_KEY_EXPR]: N rows with JSON payloads {"k":..,"n":..}
+insert_rows() {
+	local n=$1 dest=${2:-$T_DEST} okey=${3:-NULL}
+	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
+		SELECT '$dest', 'test.rk', $okey, convert_to(json_build_object('n', g)::text, 'UTF8')
+		FROM generate_series(1, $n) g"
+}
+
+count_status() {
+	psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = '$1'"
+}
+
+# Every row marked sent must have been delivered: ids(sent) ⊆ ids(consumed).
+assert_sent_were_delivered() {
+	local consumed=$1
+	psql_test "SELECT id FROM mqtx_outbox WHERE status = 'sent' ORDER BY id" >"$BATS_TEST_TMPDIR/sent.ids"
+	jq -r '.id' "$consumed" | sort -n -u >"$BATS_TEST_TMPDIR/got.ids"
+	local missing
+	missing=$(comm -23 <(sort "$BATS_TEST_TMPDIR/sent.ids") <(sort "$BATS_TEST_TMPDIR/got.ids") | head -5)
+	[[ -z $missing ]] || fail "rows marked sent but never delivered: $missing"
+}
+
+@test "relay: a row arrives with its key, headers, content type and exact bytes, then is marked sent" {
+	psql_test "INSERT INTO mqtx_outbox(idempotency_key, destination, routing_key, headers, content_type, payload)
+		VALUES ('order-1-created', '$T_DEST', 'order.created', '{\"tenant\":\"acme\",\"n\":5}', 'application/octet-stream',
+		        '\\x00ff0a41'::bytea)"
+	run_mqtx 0 relay
+	assert_line --partial "relayed 1, failed 0, dead 0" <<<"$stderr"
+	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
+	run jq -r '[.key, .rk, .b64, .headers.tenant, .headers.n, .headers["x-mqtx-idempotency-key"], .content_type] | join("|")' "$BATS_TEST_TMPDIR/got"
+	assert_output "order-1-created|order.created|AP8KQQ==|acme|5|order-1-created|application/octet-stream"
+	[[ $(jq -r '.id' "$BATS_TEST_TMPDIR/got") == "$(psql_test "SELECT id FROM mqtx_outbox")" ]]
+	if [[ $(backend_name) == amqp ]]; then
+		[[ $(jq -r '.delivery_mode' "$BATS_TEST_TMPDIR/got") == 2 ]]
+	fi
+	run psql_test "SELECT status, attempts, sent_at IS NOT NULL FROM mqtx_outbox"
+	assert_output "sent|1|t"
+}
+
+@test "relay: a row without a key gets one derived from its id" {
+	insert_rows 1
+	run_mqtx 0 relay
+	id=$(psql_test "SELECT id FROM mqtx_outbox")
+	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r .key "$BATS_TEST_TMPDIR/got") == "mqtx:mqtx_test:mqtx_outbox:$id" ]] ||
+		[[ $(jq -r .key "$BATS_TEST_TMPDIR/got") == "mqtx:$(psql_test 'SELECT current_database()'):mqtx_outbox:$id" ]]
+}
+
+@test "relay: 10,000 rows from concurrent writers over 50 ordering keys and 3 relays at once: all delivered, per-key order kept" {
+	# Writers follow the documented rule: lock the business row, then insert.
+	psql_test "CREATE TABLE biz(k text PRIMARY KEY); INSERT INTO biz SELECT 'k' || g FROM generate_series(0, 49) g" \
+		"CREATE PROCEDURE writer(txs int, per int) LANGUAGE plpgsql AS \$\$
+		DECLARE ks text[];
+		BEGIN
+			FOR t IN 1..txs LOOP
+				SELECT array_agg(k ORDER BY k) INTO ks FROM (SELECT k FROM biz ORDER BY random() LIMIT 5) s;
+				PERFORM 1 FROM biz WHERE k = ANY(ks) ORDER BY k FOR UPDATE;
+				INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
+				SELECT '$T_DEST', 'rk.' || (g % 7), ks[1 + g % 5], convert_to(json_build_object('k', ks[1 + g % 5], 'g', g)::text, 'UTF8')
+				FROM generate_series(1, per) g;
+				COMMIT;
+			END LOOP;
+		END \$\$"
+	local pids=() i
+	for i in 1 2 3; do
+		"$MQTX" relay --loop --batch 300 --poll-interval 200ms -q 3>&- &
+		pids+=($!)
+	done
+	local writers=()
+	for i in 1 2 3 4; do
+		psql "$MQTX_TEST_DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 -c "SET search_path = \"$T_SCHEMA\"" -c "CALL writer(50, 50)" 3>&- &
+		writers+=($!)
+	done
+	for i in "${writers[@]}"; do wait "$i"; done
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 10000 ]]
+	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c 'SELECT count(*) FROM \"$T_SCHEMA\".mqtx_outbox WHERE status = '\''sent'\''') == 10000 ]]"
+	for i in "${pids[@]}"; do kill -TERM "$i"; done
+	for i in "${pids[@]}"; do wait "$i" || fail "a relay exited with status $?"; done
+
+	backend_consume 10000 >"$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 10000 ]]
+	# per ordering key, ids must arrive in increasing order (duplicates allowed)
+	psql_test "SELECT id, ordering_key FROM mqtx_outbox" | tr '|' ' ' >"$BATS_TEST_TMPDIR/keys"
+	jq -r '.id' "$BATS_TEST_TMPDIR/got" >"$BATS_TEST_TMPDIR/order"
+	run awk 'NR == FNR { key[$1] = $2; next }
+		{ k = key[$1]; if ($1 < last[k]) { print "key " k ": id " $1 " after " last[k]; bad = 1 } if ($1 > last[k]) last[k] = $1 }
+		END { exit bad }' "$BATS_TEST_TMPDIR/keys" "$BATS_TEST_TMPDIR/order"
+	assert_success
+	run psql_test "SELECT count(DISTINCT relay_id) FROM mqtx_relays WHERE relayed > 0"
+	assert_output 3
+}
+
+@test "relay: an unroutable row is retried, then dead; the other rows are relayed" {
+	skip_on_backend kafka "Kafka has no unroutable messages"
+	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq" --type direct
+	insert_rows 3
+	insert_rows 1 "$T_EXCHANGE.noq"
+	insert_rows 3
+	MQTX_RELAY_MAX_ATTEMPTS=3 MQTX_RELAY_BACKOFF_INITIAL=0 MQTX_RELAY_BACKOFF_MAX=0 run_mqtx 1 relay
+	assert_line --partial "relayed 6, failed 2, dead 1" <<<"$stderr"
+	run psql_test "SELECT status, attempts, last_error LIKE 'unroutable%' FROM mqtx_outbox WHERE destination = '$T_EXCHANGE.noq'"
+	assert_output "dead|3|t"
+	[[ $(count_status sent) == 6 ]]
+	[[ $(backend_consume 6 | wc -l) == 6 ]]
+	"$AMQP_TOOL" delete-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq"
+}
+
+@test "relay: a row whose destination does not exist fails alone; every other row is relayed" {
+	insert_rows 5
+	insert_rows 1 "no-such-destination-$T_SCHEMA"
+	insert_rows 5
+	run_mqtx 1 relay
+	run psql_test "SELECT status, attempts, available_at > now() FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
+	assert_output "pending|1|t"
+	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
+	assert_output --regexp "no exchange|does not exist"
+	[[ $(count_status sent) == 10 ]]
+	backend_consume 10 >"$BATS_TEST_TMPDIR/got"
+	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == 10 ]]
+}
+
+@test "relay: a failing head row holds back later rows of its ordering key, not other keys" {
+	insert_rows 1 "no-such-destination-$T_SCHEMA" "'K'"
+	insert_rows 2 "$T_DEST" "'K'"
+	insert_rows 2 "$T_DEST" "'L'"
+	run_mqtx 1 relay
+	run psql_test "SELECT ordering_key, status, attempts FROM mqtx_outbox ORDER BY id"
+	assert_output "K|pending|1
+K|pending|0
+K|pending|0
+L|sent|1
+L|sent|1"
+	run_mqtx 0 relay --dry-run
+	refute_output --partial $'\tK\t'
+}
+
+@test "relay: broker unreachable at start: clear error, exit 5, rows untouched" {
+	insert_rows 3
+	if [[ $(backend_name) == amqp ]]; then
+		export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2f"
+	else
+		export MQTX_BROKER_URL="kafka://127.0.0.1:1"
+		export MQTX_BROKER_CONNECT_TIMEOUT=2s
+	fi
+	run_mqtx 5 relay
+	assert_line --partial "cannot connect to" <<<"$stderr"
+	refute_output --partial "guest:guest" <<<"$stderr"
+	run psql_test "SELECT status, attempts FROM mqtx_outbox"
+	assert_output "pending|0
+pending|0
+pending|0"
+}
+
+@test "relay: database unreachable: clear error, exit 4" {
+	MQTX_DATABASE_URL="postgresql://mqtx:topsecret@127.0.0.1:1/x" run_mqtx 4 relay
+	assert_line --partial "cannot connect to database 'postgresql://mqtx:***@127.0.0.1:1/x'" <<<"$stderr"
+	refute_output --partial topsecret <<<"$stderr"
+}
+
+@test "relay: broker stopped mid-run: nothing is marked sent that the broker did not confirm; --loop recovers" {
+	skip_unless_local_broker
+	insert_rows 20000
+	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 500 ))"
+	backend_stop
+	sleep 2
+	backend_start
+	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") == 20000 ]]"
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	backend_consume 20000 >"$BATS_TEST_TMPDIR/got"
+	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 20000 ]]
+}
+
+@test "relay: SIGTERM mid-run: exit 0, confirmed rows recorded, the rest relayed by the next run" {
+	insert_rows 20000
+	mqtx_bg relay --batch 100
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 300 ))"
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	grep -q "relayed" "$MQTX_BG_ERR"
+	sent=$(count_status sent)
+	((sent < 20000)) || skip "the relay finished before the signal"
+	run psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'pending' AND attempts > 0"
+	assert_output 0
+	run_mqtx 0 relay
+	[[ $(count_status sent) == 20000 ]]
+	backend_consume 20000 >"$BATS_TEST_TMPDIR/got"
+	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
+}
+
+@test "relay: --dry-run lists what would be sent and changes nothing" {
+	insert_rows 3 "$T_DEST" "'K'"
+	run_mqtx 0 relay --dry-run
+	assert_line --index 0 $'id\tkey\tdestination\trouting_key\tordering_key\tbytes'
+	[[ ${#lines[@]} == 4 ]]
+	assert_line --partial "would be sent" <<<"$stderr"
+	[[ $(count_status pending) == 3 ]]
+	run psql_test "SELECT count(*) FROM mqtx_relays"
+	assert_output 0
+}
+
+@test "relay: --loop relays rows inserted later, woken by NOTIFY" {
+	mqtx_bg relay --loop --poll-interval 10m
+	sleep 1
+	insert_rows 5
+	wait_until 10 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") == 5 ]]"
+	mqtx_bg_stop TERM 10
+	[[ $MQTX_BG_STATUS == 0 ]]
+	run psql_test "SELECT stopped_at IS NOT NULL, relayed FROM mqtx_relays"
+	assert_output "t|5"
+}
+
+@test "relay: --max-messages and --batch bound a run" {
+	insert_rows 25
+	run_mqtx 0 relay --max-messages 10 --batch 4
+	[[ $(count_status sent) == 10 ]]
+	run_mqtx 0 relay
+	[[ $(count_status sent) == 25 ]]
+}
+
+@test "relay: rows with NULL headers are relayed without extra headers" {
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, headers) VALUES ('$T_DEST', '', NULL)"
+	run_mqtx 0 relay
+	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r '.b64' "$BATS_TEST_TMPDIR/got") == "" ]]
+	[[ $(jq -r '.headers | keys | map(select(startswith("x-mqtx") | not)) | length' "$BATS_TEST_TMPDIR/got") == 0 ]] ||
+		[[ $(backend_name) == kafka ]]
+}
+
+@test "relay: an existing table adopted through a column mapping (Debezium layout, jsonb payload, no key column)" {
+	psql_test "CREATE TABLE events(event_id bigserial PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text, type text, payload jsonb NOT NULL)"
+	cat >"$BATS_TEST_TMPDIR/mqtx.yaml" <<-YAML
+	outbox:
+	  table: events
+	  payload_type: jsonb
+	  columns:
+	    id: event_id
+	    destination: aggregatetype
+	    ordering_key: aggregateid
+	    routing_key: type
+	    idempotency_key: ""
+	    headers: ""
+	    content_type: ""
+	YAML
+	run_mqtx 3 --config "$BATS_TEST_TMPDIR/mqtx.yaml" init
+	assert_line --partial "lacks what the relay needs" <<<"$stderr"
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/mqtx.yaml" init --print
+	assert_output --partial 'ADD COLUMN IF NOT EXISTS "status"'
+	printf 'SET search_path = "%s";\n%s\n' "$T_SCHEMA" "$output" | psql "$MQTX_TEST_DATABASE_URL" -qX -v ON_ERROR_STOP=1
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/mqtx.yaml" init
+	psql_test "INSERT INTO events(aggregatetype, aggregateid, type, payload) VALUES ('$T_DEST', 'order-7', 'OrderCreated', '{\"total\": 12}')"
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/mqtx.yaml" relay
+	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
+	run jq -r '[.rk, .body, .content_type, .key] | join("|")' "$BATS_TEST_TMPDIR/got"
+	assert_output --regexp '^OrderCreated\|\{"total": 12\}\|application/json\|mqtx:[a-z_]+:events:1$'
+}
+
+@test "relay: table and schema names with quotes, dots, spaces and SQL are quoted safely" {
+	export MQTX_OUTBOX_TABLE='we"ird.ta ble; DROP TABLE x; --'
+	run_mqtx 0 init
+	psql_test "INSERT INTO \"we\"\"ird.ta ble; DROP TABLE x; --\"(destination, payload) VALUES ('$T_DEST', 'x')"
+	run_mqtx 0 relay
+	run psql_test "SELECT status FROM \"we\"\"ird.ta ble; DROP TABLE x; --\""
+	assert_output sent
+	[[ $(backend_consume 1 | wc -l) == 1 ]]
+}
+
+@test "relay: a missing outbox table is a clear error naming it" {
+	MQTX_OUTBOX_TABLE=nope run_mqtx 4 relay
+	assert_line --partial "outbox table \"$T_SCHEMA\".\"nope\" does not exist (run 'mqtx init'" <<<"$stderr"
+}
