@@ -84,8 +84,8 @@ int cmd_relay(int argc, char **argv)
 			  (long long)st.failed, (long long)st.dead, secs, secs > 0 ? (double)st.relayed / secs : 0.0);
 	if (r < 0)
 		rc = mqtx_fail(&err);
-	else if (st.failed > 0 || st.dead > 0)
-		rc = EXIT_ROWS_FAILED;
+	else if ((st.failed > 0 || st.dead > 0) && !cli.cfg->relay_loop)
+		rc = EXIT_ROWS_FAILED; /* a loop retries by itself: a clean stop is success */
 	mqtx_cli_free(&cli);
 	return rc;
 }

@@ -219,6 +219,7 @@ struct pubstate {
 	int close_code;
 	int64_t stop_deadline; /* set once a stop was requested */
 	uint64_t tag_base;     /* delivery tag of chan_idx[0] is tag_base + 1 */
+	struct mqtx_keyset blocked; /* ordering keys with a failed message */
 };
 
 static bool is_missing(struct pubstate *ps, const char *dest)
@@ -239,6 +240,8 @@ static void resolve(struct pubstate *ps, size_t tagidx, enum mqtx_msg_state st, 
 	m->state = st;
 	if (why != NULL)
 		snprintf(m->error, sizeof(m->error), "%s", why);
+	if (st == MQTX_MSG_FAILED)
+		mqtx_keyset_add(&ps->blocked, m->ordering_key);
 	ps->inflight--;
 }
 
@@ -279,6 +282,7 @@ static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_r
 				/* keep it counted in flight until its ack arrives */
 				msg->state = MQTX_MSG_FAILED;
 				snprintf(msg->error, sizeof(msg->error), "%s", why);
+				mqtx_keyset_add(&ps->blocked, msg->ordering_key);
 				ps->inflight--;
 				break;
 			}
@@ -428,29 +432,35 @@ static void after_channel_close(struct pubstate *ps, size_t **todo, size_t *todo
 			guilty[l] = '\0';
 		}
 	}
-	if (guilty[0] != '\0' || (q != NULL && q[0] == '\'')) {
+	if (q != NULL) { /* the broker named an exchange: later messages to it fail at once */
 		ps->missing = mqtx_xrealloc(ps->missing, (ps->n_missing + 1) * sizeof(char *));
 		ps->missing[ps->n_missing++] = mqtx_xstrdup(guilty);
 	}
-	/* unresolved in-flight messages, in publish order, then the untouched rest */
-	size_t rest = *todo_n - *pos;
-	size_t *nt = mqtx_xmalloc((ps->chan_count + rest + 1) * sizeof(size_t));
-	size_t k = 0;
+	/* First blame: the messages the error names (or the oldest unconfirmed one). */
 	bool blamed = false;
 	for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
 		struct mqtx_msg *m = &ps->msgs[ps->chan_idx[i]];
 		if (m->state != MQTX_MSG_UNKNOWN)
 			continue;
-		ps->inflight--;
 		if ((q != NULL && strcmp(m->destination, guilty) == 0) || (q == NULL && !blamed)) {
-			/* without a named exchange, blame the oldest unconfirmed message */
 			m->state = MQTX_MSG_FAILED;
 			snprintf(m->error, sizeof(m->error), "channel error %d: %.200s", ps->close_code, ps->close_text);
+			mqtx_keyset_add(&ps->blocked, m->ordering_key);
 			blamed = true;
-		} else {
-			m->state = MQTX_MSG_PENDING;
-			nt[k++] = ps->chan_idx[i];
 		}
+	}
+	/* Then the other unconfirmed ones go again, in publish order, unless an
+	 * earlier message of their ordering key failed; then the untouched rest. */
+	size_t rest = *todo_n - *pos;
+	size_t *nt = mqtx_xmalloc((ps->chan_count + rest + 1) * sizeof(size_t));
+	size_t k = 0;
+	for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
+		struct mqtx_msg *m = &ps->msgs[ps->chan_idx[i]];
+		if (m->state != MQTX_MSG_UNKNOWN)
+			continue;
+		m->state = MQTX_MSG_PENDING;
+		if (!mqtx_keyset_has(&ps->blocked, m->ordering_key))
+			nt[k++] = ps->chan_idx[i];
 	}
 	for (size_t i = *pos; i < *todo_n; i++)
 		nt[k++] = (*todo)[i];
@@ -480,10 +490,15 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 	for (;;) {
 		while (pos < todo_n && !ps.channel_closed && !stopping(ab)) {
 			struct mqtx_msg *m = &msgs[todo[pos]];
+			if (mqtx_keyset_has(&ps.blocked, m->ordering_key)) {
+				pos++; /* stays PENDING: it must not overtake the failed one */
+				continue;
+			}
 			if (is_missing(&ps, m->destination)) {
 				m->state = MQTX_MSG_FAILED;
-				snprintf(m->error, sizeof(m->error), "channel error 404: NOT_FOUND - no exchange '%s'",
+				snprintf(m->error, sizeof(m->error), "channel error 404: NOT_FOUND - no exchange '%.200s'",
 					 m->destination);
+				mqtx_keyset_add(&ps.blocked, m->ordering_key);
 				pos++;
 				continue;
 			}
@@ -547,6 +562,7 @@ out:
 	for (size_t i = 0; i < ps.n_missing; i++)
 		free(ps.missing[i]);
 	free(ps.missing);
+	mqtx_keyset_free(&ps.blocked);
 	free(ps.chan_idx);
 	free(todo);
 	return rc;

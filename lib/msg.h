@@ -38,4 +38,18 @@ struct mqtx_msg {
 	char error[256];
 };
 
+
+
+#include <stdbool.h>
+
+/* Ordering keys that failed earlier in one publish call: later messages
+ * with the same key are not handed over (they would overtake the failed
+ * one) and stay MQTX_MSG_PENDING. */
+struct mqtx_keyset {
+	char **keys;
+	size_t n;
+};
+void mqtx_keyset_add(struct mqtx_keyset *s, const char *key); /* NULL is ignored */
+bool mqtx_keyset_has(const struct mqtx_keyset *s, const char *key);
+void mqtx_keyset_free(struct mqtx_keyset *s);
 #endif

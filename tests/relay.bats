@@ -42,7 +42,7 @@ assert_sent_were_delivered() {
 		VALUES ('order-1-created', '$T_DEST', 'order.created', '{\"tenant\":\"acme\",\"n\":5}', 'application/octet-stream',
 		        '\\x00ff0a41'::bytea)"
 	run_mqtx 0 relay
-	assert_line --partial "relayed 1, failed 0, dead 0" <<<"$stderr"
+	stderr_has "relayed 1, failed 0, dead 0"
 	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
 	run jq -r '[.key, .rk, .b64, .headers.tenant, .headers.n, .headers["x-mqtx-idempotency-key"], .content_type] | join("|")' "$BATS_TEST_TMPDIR/got"
 	assert_output "order-1-created|order.created|AP8KQQ==|acme|5|order-1-created|application/octet-stream"
@@ -114,7 +114,7 @@ assert_sent_were_delivered() {
 	insert_rows 1 "$T_EXCHANGE.noq"
 	insert_rows 3
 	MQTX_RELAY_MAX_ATTEMPTS=3 MQTX_RELAY_BACKOFF_INITIAL=0 MQTX_RELAY_BACKOFF_MAX=0 run_mqtx 1 relay
-	assert_line --partial "relayed 6, failed 2, dead 1" <<<"$stderr"
+	stderr_has "relayed 6, failed 2, dead 1"
 	run psql_test "SELECT status, attempts, last_error LIKE 'unroutable%' FROM mqtx_outbox WHERE destination = '$T_EXCHANGE.noq'"
 	assert_output "dead|3|t"
 	[[ $(count_status sent) == 6 ]]
@@ -160,8 +160,8 @@ L|sent|1"
 		export MQTX_BROKER_CONNECT_TIMEOUT=2s
 	fi
 	run_mqtx 5 relay
-	assert_line --partial "cannot connect to" <<<"$stderr"
-	refute_output --partial "guest:guest" <<<"$stderr"
+	stderr_has "cannot connect to"
+	stderr_lacks "guest:guest"
 	run psql_test "SELECT status, attempts FROM mqtx_outbox"
 	assert_output "pending|0
 pending|0
@@ -170,8 +170,8 @@ pending|0"
 
 @test "relay: database unreachable: clear error, exit 4" {
 	MQTX_DATABASE_URL="postgresql://mqtx:topsecret@127.0.0.1:1/x" run_mqtx 4 relay
-	assert_line --partial "cannot connect to database 'postgresql://mqtx:***@127.0.0.1:1/x'" <<<"$stderr"
-	refute_output --partial topsecret <<<"$stderr"
+	stderr_has "cannot connect to database 'postgresql://mqtx:***@127.0.0.1:1/x'"
+	stderr_lacks topsecret
 }
 
 @test "relay: broker stopped mid-run: nothing is marked sent that the broker did not confirm; --loop recovers" {
@@ -212,7 +212,7 @@ pending|0"
 	run_mqtx 0 relay --dry-run
 	assert_line --index 0 $'id\tkey\tdestination\trouting_key\tordering_key\tbytes'
 	[[ ${#lines[@]} == 4 ]]
-	assert_line --partial "would be sent" <<<"$stderr"
+	stderr_has "would be sent"
 	[[ $(count_status pending) == 3 ]]
 	run psql_test "SELECT count(*) FROM mqtx_relays"
 	assert_output 0
@@ -262,7 +262,7 @@ pending|0"
 	    content_type: ""
 	YAML
 	run_mqtx 3 --config "$BATS_TEST_TMPDIR/mqtx.yaml" init
-	assert_line --partial "lacks what the relay needs" <<<"$stderr"
+	stderr_has "lacks what the relay needs"
 	run_mqtx 0 --config "$BATS_TEST_TMPDIR/mqtx.yaml" init --print
 	assert_output --partial 'ADD COLUMN IF NOT EXISTS "status"'
 	printf 'SET search_path = "%s";\n%s\n' "$T_SCHEMA" "$output" | psql "$MQTX_TEST_DATABASE_URL" -qX -v ON_ERROR_STOP=1
@@ -286,5 +286,5 @@ pending|0"
 
 @test "relay: a missing outbox table is a clear error naming it" {
 	MQTX_OUTBOX_TABLE=nope run_mqtx 4 relay
-	assert_line --partial "outbox table \"$T_SCHEMA\".\"nope\" does not exist (run 'mqtx init'" <<<"$stderr"
+	stderr_has "outbox table \"$T_SCHEMA\".\"nope\" does not exist (run 'mqtx init'"
 }

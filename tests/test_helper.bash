@@ -289,3 +289,16 @@ skip_unless_local_amqp() {
 		skip "needs the private RabbitMQ started by tests/run.sh (MQTX_TEST_AMQP_URL points at an external broker)"
 	fi
 }
+
+# stderr_has TEXT / stderr_lacks TEXT: substring checks on $stderr from run_mqtx.
+stderr_has() {
+	[[ ${stderr:-} == *"$1"* ]] && return 0
+	printf -- '-- stderr does not contain: %s\nstderr:\n%s\n--\n' "$1" "${stderr:-}" >&2
+	return 1
+}
+
+stderr_lacks() {
+	[[ ${stderr:-} != *"$1"* ]] && return 0
+	printf -- '-- stderr contains (and must not): %s\nstderr:\n%s\n--\n' "$1" "${stderr:-}" >&2
+	return 1
+}

@@ -23,6 +23,11 @@
  *                                  ERRCODE (cluster-wide error stack)
  *   rtt BROKERID MS                delay every response of a broker (-1: all)
  *   clear APIKEY                   drop the pending errors of APIKEY
+ *   topic-error NAME ERRCODE       answer metadata requests for a topic with
+ *                                  ERRCODE (NO_ERROR to undo): the mock
+ *                                  creates every topic a client asks about,
+ *                                  so `topic-error NAME UNKNOWN_TOPIC_OR_PART`
+ *                                  is how a missing topic is simulated
  * APIKEY is a Kafka request name (Produce, Metadata, InitProducerId, EndTxn,
  * ...) or number; ERRCODE a Kafka error name with or without the
  * RD_KAFKA_RESP_ERR_ prefix (NOT_ENOUGH_REPLICAS, NOT_LEADER_FOR_PARTITION,
@@ -229,6 +234,14 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line, cha
 		rd_kafka_mock_push_request_errors_array(mc, api, (size_t)v, codes);
 		free(codes);
 		return 0;
+	} else if (strcmp(w[0], "topic-error") == 0 && n == 3) {
+		rd_kafka_resp_err_t code;
+		if (!parse_err_code(w[2], &code)) {
+			snprintf(why, whylen, "unknown error code '%s'", w[2]);
+			return -1;
+		}
+		rd_kafka_mock_topic_set_error(mc, w[1], code);
+		return 0;
 	} else if (strcmp(w[0], "clear") == 0 && n == 2) {
 		int16_t api;
 		if (!parse_api_key(w[1], &api)) {
@@ -239,7 +252,7 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line, cha
 		return 0;
 	} else {
 		snprintf(why, whylen,
-			 "unknown command (expected: topic NAME PARTITIONS | down ID | up ID | errors APIKEY COUNT ERRCODE | rtt ID MS | clear APIKEY)");
+			 "unknown command (expected: topic NAME PARTITIONS | down ID | up ID | errors APIKEY COUNT ERRCODE | rtt ID MS | clear APIKEY | topic-error NAME ERRCODE)");
 		return -1;
 	}
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
