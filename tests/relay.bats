@@ -185,7 +185,7 @@ pending|0"
 	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") == 20000 ]]"
 	mqtx_bg_stop TERM 20
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
-	backend_consume 20000 >"$BATS_TEST_TMPDIR/got"
+	backend_consume >"$BATS_TEST_TMPDIR/got" # all of it: rows in flight at the stop may come twice
 	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
 	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 20000 ]]
 }
@@ -203,7 +203,7 @@ pending|0"
 	assert_output 0
 	run_mqtx 0 relay
 	[[ $(count_status sent) == 20000 ]]
-	backend_consume 20000 >"$BATS_TEST_TMPDIR/got"
+	backend_consume >"$BATS_TEST_TMPDIR/got"
 	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
 }
 
