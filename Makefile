@@ -84,7 +84,7 @@ deps:
 # The test command: packages, -Werror build, servers, unit + bats tests,
 # then the same under ASan+UBSan. Stops what it started even on failure.
 check: deps
-	@$(MAKE) --no-print-directory all mqtx-test $(UNIT) helpers
+	@$(MAKE) --no-print-directory all mqtx-test mqtx-asan $(UNIT) tests/unit/unit_tests-asan helpers
 	@bash tests/check.sh
 
 check-asan: deps

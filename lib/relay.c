@@ -256,6 +256,11 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	int64_t start = mqtx_now_ms();
 
 	memset(stats, 0, sizeof(*stats));
+	/* Settings problems first, before anything is touched. */
+	if (!opts->dry_run && mqtx_backend_find(cfg->broker_url, err) == NULL)
+		return -1;
+	if (cfg->database_url == NULL || cfg->database_url[0] == '\0')
+		return mqtx_err_set(err, MQTX_E_CONFIG, "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)");
 	gethostname(host, sizeof(host) - 1);
 	snprintf(r.relay_id, sizeof(r.relay_id), "%s:%ld:%lld", host, (long)getpid(), (long long)mqtx_wall_ms());
 	srandom((unsigned)(mqtx_wall_ms() ^ getpid()));

@@ -1,0 +1,151 @@
+#!/usr/bin/env bats
+# Command line and configuration: bad input gets a clear one-line error
+# naming what and where, and the documented exit code.
+
+load test_helper
+
+setup() {
+	cd "$BATS_TEST_TMPDIR" || exit 1
+	unset MQTX_CONFIG MQTX_DATABASE_URL MQTX_BROKER_URL
+	export HOME=$BATS_TEST_TMPDIR XDG_CONFIG_HOME=$BATS_TEST_TMPDIR/xdg
+}
+
+@test "cli: --help works without any server or config, for every command" {
+	run_mqtx 0 --help
+	assert_output --partial "commands:"
+	for c in init relay config; do
+		MQTX_CONFIG=/nonexistent run_mqtx 0 "$c" --help
+		assert_output --partial "usage: mqtx $c"
+		assert_output --partial "exit status:"
+	done
+	run_mqtx 0 --version
+	assert_output --regexp '^mqtx [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "cli: unknown command, unknown option and a missing value are usage errors (exit 2)" {
+	run_mqtx 2 frobnicate
+	stderr_has "unknown command 'frobnicate'"
+	run_mqtx 2 relay --frob
+	stderr_has "unknown option '--frob'"
+	run_mqtx 2 relay --batch
+	stderr_has "option '--batch' needs a value"
+	run_mqtx 2 relay --batch lots
+	stderr_has "option --batch: expected a whole number, got 'lots'"
+	run_mqtx 2 relay --max-time 10
+	stderr_has "invalid duration '10'"
+	run_mqtx 2 relay extra
+	stderr_has "unexpected argument 'extra'"
+	run_mqtx 2
+}
+
+@test "cli: config errors name file, line, column and key, with a suggestion (exit 3)" {
+	printf 'relay:\n  batch_szie: 10\n' >bad.yaml
+	run_mqtx 3 --config bad.yaml config
+	stderr_has "bad.yaml:2:3: relay.batch_szie: unknown key (did you mean 'batch_size'?)"
+	printf 'relay:\n  batch_size: ten\n' >bad.yaml
+	run_mqtx 3 --config bad.yaml config
+	stderr_has "bad.yaml:2:15: relay.batch_size: expected a whole number, got 'ten'"
+	printf 'relay:\n  max_attempts: 0\n' >bad.yaml
+	run_mqtx 3 --config bad.yaml config
+	stderr_has "relay.max_attempts: 0 is out of range (1 to 1000000)"
+	printf 'relay: [1, 2]\n' >bad.yaml
+	run_mqtx 3 --config bad.yaml config
+	stderr_has "bad.yaml:1:8: relay: expected a mapping of keys, got a list"
+	printf 'relay:\n  batch_size: 1\n  batch_size: 2\n' >bad.yaml
+	run_mqtx 3 --config bad.yaml config
+	stderr_has "relay.batch_size: key given twice"
+	printf 'database:\n  url: ${NO_SUCH_VAR_MQTX}\n' >bad.yaml
+	run_mqtx 3 --config bad.yaml config
+	stderr_has "bad.yaml:2:8: database.url: environment variable 'NO_SUCH_VAR_MQTX' is not set"
+}
+
+@test "cli: malformed files: truncated, binary, huge, missing, a directory (exit 3, nothing else happens)" {
+	printf 'relay:\n  batch_size: [1\n' >t.yaml
+	run_mqtx 3 --config t.yaml config
+	stderr_has "t.yaml:"
+	head -c 300 /dev/urandom >bin.yaml
+	printf '\0' >>bin.yaml
+	run_mqtx 3 --config bin.yaml config
+	stderr_has "bin.yaml:"
+	yes '# padding line for a config file that is far too large' | head -c 10485760 >huge.yaml
+	run_mqtx 3 --config huge.yaml config
+	stderr_has "config file 'huge.yaml' is larger than 1 MiB"
+	run_mqtx 3 --config missing.yaml config
+	stderr_has "cannot open config file 'missing.yaml'"
+	mkdir dir.yaml
+	run_mqtx 3 --config dir.yaml config
+	stderr_has "is a directory"
+	[[ ${#stderr_lines[@]} -le 2 ]]
+}
+
+@test "cli: precedence is flag > env > file > default, and config shows where each value came from" {
+	printf 'relay:\n  batch_size: 11\n  max_attempts: 4\n' >mqtx.yaml
+	run_mqtx 0 config
+	assert_line "relay.batch_size = 11	# mqtx.yaml:2:15"
+	assert_line "relay.poll_interval = 1s	# default"
+	MQTX_RELAY_BATCH_SIZE=22 run_mqtx 0 config
+	assert_line "relay.batch_size = 22	# env MQTX_RELAY_BATCH_SIZE"
+	assert_line "relay.max_attempts = 4	# mqtx.yaml:3:17"
+	MQTX_RELAY_BATCH_SIZE=22 run_mqtx 0 relay --help
+	MQTX_RELAY_BATCH_SIZE=bad run_mqtx 3 config
+	stderr_has "environment variable MQTX_RELAY_BATCH_SIZE: expected a whole number, got 'bad'"
+	mkdir -p xdg/mqtx && printf 'relay:\n  batch_size: 33\n' >xdg/mqtx/config.yaml && rm mqtx.yaml
+	run_mqtx 0 config
+	assert_line "relay.batch_size = 33	# $BATS_TEST_TMPDIR/xdg/mqtx/config.yaml:2:15"
+	printf 'relay:\n  batch_size: 44\n' >other.yaml
+	MQTX_CONFIG=other.yaml run_mqtx 0 config
+	assert_line "relay.batch_size = 44	# other.yaml:2:15"
+}
+
+@test "cli: secrets are redacted in config output and errors, and scrubbed from the process list" {
+	printf 'database:\n  url: postgresql://u:hunter2@127.0.0.1:1/x\nbroker:\n  kafka:\n    sasl.password: hunter3\n' >mqtx.yaml
+	chmod 600 mqtx.yaml
+	run_mqtx 0 config
+	refute_output --partial hunter2
+	refute_output --partial hunter3
+	assert_line --partial "database.url = postgresql://u:***@127.0.0.1:1/x"
+	chmod 644 mqtx.yaml
+	run_mqtx 0 config
+	stderr_has "contains a password and is readable by others"
+	rm mqtx.yaml
+	"$MQTX" relay --loop --database-url "postgresql://u:hunter4@127.0.0.1:1/x" --broker-url "amqp://g:hunter5@127.0.0.1:1/" \
+		2>err.txt 3>&- &
+	pid=$!
+	sleep 1
+	cmdline=$(tr '\0' ' ' </proc/$pid/cmdline)
+	kill -TERM $pid
+	wait $pid || true
+	[[ $cmdline != *hunter4* && $cmdline != *hunter5* ]] || fail "password visible in /proc/PID/cmdline: $cmdline"
+	! grep -q hunter err.txt || fail "password in stderr: $(cat err.txt)"
+	grep -q "a password was given on the command line" err.txt
+}
+
+@test "cli: a password file is used and never shown" {
+	printf 'hunter6\n' >pw
+	printf 'database:\n  url: postgresql://u@127.0.0.1:1/x\n  password_file: pw\n' >mqtx.yaml
+	run_mqtx 4 init
+	stderr_lacks hunter6
+	printf 'database:\n  url: postgresql://u@127.0.0.1:1/x\n  password_file: nope\n' >mqtx.yaml
+	run_mqtx 3 init
+	stderr_has "cannot open password file 'nope'"
+}
+
+@test "cli: no database or broker URL is a config error naming the settings" {
+	run_mqtx 3 init
+	stderr_has "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)"
+	MQTX_DATABASE_URL=postgresql://127.0.0.1:1/x run_mqtx 3 relay
+	stderr_has "no broker URL (set --broker-url, MQTX_BROKER_URL or broker.url)"
+	MQTX_DATABASE_URL=postgresql://127.0.0.1:1/x MQTX_BROKER_URL=ftp://u:pw@x run_mqtx 3 relay
+	stderr_has "unsupported broker URL scheme 'ftp'"
+	MQTX_DATABASE_URL=postgresql://127.0.0.1:1/x MQTX_BROKER_URL=localhost:5672 run_mqtx 3 relay
+	stderr_has "has no scheme"
+	MQTX_BROKER_URL=amqp://127.0.0.1:1/ run_mqtx 3 relay
+	stderr_has "no database URL"
+}
+
+@test "cli: stdout write errors are reported" {
+	[[ -w /dev/full ]] || skip "no /dev/full"
+	run bash -c '"$MQTX" config --keys >/dev/full'
+	assert_failure 7
+	[[ $output == *"cannot write to standard output"* ]]
+}
