@@ -8,6 +8,7 @@
 
 static const struct mqtx_backend_ops *const registry[] = {
 	&mqtx_backend_amqp,
+	&mqtx_backend_kafka,
 };
 
 const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_err *err)

@@ -530,7 +530,7 @@ static int parse_kafka_map(struct yctx *y, size_t ki, const char *path)
 		if (next_event(y, &vev) < 0)
 			return -1;
 		char full[700];
-		snprintf(full, sizeof(full), "%s.%s", path, prop);
+		snprintf(full, sizeof(full), "%.190s.%.500s", path, prop);
 		if (vev.type != YAML_SCALAR_EVENT) {
 			int rc = yerr_at(y, vev.start_mark, full, "expected a single value, got %s", event_kind(&vev));
 			yaml_event_delete(&vev);
@@ -548,7 +548,7 @@ static int parse_kafka_map(struct yctx *y, size_t ki, const char *path)
 		free(expanded);
 		yaml_event_delete(&vev);
 		char origin[600];
-		snprintf(origin, sizeof(origin), "%s:%zu:%zu", y->name, km.line + 1, km.column + 1);
+		snprintf(origin, sizeof(origin), "%.500s:%zu:%zu", y->name, km.line + 1, km.column + 1);
 		set_origin(y->cfg, ki, origin);
 	}
 }
@@ -629,7 +629,7 @@ static int parse_value_for(struct yctx *y, const char *path, yaml_mark_t keymark
 		rc = yerr_at(y, ev.start_mark, path, "%s", e.msg);
 	else {
 		char origin[600];
-		snprintf(origin, sizeof(origin), "%s:%zu:%zu", y->name, ev.start_mark.line + 1,
+		snprintf(origin, sizeof(origin), "%.500s:%zu:%zu", y->name, ev.start_mark.line + 1,
 			 ev.start_mark.column + 1);
 		set_origin(y->cfg, (size_t)ki, origin);
 	}
@@ -657,9 +657,9 @@ static int parse_mapping(struct yctx *y, const char *prefix)
 		char path[512];
 		const char *k = (const char *)kev.data.scalar.value;
 		if (prefix[0] != '\0')
-			snprintf(path, sizeof(path), "%s.%s", prefix, k);
+			snprintf(path, sizeof(path), "%.200s.%.200s", prefix, k);
 		else
-			snprintf(path, sizeof(path), "%s", k);
+			snprintf(path, sizeof(path), "%.200s", k);
 		yaml_mark_t km = kev.start_mark;
 		yaml_event_delete(&kev);
 		if (parse_value_for(y, path, km) < 0)
