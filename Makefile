@@ -78,6 +78,11 @@ tests/helpers/amqp_tool: tests/helpers/amqp_tool.c
 
 helpers: $(HELPERS)
 
+BENCH_BIN = bench/bin/amqp_publisher bench/bin/pg_claim
+bench/bin/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs librabbitmq libpq rdkafka)
+
 deps:
 	@sh tests/deps.sh
 
@@ -96,7 +101,7 @@ demo: deps
 	@bash tests/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory mqtx helpers
+	@$(MAKE) --no-print-directory mqtx helpers $(BENCH_BIN)
 	@bash bench/run.sh
 
 install: mqtx man
@@ -120,6 +125,6 @@ format:
 	clang-format -i $(SRC) $(HDRS)
 
 clean:
-	rm -rf build mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) $(UNIT_DEF) tests/unit/unit_tests-asan $(HELPERS)
+	rm -rf build bench/bin mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) $(UNIT_DEF) tests/unit/unit_tests-asan $(HELPERS)
 
 .PHONY: all man helpers deps check check-asan demo bench install uninstall format clean

@@ -70,6 +70,7 @@ struct kafka_backend {
 
 	bool fatal;
 	char fatal_text[256];
+	char last_error[256]; /* the latest client error, for "cannot connect" */
 };
 
 static const char *const kafka_schemes[] = {"kafka", "kafkas", NULL};
@@ -124,6 +125,8 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 		mqtx_error("fatal Kafka producer error on '%s': %s", kb->where, kb->fatal_text);
 		return;
 	}
+	if (e != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		snprintf(kb->last_error, sizeof(kb->last_error), "%.250s", reason);
 	switch (e) {
 	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
 		mqtx_warn("all Kafka brokers of '%s' are down: %s", kb->where, reason);
@@ -370,8 +373,8 @@ static int build_conf(struct kafka_backend *kb, const struct mqtx_config *cfg, c
 
 	const char *verify = user_prop(cfg, "enable.ssl.certificate.verification");
 	if (tls && ((verify == NULL && !cfg->broker_tls_verify) || (verify != NULL && strcmp(verify, "false") == 0)))
-		mqtx_warn("TLS certificate verification is OFF for '%s' (broker.tls.verify: false): anyone on the path can read and change messages",
-			  kb->where);
+		mqtx_warn("TLS certificate verification is OFF for '%s' (%s): anyone on the path can read and change messages",
+			  kb->where, verify != NULL ? "broker.kafka: enable.ssl.certificate.verification" : "broker.tls.verify: false");
 	rc = 0;
 out:
 	if (file_password != NULL) {
@@ -480,7 +483,12 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 	rd_kafka_resp_err_t e = rd_kafka_metadata(kb->rk, 0, NULL, &md, (int)kb->connect_timeout_ms);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		kb->broken = true;
-		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", kb->where, rd_kafka_err2str(e));
+		rd_kafka_poll(kb->rk, 0); /* collect the client's own account of it */
+		if (kb->last_error[0] != '\0')
+			mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s (%s)", kb->where, rd_kafka_err2str(e),
+				       kb->last_error);
+		else
+			mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", kb->where, rd_kafka_err2str(e));
 		goto fail;
 	}
 	mqtx_debug("connected to '%s': %d broker(s)", kb->where, md->broker_cnt);
@@ -791,7 +799,7 @@ static bool wait_reports(struct kafka_backend *kb, struct call *c)
 static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
 	int64_t start = mqtx_now_ms();
-	struct call c = {.deadline = start + kb->confirm_timeout_ms + DEADLINE_SLACK_MS};
+	struct call c = {0};
 	size_t *tops = mqtx_xmalloc((n + 1) * sizeof(size_t));
 	size_t refused;
 	int rc = 0;
@@ -803,11 +811,18 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 		free(tops);
 		return -1;
 	}
+	/* the clock starts once metadata is in: a slow lookup must not eat it */
 	int64_t resolved = mqtx_now_ms();
+	c.deadline = resolved + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
 	produce_all(kb, &c, tops, &refused);
 	bool done = wait_reports(kb, &c);
 	if (kb->fatal) {
 		rc = fatal_err(kb, err);
+	} else if (!done && stopping(kb)) {
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped with %zu message(s) to '%s' unconfirmed after %lldms",
+				    kb->outstanding, kb->where, (long long)kb->opts.stop_grace_ms);
+		end_call(kb, "stopped before a delivery report came: outcome unknown");
+		kb->broken = true;
 	} else if (!done) {
 		char why[128];
 		snprintf(why, sizeof(why), "no delivery report within %lldms: outcome unknown",
@@ -933,7 +948,7 @@ static int commit(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, int
 
 static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
-	struct call c = {.deadline = mqtx_now_ms() + kb->confirm_timeout_ms + DEADLINE_SLACK_MS};
+	struct call c = {0};
 	size_t *tops = mqtx_xmalloc((n + 1) * sizeof(size_t));
 	size_t refused;
 	int rc = 0;
@@ -945,6 +960,7 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 		free(tops);
 		return -1;
 	}
+	c.deadline = mqtx_now_ms() + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
 	/* One unusable topic sinks the batch: do not even start. */
 	for (size_t i = 0; i < n; i++) {
 		const struct topic_entry *t = &kb->topics[tops[i]];

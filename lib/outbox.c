@@ -118,7 +118,7 @@ static void build_sql(struct mqtx_outbox *ob)
 			"WITH s AS (UPDATE %s t SET %s = 'sent', %s = t.%s + 1",
 			T, st, ob->q[MQTX_COL_ATTEMPTS], ob->q[MQTX_COL_ATTEMPTS]);
 	if (ob->q[MQTX_COL_SENT_AT] != NULL)
-		mqtx_buf_printf(&b, ", %s = now()", ob->q[MQTX_COL_SENT_AT]);
+		mqtx_buf_printf(&b, ", %s = clock_timestamp()", ob->q[MQTX_COL_SENT_AT]);
 	mqtx_buf_printf(&b, " WHERE t.%s = ANY($1::int8[]) AND t.%s = 'pending' RETURNING 1), ", id, st);
 	mqtx_buf_printf(&b,
 			"f AS (UPDATE %s t SET %s = t.%s + 1, %s = u.err, "

@@ -1,8 +1,17 @@
-/* The relay engine (see relay.h). */
+/* The relay engine (see relay.h).
+ *
+ * Two database connections take turns so that database work overlaps the
+ * broker's: while batch N is being published (on a worker thread that
+ * alone touches the broker connection), the main thread records batch
+ * N-1's outcome on one connection and claims batch N+1 on the other. Each
+ * batch is its own transaction, so the rows and ordering-key buckets of
+ * batch N stay locked until its outcome is committed: batch N+1 cannot
+ * take them (SKIP LOCKED, try-locks), and per-key order holds. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include "relay.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +23,22 @@
 #include "pg.h"
 #include "util.h"
 
+struct slot {
+	PGconn *pg;
+	struct mqtx_outbox *ob;
+};
+
 struct relay {
 	const struct mqtx_config *cfg;
 	const struct mqtx_relay_opts *opts;
 	struct mqtx_relay_stats *stats;
-	PGconn *pg;
-	struct mqtx_outbox *ob;
+	struct slot slots[2];
 	struct mqtx_backend *be;
 	char relay_id[300];
 	int64_t last_heartbeat;
 	char last_error[1024];
 	int64_t reconnect_delay;
+	int64_t claimed; /* rows taken so far, for relay.max_messages */
 };
 
 static bool stop_requested(const struct relay *r)
@@ -34,11 +48,13 @@ static bool stop_requested(const struct relay *r)
 
 static void drop_db(struct relay *r)
 {
-	mqtx_outbox_free(r->ob);
-	r->ob = NULL;
-	if (r->pg != NULL)
-		PQfinish(r->pg);
-	r->pg = NULL;
+	for (int i = 0; i < 2; i++) {
+		mqtx_outbox_free(r->slots[i].ob);
+		r->slots[i].ob = NULL;
+		if (r->slots[i].pg != NULL)
+			PQfinish(r->slots[i].pg);
+		r->slots[i].pg = NULL;
+	}
 }
 
 static void drop_broker(struct relay *r)
@@ -47,12 +63,13 @@ static void drop_broker(struct relay *r)
 	r->be = NULL;
 }
 
-static void heartbeat(struct relay *r, bool batch_done, bool stopping)
+/* Records that this relay is alive, on an idle connection. */
+static void heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, bool stopping)
 {
-	if (r->ob == NULL || r->opts->dry_run)
+	if (ob == NULL || r->opts->dry_run)
 		return;
 	int64_t now = mqtx_now_ms();
-	if (!stopping && now - r->last_heartbeat < r->cfg->relay_heartbeat_interval_ms && r->last_heartbeat != 0)
+	if (!stopping && r->last_heartbeat != 0 && now - r->last_heartbeat < r->cfg->relay_heartbeat_interval_ms)
 		return;
 	struct mqtx_heartbeat hb = {
 		.relay_id = r->relay_id,
@@ -64,7 +81,7 @@ static void heartbeat(struct relay *r, bool batch_done, bool stopping)
 		.stopping = stopping,
 	};
 	struct mqtx_err e;
-	if (mqtx_outbox_heartbeat(r->ob, &hb, &e) < 0)
+	if (mqtx_outbox_heartbeat(ob, &hb, &e) < 0)
 		mqtx_warn("%s", e.msg);
 	r->last_heartbeat = now;
 }
@@ -79,9 +96,9 @@ static void nap(struct relay *r, int64_t ms)
 			return;
 		if (left > 250)
 			left = 250;
-		if (r->ob != NULL) {
+		if (r->slots[0].ob != NULL) {
 			struct mqtx_err e;
-			int got = mqtx_outbox_wait(r->ob, left, &e);
+			int got = mqtx_outbox_wait(r->slots[0].ob, left, &e);
 			if (got != 0) {
 				if (got < 0) {
 					mqtx_warn("%s", e.msg);
@@ -97,7 +114,7 @@ static void nap(struct relay *r, int64_t ms)
 
 static void remember_error(struct relay *r, const struct mqtx_err *e)
 {
-	snprintf(r->last_error, sizeof(r->last_error), "%s", e->msg);
+	snprintf(r->last_error, sizeof(r->last_error), "%.*s", (int)sizeof(r->last_error) - 1, e->msg);
 }
 
 /* In --loop, wait before reconnecting: 0.5s doubling to 30s. */
@@ -111,21 +128,23 @@ static void reconnect_pause(struct relay *r)
 
 static int connect_db(struct relay *r, struct mqtx_err *err)
 {
-	r->pg = mqtx_pg_connect(r->cfg, "mqtx relay", err);
-	if (r->pg == NULL)
-		return -1;
-	r->ob = mqtx_outbox_new(r->pg, r->cfg, err);
-	if (r->ob == NULL) {
-		drop_db(r);
-		return -1;
+	int n = r->opts->dry_run ? 1 : 2;
+	for (int i = 0; i < n; i++) {
+		r->slots[i].pg = mqtx_pg_connect(r->cfg, "mqtx relay", err);
+		if (r->slots[i].pg == NULL)
+			goto fail;
+		r->slots[i].ob = mqtx_outbox_new(r->slots[i].pg, r->cfg, err);
+		if (r->slots[i].ob == NULL)
+			goto fail;
 	}
-	if (r->cfg->relay_loop && mqtx_outbox_listen(r->ob, err) < 0) {
-		drop_db(r);
-		return -1;
-	}
+	if (r->cfg->relay_loop && mqtx_outbox_listen(r->slots[0].ob, err) < 0)
+		goto fail;
 	r->last_heartbeat = 0;
-	heartbeat(r, false, false);
+	heartbeat(r, r->slots[0].ob, false, false);
 	return 0;
+fail:
+	drop_db(r);
+	return -1;
 }
 
 static int connect_broker(struct relay *r, struct mqtx_err *err)
@@ -141,10 +160,23 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 	return r->be == NULL ? -1 : 0;
 }
 
+/* ---- publishing on the worker thread ---- */
+
+struct publish_job {
+	struct mqtx_backend *be;
+	struct mqtx_batch *b;
+	int rc;
+	struct mqtx_err err;
+	pthread_t thread;
+	bool running;
+};
+
 /* Publishes the messages of b that are fit to go; rows whose contents are
- * unusable fail on their own. Returns the backend's verdict. */
-static int publish_batch(struct relay *r, struct mqtx_batch *b, struct mqtx_err *err)
+ * unusable fail on their own. */
+static void *publish_main(void *arg)
 {
+	struct publish_job *j = arg;
+	struct mqtx_batch *b = j->b;
 	struct mqtx_msg *good = mqtx_xcalloc(b->n + 1, sizeof(*good));
 	size_t *from = mqtx_xcalloc(b->n + 1, sizeof(size_t));
 	size_t ng = 0;
@@ -157,14 +189,36 @@ static int publish_batch(struct relay *r, struct mqtx_batch *b, struct mqtx_err 
 		good[ng] = b->msgs[i];
 		from[ng++] = i;
 	}
-	int rc = mqtx_backend_publish(r->be, good, ng, err);
+	mqtx_err_clear(&j->err);
+	j->rc = mqtx_backend_publish(j->be, good, ng, &j->err);
 	for (size_t k = 0; k < ng; k++) {
 		b->msgs[from[k]].state = good[k].state;
 		memcpy(b->msgs[from[k]].error, good[k].error, sizeof(good[k].error));
 	}
 	free(good);
 	free(from);
-	return rc;
+	return NULL;
+}
+
+static void publish_start(struct publish_job *j, struct mqtx_backend *be, struct mqtx_batch *b)
+{
+	j->be = be;
+	j->b = b;
+	j->rc = 0;
+	if (pthread_create(&j->thread, NULL, publish_main, j) == 0) {
+		j->running = true;
+	} else {
+		publish_main(j); /* no thread: publish here */
+		j->running = false;
+	}
+}
+
+static int publish_join(struct publish_job *j)
+{
+	if (j->running)
+		pthread_join(j->thread, NULL);
+	j->running = false;
+	return j->rc;
 }
 
 /* The first few failures of a batch by row, the rest as a count. */
@@ -185,45 +239,27 @@ static void log_failures(const struct mqtx_batch *b)
 		mqtx_warn("... and %zu more failed row(s) in this batch", more);
 }
 
-/* One batch. Returns 1 when there was work, 0 when the outbox is drained
- * for now, -1 on error (err set; the caller decides whether to go on). */
-static int one_batch(struct relay *r, struct mqtx_err *err)
+/* Claims on slot s; NULL with err on failure, an empty batch when drained. */
+static struct mqtx_batch *claim(struct relay *r, int s, struct mqtx_err *err)
 {
 	size_t limit = (size_t)r->cfg->relay_batch_size;
 	if (r->cfg->relay_max_messages > 0) {
-		int64_t left = r->cfg->relay_max_messages - r->stats->relayed - r->stats->failed - r->stats->dead;
-		if (left <= 0)
-			return 0;
-		if ((int64_t)limit > left)
-			limit = (size_t)left;
+		int64_t left = r->cfg->relay_max_messages - r->claimed;
+		if (left < (int64_t)limit)
+			limit = left > 0 ? (size_t)left : 0;
 	}
-	struct mqtx_batch *b = mqtx_outbox_claim(r->ob, limit, r->opts->dry_run, err);
-	if (b == NULL)
-		return -1;
-	if (b->n == 0) {
-		mqtx_batch_free(b);
-		mqtx_outbox_abort(r->ob);
-		return 0;
-	}
-	if (r->opts->dry_run) {
-		for (size_t i = 0; i < b->n; i++) {
-			const struct mqtx_msg *m = &b->msgs[i];
-			if (r->opts->dry_run_row != NULL)
-				r->opts->dry_run_row(r->opts->ctx, m->id, m->key, m->destination, m->routing_key,
-						     m->ordering_key, m->payload_len);
-		}
-		r->stats->batches++;
-		r->stats->relayed += (int64_t)b->n; /* "would relay" */
-		mqtx_batch_free(b);
-		mqtx_outbox_abort(r->ob);
-		return 0; /* rows stay pending: one look is all a dry run can take */
-	}
-	struct mqtx_err perr;
-	mqtx_err_clear(&perr);
-	int prc = publish_batch(r, b, &perr);
+	struct mqtx_batch *b = mqtx_outbox_claim(r->slots[s].ob, limit, r->opts->dry_run, err);
+	if (b != NULL)
+		r->claimed += (int64_t)b->n;
+	return b;
+}
+
+/* Records batch b's outcome on slot s and commits; frees b. */
+static int finish(struct relay *r, int s, struct mqtx_batch *b, struct mqtx_err *err)
+{
 	log_failures(b);
 	struct mqtx_finish_stats fs;
-	if (mqtx_outbox_finish(r->ob, b, &fs, err) < 0) {
+	if (mqtx_outbox_finish(r->slots[s].ob, b, &fs, err) < 0) {
 		mqtx_error("the broker took %zu message(s) but their outcome could not be recorded; they stay pending and will be sent again (same idempotency keys)",
 			   b->n);
 		mqtx_batch_free(b);
@@ -238,13 +274,96 @@ static int one_batch(struct relay *r, struct mqtx_err *err)
 		mqtx_warn("%zu row(s) reached relay.max_attempts (%lld) and are now dead", fs.dead,
 			  (long long)r->cfg->relay_max_attempts);
 	mqtx_debug("batch: %zu sent, %zu failed, %zu dead, %zu released", fs.sent, fs.failed, fs.dead, fs.released);
-	if (prc < 0) {
-		*err = perr;
-		drop_broker(r);
+	heartbeat(r, r->slots[s].ob, true, false);
+	return 0;
+}
+
+static void release(struct relay *r, int s, struct mqtx_batch *b)
+{
+	mqtx_batch_free(b);
+	mqtx_outbox_abort(r->slots[s].ob);
+}
+
+static int dry_run(struct relay *r, struct mqtx_err *err)
+{
+	struct mqtx_batch *b = claim(r, 0, err);
+	if (b == NULL)
 		return -1;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct mqtx_msg *m = &b->msgs[i];
+		if (r->opts->dry_run_row != NULL)
+			r->opts->dry_run_row(r->opts->ctx, m->id, m->key, m->destination, m->routing_key, m->ordering_key,
+					     m->payload_len);
 	}
-	heartbeat(r, true, false);
-	return 1;
+	r->stats->relayed += (int64_t)b->n; /* "would relay" */
+	release(r, 0, b); /* rows stay pending: one look is all a dry run can take */
+	return 0;
+}
+
+/* Relays until the outbox has nothing eligible. Returns 0 when drained (or
+ * stopped), -1 with err. */
+static int drain(struct relay *r, struct mqtx_err *err)
+{
+	struct publish_job job = {0};
+	struct mqtx_batch *cur_b, *next_b = NULL;
+	int cur = 0;
+
+again:
+	if (stop_requested(r))
+		return 0;
+	cur_b = claim(r, cur, err);
+	if (cur_b == NULL)
+		return -1;
+	if (cur_b->n == 0) {
+		release(r, cur, cur_b);
+		return 0;
+	}
+	publish_start(&job, r->be, cur_b);
+	for (;;) {
+		int nxt = 1 - cur;
+		struct mqtx_err cerr;
+		bool claim_failed = false;
+		next_b = NULL;
+		if (!stop_requested(r)) {
+			next_b = claim(r, nxt, &cerr);
+			claim_failed = next_b == NULL;
+		}
+		int prc = publish_join(&job);
+		/* Keep the broker busy: start the next batch before recording this one. */
+		bool go_on = prc == 0 && next_b != NULL && next_b->n > 0 && !stop_requested(r);
+		if (go_on)
+			publish_start(&job, r->be, next_b);
+		int frc = finish(r, cur, cur_b, err);
+		if (frc < 0 || prc < 0 || !go_on) {
+			if (job.running) { /* only when finish failed after the next publish started */
+				publish_join(&job);
+				struct mqtx_err ferr;
+				if (finish(r, nxt, next_b, &ferr) < 0 && frc == 0) {
+					*err = ferr;
+					frc = -1;
+				}
+				next_b = NULL;
+			}
+			if (next_b != NULL)
+				release(r, nxt, next_b);
+			if (prc < 0) {
+				*err = job.err;
+				drop_broker(r);
+				return -1;
+			}
+			if (frc < 0)
+				return -1;
+			if (claim_failed) {
+				*err = cerr;
+				return -1;
+			}
+			/* The look-ahead claim saw nothing while this batch held its
+			 * rows; rows that failed may be eligible again: look once more. */
+			goto again;
+		}
+		cur = nxt;
+		cur_b = next_b;
+	}
 }
 
 int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *opts, struct mqtx_relay_stats *stats,
@@ -268,9 +387,9 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	while (!stop_requested(&r)) {
 		if (cfg->relay_max_time_ms > 0 && mqtx_now_ms() - start >= cfg->relay_max_time_ms)
 			break;
-		if (cfg->relay_max_messages > 0 && stats->relayed + stats->failed + stats->dead >= cfg->relay_max_messages)
+		if (cfg->relay_max_messages > 0 && r.claimed >= cfg->relay_max_messages)
 			break;
-		if (r.pg == NULL && connect_db(&r, err) < 0) {
+		if (r.slots[0].pg == NULL && connect_db(&r, err) < 0) {
 			if (!cfg->relay_loop || !err->retriable) {
 				rc = -1;
 				break;
@@ -280,30 +399,29 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			reconnect_pause(&r);
 			continue;
 		}
-		if (r.be == NULL && !opts->dry_run && connect_broker(&r, err) < 0) {
+		if (opts->dry_run) {
+			rc = dry_run(&r, err);
+			break;
+		}
+		if (r.be == NULL && connect_broker(&r, err) < 0) {
 			if (!cfg->relay_loop || err->kind == MQTX_E_CONFIG) {
 				rc = -1;
 				break;
 			}
 			remember_error(&r, err);
-			heartbeat(&r, false, false);
+			heartbeat(&r, r.slots[0].ob, false, false);
 			mqtx_warn("%s; retrying", err->msg);
 			reconnect_pause(&r);
 			continue;
 		}
-		int n = one_batch(&r, err);
-		if (n > 0) {
+		if (drain(&r, err) == 0) {
 			r.reconnect_delay = 0;
-			continue;
-		}
-		if (n == 0) {
-			if (!cfg->relay_loop || opts->dry_run)
+			if (!cfg->relay_loop)
 				break;
-			heartbeat(&r, false, false);
+			heartbeat(&r, r.slots[0].ob, false, false);
 			nap(&r, cfg->relay_poll_interval_ms);
 			continue;
 		}
-		/* n < 0 */
 		remember_error(&r, err);
 		if (err->kind == MQTX_E_DB) {
 			bool fatal = !err->retriable;
@@ -319,7 +437,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 		mqtx_warn("%s; retrying", err->msg);
 		reconnect_pause(&r);
 	}
-	heartbeat(&r, false, true);
+	heartbeat(&r, r.slots[0].ob, false, true);
 	drop_broker(&r);
 	drop_db(&r);
 	stats->elapsed_ms = mqtx_now_ms() - start;

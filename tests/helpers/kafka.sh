@@ -24,6 +24,7 @@
 # the mock's answer, printed on stderr; exit 0 for "ok", 1 otherwise.
 # Commands (see kafka_mock.c): topic NAME PARTITIONS | down BROKERID |
 # up BROKERID | errors APIKEY COUNT ERRCODE | rtt BROKERID MS |
+# errors-rtt BROKERID APIKEY COUNT ERRCODE MS |
 # clear APIKEY | topic-error NAME ERRCODE.
 #
 # `stop` stops the recorded process (STATEDIR/kafka.pid) after checking that

@@ -22,6 +22,10 @@
  *   errors APIKEY COUNT ERRCODE    the next COUNT requests of APIKEY fail with
  *                                  ERRCODE (cluster-wide error stack)
  *   rtt BROKERID MS                delay every response of a broker (-1: all)
+ *   errors-rtt BROKERID APIKEY COUNT ERRCODE MS
+ *                                  the next COUNT requests of APIKEY to that
+ *                                  broker (-1: each broker) answer ERRCODE
+ *                                  (NO_ERROR: success) after MS milliseconds
  *   clear APIKEY                   drop the pending errors of APIKEY
  *   topic-error NAME ERRCODE       answer metadata requests for a topic with
  *                                  ERRCODE (NO_ERROR to undo): the mock
@@ -185,8 +189,8 @@ static int create_topic(rd_kafka_mock_cluster_t *mc, const char *name, const cha
 /* Runs one control command; returns 0 or -1 with why. */
 static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line, char *why, size_t whylen)
 {
-	char *w[5];
-	int n = split(line, w, 4);
+	char *w[7];
+	int n = split(line, w, 6);
 	long id, v;
 	rd_kafka_resp_err_t e;
 
@@ -234,6 +238,19 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line, cha
 		rd_kafka_mock_push_request_errors_array(mc, api, (size_t)v, codes);
 		free(codes);
 		return 0;
+	} else if (strcmp(w[0], "errors-rtt") == 0 && n == 6) {
+		int16_t api;
+		rd_kafka_resp_err_t code;
+		long cnt;
+		if (!parse_int(w[1], -1, INT32_MAX, &id) || !parse_api_key(w[2], &api) || !parse_int(w[3], 1, 100000, &cnt) ||
+		    !parse_err_code(w[4], &code) || !parse_int(w[5], 0, INT_MAX, &v)) {
+			snprintf(why, whylen, "expected: errors-rtt BROKERID APIKEY COUNT ERRCODE MS");
+			return -1;
+		}
+		e = RD_KAFKA_RESP_ERR_NO_ERROR;
+		for (int32_t b = id == -1 ? 1 : (int32_t)id; b <= (id == -1 ? brokers : (int32_t)id) && !e; b++)
+			for (long i = 0; i < cnt && !e; i++)
+				e = rd_kafka_mock_broker_push_request_error_rtts(mc, b, api, 1, code, (int)v);
 	} else if (strcmp(w[0], "topic-error") == 0 && n == 3) {
 		rd_kafka_resp_err_t code;
 		if (!parse_err_code(w[2], &code)) {
@@ -252,7 +269,7 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line, cha
 		return 0;
 	} else {
 		snprintf(why, whylen,
-			 "unknown command (expected: topic NAME PARTITIONS | down ID | up ID | errors APIKEY COUNT ERRCODE | rtt ID MS | clear APIKEY | topic-error NAME ERRCODE)");
+			 "unknown command (expected: topic NAME PARTITIONS | down ID | up ID | errors APIKEY COUNT ERRCODE | rtt ID MS | errors-rtt ID APIKEY COUNT ERRCODE MS | clear APIKEY | topic-error NAME ERRCODE)");
 		return -1;
 	}
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# make bench: every scenario against a reference measured in the same run,
+# on private servers with durable settings (fsync on). Prints one table and
+# writes bench/results.json. Not part of make check.
+#   BENCH_RUNS (default 3): runs per scenario; the median is reported
+#   BENCH_N (default 100000): rows per relay/publisher scenario
+#   BENCH_NAIVE_RUNS (default 1): runs of the slow psql+amqp-publish loop (2,000 rows)
+#   BENCH_SKIP_BIG=1: skip the 1,000,000-row backlog scenario
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+RUNS=${BENCH_RUNS:-3}
+N=${BENCH_N:-100000}
+SIZE=200
+MQTX=$ROOT/mqtx
+AMQP_TOOL=$ROOT/tests/helpers/amqp_tool
+PUB=$ROOT/bench/bin/amqp_publisher
+CLAIM=$ROOT/bench/bin/pg_claim
+STATE=$(mktemp -d /tmp/mqtx-bench.XXXXXX)
+RESULTS=$ROOT/bench/results.json
+ROWS_FILE=$STATE/rows.tsv
+
+cleanup() {
+	[[ -n ${LOOP_PID:-} ]] && kill "$LOOP_PID" 2>/dev/null
+	"$ROOT/tests/helpers/servers.sh" stop "$STATE" >/dev/null 2>&1 || true
+	rm -rf "$STATE"
+}
+trap cleanup EXIT INT TERM
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+say "starting private PostgreSQL and RabbitMQ (durable settings) in $STATE"
+unset MQTX_TEST_DATABASE_URL MQTX_TEST_AMQP_URL MQTX_TEST_KAFKA_BROKERS
+MQTX_BENCH_DURABLE=1 "$ROOT/tests/helpers/servers.sh" start "$STATE" 2>/dev/null
+# shellcheck source=/dev/null
+. "$STATE/env"
+DB=$MQTX_TEST_DATABASE_URL
+AMQP=$MQTX_TEST_AMQP_URL
+export MQTX_DATABASE_URL=$DB MQTX_BROKER_URL=$AMQP MQTX_OUTBOX_SCHEMA=bench
+psql_b() { psql "$DB" -qAtX -v ON_ERROR_STOP=1 "$@"; }
+psql_b -c "CREATE SCHEMA bench"
+"$MQTX" -q init
+"$AMQP_TOOL" declare-exchange "$AMQP" bench.classic --type direct
+"$AMQP_TOOL" declare-queue "$AMQP" bench.classic.q --bind bench.classic:rk
+"$AMQP_TOOL" declare-exchange "$AMQP" bench.quorum --type direct
+"$AMQP_TOOL" declare-queue "$AMQP" bench.quorum.q --quorum --bind bench.quorum:rk
+
+# fill_outbox N EXCHANGE: exactly N pending rows with SIZE-byte payloads
+fill_outbox() {
+	psql_b -c "TRUNCATE bench.mqtx_outbox RESTART IDENTITY" \
+		-c "INSERT INTO bench.mqtx_outbox(destination, routing_key, payload)
+		    SELECT '$2', 'rk', convert_to(repeat('x', $SIZE), 'UTF8') FROM generate_series(1, $1)" \
+		-c "VACUUM ANALYZE bench.mqtx_outbox"
+}
+
+purge() { "$AMQP_TOOL" purge "$AMQP" "$1" >/dev/null; }
+
+# timed CMD...: runs CMD, appends "seconds peak_rss_kib" to $ROWS_FILE.last
+timed() {
+	/usr/bin/time -f '%e %M' -o "$STATE/time" "$@" >"$STATE/out" 2>"$STATE/err" || {
+		say "failed: $*"
+		cat "$STATE/err" >&2
+		return 1
+	}
+	cat "$STATE/time"
+}
+
+# scenario NAME MESSAGES PREP_FN CMD...: RUNS runs, records every run
+scenario() {
+	local name=$1 msgs=$2 prep=$3 runs=${SCENARIO_RUNS:-$RUNS}
+	shift 3
+	local i
+	for ((i = 1; i <= runs; i++)); do
+		$prep
+		local t
+		t=$(timed "$@")
+		printf '%s\t%s\t%s\n' "$name" "$msgs" "$t" >>"$ROWS_FILE"
+		say "$name run $i: $t (seconds, peak RSS KiB)"
+	done
+}
+
+prep_none() { :; }
+prep_classic_pub() { purge bench.classic.q; }
+prep_quorum_pub() { purge bench.quorum.q; }
+prep_classic_relay() { purge bench.classic.q; fill_outbox "$N" bench.classic; }
+prep_quorum_relay() { purge bench.quorum.q; fill_outbox "$N" bench.quorum; }
+prep_db() { fill_outbox "$N" bench.classic; }
+
+: >"$ROWS_FILE"
+scenario broker_limit_classic "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" confirm 1024
+scenario db_limit "$N" prep_db "$CLAIM" "$DB" bench 1000
+scenario relay_classic "$N" prep_classic_relay "$MQTX" -q relay --batch 1000
+scenario broker_limit_quorum "$N" prep_quorum_pub "$PUB" "$AMQP" bench.quorum rk "$N" "$SIZE" confirm 1024
+scenario relay_quorum "$N" prep_quorum_relay "$MQTX" -q relay --batch 1000
+
+# What a user would otherwise write: psql + amqp-publish + psql per row.
+naive_loop() {
+	local host port
+	host=$(sed -E 's|amqp://[^@]*@([^:/]+):([0-9]+).*|\1|' <<<"$AMQP")
+	port=$(sed -E 's|amqp://[^@]*@([^:/]+):([0-9]+).*|\2|' <<<"$AMQP")
+	local id payload
+	while read -r id; do
+		payload=$(psql "$DB" -qAtX -c "SELECT convert_from(payload, 'UTF8') FROM bench.mqtx_outbox WHERE id = $id")
+		amqp-publish --server="$host" --port="$port" --username=guest --password=guest -e bench.classic -r rk -p -b "$payload"
+		psql "$DB" -qAtX -c "UPDATE bench.mqtx_outbox SET status = 'sent', sent_at = now() WHERE id = $id"
+	done < <(psql "$DB" -qAtX -c "SELECT id FROM bench.mqtx_outbox WHERE status = 'pending' ORDER BY id")
+}
+export -f naive_loop
+export DB AMQP
+NAIVE_ROWS=${BENCH_NAIVE_ROWS:-2000}
+prep_naive() { purge bench.classic.q; fill_outbox "$NAIVE_ROWS" bench.classic; }
+SCENARIO_RUNS=${BENCH_NAIVE_RUNS:-1} scenario naive_shell_loop "$NAIVE_ROWS" prep_naive bash -c naive_loop
+
+if [[ ${BENCH_SKIP_BIG:-0} != 1 ]]; then
+	prep_big() { purge bench.classic.q; fill_outbox 1000000 bench.classic; }
+	SCENARIO_RUNS=1 scenario relay_backlog_1m 1000000 prep_big "$MQTX" -q relay --batch 1000
+fi
+
+# --loop latency: 1,000 single-row transactions 5 ms apart; commit -> recorded ack.
+psql_b -c "TRUNCATE bench.mqtx_outbox RESTART IDENTITY" -c "CREATE OR REPLACE PROCEDURE bench.trickle(n int) LANGUAGE plpgsql AS \$\$
+BEGIN
+	FOR i IN 1..n LOOP
+		INSERT INTO bench.mqtx_outbox(destination, routing_key, payload) VALUES ('bench.classic', 'rk', convert_to(repeat('x', $SIZE), 'UTF8'));
+		COMMIT;
+		PERFORM pg_sleep(0.005);
+	END LOOP;
+END \$\$"
+purge bench.classic.q
+"$MQTX" -q relay --loop --poll-interval 1s &
+LOOP_PID=$!
+sleep 1
+psql_b -c "CALL bench.trickle(1000)"
+for _ in $(seq 1 100); do
+	[[ $(psql_b -c "SELECT count(*) FROM bench.mqtx_outbox WHERE status = 'sent'") == 1000 ]] && break
+	sleep 0.1
+done
+kill -TERM "$LOOP_PID"
+wait "$LOOP_PID" || true
+LOOP_PID=
+LAT=$(psql_b -F ' ' -c "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 1),
+	round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 1), count(*)
+	FROM (SELECT extract(epoch FROM sent_at - created_at) * 1000 AS ms FROM bench.mqtx_outbox WHERE status = 'sent') s")
+say "loop latency p50/p99 ms, rows: $LAT"
+
+# ---- the table ----
+python3 - "$ROWS_FILE" "$RESULTS" "$LAT" "$(nproc)" "$(uname -srm)" <<'PY'
+import json, statistics, sys
+rows_file, out, lat, cores, machine = sys.argv[1:6]
+runs = {}
+for line in open(rows_file):
+    name, msgs, t = line.rstrip("\n").split("\t")
+    secs, rss = t.split()
+    runs.setdefault(name, []).append((int(msgs), float(secs), int(rss)))
+
+def stat(name):
+    r = runs.get(name)
+    if not r:
+        return None
+    msgs = r[0][0]
+    secs = sorted(x[1] for x in r)
+    rates = sorted(msgs / max(s, 1e-9) for s in secs)
+    return {"messages": msgs, "runs": len(r), "seconds": statistics.median(secs),
+            "msgs_per_s": statistics.median(rates), "msgs_per_s_min": rates[0], "msgs_per_s_max": rates[-1],
+            "peak_rss_kib": max(x[2] for x in r)}
+
+res = {name: stat(name) for name in runs}
+def ratio(a, b):
+    return None if not res.get(a) or not res.get(b) else res[a]["msgs_per_s"] / res[b]["msgs_per_s"]
+
+checks = []
+def add(scn, ref_desc, r, target, ok):
+    checks.append({"scenario": scn, "reference": ref_desc, "ratio": r, "target": target, "met": ok})
+
+def min_ref(a, b):
+    ra, rb = res.get(a), res.get(b)
+    if not ra or not rb:
+        return None
+    return min(ra["msgs_per_s"], rb["msgs_per_s"])
+
+for q in ("classic", "quorum"):
+    ref = min_ref(f"broker_limit_{q}", "db_limit")
+    r = res[f"relay_{q}"]["msgs_per_s"] / ref if ref and res.get(f"relay_{q}") else None
+    add(f"relay_{q}", f"min(broker_limit_{q}, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
+r = ratio("relay_classic", "naive_shell_loop")
+add("relay_classic", "naive_shell_loop", r, ">= 500", r is not None and r >= 500)
+if res.get("relay_backlog_1m"):
+    r = ratio("relay_backlog_1m", "relay_classic")
+    rss = res["relay_backlog_1m"]["peak_rss_kib"]
+    add("relay_backlog_1m", "relay_classic (msgs/s)", r, "within 10%", r is not None and r >= 0.9)
+    add("relay_backlog_1m", "peak RSS", rss / 1024, "< 32 MiB", rss < 32 * 1024)
+p50, p99, n = lat.split()
+add("loop_latency", "p99 ms (p50 %s ms, %s rows)" % (p50, n), float(p99), "< 50 ms", float(p99) < 50)
+
+print()
+print("%-22s %9s %8s %22s %10s" % ("scenario", "messages", "seconds", "msgs/s median (min-max)", "peak RSS"))
+for name, s in res.items():
+    print("%-22s %9d %8.2f %10.0f (%.0f-%.0f) %7.1f MiB" % (name, s["messages"], s["seconds"], s["msgs_per_s"],
+          s["msgs_per_s_min"], s["msgs_per_s_max"], s["peak_rss_kib"] / 1024))
+print()
+print("%-18s %-40s %10s %-11s %s" % ("target", "reference", "value", "goal", "met"))
+for c in checks:
+    v = "-" if c["ratio"] is None else ("%.2f" % c["ratio"])
+    print("%-18s %-40s %10s %-11s %s" % (c["scenario"], c["reference"], v, c["target"], "yes" if c["met"] else "NO"))
+json.dump({"machine": {"cores": int(cores), "kernel": machine}, "scenarios": res, "targets": checks,
+           "loop_latency_ms": {"p50": float(p50), "p99": float(p99), "rows": int(n)}}, open(out, "w"), indent=2)
+print("\nwritten: bench/results.json")
+PY
