@@ -1,12 +1,12 @@
 /* The relay engine (see relay.h).
  *
- * Two database connections take turns so that database work overlaps the
- * broker's: while batch N is being published (on a worker thread that
- * alone touches the broker connection), the main thread records batch
- * N-1's outcome on one connection and claims batch N+1 on the other. Each
- * batch is its own transaction, so the rows and ordering-key buckets of
- * batch N stay locked until its outcome is committed: batch N+1 cannot
- * take them (SKIP LOCKED, try-locks), and per-key order holds. */
+ * Two slots take turns, each with its own database connection, broker
+ * connection and publishing thread, so that two batches are in flight:
+ * while batch N waits for its last confirms, batch N+1 is already being
+ * published and the main thread records N-1's outcome. Each batch is its
+ * own transaction, so the rows and ordering-key buckets of batch N stay
+ * locked until its outcome is committed: batch N+1 cannot take them (SKIP
+ * LOCKED, try-locks), and per-key order holds. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include "relay.h"
@@ -23,9 +23,21 @@
 #include "pg.h"
 #include "util.h"
 
+struct publish_job {
+	struct mqtx_backend *be;
+	struct mqtx_batch *b;
+	int rc;
+	struct mqtx_err err;
+	pthread_t thread;
+	bool running;
+};
+
 struct slot {
 	PGconn *pg;
 	struct mqtx_outbox *ob;
+	struct mqtx_backend *be;
+	struct publish_job job;
+	struct mqtx_batch *b; /* claimed, being published */
 };
 
 struct relay {
@@ -33,7 +45,6 @@ struct relay {
 	const struct mqtx_relay_opts *opts;
 	struct mqtx_relay_stats *stats;
 	struct slot slots[2];
-	struct mqtx_backend *be;
 	char relay_id[300];
 	int64_t last_heartbeat;
 	char last_error[1024];
@@ -59,8 +70,10 @@ static void drop_db(struct relay *r)
 
 static void drop_broker(struct relay *r)
 {
-	mqtx_backend_close(r->be);
-	r->be = NULL;
+	for (int i = 0; i < 2; i++) {
+		mqtx_backend_close(r->slots[i].be);
+		r->slots[i].be = NULL;
+	}
 }
 
 /* Records that this relay is alive, on an idle connection. */
@@ -156,20 +169,17 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 		.stop = r->opts->stop,
 		.stop_grace_ms = r->cfg->relay_shutdown_grace_ms,
 	};
-	r->be = mqtx_backend_open(r->cfg, &bo, err);
-	return r->be == NULL ? -1 : 0;
+	for (int i = 0; i < 2; i++) {
+		r->slots[i].be = mqtx_backend_open(r->cfg, &bo, err);
+		if (r->slots[i].be == NULL) {
+			drop_broker(r);
+			return -1;
+		}
+	}
+	return 0;
 }
 
-/* ---- publishing on the worker thread ---- */
-
-struct publish_job {
-	struct mqtx_backend *be;
-	struct mqtx_batch *b;
-	int rc;
-	struct mqtx_err err;
-	pthread_t thread;
-	bool running;
-};
+/* ---- publishing on the worker threads ---- */
 
 /* Publishes the messages of b that are fit to go; rows whose contents are
  * unusable fail on their own. */
@@ -300,69 +310,73 @@ static int dry_run(struct relay *r, struct mqtx_err *err)
 	return 0;
 }
 
+/* Claims a batch on slot s and starts publishing it. Returns 1 when a
+ * batch is on its way, 0 when there was nothing, -1 with err. */
+static int fill(struct relay *r, int s, struct mqtx_err *err)
+{
+	struct slot *sl = &r->slots[s];
+	sl->b = claim(r, s, err);
+	if (sl->b == NULL)
+		return -1;
+	if (sl->b->n == 0) {
+		release(r, s, sl->b);
+		sl->b = NULL;
+		return 0;
+	}
+	publish_start(&sl->job, sl->be, sl->b);
+	return 1;
+}
+
+/* Waits for slot s's publish and records its outcome. Returns the
+ * publish verdict (-1: broker broken, perr set) and sets *frc to the
+ * recording verdict (-1: database error, ferr set). */
+static int settle(struct relay *r, int s, int *frc, struct mqtx_err *perr, struct mqtx_err *ferr)
+{
+	struct slot *sl = &r->slots[s];
+	int prc = publish_join(&sl->job);
+	if (prc < 0)
+		*perr = sl->job.err;
+	*frc = finish(r, s, sl->b, ferr);
+	sl->b = NULL;
+	return prc;
+}
+
 /* Relays until the outbox has nothing eligible. Returns 0 when drained (or
  * stopped), -1 with err. */
 static int drain(struct relay *r, struct mqtx_err *err)
 {
-	struct publish_job job = {0};
-	struct mqtx_batch *cur_b, *next_b = NULL;
-	int cur = 0;
-
 again:
 	if (stop_requested(r))
 		return 0;
-	cur_b = claim(r, cur, err);
-	if (cur_b == NULL)
-		return -1;
-	if (cur_b->n == 0) {
-		release(r, cur, cur_b);
-		return 0;
-	}
-	publish_start(&job, r->be, cur_b);
-	for (;;) {
-		int nxt = 1 - cur;
-		struct mqtx_err cerr;
-		bool claim_failed = false;
-		next_b = NULL;
-		if (!stop_requested(r)) {
-			next_b = claim(r, nxt, &cerr);
-			claim_failed = next_b == NULL;
+	int f = fill(r, 0, err);
+	if (f <= 0)
+		return f;
+	for (int i = 0;; i = 1 - i) {
+		int o = 1 - i;
+		struct mqtx_err cerr, perr, ferr, perr2, ferr2;
+		int fo = stop_requested(r) ? 0 : fill(r, o, &cerr);
+		int frc, frc2 = 0, prc2 = 0;
+		int prc = settle(r, i, &frc, &perr, &ferr);
+		if (prc == 0 && frc == 0 && fo == 1)
+			continue;
+		if (fo == 1) /* the other batch is out: see it through before anything else */
+			prc2 = settle(r, o, &frc2, &perr2, &ferr2);
+		if (prc < 0 || prc2 < 0) {
+			*err = prc < 0 ? perr : perr2;
+			drop_broker(r);
+			return -1;
 		}
-		int prc = publish_join(&job);
-		/* Keep the broker busy: start the next batch before recording this one. */
-		bool go_on = prc == 0 && next_b != NULL && next_b->n > 0 && !stop_requested(r);
-		if (go_on)
-			publish_start(&job, r->be, next_b);
-		int frc = finish(r, cur, cur_b, err);
-		if (frc < 0 || prc < 0 || !go_on) {
-			if (job.running) { /* only when finish failed after the next publish started */
-				publish_join(&job);
-				struct mqtx_err ferr;
-				if (finish(r, nxt, next_b, &ferr) < 0 && frc == 0) {
-					*err = ferr;
-					frc = -1;
-				}
-				next_b = NULL;
-			}
-			if (next_b != NULL)
-				release(r, nxt, next_b);
-			if (prc < 0) {
-				*err = job.err;
-				drop_broker(r);
-				return -1;
-			}
-			if (frc < 0)
-				return -1;
-			if (claim_failed) {
-				*err = cerr;
-				return -1;
-			}
-			/* The look-ahead claim saw nothing while this batch held its
-			 * rows; rows that failed may be eligible again: look once more. */
-			goto again;
+		if (frc < 0 || frc2 < 0) {
+			*err = frc < 0 ? ferr : ferr2;
+			return -1;
 		}
-		cur = nxt;
-		cur_b = next_b;
+		if (fo < 0) {
+			*err = cerr;
+			return -1;
+		}
+		/* The look-ahead claim saw nothing while the other batch held its
+		 * rows; rows that failed may be eligible again: look once more. */
+		goto again;
 	}
 }
 
@@ -403,7 +417,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			rc = dry_run(&r, err);
 			break;
 		}
-		if (r.be == NULL && connect_broker(&r, err) < 0) {
+		if (r.slots[0].be == NULL && connect_broker(&r, err) < 0) {
 			if (!cfg->relay_loop || err->kind == MQTX_E_CONFIG) {
 				rc = -1;
 				break;

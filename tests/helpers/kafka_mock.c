@@ -281,7 +281,7 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line, cha
 
 static void handle_line(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
 {
-	char copy[1024], why[512];
+	char copy[4096], why[512];
 	size_t l = strlen(line);
 	while (l > 0 && isspace((unsigned char)line[l - 1]))
 		line[--l] = '\0';

@@ -412,6 +412,19 @@ static bool create_via_mock(const char *topic, long partitions)
 	return true;
 }
 
+/* Waits until the topic is visible, as producers will see it. */
+static int wait_for_topic(rd_kafka_t *rk, const char *brokers, const char *topic)
+{
+	int have;
+	int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
+	while ((have = partition_count(rk, brokers, topic)) == 0 && now_ms() < deadline)
+		sleep_ms(100);
+	rd_kafka_destroy(rk);
+	if (have == 0)
+		die("create-topic", "topic '%s' did not show up in metadata within %ds", topic, CONNECT_TIMEOUT_MS / 1000);
+	return 0;
+}
+
 static int cmd_create_topic(const char *brokers, const char *topic, long partitions)
 {
 	rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), brokers);
@@ -422,9 +435,8 @@ static int cmd_create_topic(const char *brokers, const char *topic, long partiti
 		rd_kafka_destroy(rk);
 		return 0;
 	}
-
 	if (create_via_mock(topic, partitions))
-		goto wait;
+		return wait_for_topic(rk, brokers, topic);
 
 	char errstr[512];
 	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, (int)partitions, -1, errstr, sizeof(errstr));
@@ -458,15 +470,7 @@ static int cmd_create_topic(const char *brokers, const char *topic, long partiti
 		rd_kafka_destroy(rk);
 		die("create-topic", "cannot create '%s': %s", topic, why);
 	}
-wait:
-	/* Wait until the topic is visible, as producers will see it. */
-	int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
-	while ((have = partition_count(rk, brokers, topic)) == 0 && now_ms() < deadline)
-		sleep_ms(100);
-	rd_kafka_destroy(rk);
-	if (have == 0)
-		die("create-topic", "topic '%s' did not show up in metadata within %ds", topic, CONNECT_TIMEOUT_MS / 1000);
-	return 0;
+	return wait_for_topic(rk, brokers, topic);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
