@@ -28,7 +28,7 @@ ASAN_LIB_OBJ = $(LIB_SRC:%.c=build/asan/%.o)
 MAN_SRC = $(wildcard man/*.scd)
 MAN_OUT = $(MAN_SRC:.scd=)
 
-HELPERS = tests/helpers/amqp_tool
+HELPERS = tests/helpers/amqp_tool tests/helpers/kafka_mock tests/helpers/kafka_tool
 UNIT = tests/unit/unit_tests
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_DEF = tests/unit/tests.def
@@ -75,6 +75,12 @@ tests/unit/unit_tests-asan: $(UNIT_SRC) $(UNIT_DEF) $(ASAN_LIB_OBJ) $(HDRS)
 
 tests/helpers/amqp_tool: tests/helpers/amqp_tool.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs librabbitmq)
+
+tests/helpers/kafka_mock: tests/helpers/kafka_mock.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
+
+tests/helpers/kafka_tool: tests/helpers/kafka_tool.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
 
 helpers: $(HELPERS)
 

@@ -279,7 +279,7 @@ static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_r
 			struct mqtx_msg *msg = &ps->msgs[ps->chan_idx[i]];
 			if (msg->state == MQTX_MSG_UNKNOWN && strlen(msg->key) == id.len &&
 			    memcmp(msg->key, id.bytes, id.len) == 0) {
-				/* keep it counted in flight until its ack arrives */
+				/* resolved now; its ack arrives later and changes nothing */
 				msg->state = MQTX_MSG_FAILED;
 				snprintf(msg->error, sizeof(msg->error), "%s", why);
 				mqtx_keyset_add(&ps->blocked, msg->ordering_key);
@@ -490,10 +490,6 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 	for (;;) {
 		while (pos < todo_n && !ps.channel_closed && !stopping(ab)) {
 			struct mqtx_msg *m = &msgs[todo[pos]];
-			if (mqtx_keyset_has(&ps.blocked, m->ordering_key)) {
-				pos++; /* stays PENDING: it must not overtake the failed one */
-				continue;
-			}
 			if (is_missing(&ps, m->destination)) {
 				m->state = MQTX_MSG_FAILED;
 				snprintf(m->error, sizeof(m->error), "channel error 404: NOT_FOUND - no exchange '%.200s'",
@@ -515,6 +511,13 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 			while (amqp_frames_enqueued(ab->conn) || amqp_data_in_buffer(ab->conn)) {
 				if (pump(ab, &ps, 0, err) < 0)
 					goto broken;
+			}
+			if (ps.channel_closed)
+				break;
+			/* checked last: a refusal may have arrived while we waited */
+			if (mqtx_keyset_has(&ps.blocked, m->ordering_key)) {
+				pos++; /* stays PENDING: it must not overtake the failed one */
+				continue;
 			}
 			m->state = MQTX_MSG_UNKNOWN;
 			m->error[0] = '\0';

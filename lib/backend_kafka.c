@@ -67,6 +67,7 @@ struct kafka_backend {
 	size_t outstanding;
 	size_t timed_out; /* reports saying message.timeout.ms passed */
 	uintptr_t seq;
+	struct mqtx_keyset blocked; /* ordering keys with a failed message in this call */
 
 	bool fatal;
 	char fatal_text[256];
@@ -111,6 +112,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	msg->state = MQTX_MSG_FAILED;
 	snprintf(msg->error, sizeof(msg->error), "cannot deliver to topic '%s': %s", msg->destination,
 		 rd_kafka_err2str(m->err));
+	mqtx_keyset_add(&kb->blocked, msg->ordering_key);
 }
 
 static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
@@ -417,6 +419,7 @@ static void kafka_close(struct mqtx_backend *b)
 		free_topics(kb);
 		rd_kafka_destroy(kb->rk);
 	}
+	mqtx_keyset_free(&kb->blocked);
 	free(kb->where);
 	free(kb);
 }
@@ -623,6 +626,7 @@ static void begin_call(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n
 	kb->awaiting = mqtx_xcalloc(n + 1, sizeof(bool));
 	kb->outstanding = 0;
 	kb->timed_out = 0;
+	mqtx_keyset_free(&kb->blocked);
 	for (size_t i = 0; i < n; i++) {
 		msgs[i].state = MQTX_MSG_PENDING;
 		msgs[i].error[0] = '\0';
@@ -765,6 +769,7 @@ static size_t produce_all(struct kafka_backend *kb, struct call *c, const size_t
 		if (t->partitions == 0) {
 			m->state = MQTX_MSG_FAILED;
 			snprintf(m->error, sizeof(m->error), "%s", t->why);
+			mqtx_keyset_add(&kb->blocked, m->ordering_key);
 			if (*first_refused == n)
 				*first_refused = i;
 			continue;
@@ -774,11 +779,16 @@ static size_t produce_all(struct kafka_backend *kb, struct call *c, const size_t
 				return n - i;
 		if (stopping(kb) || kb->fatal)
 			return n - i;
+		if (mqtx_keyset_has(&kb->blocked, m->ordering_key))
+			continue; /* stays PENDING: it must not overtake the failed one */
 		enum produced p = produce_one(kb, c, i, t);
 		if (p == GAVE_UP)
 			return n - i;
-		if (p == REFUSED && *first_refused == n)
-			*first_refused = i;
+		if (p == REFUSED) {
+			mqtx_keyset_add(&kb->blocked, m->ordering_key);
+			if (*first_refused == n)
+				*first_refused = i;
+		}
 		if ((i & 63) == 63)
 			rd_kafka_poll(kb->rk, 0);
 	}

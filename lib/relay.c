@@ -190,15 +190,20 @@ static void *publish_main(void *arg)
 	struct mqtx_msg *good = mqtx_xcalloc(b->n + 1, sizeof(*good));
 	size_t *from = mqtx_xcalloc(b->n + 1, sizeof(size_t));
 	size_t ng = 0;
+	struct mqtx_keyset failed = {0};
 	for (size_t i = 0; i < b->n; i++) {
 		if (b->bad_headers[i] != NULL) {
 			b->msgs[i].state = MQTX_MSG_FAILED;
 			snprintf(b->msgs[i].error, sizeof(b->msgs[i].error), "%s", b->bad_headers[i]);
+			mqtx_keyset_add(&failed, b->msgs[i].ordering_key);
 			continue;
 		}
+		if (mqtx_keyset_has(&failed, b->msgs[i].ordering_key))
+			continue; /* stays PENDING behind its failed predecessor */
 		good[ng] = b->msgs[i];
 		from[ng++] = i;
 	}
+	mqtx_keyset_free(&failed);
 	mqtx_err_clear(&j->err);
 	j->rc = mqtx_backend_publish(j->be, good, ng, &j->err);
 	for (size_t k = 0; k < ng; k++) {

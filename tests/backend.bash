@@ -77,3 +77,15 @@ skip_unless_local_broker() {
 skip_on_backend() {
 	[[ $MQTX_TEST_BACKEND != "$1" ]] || skip "$2"
 }
+
+# missing_dest: prints the name of a destination that does not exist (the
+# Kafka mock creates every topic it is asked about, so it is told to
+# answer UNKNOWN_TOPIC_OR_PART for this one).
+missing_dest() {
+	local name="no-such-destination-$T_SCHEMA"
+	if [[ $MQTX_TEST_BACKEND == kafka && ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]]; then
+		"$BATS_TEST_DIRNAME/helpers/kafka.sh" ctl "$MQTX_TEST_STATEDIR" topic-error "$name" UNKNOWN_TOPIC_OR_PART >/dev/null ||
+			return 1
+	fi
+	printf '%s\n' "$name"
+}

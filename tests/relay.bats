@@ -124,7 +124,7 @@ assert_sent_were_delivered() {
 
 @test "relay: a row whose destination does not exist fails alone; every other row is relayed" {
 	insert_rows 5
-	insert_rows 1 "no-such-destination-$T_SCHEMA"
+	insert_rows 1 "$(missing_dest)"
 	insert_rows 5
 	run_mqtx 1 relay
 	run psql_test "SELECT status, attempts, available_at > now() FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
@@ -137,7 +137,7 @@ assert_sent_were_delivered() {
 }
 
 @test "relay: a failing head row holds back later rows of its ordering key, not other keys" {
-	insert_rows 1 "no-such-destination-$T_SCHEMA" "'K'"
+	insert_rows 1 "$(missing_dest)" "'K'"
 	insert_rows 2 "$T_DEST" "'K'"
 	insert_rows 2 "$T_DEST" "'L'"
 	run_mqtx 1 relay

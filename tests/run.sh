@@ -36,6 +36,7 @@ cleanup() {
 	((cleaned)) && return 0
 	cleaned=1
 	[[ -n $STATEDIR ]] || return 0
+	"$ROOT/tests/helpers/kafka.sh" stop "$STATEDIR" || say "warning: stopping the Kafka mock failed (state in $STATEDIR)"
 	"$SERVERS" stop "$STATEDIR" || say "warning: stopping the test servers failed (state in $STATEDIR)"
 	if [[ ${MQTX_TEST_KEEP_STATE:-0} == 1 ]]; then
 		say "kept test state in $STATEDIR"
@@ -128,8 +129,17 @@ if ! "$SERVERS" start "$STATEDIR"; then
 	summary
 	exit 1
 fi
+if ! "$ROOT/tests/helpers/kafka.sh" start "$STATEDIR"; then
+	say "could not start the Kafka mock cluster (logs in $STATEDIR)"
+	MQTX_TEST_KEEP_STATE=1
+	cleanup
+	failed=1
+	summary
+	exit 1
+fi
 # shellcheck source=/dev/null
 source "$STATEDIR/env"
+export KAFKA_TOOL=${KAFKA_TOOL:-$ROOT/tests/helpers/kafka_tool}
 
 rc=0
 
@@ -157,12 +167,15 @@ if [[ -x $UNIT ]]; then
 	((unit_rc == 0)) || rc=1
 fi
 
-# ---- bats
-if ((${#files[@]})); then
-	tap=$STATEDIR/bats.tap
-	bats_rc=0
+# ---- bats: every file once (RabbitMQ); files that `load backend` run a
+# second time against Kafka (MQTX_TEST_BACKEND=kafka), same tests.
+run_bats_pass() {
+	local label=$1
+	shift
+	local tap=$STATEDIR/bats-$label.tap bats_rc=0
 	read -r -a extra <<<"${BATS_ARGS:-}"
-	run_logged "$tap" bats --tap "${extra[@]}" "${files[@]}" || bats_rc=$?
+	say "bats pass: $label"
+	run_logged "$tap" bats --tap "${extra[@]}" "$@" || bats_rc=$?
 	b_ok=$(grep -cE '^ok [0-9]+' "$tap" || true)
 	b_fail=$(grep -cE '^not ok [0-9]+' "$tap" || true)
 	b_skip=$(grep -cE '^ok [0-9]+ .*# skip' "$tap" || true)
@@ -180,6 +193,17 @@ if ((${#files[@]})); then
 			say "bats exited with status $bats_rc"
 			failed=$((failed + 1))
 		fi
+	fi
+}
+
+if ((${#files[@]})); then
+	MQTX_TEST_BACKEND=amqp run_bats_pass amqp "${files[@]}"
+	kafka_files=()
+	for f in "${files[@]}"; do
+		grep -q '^load backend' "$f" && kafka_files+=("$f")
+	done
+	if ((${#kafka_files[@]})); then
+		MQTX_TEST_BACKEND=kafka run_bats_pass kafka "${kafka_files[@]}"
 	fi
 else
 	say "no bats files found in $ROOT/tests"
