@@ -217,9 +217,12 @@ int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, stru
 	cli->args = argv + optind;
 	cli->nargs = argc - optind;
 
-	/* Logging first (flags may change it again below), then file + env. */
-	mqtx_log_setup(cli->verbosity < 0 ? MQTX_LOG_ERROR : cli->verbosity > 0 ? MQTX_LOG_DEBUG : MQTX_LOG_INFO,
-		       MQTX_LOG_TEXT);
+	/* Logging first, so configuration errors already use --log-format. */
+	enum mqtx_log_format early = MQTX_LOG_TEXT;
+	for (size_t i = 0; i < nflags; i++)
+		if (strcmp(flags[i].opt->lng, "log-format") == 0 && strcmp(flags[i].value, "json") == 0)
+			early = MQTX_LOG_JSON;
+	mqtx_log_setup(cli->verbosity < 0 ? MQTX_LOG_ERROR : cli->verbosity > 0 ? MQTX_LOG_DEBUG : MQTX_LOG_INFO, early);
 	cli->cfg = mqtx_config_new();
 	struct mqtx_err err;
 	if (mqtx_config_load(cli->cfg, cli->config_path, &err) < 0) {

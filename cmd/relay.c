@@ -11,24 +11,25 @@
 static const struct mqtx_opt relay_opts[] = {
 	{"loop", 'l', NULL, "relay.loop", "keep running: wake on NOTIFY, poll every --poll-interval"},
 	{"batch", 'b', "N", "relay.batch_size", "rows per batch (default 500)"},
-	{"max-messages", 'n', "N", "relay.max_messages", "stop after N rows (0: no limit)"},
+	{"max-messages", 'n', "N", "relay.max_messages", "stop after handling N rows, retries included (0: no limit)"},
 	{"max-time", 0, "DURATION", "relay.max_time", "stop claiming after DURATION, e.g. 50s (0: no limit)"},
 	{"poll-interval", 0, "DURATION", "relay.poll_interval", "--loop: look for work this often without NOTIFY (default 1s)"},
 	{"dry-run", 0, NULL, NULL, "show the rows that would be sent now; change nothing"},
-	{"schema", 0, "NAME", "outbox.schema", "schema of the outbox table"},
-	{"table", 't', "NAME", "outbox.table", "outbox table name"},
+	{"transactional", 0, NULL, "relay.kafka_transactions", "Kafka: each batch is one producer transaction (fencing transactional.id)"},
+	{"schema", 0, "NAME", "outbox.schema", "schema of the outbox table (one identifier)"},
+	{"table", 't', "NAME", "outbox.table", "outbox table name (one identifier; a dot is part of the name)"},
 	OPT_END,
 };
 
 const struct mqtx_cmd_info cmd_relay_info = {
 	.name = "relay",
-	.synopsis = "[--loop] [--batch N] [--max-messages N] [--max-time DURATION] [--dry-run]",
+	.synopsis = "[--loop] [--batch N] [--max-messages N] [--max-time DURATION] [--poll-interval DURATION] [--dry-run] [--transactional] [--schema NAME] [--table NAME]",
 	.summary = "move pending outbox rows to the broker (one-shot for cron, or --loop)",
 	.opts = relay_opts,
 	.exit_codes = "  0  every eligible row was relayed (or a signal stopped the loop cleanly)\n"
 		      "  1  some rows failed: they are retried later, or became dead\n"
 		      "  2  usage error\n  3  configuration error\n  4  database unreachable or failing\n"
-		      "  5  broker unreachable or failing",
+		      "  5  broker unreachable or failing\n  7  cannot write standard output",
 };
 
 struct relay_args {

@@ -21,7 +21,7 @@ _mqtx_args[init]="--schema -t --table --grant"
 # end: init
 
 # cmd: relay
-_mqtx_opts[relay]="-l --loop -b --batch -n --max-messages --max-time --poll-interval --dry-run --schema -t --table"
+_mqtx_opts[relay]="-l --loop -b --batch -n --max-messages --max-time --poll-interval --dry-run --transactional --schema -t --table"
 _mqtx_args[relay]="-b --batch -n --max-messages --max-time --poll-interval --schema -t --table"
 # end: relay
 

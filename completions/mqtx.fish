@@ -46,6 +46,7 @@ complete -c mqtx -n '__mqtx_using relay' -s n -l max-messages -x -d 'stop after 
 complete -c mqtx -n '__mqtx_using relay' -l max-time -x -a '30s 50s 5m 1h' -d 'stop claiming after DURATION'
 complete -c mqtx -n '__mqtx_using relay' -l poll-interval -x -a '500ms 1s 5s 30s' -d '--loop: look for work this often without NOTIFY'
 complete -c mqtx -n '__mqtx_using relay' -l dry-run -d 'show the rows that would be sent now; change nothing'
+complete -c mqtx -n '__mqtx_using relay' -l transactional -d 'Kafka: each batch is one producer transaction'
 complete -c mqtx -n '__mqtx_using relay' -l schema -x -d 'schema of the outbox table'
 complete -c mqtx -n '__mqtx_using relay' -s t -l table -x -d 'outbox table name'
 # end: relay

@@ -67,6 +67,11 @@ const char *mqtx_backend_name(const struct mqtx_backend *b)
 	return b->ops->name;
 }
 
+bool mqtx_backend_has_fenced_transactions(const struct mqtx_backend_ops *ops)
+{
+	return ops->fenced_transactions;
+}
+
 int mqtx_backend_password(const struct mqtx_config *cfg, char **out, struct mqtx_err *err)
 {
 	*out = NULL;

@@ -42,6 +42,9 @@ struct mqtx_backend;
 struct mqtx_backend_ops {
 	const char *name;
 	const char *const *schemes; /* NULL-terminated: "amqp", "amqps" */
+	/* TX mode with a stable transactional id that fences an older producer
+	 * with the same id (Kafka). */
+	bool fenced_transactions;
 
 	/* Connects. Returns an owned backend or NULL with err (kind MQTX_E_BROKER). */
 	struct mqtx_backend *(*open)(const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
@@ -75,6 +78,7 @@ int mqtx_backend_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n
 int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const char *queue,
 			 struct mqtx_dest_info *info, struct mqtx_err *err);
 const char *mqtx_backend_name(const struct mqtx_backend *b);
+bool mqtx_backend_has_fenced_transactions(const struct mqtx_backend_ops *ops);
 
 /* Broker password from broker.password_file into *out (owned), or *out =
  * NULL when no file is configured (the URL's password, if any, applies). */

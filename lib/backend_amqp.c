@@ -168,7 +168,7 @@ static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struc
 		goto fail;
 	}
 	amqp_set_rpc_timeout(ab->conn, &tv);
-	int heartbeat = (int)(cfg->broker_heartbeat_ms / 1000);
+	int heartbeat = (int)((cfg->broker_heartbeat_ms + 999) / 1000); /* AMQP counts whole seconds */
 	amqp_table_entry_t prop;
 	prop.key = amqp_cstring_bytes("connection_name");
 	prop.value.kind = AMQP_FIELD_KIND_UTF8;
@@ -555,8 +555,12 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 	goto out;
 timeout:
 	ab->broken = true;
-	rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)", ab->where,
-			    (long long)ab->confirm_timeout_ms, ps.inflight);
+	if (ps.stop_deadline != 0 && mqtx_now_ms() < deadline)
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped: %zu message(s) to '%s' still unconfirmed after the shutdown grace (%lldms)",
+				    ps.inflight, ab->where, (long long)ab->opts.stop_grace_ms);
+	else
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)", ab->where,
+				    (long long)ab->confirm_timeout_ms, ps.inflight);
 	goto out;
 broken:
 	ab->broken = true;

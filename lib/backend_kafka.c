@@ -1067,6 +1067,7 @@ static int kafka_inspect(struct mqtx_backend *b, const char *destination, const 
 }
 
 const struct mqtx_backend_ops mqtx_backend_kafka = {
+	.fenced_transactions = true,
 	.name = "kafka",
 	.schemes = kafka_schemes,
 	.open = kafka_open,

@@ -99,7 +99,7 @@ static const struct key_def keys[] = {
 	{"relay.poll_interval", T_DUR, OFF(relay_poll_interval_ms), "1s", NULL, 10, 3600000, false,
 	 "--loop: how often to look for work when no NOTIFY arrives"},
 	{"relay.max_messages", T_INT, OFF(relay_max_messages), "0", NULL, 0, INT64_MAX, false,
-	 "stop after relaying this many rows (0: no limit)"},
+	 "stop after handling this many rows, retries included (0: no limit)"},
 	{"relay.max_time", T_DUR, OFF(relay_max_time_ms), "0", NULL, 0, INT64_MAX, false,
 	 "stop claiming after this long (0: no limit)"},
 	{"relay.shutdown_grace", T_DUR, OFF(relay_shutdown_grace_ms), "10s", NULL, 0, 3600000, false,
@@ -129,6 +129,7 @@ const char *mqtx_config_key_name(size_t i) { return keys[i].name; }
 const char *mqtx_config_key_default(size_t i) { return keys[i].def; }
 const char *mqtx_config_key_help(size_t i) { return keys[i].help; }
 bool mqtx_config_key_secret(size_t i) { return keys[i].secret; }
+bool mqtx_config_key_env(size_t i) { return keys[i].type != T_MAP; }
 
 const char *mqtx_config_key_type(size_t i)
 {

@@ -109,6 +109,8 @@ const char *mqtx_config_key_type(size_t i);
 const char *mqtx_config_key_default(size_t i);
 const char *mqtx_config_key_help(size_t i);
 bool mqtx_config_key_secret(size_t i);
+/* False for keys that cannot be set from the environment (mappings). */
+bool mqtx_config_key_env(size_t i);
 /* Current value as text (secrets redacted); owned string. */
 char *mqtx_config_value_text(const struct mqtx_config *cfg, size_t i);
 /* Env var name for key i ("MQTX_RELAY_BATCH_SIZE"); owned string. */

@@ -23,7 +23,7 @@ struct mqtx_outbox {
 	char *qualified;
 	char *qrelays;
 	char *q[MQTX_COL__COUNT]; /* quoted column names, NULL when unmapped */
-	int64_t lock_base;        /* advisory lock key space: table oid << 16 */
+	int32_t lock_class;       /* advisory locks (lock_class, bucket): the table's oid */
 	char *sql_buckets;
 	char *sql_claim;
 	char *sql_finish;
@@ -45,26 +45,15 @@ const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob)
 	return ob->qualified;
 }
 
-static char *literal(PGconn *conn, const char *s)
-{
-	char *q = PQescapeLiteral(conn, s, strlen(s));
-	if (q == NULL)
-		abort();
-	char *r = mqtx_xstrdup(q);
-	PQfreemem(q);
-	return r;
-}
-
 /* SQL expression for the idempotency key of row alias t. */
 static void key_expr(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias)
 {
 	if (ob->q[MQTX_COL_KEY] != NULL) {
-		mqtx_buf_printf(b, "%s.%s", alias, ob->q[MQTX_COL_KEY]);
+		mqtx_buf_printf(b, "%s.%s::text", alias, ob->q[MQTX_COL_KEY]);
 		return;
 	}
-	char *lit = literal(ob->conn, ob->cfg->outbox_table);
-	mqtx_buf_printf(b, "('mqtx:' || current_database() || ':' || %s || ':' || %s.%s)", lit, alias,
-			ob->q[MQTX_COL_ID]);
+	char *lit = mqtx_outbox_key_prefix_literal(ob->conn, ob->cfg);
+	mqtx_buf_printf(b, "(%s || %s.%s)", lit, alias, ob->q[MQTX_COL_ID]);
 	free(lit);
 }
 
@@ -80,7 +69,7 @@ static void build_sql(struct mqtx_outbox *ob)
 		mqtx_buf_printf(&b,
 				"SELECT s.b FROM (SELECT DISTINCT (hashtext(h.k) & 2147483647) %% $2::int4 AS b FROM "
 				"(SELECT t.%s AS k FROM %s t WHERE t.%s = 'pending' AND t.%s <= now() AND t.%s IS NOT NULL "
-				"ORDER BY t.%s LIMIT $1::int8) h) s WHERE pg_try_advisory_xact_lock($3::int8 + s.b)",
+				"ORDER BY t.%s LIMIT $1::int8) h) s WHERE pg_try_advisory_xact_lock($3::int4, s.b)",
 				ok, T, st, av, ok, id);
 	ob->sql_buckets = mqtx_buf_detach(&b);
 
@@ -167,7 +156,8 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 		PQclear(res);
 		goto fail;
 	}
-	ob->lock_base = strtoll(PQgetvalue(res, 0, 0), NULL, 10) << 16;
+	/* the two-int4 lock space does not overlap the bigint one most applications use */
+	ob->lock_class = (int32_t)(uint32_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	const char *cols = PQgetvalue(res, 0, 1);
 	for (int c = 0; c < MQTX_COL__COUNT; c++) {
 		if (ob->q[c] == NULL)
@@ -314,7 +304,7 @@ struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool 
 	(void)dry_run;
 	snprintf(slimit, sizeof(slimit), "%zu", limit);
 	snprintf(sbuckets, sizeof(sbuckets), "%lld", (long long)ob->cfg->relay_ordering_buckets);
-	snprintf(sbase, sizeof(sbase), "%lld", (long long)ob->lock_base);
+	snprintf(sbase, sizeof(sbase), "%ld", (long)ob->lock_class);
 
 	if (mqtx_pg_exec(ob->conn, "BEGIN", err) < 0)
 		return NULL;
@@ -548,6 +538,30 @@ int mqtx_outbox_wait(struct mqtx_outbox *ob, int64_t ms, struct mqtx_err *err)
 		PQfreemem(n);
 	}
 	return got;
+}
+
+/* ---- relay slot leases ---- */
+
+int mqtx_outbox_lease_slot(struct mqtx_outbox *ob, int max, struct mqtx_err *err)
+{
+	char cls[32], smax[32];
+	snprintf(cls, sizeof(cls), "%ld", (long)ob->lock_class);
+	snprintf(smax, sizeof(smax), "%d", max);
+	const char *p[2] = {cls, smax};
+	/* objids below zero: bucket locks use 0 and up */
+	PGresult *res = PQexecParams(ob->conn,
+				     "SELECT n FROM generate_series(0, $2::int4 - 1) n "
+				     "WHERE pg_try_advisory_lock($1::int4, -1 - n) LIMIT 1", /* stops at the first */
+				     2, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(ob->conn, res, "cannot lease a relay slot", err);
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return mqtx_err_set(err, MQTX_E_DB, "all %d relay slots of %s are taken by running relays", max, ob->qualified);
+	}
+	int n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return n;
 }
 
 /* ---- heartbeats ---- */

@@ -66,6 +66,12 @@ int mqtx_outbox_listen(struct mqtx_outbox *ob, struct mqtx_err *err);
 /* Waits up to ms for a notification; returns 1 if one came, 0 on timeout. */
 int mqtx_outbox_wait(struct mqtx_outbox *ob, int64_t ms, struct mqtx_err *err);
 
+/* Leases the lowest free relay slot number in [0, max) for as long as
+ * this connection lives (a session advisory lock), so that a restarted
+ * relay gets the number its dead predecessor had. Returns it, or -1 with
+ * err (all taken, or a database error). */
+int mqtx_outbox_lease_slot(struct mqtx_outbox *ob, int max, struct mqtx_err *err);
+
 /* Relay heartbeats (table mqtx_relays beside the outbox). */
 struct mqtx_heartbeat {
 	const char *relay_id;
@@ -77,6 +83,10 @@ struct mqtx_heartbeat {
 	bool stopping;          /* set stopped_at */
 };
 int mqtx_outbox_heartbeat(struct mqtx_outbox *ob, const struct mqtx_heartbeat *hb, struct mqtx_err *err);
+
+/* SQL expression (owned) for the prefix of derived idempotency keys,
+ * "'mqtx:' || current_database() || ':<schema>.<table>:'"; the id follows. */
+char *mqtx_outbox_key_prefix_literal(PGconn *conn, const struct mqtx_config *cfg);
 
 /* Retry delay after `attempts` failed tries, with jitter. */
 int64_t mqtx_backoff_ms(const struct mqtx_config *cfg, int64_t attempts);

@@ -57,8 +57,14 @@ static bool stop_requested(const struct relay *r)
 	return r->opts->stop != NULL && *r->opts->stop != 0;
 }
 
+static void drop_broker(struct relay *r);
+
 static void drop_db(struct relay *r)
 {
+	/* Transactional ids are leased on the database connections: without
+	 * them another relay may take the same ids, so the producers go too. */
+	if (r->cfg->relay_kafka_transactions)
+		drop_broker(r);
 	for (int i = 0; i < 2; i++) {
 		mqtx_outbox_free(r->slots[i].ob);
 		r->slots[i].ob = NULL;
@@ -160,16 +166,34 @@ fail:
 	return -1;
 }
 
+/* With relay.kafka_transactions each batch is one producer transaction.
+ * The transactional id comes from a relay slot leased on the slot's
+ * database connection, so a restarted relay reuses its dead predecessor's
+ * id and fences that zombie producer. */
+#define MAX_TX_SLOTS 256
+
 static int connect_broker(struct relay *r, struct mqtx_err *err)
 {
 	struct mqtx_backend_opts bo = {
-		.mode = MQTX_PUB_CONFIRM,
+		.mode = r->cfg->relay_kafka_transactions ? MQTX_PUB_TX : MQTX_PUB_CONFIRM,
 		.window = (size_t)r->cfg->relay_confirm_window,
 		.client_name = r->relay_id,
 		.stop = r->opts->stop,
 		.stop_grace_ms = r->cfg->relay_shutdown_grace_ms,
 	};
 	for (int i = 0; i < 2; i++) {
+		char tid[512];
+		if (r->cfg->relay_kafka_transactions) {
+			int n = mqtx_outbox_lease_slot(r->slots[i].ob, MAX_TX_SLOTS, err);
+			if (n < 0) {
+				drop_broker(r);
+				return -1;
+			}
+			snprintf(tid, sizeof(tid), "mqtx:%.100s:%.150s.%.150s:relay-%d", PQdb(r->slots[i].pg),
+				 r->cfg->outbox_schema, r->cfg->outbox_table, n);
+			bo.transactional_id = tid;
+			mqtx_debug("relay slot %d: transactional.id '%s'", i, tid);
+		}
 		r->slots[i].be = mqtx_backend_open(r->cfg, &bo, err);
 		if (r->slots[i].be == NULL) {
 			drop_broker(r);
@@ -395,8 +419,12 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 
 	memset(stats, 0, sizeof(*stats));
 	/* Settings problems first, before anything is touched. */
-	if (!opts->dry_run && mqtx_backend_find(cfg->broker_url, err) == NULL)
+	const struct mqtx_backend_ops *ops = opts->dry_run ? NULL : mqtx_backend_find(cfg->broker_url, err);
+	if (!opts->dry_run && ops == NULL)
 		return -1;
+	if (ops != NULL && cfg->relay_kafka_transactions && !mqtx_backend_has_fenced_transactions(ops))
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "relay.kafka_transactions (--transactional) needs a kafka:// or kafkas:// broker");
 	if (cfg->database_url == NULL || cfg->database_url[0] == '\0')
 		return mqtx_err_set(err, MQTX_E_CONFIG, "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)");
 	gethostname(host, sizeof(host) - 1);

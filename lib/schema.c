@@ -104,18 +104,18 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 	free(tr_requeue);
 
 	if (q[MQTX_COL_KEY] != NULL) {
-		char *tname = lit(conn, table);
+		char *prefix = mqtx_outbox_key_prefix_literal(conn, cfg);
 		mqtx_buf_reset(&fn);
 		mqtx_buf_printf(&fn, "%s.%s", qschema, fn_key_name);
 		mqtx_buf_printf(&body,
-				"BEGIN\n  IF NEW.%s IS NULL THEN\n    NEW.%s := 'mqtx:' || current_database() || ':' || %s || ':' || NEW.%s;\n"
+				"BEGIN\n  IF NEW.%s IS NULL THEN\n    NEW.%s := %s || NEW.%s;\n"
 				"  END IF;\n  RETURN NEW;\nEND\n",
-				q[MQTX_COL_KEY], q[MQTX_COL_KEY], tname, q[MQTX_COL_ID]);
+				q[MQTX_COL_KEY], q[MQTX_COL_KEY], prefix, q[MQTX_COL_ID]);
 		mqtx_buf_printf(out, "-- idempotency key derived from the id when the writer gives none (see mqtx-keys(7))\n");
 		add_function(out, fn.data, body.data);
 		mqtx_buf_printf(out, "CREATE OR REPLACE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n",
 				tr_key, T, fn.data);
-		free(tname);
+		free(prefix);
 	}
 
 	mqtx_buf_printf(out, "-- relay heartbeats, read by mqtx check\n");
@@ -145,6 +145,18 @@ static void add_grants(struct mqtx_buf *out, PGconn *conn, const char *role, con
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_relays TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n", qschema, r);
 	free(r);
+}
+
+char *mqtx_outbox_key_prefix_literal(PGconn *conn, const struct mqtx_config *cfg)
+{
+	struct mqtx_buf name = MQTX_BUF_INIT;
+	mqtx_buf_printf(&name, ":%s.%s:", cfg->outbox_schema, cfg->outbox_table);
+	char *l = lit(conn, name.data);
+	mqtx_buf_free(&name);
+	struct mqtx_buf out = MQTX_BUF_INIT;
+	mqtx_buf_printf(&out, "'mqtx:' || current_database() || %s", l);
+	free(l);
+	return mqtx_buf_detach(&out);
 }
 
 char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const char *grant_role, bool *table_exists,

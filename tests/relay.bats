@@ -59,8 +59,10 @@ assert_sent_were_delivered() {
 	run_mqtx 0 relay
 	id=$(psql_test "SELECT id FROM mqtx_outbox")
 	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
-	[[ $(jq -r .key "$BATS_TEST_TMPDIR/got") == "mqtx:mqtx_test:mqtx_outbox:$id" ]] ||
-		[[ $(jq -r .key "$BATS_TEST_TMPDIR/got") == "mqtx:$(psql_test 'SELECT current_database()'):mqtx_outbox:$id" ]]
+	run jq -r .key "$BATS_TEST_TMPDIR/got"
+	assert_output "mqtx:$(psql_test 'SELECT current_database()'):$T_SCHEMA.mqtx_outbox:$id"
+	run psql_test "SELECT idempotency_key FROM mqtx_outbox"
+	assert_output "mqtx:$(psql_test 'SELECT current_database()'):$T_SCHEMA.mqtx_outbox:$id"
 }
 
 @test "relay: 10,000 rows from concurrent writers over 50 ordering keys and 3 relays at once: all delivered, per-key order kept" {
@@ -271,7 +273,7 @@ pending|0"
 	run_mqtx 0 --config "$BATS_TEST_TMPDIR/mqtx.yaml" relay
 	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
 	run jq -r '[.rk, .body, .content_type, .key] | join("|")' "$BATS_TEST_TMPDIR/got"
-	assert_output --regexp '^OrderCreated\|\{"total": 12\}\|application/json\|mqtx:[a-z_]+:events:1$'
+	assert_output --regexp '^OrderCreated\|\{"total": 12\}\|application/json\|mqtx:[a-z_]+:t_[a-z0-9_]+\.events:1$'
 }
 
 @test "relay: table and schema names with quotes, dots, spaces and SQL are quoted safely" {
@@ -287,4 +289,20 @@ pending|0"
 @test "relay: a missing outbox table is a clear error naming it" {
 	MQTX_OUTBOX_TABLE=nope run_mqtx 4 relay
 	stderr_has "outbox table \"$T_SCHEMA\".\"nope\" does not exist (run 'mqtx init'"
+}
+
+@test "relay: --transactional publishes each batch in one Kafka transaction with a leased transactional.id" {
+	insert_rows 30 "$T_DEST" "'k' || (g % 3)"
+	if [[ $(backend_name) == amqp ]]; then
+		run_mqtx 3 relay --transactional
+		stderr_has "relay.kafka_transactions (--transactional) needs a kafka:// or kafkas:// broker"
+		[[ $(count_status pending) == 30 ]]
+		return
+	fi
+	run_mqtx 0 relay --transactional --batch 7 -v
+	stderr_has "transactional.id 'mqtx:"
+	stderr_has ":$T_SCHEMA.mqtx_outbox:relay-0'"
+	[[ $(count_status sent) == 30 ]]
+	backend_consume 30 >"$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 30 ]]
 }
