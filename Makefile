@@ -19,11 +19,13 @@ LIB_SRC = $(sort $(wildcard lib/*.c))
 CMD_SRC = $(sort $(wildcard cmd/*.c))
 HDRS = $(wildcard lib/*.h cmd/*.h)
 SRC = $(LIB_SRC) $(CMD_SRC)
-OBJ = $(SRC:%.c=build/release/%.o)
-ASAN_OBJ = $(SRC:%.c=build/asan/%.o)
-TEST_OBJ = $(SRC:%.c=build/test/%.o)
-LIB_OBJ = $(LIB_SRC:%.c=build/release/%.o)
-ASAN_LIB_OBJ = $(LIB_SRC:%.c=build/asan/%.o)
+# BUILD: where objects go (several checkouts or people can build side by side).
+BUILD ?= build
+OBJ = $(SRC:%.c=$(BUILD)/release/%.o)
+ASAN_OBJ = $(SRC:%.c=$(BUILD)/asan/%.o)
+TEST_OBJ = $(SRC:%.c=$(BUILD)/test/%.o)
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/release/%.o)
+ASAN_LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 
 MAN_SRC = $(wildcard man/*.scd)
 MAN_OUT = $(MAN_SRC:.scd=)
@@ -38,6 +40,15 @@ all: mqtx man
 mqtx: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
 
+# Private binaries for side-by-side work: make BUILD=/tmp/x /tmp/x/bin/mqtx
+$(BUILD)/bin/mqtx: $(OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
+
+$(BUILD)/bin/mqtx-asan: $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(LIBS)
+
 # Test build: same code plus failpoints (MQTX_FAILPOINTS); never installed.
 mqtx-test: $(TEST_OBJ)
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIBS)
@@ -45,15 +56,15 @@ mqtx-test: $(TEST_OBJ)
 mqtx-asan: $(ASAN_OBJ)
 	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(LIBS)
 
-build/release/%.o: %.c $(HDRS)
+$(BUILD)/release/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-build/test/%.o: %.c $(HDRS)
+$(BUILD)/test/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -DMQTX_FAILPOINTS -c -o $@ $<
 
-build/asan/%.o: %.c $(HDRS)
+$(BUILD)/asan/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -DMQTX_FAILPOINTS -c -o $@ $<
 
