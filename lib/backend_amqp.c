@@ -19,6 +19,7 @@
 #include <sys/time.h>
 
 #include "backend.h"
+#include "failpoint.h"
 #include "log.h"
 #include "util.h"
 
@@ -529,6 +530,10 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 			ab->published++;
 			ps.inflight++;
 			pos++;
+		}
+		if (ps.inflight > 0 && MQTX_FAILPOINT("relay.before_confirm") < 0) {
+			mqtx_err_retry(err, MQTX_E_BROKER, "failpoint relay.before_confirm");
+			goto broken;
 		}
 		while (ps.inflight > 0 && !ps.channel_closed) {
 			int p = pump(ab, &ps, deadline, err);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "json.h"
 #include "log.h"
 #include "pg.h"
@@ -489,6 +490,8 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 	mqtx_buf_free(&fid);
 	mqtx_buf_free(&ferr);
 	mqtx_buf_free(&fdelay);
+	if (rc == 0 && MQTX_FAILPOINT("relay.before_commit") < 0)
+		rc = mqtx_err_retry(err, MQTX_E_DB, "failpoint relay.before_commit");
 	if (rc < 0) {
 		mqtx_outbox_abort(ob);
 		return -1;

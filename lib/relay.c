@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "failpoint.h"
 #include "log.h"
 #include "outbox.h"
 #include "pg.h"
@@ -352,6 +353,11 @@ static int fill(struct relay *r, int s, struct mqtx_err *err)
 		sl->b = NULL;
 		return 0;
 	}
+	if (MQTX_FAILPOINT("relay.after_claim") < 0) {
+		release(r, s, sl->b);
+		sl->b = NULL;
+		return mqtx_err_retry(err, MQTX_E_DB, "failpoint relay.after_claim");
+	}
 	publish_start(&sl->job, sl->be, sl->b);
 	return 1;
 }
@@ -365,6 +371,7 @@ static int settle(struct relay *r, int s, int *frc, struct mqtx_err *perr, struc
 	int prc = publish_join(&sl->job);
 	if (prc < 0)
 		*perr = sl->job.err;
+	MQTX_FAILPOINT("relay.after_confirm");
 	*frc = finish(r, s, sl->b, ferr);
 	sl->b = NULL;
 	return prc;
