@@ -826,7 +826,7 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 	int64_t resolved = mqtx_now_ms();
 	c.deadline = resolved + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
 	produce_all(kb, &c, tops, &refused);
-	MQTX_FAILPOINT("relay.before_confirm");
+	(void)MQTX_FAILPOINT("relay.before_confirm");
 	bool done = wait_reports(kb, &c);
 	if (kb->fatal) {
 		rc = fatal_err(kb, err);

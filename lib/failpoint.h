@@ -16,7 +16,7 @@
 int mqtx_failpoint(const char *name);
 #define MQTX_FAILPOINT(name) mqtx_failpoint(name)
 #else
-#define MQTX_FAILPOINT(name) 0
+#define MQTX_FAILPOINT(name) ((void)0, 0)
 #endif
 
 #endif

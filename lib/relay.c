@@ -371,7 +371,7 @@ static int settle(struct relay *r, int s, int *frc, struct mqtx_err *perr, struc
 	int prc = publish_join(&sl->job);
 	if (prc < 0)
 		*perr = sl->job.err;
-	MQTX_FAILPOINT("relay.after_confirm");
+	(void)MQTX_FAILPOINT("relay.after_confirm");
 	*frc = finish(r, s, sl->b, ferr);
 	sl->b = NULL;
 	return prc;
