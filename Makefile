@@ -45,6 +45,10 @@ $(BUILD)/bin/mqtx: $(OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(OBJ) $(LIBS)
 
+$(BUILD)/bin/mqtx-test: $(TEST_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIBS)
+
 $(BUILD)/bin/mqtx-asan: $(ASAN_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ASAN_FLAGS) -o $@ $(ASAN_OBJ) $(LIBS)
