@@ -82,6 +82,8 @@ static const struct key_def keys[] = {
 	COL(MQTX_COL_CREATED_AT, "created_at"),
 	COL(MQTX_COL_SENT_AT, "sent_at"),
 	COL(MQTX_COL_LAST_ERROR, "last_error"),
+	COL(MQTX_COL_REDELIVERY_COUNT, "redelivery_count"),
+	COL(MQTX_COL_REDELIVERED_AT, "redelivered_at"),
 	{"outbox.payload_type", T_ENUM, OFF(outbox_payload_type), "bytea", "bytea|text|json|jsonb", 0, 0, false,
 	 "SQL type of the payload column"},
 	{"outbox.notify_channel", T_STR, OFF(outbox_notify_channel), "mqtx_outbox", NULL, 0, 0, false,

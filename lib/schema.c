@@ -30,6 +30,8 @@ static const struct colspec specs[] = {
 	{MQTX_COL_CREATED_AT, "timestamptz NOT NULL DEFAULT now()", "timestamptz NOT NULL DEFAULT now()"},
 	{MQTX_COL_SENT_AT, "timestamptz", "timestamptz"},
 	{MQTX_COL_LAST_ERROR, "text", "text"},
+	{MQTX_COL_REDELIVERY_COUNT, "integer NOT NULL DEFAULT 0", "integer NOT NULL DEFAULT 0"},
+	{MQTX_COL_REDELIVERED_AT, "timestamptz", "timestamptz"},
 };
 
 /* A name for an index or trigger derived from the table name, quoted. */
@@ -90,6 +92,13 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 				q[MQTX_COL_ORDERING_KEY], q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
 	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'dead';\n", ix_dead, T,
 			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
+	if (q[MQTX_COL_SENT_AT] != NULL) {
+		char *ix_sent = derived(conn, table, "sent_at_idx");
+		mqtx_buf_printf(out, "-- recent traffic and completion for mqtx check, time windows for redeliver\n");
+		mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'sent';\n", ix_sent, T,
+				q[MQTX_COL_SENT_AT], q[MQTX_COL_STATUS]);
+		free(ix_sent);
+	}
 
 	mqtx_buf_printf(out, "-- wake relays in --loop mode when rows become pending\n");
 	mqtx_buf_printf(&fn, "%s.mqtx_notify", qschema);
@@ -118,6 +127,12 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 		free(prefix);
 	}
 
+	mqtx_buf_printf(out, "-- consumer completion (Sent -> Completed): consumers insert their keys here, or\n"
+			      "-- publish them to an ack queue/topic that 'mqtx redeliver --collect-acks' drains\n");
+	mqtx_buf_printf(out,
+			"CREATE TABLE IF NOT EXISTS %s.mqtx_completions (\n  idempotency_key text PRIMARY KEY,\n"
+			"  completed_at timestamptz NOT NULL DEFAULT now(),\n  source text\n);\n",
+			qschema);
 	mqtx_buf_printf(out, "-- relay heartbeats, read by mqtx check\n");
 	mqtx_buf_printf(out,
 			"CREATE TABLE IF NOT EXISTS %s.mqtx_relays (\n  relay_id text PRIMARY KEY,\n  outbox text NOT NULL,\n"
@@ -143,6 +158,7 @@ static void add_grants(struct mqtx_buf *out, PGconn *conn, const char *role, con
 	mqtx_buf_printf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n", T, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_relays TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_completions TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n", qschema, r);
 	free(r);
 }
