@@ -22,6 +22,7 @@ ROWS_FILE=$STATE/rows.tsv
 
 cleanup() {
 	[[ -n ${LOOP_PID:-} ]] && kill "$LOOP_PID" 2>/dev/null
+	"$ROOT/tests/helpers/kafka.sh" stop "$STATE" >/dev/null 2>&1 || true
 	"$ROOT/tests/helpers/servers.sh" stop "$STATE" >/dev/null 2>&1 || true
 	rm -rf "$STATE"
 }
@@ -31,6 +32,7 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 say "starting private PostgreSQL and RabbitMQ (durable settings) in $STATE"
 unset MQTX_TEST_DATABASE_URL MQTX_TEST_AMQP_URL MQTX_TEST_KAFKA_BROKERS
 MQTX_BENCH_DURABLE=1 "$ROOT/tests/helpers/servers.sh" start "$STATE" 2>/dev/null
+"$ROOT/tests/helpers/kafka.sh" start "$STATE" 2>/dev/null
 # shellcheck source=/dev/null
 . "$STATE/env"
 DB=$MQTX_TEST_DATABASE_URL
@@ -91,6 +93,16 @@ scenario db_limit "$N" prep_db "$CLAIM" "$DB" bench 1000
 scenario relay_classic "$N" prep_classic_relay "$MQTX" -q relay --batch 1000
 scenario broker_limit_quorum "$N" prep_quorum_pub "$PUB" "$AMQP" bench.quorum rk "$N" "$SIZE" confirm 1024
 scenario relay_quorum "$N" prep_quorum_relay "$MQTX" -q relay --batch 1000
+
+# Kafka (librdkafka's mock cluster, in memory): kcat -P vs mqtx relay, same messages.
+KAFKA=$MQTX_TEST_KAFKA_BROKERS
+"$ROOT/tests/helpers/kafka.sh" ctl "$STATE" topic bench.k 3 >/dev/null
+head -c "$SIZE" /dev/zero | tr '\0' x >"$STATE/line"
+yes "$(cat "$STATE/line")" | head -n "$N" >"$STATE/kcat.in" || true
+scenario kcat_produce "$N" prep_none kcat -P -b "$KAFKA" -t bench.k -X enable.idempotence=true -X acks=all \
+	-X linger.ms=5 -l "$STATE/kcat.in"
+prep_kafka_relay() { fill_outbox "$N" bench.k; }
+scenario relay_kafka "$N" prep_kafka_relay env MQTX_BROKER_URL="kafka://$KAFKA" "$MQTX" -q relay --batch 1000
 
 # What a user would otherwise write: psql + amqp-publish + psql per row.
 naive_loop() {
@@ -180,6 +192,9 @@ for q in ("classic", "quorum"):
     ref = min_ref(f"broker_limit_{q}", "db_limit")
     r = res[f"relay_{q}"]["msgs_per_s"] / ref if ref and res.get(f"relay_{q}") else None
     add(f"relay_{q}", f"min(broker_limit_{q}, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
+ref = min_ref("kcat_produce", "db_limit")
+r = res["relay_kafka"]["msgs_per_s"] / ref if ref and res.get("relay_kafka") else None
+add("relay_kafka", "min(kcat_produce, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
 r = ratio("relay_classic", "naive_shell_loop")
 add("relay_classic", "naive_shell_loop", r, ">= 500", r is not None and r >= 500)
 if res.get("relay_backlog_1m"):
