@@ -30,7 +30,7 @@ ASAN_LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 MAN_SRC = $(wildcard man/*.scd)
 MAN_OUT = $(MAN_SRC:.scd=)
 
-HELPERS = tests/helpers/amqp_tool tests/helpers/kafka_mock tests/helpers/kafka_tool
+HELPERS = tests/helpers/amqp_tool tests/helpers/kafka_mock tests/helpers/kafka_tool tests/helpers/tcp_proxy
 UNIT = tests/unit/unit_tests
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_DEF = tests/unit/tests.def
@@ -96,6 +96,9 @@ tests/helpers/kafka_mock: tests/helpers/kafka_mock.c
 
 tests/helpers/kafka_tool: tests/helpers/kafka_tool.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
+
+tests/helpers/tcp_proxy: tests/helpers/tcp_proxy.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $<
 
 helpers: $(HELPERS)
 

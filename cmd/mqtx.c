@@ -69,7 +69,11 @@ int main(int argc, char **argv)
 			return EXIT_OK;
 		}
 		if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+#ifdef MQTX_FAILPOINTS
+			printf("mqtx %s (test build: failpoints enabled)\n", MQTX_VERSION);
+#else
 			printf("mqtx %s\n", MQTX_VERSION);
+#endif
 			return EXIT_OK;
 		}
 		if (strcmp(a, "--") == 0) {

@@ -62,6 +62,22 @@ int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const 
 	return b->ops->inspect(b, destination, queue, info, err);
 }
 
+int mqtx_backend_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
+			 struct mqtx_err *err)
+{
+	*out = NULL;
+	if (b->ops->consume == NULL)
+		return mqtx_err_set(err, MQTX_E_BROKER, "the %s backend cannot consume messages", b->ops->name);
+	return b->ops->consume(b, o, out, err);
+}
+
+int mqtx_backend_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
+{
+	if (b->ops->consume_ack == NULL)
+		return mqtx_err_set(err, MQTX_E_BROKER, "the %s backend cannot consume messages", b->ops->name);
+	return b->ops->consume_ack(b, err);
+}
+
 const char *mqtx_backend_name(const struct mqtx_backend *b)
 {
 	return b->ops->name;

@@ -37,6 +37,23 @@ struct mqtx_dest_info {
 	char detail[256];
 };
 
+/* One message taken from an ack source by consume(). Borrowed from the
+ * backend until the next consume(), consume_ack() or close(). */
+struct mqtx_delivery {
+	const void *body;
+	size_t body_len;
+	const char *key_header; /* header x-mqtx-idempotency-key (NUL-terminated), or NULL */
+	size_t key_header_len;
+};
+
+/* What consume() reads: an AMQP queue, or a Kafka topic read by a consumer group. */
+struct mqtx_consume_opts {
+	const char *source; /* queue (AMQP) or topic (Kafka) */
+	const char *group;  /* Kafka consumer group; unused by AMQP */
+	size_t max;         /* most messages per call */
+	int64_t wait_ms;    /* how long to wait for a message before calling the source drained */
+};
+
 struct mqtx_backend;
 
 struct mqtx_backend_ops {
@@ -46,7 +63,8 @@ struct mqtx_backend_ops {
 	 * with the same id (Kafka). */
 	bool fenced_transactions;
 
-	/* Connects. Returns an owned backend or NULL with err (kind MQTX_E_BROKER). */
+	/* Connects. Returns an owned backend or NULL with err (kind MQTX_E_BROKER).
+	 * cfg must outlive the backend (consume() reads its settings later). */
 	struct mqtx_backend *(*open)(const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
 				     struct mqtx_err *err);
 	void (*close)(struct mqtx_backend *b);
@@ -62,6 +80,20 @@ struct mqtx_backend_ops {
 	/* Optional: looks at a destination (exchange/topic) and, for AMQP, a queue. */
 	int (*inspect)(struct mqtx_backend *b, const char *destination, const char *queue,
 		       struct mqtx_dest_info *info, struct mqtx_err *err);
+
+	/* Optional: takes up to o->max messages from o->source without
+	 * acknowledging them; *out points at them (see struct mqtx_delivery).
+	 * Returns how many (0: the source stayed empty for o->wait_ms, or is
+	 * at its end), or -1 with err. Messages not acknowledged by
+	 * consume_ack() come again later: AMQP requeues them when the channel
+	 * or connection closes, Kafka re-reads from the group's committed
+	 * offsets. */
+	int (*consume)(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
+		       struct mqtx_err *err);
+	/* Acknowledges every message consume() returned so far (AMQP
+	 * basic.ack, Kafka a synchronous offset commit). Call it only after
+	 * what they say is stored. */
+	int (*consume_ack)(struct mqtx_backend *b, struct mqtx_err *err);
 };
 
 struct mqtx_backend {
@@ -77,6 +109,10 @@ void mqtx_backend_close(struct mqtx_backend *b);
 int mqtx_backend_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err);
 int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const char *queue,
 			 struct mqtx_dest_info *info, struct mqtx_err *err);
+/* Optional operations: fail with MQTX_E_BROKER when the backend lacks them. */
+int mqtx_backend_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
+			 struct mqtx_err *err);
+int mqtx_backend_consume_ack(struct mqtx_backend *b, struct mqtx_err *err);
 const char *mqtx_backend_name(const struct mqtx_backend *b);
 bool mqtx_backend_has_fenced_transactions(const struct mqtx_backend_ops *ops);
 

@@ -32,6 +32,7 @@ struct amqp_backend {
 	bool broken;
 	uint64_t published; /* messages published on the current channel: the last delivery tag */
 	char *where;        /* redacted URL for messages */
+	struct amqp_consumer *cons; /* consume(): NULL until first used */
 };
 
 static const char *const amqp_schemes[] = {"amqp", "amqps", NULL};
@@ -89,11 +90,14 @@ static int open_channel(struct amqp_backend *ab, struct mqtx_err *err)
 	return reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot select confirm mode on");
 }
 
+static void consumer_free(struct amqp_backend *ab);
+
 static void amqp_close(struct mqtx_backend *b)
 {
 	struct amqp_backend *ab = (struct amqp_backend *)b;
 	if (ab == NULL)
 		return;
+	consumer_free(ab); /* unacknowledged messages go back to the queue when the connection closes */
 	if (ab->conn != NULL) {
 		if (!ab->broken) {
 			amqp_channel_close(ab->conn, ab->ch, AMQP_REPLY_SUCCESS);
@@ -722,6 +726,143 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 	return 0;
 }
 
+/* ---- consuming (ack queues) ----
+ *
+ * basic.get on a channel of its own, so nothing arrives unasked and the
+ * publishing channel's frames never mix in. Messages stay unacknowledged
+ * until consume_ack(); a broken connection returns them to the queue. */
+
+#define CONSUME_CHANNEL 4000 /* apart from publishing (1..2000) and inspect's scratch channels */
+
+struct amqp_consumer {
+	bool open;          /* the channel is open */
+	uint64_t last_tag;  /* last delivery tag taken and not acknowledged, 0: none */
+	amqp_message_t *msgs;
+	struct mqtx_delivery *dels;
+	size_t n, cap;
+};
+
+static void consumer_clear(struct amqp_consumer *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		amqp_destroy_message(&c->msgs[i]);
+	c->n = 0;
+}
+
+static void consumer_free(struct amqp_backend *ab)
+{
+	if (ab->cons == NULL)
+		return;
+	consumer_clear(ab->cons);
+	free(ab->cons->msgs);
+	free(ab->cons->dels);
+	free(ab->cons);
+	ab->cons = NULL;
+}
+
+static const amqp_bytes_t *key_header(const amqp_basic_properties_t *p)
+{
+	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return NULL;
+	for (int i = 0; i < p->headers.num_entries; i++) {
+		const amqp_table_entry_t *e = &p->headers.entries[i];
+		if (e->key.len == 22 && memcmp(e->key.bytes, "x-mqtx-idempotency-key", 22) == 0 &&
+		    (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES))
+			return &e->value.value.bytes;
+	}
+	return NULL;
+}
+
+static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
+			struct mqtx_err *err)
+{
+	struct amqp_backend *ab = (struct amqp_backend *)b;
+	if (ab->broken)
+		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", ab->where);
+	if (ab->cons == NULL)
+		ab->cons = mqtx_xcalloc(1, sizeof(*ab->cons));
+	struct amqp_consumer *c = ab->cons;
+	if (c->n > 0 && c->last_tag == 0)
+		consumer_clear(c); /* acknowledged already: let go of the bodies */
+	if (!c->open) {
+		amqp_channel_open(ab->conn, CONSUME_CHANNEL);
+		if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+			return -1;
+		c->open = true;
+	}
+	int64_t deadline = mqtx_now_ms() + o->wait_ms;
+	size_t start = c->n;
+	while (c->n - start < o->max) {
+		amqp_rpc_reply_t r = amqp_basic_get(ab->conn, CONSUME_CHANNEL, amqp_cstring_bytes(o->source), 0);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+			c->open = false;
+			/* a channel error (say, no such queue) also drops what this channel held unacknowledged */
+			c->last_tag = 0;
+			consumer_clear(c);
+			*out = NULL;
+			if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+				amqp_channel_close_ok_t ok;
+				amqp_send_method(ab->conn, CONSUME_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+			}
+			reply_err(ab, err, r, "cannot take a message from");
+			mqtx_err_prefix(err, "ack queue '%s'", o->source);
+			return -1;
+		}
+		if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
+			if (c->n > start || mqtx_now_ms() >= deadline || stopping(ab))
+				break;
+			mqtx_sleep_ms(100);
+			continue;
+		}
+		uint64_t tag = ((amqp_basic_get_ok_t *)r.reply.decoded)->delivery_tag;
+		if (c->n == c->cap) {
+			c->cap = c->cap ? c->cap * 2 : 64;
+			c->msgs = mqtx_xrealloc(c->msgs, c->cap * sizeof(*c->msgs));
+			c->dels = mqtx_xrealloc(c->dels, c->cap * sizeof(*c->dels));
+		}
+		amqp_message_t *m = &c->msgs[c->n];
+		r = amqp_read_message(ab->conn, CONSUME_CHANNEL, m, 0);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+			reply_err(ab, err, r, "cannot read a message from");
+			ab->broken = true;
+			return -1;
+		}
+		c->last_tag = tag;
+		struct mqtx_delivery *d = &c->dels[c->n];
+		memset(d, 0, sizeof(*d));
+		d->body = m->body.bytes;
+		d->body_len = m->body.len;
+		const amqp_bytes_t *h = key_header(&m->properties);
+		if (h != NULL) {
+			/* NUL-terminated copy in the message's own pool */
+			char *k = amqp_pool_alloc(&m->pool, h->len + 1);
+			if (k == NULL)
+				abort();
+			memcpy(k, h->bytes, h->len);
+			k[h->len] = '\0';
+			d->key_header = k;
+			d->key_header_len = h->len;
+		}
+		c->n++;
+	}
+	*out = c->dels + start;
+	return (int)(c->n - start);
+}
+
+static int amqp_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
+{
+	struct amqp_backend *ab = (struct amqp_backend *)b;
+	struct amqp_consumer *c = ab->cons;
+	if (c == NULL || c->last_tag == 0)
+		return 0;
+	int st = amqp_basic_ack(ab->conn, CONSUME_CHANNEL, c->last_tag, 1);
+	if (st != AMQP_STATUS_OK)
+		return status_err(ab, err, st, "cannot acknowledge messages on");
+	c->last_tag = 0;
+	consumer_clear(c);
+	return 0;
+}
+
 const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.name = "amqp",
 	.schemes = amqp_schemes,
@@ -729,4 +870,6 @@ const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.close = amqp_close,
 	.publish = amqp_publish,
 	.inspect = amqp_inspect,
+	.consume = amqp_consume,
+	.consume_ack = amqp_consume_ack,
 };

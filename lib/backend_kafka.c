@@ -73,6 +73,9 @@ struct kafka_backend {
 	bool fatal;
 	char fatal_text[256];
 	char last_error[256]; /* the latest client error, for "cannot connect" */
+
+	struct kafka_consumer *cons; /* consume(): NULL until first used */
+	const struct mqtx_config *cfg; /* borrowed from open()'s caller, for the consumer's settings */
 };
 
 static const char *const kafka_schemes[] = {"kafka", "kafkas", NULL};
@@ -297,9 +300,10 @@ static int parse_url(const char *url, const char *where, struct kafka_url *u, st
 }
 
 /* Fills conf: our defaults, then what the URL and broker.* keys say, then
- * broker.kafka verbatim (so users can override any of it). */
+ * broker.kafka verbatim (so users can override any of it). consumer: for
+ * the ack-topic consumer, without the producer settings. */
 static int build_conf(struct kafka_backend *kb, const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
-		      rd_kafka_conf_t *conf, struct mqtx_err *err)
+		      rd_kafka_conf_t *conf, bool consumer, struct mqtx_err *err)
 {
 	struct kafka_url u;
 	char *file_password = NULL;
@@ -315,21 +319,22 @@ static int build_conf(struct kafka_backend *kb, const struct mqtx_config *cfg, c
 
 	const char *def = "default";
 	if (set_prop(&p, "client.id", opts->client_name != NULL ? opts->client_name : "mqtx", def, err) < 0 ||
-	    set_prop(&p, "enable.idempotence", "true", def, err) < 0 || set_prop(&p, "acks", "all", def, err) < 0 ||
-	    set_prop(&p, "linger.ms", "5", def, err) < 0 ||
-	    set_prop(&p, "partitioner", "murmur2_random", def, err) < 0 ||
 	    /* a typo in a destination must not create a topic */
 	    set_prop(&p, "allow.auto.create.topics", "false", def, err) < 0)
 		goto out;
+	if (!consumer && (set_prop(&p, "enable.idempotence", "true", def, err) < 0 || set_prop(&p, "acks", "all", def, err) < 0 ||
+			  set_prop(&p, "linger.ms", "5", def, err) < 0 ||
+			  set_prop(&p, "partitioner", "murmur2_random", def, err) < 0))
+		goto out;
 	snprintf(num, sizeof(num), "%lld", (long long)kb->confirm_timeout_ms);
-	if (set_prop(&p, "message.timeout.ms", num, "broker.confirm_timeout", err) < 0)
+	if (!consumer && set_prop(&p, "message.timeout.ms", num, "broker.confirm_timeout", err) < 0)
 		goto out;
 	if (kb->connect_timeout_ms >= 1000) {
 		snprintf(num, sizeof(num), "%lld", (long long)kb->connect_timeout_ms);
 		if (set_prop(&p, "socket.connection.setup.timeout.ms", num, "broker.connect_timeout", err) < 0)
 			goto out;
 	}
-	if (kb->tx) {
+	if (kb->tx && !consumer) {
 		/* message.timeout.ms may not exceed transaction.timeout.ms */
 		snprintf(num, sizeof(num), "%lld", (long long)(kb->confirm_timeout_ms > 60000 ? kb->confirm_timeout_ms : 60000));
 		if (set_prop(&p, "transactional.id", opts->transactional_id, "transactional id", err) < 0 ||
@@ -402,11 +407,14 @@ static void free_topics(struct kafka_backend *kb)
 	kb->n_topics = 0;
 }
 
+static void consumer_free(struct kafka_backend *kb);
+
 static void kafka_close(struct mqtx_backend *b)
 {
 	struct kafka_backend *kb = (struct kafka_backend *)b;
 	if (kb == NULL)
 		return;
+	consumer_free(kb); /* leaves the group without committing: unacknowledged messages are read again */
 	kb->cur_msgs = NULL; /* reports served from here on belong to nobody */
 	if (kb->rk != NULL) {
 		/* Broken: what is still queued has been given up on (the caller
@@ -451,6 +459,7 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 	if (kb->opts.window == 0)
 		kb->opts.window = 1024;
 	kb->tx = opts->mode == MQTX_PUB_TX;
+	kb->cfg = cfg;
 	kb->confirm_timeout_ms = cfg->broker_confirm_timeout_ms;
 	kb->connect_timeout_ms = cfg->broker_connect_timeout_ms;
 	kb->where = mqtx_redact(cfg->broker_url);
@@ -461,7 +470,7 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 		goto fail;
 	}
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (build_conf(kb, cfg, opts, conf, err) < 0) {
+	if (build_conf(kb, cfg, opts, conf, false, err) < 0) {
 		rd_kafka_conf_destroy(conf);
 		goto fail;
 	}
@@ -1068,6 +1077,237 @@ static int kafka_inspect(struct mqtx_backend *b, const char *destination, const 
 	return 0;
 }
 
+/* ---- consuming (ack topics) ----
+ *
+ * A consumer of its own (a separate client), in consumer group o->group
+ * with auto commit off: offsets are committed only by consume_ack(), after
+ * the caller stored what the messages say. A new member starts from the
+ * group's committed offsets, or at the beginning. enable.partition.eof
+ * tells when every assigned partition has been read to its end. */
+
+struct kafka_consumer {
+	rd_kafka_t *rk;
+	char *topic;
+	bool assigned;          /* the group gave us partitions (a rebalance finished) */
+	bool *eof;              /* per partition: at its end since the last message */
+	size_t n_eof;
+	rd_kafka_message_t **msgs; /* taken and not committed */
+	struct mqtx_delivery *dels;
+	size_t n, cap;
+	char error[256]; /* the latest client error */
+};
+
+static void consumer_clear(struct kafka_consumer *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		rd_kafka_message_destroy(c->msgs[i]);
+	c->n = 0;
+}
+
+static void consumer_free(struct kafka_backend *kb)
+{
+	struct kafka_consumer *c = kb->cons;
+	if (c == NULL)
+		return;
+	consumer_clear(c);
+	if (c->rk != NULL) {
+		rd_kafka_consumer_close(c->rk);
+		rd_kafka_destroy(c->rk);
+	}
+	free(c->topic);
+	free(c->eof);
+	free(c->msgs);
+	free(c->dels);
+	free(c);
+	kb->cons = NULL;
+}
+
+static void on_consumer_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+	struct kafka_consumer *c = opaque;
+	(void)rk;
+	snprintf(c->error, sizeof(c->error), "%.250s", reason);
+	mqtx_debug("kafka consumer: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
+}
+
+/* Assignment changes: take what the group gives, forget end-of-partition marks. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct kafka_consumer *c = opaque;
+	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	for (size_t i = 0; i < c->n_eof; i++)
+		c->eof[i] = false;
+	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (coop)
+			rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+		else
+			rd_kafka_assign(rk, parts);
+		c->assigned = parts->cnt > 0;
+	} else {
+		if (coop)
+			rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+		else
+			rd_kafka_assign(rk, NULL);
+		c->assigned = false;
+	}
+}
+
+static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opts *o, struct mqtx_err *err)
+{
+	struct kafka_consumer *c = mqtx_xcalloc(1, sizeof(*c));
+	char errstr[512];
+	kb->cons = c;
+	c->topic = mqtx_xstrdup(o->source);
+	if (o->group == NULL || o->group[0] == '\0')
+		return mqtx_err_set(err, MQTX_E_CONFIG, "reading ack topic '%s' needs a consumer group", o->source);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	struct props p = {.conf = conf, .cfg = kb->cfg};
+	if (build_conf(kb, kb->cfg, &kb->opts, conf, true, err) < 0 ||
+	    set_prop(&p, "group.id", o->group, "consumer group", err) < 0 ||
+	    set_prop(&p, "enable.auto.commit", "false", "default", err) < 0 ||
+	    set_prop(&p, "auto.offset.reset", "earliest", "default", err) < 0 ||
+	    set_prop(&p, "enable.partition.eof", "true", "default", err) < 0) {
+		rd_kafka_conf_destroy(conf);
+		return -1;
+	}
+	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_error_cb(conf, on_consumer_error);
+	rd_kafka_conf_set_log_cb(conf, on_log);
+	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (c->rk == NULL) {
+		rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
+		return mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s'", kb->where);
+	}
+	conf = NULL; /* owned by c->rk now */
+	rd_kafka_poll_set_consumer(c->rk);
+	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, o->source, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return mqtx_err_set(err, MQTX_E_BROKER, "cannot subscribe to ack topic '%s' on '%s': %s", o->source,
+				    kb->where, rd_kafka_err2str(e));
+	return 0;
+}
+
+static void mark_eof(struct kafka_consumer *c, int32_t partition, bool at_end)
+{
+	if (partition < 0)
+		return;
+	if ((size_t)partition >= c->n_eof) {
+		size_t n = (size_t)partition + 1;
+		c->eof = mqtx_xrealloc(c->eof, n * sizeof(bool));
+		for (size_t i = c->n_eof; i < n; i++)
+			c->eof[i] = false;
+		c->n_eof = n;
+	}
+	c->eof[partition] = at_end;
+}
+
+/* Every assigned partition has been read to its end. */
+static bool all_at_end(struct kafka_consumer *c)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (!c->assigned || rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return false;
+	bool done = parts->cnt > 0;
+	for (int i = 0; i < parts->cnt && done; i++) {
+		int32_t pn = parts->elems[i].partition;
+		done = pn >= 0 && (size_t)pn < c->n_eof && c->eof[pn];
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+	return done;
+}
+
+static int kafka_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
+			 struct mqtx_err *err)
+{
+	struct kafka_backend *kb = (struct kafka_backend *)b;
+	*out = NULL;
+	if (kb->cons == NULL && consumer_open(kb, o, err) < 0) {
+		consumer_free(kb);
+		return -1;
+	}
+	struct kafka_consumer *c = kb->cons;
+	size_t start = c->n;
+	/* Joining the group takes a while; the idle wait starts once partitions are ours. */
+	int64_t join_deadline = mqtx_now_ms() + kb->connect_timeout_ms + 10000;
+	int64_t idle_since = mqtx_now_ms();
+	while (c->n - start < o->max && !stopping(kb)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+		int64_t now = mqtx_now_ms();
+		if (m == NULL) {
+			if (c->n > start || all_at_end(c))
+				break;
+			if (c->assigned ? now - idle_since >= o->wait_ms : now >= join_deadline)
+				break;
+			if (!c->assigned)
+				idle_since = now;
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			mark_eof(c, m->partition, true);
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			rd_kafka_resp_err_t e = m->err;
+			char why[256];
+			snprintf(why, sizeof(why), "%s", rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+			    e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || e == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+				return mqtx_err_set(err, MQTX_E_BROKER, "cannot read ack topic '%s' on '%s': %s", o->source,
+						    kb->where, why);
+			mqtx_debug("kafka consumer: %s", why);
+			continue;
+		}
+		mark_eof(c, m->partition, false);
+		idle_since = now;
+		if (c->n == c->cap) {
+			c->cap = c->cap ? c->cap * 2 : 64;
+			c->msgs = mqtx_xrealloc(c->msgs, c->cap * sizeof(*c->msgs));
+			c->dels = mqtx_xrealloc(c->dels, c->cap * sizeof(*c->dels));
+		}
+		c->msgs[c->n] = m; /* kept until committed */
+		struct mqtx_delivery *d = &c->dels[c->n];
+		memset(d, 0, sizeof(*d));
+		d->body = m->payload;
+		d->body_len = m->payload != NULL ? m->len : 0;
+		rd_kafka_headers_t *h = NULL;
+		const void *v = NULL;
+		size_t vl = 0;
+		if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    rd_kafka_header_get_last(h, "x-mqtx-idempotency-key", &v, &vl) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+		    v != NULL) {
+			/* librdkafka NUL-terminates header values */
+			d->key_header = v;
+			d->key_header_len = vl;
+		}
+		c->n++;
+	}
+	if (c->n == start && !c->assigned && !stopping(kb))
+		return mqtx_err_retry(err, MQTX_E_BROKER, "consumer group '%s' on '%s' assigned no partition of ack topic '%s'%s%s",
+				      o->group, kb->where, o->source, c->error[0] ? ": " : "", c->error);
+	*out = c->dels + start;
+	return (int)(c->n - start);
+}
+
+static int kafka_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
+{
+	struct kafka_backend *kb = (struct kafka_backend *)b;
+	struct kafka_consumer *c = kb->cons;
+	if (c == NULL || c->n == 0)
+		return 0;
+	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0); /* synchronous: the positions of what poll returned */
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot commit offsets of ack topic '%s' on '%s': %s", c->topic,
+				      kb->where, rd_kafka_err2str(e));
+	consumer_clear(c);
+	return 0;
+}
+
 const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.fenced_transactions = true,
 	.name = "kafka",
@@ -1076,4 +1316,6 @@ const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.close = kafka_close,
 	.publish = kafka_publish,
 	.inspect = kafka_inspect,
+	.consume = kafka_consume,
+	.consume_ack = kafka_consume_ack,
 };

@@ -19,7 +19,7 @@
 #include "log.h"
 #include "util.h"
 
-enum key_type { T_STR, T_INT, T_DUR, T_BOOL, T_ENUM, T_MAP };
+enum key_type { T_STR, T_INT, T_DUR, T_BOOL, T_ENUM, T_MAP, T_LIST /* comma-separated text; YAML: a list too */ };
 
 struct key_def {
 	const char *name; /* dotted path */
@@ -116,6 +116,54 @@ static const struct key_def keys[] = {
 	 "keep running instead of exiting when the outbox is drained"},
 	{"relay.kafka_transactions", T_BOOL, OFF(relay_kafka_transactions), "false", NULL, 0, 0, false,
 	 "Kafka: publish each batch in one producer transaction"},
+	{"check.warn_age", T_DUR, OFF(check_warn_age_ms), "5m", NULL, 0, INT64_MAX, false,
+	 "check: a pending row older than this is a warning (0: off)"},
+	{"check.crit_age", T_DUR, OFF(check_crit_age_ms), "30m", NULL, 0, INT64_MAX, false,
+	 "check: a pending row older than this is critical (0: off)"},
+	{"check.warn_attempts", T_INT, OFF(check_warn_attempts), "3", NULL, 0, 1000000, false,
+	 "check: pending rows with this many failed attempts are a warning (0: off)"},
+	{"check.max_dead", T_INT, OFF(check_max_dead), "0", NULL, 0, INT64_MAX, false,
+	 "check: more dead rows than this is critical"},
+	{"check.relay_stale", T_DUR, OFF(check_relay_stale_ms), "2m", NULL, 1000, INT64_MAX, false,
+	 "check: a running relay silent for longer is stale"},
+	{"check.relay_forget", T_DUR, OFF(check_relay_forget_ms), "1d", NULL, 0, INT64_MAX, false,
+	 "check: stale relays silent for longer are no longer reported (0: never forget)"},
+	{"check.broker", T_BOOL, OFF(check_broker), "false", NULL, 0, 0, false,
+	 "check: also ask the broker about destinations and check.queues"},
+	{"check.queues", T_LIST, OFF(check_queues), NULL, NULL, 0, 0, false,
+	 "check --broker: queues whose depth and consumers to report (list or comma-separated)"},
+	{"check.queue_max_depth", T_INT, OFF(check_queue_max_depth), "0", NULL, 0, INT64_MAX, false,
+	 "check: a queue holding more messages is a warning (0: off)"},
+	{"check.queue_min_consumers", T_INT, OFF(check_queue_min_consumers), "1", NULL, 0, 1000000, false,
+	 "check: a queue with fewer consumers is a warning"},
+	{"check.completion", T_BOOL, OFF(check_completion), "false", NULL, 0, 0, false,
+	 "check: report sent messages without a row in mqtx_completions"},
+	{"check.completion_after", T_DUR, OFF(check_completion_after_ms), "10m", NULL, 0, INT64_MAX, false,
+	 "check: a sent message not completed after this long is a warning"},
+	{"check.completion_window", T_DUR, OFF(check_completion_window_ms), "1d", NULL, 1000, INT64_MAX, false,
+	 "check: only messages sent within this window are looked at for completion"},
+	{"check.scan_limit", T_INT, OFF(check_scan_limit), "100000", NULL, 100, 100000000, false,
+	 "check: most pending or dead rows examined one by one; above it counts are approximate"},
+	{"check.list_limit", T_INT, OFF(check_list_limit), "10", NULL, 1, 10000, false,
+	 "check: most rows, keys or relays listed per problem"},
+	{"check.timeout", T_DUR, OFF(check_timeout_ms), "10s", NULL, 100, 3600000, false,
+	 "check: longest any one query may run"},
+	{"redeliver.batch_size", T_INT, OFF(redeliver_batch_size), "100", NULL, 1, 100000, false,
+	 "redeliver: rows selected, re-sent and recorded per transaction"},
+	{"redeliver.rate", T_STR, OFF(redeliver_rate), "0", NULL, 0, 0, false,
+	 "redeliver: most messages re-sent per second, as N, N/s or N/m (0: no limit)"},
+	{"redeliver.time_column", T_ENUM, OFF(redeliver_time_column), "created", "created|sent", 0, 0, false,
+	 "redeliver: the time --since and --until compare with"},
+	{"redeliver.max_redeliveries", T_INT, OFF(redeliver_max_redeliveries), "10", NULL, 0, 1000000, false,
+	 "redeliver --unacked-after: re-send a message at most this many times (0: no limit)"},
+	{"redeliver.sample", T_INT, OFF(redeliver_sample), "10", NULL, 0, 100000, false,
+	 "redeliver --dry-run: how many of the selected rows to show"},
+	{"redeliver.ack_source", T_STR, OFF(redeliver_ack_source), NULL, NULL, 0, 0, false,
+	 "redeliver --collect-acks: queue (RabbitMQ) or topic (Kafka) consumers publish completed keys to"},
+	{"redeliver.ack_group", T_STR, OFF(redeliver_ack_group), "mqtx-acks", NULL, 0, 0, false,
+	 "redeliver --collect-acks: Kafka consumer group that reads the ack topic"},
+	{"redeliver.ack_wait", T_DUR, OFF(redeliver_ack_wait_ms), "1s", NULL, 0, 3600000, false,
+	 "redeliver --collect-acks: stop once the ack source stayed empty this long"},
 	{"log.format", T_ENUM, OFF(log_format), "text", "text|json", 0, 0, false, "diagnostics format on stderr"},
 	{"log.level", T_ENUM, OFF(log_level), "info", "error|warning|info|debug", 0, 0, false,
 	 "least severe diagnostics shown"},
@@ -142,6 +190,7 @@ const char *mqtx_config_key_type(size_t i)
 	case T_BOOL: return "boolean";
 	case T_ENUM: return keys[i].choices;
 	case T_MAP: return "mapping";
+	case T_LIST: return "list";
 	}
 	return "string";
 }
@@ -267,6 +316,29 @@ static int store(struct mqtx_config *cfg, size_t i, const char *v, struct mqtx_e
 	case T_STR:
 		set_str(field(cfg, i), v);
 		return 0;
+	case T_LIST: {
+		/* "a, b,,c" -> "a,b,c"; an empty list is unset */
+		struct mqtx_buf b = MQTX_BUF_INIT;
+		for (const char *p = v; *p != '\0';) {
+			size_t n = strcspn(p, ",");
+			const char *e = p + n;
+			while (p < e && isspace((unsigned char)*p))
+				p++;
+			while (e > p && isspace((unsigned char)e[-1]))
+				e--;
+			if (e > p) {
+				if (b.len > 0)
+					mqtx_buf_addc(&b, ',');
+				mqtx_buf_add(&b, p, (size_t)(e - p));
+			}
+			p += n + (p[n] == ',');
+		}
+		char **slot = field(cfg, i);
+		free(*slot);
+		*slot = b.len > 0 ? mqtx_buf_detach(&b) : NULL;
+		mqtx_buf_free(&b);
+		return 0;
+	}
 	case T_ENUM: {
 		size_t vl = strlen(v);
 		const char *c = k->choices;
@@ -345,7 +417,7 @@ void mqtx_config_free(struct mqtx_config *cfg)
 	if (cfg == NULL)
 		return;
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].type == T_STR || keys[i].type == T_ENUM) {
+		if (keys[i].type == T_STR || keys[i].type == T_ENUM || keys[i].type == T_LIST) {
 			char **s = field(cfg, i);
 			if (*s != NULL && keys[i].secret)
 				explicit_bzero(*s, strlen(*s));
@@ -556,6 +628,68 @@ static int parse_kafka_map(struct yctx *y, size_t ki, const char *path)
 	}
 }
 
+/* A YAML list of names for a T_LIST key (start event already read). */
+static int parse_list(struct yctx *y, size_t ki, const char *path)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	yaml_mark_t first = {0, 0, 0};
+	bool have_first = false;
+	for (;;) {
+		yaml_event_t ev;
+		if (next_event(y, &ev) < 0) {
+			mqtx_buf_free(&b);
+			return -1;
+		}
+		if (ev.type == YAML_SEQUENCE_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		if (!have_first) {
+			first = ev.start_mark;
+			have_first = true;
+		}
+		if (ev.type != YAML_SCALAR_EVENT || scalar_is_null(&ev)) {
+			int rc = yerr_at(y, ev.start_mark, path, "list items must be single names, got %s",
+					 ev.type == YAML_SCALAR_EVENT ? "an empty item" : event_kind(&ev));
+			skip_node(y, &ev);
+			yaml_event_delete(&ev);
+			mqtx_buf_free(&b);
+			return rc;
+		}
+		char *expanded;
+		struct mqtx_err e;
+		if (expand_env((const char *)ev.data.scalar.value, &expanded, &e) < 0) {
+			int rc = yerr_at(y, ev.start_mark, path, "%s", e.msg);
+			yaml_event_delete(&ev);
+			mqtx_buf_free(&b);
+			return rc;
+		}
+		if (strchr(expanded, ',') != NULL) {
+			int rc = yerr_at(y, ev.start_mark, path, "list items must not contain a comma");
+			free(expanded);
+			yaml_event_delete(&ev);
+			mqtx_buf_free(&b);
+			return rc;
+		}
+		if (b.len > 0)
+			mqtx_buf_addc(&b, ',');
+		mqtx_buf_adds(&b, expanded);
+		free(expanded);
+		yaml_event_delete(&ev);
+	}
+	struct mqtx_err e;
+	int rc = store(y->cfg, ki, b.data != NULL ? b.data : "", &e);
+	mqtx_buf_free(&b);
+	if (rc < 0)
+		return yerr_at(y, first, path, "%s", e.msg);
+	if (have_first) {
+		char origin[600];
+		snprintf(origin, sizeof(origin), "%.500s:%zu:%zu", y->name, first.line + 1, first.column + 1);
+		set_origin(y->cfg, ki, origin);
+	}
+	return 0;
+}
+
 static int parse_value_for(struct yctx *y, const char *path, yaml_mark_t keymark)
 {
 	yaml_event_t ev;
@@ -603,6 +737,10 @@ static int parse_value_for(struct yctx *y, const char *path, yaml_mark_t keymark
 		rc = yerr_at(y, ev.start_mark, path, "expected a mapping of properties, got %s", event_kind(&ev));
 		yaml_event_delete(&ev);
 		return rc;
+	}
+	if (keys[ki].type == T_LIST && ev.type == YAML_SEQUENCE_START_EVENT) {
+		yaml_event_delete(&ev);
+		return parse_list(y, (size_t)ki, path);
 	}
 	if (ev.type != YAML_SCALAR_EVENT) {
 		rc = yerr_at(y, ev.start_mark, path, "expected %s, got %s",
@@ -946,6 +1084,7 @@ char *mqtx_config_value_text(const struct mqtx_config *cfg, size_t i)
 	char tmp[64];
 	switch (keys[i].type) {
 	case T_STR:
+	case T_LIST:
 	case T_ENUM: {
 		const char *v = *(char *const *)cfield(cfg, i);
 		if (v == NULL)

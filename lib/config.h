@@ -76,6 +76,34 @@ struct mqtx_config {
 	bool relay_loop;
 	bool relay_kafka_transactions;
 
+	/* mqtx check: thresholds and what to look at */
+	int64_t check_warn_age_ms;
+	int64_t check_crit_age_ms;
+	int64_t check_warn_attempts;
+	int64_t check_max_dead;
+	int64_t check_relay_stale_ms;
+	int64_t check_relay_forget_ms;
+	bool check_broker;
+	char *check_queues; /* list: comma-separated names */
+	int64_t check_queue_max_depth;
+	int64_t check_queue_min_consumers;
+	bool check_completion;
+	int64_t check_completion_after_ms;
+	int64_t check_completion_window_ms;
+	int64_t check_scan_limit;
+	int64_t check_list_limit;
+	int64_t check_timeout_ms;
+
+	/* mqtx redeliver */
+	int64_t redeliver_batch_size;
+	char *redeliver_rate;        /* "N", "N/s" or "N/m"; "0": no limit */
+	char *redeliver_time_column; /* created | sent */
+	int64_t redeliver_max_redeliveries;
+	int64_t redeliver_sample;
+	char *redeliver_ack_source;
+	char *redeliver_ack_group;
+	int64_t redeliver_ack_wait_ms;
+
 	char *log_format; /* text | json */
 	char *log_level;  /* error | warning | info | debug */
 

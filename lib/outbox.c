@@ -32,15 +32,6 @@ struct mqtx_outbox {
 	bool heartbeat_off;
 };
 
-static const char *col_sql_or_null(const struct mqtx_outbox *ob, enum mqtx_col c, const char *null_type)
-{
-	static char buf[MQTX_COL__COUNT][64];
-	if (ob->q[c] != NULL)
-		return ob->q[c];
-	snprintf(buf[c], sizeof(buf[c]), "NULL::%s", null_type);
-	return buf[c];
-}
-
 const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob)
 {
 	return ob->qualified;
@@ -56,6 +47,50 @@ static void key_expr(const struct mqtx_outbox *ob, struct mqtx_buf *b, const cha
 	char *lit = mqtx_outbox_key_prefix_literal(ob->conn, ob->cfg);
 	mqtx_buf_printf(b, "(%s || %s.%s)", lit, alias, ob->q[MQTX_COL_ID]);
 	free(lit);
+}
+
+void mqtx_outbox_key_sql(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias)
+{
+	key_expr(ob, b, alias);
+}
+
+const char *mqtx_outbox_col(const struct mqtx_outbox *ob, enum mqtx_col c)
+{
+	return ob->q[c];
+}
+
+/* A column of row alias, or a typed NULL when the table has none. */
+static void add_col(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias, enum mqtx_col c)
+{
+	if (ob->q[c] != NULL)
+		mqtx_buf_printf(b, "%s.%s::text", alias, ob->q[c]);
+	else
+		mqtx_buf_adds(b, "NULL::text");
+}
+
+/* The 9 columns mqtx_batch_decode() reads, in its order. */
+void mqtx_outbox_msg_columns(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias)
+{
+	mqtx_buf_printf(b, "%s.%s::int8, ", alias, ob->q[MQTX_COL_ID]);
+	key_expr(ob, b, alias);
+	mqtx_buf_printf(b, ", %s.%s::text, ", alias, ob->q[MQTX_COL_DESTINATION]);
+	add_col(ob, b, alias, MQTX_COL_ROUTING_KEY);
+	mqtx_buf_adds(b, ", ");
+	add_col(ob, b, alias, MQTX_COL_ORDERING_KEY);
+	mqtx_buf_adds(b, ", ");
+	add_col(ob, b, alias, MQTX_COL_HEADERS);
+	mqtx_buf_adds(b, ", ");
+	const char *ptype = ob->cfg->outbox_payload_type;
+	if (strcmp(ptype, "bytea") == 0)
+		mqtx_buf_printf(b, "%s.%s, ", alias, ob->q[MQTX_COL_PAYLOAD]);
+	else
+		mqtx_buf_printf(b, "convert_to(%s.%s::text, 'UTF8'), ", alias, ob->q[MQTX_COL_PAYLOAD]);
+	if (strcmp(ptype, "json") == 0 || strcmp(ptype, "jsonb") == 0)
+		mqtx_buf_adds(b, "coalesce(");
+	add_col(ob, b, alias, MQTX_COL_CONTENT_TYPE);
+	if (strcmp(ptype, "json") == 0 || strcmp(ptype, "jsonb") == 0)
+		mqtx_buf_adds(b, ", 'application/json')");
+	mqtx_buf_printf(b, ", %s.%s::int8", alias, ob->q[MQTX_COL_ATTEMPTS]);
 }
 
 static void build_sql(struct mqtx_outbox *ob)
@@ -77,23 +112,9 @@ static void build_sql(struct mqtx_outbox *ob)
 	/* Phase 2, a new statement and so a new snapshot taken after the
 	 * bucket locks were granted: rows without a key, or whose key's
 	 * bucket we hold and which no earlier pending row of the key blocks. */
-	mqtx_buf_printf(&b, "SELECT t.%s::int8, ", id);
-	key_expr(ob, &b, "t");
-	mqtx_buf_printf(&b, ", t.%s::text, %s::text, %s::text, %s::text, ", ob->q[MQTX_COL_DESTINATION],
-			col_sql_or_null(ob, MQTX_COL_ROUTING_KEY, "text"), col_sql_or_null(ob, MQTX_COL_ORDERING_KEY, "text"),
-			col_sql_or_null(ob, MQTX_COL_HEADERS, "text"));
-	const char *ptype = ob->cfg->outbox_payload_type;
-	if (strcmp(ptype, "bytea") == 0)
-		mqtx_buf_printf(&b, "t.%s, ", ob->q[MQTX_COL_PAYLOAD]);
-	else
-		mqtx_buf_printf(&b, "convert_to(t.%s::text, 'UTF8'), ", ob->q[MQTX_COL_PAYLOAD]);
-	if (strcmp(ptype, "json") == 0 || strcmp(ptype, "jsonb") == 0)
-		mqtx_buf_printf(&b, "coalesce(%s::text, 'application/json'), ",
-				col_sql_or_null(ob, MQTX_COL_CONTENT_TYPE, "text"));
-	else
-		mqtx_buf_printf(&b, "%s::text, ", col_sql_or_null(ob, MQTX_COL_CONTENT_TYPE, "text"));
-	mqtx_buf_printf(&b, "t.%s::int8 FROM %s t WHERE t.%s = 'pending' AND t.%s <= now()", ob->q[MQTX_COL_ATTEMPTS],
-			T, st, av);
+	mqtx_buf_adds(&b, "SELECT ");
+	mqtx_outbox_msg_columns(ob, &b, "t");
+	mqtx_buf_printf(&b, " FROM %s t WHERE t.%s = 'pending' AND t.%s <= now()", T, st, av);
 	if (ok != NULL)
 		mqtx_buf_printf(&b,
 				" AND (t.%s IS NULL OR ((hashtext(t.%s) & 2147483647) %% $2::int4 = ANY($3::int4[])"
@@ -296,46 +317,8 @@ static char *int_array_literal(const int64_t *v, size_t n)
 	return mqtx_buf_detach(&b);
 }
 
-struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool dry_run, struct mqtx_err *err)
+struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 {
-	char slimit[32], sbuckets[32], sbase[32];
-	char *locked = NULL;
-	PGresult *res;
-
-	(void)dry_run;
-	snprintf(slimit, sizeof(slimit), "%zu", limit);
-	snprintf(sbuckets, sizeof(sbuckets), "%lld", (long long)ob->cfg->relay_ordering_buckets);
-	snprintf(sbase, sizeof(sbase), "%ld", (long)ob->lock_class);
-
-	if (mqtx_pg_exec(ob->conn, "BEGIN", err) < 0)
-		return NULL;
-	ob->in_tx = true;
-	if (ob->q[MQTX_COL_ORDERING_KEY] != NULL) {
-		const char *p1[3] = {slimit, sbuckets, sbase};
-		res = PQexecParams(ob->conn, ob->sql_buckets, 3, NULL, p1, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			mqtx_pg_fail(ob->conn, res, "cannot lease ordering-key buckets", err);
-			goto fail;
-		}
-		int nb = PQntuples(res);
-		int64_t *bk = mqtx_xmalloc(((size_t)nb + 1) * sizeof(int64_t));
-		for (int i = 0; i < nb; i++)
-			bk[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		locked = int_array_literal(bk, (size_t)nb);
-		free(bk);
-		PQclear(res);
-		const char *p2[3] = {slimit, sbuckets, locked};
-		res = PQexecParams(ob->conn, ob->sql_claim, 3, NULL, p2, NULL, NULL, 1);
-	} else {
-		const char *p2[1] = {slimit};
-		res = PQexecParams(ob->conn, ob->sql_claim, 1, NULL, p2, NULL, NULL, 1);
-	}
-	free(locked);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mqtx_pg_fail(ob->conn, res, "cannot claim outbox rows", err);
-		goto fail;
-	}
-
 	struct mqtx_batch *b = mqtx_xcalloc(1, sizeof(*b));
 	b->res = res;
 	b->n = (size_t)PQntuples(res);
@@ -378,10 +361,54 @@ struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool 
 		}
 	}
 	return b;
+}
+
+struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool dry_run, struct mqtx_err *err)
+{
+	char slimit[32], sbuckets[32], sbase[32];
+	char *locked = NULL;
+	PGresult *res;
+
+	(void)dry_run;
+	snprintf(slimit, sizeof(slimit), "%zu", limit);
+	snprintf(sbuckets, sizeof(sbuckets), "%lld", (long long)ob->cfg->relay_ordering_buckets);
+	snprintf(sbase, sizeof(sbase), "%ld", (long)ob->lock_class);
+
+	if (mqtx_pg_exec(ob->conn, "BEGIN", err) < 0)
+		return NULL;
+	ob->in_tx = true;
+	if (ob->q[MQTX_COL_ORDERING_KEY] != NULL) {
+		const char *p1[3] = {slimit, sbuckets, sbase};
+		res = PQexecParams(ob->conn, ob->sql_buckets, 3, NULL, p1, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			mqtx_pg_fail(ob->conn, res, "cannot lease ordering-key buckets", err);
+			goto fail;
+		}
+		int nb = PQntuples(res);
+		int64_t *bk = mqtx_xmalloc(((size_t)nb + 1) * sizeof(int64_t));
+		for (int i = 0; i < nb; i++)
+			bk[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		locked = int_array_literal(bk, (size_t)nb);
+		free(bk);
+		PQclear(res);
+		const char *p2[3] = {slimit, sbuckets, locked};
+		res = PQexecParams(ob->conn, ob->sql_claim, 3, NULL, p2, NULL, NULL, 1);
+	} else {
+		const char *p2[1] = {slimit};
+		res = PQexecParams(ob->conn, ob->sql_claim, 1, NULL, p2, NULL, NULL, 1);
+	}
+	free(locked);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		mqtx_pg_fail(ob->conn, res, "cannot claim outbox rows", err);
+		goto fail;
+	}
+
+	return mqtx_batch_decode(res);
 fail:
 	mqtx_outbox_abort(ob);
 	return NULL;
 }
+
 
 void mqtx_batch_free(struct mqtx_batch *b)
 {
@@ -541,6 +568,43 @@ int mqtx_outbox_wait(struct mqtx_outbox *ob, int64_t ms, struct mqtx_err *err)
 		PQfreemem(n);
 	}
 	return got;
+}
+
+/* ---- ordering-key buckets for other commands ---- */
+
+int mqtx_outbox_lock_keys(struct mqtx_outbox *ob, const char *const *keys, size_t n, struct mqtx_err *err)
+{
+	if (n == 0 || ob->q[MQTX_COL_ORDERING_KEY] == NULL)
+		return 0;
+	char sbuckets[32], sbase[32];
+	snprintf(sbuckets, sizeof(sbuckets), "%lld", (long long)ob->cfg->relay_ordering_buckets);
+	snprintf(sbase, sizeof(sbase), "%ld", (long)ob->lock_class);
+	struct mqtx_buf arr = MQTX_BUF_INIT;
+	mqtx_buf_addc(&arr, '{');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			mqtx_buf_addc(&arr, ',');
+		mqtx_buf_addc(&arr, '"');
+		for (const char *p = keys[i]; *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				mqtx_buf_addc(&arr, '\\');
+			mqtx_buf_addc(&arr, *p);
+		}
+		mqtx_buf_addc(&arr, '"');
+	}
+	mqtx_buf_addc(&arr, '}');
+	const char *p[3] = {sbase, sbuckets, arr.data};
+	/* Ascending bucket order (OFFSET 0 keeps the sorted subquery apart), so
+	 * two waiting takers cannot deadlock; claiming only try-locks. */
+	PGresult *res = PQexecParams(ob->conn,
+				     "SELECT count(pg_advisory_xact_lock($1::int4, s.b)) FROM (SELECT DISTINCT "
+				     "(hashtext(k) & 2147483647) % $2::int4 AS b FROM unnest($3::text[]) k ORDER BY 1 OFFSET 0) s",
+				     3, NULL, p, NULL, NULL, 0);
+	mqtx_buf_free(&arr);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(ob->conn, res, "cannot lock ordering-key buckets", err);
+	PQclear(res);
+	return 0;
 }
 
 /* ---- relay slot leases ---- */

@@ -61,6 +61,23 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 /* Rolls back the open transaction, if any (connection errors ignored). */
 void mqtx_outbox_abort(struct mqtx_outbox *ob);
 
+/* For commands that select rows themselves (redeliver). */
+/* The quoted name of column c, or NULL when the table has none; borrowed. */
+const char *mqtx_outbox_col(const struct mqtx_outbox *ob, enum mqtx_col c);
+/* Appends the SQL expression for the idempotency key of row alias. */
+void mqtx_outbox_key_sql(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias);
+/* Appends the 9 columns of a message of row alias, in the order
+ * mqtx_batch_decode() reads them; the result must be binary. */
+void mqtx_outbox_msg_columns(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias);
+/* A batch from a binary result whose first columns are
+ * mqtx_outbox_msg_columns(); takes ownership of res. */
+struct mqtx_batch *mqtx_batch_decode(PGresult *res);
+/* In the caller's open transaction, takes the ordering-key bucket locks
+ * that claiming try-takes, for keys[0..n), waiting for them (bounded by
+ * lock_timeout), in bucket order. Held until the transaction ends: no
+ * relay claims rows of these keys meanwhile. */
+int mqtx_outbox_lock_keys(struct mqtx_outbox *ob, const char *const *keys, size_t n, struct mqtx_err *err);
+
 /* LISTEN on the insert-notification channel. */
 int mqtx_outbox_listen(struct mqtx_outbox *ob, struct mqtx_err *err);
 /* Waits up to ms for a notification; returns 1 if one came, 0 on timeout. */

@@ -89,3 +89,27 @@ missing_dest() {
 	fi
 	printf '%s\n' "$name"
 }
+
+# ---- outbox helpers shared by the relay, reliability and other suites
+
+# insert_rows N [DEST] [ORDERING_KEY_EXPR]: N rows with JSON payloads {"k":..,"n":..}
+insert_rows() {
+	local n=$1 dest=${2:-$T_DEST} okey=${3:-NULL}
+	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
+		SELECT '$dest', 'test.rk', $okey, convert_to(json_build_object('n', g)::text, 'UTF8')
+		FROM generate_series(1, $n) g"
+}
+
+count_status() {
+	psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = '$1'"
+}
+
+# Every row marked sent must have been delivered: ids(sent) ⊆ ids(consumed).
+assert_sent_were_delivered() {
+	local consumed=$1
+	psql_test "SELECT id FROM mqtx_outbox WHERE status = 'sent' ORDER BY id" >"$BATS_TEST_TMPDIR/sent.ids"
+	jq -r '.id' "$consumed" | sort -n -u >"$BATS_TEST_TMPDIR/got.ids"
+	local missing
+	missing=$(comm -23 <(sort "$BATS_TEST_TMPDIR/sent.ids") <(sort "$BATS_TEST_TMPDIR/got.ids") | head -5)
+	[[ -z $missing ]] || fail "rows marked sent but never delivered: $missing"
+}

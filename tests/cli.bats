@@ -19,7 +19,7 @@ setup() {
 		assert_output --partial "exit status:"
 	done
 	run_mqtx 0 --version
-	assert_output --regexp '^mqtx [0-9]+\.[0-9]+\.[0-9]+$'
+	assert_output --regexp '^mqtx [0-9]+\.[0-9]+\.[0-9]+( \(test build: failpoints enabled\))?$'
 }
 
 @test "cli: unknown command, unknown option and a missing value are usage errors (exit 2)" {

@@ -302,3 +302,31 @@ stderr_lacks() {
 	printf -- '-- stderr contains (and must not): %s\nstderr:\n%s\n--\n' "$1" "${stderr:-}" >&2
 	return 1
 }
+
+# skip_unless_failpoints: the binary under test must be a test build.
+skip_unless_failpoints() {
+	[[ $("$MQTX" --version) == *"failpoints enabled"* ]] ||
+		skip "needs a test build with failpoints (make mqtx-test; MQTX=./mqtx-test)"
+}
+
+# start_proxy TARGET_PORT: a fault-injecting TCP proxy in front of a server.
+# Sets PROXY_PORT and PROXY_PID; proxy_cmd cut|stall|resume|refuse|accept.
+start_proxy() {
+	PROXY_CTL=$BATS_TEST_TMPDIR/proxy.ctl
+	coproc PROXY { "$BATS_TEST_DIRNAME/helpers/tcp_proxy" "$1" --control "$PROXY_CTL" 2>>"$BATS_TEST_TMPDIR/proxy.log" 3>&-; }
+	PROXY_PID=$PROXY_PID
+	read -r -t 5 PROXY_PORT <&"${PROXY[0]}" || { fail "tcp_proxy did not start" || return 1; }
+	export PROXY_PORT PROXY_PID PROXY_CTL
+}
+
+proxy_cmd() {
+	echo "$1" >"$PROXY_CTL"
+	sleep 0.2
+}
+
+stop_proxy() {
+	[[ -n ${PROXY_PID:-} ]] || return 0
+	kill "$PROXY_PID" 2>/dev/null || true
+	wait "$PROXY_PID" 2>/dev/null || true
+	PROXY_PID=
+}

@@ -8,7 +8,7 @@
  * Usage (URL is an amqp:// URL; a vhost of %2f means "/"):
  *   amqp_tool declare-exchange URL NAME [--type direct|topic|fanout|headers]
  *   amqp_tool delete-exchange  URL NAME
- *   amqp_tool declare-queue    URL QUEUE [--quorum] [--bind EXCHANGE:KEY]...
+ *   amqp_tool declare-queue    URL QUEUE [--quorum|--stream] [--bind EXCHANGE:KEY]...
  *   amqp_tool delete-queue     URL QUEUE
  *   amqp_tool purge            URL QUEUE
  *   amqp_tool count            URL QUEUE
@@ -79,7 +79,7 @@ static const char usage_text[] =
     "usage: amqp_tool COMMAND URL ARGS...\n"
     "  declare-exchange URL NAME [--type direct|topic|fanout|headers]\n"
     "  delete-exchange  URL NAME\n"
-    "  declare-queue    URL QUEUE [--quorum] [--bind EXCHANGE:KEY]...\n"
+    "  declare-queue    URL QUEUE [--quorum|--stream] [--bind EXCHANGE:KEY]...\n"
     "  delete-queue     URL QUEUE\n"
     "  purge            URL QUEUE\n"
     "  count            URL QUEUE\n"
@@ -548,6 +548,7 @@ static int cmd_declare_queue(const char *url, int argc, char **argv)
 {
     const char *name = NULL;
     bool quorum = false;
+    bool stream = false;
     amqp_table_entry_t qtype;
     amqp_table_t args = amqp_empty_table;
     int i;
@@ -556,6 +557,8 @@ static int cmd_declare_queue(const char *url, int argc, char **argv)
     for (i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--quorum") == 0) {
             quorum = true;
+        } else if (strcmp(argv[i], "--stream") == 0) {
+            stream = true;
         } else if (strcmp(argv[i], "--bind") == 0) {
             const char *b = opt_value(argc, argv, &i);
             if (strchr(b, ':') == NULL)
@@ -570,10 +573,10 @@ static int cmd_declare_queue(const char *url, int argc, char **argv)
     }
     if (name == NULL)
         usage_error("declare-queue needs URL QUEUE");
-    if (quorum) {
+    if (quorum || stream) {
         qtype.key = amqp_cstring_bytes("x-queue-type");
         qtype.value.kind = AMQP_FIELD_KIND_UTF8;
-        qtype.value.value.bytes = amqp_cstring_bytes("quorum");
+        qtype.value.value.bytes = amqp_cstring_bytes(stream ? "stream" : "quorum");
         args.num_entries = 1;
         args.entries = &qtype;
     }

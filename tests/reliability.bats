@@ -1,0 +1,205 @@
+#!/usr/bin/env bats
+# Proof that nothing is lost: crashes at every relay failpoint, broker and
+# database faults, connection cuts and stalls, hostile rows. Runs on
+# RabbitMQ and (where it applies) Kafka. See RELIABILITY.md.
+
+load test_helper
+load backend
+
+setup() {
+	mqtx_test_setup
+	backend_setup
+	run_mqtx 0 init
+}
+
+teardown() {
+	stop_proxy
+	mqtx_test_teardown
+}
+
+sent_ids() { psql_test "SELECT id FROM mqtx_outbox WHERE status = 'sent' ORDER BY id"; }
+
+# crash_then_recover FAILPOINT ROWS BATCH: the relay dies (SIGKILL) at the
+# third pass of FAILPOINT; a second run finishes. Then: every row delivered
+# at least once, and every duplicate is a row that was not yet marked sent
+# when the relay died (in flight: at most two batches).
+crash_then_recover() {
+	local fp=$1 rows=$2 batch=$3
+	skip_unless_failpoints
+	insert_rows "$rows"
+	MQTX_FAILPOINTS="$fp=crash@3" run --separate-stderr "$MQTX" relay --batch "$batch"
+	[[ $status == 137 ]] || fail "expected the relay to die at $fp (status $status): $stderr"
+	[[ $stderr == *"failpoint $fp: crash"* ]]
+	sent_ids >"$BATS_TEST_TMPDIR/sent_at_crash"
+	[[ $(wc -l <"$BATS_TEST_TMPDIR/sent_at_crash") -lt $rows ]]
+	run_mqtx 0 relay --batch "$batch"
+	[[ $(count_status sent) == "$rows" ]]
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	jq -r .id "$BATS_TEST_TMPDIR/got" | sort -n >"$BATS_TEST_TMPDIR/ids"
+	[[ $(uniq "$BATS_TEST_TMPDIR/ids" | wc -l) == "$rows" ]] || fail "not every row was delivered"
+	uniq -d "$BATS_TEST_TMPDIR/ids" >"$BATS_TEST_TMPDIR/dups"
+	local bad
+	bad=$(comm -12 <(sort "$BATS_TEST_TMPDIR/dups") <(sort "$BATS_TEST_TMPDIR/sent_at_crash") | head -3)
+	[[ -z $bad ]] || fail "rows marked sent before the crash were delivered twice: $bad"
+	(($(wc -l <"$BATS_TEST_TMPDIR/dups") <= 2 * batch)) || fail "more duplicates than rows in flight"
+	DUPS=$(wc -l <"$BATS_TEST_TMPDIR/dups")
+}
+
+@test "reliability: crash after claiming: nothing lost; only the other batch in flight can come twice" {
+	crash_then_recover relay.after_claim 1000 100
+	# the claimed batch was never published; the batch before it may have been
+	((DUPS <= 100)) || fail "$DUPS duplicates after a crash before publishing"
+}
+
+@test "reliability: crash after publishing, before the confirms: nothing lost" {
+	crash_then_recover relay.before_confirm 1000 100
+}
+
+@test "reliability: crash after the confirms, before marking: nothing lost, the batch comes twice" {
+	crash_then_recover relay.after_confirm 1000 100
+	((DUPS >= 100)) || fail "expected the confirmed batch to be sent again, got $DUPS duplicates"
+}
+
+@test "reliability: crash between marking and commit: nothing lost, the batch comes twice" {
+	crash_then_recover relay.before_commit 1000 100
+	((DUPS >= 100)) || fail "expected the confirmed batch to be sent again, got $DUPS duplicates"
+}
+
+@test "reliability: a failpoint error after the confirms leaves the rows pending, then they go" {
+	skip_unless_failpoints
+	insert_rows 50
+	MQTX_FAILPOINTS="relay.before_commit=error" run_mqtx 4 relay --batch 20
+	stderr_has "failpoint relay.before_commit"
+	run_mqtx 0 relay
+	[[ $(count_status sent) == 50 ]]
+}
+
+@test "reliability: connection cut mid-publish: one-shot exits 5 and marks nothing it did not see confirmed" {
+	skip_on_backend kafka "the proxy sits in front of RabbitMQ (Kafka faults: broker down, request errors)"
+	skip_unless_local_amqp
+	local port=${MQTX_TEST_AMQP_URL##*:}
+	port=${port%%/*}
+	start_proxy "$port"
+	insert_rows 20000
+	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f"
+	mqtx_bg relay --batch 200
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 400 ))"
+	proxy_cmd cut
+	mqtx_bg_stop TERM 30 || true
+	[[ $MQTX_BG_STATUS == 5 ]] || [[ $MQTX_BG_STATUS == 0 && $(count_status sent) == 20000 ]] ||
+		fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
+	export MQTX_BROKER_URL=$MQTX_TEST_AMQP_URL
+	run_mqtx 0 relay
+	[[ $(count_status sent) == 20000 ]]
+}
+
+@test "reliability: --loop survives connection cuts and a refusing broker, then relays everything" {
+	skip_on_backend kafka "the proxy sits in front of RabbitMQ"
+	skip_unless_local_amqp
+	local port=${MQTX_TEST_AMQP_URL##*:}
+	port=${port%%/*}
+	start_proxy "$port"
+	insert_rows 15000
+	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f"
+	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 400 ))"
+	proxy_cmd refuse
+	proxy_cmd cut
+	sleep 2
+	proxy_cmd accept
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 6000 ))"
+	proxy_cmd cut
+	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") == 15000 ]]"
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS"
+	grep -q "retrying" "$MQTX_BG_ERR"
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 15000 ]]
+}
+
+@test "reliability: a stalled network: the relay gives up after broker.confirm_timeout and marks nothing" {
+	skip_on_backend kafka "the proxy sits in front of RabbitMQ"
+	skip_unless_local_amqp
+	local port=${MQTX_TEST_AMQP_URL##*:}
+	port=${port%%/*}
+	start_proxy "$port"
+	insert_rows 3000
+	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f" MQTX_BROKER_CONFIRM_TIMEOUT=2s
+	mqtx_bg relay --batch 100
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 200 ))"
+	proxy_cmd stall
+	sent=$(count_status sent)
+	wait_until 20 bash -c "! kill -0 $MQTX_BG_PID 2>/dev/null"
+	mqtx_bg_stop TERM 5 || true
+	[[ $MQTX_BG_STATUS == 5 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	grep -q "no confirm from" "$MQTX_BG_ERR"
+	proxy_cmd resume
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
+	(($(count_status sent) <= sent + 200))
+}
+
+@test "reliability: PostgreSQL restarted mid-run: --loop recovers; nothing unconfirmed is marked sent" {
+	skip_unless_local_pg
+	insert_rows 15000
+	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 400 ))"
+	"$MQTX_TEST_PG_CTL" restart -m fast -w >/dev/null
+	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\" 2>/dev/null) == 15000 ]]"
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 15000 ]]
+}
+
+@test "reliability: PostgreSQL restarted under a one-shot relay: exit 4, then the next run finishes" {
+	skip_unless_local_pg
+	insert_rows 20000
+	mqtx_bg relay --batch 100
+	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 300 ))"
+	"$MQTX_TEST_PG_CTL" restart -m fast -w >/dev/null
+	mqtx_bg_stop TERM 30 || true
+	[[ $MQTX_BG_STATUS == 4 || $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	run_mqtx 0 relay
+	[[ $(count_status sent) == 20000 ]]
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
+}
+
+@test "reliability: malformed headers in a text column fail that row alone with a clear last_error" {
+	psql_test "ALTER TABLE mqtx_outbox ALTER COLUMN headers TYPE text"
+	insert_rows 3
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, headers) VALUES
+		('$T_DEST', 'a', '{\"unterminated'), ('$T_DEST', 'b', '[1,2]'), ('$T_DEST', 'c', '{\"ok\":\"yes\"}')"
+	run_mqtx 1 relay
+	run psql_test "SELECT payload, status, last_error FROM mqtx_outbox WHERE headers IS NOT NULL ORDER BY id"
+	assert_line --index 0 --regexp '^\\x61\|pending\|malformed headers: invalid JSON at byte [0-9]+: unterminated string$'
+	assert_line --index 1 '\x62|pending|malformed headers: headers must be a JSON object'
+	assert_line --index 2 '\x63|sent|'
+	[[ $(count_status sent) == 4 ]]
+}
+
+@test "reliability: a 64 MiB payload is delivered byte for byte or refused with a clear error, never a crash" {
+	psql_test "INSERT INTO mqtx_outbox(destination, payload) SELECT '$T_DEST', decode(repeat('00ff', 33554432), 'hex')"
+	run_mqtx '*' relay
+	[[ $status == 0 || $status == 1 ]] || fail "relay exited $status: $stderr"
+	if [[ $status == 0 ]]; then
+		backend_consume 1 | jq -r .b64 | base64 -d | cmp - <(psql_test "SELECT encode(payload, 'hex') FROM mqtx_outbox" | xxd -r -p)
+	else
+		run psql_test "SELECT status, last_error FROM mqtx_outbox"
+		assert_output --regexp '^pending\|.*(too large|size)'
+	fi
+}
+
+@test "reliability: binary payloads with NUL bytes and invalid UTF-8 round-trip exactly" {
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, headers) VALUES
+		('$T_DEST', '\\x00c328fffe00'::bytea, '{\"h\":\"ünïcødé\"}')"
+	run_mqtx 0 relay
+	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
+	[[ $(jq -r .b64 "$BATS_TEST_TMPDIR/got") == "AMMo//4A" ]]
+	[[ $(jq -r .headers.h "$BATS_TEST_TMPDIR/got") == "ünïcødé" ]]
+}
