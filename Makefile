@@ -128,6 +128,15 @@ bench: deps
 	@$(MAKE) --no-print-directory mqtx helpers $(BENCH_BIN)
 	@bash bench/run.sh
 
+# relays under chaos for SOAK_MINUTES (default 10): lost must be 0
+soak: deps
+	@$(MAKE) --no-print-directory mqtx helpers
+	@bash tests/soak.sh
+
+# libFuzzer harnesses (clang): FUZZ_SECONDS per harness, corpus in tests/fuzz/corpus
+fuzz: deps
+	@bash tests/fuzz/run.sh
+
 install: mqtx man
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	cp mqtx $(DESTDIR)$(BINDIR)/mqtx
@@ -151,4 +160,4 @@ format:
 clean:
 	rm -rf build bench/bin mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) $(UNIT_DEF) tests/unit/unit_tests-asan $(HELPERS)
 
-.PHONY: all man helpers deps check check-asan demo bench install uninstall format clean
+.PHONY: all man helpers deps check check-asan demo bench fuzz soak install uninstall format clean

@@ -401,6 +401,9 @@ static char *redact_conninfo(const char *s)
 			}
 			if (*v == '\'')
 				v++;
+			/* anything glued to the closing quote is part of the value too */
+			while (*v != '\0' && *v != ' ' && *v != '\t')
+				v++;
 		} else {
 			while (*v != '\0' && *v != ' ' && *v != '\t')
 				v++;

@@ -90,6 +90,10 @@ TEST(redact_urls_and_conninfo)
 	r = mqtx_redact("host=db user=u password='a b\\'c' dbname=x");
 	CHECK_STR(r, "host=db user=u password=*** dbname=x");
 	free(r);
+	/* found by fuzz_values: text glued to a quoted password is hidden too */
+	r = mqtx_redact("host=q password='x y'm1We ub");
+	CHECK_STR(r, "host=q password=*** ub");
+	free(r);
 	r = mqtx_redact("host=db user=u");
 	CHECK_STR(r, "host=db user=u");
 	free(r);
