@@ -14,7 +14,8 @@ run_pass() {
 	shift
 	log=$(mktemp)
 	echo "== $name =="
-	env "$@" tests/run.sh 2>&1 | tee "$log"
+	# shellcheck disable=SC2046 # MQTX_RUN_FILES is a plain list of paths
+	env "$@" tests/run.sh $(env "$@" printenv MQTX_RUN_FILES) 2>&1 | tee "$log"
 	local prc=${PIPESTATUS[0]}
 	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
 	rm -f "$log"
@@ -37,6 +38,15 @@ run_pass "tests under ASan+UBSan" MQTX="$PWD/mqtx-asan" MQTX_UNIT_TESTS="$PWD/te
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99" \
 	LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
 	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+# valgrind memcheck over the unit tests and a cross-section of the CLI and
+# relay suites (the whole suite under valgrind would take too long for CI).
+if [[ ${MQTX_ASAN_ONLY:-0} != 1 && ${MQTX_SKIP_VALGRIND:-0} != 1 ]]; then
+	run_pass "tests under valgrind memcheck (subset)" MQTX="$PWD/tests/helpers/valgrind-run" \
+		VALGRIND_TARGET="$PWD/mqtx-test" MQTX_UNIT_TESTS="$PWD/tests/helpers/valgrind-unit" \
+		BATS_ARGS="--filter (cli:.(config|malformed|precedence|no.database))|(relay:.(a.row.arrives|a.row.whose|--dry-run|--max-messages|rows.with.NULL|table.and.schema|a.failing.head))" \
+		MQTX_RUN_FILES="tests/cli.bats tests/relay.bats"
+fi
 
 line="$total_passed passed, $total_failed failed"
 ((total_skipped == 0)) || line+=", $total_skipped skipped"

@@ -106,8 +106,8 @@ teardown() {
 	insert_rows 5
 	insert_rows 1 "$(missing_dest)"
 	insert_rows 5
-	run_mqtx 1 relay
-	run psql_test "SELECT status, attempts, available_at > now() FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
+	MQTX_RELAY_BACKOFF_INITIAL=10m run_mqtx 1 relay
+	run psql_test "SELECT status, attempts, available_at > now() + interval '5 minutes' FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output "pending|1|t"
 	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output --regexp "no exchange|does not exist"

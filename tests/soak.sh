@@ -40,13 +40,13 @@ done
 (
 	end=$((SECONDS + MINUTES * 60))
 	while ((SECONDS < end)); do
-		psql "$MQTX_DATABASE_URL" -qX -v ON_ERROR_STOP=1 2>/dev/null <<-SQL || sleep 0.5
-		DO \$\$ DECLARE k text; BEGIN
+		psql "$MQTX_DATABASE_URL" -qX -v ON_ERROR_STOP=1 2>>"$STATE/writer.log" <<-SQL || sleep 0.5
+		DO \$\$ DECLARE kk text; BEGIN
 		  FOR i IN 1..200 LOOP
-		    k := 'k' || (random() * 19)::int;
-		    PERFORM 1 FROM biz WHERE biz.k = k FOR UPDATE;
+		    kk := 'k' || (random() * 19)::int;
+		    PERFORM 1 FROM biz WHERE biz.k = kk FOR UPDATE;
 		    INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
-		    VALUES ('soak', 'soak.rk', k, convert_to(clock_timestamp()::text, 'UTF8'));
+		    VALUES ('soak', 'soak.rk', kk, convert_to(clock_timestamp()::text, 'UTF8'));
 		    COMMIT;
 		    PERFORM pg_sleep(0.002);
 		  END LOOP;
@@ -88,4 +88,5 @@ dups=$(($(wc -l <"$STATE/got") - delivered))
 psql "$MQTX_DATABASE_URL" -qAtX -c "SELECT id FROM mqtx_outbox ORDER BY id" >"$STATE/all"
 lost=$(comm -23 "$STATE/all" <(uniq "$STATE/got") | wc -l)
 echo "soak: ${MINUTES}m, $total messages, $restarts restarts, lost = $lost, duplicates = $dups"
+((total > 0)) || { echo "soak: the writer inserted nothing" >&2; exit 1; }
 [[ $lost == 0 ]]
