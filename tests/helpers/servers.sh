@@ -364,6 +364,26 @@ RABBITMQ_CTL_ERL_ARGS=-start_epmd false -kernel inet_dist_use_interface {127,0,0
 EOF
 }
 
+# A private CA and a server certificate for localhost/127.0.0.1, so that
+# the amqps:// tests verify a real chain; plus a second CA nobody trusts.
+make_tls_certs() {
+	command -v openssl >/dev/null || die "openssl not found (install openssl)"
+	local d=$STATEDIR/tls
+	mkdir -p "$d"
+	(
+		cd "$d" || exit 1
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mqtx test CA" \
+			-keyout ca.key -out ca.pem 2>/dev/null
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+		printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+			-extfile san.ext -out server.pem 2>/dev/null
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=other CA" \
+			-keyout other-ca.key -out other-ca.pem 2>/dev/null
+		chmod 644 ./*.pem ./*.key
+	) || die "cannot create test certificates in $d"
+}
+
 start_rabbit() {
 	[[ -x $RABBIT_BIN/rabbitmq-server ]] || die "$RABBIT_BIN/rabbitmq-server not found (install rabbitmq-server)"
 	command -v epmd >/dev/null || die "epmd not found (install erlang-base)"
@@ -371,7 +391,9 @@ start_rabbit() {
 	free_port AMQP_PORT
 	free_port DIST_PORT
 	free_port EPMD_PORT
+	free_port AMQPS_PORT
 	RABBIT_NODENAME="mqtxtest$AMQP_PORT@localhost"
+	make_tls_certs
 
 	mkdir -p "$STATEDIR/rabbit-home" "$STATEDIR/rabbit-mnesia" "$STATEDIR/rabbit-log"
 	chmod 700 "$STATEDIR/rabbit-home"
@@ -388,6 +410,12 @@ loopback_users = none
 log.console = false
 log.file.level = info
 disk_free_limit.absolute = 10MB
+listeners.ssl.default = 127.0.0.1:$AMQPS_PORT
+ssl_options.cacertfile = $STATEDIR/tls/ca.pem
+ssl_options.certfile = $STATEDIR/tls/server.pem
+ssl_options.keyfile = $STATEDIR/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
 EOF
 	rabbit_env >"$STATEDIR/rabbit.env"
 
@@ -570,9 +598,15 @@ cmd_start() {
 			write_env_var MQTX_TEST_PG_LOG ""
 		fi
 		if ((amqp_local)); then
+			write_env_var MQTX_TEST_AMQPS_URL "amqps://guest:guest@localhost:$AMQPS_PORT/%2f"
+			write_env_var MQTX_TEST_TLS_CA "$STATEDIR/tls/ca.pem"
+			write_env_var MQTX_TEST_TLS_OTHER_CA "$STATEDIR/tls/other-ca.pem"
 			write_env_var MQTX_TEST_RABBITMQCTL "$STATEDIR/rabbitmqctl"
 			write_env_var MQTX_TEST_RABBIT_LOG "$STATEDIR/rabbit-log/$RABBIT_NODENAME.log"
 		else
+			write_env_var MQTX_TEST_AMQPS_URL "${MQTX_TEST_AMQPS_URL:-}"
+			write_env_var MQTX_TEST_TLS_CA "${MQTX_TEST_TLS_CA:-}"
+			write_env_var MQTX_TEST_TLS_OTHER_CA ""
 			write_env_var MQTX_TEST_RABBITMQCTL ""
 			write_env_var MQTX_TEST_RABBIT_LOG ""
 		fi
