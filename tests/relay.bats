@@ -106,8 +106,8 @@ teardown() {
 	insert_rows 5
 	insert_rows 1 "$(missing_dest)"
 	insert_rows 5
-	MQTX_RELAY_BACKOFF_INITIAL=10m run_mqtx 1 relay
-	run psql_test "SELECT status, attempts, available_at > now() + interval '5 minutes' FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
+	MQTX_RELAY_BACKOFF_INITIAL=5m run_mqtx 1 relay
+	run psql_test "SELECT status, attempts, available_at > now() + interval '3 minutes' FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output "pending|1|t"
 	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output --regexp "no exchange|does not exist"
@@ -120,6 +120,7 @@ teardown() {
 	insert_rows 1 "$(missing_dest)" "'K'"
 	insert_rows 2 "$T_DEST" "'K'"
 	insert_rows 2 "$T_DEST" "'L'"
+	export MQTX_RELAY_BACKOFF_INITIAL=5m # the head must stay held back while we look
 	run_mqtx 1 relay
 	run psql_test "SELECT ordering_key, status, attempts FROM mqtx_outbox ORDER BY id"
 	assert_output "K|pending|1
