@@ -102,7 +102,7 @@ tests/helpers/tcp_proxy: tests/helpers/tcp_proxy.c
 
 helpers: $(HELPERS)
 
-BENCH_BIN = bench/bin/amqp_publisher bench/bin/pg_claim
+BENCH_BIN = bench/bin/amqp_publisher bench/bin/pg_claim bench/bin/audit_gen
 bench/bin/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs librabbitmq libpq rdkafka)

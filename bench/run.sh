@@ -127,6 +127,35 @@ if [[ ${BENCH_SKIP_BIG:-0} != 1 ]]; then
 	SCENARIO_RUNS=1 scenario relay_backlog_1m 1000000 prep_big "$MQTX" -q relay --batch 1000
 fi
 
+# mqtx check on a large outbox: 10,000,000 rows, of which 1,000 pending.
+if [[ ${BENCH_SKIP_BIG:-0} != 1 ]] && "$MQTX" check --help >/dev/null 2>&1; then
+	CHECK_ROWS=${BENCH_CHECK_ROWS:-10000000}
+	say "filling bench_check.mqtx_outbox with $CHECK_ROWS rows (once)"
+	psql_b -c "CREATE SCHEMA bench_check"
+	MQTX_OUTBOX_SCHEMA=bench_check "$MQTX" -q init
+	psql_b -c "INSERT INTO bench_check.mqtx_outbox(destination, routing_key, ordering_key, payload, status, attempts, sent_at, created_at)
+		SELECT 'bench.classic', 'rk', 'k' || (g % 1000), '\x00', 'sent', 1, now() - (g || ' ms')::interval, now() - (g || ' ms')::interval
+		FROM generate_series(1, $CHECK_ROWS - 1000) g" \
+		-c "INSERT INTO bench_check.mqtx_outbox(destination, routing_key, ordering_key, payload)
+		SELECT 'bench.classic', 'rk', 'k' || (g % 100), '\x00' FROM generate_series(1, 1000) g" \
+		-c "VACUUM ANALYZE bench_check.mqtx_outbox"
+	check_cmd() { MQTX_OUTBOX_SCHEMA=bench_check "$MQTX" check --format json >/dev/null || true; }
+	export -f check_cmd
+	export MQTX
+	scenario check_10m 1 prep_none bash -c check_cmd
+fi
+
+# mqtx dedupe-audit of 10,000,000 deliveries (JSONL on stdin) against 10,000,000 sent rows.
+if [[ ${BENCH_SKIP_BIG:-0} != 1 ]] && "$MQTX" dedupe-audit --help >/dev/null 2>&1; then
+	AUDIT_N=${BENCH_AUDIT_ROWS:-10000000}
+	if MQTX=$MQTX "$ROOT/bench/audit.sh" "$AUDIT_N" >"$STATE/audit.time"; then
+		printf 'audit_10m\t%s\t%s\n' "$AUDIT_N" "$(cat "$STATE/audit.time")" >>"$ROWS_FILE"
+		say "audit_10m: $(cat "$STATE/audit.time") (seconds, peak RSS KiB)"
+	else
+		say "audit_10m failed (see above)"
+	fi
+fi
+
 # --loop latency: 1,000 single-row transactions 5 ms apart; commit -> recorded ack.
 psql_b -c "TRUNCATE bench.mqtx_outbox RESTART IDENTITY" -c "CREATE OR REPLACE PROCEDURE bench.trickle(n int) LANGUAGE plpgsql AS \$\$
 BEGIN
@@ -202,6 +231,14 @@ if res.get("relay_backlog_1m"):
     rss = res["relay_backlog_1m"]["peak_rss_kib"]
     add("relay_backlog_1m", "relay_classic (msgs/s)", r, "within 10%", r is not None and r >= 0.9)
     add("relay_backlog_1m", "peak RSS", rss / 1024, "< 32 MiB", rss < 32 * 1024)
+if res.get("check_10m"):
+    secs = res["check_10m"]["seconds"]
+    add("check_10m", "seconds (10M rows, 1,000 pending)", secs, "< 0.5 s", secs < 0.5)
+if res.get("audit_10m"):
+    secs = res["audit_10m"]["seconds"]
+    rss = res["audit_10m"]["peak_rss_kib"]
+    add("audit_10m", "seconds (10M deliveries)", secs, "< 60 s", secs < 60)
+    add("audit_10m", "peak RSS", rss / 1024, "< 512 MiB", rss < 512 * 1024)
 p50, p99, n = lat.split()
 add("loop_latency", "p99 ms (p50 %s ms, %s rows)" % (p50, n), float(p99), "< 50 ms", float(p99) < 50)
 

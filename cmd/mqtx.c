@@ -18,6 +18,10 @@ struct command {
 static const struct command commands[] = {
 	{"init", cmd_init, &cmd_init_info},
 	{"relay", cmd_relay, &cmd_relay_info},
+	{"check", cmd_check, &cmd_check_info},
+	{"redeliver", cmd_redeliver, &cmd_redeliver_info},
+	{"txpub", cmd_txpub, &cmd_txpub_info},
+	{"dedupe-audit", cmd_dedupe_audit, &cmd_dedupe_audit_info},
 	{"config", cmd_config, &cmd_config_info},
 };
 

@@ -6,7 +6,7 @@
 #   _mqtx_args[NAME]  the options among them that take a value
 # To add a command: add its name to _mqtx_commands and one block.
 
-_mqtx_commands="init relay config"
+_mqtx_commands="init relay check txpub redeliver dedupe-audit config"
 
 declare -gA _mqtx_opts _mqtx_args
 
@@ -25,6 +25,26 @@ _mqtx_opts[relay]="-l --loop -b --batch -n --max-messages --max-time --poll-inte
 _mqtx_args[relay]="-b --batch -n --max-messages --max-time --poll-interval --schema -t --table"
 # end: relay
 
+# cmd: check
+_mqtx_opts[check]="-f --format -e --explain --warn-age --crit-age --warn-attempts --max-dead --relay-stale -b --broker --queues --completion --resolve --schema -t --table"
+_mqtx_args[check]="-f --format -e --explain --warn-age --crit-age --warn-attempts --max-dead --relay-stale --queues --schema -t --table"
+# end: check
+
+# cmd: txpub
+_mqtx_opts[txpub]="-d --destination -r --routing-key -H --header -k --key --ordering-key --content-type -p --payload -F --payload-file -f --format -0 --null -m --mode --confirm -b --batch --report --prepare --commit --rollback --sql --schema -t --table"
+_mqtx_args[txpub]="-d --destination -r --routing-key -H --header -k --key --ordering-key --content-type -p --payload -F --payload-file -f --format -m --mode --confirm -b --batch --report --sql --schema -t --table"
+# end: txpub
+
+# cmd: redeliver
+_mqtx_opts[redeliver]="--id -k --key --ordering-key -d --destination -s --status --since --until --time-column -w --where --unacked-after --max-redeliveries --requeue --collect-acks --ack-source --ack-group -r --rate -n --limit -b --batch --dry-run -y --yes --sample --schema -t --table"
+_mqtx_args[redeliver]="--id -k --key --ordering-key -d --destination -s --status --since --until --time-column -w --where --unacked-after --max-redeliveries --ack-source --ack-group -r --rate -n --limit -b --batch --sample --schema -t --table"
+# end: redeliver
+
+# cmd: dedupe-audit
+_mqtx_opts[dedupe-audit]="-s --source --from --to --since --until -d --destination --destructive -f --format --max-details --max-duplicates --max-missing --idle-timeout --schema -t --table"
+_mqtx_args[dedupe-audit]="-s --source --from --to --since --until -d --destination -f --format --max-details --max-duplicates --max-missing --idle-timeout --schema -t --table"
+# end: dedupe-audit
+
 # cmd: config
 _mqtx_opts[config]="--keys"
 _mqtx_args[config]=""
@@ -41,6 +61,24 @@ _mqtx_in() {
 
 # Completes the value of option $1 (the value typed so far is $2).
 _mqtx_value() {
+	# $cmd is the command being completed (set by _mqtx)
+	if [[ ${cmd-} == redeliver ]]; then
+		case $1 in
+		-s | --status) mapfile -t COMPREPLY < <(compgen -W "sent dead" -- "$2") && return ;;
+		--time-column) mapfile -t COMPREPLY < <(compgen -W "created sent" -- "$2") && return ;;
+		-r | --rate) mapfile -t COMPREPLY < <(compgen -W "10/s 100/s 1000/s 60/m" -- "$2") && return ;;
+		--since | --until | --unacked-after) mapfile -t COMPREPLY < <(compgen -W "10m 30m 1h 2h 6h 1d" -- "$2") && return ;;
+		esac
+	fi
+	if [[ ${cmd-} == dedupe-audit ]]; then
+		case $1 in
+		-s | --source) compopt -o filenames 2>/dev/null && mapfile -t COMPREPLY < <(compgen -f -W "- inbox: kafka:// amqp://" -- "$2") && return ;;
+		-f | --format) mapfile -t COMPREPLY < <(compgen -W "text json csv" -- "$2") && return ;;
+		--from | --to) mapfile -t COMPREPLY < <(compgen -W "first 0 1h 2h 1d" -- "$2") && return ;;
+		--since | --until) mapfile -t COMPREPLY < <(compgen -W "5m 10m 1h 2h 1d" -- "$2") && return ;;
+		--idle-timeout) mapfile -t COMPREPLY < <(compgen -W "500ms 1s 2s 5s 10s" -- "$2") && return ;;
+		esac
+	fi
 	case $1 in
 	-c | --config)
 		compopt -o filenames 2>/dev/null
@@ -48,6 +86,27 @@ _mqtx_value() {
 		;;
 	--log-format)
 		mapfile -t COMPREPLY < <(compgen -W "text json" -- "$2")
+		;;
+	-f | --format)
+		# $cmd is the command being completed (set by _mqtx)
+		if [[ ${cmd-} == txpub ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "lines jsonl raw" -- "$2")
+		else
+			mapfile -t COMPREPLY < <(compgen -W "text json prometheus" -- "$2")
+		fi
+		;;
+	-m | --mode)
+		mapfile -t COMPREPLY < <(compgen -W "auto tx confirm kafka-tx" -- "$2")
+		;;
+	--confirm)
+		mapfile -t COMPREPLY < <(compgen -W "sync batch async" -- "$2")
+		;;
+	-F | --payload-file | --sql | --report)
+		compopt -o filenames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -f -- "$2")
+		;;
+	--warn-age | --crit-age | --relay-stale)
+		mapfile -t COMPREPLY < <(compgen -W "1m 2m 5m 10m 30m 1h" -- "$2")
 		;;
 	--max-time | --poll-interval)
 		mapfile -t COMPREPLY < <(compgen -W "500ms 1s 10s 30s 50s 1m 5m" -- "$2")

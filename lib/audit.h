@@ -3,9 +3,10 @@
  * capture) with the outbox table, and reports duplicates, losses,
  * strangers, out-of-order deliveries and gaps.
  *
- * Deliveries are streamed (COPY FROM STDIN) into a temporary table on the
- * outbox's database; the set work (GROUP BY, anti-joins, window functions)
- * runs there, so this process holds only a bounded buffer and the capped
+ * Deliveries are streamed, sorted by outbox id in bounded memory (runs
+ * spill to temporary files) and merged with the outbox, which PostgreSQL
+ * streams in id order; deliveries without a usable id are matched by key
+ * in temporary tables. This process holds a bounded buffer and the capped
  * detail lists, whatever the number of deliveries. */
 #ifndef MQTX_AUDIT_H
 #define MQTX_AUDIT_H

@@ -27,6 +27,14 @@ struct mqtx_backend_opts {
 	 * messages and waits at most stop_grace_ms for outstanding answers. */
 	volatile sig_atomic_t *stop;
 	int64_t stop_grace_ms;
+	/* Optional, TX mode: called in every publish() once each message was
+	 * handed over (AMQP: and accepted, no channel error; Kafka: and
+	 * acknowledged by a delivery report), just before the broker commit.
+	 * Non-zero rolls the transaction back instead: every message FAILED
+	 * with err's message, and publish() returns 0. txpub --sql writes its
+	 * coordinator record here, before any message can become visible. */
+	int (*before_commit)(void *ctx, struct mqtx_err *err);
+	void *before_commit_ctx;
 };
 
 /* Facts about a destination, for `mqtx check --broker`. */

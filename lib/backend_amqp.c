@@ -7,7 +7,7 @@
  * (mandatory, unroutable) make it FAILED. A channel error (say, a missing
  * exchange) closes only the channel: messages to the guilty exchange fail,
  * the others are published again on a fresh channel. TX mode: tx.select,
- * publish, tx.commit. */
+ * publish, tx.commit (see publish_tx for what a return means there). */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <amqp.h>
@@ -584,87 +584,213 @@ out:
 	return rc;
 }
 
-static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
-{
-	struct pubstate ps = {.msgs = msgs, .n = n};
-	int64_t deadline = mqtx_now_ms() + ab->confirm_timeout_ms;
-	amqp_tx_commit_t commit = {0};
-	amqp_tx_rollback_t rollback = {0};
-	amqp_frame_t f;
-	char returned[256] = "";
+/* ---- TX mode ----
+ *
+ * RabbitMQ routes the publishes of a transaction only at tx.commit. A
+ * mandatory message that no queue takes comes back as basic.return before
+ * tx.commit-ok, when the other messages of the transaction have already
+ * been routed: the return cannot be rolled back. Such a message is FAILED
+ * (matched by its message_id, the idempotency key) and the others
+ * CONFIRMED. A channel error before tx.commit-ok (a missing exchange)
+ * discards the whole transaction: every message FAILED. */
 
-	for (size_t i = 0; i < n; i++) {
-		msgs[i].state = MQTX_MSG_PENDING;
-		msgs[i].error[0] = '\0';
-		if (send_one(ab, &msgs[i], err) < 0)
-			return -1;
+struct txwait {
+	struct mqtx_msg *msgs;
+	size_t n;
+	char close_text[256]; /* the broker closed the channel: why */
+};
+
+static void tx_on_return(struct amqp_backend *ab, struct txwait *tw, const amqp_basic_return_t *ret)
+{
+	char why[256];
+	snprintf(why, sizeof(why), "unroutable: exchange '%.*s' has no queue for routing key '%.*s' (%.*s)",
+		 (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
+		 (const char *)ret->routing_key.bytes, (int)ret->reply_text.len, (const char *)ret->reply_text.bytes);
+	amqp_message_t m;
+	if (amqp_read_message(ab->conn, ab->ch, &m, 0).reply_type != AMQP_RESPONSE_NORMAL)
+		return; /* the next read reports the broken connection */
+	if (m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+		amqp_bytes_t id = m.properties.message_id;
+		for (size_t i = 0; i < tw->n; i++) {
+			struct mqtx_msg *msg = &tw->msgs[i];
+			if (msg->state == MQTX_MSG_UNKNOWN && strlen(msg->key) == id.len && memcmp(msg->key, id.bytes, id.len) == 0) {
+				msg->state = MQTX_MSG_FAILED;
+				snprintf(msg->error, sizeof(msg->error), "%s", why);
+				break;
+			}
+		}
 	}
-	for (size_t i = 0; i < n; i++)
-		msgs[i].state = MQTX_MSG_UNKNOWN;
-	/* Commit, but first see whether anything came back unroutable: then roll back. */
-	int st = amqp_send_method(ab->conn, ab->ch, AMQP_TX_COMMIT_METHOD, &commit);
-	if (st != AMQP_STATUS_OK)
-		return status_err(ab, err, st, "cannot send tx.commit to");
-	bool rolling_back = false;
+	amqp_destroy_message(&m);
+}
+
+/* Waits for method `want` on the publishing channel, taking returns on the
+ * way. Returns 0 when it came, 1 when the broker closed the channel
+ * instead (tw->close_text says why; the transaction is gone), -1 with err
+ * when the connection failed or nothing came before deadline. With want
+ * 0 it only takes what has arrived already and returns 2 when that is
+ * all. */
+static int tx_wait(struct amqp_backend *ab, struct txwait *tw, amqp_method_number_t want, const char *what,
+		   int64_t deadline, struct mqtx_err *err)
+{
 	for (;;) {
-		int64_t left = deadline - mqtx_now_ms();
-		struct timeval tv = {.tv_sec = left > 0 ? left / 1000 : 0, .tv_usec = left > 0 ? (left % 1000) * 1000 : 0};
-		st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
+		amqp_frame_t f;
+		int64_t left = want == 0 ? 0 : deadline - mqtx_now_ms();
+		if (left < 0)
+			left = 0;
+		struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+		int st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
+		if (st == AMQP_STATUS_TIMEOUT && want == 0)
+			return 2;
 		if (st == AMQP_STATUS_TIMEOUT) {
 			ab->broken = true;
-			return mqtx_err_retry(err, MQTX_E_BROKER, "no answer to tx.commit from '%s' within %lldms: outcome unknown",
-					      ab->where, (long long)ab->confirm_timeout_ms);
+			return mqtx_err_retry(err, MQTX_E_BROKER, "no answer to %s from '%s' within %lldms", what, ab->where,
+					      (long long)ab->confirm_timeout_ms);
 		}
-		if (st != AMQP_STATUS_OK)
-			return status_err(ab, err, st, "lost connection (outcome of tx.commit unknown) to");
-		if (f.frame_type != AMQP_FRAME_METHOD || f.channel != ab->ch)
-			continue;
-		if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
-			amqp_basic_return_t *ret = f.payload.method.decoded;
-			snprintf(returned, sizeof(returned), "unroutable: exchange '%.*s' routing key '%.*s' (%.*s)",
-				 (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
-				 (const char *)ret->routing_key.bytes, (int)ret->reply_text.len,
-				 (const char *)ret->reply_text.bytes);
-			amqp_message_t m;
-			if (amqp_read_message(ab->conn, ab->ch, &m, 0).reply_type == AMQP_RESPONSE_NORMAL)
-				amqp_destroy_message(&m);
-			(void)ps;
-			continue;
+		if (st != AMQP_STATUS_OK) {
+			ab->broken = true;
+			return mqtx_err_retry(err, MQTX_E_BROKER, "lost connection to '%s' waiting for the answer to %s: %s",
+					      ab->where, what, amqp_error_string2(st));
 		}
-		if (f.payload.method.id == AMQP_TX_COMMIT_OK_METHOD) {
-			/* RabbitMQ applies the publishes even when some were returned;
-			 * a returned message was simply not routed anywhere. */
-			for (size_t i = 0; i < n; i++)
-				msgs[i].state = MQTX_MSG_CONFIRMED;
-			if (returned[0] != '\0')
-				mqtx_warn("%s", returned);
+		if (f.frame_type != AMQP_FRAME_METHOD)
+			continue;
+		if (f.channel == 0 && f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			amqp_connection_close_t *c = f.payload.method.decoded;
+			amqp_connection_close_ok_t ok;
+			amqp_send_method(ab->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+			ab->broken = true;
+			return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection during %s: %.*s", ab->where,
+					      what, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+		}
+		if (f.channel != ab->ch)
+			continue;
+		if (want != 0 && f.payload.method.id == want)
 			return 0;
-		}
-		if (f.payload.method.id == AMQP_TX_ROLLBACK_OK_METHOD && rolling_back)
-			break;
-		if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+			tx_on_return(ab, tw, f.payload.method.decoded);
+		} else if (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
 			amqp_channel_close_t *c = f.payload.method.decoded;
 			amqp_channel_close_ok_t ok;
-			char text[256];
-			snprintf(text, sizeof(text), "channel error %d: %.*s", c->reply_code, (int)c->reply_text.len,
-				 (const char *)c->reply_text.bytes);
+			snprintf(tw->close_text, sizeof(tw->close_text), "channel error %d: %.*s", c->reply_code,
+				 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
 			amqp_send_method(ab->conn, ab->ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-			/* a channel closed before commit-ok: the transaction is discarded */
-			for (size_t i = 0; i < n; i++) {
-				msgs[i].state = MQTX_MSG_FAILED;
-				snprintf(msgs[i].error, sizeof(msgs[i].error), "%.200s (transaction rolled back)", text);
-			}
-			if (open_channel(ab, err) < 0)
-				return -1;
-			return 0;
-		}
-		if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			ab->broken = true;
-			return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection during tx.commit: outcome unknown",
-					      ab->where);
+			return 1;
 		}
 	}
-	(void)rollback;
+}
+
+static void tx_set_all(struct mqtx_msg *msgs, size_t n, enum mqtx_msg_state st, const char *why)
+{
+	for (size_t i = 0; i < n; i++) {
+		msgs[i].state = st;
+		snprintf(msgs[i].error, sizeof(msgs[i].error), "%s", why);
+	}
+}
+
+/* The channel closed under a transaction: every message failed. */
+static int tx_discarded(struct amqp_backend *ab, struct txwait *tw, struct mqtx_err *err)
+{
+	char why[256];
+	snprintf(why, sizeof(why), "%.200s (transaction discarded)", tw->close_text);
+	tx_set_all(tw->msgs, tw->n, MQTX_MSG_FAILED, why);
+	return open_channel(ab, err) < 0 ? -1 : 0;
+}
+
+static int send_method(struct amqp_backend *ab, amqp_method_number_t id, void *m, const char *what,
+		       struct mqtx_err *err)
+{
+	int st = amqp_send_method(ab->conn, ab->ch, id, m);
+	if (st != AMQP_STATUS_OK) {
+		ab->broken = true;
+		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot send %s to '%s': %s", what, ab->where, amqp_error_string2(st));
+	}
+	return 0;
+}
+
+static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
+{
+	struct txwait tw = {.msgs = msgs, .n = n};
+	int64_t deadline = mqtx_now_ms() + ab->confirm_timeout_ms;
+
+	/* Until tx.commit is sent nothing can be routed: PENDING (or FAILED)
+	 * messages were not published, whatever happens to the connection. */
+	tx_set_all(msgs, n, MQTX_MSG_PENDING, "");
+	for (size_t i = 0; i < n; i++)
+		if (send_one(ab, &msgs[i], err) < 0)
+			return -1;
+
+	const char *rollback_why = NULL;
+	struct mqtx_err herr;
+	mqtx_err_clear(&herr);
+	if (ab->opts.before_commit != NULL) {
+		/* basic.qos is synchronous and changes nothing for a publisher: its
+		 * -ok comes after the broker has taken every publish before it, so
+		 * a channel error shows now, before the callback acts. */
+		amqp_basic_qos_t q = {0};
+		if (send_method(ab, AMQP_BASIC_QOS_METHOD, &q, "basic.qos", err) < 0)
+			return -1;
+		int r = tx_wait(ab, &tw, AMQP_BASIC_QOS_OK_METHOD, "basic.qos", deadline, err);
+		if (r < 0)
+			return -1;
+		if (r == 1)
+			return tx_discarded(ab, &tw, err);
+		if (!stopping(ab) && ab->opts.before_commit(ab->opts.before_commit_ctx, &herr) != 0)
+			rollback_why = herr.msg[0] != '\0' ? herr.msg : "refused before commit";
+	}
+	if (stopping(ab) || rollback_why != NULL) {
+		char why[256];
+		snprintf(why, sizeof(why), "transaction rolled back: %.200s", rollback_why != NULL ? rollback_why : "stopped");
+		tx_set_all(msgs, n, rollback_why != NULL ? MQTX_MSG_FAILED : MQTX_MSG_PENDING, rollback_why != NULL ? why : "");
+		amqp_tx_rollback_t rb = {0};
+		if (send_method(ab, AMQP_TX_ROLLBACK_METHOD, &rb, "tx.rollback", err) < 0)
+			return -1;
+		int r = tx_wait(ab, &tw, AMQP_TX_ROLLBACK_OK_METHOD, "tx.rollback", deadline, err);
+		if (r < 0)
+			return -1;
+		if (r == 1 && open_channel(ab, err) < 0)
+			return -1;
+		return 0;
+	}
+
+	/* A broker that went away meanwhile has said so already: then the
+	 * commit was never sent and nothing was published. */
+	if (MQTX_FAILPOINT("backend.before_tx_commit") < 0) {
+		ab->broken = true;
+		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.before_tx_commit: connection to '%s' given up",
+				      ab->where);
+	}
+	int d = tx_wait(ab, &tw, 0, "publishing", deadline, err);
+	if (d < 0)
+		return -1;
+	if (d == 1)
+		return tx_discarded(ab, &tw, err);
+
+	tx_set_all(msgs, n, MQTX_MSG_UNKNOWN, "");
+	amqp_tx_commit_t commit = {0};
+	if (send_method(ab, AMQP_TX_COMMIT_METHOD, &commit, "tx.commit", err) < 0) {
+		tx_set_all(msgs, n, MQTX_MSG_UNKNOWN, "tx.commit may or may not have reached the broker: outcome unknown");
+		return -1;
+	}
+	int r = tx_wait(ab, &tw, AMQP_TX_COMMIT_OK_METHOD, "tx.commit", deadline, err);
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			if (msgs[i].state == MQTX_MSG_UNKNOWN)
+				snprintf(msgs[i].error, sizeof(msgs[i].error), "no answer to tx.commit: outcome unknown");
+		return -1;
+	}
+	if (r == 1)
+		return tx_discarded(ab, &tw, err);
+	if (MQTX_FAILPOINT("backend.after_tx_commit") < 0) {
+		/* as if the connection broke just before tx.commit-ok arrived */
+		ab->broken = true;
+		for (size_t i = 0; i < n; i++)
+			if (msgs[i].state == MQTX_MSG_UNKNOWN)
+				snprintf(msgs[i].error, sizeof(msgs[i].error), "no answer to tx.commit: outcome unknown");
+		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.after_tx_commit: lost the answer to tx.commit from '%s'",
+				      ab->where);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].state == MQTX_MSG_UNKNOWN)
+			msgs[i].state = MQTX_MSG_CONFIRMED;
 	return 0;
 }
 
@@ -701,8 +827,11 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 			info->exists = r.reply_type == AMQP_RESPONSE_NORMAL;
 			if (!info->exists) {
 				snprintf(info->detail, sizeof(info->detail), "exchange '%s' does not exist", destination);
-				if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION)
+				if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
 					return reply_err(ab, err, r, "cannot inspect exchange on");
+				/* the broker closed the scratch channel: confirm, so that it can be opened again */
+				amqp_channel_close_ok_t cok;
+				amqp_send_method(ab->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
 				amqp_channel_open(ab->conn, ch);
 				if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
 					return -1;
@@ -717,6 +846,10 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 			info->depth = ok->message_count;
 			info->consumers = ok->consumer_count;
 		} else {
+			if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+				return reply_err(ab, err, r, "cannot inspect queue on");
+			amqp_channel_close_ok_t cok;
+			amqp_send_method(ab->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
 			info->exists = false;
 			snprintf(info->detail, sizeof(info->detail), "queue '%s' does not exist", queue);
 			return 0;

@@ -318,13 +318,13 @@ static int build_conf(struct kafka_backend *kb, const struct mqtx_config *cfg, c
 	p.password = file_password != NULL ? file_password : u.password;
 
 	const char *def = "default";
-	if (set_prop(&p, "client.id", opts->client_name != NULL ? opts->client_name : "mqtx", def, err) < 0 ||
-	    /* a typo in a destination must not create a topic */
-	    set_prop(&p, "allow.auto.create.topics", "false", def, err) < 0)
+	if (set_prop(&p, "client.id", opts->client_name != NULL ? opts->client_name : "mqtx", def, err) < 0)
 		goto out;
 	if (!consumer && (set_prop(&p, "enable.idempotence", "true", def, err) < 0 || set_prop(&p, "acks", "all", def, err) < 0 ||
 			  set_prop(&p, "linger.ms", "5", def, err) < 0 ||
-			  set_prop(&p, "partitioner", "murmur2_random", def, err) < 0))
+			  set_prop(&p, "partitioner", "murmur2_random", def, err) < 0 ||
+			  /* a typo in a destination must not create a topic */
+			  set_prop(&p, "allow.auto.create.topics", "false", def, err) < 0))
 		goto out;
 	snprintf(num, sizeof(num), "%lld", (long long)kb->confirm_timeout_ms);
 	if (!consumer && set_prop(&p, "message.timeout.ms", num, "broker.confirm_timeout", err) < 0)
@@ -1031,7 +1031,31 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 		}
 	} else {
 		end_call(kb, "");
-		rc = commit(kb, msgs, n, c.deadline, err);
+		struct mqtx_err herr;
+		mqtx_err_clear(&herr);
+		if (kb->opts.before_commit != NULL && kb->opts.before_commit(kb->opts.before_commit_ctx, &herr) != 0) {
+			/* never committed: nothing of it can become visible, even if the abort fails */
+			char why[256];
+			snprintf(why, sizeof(why), "transaction aborted: %.200s", herr.msg);
+			if (txn_abort(kb, c.deadline + kb->confirm_timeout_ms, err) < 0)
+				rc = -1;
+			set_all(msgs, n, MQTX_MSG_FAILED, why);
+		} else if (MQTX_FAILPOINT("backend.before_tx_commit") < 0) {
+			/* as if the producer broke before committing: never visible */
+			kb->broken = true;
+			set_all(msgs, n, MQTX_MSG_PENDING, "");
+			rc = mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.before_tx_commit: producer for '%s' given up",
+					    kb->where);
+		} else {
+			rc = commit(kb, msgs, n, c.deadline, err);
+			if (rc == 0 && MQTX_FAILPOINT("backend.after_tx_commit") < 0) {
+				/* as if the answer to the commit was lost */
+				kb->broken = true;
+				set_all(msgs, n, MQTX_MSG_UNKNOWN, "transaction commit not answered: outcome unknown");
+				rc = mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.after_tx_commit: lost the answer to the commit from '%s'",
+						    kb->where);
+			}
+		}
 	}
 	free(tops);
 	return rc;
@@ -1166,7 +1190,10 @@ static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opt
 	    set_prop(&p, "group.id", o->group, "consumer group", err) < 0 ||
 	    set_prop(&p, "enable.auto.commit", "false", "default", err) < 0 ||
 	    set_prop(&p, "auto.offset.reset", "earliest", "default", err) < 0 ||
-	    set_prop(&p, "enable.partition.eof", "true", "default", err) < 0) {
+	    set_prop(&p, "enable.partition.eof", "true", "default", err) < 0 ||
+	    /* a short-lived member: after it leaves or dies, the next run rejoins soon */
+	    (user_prop(kb->cfg, "session.timeout.ms") == NULL &&
+	     set_prop(&p, "session.timeout.ms", "6000", "default", err) < 0)) {
 		rd_kafka_conf_destroy(conf);
 		return -1;
 	}

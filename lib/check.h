@@ -38,6 +38,8 @@ struct mqtx_check_count {
 	bool approximate; /* an estimate (pg_class/pg_stats) or a lower bound (scan limit) */
 };
 
+#define MQTX_CHECK_PARKED INT64_MAX
+
 /* A row named in a finding. Ages in ms; -1 when unknown. */
 struct mqtx_check_row {
 	int64_t id;
@@ -47,7 +49,7 @@ struct mqtx_check_row {
 	char *last_error;   /* NULL when none */
 	int64_t attempts;
 	int64_t age_ms;      /* since created_at */
-	int64_t retry_in_ms; /* until available_at; <= 0: eligible now */
+	int64_t retry_in_ms; /* until available_at; <= 0: eligible now; MQTX_CHECK_PARKED: infinity */
 };
 
 struct mqtx_check_dest {
@@ -119,6 +121,8 @@ struct mqtx_check_report {
 	int64_t total_estimate; /* -1 unknown */
 	int64_t oldest_pending_ms; /* -1: no pending rows, or no created_at column */
 	int64_t relayed_minute, relayed_hour; /* -1: no sent_at column */
+	bool relayed_approximate;             /* more than check.scan_limit in the hour: lower bounds */
+	bool estimated_from_stats;            /* large table with planner statistics for the status column */
 	int64_t high_attempt_rows;
 	int64_t blocked_keys, blocked_rows; /* -1: no ordering_key column */
 
@@ -173,6 +177,7 @@ struct mqtx_explain {
 	char *created_at, *available_at, *sent_at, *redelivered_at, *completed_at; /* ISO 8601, NULL when unset */
 	int64_t age_ms, retry_in_ms, sent_ms; /* -1 unknown */
 	int64_t ahead;        /* pending rows of its ordering key before it */
+	int64_t behind;       /* ... and after it */
 	struct mqtx_check_row head; /* the first of them, when ahead > 0 */
 	bool relay_alive;
 	char *in_doubt; /* txpub's detail when the item is in doubt */

@@ -19,7 +19,8 @@
 #include "log.h"
 #include "util.h"
 
-enum key_type { T_STR, T_INT, T_DUR, T_BOOL, T_ENUM, T_MAP, T_LIST /* comma-separated text; YAML: a list too */ };
+enum key_type { T_STR, T_INT, T_DUR, T_BOOL, T_ENUM, T_MAP, T_LIST /* comma-separated text; YAML: a list too */,
+		T_SIZE /* bytes, written with a unit (16MiB); stored as int64 */ };
 
 struct key_def {
 	const char *name; /* dotted path */
@@ -143,7 +144,7 @@ static const struct key_def keys[] = {
 	{"check.completion_window", T_DUR, OFF(check_completion_window_ms), "1d", NULL, 1000, INT64_MAX, false,
 	 "check: only messages sent within this window are looked at for completion"},
 	{"check.scan_limit", T_INT, OFF(check_scan_limit), "100000", NULL, 100, 100000000, false,
-	 "check: most pending or dead rows examined one by one; above it counts are approximate"},
+	 "check: most pending, dead or prepared rows read, and largest table counted exactly"},
 	{"check.list_limit", T_INT, OFF(check_list_limit), "10", NULL, 1, 10000, false,
 	 "check: most rows, keys or relays listed per problem"},
 	{"check.timeout", T_DUR, OFF(check_timeout_ms), "10s", NULL, 100, 3600000, false,
@@ -164,6 +165,54 @@ static const struct key_def keys[] = {
 	 "redeliver --collect-acks: Kafka consumer group that reads the ack topic"},
 	{"redeliver.ack_wait", T_DUR, OFF(redeliver_ack_wait_ms), "1s", NULL, 0, 3600000, false,
 	 "redeliver --collect-acks: stop once the ack source stayed empty this long"},
+	{"audit.inbox_database_url", T_STR, OFF(audit_inbox_database_url), NULL, NULL, 0, 0, true,
+	 "dedupe-audit: database of the consumer's inbox table (default: database.url)"},
+	{"audit.inbox_schema", T_STR, OFF(audit_inbox_schema), "public", NULL, 0, 0, false,
+	 "dedupe-audit: schema of the inbox table (one identifier)"},
+	{"audit.inbox_table", T_STR, OFF(audit_inbox_table), NULL, NULL, 0, 0, false,
+	 "dedupe-audit: the consumer's inbox/processed table (one identifier)"},
+	{"audit.inbox_key_column", T_STR, OFF(audit_inbox_key_column), "idempotency_key", NULL, 0, 0, false,
+	 "dedupe-audit: inbox column holding the idempotency key"},
+	{"audit.inbox_id_column", T_STR, OFF(audit_inbox_id_column), NULL, NULL, 0, 0, false,
+	 "dedupe-audit: inbox column holding the outbox id (optional)"},
+	{"audit.inbox_ts_column", T_STR, OFF(audit_inbox_ts_column), NULL, NULL, 0, 0, false,
+	 "dedupe-audit: inbox column saying when a message was processed (optional; gives the order)"},
+	{"audit.inbox_ordering_key_column", T_STR, OFF(audit_inbox_ordering_key_column), NULL, NULL, 0, 0, false,
+	 "dedupe-audit: inbox column holding the ordering key (optional)"},
+	{"audit.max_details", T_INT, OFF(audit_max_details), "20", NULL, 0, 1000000, false,
+	 "dedupe-audit: most detail lines shown per finding"},
+	{"audit.max_duplicates", T_INT, OFF(audit_max_duplicates), "0", NULL, 0, INT64_MAX, false,
+	 "dedupe-audit: duplicated keys (not explained by redelivery) tolerated before exit status 1"},
+	{"audit.max_missing", T_INT, OFF(audit_max_missing), "0", NULL, 0, INT64_MAX, false,
+	 "dedupe-audit: missing messages tolerated before exit status 8"},
+	{"audit.idle_timeout", T_DUR, OFF(audit_idle_timeout_ms), "2s", NULL, 100, 3600000, false,
+	 "dedupe-audit: a stream or queue whose end is unknown is done after this long without a message"},
+	{"audit.work_mem", T_STR, OFF(audit_work_mem), "256MB", NULL, 0, 0, false,
+	 "dedupe-audit: PostgreSQL work_mem for the comparison queries"},
+	{"txpub.mode", T_ENUM, OFF(txpub_mode), "auto", "auto|tx|confirm|kafka-tx", 0, 0, false,
+	 "txpub: how to publish (auto: confirm for AMQP, kafka-tx for Kafka; with --sql tx for AMQP)"},
+	{"txpub.confirm", T_ENUM, OFF(txpub_confirm), "async", "sync|batch|async", 0, 0, false,
+	 "txpub --mode confirm: one message at a time, per batch, or a window of outstanding confirms"},
+	{"txpub.confirm_window", T_INT, OFF(txpub_confirm_window), "1024", NULL, 1, 1000000, false,
+	 "txpub --confirm async: most unconfirmed messages in flight"},
+	{"txpub.batch_size", T_INT, OFF(txpub_batch_size), "0", NULL, 0, 1000000, false,
+	 "txpub: messages per transaction or confirm batch (0: the whole input is one batch)"},
+	{"txpub.max_payload", T_SIZE, OFF(txpub_max_payload), "16MiB", NULL, 1, 1073741824, false,
+	 "txpub: largest payload accepted, checked before anything is sent"},
+	{"txpub.check_after", T_DUR, OFF(txpub_check_after_ms), "1m", NULL, 0, 604800000, false,
+	 "half messages prepared longer ago than this are checked back by 'mqtx check --resolve'"},
+	{"txpub.check_max_age", T_DUR, OFF(txpub_check_max_age_ms), "12h", NULL, 0, 31536000000, false,
+	 "half messages older than this get txpub.check_default instead of another check-back"},
+	{"txpub.check_sql", T_STR, OFF(txpub_check_sql), NULL, NULL, 0, 0, false,
+	 "check-back query: $1 = key, $2 = headers (JSON text); returns commit, rollback or unknown"},
+	{"txpub.check_command", T_STR, OFF(txpub_check_command), NULL, NULL, 0, 0, false,
+	 "check-back command, run with the key as its last argument; exit 0 commit, 1 rollback, 2 unknown"},
+	{"txpub.check_timeout", T_DUR, OFF(txpub_check_timeout_ms), "30s", NULL, 100, 3600000, false,
+	 "how long one check-back query or command may take (then: unknown)"},
+	{"txpub.check_default", T_ENUM, OFF(txpub_check_default), "rollback", "rollback|commit", 0, 0, false,
+	 "what happens to a half message past txpub.check_max_age"},
+	{"txpub.prepared_timeout", T_DUR, OFF(txpub_prepared_timeout_ms), "10m", NULL, 0, 604800000, false,
+	 "txpub --sql: a prepared transaction without a coordinator record is rolled back after this long"},
 	{"log.format", T_ENUM, OFF(log_format), "text", "text|json", 0, 0, false, "diagnostics format on stderr"},
 	{"log.level", T_ENUM, OFF(log_level), "info", "error|warning|info|debug", 0, 0, false,
 	 "least severe diagnostics shown"},
@@ -191,6 +240,7 @@ const char *mqtx_config_key_type(size_t i)
 	case T_ENUM: return keys[i].choices;
 	case T_MAP: return "mapping";
 	case T_LIST: return "list";
+	case T_SIZE: return "size";
 	}
 	return "string";
 }
@@ -389,6 +439,18 @@ static int store(struct mqtx_config *cfg, size_t i, const char *v, struct mqtx_e
 	}
 	case T_MAP:
 		return mqtx_err_set(err, MQTX_E_CONFIG, "expected a mapping of properties, got a single value");
+	case T_SIZE: {
+		uint64_t bytes;
+		if (mqtx_parse_size(v, &bytes, err) < 0) {
+			err->kind = MQTX_E_CONFIG;
+			return -1;
+		}
+		if (bytes < (uint64_t)k->min || bytes > (uint64_t)k->max)
+			return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is out of range (%lld to %lld bytes)", v,
+					    (long long)k->min, (long long)k->max);
+		*(int64_t *)field(cfg, i) = (int64_t)bytes;
+		return 0;
+	}
 	}
 	return 0;
 }
@@ -1112,6 +1174,18 @@ char *mqtx_config_value_text(const struct mqtx_config *cfg, size_t i)
 	}
 	case T_BOOL:
 		return mqtx_xstrdup(*(const bool *)cfield(cfg, i) ? "true" : "false");
+	case T_SIZE: {
+		int64_t n = *(const int64_t *)cfield(cfg, i);
+		if (n != 0 && n % 1073741824 == 0)
+			snprintf(tmp, sizeof(tmp), "%lldGiB", (long long)(n / 1073741824));
+		else if (n != 0 && n % 1048576 == 0)
+			snprintf(tmp, sizeof(tmp), "%lldMiB", (long long)(n / 1048576));
+		else if (n != 0 && n % 1024 == 0)
+			snprintf(tmp, sizeof(tmp), "%lldKiB", (long long)(n / 1024));
+		else
+			snprintf(tmp, sizeof(tmp), "%lld", (long long)n);
+		return mqtx_xstrdup(tmp);
+	}
 	case T_MAP: {
 		struct mqtx_buf b = MQTX_BUF_INIT;
 		for (size_t k = 0; k < cfg->n_kafka_props; k++) {

@@ -104,6 +104,34 @@ struct mqtx_config {
 	char *redeliver_ack_group;
 	int64_t redeliver_ack_wait_ms;
 
+	/* mqtx dedupe-audit */
+	char *audit_inbox_database_url; /* the consumer's database; NULL: database.url */
+	char *audit_inbox_schema;
+	char *audit_inbox_table;
+	char *audit_inbox_key_column;
+	char *audit_inbox_id_column;           /* optional: outbox id */
+	char *audit_inbox_ts_column;           /* optional: when processed (delivery order) */
+	char *audit_inbox_ordering_key_column; /* optional */
+	int64_t audit_max_details;
+	int64_t audit_max_duplicates;
+	int64_t audit_max_missing;
+	int64_t audit_idle_timeout_ms;
+	char *audit_work_mem;
+
+	/* mqtx txpub */
+	char *txpub_mode;    /* auto | tx | confirm | kafka-tx */
+	char *txpub_confirm; /* sync | batch | async */
+	int64_t txpub_confirm_window;
+	int64_t txpub_batch_size;  /* 0: the whole input is one batch */
+	int64_t txpub_max_payload; /* bytes */
+	int64_t txpub_check_after_ms;
+	int64_t txpub_check_max_age_ms;
+	char *txpub_check_sql;
+	char *txpub_check_command;
+	int64_t txpub_check_timeout_ms;
+	char *txpub_check_default; /* rollback | commit */
+	int64_t txpub_prepared_timeout_ms;
+
 	char *log_format; /* text | json */
 	char *log_level;  /* error | warning | info | debug */
 

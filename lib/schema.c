@@ -99,10 +99,18 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 				q[MQTX_COL_SENT_AT], q[MQTX_COL_STATUS]);
 		free(ix_sent);
 	}
+	char *ix_prepared = derived(conn, table, "prepared_idx");
+	mqtx_buf_printf(out, "-- txpub half messages waiting for --commit, --rollback or a check-back\n");
+	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'prepared';\n", ix_prepared, T,
+			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
+	free(ix_prepared);
 
 	mqtx_buf_printf(out, "-- wake relays in --loop mode when rows become pending\n");
 	mqtx_buf_printf(&fn, "%s.mqtx_notify", qschema);
-	add_function(out, fn.data, "BEGIN\n  PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME);\n  RETURN NULL;\nEND\n");
+	/* txpub sets mqtx.skip_notify: a transaction that NOTIFYs cannot be PREPAREd (txpub --sql) */
+	add_function(out, fn.data,
+		     "BEGIN\n  IF current_setting('mqtx.skip_notify', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n"
+		     "  PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME);\n  RETURN NULL;\nEND\n");
 	mqtx_buf_printf(out, "CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s);\n",
 			tr_notify, T, fn.data, chan);
 	char *tr_requeue = derived(conn, table, "mqtx_notify_update");
@@ -140,6 +148,12 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 			"  last_seen timestamptz NOT NULL DEFAULT now(),\n  last_batch_at timestamptz,\n  stopped_at timestamptz,\n"
 			"  relayed bigint NOT NULL DEFAULT 0,\n  failed bigint NOT NULL DEFAULT 0,\n  last_error text\n);\n",
 			qschema);
+	mqtx_buf_printf(out, "-- txpub --sql coordinator records: a prepared transaction 'mqtx:<key>' with a record here is\n"
+			      "-- committed by mqtx check --resolve, one without is rolled back (see mqtx-txpub(1))\n");
+	mqtx_buf_printf(out,
+			"CREATE TABLE IF NOT EXISTS %s.mqtx_txpub_log (\n  gid text PRIMARY KEY,\n  idempotency_key text NOT NULL,\n"
+			"  confirmed_at timestamptz NOT NULL DEFAULT now()\n);\n",
+			qschema);
 	free(ix_pending);
 	free(ix_key);
 	free(ix_dead);
@@ -159,6 +173,7 @@ static void add_grants(struct mqtx_buf *out, PGconn *conn, const char *role, con
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n", T, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_relays TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_completions TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_txpub_log TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n", qschema, r);
 	free(r);
 }
