@@ -227,7 +227,8 @@ static int parse_object(struct mqtx_input_msg *m, const struct mqtx_json *o, uin
 			if (s != NULL)
 				return mqtx_err_set(err, MQTX_E_INPUT, "%s: unknown field '%s' (did you mean '%s'?)", where, name, s);
 			return mqtx_err_set(err, MQTX_E_INPUT,
-					    "%s: unknown field '%s' (known: payload, payload_base64, key, destination, routing_key, ordering_key, content_type, headers)",
+					    "%s: unknown field '%s' (known: payload, payload_base64, key, destination, routing_key, "
+					    "ordering_key, content_type, headers)",
 					    where, name);
 		}
 		for (size_t j = 0; j < i; j++)

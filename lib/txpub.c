@@ -723,12 +723,14 @@ int mqtx_txpub_finish_half(PGconn *conn, const struct mqtx_config *cfg, bool com
 	}
 	char *json = keys_json(kv, n);
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql, "UPDATE %s t SET %s = '%s', %s = now() WHERE t.%s IN (SELECT jsonb_array_elements_text($1::jsonb)) AND t.%s = 'prepared'",
+	mqtx_buf_printf(&sql,
+			"UPDATE %s t SET %s = '%s', %s = now() "
+			"WHERE t.%s IN (SELECT jsonb_array_elements_text($1::jsonb)) AND t.%s = 'prepared'",
 			o.T, o.q[MQTX_COL_STATUS], commit ? "pending" : "rolled_back", o.q[MQTX_COL_AVAILABLE_AT],
 			o.q[MQTX_COL_KEY], o.q[MQTX_COL_STATUS]);
 	const char *p[1] = {json};
-	int r = exec_params(&o, sql.data, 1, p, PGRES_COMMAND_OK, commit ? "cannot commit half messages" : "cannot roll back half messages",
-			    NULL, err);
+	int r = exec_params(&o, sql.data, 1, p, PGRES_COMMAND_OK,
+			    commit ? "cannot commit half messages" : "cannot roll back half messages", NULL, err);
 	mqtx_buf_free(&sql);
 	free(json);
 	if (r < 0)
@@ -790,8 +792,9 @@ static int try_lock(struct ob *o, int32_t cls, const char *gid, bool unlock, str
 	snprintf(c, sizeof(c), "%ld", (long)cls);
 	const char *p[2] = {c, gid};
 	PGresult *res = NULL;
-	if (exec_params(o, unlock ? "SELECT pg_advisory_unlock($1::int4, hashtext($2))" : "SELECT pg_try_advisory_lock($1::int4, hashtext($2))",
-			2, p, PGRES_TUPLES_OK, "cannot take an advisory lock", &res, err) < 0)
+	const char *sql = unlock ? "SELECT pg_advisory_unlock($1::int4, hashtext($2))"
+				 : "SELECT pg_try_advisory_lock($1::int4, hashtext($2))";
+	if (exec_params(o, sql, 2, p, PGRES_TUPLES_OK, "cannot take an advisory lock", &res, err) < 0)
 		return -1;
 	int got = PQgetvalue(res, 0, 0)[0] == 't';
 	PQclear(res);

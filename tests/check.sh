@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The body of `make check`: the whole suite against the test build, then
-# again under ASan+UBSan. Each pass starts and stops its own servers
-# (tests/run.sh). MQTX_ASAN_ONLY=1 runs only the sanitizer pass
-# (`make check-asan`). The last line is the combined "N passed, N failed".
+# The body of `make check`: the whole suite under ASan+UBSan, then a
+# cross-section under valgrind memcheck. Each pass starts and stops its own
+# servers (tests/run.sh). MQTX_ASAN_ONLY=1 skips valgrind (`make
+# check-asan`). The last line is the combined "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
@@ -29,11 +29,13 @@ run_pass() {
 	((prc == 0)) || rc=1
 }
 
-if [[ ${MQTX_ASAN_ONLY:-0} != 1 ]]; then
+# One full pass, with the ASan+UBSan build (which also carries the
+# failpoints), so that every test also checks memory and undefined
+# behaviour without running the suite twice. MQTX_CHECK_PLAIN=1 adds a
+# pass with the plain test build.
+if [[ ${MQTX_CHECK_PLAIN:-0} == 1 ]]; then
 	run_pass "tests (test build)" MQTX="$PWD/mqtx-test"
 fi
-# LeakSanitizer reports leaks inside librdkafka's and libpq's own threads
-# only through the suppressions file; everything of ours is checked.
 run_pass "tests under ASan+UBSan" MQTX="$PWD/mqtx-asan" MQTX_UNIT_TESTS="$PWD/tests/unit/unit_tests-asan" \
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99" \
 	LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \

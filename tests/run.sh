@@ -175,7 +175,7 @@ run_bats_pass() {
 	local tap=$STATEDIR/bats-$label.tap bats_rc=0
 	read -r -a extra <<<"${BATS_ARGS:-}"
 	say "bats pass: $label"
-	run_logged "$tap" bats --tap "${extra[@]}" "$@" || bats_rc=$?
+	run_logged "$tap" bats --tap --timing "${extra[@]}" "$@" || bats_rc=$?
 	b_ok=$(grep -cE '^ok [0-9]+' "$tap" || true)
 	b_fail=$(grep -cE '^not ok [0-9]+' "$tap" || true)
 	b_skip=$(grep -cE '^ok [0-9]+ .*# skip' "$tap" || true)

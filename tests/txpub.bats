@@ -285,6 +285,19 @@ $(printf 'y\ny' | base64)"
 	MQTX_BROKER_URL=kafka://127.0.0.1:1 MQTX_BROKER_CONNECT_TIMEOUT=1s run_mqtx 10 txpub -d x --payload a
 }
 
+@test "txpub: database unreachable is exit 4 with nothing changed; a report that cannot be written is exit 7" {
+	MQTX_DATABASE_URL=postgresql://mqtx:topsecret@127.0.0.1:1/x run_mqtx 4 txpub --prepare -d "$T_DEST" --payload a
+	stderr_has "cannot connect to database 'postgresql://mqtx:***@127.0.0.1:1/x'"
+	stderr_lacks topsecret
+	MQTX_DATABASE_URL=postgresql://mqtx@127.0.0.1:1/x run_mqtx 4 txpub --commit some-key
+	sql_for 1 >"$BATS_TEST_TMPDIR/one.sql"
+	MQTX_DATABASE_URL=postgresql://mqtx@127.0.0.1:1/x run_mqtx 4 txpub --sql "$BATS_TEST_TMPDIR/one.sql" -d "$T_DEST" --payload a
+	run_mqtx 7 txpub -d "$T_DEST" --payload a --report "$BATS_TEST_TMPDIR/no/such/dir/report.json"
+	stderr_has "cannot write the report '$BATS_TEST_TMPDIR/no/such/dir/report.json'"
+	[[ $(delivered_keys 1) == "$(derived_key "$T_DEST" "" a)" ]]
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 0 ]]
+}
+
 @test "txpub: broker stopped between publish and commit: nothing published, or in doubt and sorted out by a re-run" {
 	skip_unless_failpoints
 	skip_unless_local_broker
@@ -313,7 +326,7 @@ $(printf 'y\ny' | base64)"
 	fi
 	# running it again publishes with the same keys
 	run_mqtx 0 txpub --mode "$mode" -d "$T_DEST" --report "$BATS_TEST_TMPDIR/report2.json" <"$BATS_TEST_TMPDIR/in"
-	[[ $(jq -c '[.messages[].key]' "$BATS_TEST_TMPDIR/report.json") == $(jq -c '[.messages[].key]' "$BATS_TEST_TMPDIR/report2.json") ]]
+	[[ $(jq -c '[.messages[].key]' "$BATS_TEST_TMPDIR/report.json") == "$(jq -c '[.messages[].key]' "$BATS_TEST_TMPDIR/report2.json")" ]]
 	run delivered_keys
 	assert_line "$(derived_key "$T_DEST" "" one)"
 	assert_line "$(derived_key "$T_DEST" "" two)"
