@@ -178,33 +178,6 @@ void mqtx_audit_format_time(int64_t us, char *out, size_t outlen)
 
 /* ---- shared reader helpers ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-char *audit_pct_decode(const char *s, size_t n)
-{
-	char *out = mqtx_xmalloc(n + 1);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-			i += 2;
-		} else {
-			out[k++] = s[i];
-		}
-	}
-	out[k] = '\0';
-	return out;
-}
-
 bool audit_parse_i64(const char *s, size_t n, int64_t *out)
 {
 	size_t i = 0;
@@ -342,34 +315,6 @@ static int sink_flush(struct audit_sink *s, struct mqtx_err *err)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 /* Appends s as a COPY text field. Bytes that cannot be stored in a text
  * column (NUL, invalid UTF-8) become the four characters \xNN. */
@@ -396,7 +341,7 @@ static void copy_text(struct mqtx_buf *b, const char *s, size_t n, int64_t *bad)
 		} else if (c == '\t') {
 			mqtx_buf_add(b, "\\t", 2);
 		} else if (c >= 0x80) {
-			size_t l = utf8_seq(p + i, n - i);
+			size_t l = mqtx_utf8_seq(p + i, n - i);
 			if (l > 0) {
 				mqtx_buf_add(b, p + i, l);
 				i += l;

@@ -102,10 +102,10 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 	if (slash != NULL && strchr(slash + 1, '/') != NULL)
 		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s': expected amqp://HOST/[VHOST/]QUEUE", where);
 	if (slash != NULL) {
-		u->vhost = audit_pct_decode(path, (size_t)(slash - path));
-		u->queue = audit_pct_decode(slash + 1, strlen(slash + 1));
+		u->vhost = mqtx_pct_decode(path, (size_t)(slash - path));
+		u->queue = mqtx_pct_decode(slash + 1, strlen(slash + 1));
 	} else {
-		u->queue = audit_pct_decode(path, strlen(path));
+		u->queue = mqtx_pct_decode(path, strlen(path));
 	}
 	if (u->queue[0] == '\0') {
 		aurl_free(u);

@@ -62,9 +62,9 @@ static int parse_kurl(const char *url, const char *where, bool topic_required, s
 		if (rest[i - 1] == '@') {
 			const char *colon = memchr(rest, ':', i - 1);
 			size_t ulen = colon != NULL ? (size_t)(colon - rest) : i - 1;
-			u->user = audit_pct_decode(rest, ulen);
+			u->user = mqtx_pct_decode(rest, ulen);
 			if (colon != NULL)
-				u->password = audit_pct_decode(colon + 1, (size_t)(rest + i - 1 - (colon + 1)));
+				u->password = mqtx_pct_decode(colon + 1, (size_t)(rest + i - 1 - (colon + 1)));
 			hosts = rest + i;
 			break;
 		}
@@ -83,7 +83,7 @@ static int parse_kurl(const char *url, const char *where, bool topic_required, s
 		return mqtx_err_set(err, MQTX_E_USAGE, "'%s': expected kafka://BROKERS/TOPIC (one topic)", where);
 	}
 	if (*path != '\0')
-		u->topic = audit_pct_decode(path, strlen(path));
+		u->topic = mqtx_pct_decode(path, strlen(path));
 	if (topic_required && (u->topic == NULL || u->topic[0] == '\0')) {
 		kurl_free(u);
 		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s' names no topic (expected kafka://BROKERS/TOPIC)", where);

@@ -70,8 +70,7 @@ struct audit_field {
 int audit_copy_split(char *line, size_t n, struct audit_field *f, int want);
 
 /* Helpers shared by the readers. */
-/* Percent-decodes s[0..n) into an owned string. */
-char *audit_pct_decode(const char *s, size_t n);
+
 /* Parses a decimal integer (optional leading '-') in s[0..n); false on junk. */
 bool audit_parse_i64(const char *s, size_t n, int64_t *out);
 

@@ -209,34 +209,6 @@ static const char *user_prop(const struct mqtx_config *cfg, const char *name)
 	return NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Owned, percent-decoded copy of s[0..n). */
-static char *pct_decode(const char *s, size_t n)
-{
-	char *out = mqtx_xmalloc(n + 1);
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-			i += 2;
-		} else {
-			out[k++] = s[i];
-		}
-	}
-	out[k] = '\0';
-	return out;
-}
-
 struct kafka_url {
 	char *servers;
 	char *user; /* NULL when the URL has none */
@@ -278,9 +250,9 @@ static int parse_url(const char *url, const char *where, struct kafka_url *u, st
 		if (rest[i - 1] == '@') {
 			const char *colon = memchr(rest, ':', i - 1);
 			size_t ulen = colon != NULL ? (size_t)(colon - rest) : i - 1;
-			u->user = pct_decode(rest, ulen);
+			u->user = mqtx_pct_decode(rest, ulen);
 			if (colon != NULL)
-				u->password = pct_decode(colon + 1, (size_t)(rest + i - 1 - (colon + 1)));
+				u->password = mqtx_pct_decode(colon + 1, (size_t)(rest + i - 1 - (colon + 1)));
 			hosts = rest + i;
 			break;
 		}

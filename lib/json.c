@@ -81,39 +81,6 @@ static int hex4(struct parser *p, unsigned *out)
 	return 0;
 }
 
-/* Length of a valid UTF-8 sequence starting at s (max n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t need;
-	unsigned min;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		need = 2;
-		min = 0x80;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		min = 0x800;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < need)
-		return 0;
-	unsigned cp = c & (need == 2 ? 0x1F : need == 3 ? 0x0F : 0x07);
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return need;
-}
-
 static int parse_string_raw(struct parser *p, struct mqtx_buf *out)
 {
 	p->pos++; /* opening quote */
@@ -169,7 +136,7 @@ static int parse_string_raw(struct parser *p, struct mqtx_buf *out)
 			}
 			continue;
 		}
-		size_t n = utf8_seq((const unsigned char *)p->s + p->pos, p->len - p->pos);
+		size_t n = mqtx_utf8_seq((const unsigned char *)p->s + p->pos, p->len - p->pos);
 		if (n == 0)
 			return perr(p, "invalid UTF-8 in string");
 		mqtx_buf_add(out, p->s + p->pos, n);
@@ -424,7 +391,7 @@ void mqtx_json_add_str(struct mqtx_buf *b, const char *s, size_t len)
 			mqtx_buf_addc(b, (char)c);
 			i++;
 		} else {
-			size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+			size_t n = mqtx_utf8_seq((const unsigned char *)s + i, len - i);
 			if (n == 0) {
 				mqtx_buf_adds(b, "\xEF\xBF\xBD");
 				i++;

@@ -479,3 +479,63 @@ size_t mqtx_edit_distance(const char *a, const char *b)
 	}
 	return d[la][lb];
 }
+
+/* Length of a valid UTF-8 sequence starting at s (max n bytes), 0 if invalid. */
+size_t mqtx_utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t need;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		need = 2;
+		min = 0x80;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		need = 3;
+		min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 4;
+		min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < need)
+		return 0;
+	unsigned cp = c & (need == 2 ? 0x1F : need == 3 ? 0x0F : 0x07);
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return need;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+char *mqtx_pct_decode(const char *s, size_t n)
+{
+	char *out = mqtx_xmalloc(n + 1);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+			out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else {
+			out[k++] = s[i];
+		}
+	}
+	out[k] = '\0';
+	return out;
+}

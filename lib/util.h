@@ -57,6 +57,13 @@ int64_t mqtx_now_ms(void);      /* monotonic clock */
 int64_t mqtx_wall_ms(void);     /* realtime clock */
 void mqtx_sleep_ms(int64_t ms); /* returns early on a signal */
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes): 1 for ASCII,
+ * 2-4 for a valid multi-byte character, 0 when invalid. */
+size_t mqtx_utf8_seq(const unsigned char *s, size_t n);
+
+/* Owned, percent-decoded copy of s[0..n) (URL user, password, path parts). */
+char *mqtx_pct_decode(const char *s, size_t n);
+
 /* Levenshtein distance, for "did you mean" suggestions. */
 size_t mqtx_edit_distance(const char *a, const char *b);
 
