@@ -94,6 +94,29 @@ scenario relay_classic "$N" prep_classic_relay "$MQTX" -q relay --batch 1000
 scenario broker_limit_quorum "$N" prep_quorum_pub "$PUB" "$AMQP" bench.quorum rk "$N" "$SIZE" confirm 1024
 scenario relay_quorum "$N" prep_quorum_relay "$MQTX" -q relay --batch 1000
 
+# txpub from stdin: async confirms vs the broker limit; tx every 1,000 vs
+# the raw publisher committing every 1,000; amqp-publish per message.
+yes "$(head -c "$SIZE" /dev/zero | tr '\0' x)" | head -n "$N" >"$STATE/lines.in" || true
+txpub_confirm() { "$MQTX" -q txpub -d bench.classic -r rk --mode confirm --confirm async <"$STATE/lines.in" >/dev/null; }
+txpub_tx() { "$MQTX" -q txpub -d bench.classic -r rk --mode tx --batch 1000 <"$STATE/lines.in" >/dev/null; }
+export -f txpub_confirm txpub_tx
+export MQTX STATE
+scenario txpub_confirm_async "$N" prep_classic_pub bash -c txpub_confirm
+scenario broker_limit_tx_1000 "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" tx 1000
+scenario txpub_tx_1000 "$N" prep_classic_pub bash -c txpub_tx
+AP_N=${BENCH_AMQP_PUBLISH_N:-500}
+amqp_publish_loop() {
+	local host port
+	host=$(sed -E 's|amqp://[^@]*@([^:/]+):([0-9]+).*|\1|' <<<"$AMQP")
+	port=$(sed -E 's|amqp://[^@]*@([^:/]+):([0-9]+).*|\2|' <<<"$AMQP")
+	head -n "$AP_N" "$STATE/lines.in" | while IFS= read -r line; do
+		amqp-publish --server="$host" --port="$port" --username=guest --password=guest -e bench.classic -r rk -p -b "$line"
+	done
+}
+export -f amqp_publish_loop
+export AP_N
+SCENARIO_RUNS=1 scenario amqp_publish_per_message "$AP_N" prep_classic_pub bash -c amqp_publish_loop
+
 # Kafka (librdkafka's mock cluster, in memory): kcat -P vs mqtx relay, same messages.
 KAFKA=$MQTX_TEST_KAFKA_BROKERS
 "$ROOT/tests/helpers/kafka.sh" ctl "$STATE" topic bench.k 3 >/dev/null
@@ -221,6 +244,12 @@ for q in ("classic", "quorum"):
     ref = min_ref(f"broker_limit_{q}", "db_limit")
     r = res[f"relay_{q}"]["msgs_per_s"] / ref if ref and res.get(f"relay_{q}") else None
     add(f"relay_{q}", f"min(broker_limit_{q}, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
+r = ratio("txpub_confirm_async", "broker_limit_classic")
+add("txpub_confirm_async", "broker_limit_classic", r, ">= 0.9", r is not None and r >= 0.9)
+r = ratio("txpub_tx_1000", "broker_limit_tx_1000")
+add("txpub_tx_1000", "broker_limit_tx_1000 (raw tx every 1,000)", r, ">= 0.9", r is not None and r >= 0.9)
+r = ratio("txpub_confirm_async", "amqp_publish_per_message")
+add("txpub_confirm_async", "amqp-publish, one process per message", r, "(reported)", r is not None)
 ref = min_ref("kcat_produce", "db_limit")
 r = res["relay_kafka"]["msgs_per_s"] / ref if ref and res.get("relay_kafka") else None
 add("relay_kafka", "min(kcat_produce, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
