@@ -37,6 +37,7 @@ MQTX_BENCH_DURABLE=1 "$ROOT/tests/helpers/servers.sh" start "$STATE" 2>/dev/null
 . "$STATE/env"
 DB=$MQTX_TEST_DATABASE_URL
 AMQP=$MQTX_TEST_AMQP_URL
+export DB AMQP
 export MQTX_DATABASE_URL=$DB MQTX_BROKER_URL=$AMQP MQTX_OUTBOX_SCHEMA=bench
 psql_b() { psql "$DB" -qAtX -v ON_ERROR_STOP=1 "$@"; }
 psql_b -c "CREATE SCHEMA bench"
@@ -74,7 +75,10 @@ scenario() {
 	for ((i = 1; i <= runs; i++)); do
 		$prep
 		local t
-		t=$(timed "$@")
+		if ! t=$(timed "$@"); then
+			say "$name run $i failed; scenario skipped"
+			return 0
+		fi
 		printf '%s\t%s\t%s\n' "$name" "$msgs" "$t" >>"$ROWS_FILE"
 		say "$name run $i: $t (seconds, peak RSS KiB)"
 	done

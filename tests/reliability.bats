@@ -203,3 +203,19 @@ crash_then_recover() {
 	[[ $(jq -r .b64 "$BATS_TEST_TMPDIR/got") == "AMMo//4A" ]]
 	[[ $(jq -r .headers.h "$BATS_TEST_TMPDIR/got") == "ünïcødé" ]]
 }
+
+@test "reliability: Kafka produce errors (NOT_ENOUGH_REPLICAS, NOT_LEADER_FOR_PARTITION) are retried: every row once, in key order" {
+	[[ $(backend_name) == kafka ]] || skip "fault injection of the Kafka mock cluster"
+	skip_unless_local_broker
+	insert_rows 300 "$T_DEST" "'k' || (g % 5)"
+	"$BATS_TEST_DIRNAME/helpers/kafka.sh" ctl "$MQTX_TEST_STATEDIR" errors Produce 4 NOT_ENOUGH_REPLICAS >/dev/null
+	"$BATS_TEST_DIRNAME/helpers/kafka.sh" ctl "$MQTX_TEST_STATEDIR" errors Produce 3 NOT_LEADER_FOR_PARTITION >/dev/null
+	run_mqtx 0 relay --batch 50
+	[[ $(count_status sent) == 300 ]]
+	backend_consume 300 >"$BATS_TEST_TMPDIR/got"
+	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == 300 ]] || fail "duplicates or losses: $(wc -l <"$BATS_TEST_TMPDIR/got") deliveries"
+	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 300 ]]
+	# per partition (one per ordering key), ids arrive in increasing order
+	run bash -c "jq -r '[.partition, .id] | @tsv' '$BATS_TEST_TMPDIR/got' | awk '\$2 < last[\$1] { bad = 1 } { last[\$1] = \$2 } END { exit bad }'"
+	assert_success
+}
