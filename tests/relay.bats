@@ -83,8 +83,10 @@ teardown() {
 		{ k = key[$1]; if ($1 < last[k]) { print "key " k ": id " $1 " after " last[k]; bad = 1 } if ($1 > last[k]) last[k] = $1 }
 		END { exit bad }' "$BATS_TEST_TMPDIR/keys" "$BATS_TEST_TMPDIR/order"
 	assert_success
-	run psql_test "SELECT count(DISTINCT relay_id) FROM mqtx_relays WHERE relayed > 0"
-	assert_output 3
+	# all three ran (each records a heartbeat when it connects); how the work
+	# was shared depends on timing, so only the total is checked
+	run psql_test "SELECT count(DISTINCT relay_id), sum(relayed) >= 10000 FROM mqtx_relays"
+	assert_output "3|t"
 }
 
 @test "relay: an unroutable row is retried, then dead; the other rows are relayed" {
