@@ -313,7 +313,8 @@ skip_unless_failpoints() {
 # Sets PROXY_PORT and PROXY_PID; proxy_cmd cut|stall|resume|refuse|accept.
 start_proxy() {
 	PROXY_CTL=$BATS_TEST_TMPDIR/proxy.ctl
-	coproc PROXY { "$BATS_TEST_DIRNAME/helpers/tcp_proxy" "$1" --control "$PROXY_CTL" 2>>"$BATS_TEST_TMPDIR/proxy.log" 3>&-; }
+	# exec: the coproc shell becomes the proxy, so stop_proxy kills the proxy itself
+	coproc PROXY { exec "$BATS_TEST_DIRNAME/helpers/tcp_proxy" "$1" --control "$PROXY_CTL" 2>>"$BATS_TEST_TMPDIR/proxy.log" 3>&-; }
 	PROXY_PID=$PROXY_PID
 	read -r -t 5 PROXY_PORT <&"${PROXY[0]}" || { fail "tcp_proxy did not start" || return 1; }
 	export PROXY_PORT PROXY_PID PROXY_CTL
