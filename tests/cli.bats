@@ -115,7 +115,11 @@ setup() {
 	cmdline=$(tr '\0' ' ' </proc/$pid/cmdline)
 	kill -TERM $pid
 	wait $pid || true
-	[[ $cmdline != *hunter4* && $cmdline != *hunter5* ]] || fail "password visible in /proc/PID/cmdline: $cmdline"
+	# Under valgrind, /proc/PID/cmdline is valgrind's own copy of argv,
+	# which mqtx cannot reach; the scrubbing is checked in the other passes.
+	if [[ -z ${VALGRIND_TARGET:-} ]]; then
+		[[ $cmdline != *hunter4* && $cmdline != *hunter5* ]] || fail "password visible in /proc/PID/cmdline: $cmdline"
+	fi
 	! grep -q hunter err.txt || fail "password in stderr: $(cat err.txt)"
 	grep -q "a password was given on the command line" err.txt
 }

@@ -30,12 +30,22 @@ setup() {
 # Runs mqtx without the caller's MQTX_* environment and without any
 # configuration file it might find (./mqtx.yaml, ~/.config, /etc).
 mqtx_clean() {
-	(cd "$BATS_TEST_TMPDIR" && env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" LC_ALL=C "$MQTX" "$@")
+	local dir=${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}
+	# VALGRIND_TARGET: the binary tests/helpers/valgrind-run runs (MQTX)
+	(cd "$dir" && env -i PATH="$PATH" HOME="$dir" LC_ALL=C ${VALGRIND_TARGET:+VALGRIND_TARGET="$VALGRIND_TARGET"} "$MQTX" "$@")
+}
+
+# `mqtx [CMD] --help`, run once per file and kept in BATS_FILE_TMPDIR
+# (the completion checks ask for the same help texts hundreds of times).
+help_text() {
+	local f=$BATS_FILE_TMPDIR/help-${1:-top}
+	[[ -f $f ]] || mqtx_clean ${1:+"$1"} --help >"$f"
+	cat "$f"
 }
 
 # The commands listed under "commands:" in `mqtx --help`.
 mqtx_commands() {
-	mqtx_clean --help | awk '/^commands:$/ { f = 1; next } f && /^$/ { exit } f { print $1 }'
+	help_text | awk '/^commands:$/ { f = 1; next } f && /^$/ { exit } f { print $1 }'
 }
 
 # Options (-x and --long, one per line) of the help section whose header
@@ -51,15 +61,17 @@ help_options() {
 }
 
 # A command's own options, and the common options, from `mqtx CMD --help`.
-cmd_options() { mqtx_clean "$1" --help | help_options "options:"; }
-common_options() { mqtx_clean "$1" --help | help_options "common options"; }
+cmd_options() { help_text "$1" | help_options "options:"; }
+common_options() { help_text "$1" | help_options "common options"; }
 # Options of `mqtx --help`: the common ones plus -V/--version.
-top_options() { mqtx_clean --help | help_options "common options"; }
+top_options() { help_text | help_options "common options"; }
 
-# Does the text on stdin contain option $1 as a whole word?
+# has_word WORD [TEXT]: does TEXT (or stdin) contain WORD (an option) as a
+# whole word? Matched in bash, without a process per question.
 has_word() {
-	local re=${1//./\\.}
-	grep -qE -- "(^|[^A-Za-z0-9_-])${re}([^A-Za-z0-9_-]|\$)"
+	local text re="(^|[^A-Za-z0-9_-])${1//./\\.}([^A-Za-z0-9_-]|\$)"
+	if (($# > 1)); then text=$2; else text=$(cat); fi
+	[[ $text =~ $re ]]
 }
 
 # Option terms of a man page: the bold lines that open an option entry.
@@ -68,18 +80,36 @@ man_terms() { grep -E '^\*-' "$1"; }
 # Lines between "# cmd: $2" and "# end: $2" in file $1.
 comp_block() { sed -n "/^# cmd: $2\$/,/^# end: $2\$/p" "$1"; }
 
-# Does completion text on stdin (format $1) offer option $2?
-comp_has_opt() {
-	local format=$1 opt=$2
-	if [[ $format == fish ]]; then
-		if [[ $opt == --* ]]; then
-			grep -qE -- "(^|[[:space:]])-l ${opt#--}([[:space:]]|\$)"
-		else
-			grep -qE -- "(^|[[:space:]])-s ${opt#-}([[:space:]]|\$)"
+# load_blocks FILE: BLOCK[NAME] = the text of every "# cmd: NAME" ...
+# "# end: NAME" block of FILE (what comp_block prints), read in one pass.
+declare -gA BLOCK
+load_blocks() {
+	local line name=""
+	BLOCK=()
+	while IFS= read -r line; do
+		if [[ -z $name && $line =~ ^#\ cmd:\ (.+)$ ]]; then
+			name=${BASH_REMATCH[1]}
 		fi
+		[[ -n $name ]] || continue
+		BLOCK[$name]+=$line$'\n'
+		[[ $line != "# end: $name" ]] || name=""
+	done <"$1"
+}
+
+# comp_has_opt FORMAT OPT [TEXT]: does completion text (TEXT, or stdin) in
+# FORMAT offer option OPT? Matched in bash: the callers ask thousands of times.
+comp_has_opt() {
+	local format=$1 opt=$2 text re
+	if (($# > 2)); then text=$3; else text=$(cat); fi
+	if [[ $format == fish && $opt == --* ]]; then
+		re="(^|[[:space:]])-l ${opt#--}([[:space:]]|\$)"
+	elif [[ $format == fish ]]; then
+		re="(^|[[:space:]])-s ${opt#-}([[:space:]]|\$)"
 	else
-		has_word "$opt"
+		has_word "$opt" "$text"
+		return
 	fi
+	[[ $text =~ $re ]]
 }
 
 # Options offered by completion text on stdin (format $1), one per line.
@@ -165,16 +195,17 @@ report_problems() {
 }
 
 @test "docs: every option of every command is in the command's man page" {
-	local cmd opt page
+	local cmd opt page terms text
 	for cmd in $(mqtx_commands); do
 		page=man/mqtx-$cmd.1.scd
 		[[ -f $page ]] || { problem "$cmd: no man page $page"; continue; }
+		terms=$(man_terms "$page") text=$(<"$page")
 		# the command's own options open an entry under OPTIONS
 		for opt in $(cmd_options "$cmd"); do
-			man_terms "$page" | has_word "$opt" || problem "$page: no option entry (a line '*$opt ...*') for $opt"
+			has_word "$opt" "$terms" || problem "$page: no option entry (a line '*$opt ...*') for $opt"
 		done
 		for opt in $(common_options "$cmd"); do
-			has_word "$opt" <"$page" || problem "$page: common option $opt is not mentioned"
+			has_word "$opt" "$text" || problem "$page: common option $opt is not mentioned"
 		done
 	done
 	report_problems
@@ -202,28 +233,30 @@ report_problems() {
 }
 
 @test "docs: every command and option is in the bash, zsh and fish completions" {
-	local entry format file cmd opt
+	local entry format file cmd opt whole
 	for entry in "${COMPLETIONS[@]}"; do
 		format=${entry%%:*} file=${entry#*:}
 		[[ -f $file ]] || { problem "$file: missing"; continue; }
-		comp_block "$file" common | grep -q . || problem "$file: no block '# cmd: common' ... '# end: common'"
+		load_blocks "$file"
+		whole=$(<"$file")
+		[[ -n ${BLOCK[common]:-} ]] || problem "$file: no block '# cmd: common' ... '# end: common'"
 		for opt in $(top_options); do
 			case $opt in
-			-V | --version) comp_has_opt "$format" "$opt" <"$file" ;;
-			*) comp_block "$file" common | comp_has_opt "$format" "$opt" ;;
+			-V | --version) comp_has_opt "$format" "$opt" "$whole" ;;
+			*) comp_has_opt "$format" "$opt" "${BLOCK[common]:-}" ;;
 			esac || problem "$file: top-level option $opt is not offered"
 		done
 		for cmd in $(mqtx_commands); do
-			if ! comp_block "$file" "$cmd" | grep -q .; then
+			if [[ -z ${BLOCK[$cmd]:-} ]]; then
 				problem "$file: no block '# cmd: $cmd' ... '# end: $cmd'"
 				continue
 			fi
 			comp_has_command "$format" "$cmd" "$file" || problem "$file: command $cmd is not offered"
 			for opt in $(cmd_options "$cmd"); do
-				comp_block "$file" "$cmd" | comp_has_opt "$format" "$opt" || problem "$file: $cmd option $opt is not in the '$cmd' block"
+				comp_has_opt "$format" "$opt" "${BLOCK[$cmd]}" || problem "$file: $cmd option $opt is not in the '$cmd' block"
 			done
 			for opt in $(common_options "$cmd"); do
-				comp_block "$file" common | comp_has_opt "$format" "$opt" || problem "$file: common option $opt (of $cmd) is not in the 'common' block"
+				comp_has_opt "$format" "$opt" "${BLOCK[common]:-}" || problem "$file: common option $opt (of $cmd) is not in the 'common' block"
 			done
 		done
 	done
@@ -326,7 +359,7 @@ report_problems() {
 		vars+=("$v=example")
 	done
 	cd "$BATS_TEST_TMPDIR" || fail "cannot cd to $BATS_TEST_TMPDIR"
-	run env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" LC_ALL=C "${vars[@]}" "$MQTX" --config all.yaml config
+	run env -i PATH="$PATH" HOME="$BATS_TEST_TMPDIR" LC_ALL=C ${VALGRIND_TARGET:+VALGRIND_TARGET="$VALGRIND_TARGET"} "${vars[@]}" "$MQTX" --config all.yaml config
 	assert_success
 	# more keys are set than in the plain file
 	local plain all
