@@ -17,79 +17,11 @@
 
 #include "audit_source.h"
 #include "backend.h"
+#include "kafka_url.h"
 #include "log.h"
 #include "util.h"
 
 #define META_TIMEOUT_MS 10000
-
-struct kurl {
-	char *servers;
-	char *user;
-	char *password;
-	bool tls;
-	char *topic;
-};
-
-static void kurl_free(struct kurl *u)
-{
-	free(u->servers);
-	free(u->user);
-	if (u->password != NULL) {
-		explicit_bzero(u->password, strlen(u->password));
-		free(u->password);
-	}
-	free(u->topic);
-	memset(u, 0, sizeof(*u));
-}
-
-/* kafka[s]://[user[:password]@]host:port[,host:port...][/TOPIC]; topic_required
- * for the source, not for broker.url. */
-static int parse_kurl(const char *url, const char *where, bool topic_required, struct kurl *u, struct mqtx_err *err)
-{
-	memset(u, 0, sizeof(*u));
-	const char *rest;
-	if (strncmp(url, "kafka://", 8) == 0) {
-		rest = url + 8;
-	} else if (strncmp(url, "kafkas://", 9) == 0) {
-		rest = url + 9;
-		u->tls = true;
-	} else {
-		return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is not a kafka:// or kafkas:// URL", where);
-	}
-	size_t alen = strcspn(rest, "/?#");
-	const char *hosts = rest;
-	for (size_t i = alen; i > 0; i--) {
-		if (rest[i - 1] == '@') {
-			const char *colon = memchr(rest, ':', i - 1);
-			size_t ulen = colon != NULL ? (size_t)(colon - rest) : i - 1;
-			u->user = mqtx_pct_decode(rest, ulen);
-			if (colon != NULL)
-				u->password = mqtx_pct_decode(colon + 1, (size_t)(rest + i - 1 - (colon + 1)));
-			hosts = rest + i;
-			break;
-		}
-	}
-	u->servers = mqtx_xstrndup(hosts, (size_t)(rest + alen - hosts));
-	const char *path = rest + alen;
-	if (*path == '?' || *path == '#') {
-		kurl_free(u);
-		return mqtx_err_set(err, MQTX_E_USAGE, "'%s': query strings and fragments are not supported (broker.kafka holds settings)",
-				    where);
-	}
-	if (*path == '/')
-		path++;
-	if (strchr(path, '/') != NULL) {
-		kurl_free(u);
-		return mqtx_err_set(err, MQTX_E_USAGE, "'%s': expected kafka://BROKERS/TOPIC (one topic)", where);
-	}
-	if (*path != '\0')
-		u->topic = mqtx_pct_decode(path, strlen(path));
-	if (topic_required && (u->topic == NULL || u->topic[0] == '\0')) {
-		kurl_free(u);
-		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s' names no topic (expected kafka://BROKERS/TOPIC)", where);
-	}
-	return 0;
-}
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -117,7 +49,7 @@ static int set(rd_kafka_conf_t *conf, const char *name, const char *value, const
 
 /* Our consumer defaults, the URL's servers and credentials, TLS files,
  * then broker.kafka verbatim. */
-static int build_conf(const struct mqtx_config *cfg, const struct kurl *u, rd_kafka_conf_t *conf, struct mqtx_err *err)
+static int build_conf(const struct mqtx_config *cfg, const struct mqtx_kafka_url *u, rd_kafka_conf_t *conf, struct mqtx_err *err)
 {
 	char *file_password = NULL;
 	char group[64], num[32];
@@ -309,7 +241,7 @@ static void describe(struct audit_ctx *c, const char *topic, const struct part *
 
 int audit_read_kafka(struct audit_ctx *c, const char *url, struct mqtx_err *err)
 {
-	struct kurl u, bu = {0};
+	struct mqtx_kafka_url u, bu = {0};
 	rd_kafka_t *rk = NULL;
 	struct part *ps = NULL;
 	int rc = -1;
@@ -317,7 +249,7 @@ int audit_read_kafka(struct audit_ctx *c, const char *url, struct mqtx_err *err)
 
 	c->rep->kind = "kafka";
 	c->rep->position = "offset";
-	if (parse_kurl(url, where, true, &u, err) < 0)
+	if (mqtx_kafka_url_parse(url, where, true, &u, err) < 0)
 		goto out;
 	if (u.servers[0] == '\0') {
 		/* kafka:///TOPIC: the cluster of broker.url */
@@ -327,7 +259,7 @@ int audit_read_kafka(struct audit_ctx *c, const char *url, struct mqtx_err *err)
 			goto out;
 		}
 		char *bw = mqtx_redact(b);
-		int r = parse_kurl(b, bw, false, &bu, err);
+		int r = mqtx_kafka_url_parse(b, bw, false, &bu, err);
 		free(bw);
 		if (r < 0)
 			goto out;
@@ -456,8 +388,8 @@ out:
 		rd_kafka_destroy(rk);
 	}
 	free(ps);
-	kurl_free(&u);
-	kurl_free(&bu);
+	mqtx_kafka_url_free(&u);
+	mqtx_kafka_url_free(&bu);
 	free(where);
 	return rc;
 }

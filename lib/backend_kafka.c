@@ -22,6 +22,7 @@
 
 #include "backend.h"
 #include "failpoint.h"
+#include "kafka_url.h"
 #include "log.h"
 #include "util.h"
 
@@ -209,81 +210,19 @@ static const char *user_prop(const struct mqtx_config *cfg, const char *name)
 	return NULL;
 }
 
-struct kafka_url {
-	char *servers;
-	char *user; /* NULL when the URL has none */
-	char *password;
-	bool tls;
-};
-
-static void url_free(struct kafka_url *u)
-{
-	free(u->servers);
-	free(u->user);
-	if (u->password != NULL) {
-		explicit_bzero(u->password, strlen(u->password));
-		free(u->password);
-	}
-	memset(u, 0, sizeof(*u));
-}
-
-/* kafka[s]://[user[:password]@]host:port[,host:port...][/] */
-static int parse_url(const char *url, const char *where, struct kafka_url *u, struct mqtx_err *err)
-{
-	memset(u, 0, sizeof(*u));
-	const char *rest;
-	if (strncmp(url, "kafka://", 8) == 0) {
-		rest = url + 8;
-	} else if (strncmp(url, "kafkas://", 9) == 0) {
-		rest = url + 9;
-		u->tls = true;
-	} else {
-		return mqtx_err_set(err, MQTX_E_CONFIG, "broker URL '%s' is not a kafka:// or kafkas:// URL", where);
-	}
-	size_t alen = strcspn(rest, "/?#");
-	if (rest[alen] != '\0' && strcmp(rest + alen, "/") != 0)
-		return mqtx_err_set(err, MQTX_E_CONFIG,
-				    "cannot parse broker URL '%s' (expected kafka://host:port[,host:port...]; use broker.kafka for settings)",
-				    where);
-	const char *hosts = rest;
-	for (size_t i = alen; i > 0; i--) {
-		if (rest[i - 1] == '@') {
-			const char *colon = memchr(rest, ':', i - 1);
-			size_t ulen = colon != NULL ? (size_t)(colon - rest) : i - 1;
-			u->user = mqtx_pct_decode(rest, ulen);
-			if (colon != NULL)
-				u->password = mqtx_pct_decode(colon + 1, (size_t)(rest + i - 1 - (colon + 1)));
-			hosts = rest + i;
-			break;
-		}
-	}
-	size_t hlen = (size_t)(rest + alen - hosts);
-	bool ok = hlen > 0 && hosts[0] != ',' && hosts[hlen - 1] != ',';
-	for (size_t i = 0; ok && i < hlen; i++)
-		if (hosts[i] == ' ' || (hosts[i] == ',' && hosts[i + 1] == ','))
-			ok = false;
-	if (!ok) {
-		url_free(u);
-		return mqtx_err_set(err, MQTX_E_CONFIG, "broker URL '%s' names no brokers (expected kafka://host:port[,host:port...])",
-				    where);
-	}
-	u->servers = mqtx_xstrndup(hosts, hlen);
-	return 0;
-}
-
 /* Fills conf: our defaults, then what the URL and broker.* keys say, then
  * broker.kafka verbatim (so users can override any of it). consumer: for
  * the ack-topic consumer, without the producer settings. */
 static int build_conf(struct kafka_backend *kb, const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
 		      rd_kafka_conf_t *conf, bool consumer, struct mqtx_err *err)
 {
-	struct kafka_url u;
+	struct mqtx_kafka_url u;
 	char *file_password = NULL;
 	char num[32];
 	int rc = -1;
 	struct props p = {.conf = conf, .cfg = cfg};
 
-	if (parse_url(cfg->broker_url, kb->where, &u, err) < 0)
+	if (mqtx_kafka_url_parse(cfg->broker_url, kb->where, false, &u, err) < 0)
 		return -1;
 	if (mqtx_backend_password(cfg, &file_password, err) < 0)
 		goto out;
@@ -361,7 +300,7 @@ out:
 		explicit_bzero(file_password, strlen(file_password));
 		free(file_password);
 	}
-	url_free(&u);
+	mqtx_kafka_url_free(&u);
 	return rc;
 }
 

@@ -1,11 +1,12 @@
 /* libFuzzer harness: durations, sizes, numbers, base64, URL/conninfo
- * redaction and JSON string escaping on arbitrary text. */
+ * redaction, kafka:// URLs and JSON string escaping on arbitrary text. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../lib/json.h"
+#include "../../lib/kafka_url.h"
 #include "../../lib/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -30,6 +31,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	free(rr);
 	free(r);
+	for (int as_source = 0; as_source < 2; as_source++) {
+		struct mqtx_kafka_url ku;
+		if (mqtx_kafka_url_parse(s, "fuzz", as_source, &ku, &err) == 0) {
+			if (ku.servers == NULL || (as_source && ku.topic == NULL))
+				abort();
+			mqtx_kafka_url_free(&ku);
+		} else if (ku.servers != NULL || ku.user != NULL || ku.password != NULL || ku.topic != NULL) {
+			abort(); /* a refused URL leaves nothing behind */
+		}
+	}
 	struct mqtx_buf b = MQTX_BUF_INIT, e = MQTX_BUF_INIT;
 	if (mqtx_base64_decode(&b, s, size) == 0) {
 		mqtx_base64_encode(&e, b.data, b.len);

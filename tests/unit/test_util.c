@@ -6,6 +6,7 @@
 
 #include "../../lib/config.h"
 #include "../../lib/json.h"
+#include "../../lib/kafka_url.h"
 #include "../../lib/outbox.h"
 #include "../../lib/util.h"
 #include "unit.h"
@@ -297,4 +298,50 @@ TEST(backoff_grows_and_caps)
 		CHECK(d >= 1600 && d <= 2400);
 	}
 	mqtx_config_free(c);
+}
+
+TEST(kafka_urls)
+{
+	struct mqtx_kafka_url u;
+	struct mqtx_err e;
+	CHECK(mqtx_kafka_url_parse("kafkas://us%40r:p%3Aw@h1:9092,h2:9093/", "x", false, &u, &e) == 0);
+	CHECK_STR(u.servers, "h1:9092,h2:9093");
+	CHECK_STR(u.user, "us@r");
+	CHECK_STR(u.password, "p:w");
+	CHECK(u.tls && u.topic == NULL);
+	mqtx_kafka_url_free(&u);
+	/* a source: /TOPIC, and kafka:///TOPIC for the brokers of broker.url */
+	CHECK(mqtx_kafka_url_parse("kafka://h:1/my%2Etopic", "x", true, &u, &e) == 0);
+	CHECK_STR(u.topic, "my.topic");
+	CHECK(!u.tls && u.user == NULL && u.password == NULL);
+	mqtx_kafka_url_free(&u);
+	CHECK(mqtx_kafka_url_parse("kafka:///t", "x", true, &u, &e) == 0);
+	CHECK_STR(u.servers, "");
+	CHECK_STR(u.topic, "t");
+	mqtx_kafka_url_free(&u);
+	/* refused: each with the kind of error its use calls for */
+	static const struct {
+		const char *url;
+		bool source;
+		enum mqtx_err_kind kind;
+		const char *says;
+	} bad[] = {
+		{"amqp://h:1", false, MQTX_E_CONFIG, "is not a kafka://"},
+		{"kafka://h:1/topic", false, MQTX_E_CONFIG, "cannot parse broker URL"},
+		{"kafka://h:1?acks=all", false, MQTX_E_CONFIG, "query strings"},
+		{"kafka://", false, MQTX_E_CONFIG, "names no brokers"},
+		{"kafka://h:1,,h:2", false, MQTX_E_CONFIG, "names no brokers"},
+		{"kafka://h:1, h:2", false, MQTX_E_CONFIG, "names no brokers"},
+		{"kafka://u:p@,h:1", false, MQTX_E_CONFIG, "names no brokers"},
+		{"kafka://h:1", true, MQTX_E_USAGE, "names no topic"},
+		{"kafka://h:1/a/b", true, MQTX_E_USAGE, "cannot parse source"},
+		{"kafka://h:1/t#f", true, MQTX_E_USAGE, "query strings"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		mqtx_err_clear(&e);
+		CHECK(mqtx_kafka_url_parse(bad[i].url, bad[i].url, bad[i].source, &u, &e) == -1);
+		CHECK(e.kind == bad[i].kind);
+		CHECK_CONTAINS(e.msg, bad[i].says);
+		CHECK(u.servers == NULL && u.user == NULL && u.password == NULL && u.topic == NULL);
+	}
 }
