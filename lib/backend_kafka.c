@@ -727,6 +727,20 @@ static bool wait_reports(struct kafka_backend *kb, struct call *c)
 	return true;
 }
 
+/* Starts a publish call: the messages become this call's, and every
+ * destination's topic is looked up (tops[i]: msgs[i]'s entry in
+ * kb->topics). Returns 0, or -1 with err when the cluster cannot say (the
+ * producer is then given up). */
+static int start_call(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, size_t *tops, struct mqtx_err *err)
+{
+	begin_call(kb, msgs, n);
+	if (resolve_topics(kb, msgs, n, tops, err) == 0)
+		return 0;
+	kb->broken = true;
+	end_call(kb, "");
+	return -1;
+}
+
 static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
 	int64_t start = mqtx_now_ms();
@@ -735,10 +749,7 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 	size_t refused;
 	int rc = 0;
 
-	begin_call(kb, msgs, n);
-	if (resolve_topics(kb, msgs, n, tops, err) < 0) {
-		kb->broken = true;
-		end_call(kb, "");
+	if (start_call(kb, msgs, n, tops, err) < 0) {
 		free(tops);
 		return -1;
 	}
@@ -885,10 +896,7 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 	size_t refused;
 	int rc = 0;
 
-	begin_call(kb, msgs, n);
-	if (resolve_topics(kb, msgs, n, tops, err) < 0) {
-		kb->broken = true;
-		end_call(kb, "");
+	if (start_call(kb, msgs, n, tops, err) < 0) {
 		free(tops);
 		return -1;
 	}

@@ -418,6 +418,19 @@ static int q_estimates(struct ctx *c, struct mqtx_check_report *rep)
 	return 0;
 }
 
+/* A status count read up to check.scan_limit rows: with capped, there were
+ * more than were read, so it is a lower bound (never below an estimate). */
+static void set_count(struct mqtx_check_count *cnt, int64_t n, bool capped)
+{
+	if (!capped) {
+		*cnt = (struct mqtx_check_count){n, false};
+		return;
+	}
+	cnt->approximate = true;
+	if (cnt->n < n)
+		cnt->n = n;
+}
+
 /* Pending rows per destination (the first check.scan_limit by id, through
  * the partial index): count, oldest, and how many are past the ages. */
 static int q_pending(struct ctx *c, struct mqtx_check_report *rep, bool small, int64_t *n_warn, int64_t *n_crit,
@@ -456,16 +469,8 @@ static int q_pending(struct ctx *c, struct mqtx_check_report *rep, bool small, i
 	}
 	PQclear(r);
 	*truncated = total >= c->cfg->check_scan_limit;
-	if (small) {
-		/* exact counts already */
-	} else if (*truncated) {
-		/* more than we read: at least this many */
-		rep->status[MQTX_ST_PENDING].approximate = true;
-		if (rep->status[MQTX_ST_PENDING].n < total)
-			rep->status[MQTX_ST_PENDING].n = total;
-	} else {
-		rep->status[MQTX_ST_PENDING] = (struct mqtx_check_count){total, false};
-	}
+	if (!small) /* small tables have exact counts already */
+		set_count(&rep->status[MQTX_ST_PENDING], total, *truncated);
 	return 0;
 }
 
@@ -488,15 +493,8 @@ static int q_dead(struct ctx *c, struct mqtx_check_report *rep, bool small)
 		total += d->dead;
 	}
 	PQclear(r);
-	if (small) {
-		/* exact counts already */
-	} else if (total >= c->cfg->check_scan_limit) {
-		rep->status[MQTX_ST_DEAD].approximate = true;
-		if (rep->status[MQTX_ST_DEAD].n < total)
-			rep->status[MQTX_ST_DEAD].n = total;
-	} else {
-		rep->status[MQTX_ST_DEAD] = (struct mqtx_check_count){total, false};
-	}
+	if (!small)
+		set_count(&rep->status[MQTX_ST_DEAD], total, total >= c->cfg->check_scan_limit);
 	return 0;
 }
 
@@ -513,13 +511,7 @@ static int q_prepared(struct ctx *c, struct mqtx_check_report *rep)
 		return -1;
 	int64_t n = get_i64(r, 0, 0, 0);
 	PQclear(r);
-	if (n >= c->cfg->check_scan_limit) {
-		rep->status[MQTX_ST_PREPARED].approximate = true;
-		if (rep->status[MQTX_ST_PREPARED].n < n)
-			rep->status[MQTX_ST_PREPARED].n = n;
-	} else {
-		rep->status[MQTX_ST_PREPARED] = (struct mqtx_check_count){n, false};
-	}
+	set_count(&rep->status[MQTX_ST_PREPARED], n, n >= c->cfg->check_scan_limit);
 	return 0;
 }
 
