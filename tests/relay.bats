@@ -70,7 +70,7 @@ teardown() {
 	done
 	for i in "${writers[@]}"; do wait "$i"; done
 	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 10000 ]]
-	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c 'SELECT count(*) FROM \"$T_SCHEMA\".mqtx_outbox WHERE status = '\''sent'\''') == 10000 ]]"
+	wait_sent 90 == 10000
 	for i in "${pids[@]}"; do kill -TERM "$i"; done
 	for i in "${pids[@]}"; do wait "$i" || fail "a relay exited with status $?"; done
 
@@ -161,11 +161,11 @@ pending|0"
 	skip_unless_local_broker
 	insert_rows 20000
 	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 500 ))"
+	wait_sent 30 '>' 500
 	backend_stop
 	sleep 2
 	backend_start
-	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") == 20000 ]]"
+	wait_sent 90 == 20000
 	mqtx_bg_stop TERM 20
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
 	backend_consume >"$BATS_TEST_TMPDIR/got" # all of it: rows in flight at the stop may come twice
@@ -176,7 +176,7 @@ pending|0"
 @test "relay: SIGTERM mid-run: exit 0, confirmed rows recorded, the rest relayed by the next run" {
 	insert_rows 20000
 	mqtx_bg relay --batch 100
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 300 ))"
+	wait_sent 30 '>' 300
 	mqtx_bg_stop TERM 20
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
 	grep -q "relayed" "$MQTX_BG_ERR"
@@ -205,7 +205,7 @@ pending|0"
 	mqtx_bg relay --loop --poll-interval 10m
 	sleep 1
 	insert_rows 5
-	wait_until 10 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") == 5 ]]"
+	wait_sent 10 == 5
 	mqtx_bg_stop TERM 10
 	[[ $MQTX_BG_STATUS == 0 ]]
 	run psql_test "SELECT stopped_at IS NOT NULL, relayed FROM mqtx_relays"

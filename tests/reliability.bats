@@ -83,7 +83,7 @@ crash_then_recover() {
 	insert_rows 20000
 	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f"
 	mqtx_bg relay --batch 200
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 400 ))"
+	wait_sent 30 '>' 400
 	proxy_cmd cut
 	mqtx_bg_stop TERM 30 || true
 	[[ $MQTX_BG_STATUS == 5 ]] || [[ $MQTX_BG_STATUS == 0 && $(count_status sent) == 20000 ]] ||
@@ -104,14 +104,14 @@ crash_then_recover() {
 	insert_rows 15000
 	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f"
 	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 400 ))"
+	wait_sent 30 '>' 400
 	proxy_cmd refuse
 	proxy_cmd cut
 	sleep 2
 	proxy_cmd accept
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 6000 ))"
+	wait_sent 30 '>' 6000
 	proxy_cmd cut
-	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") == 15000 ]]"
+	wait_sent 90 == 15000
 	mqtx_bg_stop TERM 20
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS"
 	grep -q "retrying" "$MQTX_BG_ERR"
@@ -129,7 +129,7 @@ crash_then_recover() {
 	insert_rows 3000
 	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f" MQTX_BROKER_CONFIRM_TIMEOUT=2s
 	mqtx_bg relay --batch 100
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 200 ))"
+	wait_sent 30 '>' 200
 	proxy_cmd stall
 	sent=$(count_status sent)
 	wait_until 20 bash -c "! kill -0 $MQTX_BG_PID 2>/dev/null"
@@ -146,9 +146,9 @@ crash_then_recover() {
 	skip_unless_local_pg
 	insert_rows 15000
 	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 400 ))"
+	wait_sent 30 '>' 400
 	"$MQTX_TEST_PG_CTL" restart -m fast -w >/dev/null
-	wait_until 90 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\" 2>/dev/null) == 15000 ]]"
+	wait_sent 90 == 15000
 	mqtx_bg_stop TERM 20
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
 	backend_consume >"$BATS_TEST_TMPDIR/got"
@@ -160,7 +160,7 @@ crash_then_recover() {
 	skip_unless_local_pg
 	insert_rows 20000
 	mqtx_bg relay --batch 100
-	wait_until 30 bash -c "(( \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM \\\"$T_SCHEMA\\\".mqtx_outbox WHERE status = 'sent'\") > 300 ))"
+	wait_sent 30 '>' 300
 	"$MQTX_TEST_PG_CTL" restart -m fast -w >/dev/null
 	mqtx_bg_stop TERM 30 || true
 	[[ $MQTX_BG_STATUS == 4 || $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"

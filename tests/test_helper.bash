@@ -247,6 +247,21 @@ wait_until() {
 	done
 }
 
+# sent_count: how many rows of the test's outbox are marked sent.
+sent_count() { psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'sent'"; }
+
+# wait_sent SECONDS OP N: waits until sent_count OP N, OP '==' or '>'
+# (a database that is down meanwhile, e.g. restarting, counts as not yet).
+wait_sent() {
+	[[ $2 == '==' || $2 == '>' ]] || { fail "wait_sent: OP must be == or >, not '$2'" || return 1; }
+	wait_until "$1" _sent_is "$2" "$3"
+}
+_sent_is() {
+	local n
+	n=$(sent_count 2>/dev/null) && [[ $n =~ ^[0-9]+$ ]] || return 1
+	if [[ $1 == '==' ]]; then ((n == $2)); else ((n > $2)); fi
+}
+
 # Start mqtx in the background. fd 3 is closed so that bats does not wait
 # for it; output goes to files in BATS_TEST_TMPDIR.
 mqtx_bg() {
