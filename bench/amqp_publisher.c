@@ -1,8 +1,12 @@
 /* The broker limit for `make bench`: the least a program must do to
  * publish N persistent messages with publisher confirms (an async window)
  * or in tx mode (commit every B messages), with no database at all.
- * usage: amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE confirm WINDOW
- *        amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE tx BATCH
+ * usage: amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE confirm WINDOW [bare|mqtx]
+ *        amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE tx BATCH [bare|mqtx]
+ * "bare" (the default) sends persistent messages with a short message_id;
+ * "mqtx" sends what mqtx sends for an outbox row: mandatory, the
+ * idempotency key as message_id and as header x-mqtx-idempotency-key, and
+ * header x-mqtx-outbox-id, so the broker does the same work per message.
  * Prints "COUNT SECONDS" on stdout. */
 #define _POSIX_C_SOURCE 200809L
 #include <amqp.h>
@@ -33,8 +37,11 @@ static void check_reply(amqp_rpc_reply_t r, const char *what)
 
 int main(int argc, char **argv)
 {
-	if (argc != 8)
-		die("usage: URL EXCHANGE ROUTING_KEY COUNT SIZE confirm|tx WINDOW|BATCH");
+	if (argc != 8 && argc != 9)
+		die("usage: URL EXCHANGE ROUTING_KEY COUNT SIZE confirm|tx WINDOW|BATCH [bare|mqtx]");
+	int like_mqtx = argc == 9 && strcmp(argv[8], "mqtx") == 0;
+	if (argc == 9 && !like_mqtx && strcmp(argv[8], "bare") != 0)
+		die("the message kind is bare or mqtx");
 	struct amqp_connection_info ci;
 	char *url = strdup(argv[1]);
 	if (url == NULL || amqp_parse_url(url, &ci) != AMQP_STATUS_OK)
@@ -62,16 +69,33 @@ int main(int argc, char **argv)
 	memset(&p, 0, sizeof(p));
 	p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
 	p.delivery_mode = 2;
-	char id[32];
+	char id[96], num[32];
+	amqp_table_entry_t hdr[2];
+	if (like_mqtx) {
+		p._flags |= AMQP_BASIC_HEADERS_FLAG;
+		hdr[0].key = amqp_cstring_bytes("x-mqtx-outbox-id");
+		hdr[0].value.kind = AMQP_FIELD_KIND_UTF8;
+		hdr[1].key = amqp_cstring_bytes("x-mqtx-idempotency-key");
+		hdr[1].value.kind = AMQP_FIELD_KIND_UTF8;
+		p.headers.num_entries = 2;
+		p.headers.entries = hdr;
+	}
 	amqp_bytes_t ex = amqp_cstring_bytes(argv[2]), rk = amqp_cstring_bytes(argv[3]);
 	amqp_bytes_t b = {.len = (size_t)size, .bytes = body};
 
 	double t0 = now();
 	long acked = 0;
 	for (long i = 0; i < count; i++) {
-		snprintf(id, sizeof(id), "bench-%ld", i);
+		if (like_mqtx) {
+			snprintf(num, sizeof(num), "%ld", i + 1);
+			snprintf(id, sizeof(id), "mqtx:bench:bench.mqtx_outbox:%ld", i + 1);
+			hdr[0].value.value.bytes = amqp_cstring_bytes(num);
+			hdr[1].value.value.bytes = amqp_cstring_bytes(id);
+		} else {
+			snprintf(id, sizeof(id), "bench-%ld", i);
+		}
 		p.message_id = amqp_cstring_bytes(id);
-		if (amqp_basic_publish(c, 1, ex, rk, 0, 0, &p, b) != AMQP_STATUS_OK)
+		if (amqp_basic_publish(c, 1, ex, rk, like_mqtx, 0, &p, b) != AMQP_STATUS_OK)
 			die("publish");
 		if (tx) {
 			if ((i + 1) % param == 0 || i + 1 == count) {
