@@ -631,6 +631,52 @@ int mqtx_outbox_lease_slot(struct mqtx_outbox *ob, int max, struct mqtx_err *err
 	return n;
 }
 
+/* ---- the bucket count, the same in every relay ---- */
+
+/* The announcement is the shared lock (lock_class, -1000000 - buckets):
+ * bucket locks use 0 and up, slot leases -1 to -256. pg_locks shows the
+ * second int of a two-int advisory lock as objid, the int4 read unsigned. */
+#define BUCKETS_MARK_BASE 1000000
+
+int mqtx_outbox_agree_buckets(struct mqtx_outbox *ob, struct mqtx_err *err)
+{
+	if (ob->q[MQTX_COL_ORDERING_KEY] == NULL)
+		return 0;
+	char cls[32], mark[32];
+	long long n = (long long)ob->cfg->relay_ordering_buckets;
+	snprintf(cls, sizeof(cls), "%ld", (long)ob->lock_class);
+	snprintf(mark, sizeof(mark), "%lld", -BUCKETS_MARK_BASE - n);
+	const char *p[2] = {cls, mark};
+	PGresult *res = PQexecParams(ob->conn, "SELECT pg_advisory_lock_shared($1::int4, $2::int4)", 2, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(ob->conn, res, "cannot announce relay.ordering_buckets", err);
+	PQclear(res);
+	/* taken before looking: of two starting at once, each sees the other */
+	char base[32];
+	snprintf(base, sizeof(base), "%d", BUCKETS_MARK_BASE);
+	const char *q[3] = {cls, mark, base};
+	res = PQexecParams(ob->conn,
+			   "SELECT DISTINCT 4294967296 - objid::int8 - $3::int8 FROM pg_locks "
+			   "WHERE locktype = 'advisory' AND objsubid = 2 AND granted "
+			   "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+			   "AND classid::int8 = ($1::int8 & 4294967295) AND objid::int8 <> 4294967296 + $2::int8 "
+			   "AND objid::int8 BETWEEN 4294967296 - $3::int8 - 65536 AND 4294967296 - $3::int8 - 1 "
+			   "ORDER BY 1 LIMIT 1",
+			   3, NULL, q, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(ob->conn, res, "cannot compare relay.ordering_buckets with the running relays", err);
+	if (PQntuples(res) > 0) {
+		mqtx_err_set(err, MQTX_E_CONFIG,
+			     "relay.ordering_buckets is %lld here but %s in a running relay or redeliver of %s; per-key order "
+			     "needs the same value in all of them",
+			     n, PQgetvalue(res, 0, 0), ob->qualified);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
 /* ---- heartbeats ---- */
 
 int mqtx_outbox_heartbeat(struct mqtx_outbox *ob, const struct mqtx_heartbeat *hb, struct mqtx_err *err)

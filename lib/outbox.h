@@ -89,6 +89,14 @@ int mqtx_outbox_wait(struct mqtx_outbox *ob, int64_t ms, struct mqtx_err *err);
  * err (all taken, or a database error). */
 int mqtx_outbox_lease_slot(struct mqtx_outbox *ob, int max, struct mqtx_err *err);
 
+/* Ordering-key buckets only keep per-key order when every relay and
+ * redeliver of the outbox hashes keys into the same number of buckets.
+ * Announces this process's relay.ordering_buckets for as long as this
+ * connection lives (a shared session advisory lock) and fails with a
+ * configuration error when a running relay or redeliver announced another
+ * number. A no-op without an ordering-key column. Returns 0, or -1 with err. */
+int mqtx_outbox_agree_buckets(struct mqtx_outbox *ob, struct mqtx_err *err);
+
 /* Relay heartbeats (table mqtx_relays beside the outbox). */
 struct mqtx_heartbeat {
 	const char *relay_id;

@@ -453,6 +453,7 @@ struct mqtx_redeliver {
 	char *T;           /* "schema"."table" */
 	char *completions; /* "schema".mqtx_completions */
 	const char *c[MQTX_COL__COUNT];
+	bool buckets_agreed; /* relay.ordering_buckets announced (mqtx_outbox_agree_buckets) */
 };
 
 /* t.<column>, or an error naming the unmapped column. */
@@ -929,6 +930,9 @@ static int resend_batch(struct mqtx_redeliver *r, struct bucket *tb, int64_t *cu
 	char lt[64];
 	int64_t wait = 2 * r->cfg->broker_confirm_timeout_ms + 10000; /* a relay holds a bucket for a batch */
 	snprintf(lt, sizeof(lt), "SET LOCAL lock_timeout = %lld", (long long)wait);
+	if (!r->buckets_agreed && mqtx_outbox_agree_buckets(r->ob, err) < 0)
+		return -1;
+	r->buckets_agreed = true;
 	if (mqtx_pg_exec(r->pg, "BEGIN", err) < 0)
 		return -1;
 	char **keys = NULL;

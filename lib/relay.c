@@ -157,6 +157,8 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		if (r->slots[i].ob == NULL)
 			goto fail;
 	}
+	if (!r->opts->dry_run && mqtx_outbox_agree_buckets(r->slots[0].ob, err) < 0)
+		goto fail;
 	if (r->cfg->relay_loop && mqtx_outbox_listen(r->slots[0].ob, err) < 0)
 		goto fail;
 	r->last_heartbeat = 0;

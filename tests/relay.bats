@@ -212,6 +212,22 @@ pending|0"
 	assert_output "t|5"
 }
 
+@test "relay: relays and redeliver with another relay.ordering_buckets than a running relay refuse (exit 3)" {
+	MQTX_RELAY_ORDERING_BUCKETS=64 mqtx_bg relay --loop --poll-interval 10m
+	wait_until 10 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c 'SELECT count(*) FROM \"$T_SCHEMA\".mqtx_relays') == 1 ]]"
+	insert_rows 3 "$T_DEST" "'k'"
+	MQTX_RELAY_ORDERING_BUCKETS=128 run_mqtx 3 relay
+	stderr_has "relay.ordering_buckets is 128 here but 64 in a running relay or redeliver"
+	wait_sent 10 == 3
+	MQTX_RELAY_ORDERING_BUCKETS=128 run_mqtx 3 redeliver --status sent --yes
+	stderr_has "relay.ordering_buckets is 128 here but 64"
+	# the same number is fine, and a stopped relay no longer counts
+	MQTX_RELAY_ORDERING_BUCKETS=64 run_mqtx 0 relay
+	mqtx_bg_stop TERM 10
+	[[ $MQTX_BG_STATUS == 0 ]]
+	MQTX_RELAY_ORDERING_BUCKETS=128 run_mqtx 0 relay
+}
+
 @test "relay: --max-messages and --batch bound a run" {
 	insert_rows 25
 	run_mqtx 0 relay --max-messages 10 --batch 4
