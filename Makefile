@@ -7,7 +7,7 @@ BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libpq librabbitmq rdkafka yaml-0.1
+PKGS = libpq librabbitmq rdkafka yaml-0.1 libcrypto
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS = -std=c11 $(WARN) -g $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -112,13 +112,19 @@ deps:
 
 # The test command: packages, -Werror build, servers, unit + bats tests,
 # then the same under ASan+UBSan. Stops what it started even on failure.
+# The builds run one job per core (nproc); the tests run in two lanes.
 check: deps
-	@$(MAKE) --no-print-directory all mqtx-test mqtx-asan $(UNIT) tests/unit/unit_tests-asan helpers
+	@$(MAKE) --no-print-directory -j$$(nproc) all mqtx-test mqtx-asan $(UNIT) tests/unit/unit_tests-asan helpers
 	@bash tests/check.sh
 
 check-asan: deps
-	@$(MAKE) --no-print-directory mqtx-asan tests/unit/unit_tests-asan helpers
+	@$(MAKE) --no-print-directory -j$$(nproc) mqtx-asan tests/unit/unit_tests-asan helpers
 	@MQTX_ASAN_ONLY=1 bash tests/check.sh
+
+# The whole suite under valgrind memcheck too (about 40 minutes; not in CI).
+check-valgrind: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) all mqtx-test mqtx-asan $(UNIT) tests/unit/unit_tests-asan helpers
+	@MQTX_CHECK_VALGRIND=all bash tests/check.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory mqtx helpers
@@ -160,4 +166,4 @@ format:
 clean:
 	rm -rf build bench/bin mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) $(UNIT_DEF) tests/unit/unit_tests-asan $(HELPERS)
 
-.PHONY: all man helpers deps check check-asan demo bench fuzz soak install uninstall format clean
+.PHONY: all man helpers deps check check-asan check-valgrind demo bench fuzz soak install uninstall format clean

@@ -1,12 +1,14 @@
 /* The broker limit for `make bench`: the least a program must do to
  * publish N persistent messages with publisher confirms (an async window)
  * or in tx mode (commit every B messages), with no database at all.
- * usage: amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE confirm WINDOW [bare|mqtx]
- *        amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE tx BATCH [bare|mqtx]
+ * usage: amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE confirm WINDOW [bare|mqtx|txpub]
+ *        amqp_publisher URL EXCHANGE ROUTING_KEY COUNT SIZE tx BATCH [bare|mqtx|txpub]
  * "bare" (the default) sends persistent messages with a short message_id;
- * "mqtx" sends what mqtx sends for an outbox row: mandatory, the
- * idempotency key as message_id and as header x-mqtx-idempotency-key, and
- * header x-mqtx-outbox-id, so the broker does the same work per message.
+ * "mqtx" sends what mqtx relay sends for an outbox row: mandatory, the
+ * idempotency key (mqtx:DB:SCHEMA.TABLE:ID, as in make bench) as message_id and as header
+ * x-mqtx-idempotency-key, and header x-mqtx-outbox-id; "txpub" what mqtx
+ * txpub sends for a line: mandatory, a derived key (txpub:<64 hex>) as
+ * message_id and header. So the broker does the same work per message.
  * Prints "COUNT SECONDS" on stdout. */
 #define _POSIX_C_SOURCE 200809L
 #include <amqp.h>
@@ -40,8 +42,9 @@ int main(int argc, char **argv)
 	if (argc != 8 && argc != 9)
 		die("usage: URL EXCHANGE ROUTING_KEY COUNT SIZE confirm|tx WINDOW|BATCH [bare|mqtx]");
 	int like_mqtx = argc == 9 && strcmp(argv[8], "mqtx") == 0;
-	if (argc == 9 && !like_mqtx && strcmp(argv[8], "bare") != 0)
-		die("the message kind is bare or mqtx");
+	int like_txpub = argc == 9 && strcmp(argv[8], "txpub") == 0;
+	if (argc == 9 && !like_mqtx && !like_txpub && strcmp(argv[8], "bare") != 0)
+		die("the message kind is bare, mqtx or txpub");
 	struct amqp_connection_info ci;
 	char *url = strdup(argv[1]);
 	if (url == NULL || amqp_parse_url(url, &ci) != AMQP_STATUS_OK)
@@ -71,7 +74,13 @@ int main(int argc, char **argv)
 	p.delivery_mode = 2;
 	char id[96], num[32];
 	amqp_table_entry_t hdr[2];
-	if (like_mqtx) {
+	if (like_txpub) {
+		p._flags |= AMQP_BASIC_HEADERS_FLAG;
+		hdr[0].key = amqp_cstring_bytes("x-mqtx-idempotency-key");
+		hdr[0].value.kind = AMQP_FIELD_KIND_UTF8;
+		p.headers.num_entries = 1;
+		p.headers.entries = hdr;
+	} else if (like_mqtx) {
 		p._flags |= AMQP_BASIC_HEADERS_FLAG;
 		hdr[0].key = amqp_cstring_bytes("x-mqtx-outbox-id");
 		hdr[0].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -86,16 +95,21 @@ int main(int argc, char **argv)
 	double t0 = now();
 	long acked = 0;
 	for (long i = 0; i < count; i++) {
-		if (like_mqtx) {
+		if (like_txpub) {
+			/* 64 hex digits, different per message, as a SHA-256 would give */
+			snprintf(id, sizeof(id), "txpub:%016lx%016lx%016lx%016lx", (unsigned long)i * 0x9e3779b97f4a7c15UL,
+				 (unsigned long)i, (unsigned long)~i, (unsigned long)i * 31);
+			hdr[0].value.value.bytes = amqp_cstring_bytes(id);
+		} else if (like_mqtx) {
 			snprintf(num, sizeof(num), "%ld", i + 1);
-			snprintf(id, sizeof(id), "mqtx:bench:bench.mqtx_outbox:%ld", i + 1);
+			snprintf(id, sizeof(id), "mqtx:mqtx_test:bench.mqtx_outbox:%ld", i + 1);
 			hdr[0].value.value.bytes = amqp_cstring_bytes(num);
 			hdr[1].value.value.bytes = amqp_cstring_bytes(id);
 		} else {
 			snprintf(id, sizeof(id), "bench-%ld", i);
 		}
 		p.message_id = amqp_cstring_bytes(id);
-		if (amqp_basic_publish(c, 1, ex, rk, like_mqtx, 0, &p, b) != AMQP_STATUS_OK)
+		if (amqp_basic_publish(c, 1, ex, rk, like_mqtx || like_txpub, 0, &p, b) != AMQP_STATUS_OK)
 			die("publish");
 		if (tx) {
 			if ((i + 1) % param == 0 || i + 1 == count) {

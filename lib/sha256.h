@@ -1,17 +1,14 @@
-/* SHA-256 (FIPS 180-4), for txpub's derived idempotency keys. Small and
- * self-contained: the keys must not depend on which crypto library is
- * installed. Not for secrets. */
+/* SHA-256 for txpub's derived idempotency keys, computed by OpenSSL's
+ * libcrypto (which uses the CPU's SHA instructions where it has them; the
+ * digest is the same everywhere). Not for secrets. */
 #ifndef MQTX_SHA256_H
 #define MQTX_SHA256_H
 
 #include <stddef.h>
-#include <stdint.h>
 
+/* init, update..., then final or hex, which also release it. */
 struct mqtx_sha256 {
-	uint32_t h[8];
-	uint64_t len; /* bytes hashed so far */
-	unsigned char block[64];
-	size_t fill;
+	void *ctx; /* EVP_MD_CTX, owned */
 };
 
 void mqtx_sha256_init(struct mqtx_sha256 *s);

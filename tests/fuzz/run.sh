@@ -9,8 +9,8 @@ cd "$ROOT"
 SECS=${FUZZ_SECONDS:-60}
 OUT=build/fuzz
 mkdir -p "$OUT" tests/fuzz/crashes
-CFLAGS="-std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(pkg-config --cflags libpq librabbitmq rdkafka yaml-0.1)"
-LIBS="$(pkg-config --libs libpq librabbitmq rdkafka yaml-0.1) -lm -lpthread"
+CFLAGS="-std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(pkg-config --cflags libpq librabbitmq rdkafka yaml-0.1 libcrypto)"
+LIBS="$(pkg-config --libs libpq librabbitmq rdkafka yaml-0.1 libcrypto) -lm -lpthread"
 objs=()
 for f in lib/*.c; do
 	o=$OUT/$(basename "$f" .c).o
