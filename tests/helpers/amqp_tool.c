@@ -8,7 +8,7 @@
  * Usage (URL is an amqp:// URL; a vhost of %2f means "/"):
  *   amqp_tool declare-exchange URL NAME [--type direct|topic|fanout|headers]
  *   amqp_tool delete-exchange  URL NAME
- *   amqp_tool declare-queue    URL QUEUE [--quorum|--stream] [--bind EXCHANGE:KEY]...
+ *   amqp_tool declare-queue    URL QUEUE [--quorum|--stream] [--max-length N] [--bind EXCHANGE:KEY]...
  *   amqp_tool delete-queue     URL QUEUE
  *   amqp_tool purge            URL QUEUE
  *   amqp_tool count            URL QUEUE
@@ -79,7 +79,7 @@ static const char usage_text[] =
     "usage: amqp_tool COMMAND URL ARGS...\n"
     "  declare-exchange URL NAME [--type direct|topic|fanout|headers]\n"
     "  delete-exchange  URL NAME\n"
-    "  declare-queue    URL QUEUE [--quorum|--stream] [--bind EXCHANGE:KEY]...\n"
+    "  declare-queue    URL QUEUE [--quorum|--stream] [--max-length N] [--bind EXCHANGE:KEY]...\n"
     "  delete-queue     URL QUEUE\n"
     "  purge            URL QUEUE\n"
     "  count            URL QUEUE\n"
@@ -549,8 +549,9 @@ static int cmd_declare_queue(const char *url, int argc, char **argv)
     const char *name = NULL;
     bool quorum = false;
     bool stream = false;
-    amqp_table_entry_t qtype;
+    amqp_table_entry_t qargs[2];
     amqp_table_t args = amqp_empty_table;
+    long long max_length = -1;
     int i;
 
     /* Validate everything before talking to the broker. */
@@ -559,6 +560,12 @@ static int cmd_declare_queue(const char *url, int argc, char **argv)
             quorum = true;
         } else if (strcmp(argv[i], "--stream") == 0) {
             stream = true;
+        } else if (strcmp(argv[i], "--max-length") == 0) {
+            const char *v = opt_value(argc, argv, &i);
+            char *end = NULL;
+            max_length = strtoll(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || max_length < 0)
+                usage_error("--max-length needs a count, got '%s'", v);
         } else if (strcmp(argv[i], "--bind") == 0) {
             const char *b = opt_value(argc, argv, &i);
             if (strchr(b, ':') == NULL)
@@ -573,12 +580,18 @@ static int cmd_declare_queue(const char *url, int argc, char **argv)
     }
     if (name == NULL)
         usage_error("declare-queue needs URL QUEUE");
+    args.entries = qargs;
     if (quorum || stream) {
-        qtype.key = amqp_cstring_bytes("x-queue-type");
-        qtype.value.kind = AMQP_FIELD_KIND_UTF8;
-        qtype.value.value.bytes = amqp_cstring_bytes(stream ? "stream" : "quorum");
-        args.num_entries = 1;
-        args.entries = &qtype;
+        qargs[args.num_entries].key = amqp_cstring_bytes("x-queue-type");
+        qargs[args.num_entries].value.kind = AMQP_FIELD_KIND_UTF8;
+        qargs[args.num_entries].value.value.bytes = amqp_cstring_bytes(stream ? "stream" : "quorum");
+        args.num_entries++;
+    }
+    if (max_length >= 0) { /* the oldest messages are dropped beyond it */
+        qargs[args.num_entries].key = amqp_cstring_bytes("x-max-length");
+        qargs[args.num_entries].value.kind = AMQP_FIELD_KIND_I64;
+        qargs[args.num_entries].value.value.i64 = max_length;
+        args.num_entries++;
     }
     open_connection(url);
     amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0,
