@@ -1,24 +1,47 @@
 #!/usr/bin/env bash
 # The body of `make check`: the whole suite under ASan+UBSan, then a
-# cross-section under valgrind memcheck. Each pass starts and stops its own
-# servers (tests/run.sh). MQTX_ASAN_ONLY=1 skips valgrind (`make
-# check-asan`). The last line is the combined "N passed, N failed".
+# cross-section under valgrind memcheck, in two lanes that run at the same
+# time, each with its own servers (tests/run.sh starts and stops them):
+#
+#   lane 1: every bats file against RabbitMQ, ASan+UBSan build
+#   lane 2: the unit tests and the backend files against Kafka, ASan+UBSan
+#           build; then the valgrind cross-section (both brokers)
+#
+# Most test time is spent waiting for servers, so two lanes on two cores
+# halve the wall time. With external servers (MQTX_TEST_DATABASE_URL,
+# MQTX_TEST_AMQP_URL or MQTX_TEST_KAFKA_BROKERS set) or MQTX_CHECK_JOBS=1
+# the lanes run one after the other, because the tests of both would share
+# one database.
+#
+# MQTX_ASAN_ONLY=1 skips valgrind (`make check-asan`); MQTX_CHECK_PLAIN=1
+# adds a pass with the plain test build; MQTX_CHECK_VALGRIND=all runs the
+# whole suite under valgrind instead of the cross-section (`make
+# check-valgrind`, about 40 minutes). The last line is the combined
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
 total_passed=0 total_failed=0 total_skipped=0 rc=0
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/mqtx-check.XXXXXX")
+lane_pid=""
 
-# run_pass NAME ENV...: tests/run.sh with ENV, adding its summary to the totals.
-run_pass() {
-	local name=$1 log summary
-	shift
-	log=$(mktemp)
-	echo "== $name =="
-	# shellcheck disable=SC2046 # MQTX_RUN_FILES is a plain list of paths
-	env "$@" tests/run.sh $(env "$@" printenv MQTX_RUN_FILES) 2>&1 | tee "$log"
-	local prc=${PIPESTATUS[0]}
-	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
-	rm -f "$log"
+# shellcheck disable=SC2317 # invoked from the traps below
+on_signal() {
+	if [[ -n $lane_pid ]]; then
+		kill -TERM "$lane_pid" 2>/dev/null
+		wait "$lane_pid" 2>/dev/null
+	fi
+	rm -rf "$logdir"
+	exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+# add_summary LOG: adds the last "N passed, N failed[, N skipped]" of LOG to
+# the totals (a pass that printed none counts as one failure).
+add_summary() {
+	local summary
+	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
 	if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
 		total_passed=$((total_passed + BASH_REMATCH[1]))
 		total_failed=$((total_failed + BASH_REMATCH[2]))
@@ -26,29 +49,72 @@ run_pass() {
 	else
 		total_failed=$((total_failed + 1))
 	fi
-	((prc == 0)) || rc=1
 }
 
-# One full pass, with the ASan+UBSan build (which also carries the
-# failpoints), so that every test also checks memory and undefined
-# behaviour without running the suite twice. MQTX_CHECK_PLAIN=1 adds a
-# pass with the plain test build.
-if [[ ${MQTX_CHECK_PLAIN:-0} == 1 ]]; then
-	run_pass "tests (test build)" MQTX="$PWD/mqtx-test"
-fi
-run_pass "tests under ASan+UBSan" MQTX="$PWD/mqtx-asan" MQTX_UNIT_TESTS="$PWD/tests/unit/unit_tests-asan" \
-	ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99" \
-	LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
-	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# pass NAME ENV...: tests/run.sh with ENV (MQTX_RUN_FILES: the files, else
+# all), output to stdout and $logdir/NAME.log; status of run.sh.
+pass() {
+	local name=$1
+	shift
+	echo "== $name =="
+	# shellcheck disable=SC2046 # MQTX_RUN_FILES is a plain list of paths
+	env "$@" tests/run.sh $(env "$@" printenv MQTX_RUN_FILES) 2>&1 | tee "$logdir/$name.log"
+	return "${PIPESTATUS[0]}"
+}
 
-# valgrind memcheck over the unit tests and a cross-section of the CLI and
-# relay suites (the whole suite under valgrind would take too long for CI).
-if [[ ${MQTX_ASAN_ONLY:-0} != 1 && ${MQTX_SKIP_VALGRIND:-0} != 1 ]]; then
-	run_pass "tests under valgrind memcheck (subset)" MQTX="$PWD/tests/helpers/valgrind-run" \
-		VALGRIND_TARGET="$PWD/mqtx-test" MQTX_UNIT_TESTS="$PWD/tests/helpers/valgrind-unit" \
-		BATS_ARGS="--filter (cli:.(config|malformed|precedence|no.database))|(relay:.(a.row.arrives|a.row.whose|--dry-run|--max-messages|rows.with.NULL|table.and.schema|a.failing.head))" \
-		MQTX_RUN_FILES="tests/cli.bats tests/relay.bats"
+ASAN_ENV=(MQTX="$PWD/mqtx-asan"
+	ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99"
+	LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+VALGRIND_ENV=(MQTX="$PWD/tests/helpers/valgrind-run" VALGRIND_TARGET="$PWD/mqtx-test"
+	MQTX_UNIT_TESTS="$PWD/tests/helpers/valgrind-unit")
+if [[ ${MQTX_CHECK_VALGRIND:-subset} != all ]]; then
+	# The cross-section: configuration, the relay's paths, txpub's modes,
+	# check and redeliver selections; every lib/ source file runs in it.
+	VALGRIND_ENV+=(MQTX_TEST_CMD_TIMEOUT=120
+		BATS_ARGS="--filter (cli:.(config|malformed|precedence|no.database))|(relay:.(a.row.arrives|a.row.whose|--dry-run|--max-messages|rows.with.NULL|table.and.schema|a.failing.head))"
+		MQTX_RUN_FILES="tests/cli.bats tests/relay.bats")
+else
+	VALGRIND_ENV+=(MQTX_TEST_CMD_TIMEOUT=300)
 fi
+
+lane1() {
+	pass "lane 1: every file against RabbitMQ, ASan+UBSan" "${ASAN_ENV[@]}" MQTX_UNIT_TESTS= MQTX_TEST_BACKENDS=amqp
+}
+
+lane2() {
+	local r=0
+	pass "lane 2: unit tests and the backend files against Kafka, ASan+UBSan" "${ASAN_ENV[@]}" \
+		MQTX_UNIT_TESTS="$PWD/tests/unit/unit_tests-asan" MQTX_TEST_BACKENDS=kafka || r=1
+	if [[ ${MQTX_ASAN_ONLY:-0} != 1 && ${MQTX_SKIP_VALGRIND:-0} != 1 ]]; then
+		pass "lane 2: valgrind memcheck (${MQTX_CHECK_VALGRIND:-subset})" "${VALGRIND_ENV[@]}" || r=1
+	fi
+	return $r
+}
+
+if [[ ${MQTX_CHECK_PLAIN:-0} == 1 ]]; then
+	pass "plain test build" MQTX="$PWD/mqtx-test" || rc=1
+	add_summary "$logdir/plain test build.log"
+fi
+
+if [[ ${MQTX_CHECK_JOBS:-2} == 1 || -n ${MQTX_TEST_DATABASE_URL:-} || -n ${MQTX_TEST_AMQP_URL:-} ||
+	-n ${MQTX_TEST_KAFKA_BROKERS:-} ]]; then
+	lane1 || rc=1
+	lane2 || rc=1
+else
+	# lane 2 runs in the background; its output follows lane 1's.
+	lane2 >"$logdir/lane2.out" 2>&1 &
+	lane_pid=$!
+	lane1 || rc=1
+	wait "$lane_pid" || rc=1
+	lane_pid=""
+	echo "== lane 2 (ran at the same time as lane 1) =="
+	cat "$logdir/lane2.out"
+fi
+for log in "$logdir"/*.log; do
+	[[ $log == */plain\ test\ build.log ]] || add_summary "$log"
+done
+rm -rf "$logdir"
 
 line="$total_passed passed, $total_failed failed"
 ((total_skipped == 0)) || line+=", $total_skipped skipped"
