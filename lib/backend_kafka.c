@@ -608,6 +608,17 @@ static bool serve(struct kafka_backend *kb, int64_t until)
 	return true;
 }
 
+/* Like serve, for the end of a call: rd_kafka_flush() sends what waits in
+ * the queue at once instead of after linger.ms (5 ms a batch otherwise). */
+static bool serve_flush(struct kafka_backend *kb, int64_t until)
+{
+	int64_t left = until - mqtx_now_ms();
+	if (left <= 0)
+		return false;
+	rd_kafka_flush(kb->rk, (int)(left < 100 ? left : 100));
+	return true;
+}
+
 struct call {
 	int64_t deadline;
 	int64_t stop_deadline; /* 0 until a stop is seen */
@@ -722,7 +733,7 @@ static bool wait_reports(struct kafka_backend *kb, struct call *c)
 {
 	rd_kafka_poll(kb->rk, 0);
 	while (kb->outstanding > 0 && !kb->fatal)
-		if (!serve(kb, until(kb, c)))
+		if (!serve_flush(kb, until(kb, c)))
 			return kb->outstanding == 0;
 	return true;
 }
