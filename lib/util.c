@@ -342,27 +342,38 @@ static char *redact_url(const char *s)
 	for (const char *p = auth; p < end; p++)
 		if (*p == '@')
 			at = p;
-	if (at == NULL)
-		return mqtx_xstrdup(s);
-	const char *colon = memchr(auth, ':', (size_t)(at - auth));
 	struct mqtx_buf b = MQTX_BUF_INIT;
-	if (colon == NULL)
-		mqtx_buf_add(&b, s, (size_t)(at - s));
-	else {
+	const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	if (at == NULL) {
+		mqtx_buf_adds(&b, s); /* no user info; a password may still be a parameter */
+	} else if (colon == NULL) {
+		mqtx_buf_adds(&b, s);
+	} else {
 		mqtx_buf_add(&b, s, (size_t)(colon - s));
 		mqtx_buf_adds(&b, ":***");
+		mqtx_buf_adds(&b, at);
 	}
-	mqtx_buf_adds(&b, at);
-	/* libpq URLs may also carry ?password=... */
-	char *q = strstr(b.data, "password=");
-	if (q != NULL && (q[-1] == '?' || q[-1] == '&')) {
-		char *stop = q + 9 + strcspn(q + 9, "&#");
+	/* libpq URLs may also carry ?password=... (any number of times; only
+	 * as a parameter after the authority, so that what is hidden here
+	 * cannot change where the authority ends when redacting again) */
+	size_t auth_off = (size_t)(auth - s);
+	for (size_t from = auth_off + strcspn(b.data + auth_off, "/?#");;) {
+		char *q = strstr(b.data + from, "password=");
+		if (q == NULL)
+			break;
+		size_t at_q = (size_t)(q - b.data), vstart = at_q + 9;
+		if (at_q == 0 || (q[-1] != '?' && q[-1] != '&')) {
+			from = vstart;
+			continue;
+		}
+		size_t vlen = strcspn(b.data + vstart, "&#");
 		struct mqtx_buf c = MQTX_BUF_INIT;
-		mqtx_buf_add(&c, b.data, (size_t)(q - b.data) + 9);
+		mqtx_buf_add(&c, b.data, vstart);
 		mqtx_buf_adds(&c, "***");
-		mqtx_buf_adds(&c, stop);
+		mqtx_buf_adds(&c, b.data + vstart + vlen);
 		mqtx_buf_free(&b);
-		return mqtx_buf_detach(&c);
+		b = c;
+		from = vstart + 3;
 	}
 	return mqtx_buf_detach(&b);
 }

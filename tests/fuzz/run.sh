@@ -21,11 +21,12 @@ status=0
 for h in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$h" .c)
 	corpus=tests/fuzz/corpus/${name#fuzz_}
-	mkdir -p "$corpus"
+	# new inputs go to build/fuzz/corpus-NAME; the kept seeds are read only
+	mkdir -p "$corpus" "$OUT/corpus-$name"
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o "$OUT/$name" "$h" "${objs[@]}" $LIBS
 	echo "== $name: ${SECS}s on $corpus"
 	if ! "$OUT/$name" -max_total_time="$SECS" -print_final_stats=1 -artifact_prefix=tests/fuzz/crashes/"$name"- \
-		"$corpus" 2>"$OUT/$name.log"; then
+		"$OUT/corpus-$name" "$corpus" 2>"$OUT/$name.log"; then
 		status=1
 		echo "$name: CRASH (input in tests/fuzz/crashes/)"
 	fi

@@ -91,6 +91,15 @@ TEST(redact_urls_and_conninfo)
 	r = mqtx_redact("host=db user=u password='a b\\'c' dbname=x");
 	CHECK_STR(r, "host=db user=u password=*** dbname=x");
 	free(r);
+	/* found by fuzz_values: "password=" at the very start of a URL-like
+	 * string was checked for a preceding '?' by reading before the buffer */
+	r = mqtx_redact("password=kafka://u@m");
+	CHECK_STR(r, "password=kafka://u@m");
+	free(r);
+	/* every password parameter is hidden, not only the first */
+	r = mqtx_redact("postgresql://h/db?x=password=&password=s1&password=s2#f");
+	CHECK_STR(r, "postgresql://h/db?x=password=&password=***&password=***#f");
+	free(r);
 	/* found by fuzz_values: text glued to a quoted password is hidden too */
 	r = mqtx_redact("host=q password='x y'm1We ub");
 	CHECK_STR(r, "host=q password=*** ub");
