@@ -599,24 +599,25 @@ static rd_kafka_headers_t *build_headers(const struct mqtx_msg *m)
 }
 
 /* Waits for reports up to until (or 100ms). Returns false once until has passed. */
-static bool serve(struct kafka_backend *kb, int64_t until)
+/* Serves callbacks for up to 100 ms (false once until has passed). With
+ * flush, for the end of a call: rd_kafka_flush() sends what waits in the
+ * queue at once instead of after linger.ms (5 ms a batch otherwise). */
+static bool serve_how(struct kafka_backend *kb, int64_t until, bool flush)
 {
 	int64_t left = until - mqtx_now_ms();
 	if (left <= 0)
 		return false;
-	rd_kafka_poll(kb->rk, (int)(left < 100 ? left : 100));
+	int ms = (int)(left < 100 ? left : 100);
+	if (flush)
+		rd_kafka_flush(kb->rk, ms);
+	else
+		rd_kafka_poll(kb->rk, ms);
 	return true;
 }
 
-/* Like serve, for the end of a call: rd_kafka_flush() sends what waits in
- * the queue at once instead of after linger.ms (5 ms a batch otherwise). */
-static bool serve_flush(struct kafka_backend *kb, int64_t until)
+static bool serve(struct kafka_backend *kb, int64_t until)
 {
-	int64_t left = until - mqtx_now_ms();
-	if (left <= 0)
-		return false;
-	rd_kafka_flush(kb->rk, (int)(left < 100 ? left : 100));
-	return true;
+	return serve_how(kb, until, false);
 }
 
 struct call {
@@ -733,7 +734,7 @@ static bool wait_reports(struct kafka_backend *kb, struct call *c)
 {
 	rd_kafka_poll(kb->rk, 0);
 	while (kb->outstanding > 0 && !kb->fatal)
-		if (!serve_flush(kb, until(kb, c)))
+		if (!serve_how(kb, until(kb, c), true))
 			return kb->outstanding == 0;
 	return true;
 }
