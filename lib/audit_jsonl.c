@@ -48,51 +48,6 @@ static void ws(struct scan *p)
 		p->pos++;
 }
 
-static int hex4(const char *s, unsigned *out)
-{
-	unsigned v = 0;
-	for (int i = 0; i < 4; i++) {
-		char c = s[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-static void put_utf8(struct mqtx_buf *b, unsigned cp)
-{
-	char o[4];
-	size_t n;
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		o[0] = (char)(0xC0 | cp >> 6);
-		o[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		o[0] = (char)(0xE0 | cp >> 12);
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		o[0] = (char)(0xF0 | cp >> 18);
-		o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	mqtx_buf_add(b, o, n);
-}
-
 /* A string at p->pos (the opening quote) into scratch; returns its start, or
  * (size_t)-1 (bail). */
 static size_t string(struct scan *p)
@@ -126,19 +81,19 @@ static size_t string(struct scan *p)
 		case 't': mqtx_buf_addc(&p->scratch, '\t'); break;
 		case 'u': {
 			unsigned cp, lo;
-			if (p->pos + 4 > p->len || hex4(p->s + p->pos, &cp) < 0)
+			if (p->pos + 4 > p->len || mqtx_hex4(p->s + p->pos, &cp) < 0)
 				return (size_t)-1;
 			p->pos += 4;
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				if (p->pos + 6 > p->len || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u' ||
-				    hex4(p->s + p->pos + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+				    mqtx_hex4(p->s + p->pos + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
 					return (size_t)-1;
 				p->pos += 6;
 				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 			} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
 				return (size_t)-1;
 			}
-			put_utf8(&p->scratch, cp);
+			mqtx_buf_add_utf8(&p->scratch, cp);
 			break;
 		}
 		default: return (size_t)-1;

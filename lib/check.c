@@ -1031,6 +1031,7 @@ int mqtx_check_run(PGconn *conn, const struct mqtx_config *cfg, const struct mqt
 	size_t n_blocked = 0;
 	int64_t n_warn = 0, n_crit = 0;
 	bool truncated = false, small = false, completion_table_missing = false;
+	int rc = -1;
 
 	memset(rep, 0, sizeof(*rep));
 	if (validate(cfg, err) < 0)
@@ -1275,24 +1276,17 @@ int mqtx_check_run(PGconn *conn, const struct mqtx_config *cfg, const struct mqt
 		}
 	}
 	sort_problems(rep);
-	free_rows(oldest, n_oldest);
-	free_rows(high, n_high);
-	free_rows(dead, n_dead);
-	free_rows(awaiting, n_awaiting);
-	for (size_t i = 0; i < n_blocked; i++) {
-		free(blocked[i].ordering_key);
-		row_free(&blocked[i].head);
-	}
-	free(blocked);
-	ctx_free(&c);
 	rep->elapsed_ms = mqtx_now_ms() - t0;
-	return 0;
+	rc = 0;
+	goto out;
 
 fail_tx: {
 	PGresult *r = PQexec(conn, "ROLLBACK");
 	PQclear(r);
 }
 fail:
+	mqtx_check_report_free(rep);
+out:
 	free_rows(oldest, n_oldest);
 	free_rows(high, n_high);
 	free_rows(dead, n_dead);
@@ -1303,8 +1297,7 @@ fail:
 	}
 	free(blocked);
 	ctx_free(&c);
-	mqtx_check_report_free(rep);
-	return -1;
+	return rc;
 }
 
 /* ------------------------------------------------------------ explain */

@@ -1,6 +1,7 @@
 /* Small strict JSON reader and writer helpers (see json.h). */
 #include "json.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,48 +37,17 @@ static struct mqtx_json *new_value(enum mqtx_json_type t)
 	return v;
 }
 
-static void add_utf8(struct mqtx_buf *b, unsigned cp)
-{
-	char o[4];
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		mqtx_buf_add(b, o, 1);
-	} else if (cp < 0x800) {
-		o[0] = (char)(0xC0 | cp >> 6);
-		o[1] = (char)(0x80 | (cp & 0x3F));
-		mqtx_buf_add(b, o, 2);
-	} else if (cp < 0x10000) {
-		o[0] = (char)(0xE0 | cp >> 12);
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (cp & 0x3F));
-		mqtx_buf_add(b, o, 3);
-	} else {
-		o[0] = (char)(0xF0 | cp >> 18);
-		o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[3] = (char)(0x80 | (cp & 0x3F));
-		mqtx_buf_add(b, o, 4);
-	}
-}
-
 static int hex4(struct parser *p, unsigned *out)
 {
-	unsigned v = 0;
 	if (p->pos + 4 > p->len)
 		return perr(p, "truncated \\u escape");
-	for (int i = 0; i < 4; i++) {
-		char c = p->s[p->pos++];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (unsigned)(c - 'A' + 10);
-		else
-			return perr(p, "bad hex digit in \\u escape");
+	if (mqtx_hex4(p->s + p->pos, out) < 0) {
+		while (isxdigit((unsigned char)p->s[p->pos]))
+			p->pos++;
+		p->pos++; /* the position reported is just past the bad digit */
+		return perr(p, "bad hex digit in \\u escape");
 	}
-	*out = v;
+	p->pos += 4;
 	return 0;
 }
 
@@ -127,7 +97,7 @@ static int parse_string_raw(struct parser *p, struct mqtx_buf *out)
 				} else if (cp >= 0xDC00 && cp <= 0xDFFF) {
 					return perr(p, "unpaired surrogate in \\u escape");
 				}
-				add_utf8(out, cp);
+				mqtx_buf_add_utf8(out, cp);
 				break;
 			}
 			default:

@@ -61,6 +61,13 @@ void mqtx_sleep_ms(int64_t ms); /* returns early on a signal */
  * 2-4 for a valid multi-byte character, 0 when invalid. */
 size_t mqtx_utf8_seq(const unsigned char *s, size_t n);
 
+/* The value of the 4 hex digits at s (a JSON \\u escape); -1 when one is
+ * not a hex digit. s must have 4 readable bytes. */
+int mqtx_hex4(const char *s, unsigned *out);
+
+/* Appends code point cp (at most 0x10FFFF) to b, UTF-8 encoded. */
+void mqtx_buf_add_utf8(struct mqtx_buf *b, unsigned cp);
+
 /* Owned, percent-decoded copy of s[0..n) (URL user, password, path parts). */
 char *mqtx_pct_decode(const char *s, size_t n);
 
