@@ -1,12 +1,13 @@
 /* The relay engine (see relay.h).
  *
- * Two slots take turns, each with its own database connection, broker
- * connection and publishing thread, so that two batches are in flight:
- * while batch N waits for its last confirms, batch N+1 is already being
- * published and the main thread records N-1's outcome. Each batch is its
- * own transaction, so the rows and ordering-key buckets of batch N stay
- * locked until its outcome is committed: batch N+1 cannot take them (SKIP
- * LOCKED, try-locks), and per-key order holds. */
+ * Two lanes run side by side, each on its own thread with its own database
+ * connection and broker connection: claim a batch, publish it, record its
+ * outcome, again. So one lane's database turn overlaps the other's
+ * publishing, and on a database-bound broker both lanes' database work
+ * runs in parallel. Each batch is its own transaction, so the rows and
+ * ordering-key buckets of a batch stay locked until its outcome is
+ * committed: the other lane cannot take them (SKIP LOCKED, try-locks), and
+ * per-key order holds exactly as between two relays. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include "relay.h"
@@ -24,21 +25,19 @@
 #include "pg.h"
 #include "util.h"
 
-struct publish_job {
-	struct mqtx_backend *be;
-	struct mqtx_batch *b;
-	int rc;
-	struct mqtx_err err;
-	pthread_t thread;
-	bool running;
-};
+struct relay;
 
+/* One lane's connections and the verdict of its last drain. */
 struct slot {
 	PGconn *pg;
 	struct mqtx_outbox *ob;
 	struct mqtx_backend *be;
-	struct publish_job job;
-	struct mqtx_batch *b; /* claimed, being published */
+	struct relay *r;
+	int index;
+	pthread_t thread;
+	int64_t batches; /* batches this lane took in the current round */
+	int prc, frc;	 /* -1: broker broken (perr) / database error (ferr) */
+	struct mqtx_err perr, ferr;
 };
 
 struct relay {
@@ -51,6 +50,8 @@ struct relay {
 	char last_error[1024];
 	int64_t reconnect_delay;
 	int64_t claimed; /* rows taken so far, for relay.max_messages */
+	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
+	bool halt;	      /* a lane failed: the other one stops after its batch */
 };
 
 static bool stop_requested(const struct relay *r)
@@ -83,14 +84,19 @@ static void drop_broker(struct relay *r)
 	}
 }
 
-/* Records that this relay is alive, on an idle connection. */
+/* Records that this relay is alive, on an idle connection. Either lane
+ * may call it; at most one per interval goes to the database. */
 static void heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, bool stopping)
 {
 	if (ob == NULL || r->opts->dry_run)
 		return;
 	int64_t now = mqtx_now_ms();
-	if (!stopping && r->last_heartbeat != 0 && now - r->last_heartbeat < r->cfg->relay_heartbeat_interval_ms)
+	pthread_mutex_lock(&r->lock);
+	if (!stopping && r->last_heartbeat != 0 && now - r->last_heartbeat < r->cfg->relay_heartbeat_interval_ms) {
+		pthread_mutex_unlock(&r->lock);
 		return;
+	}
+	r->last_heartbeat = now;
 	struct mqtx_heartbeat hb = {
 		.relay_id = r->relay_id,
 		.version = r->opts->version,
@@ -100,10 +106,10 @@ static void heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, 
 		.batch_done = batch_done,
 		.stopping = stopping,
 	};
+	pthread_mutex_unlock(&r->lock);
 	struct mqtx_err e;
 	if (mqtx_outbox_heartbeat(ob, &hb, &e) < 0)
 		mqtx_warn("%s", e.msg);
-	r->last_heartbeat = now;
 }
 
 /* Sleeps up to ms, waking early on NOTIFY (when listening) or a stop. */
@@ -206,14 +212,12 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 	return 0;
 }
 
-/* ---- publishing on the worker threads ---- */
+/* ---- the lanes ---- */
 
 /* Publishes the messages of b that are fit to go; rows whose contents are
  * unusable fail on their own. */
-static void *publish_main(void *arg)
+static int publish(struct mqtx_backend *be, struct mqtx_batch *b, struct mqtx_err *err)
 {
-	struct publish_job *j = arg;
-	struct mqtx_batch *b = j->b;
 	struct mqtx_msg *good = mqtx_xcalloc(b->n + 1, sizeof(*good));
 	size_t *from = mqtx_xcalloc(b->n + 1, sizeof(size_t));
 	size_t ng = 0;
@@ -231,36 +235,15 @@ static void *publish_main(void *arg)
 		from[ng++] = i;
 	}
 	mqtx_keyset_free(&failed);
-	mqtx_err_clear(&j->err);
-	j->rc = mqtx_backend_publish(j->be, good, ng, &j->err);
+	mqtx_err_clear(err);
+	int rc = mqtx_backend_publish(be, good, ng, err);
 	for (size_t k = 0; k < ng; k++) {
 		b->msgs[from[k]].state = good[k].state;
 		memcpy(b->msgs[from[k]].error, good[k].error, sizeof(good[k].error));
 	}
 	free(good);
 	free(from);
-	return NULL;
-}
-
-static void publish_start(struct publish_job *j, struct mqtx_backend *be, struct mqtx_batch *b)
-{
-	j->be = be;
-	j->b = b;
-	j->rc = 0;
-	if (pthread_create(&j->thread, NULL, publish_main, j) == 0) {
-		j->running = true;
-	} else {
-		publish_main(j); /* no thread: publish here */
-		j->running = false;
-	}
-}
-
-static int publish_join(struct publish_job *j)
-{
-	if (j->running)
-		pthread_join(j->thread, NULL);
-	j->running = false;
-	return j->rc;
+	return rc;
 }
 
 /* The first few failures of a batch by row, the rest as a count. */
@@ -284,15 +267,21 @@ static void log_failures(const struct mqtx_batch *b)
 /* Claims on slot s; NULL with err on failure, an empty batch when drained. */
 static struct mqtx_batch *claim(struct relay *r, int s, struct mqtx_err *err)
 {
+	/* relay.max_messages: reserve the rows before claiming, give back
+	 * what the claim did not take, so two lanes never take too many. */
+	pthread_mutex_lock(&r->lock);
 	size_t limit = (size_t)r->cfg->relay_batch_size;
 	if (r->cfg->relay_max_messages > 0) {
 		int64_t left = r->cfg->relay_max_messages - r->claimed;
 		if (left < (int64_t)limit)
 			limit = left > 0 ? (size_t)left : 0;
 	}
+	r->claimed += (int64_t)limit;
+	pthread_mutex_unlock(&r->lock);
 	struct mqtx_batch *b = mqtx_outbox_claim(r->slots[s].ob, limit, r->opts->dry_run, err);
-	if (b != NULL)
-		r->claimed += (int64_t)b->n;
+	pthread_mutex_lock(&r->lock);
+	r->claimed -= (int64_t)limit - (b != NULL ? (int64_t)b->n : 0);
+	pthread_mutex_unlock(&r->lock);
 	return b;
 }
 
@@ -308,10 +297,12 @@ static int finish(struct relay *r, int s, struct mqtx_batch *b, struct mqtx_err 
 		return -1;
 	}
 	mqtx_batch_free(b);
+	pthread_mutex_lock(&r->lock);
 	r->stats->relayed += (int64_t)fs.sent;
 	r->stats->failed += (int64_t)fs.failed;
 	r->stats->dead += (int64_t)fs.dead;
 	r->stats->batches++;
+	pthread_mutex_unlock(&r->lock);
 	if (fs.dead > 0)
 		mqtx_warn("%zu row(s) reached relay.max_attempts (%lld) and are now dead", fs.dead,
 			  (long long)r->cfg->relay_max_attempts);
@@ -342,86 +333,106 @@ static int dry_run(struct relay *r, struct mqtx_err *err)
 	return 0;
 }
 
-/* Claims a batch on slot s and starts publishing it. Returns 1 when a
- * batch is on its way, 0 when there was nothing, -1 with err. */
-static int fill(struct relay *r, int s, struct mqtx_err *err)
+static bool halted(struct relay *r)
 {
-	struct slot *sl = &r->slots[s];
-	sl->b = claim(r, s, err);
-	if (sl->b == NULL)
-		return -1;
-	if (sl->b->n == 0) {
-		release(r, s, sl->b);
-		sl->b = NULL;
-		return 0;
-	}
-	if (MQTX_FAILPOINT("relay.after_claim") < 0) {
-		release(r, s, sl->b);
-		sl->b = NULL;
-		return mqtx_err_retry(err, MQTX_E_DB, "failpoint relay.after_claim");
-	}
-	publish_start(&sl->job, sl->be, sl->b);
-	return 1;
+	pthread_mutex_lock(&r->lock);
+	bool h = r->halt;
+	pthread_mutex_unlock(&r->lock);
+	return h || stop_requested(r);
 }
 
-/* Waits for slot s's publish and records its outcome. Returns the
- * publish verdict (-1: broker broken, perr set) and sets *frc to the
- * recording verdict (-1: database error, ferr set). */
-static int settle(struct relay *r, int s, int *frc, struct mqtx_err *perr, struct mqtx_err *ferr)
+static void halt(struct relay *r)
 {
-	struct slot *sl = &r->slots[s];
-	int prc = publish_join(&sl->job);
-	if (prc < 0)
-		*perr = sl->job.err;
-	(void)MQTX_FAILPOINT("relay.after_confirm");
-	*frc = finish(r, s, sl->b, ferr);
-	sl->b = NULL;
-	return prc;
+	pthread_mutex_lock(&r->lock);
+	r->halt = true;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* One lane: claim, publish, record, until nothing is eligible for it, a
+ * stop, or a failure here or in the other lane. A failed publish is still
+ * recorded (what the broker confirmed is sent) before the lane gives up. */
+static void *lane_main(void *arg)
+{
+	struct slot *sl = arg;
+	struct relay *r = sl->r;
+	int s = sl->index;
+	while (!halted(r)) {
+		struct mqtx_batch *b = claim(r, s, &sl->ferr);
+		if (b == NULL) {
+			sl->frc = -1;
+			break;
+		}
+		if (b->n == 0) {
+			release(r, s, b);
+			break;
+		}
+		if (MQTX_FAILPOINT("relay.after_claim") < 0) {
+			release(r, s, b);
+			sl->frc = mqtx_err_retry(&sl->ferr, MQTX_E_DB, "failpoint relay.after_claim");
+			break;
+		}
+		sl->batches++;
+		sl->prc = publish(sl->be, b, &sl->perr);
+		(void)MQTX_FAILPOINT("relay.after_confirm");
+		sl->frc = finish(r, s, b, &sl->ferr);
+		if (sl->prc < 0 || sl->frc < 0)
+			break;
+	}
+	if (sl->prc < 0 || sl->frc < 0)
+		halt(r);
+	return NULL;
 }
 
 /* Relays until the outbox has nothing eligible. Returns 0 when drained (or
  * stopped), -1 with err. */
 static int drain(struct relay *r, struct mqtx_err *err)
 {
-again:
-	if (stop_requested(r))
-		return 0;
-	int f = fill(r, 0, err);
-	if (f <= 0)
-		return f;
-	for (int i = 0;; i = 1 - i) {
-		int o = 1 - i;
-		struct mqtx_err cerr, perr, ferr, perr2, ferr2;
-		int fo = stop_requested(r) ? 0 : fill(r, o, &cerr);
-		int frc, frc2 = 0, prc2 = 0;
-		int prc = settle(r, i, &frc, &perr, &ferr);
-		if (prc == 0 && frc == 0 && fo == 1)
-			continue;
-		if (fo == 1) /* the other batch is out: see it through before anything else */
-			prc2 = settle(r, o, &frc2, &perr2, &ferr2);
-		if (prc < 0 || prc2 < 0) {
-			*err = prc < 0 ? perr : perr2;
-			drop_broker(r);
-			return -1;
+	for (;;) {
+		if (stop_requested(r))
+			return 0;
+		r->halt = false;
+		bool threaded[2] = {false, false};
+		for (int i = 0; i < 2; i++) {
+			struct slot *sl = &r->slots[i];
+			sl->r = r;
+			sl->index = i;
+			sl->batches = 0;
+			sl->prc = sl->frc = 0;
+			mqtx_err_clear(&sl->perr);
+			mqtx_err_clear(&sl->ferr);
 		}
-		if (frc < 0 || frc2 < 0) {
-			*err = frc < 0 ? ferr : ferr2;
-			return -1;
+		/* Lane 1 on a thread of its own, lane 0 here. */
+		threaded[1] = pthread_create(&r->slots[1].thread, NULL, lane_main, &r->slots[1]) == 0;
+		lane_main(&r->slots[0]);
+		if (threaded[1])
+			pthread_join(r->slots[1].thread, NULL);
+		else
+			lane_main(&r->slots[1]); /* no thread: one lane after the other */
+		for (int i = 0; i < 2; i++) {
+			if (r->slots[i].prc < 0) {
+				*err = r->slots[i].perr;
+				drop_broker(r);
+				return -1;
+			}
 		}
-		if (fo < 0) {
-			*err = cerr;
-			return -1;
+		for (int i = 0; i < 2; i++) {
+			if (r->slots[i].frc < 0) {
+				*err = r->slots[i].ferr;
+				return -1;
+			}
 		}
-		/* The look-ahead claim saw nothing while the other batch held its
-		 * rows; rows that failed may be eligible again: look once more. */
-		goto again;
+		/* A lane that found nothing while the other held its rows ended
+		 * early, and rows that failed may be eligible again: look until a
+		 * round takes nothing. */
+		if (r->slots[0].batches == 0 && r->slots[1].batches == 0)
+			return 0;
 	}
 }
 
 int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *opts, struct mqtx_relay_stats *stats,
 		   struct mqtx_err *err)
 {
-	struct relay r = {.cfg = cfg, .opts = opts, .stats = stats};
+	struct relay r = {.cfg = cfg, .opts = opts, .stats = stats, .lock = PTHREAD_MUTEX_INITIALIZER};
 	char host[256] = "";
 	int rc = 0;
 	int64_t start = mqtx_now_ms();
