@@ -17,6 +17,7 @@
 
 #include "audit_source.h"
 #include "backend.h"
+#include "kafka_conf.h"
 #include "kafka_url.h"
 #include "log.h"
 #include "util.h"
@@ -32,79 +33,35 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 		mqtx_debug("kafka: %s: %s", fac, buf);
 }
 
-static int set(rd_kafka_conf_t *conf, const char *name, const char *value, const char *origin, const char *secret,
-	       struct mqtx_err *err)
-{
-	char errstr[512];
-	rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, name, value != NULL ? value : "", errstr, sizeof(errstr));
-	if (r == RD_KAFKA_CONF_OK)
-		return 0;
-	if (r == RD_KAFKA_CONF_UNKNOWN)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "unknown Kafka property '%s' (%s)", name, origin);
-	if ((value != NULL && value[0] != '\0' && strstr(errstr, value) != NULL) ||
-	    (secret != NULL && secret[0] != '\0' && strstr(errstr, secret) != NULL))
-		return mqtx_err_set(err, MQTX_E_CONFIG, "invalid value for Kafka property '%s' (%s)", name, origin);
-	return mqtx_err_set(err, MQTX_E_CONFIG, "invalid value for Kafka property '%s' (%s): %s", name, origin, errstr);
-}
-
-/* Our consumer defaults, the URL's servers and credentials, TLS files,
- * then broker.kafka verbatim. */
+/* Our consumer defaults, then the connection settings (the URL's servers
+ * and credentials, broker.tls.*, broker.kafka verbatim). */
 static int build_conf(const struct mqtx_config *cfg, const struct mqtx_kafka_url *u, rd_kafka_conf_t *conf, struct mqtx_err *err)
 {
-	char *file_password = NULL;
+	struct mqtx_kafka_conf kc = {0};
 	char group[64], num[32];
 	int rc = -1;
 	const char *def = "default";
 
-	if (mqtx_backend_password(cfg, &file_password, err) < 0)
-		return -1;
-	const char *password = file_password != NULL ? file_password : u->password;
+	if (mqtx_kafka_conf_begin(&kc, conf, cfg, u, err) < 0)
+		goto out;
 	snprintf(group, sizeof(group), "mqtx-dedupe-audit-%ld", (long)getpid());
 	snprintf(num, sizeof(num), "%lld", (long long)cfg->broker_connect_timeout_ms);
-	if (set(conf, "client.id", "mqtx-dedupe-audit", def, NULL, err) < 0 ||
+	if (mqtx_kafka_conf_set(&kc, "client.id", "mqtx-dedupe-audit", def, err) < 0 ||
 	    /* the API wants a group id; it is never joined and nothing is committed */
-	    set(conf, "group.id", group, def, NULL, err) < 0 || set(conf, "enable.auto.commit", "false", def, NULL, err) < 0 ||
-	    set(conf, "enable.auto.offset.store", "false", def, NULL, err) < 0 ||
-	    set(conf, "enable.partition.eof", "true", def, NULL, err) < 0 ||
-	    set(conf, "auto.offset.reset", "earliest", def, NULL, err) < 0 ||
-	    set(conf, "isolation.level", "read_committed", def, NULL, err) < 0 ||
-	    set(conf, "allow.auto.create.topics", "false", def, NULL, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "group.id", group, def, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "enable.auto.commit", "false", def, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "enable.auto.offset.store", "false", def, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "enable.partition.eof", "true", def, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "auto.offset.reset", "earliest", def, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "isolation.level", "read_committed", def, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "allow.auto.create.topics", "false", def, err) < 0 ||
 	    /* bounds what librdkafka prefetches, and so this process's memory */
-	    set(conf, "queued.max.messages.kbytes", "32768", def, NULL, err) < 0 ||
-	    set(conf, "socket.connection.setup.timeout.ms", num, "broker.connect_timeout", NULL, err) < 0 ||
-	    set(conf, "bootstrap.servers", u->servers, "source URL", NULL, err) < 0)
+	    mqtx_kafka_conf_set(&kc, "queued.max.messages.kbytes", "32768", def, err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "socket.connection.setup.timeout.ms", num, "broker.connect_timeout", err) < 0)
 		goto out;
-	bool sasl = u->user != NULL || password != NULL;
-	const char *proto = u->tls ? (sasl ? "sasl_ssl" : "ssl") : (sasl ? "sasl_plaintext" : "plaintext");
-	if (set(conf, "security.protocol", proto, "source URL", NULL, err) < 0)
-		goto out;
-	if (sasl && set(conf, "sasl.mechanism", "PLAIN", def, NULL, err) < 0)
-		goto out;
-	if (u->user != NULL && set(conf, "sasl.username", u->user, "source URL", NULL, err) < 0)
-		goto out;
-	if (password != NULL && set(conf, "sasl.password", password, "password", password, err) < 0)
-		goto out;
-	if (u->tls) {
-		if ((cfg->broker_tls_ca_file != NULL &&
-		     set(conf, "ssl.ca.location", cfg->broker_tls_ca_file, "broker.tls.ca_file", NULL, err) < 0) ||
-		    (cfg->broker_tls_cert_file != NULL &&
-		     set(conf, "ssl.certificate.location", cfg->broker_tls_cert_file, "broker.tls.cert_file", NULL, err) < 0) ||
-		    (cfg->broker_tls_key_file != NULL &&
-		     set(conf, "ssl.key.location", cfg->broker_tls_key_file, "broker.tls.key_file", NULL, err) < 0) ||
-		    set(conf, "enable.ssl.certificate.verification", cfg->broker_tls_verify ? "true" : "false",
-			"broker.tls.verify", NULL, err) < 0)
-			goto out;
-	}
-	for (size_t i = 0; i < cfg->n_kafka_props; i++)
-		if (set(conf, cfg->kafka_props[i].key, cfg->kafka_props[i].value, "broker.kafka", cfg->kafka_props[i].value,
-			err) < 0)
-			goto out;
-	rc = 0;
+	rc = mqtx_kafka_conf_connection(&kc, u, "source URL", "the audit source", err);
 out:
-	if (file_password != NULL) {
-		explicit_bzero(file_password, strlen(file_password));
-		free(file_password);
-	}
+	mqtx_kafka_conf_end(&kc);
 	return rc;
 }
 
@@ -286,7 +243,11 @@ int audit_read_kafka(struct audit_ctx *c, const char *url, struct mqtx_err *err)
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (rk == NULL) {
 		rd_kafka_conf_destroy(conf); /* not taken over on failure */
-		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s': %s", where, errstr);
+		const struct mqtx_kafka_conf kc = {.cfg = c->cfg, .password = u.password};
+		if (mqtx_kafka_conf_leaks(&kc, errstr))
+			mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s': invalid configuration", where);
+		else
+			mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s': %s", where, errstr);
 		goto out;
 	}
 	/* rd_kafka_new() took ownership of conf */

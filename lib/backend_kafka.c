@@ -22,6 +22,7 @@
 
 #include "backend.h"
 #include "failpoint.h"
+#include "kafka_conf.h"
 #include "kafka_url.h"
 #include "log.h"
 #include "util.h"
@@ -167,139 +168,50 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 /* ---- configuration ---- */
 
-struct props {
-	rd_kafka_conf_t *conf;
-	const struct mqtx_config *cfg;
-	const char *password; /* may be NULL */
-};
-
-/* True when text holds a secret we know of: then it must not be shown. */
-static bool leaks(const struct props *p, const char *text)
-{
-	if (p->password != NULL && p->password[0] != '\0' && strstr(text, p->password) != NULL)
-		return true;
-	for (size_t i = 0; i < p->cfg->n_kafka_props; i++) {
-		const char *v = p->cfg->kafka_props[i].value;
-		if (v != NULL && v[0] != '\0' && strstr(text, v) != NULL)
-			return true;
-	}
-	return false;
-}
-
-/* Sets one property. The message names the property and where it came
- * from, and carries librdkafka's reason only when it does not quote the
- * value. */
-static int set_prop(struct props *p, const char *name, const char *value, const char *origin, struct mqtx_err *err)
-{
-	char errstr[512];
-	rd_kafka_conf_res_t r = rd_kafka_conf_set(p->conf, name, value != NULL ? value : "", errstr, sizeof(errstr));
-	if (r == RD_KAFKA_CONF_OK)
-		return 0;
-	if (r == RD_KAFKA_CONF_UNKNOWN)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "unknown Kafka property '%s' (%s)", name, origin);
-	if ((value != NULL && value[0] != '\0' && strstr(errstr, value) != NULL) || leaks(p, errstr))
-		return mqtx_err_set(err, MQTX_E_CONFIG, "invalid value for Kafka property '%s' (%s)", name, origin);
-	return mqtx_err_set(err, MQTX_E_CONFIG, "invalid value for Kafka property '%s' (%s): %s", name, origin, errstr);
-}
-
-static const char *user_prop(const struct mqtx_config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_kafka_props; i++)
-		if (strcmp(cfg->kafka_props[i].key, name) == 0)
-			return cfg->kafka_props[i].value != NULL ? cfg->kafka_props[i].value : "";
-	return NULL;
-}
-
-/* Fills conf: our defaults, then what the URL and broker.* keys say, then
- * broker.kafka verbatim (so users can override any of it). consumer: for
- * the ack-topic consumer, without the producer settings. */
+/* Fills conf: our defaults, then the connection settings (URL, broker.*
+ * keys, broker.kafka verbatim, so users can override any of it).
+ * consumer: for the ack-topic consumer, without the producer settings. */
 static int build_conf(struct kafka_backend *kb, const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
 		      rd_kafka_conf_t *conf, bool consumer, struct mqtx_err *err)
 {
 	struct mqtx_kafka_url u;
-	char *file_password = NULL;
+	struct mqtx_kafka_conf kc = {0};
 	char num[32];
 	int rc = -1;
-	struct props p = {.conf = conf, .cfg = cfg};
 
 	if (mqtx_kafka_url_parse(cfg->broker_url, kb->where, false, &u, err) < 0)
 		return -1;
-	if (mqtx_backend_password(cfg, &file_password, err) < 0)
+	if (mqtx_kafka_conf_begin(&kc, conf, cfg, &u, err) < 0)
 		goto out;
-	p.password = file_password != NULL ? file_password : u.password;
 
 	const char *def = "default";
-	if (set_prop(&p, "client.id", opts->client_name != NULL ? opts->client_name : "mqtx", def, err) < 0)
+	if (mqtx_kafka_conf_set(&kc, "client.id", opts->client_name != NULL ? opts->client_name : "mqtx", def, err) < 0)
 		goto out;
-	if (!consumer && (set_prop(&p, "enable.idempotence", "true", def, err) < 0 || set_prop(&p, "acks", "all", def, err) < 0 ||
-			  set_prop(&p, "linger.ms", "5", def, err) < 0 ||
-			  set_prop(&p, "partitioner", "murmur2_random", def, err) < 0 ||
+	if (!consumer && (mqtx_kafka_conf_set(&kc, "enable.idempotence", "true", def, err) < 0 ||
+			  mqtx_kafka_conf_set(&kc, "acks", "all", def, err) < 0 ||
+			  mqtx_kafka_conf_set(&kc, "linger.ms", "5", def, err) < 0 ||
+			  mqtx_kafka_conf_set(&kc, "partitioner", "murmur2_random", def, err) < 0 ||
 			  /* a typo in a destination must not create a topic */
-			  set_prop(&p, "allow.auto.create.topics", "false", def, err) < 0))
+			  mqtx_kafka_conf_set(&kc, "allow.auto.create.topics", "false", def, err) < 0))
 		goto out;
 	snprintf(num, sizeof(num), "%lld", (long long)kb->confirm_timeout_ms);
-	if (!consumer && set_prop(&p, "message.timeout.ms", num, "broker.confirm_timeout", err) < 0)
+	if (!consumer && mqtx_kafka_conf_set(&kc, "message.timeout.ms", num, "broker.confirm_timeout", err) < 0)
 		goto out;
 	if (kb->connect_timeout_ms >= 1000) {
 		snprintf(num, sizeof(num), "%lld", (long long)kb->connect_timeout_ms);
-		if (set_prop(&p, "socket.connection.setup.timeout.ms", num, "broker.connect_timeout", err) < 0)
+		if (mqtx_kafka_conf_set(&kc, "socket.connection.setup.timeout.ms", num, "broker.connect_timeout", err) < 0)
 			goto out;
 	}
 	if (kb->tx && !consumer) {
 		/* message.timeout.ms may not exceed transaction.timeout.ms */
 		snprintf(num, sizeof(num), "%lld", (long long)(kb->confirm_timeout_ms > 60000 ? kb->confirm_timeout_ms : 60000));
-		if (set_prop(&p, "transactional.id", opts->transactional_id, "transactional id", err) < 0 ||
-		    set_prop(&p, "transaction.timeout.ms", num, def, err) < 0)
+		if (mqtx_kafka_conf_set(&kc, "transactional.id", opts->transactional_id, "transactional id", err) < 0 ||
+		    mqtx_kafka_conf_set(&kc, "transaction.timeout.ms", num, def, err) < 0)
 			goto out;
 	}
-
-	if (set_prop(&p, "bootstrap.servers", u.servers, "broker.url", err) < 0)
-		goto out;
-	bool sasl = u.user != NULL || p.password != NULL;
-	const char *proto = u.tls ? (sasl ? "sasl_ssl" : "ssl") : (sasl ? "sasl_plaintext" : "plaintext");
-	if (set_prop(&p, "security.protocol", proto, "broker.url", err) < 0)
-		goto out;
-	if (sasl && set_prop(&p, "sasl.mechanism", "PLAIN", def, err) < 0)
-		goto out;
-	if (u.user != NULL && set_prop(&p, "sasl.username", u.user, "broker.url", err) < 0)
-		goto out;
-	if (p.password != NULL &&
-	    set_prop(&p, "sasl.password", p.password, file_password != NULL ? "broker.password_file" : "broker.url", err) < 0)
-		goto out;
-
-	const char *eff = user_prop(cfg, "security.protocol");
-	if (eff == NULL)
-		eff = proto;
-	bool tls = strstr(eff, "ssl") != NULL || strstr(eff, "SSL") != NULL;
-	if (tls) {
-		if ((cfg->broker_tls_ca_file != NULL &&
-		     set_prop(&p, "ssl.ca.location", cfg->broker_tls_ca_file, "broker.tls.ca_file", err) < 0) ||
-		    (cfg->broker_tls_cert_file != NULL &&
-		     set_prop(&p, "ssl.certificate.location", cfg->broker_tls_cert_file, "broker.tls.cert_file", err) < 0) ||
-		    (cfg->broker_tls_key_file != NULL &&
-		     set_prop(&p, "ssl.key.location", cfg->broker_tls_key_file, "broker.tls.key_file", err) < 0))
-			goto out;
-		if (set_prop(&p, "enable.ssl.certificate.verification", cfg->broker_tls_verify ? "true" : "false",
-			     "broker.tls.verify", err) < 0 ||
-		    (!cfg->broker_tls_verify &&
-		     set_prop(&p, "ssl.endpoint.identification.algorithm", "none", "broker.tls.verify", err) < 0))
-			goto out;
-	}
-
-	for (size_t i = 0; i < cfg->n_kafka_props; i++)
-		if (set_prop(&p, cfg->kafka_props[i].key, cfg->kafka_props[i].value, "broker.kafka", err) < 0)
-			goto out;
-
-	const char *verify = user_prop(cfg, "enable.ssl.certificate.verification");
-	if (tls && ((verify == NULL && !cfg->broker_tls_verify) || (verify != NULL && strcmp(verify, "false") == 0)))
-		mqtx_warn("TLS certificate verification is OFF for '%s' (%s): anyone on the path can read and change messages",
-			  kb->where, verify != NULL ? "broker.kafka: enable.ssl.certificate.verification" : "broker.tls.verify: false");
-	rc = 0;
+	rc = mqtx_kafka_conf_connection(&kc, &u, "broker.url", kb->where, err);
 out:
-	if (file_password != NULL) {
-		explicit_bzero(file_password, strlen(file_password));
-		free(file_password);
-	}
+	mqtx_kafka_conf_end(&kc);
 	mqtx_kafka_url_free(&u);
 	return rc;
 }
@@ -392,8 +304,8 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 	kb->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (kb->rk == NULL) {
 		rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
-		struct props p = {.cfg = cfg};
-		if (leaks(&p, errstr))
+		const struct mqtx_kafka_conf kc = {.cfg = cfg};
+		if (mqtx_kafka_conf_leaks(&kc, errstr))
 			mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka producer for '%s': invalid configuration",
 				     kb->where);
 		else
@@ -1116,15 +1028,15 @@ static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opt
 	if (o->group == NULL || o->group[0] == '\0')
 		return mqtx_err_set(err, MQTX_E_CONFIG, "reading ack topic '%s' needs a consumer group", o->source);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	struct props p = {.conf = conf, .cfg = kb->cfg};
+	const struct mqtx_kafka_conf kc = {.conf = conf, .cfg = kb->cfg};
 	if (build_conf(kb, kb->cfg, &kb->opts, conf, true, err) < 0 ||
-	    set_prop(&p, "group.id", o->group, "consumer group", err) < 0 ||
-	    set_prop(&p, "enable.auto.commit", "false", "default", err) < 0 ||
-	    set_prop(&p, "auto.offset.reset", "earliest", "default", err) < 0 ||
-	    set_prop(&p, "enable.partition.eof", "true", "default", err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "group.id", o->group, "consumer group", err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "enable.auto.commit", "false", "default", err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "auto.offset.reset", "earliest", "default", err) < 0 ||
+	    mqtx_kafka_conf_set(&kc, "enable.partition.eof", "true", "default", err) < 0 ||
 	    /* a short-lived member: after it leaves or dies, the next run rejoins soon */
-	    (user_prop(kb->cfg, "session.timeout.ms") == NULL &&
-	     set_prop(&p, "session.timeout.ms", "6000", "default", err) < 0)) {
+	    (mqtx_kafka_conf_user_prop(kb->cfg, "session.timeout.ms") == NULL &&
+	     mqtx_kafka_conf_set(&kc, "session.timeout.ms", "6000", "default", err) < 0)) {
 		rd_kafka_conf_destroy(conf);
 		return -1;
 	}

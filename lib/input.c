@@ -178,17 +178,7 @@ static int headers_field(struct mqtx_input_msg *m, const struct mqtx_json *v, st
 		const struct mqtx_json *item = v->items[i];
 		if (item->type == MQTX_JSON_NULL)
 			continue; /* removes a --header default */
-		struct mqtx_buf val = MQTX_BUF_INIT;
-		if (item->type == MQTX_JSON_STRING)
-			mqtx_buf_add(&val, item->str, item->len);
-		else if (item->type == MQTX_JSON_BOOL)
-			mqtx_buf_adds(&val, item->boolean ? "true" : "false");
-		else
-			mqtx_json_write(&val, item);
-		if (val.data == NULL)
-			mqtx_buf_add(&val, "", 0);
-		h->value_len = val.len;
-		h->value = mqtx_buf_detach(&val);
+		h->value = mqtx_json_header_text(item, &h->value_len);
 	}
 	return 0;
 }

@@ -405,3 +405,16 @@ void mqtx_json_write(struct mqtx_buf *b, const struct mqtx_json *v)
 		break;
 	}
 }
+
+char *mqtx_json_header_text(const struct mqtx_json *v, size_t *len)
+{
+	struct mqtx_buf val = MQTX_BUF_INIT;
+	if (v->type == MQTX_JSON_STRING)
+		mqtx_buf_add(&val, v->str, v->len);
+	else if (v->type == MQTX_JSON_BOOL)
+		mqtx_buf_adds(&val, v->boolean ? "true" : "false");
+	else
+		mqtx_json_write(&val, v);
+	*len = val.len;
+	return mqtx_buf_detach(&val);
+}

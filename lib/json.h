@@ -45,5 +45,9 @@ void mqtx_json_add_str(struct mqtx_buf *b, const char *s, size_t len);
 void mqtx_json_add_cstr(struct mqtx_buf *b, const char *s); /* NULL -> null */
 /* Appends any value back as compact JSON. */
 void mqtx_json_write(struct mqtx_buf *b, const struct mqtx_json *v);
+/* The text a message header gets from a JSON value: a string as is, true
+ * or false, anything else as compact JSON. Owned, NUL-terminated, never
+ * NULL; its length (it may hold NUL bytes) in *len. */
+char *mqtx_json_header_text(const struct mqtx_json *v, size_t *len);
 
 #endif

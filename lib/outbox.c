@@ -312,15 +312,7 @@ static long parse_headers(struct mqtx_batch *b, const char *text, struct mqtx_he
 			return -1;
 		}
 		h[k].name = keep(b, mqtx_xstrndup(v->keys[i], v->key_lens[i]));
-		struct mqtx_buf val = MQTX_BUF_INIT;
-		if (item->type == MQTX_JSON_STRING)
-			mqtx_buf_add(&val, item->str, item->len);
-		else if (item->type == MQTX_JSON_BOOL)
-			mqtx_buf_adds(&val, item->boolean ? "true" : "false");
-		else
-			mqtx_json_write(&val, item);
-		h[k].value_len = val.len;
-		h[k].value = keep(b, mqtx_buf_detach(&val));
+		h[k].value = keep(b, mqtx_json_header_text(item, &h[k].value_len));
 		k++;
 	}
 	mqtx_json_free(v);

@@ -5,6 +5,8 @@
 #   backend_setup            after mqtx_test_setup: T_DEST (exchange/topic that
 #                            exists and delivers to the test consumer),
 #                            MQTX_BROKER_URL
+#   backend_test_setup       a test's whole start: mqtx_test_setup,
+#                            backend_setup, then `mqtx init` of the outbox
 #   backend_consume [N]      everything delivered so far, one normalized JSON
 #                            object per line: {"id","key","rk","body","headers"}
 #                            in delivery order (per partition for Kafka)
@@ -15,6 +17,12 @@ MQTX_TEST_BACKEND=${MQTX_TEST_BACKEND:-amqp}
 KAFKA_TOOL=${KAFKA_TOOL:-$BATS_TEST_DIRNAME/helpers/kafka_tool}
 
 backend_name() { printf '%s\n' "$MQTX_TEST_BACKEND"; }
+
+backend_test_setup() {
+	mqtx_test_setup
+	backend_setup
+	run_mqtx 0 init
+}
 
 backend_setup() {
 	case $MQTX_TEST_BACKEND in

@@ -8,9 +8,7 @@ load test_helper
 load backend
 
 setup() {
-	mqtx_test_setup
-	backend_setup
-	run_mqtx 0 init
+	backend_test_setup
 	# one consumer group per test: the mock cluster makes a new member of a
 	# group wait for the members it still remembers
 	export MQTX_REDELIVER_ACK_GROUP="mqtx-acks-$T_SCHEMA"

@@ -6,9 +6,7 @@ load test_helper
 load backend
 
 setup() {
-	mqtx_test_setup
-	backend_setup
-	run_mqtx 0 init
+	backend_test_setup
 }
 
 teardown() {

@@ -10,9 +10,7 @@ load test_helper
 load backend
 
 setup() {
-	mqtx_test_setup
-	backend_setup
-	run_mqtx 0 init
+	backend_test_setup
 	psql_test "CREATE TABLE orders (id int PRIMARY KEY, msg_key text)"
 	# short waits: tests stop brokers on purpose
 	export MQTX_BROKER_CONFIRM_TIMEOUT=5s
