@@ -35,7 +35,7 @@ struct slot {
 	struct relay *r;
 	int index;
 	pthread_t thread;
-	int64_t batches; /* batches this lane took in the current round */
+	struct mqtx_batch *first; /* claimed before the lane started, or NULL */
 	int prc, frc;	 /* -1: broker broken (perr) / database error (ferr) */
 	struct mqtx_err perr, ferr;
 };
@@ -356,8 +356,9 @@ static void *lane_main(void *arg)
 	struct slot *sl = arg;
 	struct relay *r = sl->r;
 	int s = sl->index;
-	while (!halted(r)) {
-		struct mqtx_batch *b = claim(r, s, &sl->ferr);
+	while (!halted(r) || sl->first != NULL) {
+		struct mqtx_batch *b = sl->first != NULL ? sl->first : claim(r, s, &sl->ferr);
+		sl->first = NULL;
 		if (b == NULL) {
 			sl->frc = -1;
 			break;
@@ -371,7 +372,6 @@ static void *lane_main(void *arg)
 			sl->frc = mqtx_err_retry(&sl->ferr, MQTX_E_DB, "failpoint relay.after_claim");
 			break;
 		}
-		sl->batches++;
 		sl->prc = publish(sl->be, b, &sl->perr);
 		(void)MQTX_FAILPOINT("relay.after_confirm");
 		sl->frc = finish(r, s, b, &sl->ferr);
@@ -391,20 +391,30 @@ static int drain(struct relay *r, struct mqtx_err *err)
 		if (stop_requested(r))
 			return 0;
 		r->halt = false;
-		bool threaded[2] = {false, false};
 		for (int i = 0; i < 2; i++) {
 			struct slot *sl = &r->slots[i];
 			sl->r = r;
 			sl->index = i;
-			sl->batches = 0;
 			sl->prc = sl->frc = 0;
 			mqtx_err_clear(&sl->perr);
 			mqtx_err_clear(&sl->ferr);
 		}
-		/* Lane 1 on a thread of its own, lane 0 here. */
-		threaded[1] = pthread_create(&r->slots[1].thread, NULL, lane_main, &r->slots[1]) == 0;
-		lane_main(&r->slots[0]);
-		if (threaded[1])
+		/* Lane 0 claims first, so that a small backlog goes out as one
+		 * batch in id order; then lane 1 on a thread of its own, lane 0 here. */
+		struct slot *s0 = &r->slots[0];
+		s0->first = claim(r, 0, &s0->ferr);
+		if (s0->first == NULL) {
+			*err = s0->ferr;
+			return -1;
+		}
+		if (s0->first->n == 0) { /* drained */
+			release(r, 0, s0->first);
+			s0->first = NULL;
+			return 0;
+		}
+		bool threaded = pthread_create(&r->slots[1].thread, NULL, lane_main, &r->slots[1]) == 0;
+		lane_main(s0);
+		if (threaded)
 			pthread_join(r->slots[1].thread, NULL);
 		else
 			lane_main(&r->slots[1]); /* no thread: one lane after the other */
@@ -422,10 +432,8 @@ static int drain(struct relay *r, struct mqtx_err *err)
 			}
 		}
 		/* A lane that found nothing while the other held its rows ended
-		 * early, and rows that failed may be eligible again: look until a
-		 * round takes nothing. */
-		if (r->slots[0].batches == 0 && r->slots[1].batches == 0)
-			return 0;
+		 * early, and rows that failed may be eligible again: another round,
+		 * until lane 0's first claim finds nothing. */
 	}
 }
 
