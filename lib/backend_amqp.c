@@ -366,7 +366,7 @@ static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, 
 }
 
 static void build_props(const struct mqtx_msg *m, amqp_basic_properties_t *p, amqp_table_entry_t *e,
-			char *idbuf, size_t idlen)
+			char idbuf[MQTX_I64_DIGITS])
 {
 	size_t k = 0;
 	memset(p, 0, sizeof(*p));
@@ -385,7 +385,7 @@ static void build_props(const struct mqtx_msg *m, amqp_basic_properties_t *p, am
 		k++;
 	}
 	if (m->id > 0) {
-		snprintf(idbuf, idlen, "%lld", (long long)m->id);
+		mqtx_fmt_i64(idbuf, m->id);
 		e[k].key = amqp_cstring_bytes("x-mqtx-outbox-id");
 		e[k].value.kind = AMQP_FIELD_KIND_UTF8;
 		e[k].value.value.bytes = amqp_cstring_bytes(idbuf);
@@ -408,12 +408,12 @@ static void build_props(const struct mqtx_msg *m, amqp_basic_properties_t *p, am
 static int send_one(struct amqp_backend *ab, struct mqtx_msg *m, struct mqtx_err *err)
 {
 	amqp_basic_properties_t props;
-	char idbuf[32];
+	char idbuf[MQTX_I64_DIGITS];
 	amqp_table_entry_t stack_e[16];
 	amqp_table_entry_t *e = stack_e;
 	if (m->n_headers + 3 > 16)
 		e = mqtx_xmalloc((m->n_headers + 3) * sizeof(*e));
-	build_props(m, &props, e, idbuf, sizeof(idbuf));
+	build_props(m, &props, e, idbuf);
 	amqp_bytes_t body = {.len = m->payload_len, .bytes = (void *)m->payload};
 	int st = amqp_basic_publish(ab->conn, ab->ch, amqp_cstring_bytes(m->destination),
 				    amqp_cstring_bytes(m->routing_key ? m->routing_key : ""), 1, 0, &props, body);

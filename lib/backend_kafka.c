@@ -490,19 +490,19 @@ static void add_header(rd_kafka_headers_t *h, const char *name, const char *valu
 
 static rd_kafka_headers_t *build_headers(const struct mqtx_msg *m)
 {
-	char num[32];
+	char num[MQTX_I64_DIGITS];
 	rd_kafka_headers_t *h = rd_kafka_headers_new(m->n_headers + 4);
 	for (size_t i = 0; i < m->n_headers; i++)
 		add_header(h, m->headers[i].name, m->headers[i].value,
 			   m->headers[i].value != NULL ? (ssize_t)m->headers[i].value_len : 0);
 	if (m->id > 0) {
-		snprintf(num, sizeof(num), "%lld", (long long)m->id);
+		mqtx_fmt_i64(num, m->id);
 		add_header(h, "x-mqtx-outbox-id", num, -1);
 	}
 	if (m->key != NULL)
 		add_header(h, "x-mqtx-idempotency-key", m->key, -1);
 	if (m->redelivery_count > 0) {
-		snprintf(num, sizeof(num), "%lld", (long long)m->redelivery_count);
+		mqtx_fmt_i64(num, m->redelivery_count);
 		add_header(h, "x-mqtx-redelivery-count", num, -1);
 	}
 	if (m->content_type != NULL && m->content_type[0] != '\0')

@@ -489,18 +489,22 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 		struct mqtx_msg *m = &b->msgs[i];
 		switch (m->state) {
 		case MQTX_MSG_CONFIRMED:
-			mqtx_buf_printf(&sent, "%s%lld", ns++ ? "," : "", (long long)m->id);
+			if (ns++)
+				mqtx_buf_addc(&sent, ',');
+			mqtx_buf_add_i64(&sent, m->id);
 			break;
 		case MQTX_MSG_FAILED:
 		case MQTX_MSG_UNKNOWN:
-			mqtx_buf_printf(&fid, "%s%lld", nf ? "," : "", (long long)m->id);
-			if (nf)
+			if (nf) {
+				mqtx_buf_addc(&fid, ',');
 				mqtx_buf_addc(&ferr, ',');
+				mqtx_buf_addc(&fdelay, ',');
+			}
+			mqtx_buf_add_i64(&fid, m->id);
 			add_text_elem(&ferr, m->error[0] != '\0' ? m->error
 								 : (m->state == MQTX_MSG_UNKNOWN ? "no confirm from the broker"
 												 : "failed"));
-			mqtx_buf_printf(&fdelay, "%s%lld", nf ? "," : "",
-					(long long)mqtx_backoff_ms(ob->cfg, b->attempts[i]));
+			mqtx_buf_add_i64(&fdelay, mqtx_backoff_ms(ob->cfg, b->attempts[i]));
 			nf++;
 			break;
 		case MQTX_MSG_PENDING:

@@ -79,6 +79,29 @@ void mqtx_buf_addc(struct mqtx_buf *b, char c)
 	mqtx_buf_add(b, &c, 1);
 }
 
+size_t mqtx_fmt_i64(char *out, int64_t v)
+{
+	char tmp[MQTX_I64_DIGITS];
+	size_t n = 0, len = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		out[len++] = '-';
+	while (n > 0)
+		out[len++] = tmp[--n];
+	out[len] = '\0';
+	return len;
+}
+
+void mqtx_buf_add_i64(struct mqtx_buf *b, int64_t v)
+{
+	char num[MQTX_I64_DIGITS];
+	mqtx_buf_add(b, num, mqtx_fmt_i64(num, v));
+}
+
 void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...)
 {
 	va_list ap;

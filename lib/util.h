@@ -27,6 +27,12 @@ void mqtx_buf_grow(struct mqtx_buf *b, size_t extra);
 void mqtx_buf_add(struct mqtx_buf *b, const void *p, size_t n);
 void mqtx_buf_adds(struct mqtx_buf *b, const char *s);
 void mqtx_buf_addc(struct mqtx_buf *b, char c);
+/* Appends v in decimal (without printf: it is on every message's path). */
+void mqtx_buf_add_i64(struct mqtx_buf *b, int64_t v);
+/* Writes v in decimal to out, which has room for MQTX_I64_DIGITS bytes;
+ * NUL-terminated; returns the length. */
+#define MQTX_I64_DIGITS 21
+size_t mqtx_fmt_i64(char *out, int64_t v);
 void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mqtx_buf_reset(struct mqtx_buf *b);
 /* Returns the owned string and leaves b empty. */

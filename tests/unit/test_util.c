@@ -2,7 +2,9 @@
  * JSON, edit distance, configuration loading and backoff. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../../lib/config.h"
 #include "../../lib/json.h"
@@ -60,6 +62,23 @@ TEST(parse_uint)
 	CHECK(mqtx_parse_uint("101", 100, &v, &e) < 0);
 	CHECK(mqtx_parse_uint("4x", 100, &v, &e) < 0);
 	CHECK(mqtx_parse_uint("", 100, &v, &e) < 0);
+}
+
+TEST(decimal_i64)
+{
+	char num[MQTX_I64_DIGITS], ref[64];
+	const int64_t vals[] = {0, 1, -1, 9, 10, 99, 100, 1000000, -1234567, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		size_t n = mqtx_fmt_i64(num, vals[i]);
+		snprintf(ref, sizeof(ref), "%lld", (long long)vals[i]);
+		CHECK(strcmp(num, ref) == 0 && n == strlen(ref));
+	}
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_add_i64(&b, 42);
+	mqtx_buf_addc(&b, ',');
+	mqtx_buf_add_i64(&b, -7);
+	CHECK(b.len == 5 && strcmp(b.data, "42,-7") == 0);
+	mqtx_buf_free(&b);
 }
 
 TEST(base64_roundtrip)
