@@ -133,17 +133,40 @@ static void build_sql(struct mqtx_outbox *ob)
 
 	/* Phase 2, a new statement and so a new snapshot taken after the
 	 * bucket locks were granted: rows without a key, or whose key's
-	 * bucket we hold and which no earlier pending row of the key blocks. */
-	mqtx_buf_adds(&b, "SELECT ");
-	mqtx_outbox_msg_columns(ob, &b, "t");
-	mqtx_buf_printf(&b, " FROM %s t WHERE t.%s = 'pending' AND t.%s <= now()", T, st, av);
-	if (ok != NULL)
+	 * bucket we hold and which no earlier pending row of the key blocks.
+	 * FOR NO KEY UPDATE is the lock the outcome's UPDATE takes anyway; it
+	 * does not conflict with FOR KEY SHARE, so a foreign key insert that
+	 * references a row in another session does not hold the row back. */
+	if (ok == NULL) {
+		mqtx_buf_adds(&b, "SELECT ");
+		mqtx_outbox_msg_columns(ob, &b, "t");
+		mqtx_buf_printf(&b, " FROM %s t WHERE t.%s = 'pending' AND t.%s <= now()", T, st, av);
+		mqtx_buf_printf(&b, " ORDER BY t.%s LIMIT $1::int8 FOR NO KEY UPDATE OF t SKIP LOCKED", id);
+	} else {
+		/* SKIP LOCKED passes over a row someone else has locked (FOR
+		 * UPDATE, FOR SHARE, an UPDATE in progress) as if it were not
+		 * there: c may hold later rows of a key whose earlier pending row
+		 * it skipped. g finds, per key, the first pending row before the
+		 * key's last row in c that c lacks (a scan of the key's pending
+		 * rows that stops there); the rows of c from that gap on are not
+		 * claimed. They stay locked until COMMIT, untouched, and go out
+		 * in a later batch after the skipped row. The rows are carried
+		 * through c whole, as locked (the newest version), not re-read. */
 		mqtx_buf_printf(&b,
+				"WITH c AS MATERIALIZED (SELECT t.%s AS i, t.%s AS k, t AS r FROM %s t "
+				"WHERE t.%s = 'pending' AND t.%s <= now()"
 				" AND (t.%s IS NULL OR ((hashtext(t.%s) & 2147483647) %% $2::int4 = ANY($3::int4[])"
 				" AND NOT EXISTS (SELECT 1 FROM %s p WHERE p.%s = t.%s AND p.%s = 'pending' AND p.%s < t.%s"
-				" AND p.%s > now())))",
-				ok, ok, T, ok, ok, st, id, id, av);
-	mqtx_buf_printf(&b, " ORDER BY t.%s LIMIT $1::int8 FOR UPDATE OF t SKIP LOCKED", id);
+				" AND p.%s > now())))"
+				" ORDER BY t.%s LIMIT $1::int8 FOR NO KEY UPDATE OF t SKIP LOCKED), "
+				"g AS (SELECT h.k, (SELECT p.%s FROM %s p WHERE p.%s = h.k AND p.%s = 'pending' AND p.%s < h.last"
+				" AND p.%s NOT IN (SELECT c.i FROM c) ORDER BY p.%s LIMIT 1) AS gap"
+				" FROM (SELECT c.k, max(c.i) AS last FROM c WHERE c.k IS NOT NULL GROUP BY c.k) h) "
+				"SELECT ",
+				id, ok, T, st, av, ok, ok, T, ok, ok, st, id, id, av, id, id, T, ok, st, id, id, id);
+		mqtx_outbox_msg_columns(ob, &b, "(c.r)");
+		mqtx_buf_adds(&b, " FROM c LEFT JOIN g ON g.k = c.k WHERE g.gap IS NULL OR c.i < g.gap ORDER BY c.i");
+	}
 	ob->sql_claim = mqtx_buf_detach(&b);
 
 	/* Outcomes of a batch in one statement. */
