@@ -36,8 +36,12 @@ static int on_opt(void *ctx, const char *lng, const char *value)
 	struct init_args *a = ctx;
 	if (strcmp(lng, "print") == 0)
 		a->print = true;
-	else if (strcmp(lng, "grant") == 0)
+	else if (strcmp(lng, "grant") == 0) {
+		size_t bad = mqtx_utf8_invalid_at(value);
+		if (bad > 0)
+			return mqtx_usage_error("init", "option --grant: not valid UTF-8 (byte %zu); names must be UTF-8 text", bad);
 		a->grant = value;
+	}
 	return 0;
 }
 

@@ -136,8 +136,19 @@ int audit_read_inbox(struct audit_ctx *c, const char *url, const char *table, st
 	conn = mqtx_pg_connect(&tmp, "mqtx dedupe-audit (inbox)", err);
 	if (conn == NULL)
 		return -1;
-	char *qs = mqtx_pg_ident(conn, cfg->audit_inbox_schema);
-	char *qt = mqtx_pg_ident(conn, table);
+	char *qs = mqtx_pg_ident_checked(conn, cfg->audit_inbox_schema, "audit.inbox_schema", err);
+	char *qt = qs != NULL ? mqtx_pg_ident_checked(conn, table, "the inbox table", err) : NULL;
+	if (qt != NULL)
+		for (int i = 0; i < C__COUNT; i++)
+			if (set(cols[i]) && (q[i] = mqtx_pg_ident_checked(conn, cols[i], col_keys[i], err)) == NULL) {
+				free(qt);
+				qt = NULL;
+				break;
+			}
+	if (qt == NULL) {
+		free(qs);
+		goto out;
+	}
 	mqtx_buf_printf(&b, "%s.%s", qs, qt);
 	free(qs);
 	free(qt);
@@ -147,9 +158,6 @@ int audit_read_inbox(struct audit_ctx *c, const char *url, const char *table, st
 	if (look_up(conn, cfg->audit_inbox_schema, table, cols, types, c->rep->table, err) < 0 ||
 	    uniqueness(conn, cfg->audit_inbox_schema, table, cols[C_KEY], c->rep, err) < 0)
 		goto out;
-	for (int i = 0; i < C__COUNT; i++)
-		if (set(cols[i]))
-			q[i] = mqtx_pg_ident(conn, cols[i]);
 
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	mqtx_buf_printf(&sql, "COPY (SELECT i.%s::text, %s%s%s, %s%s%s, ", q[C_KEY], q[C_ID] ? "i." : "NULL", q[C_ID] ? q[C_ID] : "",

@@ -223,6 +223,13 @@ static const struct key_def keys[] = {
 static const char *const sections[] = {"database", "broker", "outbox", "relay", "log",
 				       "txpub", "check", "redeliver", "audit"};
 
+static ssize_t find_key(const char *name);
+
+const char *mqtx_config_column_key(enum mqtx_col c)
+{
+	return keys[find_key("outbox.columns.id") + (ssize_t)c].name;
+}
+
 size_t mqtx_config_key_count(void) { return NKEYS; }
 const char *mqtx_config_key_name(size_t i) { return keys[i].name; }
 const char *mqtx_config_key_default(size_t i) { return keys[i].def; }
@@ -359,11 +366,30 @@ static int parse_bool(const char *v, bool *out)
 }
 
 /* Stores a scalar value into key i. Error text: "<what is wrong>". */
+/* Settings that name a database object or channel: quoted with libpq's
+ * PQescapeIdentifier, which refuses invalidly encoded text. */
+static bool is_identifier(const char *name)
+{
+	static const char *const idents[] = {"outbox.schema", "outbox.table", "outbox.notify_channel",
+					     "audit.inbox_schema", "audit.inbox_table"};
+	for (size_t i = 0; i < sizeof(idents) / sizeof(idents[0]); i++)
+		if (strcmp(name, idents[i]) == 0)
+			return true;
+	return strncmp(name, "outbox.columns.", 15) == 0 ||
+	       (strncmp(name, "audit.inbox_", 12) == 0 && strlen(name) > 7 && strcmp(name + strlen(name) - 7, "_column") == 0);
+}
+
 static int store(struct mqtx_config *cfg, size_t i, const char *v, struct mqtx_err *err)
 {
 	const struct key_def *k = &keys[i];
 	switch (k->type) {
 	case T_STR:
+		if (v != NULL && is_identifier(k->name)) {
+			size_t bad = mqtx_utf8_invalid_at(v);
+			if (bad > 0)
+				return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); names must be UTF-8 text",
+						    k->name, bad);
+		}
 		set_str(field(cfg, i), v);
 		return 0;
 	case T_LIST: {

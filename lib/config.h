@@ -161,6 +161,8 @@ int mqtx_config_validate(const struct mqtx_config *cfg, struct mqtx_err *err);
 char *mqtx_read_secret_file(const char *path, struct mqtx_err *err);
 
 /* Introspection for `mqtx config` and the docs sync test. */
+/* "outbox.columns.<name>", the setting that maps column c. */
+const char *mqtx_config_column_key(enum mqtx_col c);
 size_t mqtx_config_key_count(void);
 const char *mqtx_config_key_name(size_t i);
 const char *mqtx_config_key_type(size_t i);

@@ -205,14 +205,22 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 		if (cfg->outbox_columns[c] != NULL && cfg->outbox_columns[c][0] != '\0')
 			ob->q[c] = mqtx_pg_ident(conn, cfg->outbox_columns[c]);
 
-	/* The table must exist and have every mapped column. */
+	/* The table must exist and have every mapped column. One query: a
+	 * failed read is a database error (retried in --loop), never taken
+	 * for a missing column. */
 	const char *params[2] = {cfg->outbox_schema, cfg->outbox_table};
 	PGresult *res = PQexecParams(conn,
-				     "SELECT c.oid::int8, array_agg(a.attname::text) FROM pg_class c "
+				     "SELECT c.oid::int8, a.attname::text FROM pg_class c "
 				     "JOIN pg_namespace n ON n.oid = c.relnamespace "
 				     "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-				     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') GROUP BY c.oid",
+				     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
 				     2, NULL, params, NULL, NULL, 0);
+	if (MQTX_FAILPOINT("outbox.catalogue") < 0) {
+		/* as if the connection were cut during the read */
+		PQclear(res);
+		PQclear(PQexec(conn, "SELECT pg_terminate_backend(pg_backend_pid())"));
+		res = PQexec(conn, "SELECT 1");
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mqtx_pg_fail(conn, res, "cannot look up the outbox table", err);
 		goto fail;
@@ -225,18 +233,12 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 	}
 	/* the two-int4 lock space does not overlap the bigint one most applications use */
 	ob->lock_class = (int32_t)(uint32_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	const char *cols = PQgetvalue(res, 0, 1);
 	for (int c = 0; c < MQTX_COL__COUNT; c++) {
 		if (ob->q[c] == NULL)
 			continue;
-		/* array_agg text: {a,b,"c d"}; the quoted identifier matches the quoted array element */
-		const char *name = cfg->outbox_columns[c];
 		bool found = false;
-		PGresult *r2 = PQexecParams(conn, "SELECT $1 = ANY($2::text[])", 2, NULL,
-					    (const char *[]){name, cols}, NULL, NULL, 0);
-		if (PQresultStatus(r2) == PGRES_TUPLES_OK && PQntuples(r2) == 1)
-			found = PQgetvalue(r2, 0, 0)[0] == 't';
-		PQclear(r2);
+		for (int r = 0; r < PQntuples(res) && !found; r++)
+			found = !PQgetisnull(res, r, 1) && strcmp(PQgetvalue(res, r, 1), cfg->outbox_columns[c]) == 0;
 		if (!found) {
 			mqtx_err_set(err, MQTX_E_CONFIG, "outbox table %s has no column %s (outbox.columns: map it, or see 'mqtx init --print')",
 				     ob->qualified, ob->q[c]);

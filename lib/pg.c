@@ -9,6 +9,33 @@
 
 #include "util.h"
 
+static int quote_failed(PGconn *conn, const char *s, const char *role, const char *what, struct mqtx_err *err);
+
+/* Every name from the configuration that SQL quotes as an identifier must
+ * be text libpq accepts in this connection's encoding (config.c already
+ * wants UTF-8): checked once here, so mqtx_pg_ident cannot fail later. */
+static int check_names(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	const char *names[5 + MQTX_COL__COUNT], *roles[5 + MQTX_COL__COUNT];
+	size_t n = 0;
+	names[n] = cfg->outbox_schema, roles[n++] = "outbox.schema";
+	names[n] = cfg->outbox_table, roles[n++] = "outbox.table";
+	names[n] = cfg->outbox_notify_channel, roles[n++] = "outbox.notify_channel";
+	names[n] = cfg->audit_inbox_schema, roles[n++] = "audit.inbox_schema";
+	names[n] = cfg->audit_inbox_table, roles[n++] = "audit.inbox_table";
+	for (int c = 0; c < MQTX_COL__COUNT; c++)
+		names[n] = cfg->outbox_columns[c], roles[n++] = mqtx_config_column_key((enum mqtx_col)c);
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] == NULL)
+			continue;
+		char *q = PQescapeIdentifier(conn, names[i], strlen(names[i]));
+		if (q == NULL)
+			return quote_failed(conn, names[i], roles[i], "an SQL identifier", err);
+		PQfreemem(q);
+	}
+	return 0;
+}
+
 PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_name, struct mqtx_err *err)
 {
 	const char *url = cfg->database_url;
@@ -54,6 +81,10 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 		return NULL;
 	}
 	PQclear(res);
+	if (check_names(conn, cfg, err) < 0) {
+		PQfinish(conn);
+		return NULL;
+	}
 	return conn;
 }
 
@@ -94,7 +125,33 @@ char *mqtx_pg_ident(PGconn *conn, const char *name)
 {
 	char *q = PQescapeIdentifier(conn, name, strlen(name));
 	if (q == NULL)
-		abort();
+		abort(); /* out of memory: the name itself was checked (check_names) */
+	char *s = mqtx_xstrdup(q);
+	PQfreemem(q);
+	return s;
+}
+
+/* libpq's message for a refused string, one line, or the first bad byte. */
+static int quote_failed(PGconn *conn, const char *s, const char *role, const char *what, struct mqtx_err *err)
+{
+	size_t bad = mqtx_utf8_invalid_at(s);
+	if (bad > 0)
+		return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); cannot use it as %s", role, bad, what);
+	char msg[300];
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+	msg[strcspn(msg, "\n")] = '\0';
+	const char *enc = PQparameterStatus(conn, "client_encoding");
+	return mqtx_err_set(err, MQTX_E_CONFIG, "%s: cannot use it as %s in the connection's encoding %s: %s", role, what,
+			    enc != NULL ? enc : "?", msg[0] != '\0' ? msg : "refused by libpq");
+}
+
+char *mqtx_pg_ident_checked(PGconn *conn, const char *name, const char *role, struct mqtx_err *err)
+{
+	char *q = PQescapeIdentifier(conn, name, strlen(name));
+	if (q == NULL) {
+		quote_failed(conn, name, role, "an SQL identifier", err);
+		return NULL;
+	}
 	char *s = mqtx_xstrdup(q);
 	PQfreemem(q);
 	return s;

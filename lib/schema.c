@@ -165,9 +165,8 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 	mqtx_buf_free(&body);
 }
 
-static void add_grants(struct mqtx_buf *out, PGconn *conn, const char *role, const char *qschema, const char *T)
+static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema, const char *T)
 {
-	char *r = mqtx_pg_ident(conn, role);
 	mqtx_buf_printf(out, "-- least privilege for role %s: relay, check, redeliver and txpub\n", r);
 	mqtx_buf_printf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n", T, r);
@@ -175,7 +174,6 @@ static void add_grants(struct mqtx_buf *out, PGconn *conn, const char *role, con
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_completions TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_txpub_log TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n", qschema, r);
-	free(r);
 }
 
 char *mqtx_outbox_key_prefix_literal(PGconn *conn, const struct mqtx_config *cfg)
@@ -281,8 +279,15 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 	}
 	PQclear(res);
 	add_common(&out, conn, cfg, q, qschema, T.data);
-	if (grant_role != NULL)
-		add_grants(&out, conn, grant_role, qschema, T.data);
+	if (grant_role != NULL) {
+		char *r = mqtx_pg_ident_checked(conn, grant_role, "--grant", err);
+		if (r == NULL) {
+			err->kind = MQTX_E_USAGE;
+			goto fail;
+		}
+		add_grants(&out, r, qschema, T.data);
+		free(r);
+	}
 	for (int c = 0; c < MQTX_COL__COUNT; c++)
 		free(owned[c]);
 	free(qschema);

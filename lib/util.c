@@ -593,6 +593,18 @@ int mqtx_hex4(const char *s, unsigned *out)
 	return 0;
 }
 
+size_t mqtx_utf8_invalid_at(const char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		size_t l = mqtx_utf8_seq((const unsigned char *)s + i, n - i);
+		if (l == 0)
+			return i + 1;
+		i += l;
+	}
+	return 0;
+}
+
 void mqtx_buf_add_utf8(struct mqtx_buf *b, unsigned cp)
 {
 	char o[4];

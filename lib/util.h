@@ -66,6 +66,9 @@ void mqtx_sleep_ms(int64_t ms); /* returns early on a signal */
 /* Length of the valid UTF-8 sequence at s (at most n bytes): 1 for ASCII,
  * 2-4 for a valid multi-byte character, 0 when invalid. */
 size_t mqtx_utf8_seq(const unsigned char *s, size_t n);
+/* 0 when s is valid UTF-8, else the 1-based position of the first byte
+ * that is not. */
+size_t mqtx_utf8_invalid_at(const char *s);
 
 /* The value of the 4 hex digits at s (a JSON \\u escape); -1 when one is
  * not a hex digit. s must have 4 readable bytes. */

@@ -127,3 +127,54 @@ insert_k_rows() {
 	got=$(backend_consume 2)
 	[[ $(delivered_of_key "$got" K) == "1 2" ]] || fail "key K delivered as '$(delivered_of_key "$got" K)': $got"
 }
+
+# The database through a tcp_proxy: sets MQTX_DATABASE_URL to it.
+db_through_proxy() {
+	local port=${MQTX_TEST_DATABASE_URL##*:}
+	port=${port%%/*}
+	start_proxy "$port"
+	export MQTX_DATABASE_URL=${MQTX_TEST_DATABASE_URL/:$port\//:$PROXY_PORT\/}
+}
+
+@test "start: a connection cut right after the catalogue read is a database error (exit 4), not a missing column (exit 3)" {
+	insert_k_rows
+	db_through_proxy
+	for cmd in relay check redeliver; do
+		proxy_cmd "cut-after pg_attribute"
+		case $cmd in
+		relay) run_mqtx 4 relay ;;
+		check) run_mqtx 3 check ;; # UNKNOWN
+		redeliver) run_mqtx 4 redeliver --status dead --requeue --yes ;;
+		esac
+		stderr_lacks "has no column"
+		[[ $stderr$output == *"database"* || $stderr$output == *"connection"* || $stderr$output == *"server closed"* ]] ||
+			fail "$cmd: no database error: $stderr $output"
+	done
+	run_mqtx 0 relay
+	[[ $(sent_count) == 4 ]]
+}
+
+@test "start: a relay --loop whose connection is cut during start keeps going and relays" {
+	insert_k_rows
+	db_through_proxy
+	proxy_cmd "cut-after pg_attribute"
+	mqtx_bg relay --loop --poll-interval 200ms
+	wait_sent 20 '==' 4 || fail "not relayed: $(cat "$MQTX_BG_ERR")"
+	kill -0 "$MQTX_BG_PID" || fail "the relay exited: $(cat "$MQTX_BG_ERR")"
+	mqtx_bg_stop TERM 10
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "exit $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	grep -q "retrying" "$MQTX_BG_ERR" || fail "no retry logged: $(cat "$MQTX_BG_ERR")"
+	! grep -q "has no column" "$MQTX_BG_ERR"
+}
+
+@test "start: the outbox catalogue read failing (backend terminated) is exit 4 one-shot, retried in --loop" {
+	skip_unless_failpoints
+	insert_k_rows
+	MQTX_FAILPOINTS=outbox.catalogue=error run_mqtx 4 relay
+	stderr_lacks "has no column"
+	stderr_has "cannot look up the outbox table"
+	MQTX_FAILPOINTS=outbox.catalogue=error mqtx_bg relay --loop --poll-interval 200ms
+	wait_sent 20 '==' 4 || fail "not relayed: $(cat "$MQTX_BG_ERR")"
+	mqtx_bg_stop TERM 10
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "exit $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+}

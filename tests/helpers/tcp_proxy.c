@@ -8,8 +8,12 @@
  *   resume  move bytes again
  *   refuse  reset new connections at once
  *   accept  accept and forward new connections again
+ *   cut-after TEXT   once: the first connection whose client sends TEXT
+ *           (within one read) is reset when its client sends anything
+ *           after that, i.e. just after the server answered the statement
  * Runs until SIGTERM/SIGINT. Only loopback addresses are used. */
 #define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -100,6 +104,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < MAXC; i++)
 		p[i].a = p[i].b = -1;
 	int stalled = 0, refusing = 0;
+	char cut_after[256] = "";
+	int doomed = -1; /* the pair to reset at its client's next read */
 	char cmd[256];
 	size_t cmdlen = 0;
 
@@ -158,6 +164,9 @@ int main(int argc, char **argv)
 					refusing = 1;
 				} else if (strcmp(cmd, "accept") == 0) {
 					refusing = 0;
+				} else if (strncmp(cmd, "cut-after ", 10) == 0) {
+					snprintf(cut_after, sizeof(cut_after), "%s", cmd + 10);
+					doomed = -1;
 				}
 				fprintf(stderr, "tcp_proxy: %s\n", cmd);
 				size_t used = (size_t)(nl - cmd) + 1;
@@ -179,7 +188,21 @@ int main(int argc, char **argv)
 					close(p[i].a);
 					close(p[i].b);
 					p[i].a = p[i].b = -1;
+					if (doomed == i)
+						doomed = -1;
 					break;
+				}
+				if (side == 0 && doomed == i) {
+					fprintf(stderr, "tcp_proxy: cut-after: reset\n");
+					rst_close(p[i].a);
+					rst_close(p[i].b);
+					p[i].a = p[i].b = -1;
+					doomed = -1;
+					break;
+				}
+				if (side == 0 && cut_after[0] != '\0' && memmem(buf, (size_t)r, cut_after, strlen(cut_after)) != NULL) {
+					doomed = i;
+					cut_after[0] = '\0';
 				}
 				for (ssize_t off = 0; off < r;) {
 					ssize_t w = write(to, buf + off, (size_t)(r - off));
