@@ -45,6 +45,25 @@ static int on_opt(void *ctx, const char *lng, const char *value)
 	return 0;
 }
 
+/* An adopted table whose key column is not unique: rows can share a key,
+ * and consumers that deduplicate by it drop all but one of them. */
+static int warn_key_not_unique(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	int u = mqtx_outbox_key_unique(conn, cfg, err);
+	if (u != 0)
+		return u < 0 ? -1 : 0;
+	char *sc = mqtx_pg_ident(conn, cfg->outbox_schema), *t = mqtx_pg_ident(conn, cfg->outbox_table);
+	char *c = mqtx_pg_ident(conn, cfg->outbox_columns[MQTX_COL_KEY]);
+	mqtx_warn("the idempotency key column %s of %s.%s (outbox.columns.idempotency_key) has no unique constraint or "
+		  "unique index: two rows with one key reach consumers as one message, and those that deduplicate by key "
+		  "drop the other as a duplicate; add one, e.g. CREATE UNIQUE INDEX CONCURRENTLY ON %s.%s (%s)",
+		  c, cfg->outbox_schema, cfg->outbox_table, sc, t, c);
+	free(sc);
+	free(t);
+	free(c);
+	return 0;
+}
+
 int cmd_init(int argc, char **argv)
 {
 	struct init_args a = {0};
@@ -70,6 +89,10 @@ int cmd_init(int argc, char **argv)
 	}
 	bool exists = false, incomplete = false;
 	char *sql = mqtx_outbox_init_sql(conn, cli.cfg, grant, &exists, &incomplete, &err);
+	if (sql != NULL && exists && warn_key_not_unique(conn, cli.cfg, &err) < 0) {
+		free(sql);
+		sql = NULL;
+	}
 	if (sql == NULL) {
 		rc = mqtx_fail(&err);
 	} else if (a.print) {
@@ -79,8 +102,9 @@ int cmd_init(int argc, char **argv)
 			   cli.cfg->outbox_schema, cli.cfg->outbox_table);
 		rc = EXIT_CONFIG;
 	} else {
+		/* one transaction: the SQL, then a look at what it made, then COMMIT */
 		struct mqtx_buf tx = MQTX_BUF_INIT;
-		mqtx_buf_printf(&tx, "BEGIN;\n%sCOMMIT;\n", sql);
+		mqtx_buf_printf(&tx, "BEGIN;\n%s", sql);
 		PGresult *res = PQexec(conn, tx.data);
 		mqtx_buf_free(&tx);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -88,9 +112,14 @@ int cmd_init(int argc, char **argv)
 			rc = mqtx_fail(&err);
 		} else {
 			PQclear(res);
-			mqtx_info("outbox %s.%s is ready%s", cli.cfg->outbox_schema, cli.cfg->outbox_table,
-				  exists ? " (it already existed)" : "");
+			if (mqtx_outbox_init_verify(conn, cli.cfg, &err) < 0 || mqtx_pg_exec(conn, "COMMIT", &err) < 0)
+				rc = mqtx_fail(&err);
+			else
+				mqtx_info("outbox %s.%s is ready%s", cli.cfg->outbox_schema, cli.cfg->outbox_table,
+					  exists ? " (it already existed)" : "");
 		}
+		if (rc != 0 && PQtransactionStatus(conn) != PQTRANS_IDLE)
+			PQclear(PQexec(conn, "ROLLBACK"));
 	}
 	free(sql);
 	free(grant);

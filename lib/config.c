@@ -389,6 +389,10 @@ static int store(struct mqtx_config *cfg, size_t i, const char *v, struct mqtx_e
 			if (bad > 0)
 				return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); names must be UTF-8 text",
 						    k->name, bad);
+			if (strlen(v) > 63)
+				return mqtx_err_set(err, MQTX_E_CONFIG,
+						    "%s: '%s' is %zu bytes long; PostgreSQL names have at most 63 (it would cut it)",
+						    k->name, v, strlen(v));
 		}
 		set_str(field(cfg, i), v);
 		return 0;

@@ -45,6 +45,14 @@ const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob);
  * grant_role (may be NULL) adds the GRANTs each command needs. */
 char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const char *grant_role, bool *table_exists,
 			   bool *table_incomplete, struct mqtx_err *err);
+/* After the SQL of mqtx_outbox_init_sql ran (in the same transaction):
+ * checks that the indexes, triggers and key function it names exist and
+ * belong to the table. 0, or -1 with err (MQTX_E_CONFIG when an object is
+ * missing or another's). */
+int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err);
+/* 1 when the idempotency key column has a unique constraint or unique
+ * index of its own (or keys derive from the id), 0 when not, -1 with err. */
+int mqtx_outbox_key_unique(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err);
 
 /* Opens a transaction and claims up to limit eligible rows. dry_run only
  * looks (no locks kept: call mqtx_outbox_abort after). */

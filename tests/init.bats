@@ -33,3 +33,84 @@ teardown() {
 	stderr_has "outbox.table: cannot use it as an SQL identifier"
 	PGCLIENTENCODING=EUC_JP run_mqtx 3 relay --dry-run --table $'t\xe2\x82\xac'
 }
+
+# two table names of 59 bytes that share their first 53
+long_a() { printf 'p%.0s' {1..52}; printf '_orders'; }
+long_b() { printf 'p%.0s' {1..52}; printf '_refund'; }
+key_of_insert() { psql_test "INSERT INTO \"$1\" (destination, payload) VALUES ('x', 'y') RETURNING idempotency_key"; }
+indexes_of() {
+	psql_test "SELECT count(*) FROM pg_index i WHERE i.indrelid = '\"$T_SCHEMA\".\"$1\"'::regclass AND NOT i.indisunique"
+}
+
+@test "init: two tables whose names share their first 50+ bytes get their own key functions, triggers and indexes" {
+	local a b
+	a=$(long_a) b=$(long_b)
+	run_mqtx 0 init --table "$a"
+	run_mqtx 0 init --table "$b"
+	run_mqtx 0 init --table "$a" # again: nothing of b's is touched
+	local ka kb
+	ka=$(key_of_insert "$a") kb=$(key_of_insert "$b")
+	[[ $ka == *":$T_SCHEMA.$a:1" ]] || fail "key of a row of $a: $ka"
+	[[ $kb == *":$T_SCHEMA.$b:1" ]] || fail "key of a row of $b: $kb"
+	[[ $(indexes_of "$a") == 5 ]] || fail "$a has $(indexes_of "$a") mqtx indexes"
+	[[ $(indexes_of "$b") == 5 ]] || fail "$b has $(indexes_of "$b") mqtx indexes"
+	run psql_test "SELECT count(*) FROM pg_trigger WHERE tgrelid = '\"$T_SCHEMA\".\"$b\"'::regclass AND NOT tgisinternal"
+	[[ $output == 3 ]] || fail "$b has $output triggers"
+	# a short name keeps the names mqtx always gave
+	run_mqtx 0 init
+	psql_test "SELECT 'mqtx_outbox_pending_idx'::regclass, 'mqtx_outbox_mqtx_default_key()'::regprocedure" >/dev/null
+}
+
+@test "init: objects of the old shortened names that belong to the table are replaced and dropped" {
+	local a b p50
+	a=$(long_a) b=$(long_b)
+	p50=$(printf 'p%.0s' {1..50})
+	run_mqtx 0 init --table "$a"
+	run_mqtx 0 init --table "$b"
+	# what mqtx before unique names left: one key function for both, deriving b's keys
+	psql_test "CREATE FUNCTION \"${p50}_mqtx_default\"() RETURNS trigger LANGUAGE plpgsql AS \$\$
+		BEGIN IF NEW.idempotency_key IS NULL THEN NEW.idempotency_key := 'mqtx:' || current_database() || ':$T_SCHEMA.$b:' || NEW.id; END IF; RETURN NEW; END \$\$;
+		CREATE TRIGGER \"${p50}_mqtx_key\" BEFORE INSERT ON \"$a\" FOR EACH ROW EXECUTE FUNCTION \"${p50}_mqtx_default\"();
+		CREATE TRIGGER \"${p50}_mqtx_key\" BEFORE INSERT ON \"$b\" FOR EACH ROW EXECUTE FUNCTION \"${p50}_mqtx_default\"();
+		CREATE INDEX \"${p50}_pending_idx\" ON \"$a\" (id) WHERE status = 'pending'"
+	run_mqtx 0 init --print --table "$a"
+	[[ $output == *"DROP TRIGGER IF EXISTS \"${p50}_mqtx_key\""* && $output == *"DROP INDEX IF EXISTS"*"\"${p50}_pending_idx\""* ]] ||
+		fail "no drops printed: $output"
+	[[ $output != *"DROP FUNCTION"* ]] || fail "the function is still used by $b's trigger: $output"
+	run_mqtx 0 init --table "$a"
+	run_mqtx 0 init --table "$b"
+	[[ $(key_of_insert "$a") == *":$T_SCHEMA.$a:"* ]] || fail "key of $a: $(key_of_insert "$a")"
+	run psql_test "SELECT count(*) FROM pg_trigger WHERE tgname = '${p50}_mqtx_key'" \
+		"SELECT count(*) FROM pg_proc WHERE proname = '${p50}_mqtx_default'" \
+		"SELECT count(*) FROM pg_class WHERE relname = '${p50}_pending_idx'"
+	[[ ${lines[*]} == "0 0 0" ]] || fail "old objects left: ${lines[*]}"
+}
+
+@test "init: an adopted table whose key column has no unique constraint gets a warning" {
+	psql_test "CREATE TABLE adopted (id bigserial PRIMARY KEY, idempotency_key text, destination text NOT NULL,
+		routing_key text, ordering_key text, headers jsonb, payload bytea NOT NULL, content_type text)"
+	run_mqtx 3 init --table adopted # lacks the bookkeeping columns
+	stderr_has "has no unique constraint or unique index"
+	stderr_has "drop the other as a duplicate"
+	run_mqtx 0 init --print --table adopted
+	stderr_has "CREATE UNIQUE INDEX CONCURRENTLY ON \"$T_SCHEMA\".\"adopted\" (\"idempotency_key\")"
+	psql_test "CREATE UNIQUE INDEX ON adopted (idempotency_key)"
+	run_mqtx 0 init --print --table adopted
+	stderr_lacks "unique"
+	run_mqtx 0 init
+	stderr_lacks "unique"
+}
+
+@test "init: checks what it created: an index name taken by another table's index is an error, nothing changed" {
+	local b ix
+	b=$(long_b)
+	run_mqtx 0 init --print --table "$b"
+	ix=$(grep -o 'CREATE INDEX IF NOT EXISTS "[^"]*_dead_idx"' <<<"$output" | cut -d'"' -f2)
+	[[ -n $ix ]] || fail "no dead_idx in: $output"
+	psql_test "CREATE TABLE other (id int, status text); CREATE INDEX \"$ix\" ON other (id)"
+	run_mqtx 3 init --table "$b"
+	stderr_has "index $ix is not an index of the table"
+	stderr_has "nothing was changed"
+	run psql_test "SELECT to_regclass('\"$b\"') IS NULL"
+	[[ $output == t ]] || fail "the table was created anyway"
+}
