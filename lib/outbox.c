@@ -145,25 +145,38 @@ static void build_sql(struct mqtx_outbox *ob)
 	} else {
 		/* SKIP LOCKED passes over a row someone else has locked (FOR
 		 * UPDATE, FOR SHARE, an UPDATE in progress) as if it were not
-		 * there: c may hold later rows of a key whose earlier pending row
-		 * it skipped. g finds, per key, the first pending row before the
-		 * key's last row in c that c lacks (a scan of the key's pending
-		 * rows that stops there); the rows of c from that gap on are not
-		 * claimed. They stay locked until COMMIT, untouched, and go out
-		 * in a later batch after the skipped row. The rows are carried
-		 * through c whole, as locked (the newest version), not re-read. */
+		 * there, so a later row of its key would go first. Two guards:
+		 *
+		 * In the scan, one look at the earlier pending rows of a keyed
+		 * row's key (the look the test for a row waiting for its retry
+		 * always took): the row passes if there are none; not if one of
+		 * them waits for a retry; else only if the earliest of them (the
+		 * key's head) can be locked now: a probe, FOR NO KEY UPDATE SKIP
+		 * LOCKED, which takes the head's lock that this scan takes anyway
+		 * (the head comes first). So the rows behind a head someone else
+		 * holds do not fill the batch. CASE keeps the probe to rows of
+		 * buckets we hold.
+		 *
+		 * After the scan, g finds per key the first pending row before
+		 * the key's last row in c that c lacks (a locked row in the
+		 * middle of the key); c's rows from that gap on are not claimed.
+		 * They stay locked until COMMIT, untouched, and follow in a later
+		 * batch. The rows are carried through c whole, as locked (the
+		 * newest version), not read again. */
 		mqtx_buf_printf(&b,
 				"WITH c AS MATERIALIZED (SELECT t.%s AS i, t.%s AS k, t AS r FROM %s t "
-				"WHERE t.%s = 'pending' AND t.%s <= now()"
-				" AND (t.%s IS NULL OR ((hashtext(t.%s) & 2147483647) %% $2::int4 = ANY($3::int4[])"
-				" AND NOT EXISTS (SELECT 1 FROM %s p WHERE p.%s = t.%s AND p.%s = 'pending' AND p.%s < t.%s"
-				" AND p.%s > now())))"
+				"WHERE t.%s = 'pending' AND t.%s <= now() AND CASE WHEN t.%s IS NULL THEN true"
+				" WHEN NOT (hashtext(t.%s) & 2147483647) %% $2::int4 = ANY($3::int4[]) THEN false"
+				" ELSE (SELECT CASE WHEN count(*) = 0 THEN true WHEN bool_or(p.%s > now()) THEN false"
+				" ELSE EXISTS (SELECT 1 FROM %s q WHERE q.%s = min(p.%s) FOR NO KEY UPDATE SKIP LOCKED) END"
+				" FROM %s p WHERE p.%s = t.%s AND p.%s = 'pending' AND p.%s < t.%s) END"
 				" ORDER BY t.%s LIMIT $1::int8 FOR NO KEY UPDATE OF t SKIP LOCKED), "
 				"g AS (SELECT h.k, (SELECT p.%s FROM %s p WHERE p.%s = h.k AND p.%s = 'pending' AND p.%s < h.last"
 				" AND p.%s NOT IN (SELECT c.i FROM c) ORDER BY p.%s LIMIT 1) AS gap"
 				" FROM (SELECT c.k, max(c.i) AS last FROM c WHERE c.k IS NOT NULL GROUP BY c.k) h) "
 				"SELECT ",
-				id, ok, T, st, av, ok, ok, T, ok, ok, st, id, id, av, id, id, T, ok, st, id, id, id);
+				id, ok, T, st, av, ok, ok, av, T, id, id, T, ok, ok, st, id, id,
+				id, id, T, ok, st, id, id, id);
 		mqtx_outbox_msg_columns(ob, &b, "(c.r)");
 		mqtx_buf_adds(&b, " FROM c LEFT JOIN g ON g.k = c.k WHERE g.gap IS NULL OR c.i < g.gap ORDER BY c.i");
 	}

@@ -96,6 +96,24 @@ insert_k_rows() {
 	[[ $(delivered_of_key "$got" K) == "1 2 3 4 5 6" ]] || fail "key K delivered as '$(delivered_of_key "$got" K)'"
 }
 
+@test "ordering: a locked earliest row of a key with a backlog longer than a batch does not fill the batches: rows without a key still go" {
+	psql_test "INSERT INTO mqtx_outbox (destination, routing_key, ordering_key, payload)
+		SELECT '$T_DEST', 'k', 'K', convert_to('k' || i, 'UTF8') FROM generate_series(1, 30) i;
+		INSERT INTO mqtx_outbox (destination, routing_key, ordering_key, payload) VALUES
+		('$T_DEST', 'l', 'L', 'l31'), ('$T_DEST', 'n', NULL, 'n32')"
+	start_locker "SELECT 1 FROM mqtx_outbox WHERE id = 1 FOR UPDATE"
+	run_mqtx 0 relay --batch 10
+	# row 31 (key L) may wait too: the first batch's worth of keyed rows are K's (see ORDERING in mqtx-relay(1))
+	run psql_test "SELECT count(*) FILTER (WHERE status = 'sent' AND id = 32), count(*) FILTER (WHERE status = 'sent' AND id <= 30)
+		FROM mqtx_outbox"
+	[[ $output == "1|0" ]] || fail "sent (row without a key | key K) while row 1 is locked: $output"
+	stop_locker
+	run_mqtx 0 relay --batch 10
+	local got
+	got=$(backend_consume 32)
+	[[ $(delivered_of_key "$got" K) == "$(seq -s ' ' 1 30)" ]] || fail "key K delivered as '$(delivered_of_key "$got" K)'"
+}
+
 @test "ordering: a foreign key insert referencing the earliest row of a key (FOR KEY SHARE) holds nothing back, order kept" {
 	psql_test "CREATE TABLE refs (outbox_id bigint REFERENCES mqtx_outbox (id))"
 	insert_k_rows
