@@ -23,7 +23,7 @@ const struct mqtx_cmd_info cmd_init_info = {
 	.synopsis = "[--print] [--schema NAME] [--table NAME] [--grant ROLE]",
 	.summary = "create the outbox table, indexes, triggers and heartbeat table (idempotent)",
 	.opts = init_opts,
-	.exit_codes = "  0  done (or printed)\n  2  usage error\n  3  configuration error, or an existing table lacks columns\n  4  database error\n  7  cannot write standard output",
+	.exit_codes = "  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, or a name init needs is taken\n  4  database error\n  7  cannot write standard output",
 };
 
 struct init_args {

@@ -56,7 +56,7 @@ static const char *const name_suffix[N__COUNT] = {"pending_idx", "pending_key_id
 
 struct names {
 	char now[N__COUNT][PG_NAME_MAX + 1];
-	char before[N__COUNT][PG_NAME_MAX + 1]; /* what mqtx before 0.x created; "" when the same */
+	char before[N__COUNT][PG_NAME_MAX + 1]; /* the cut name older versions gave; "" when the same */
 };
 
 /* The longest prefix of s, at most max bytes, that does not split a UTF-8 character. */
