@@ -366,3 +366,25 @@ TEST(kafka_urls)
 		CHECK(u.servers == NULL && u.user == NULL && u.password == NULL && u.topic == NULL);
 	}
 }
+
+TEST(identifier_settings_must_be_utf8_names)
+{
+	CHECK(mqtx_utf8_invalid_at("plain") == 0);
+	CHECK(mqtx_utf8_invalid_at("caf\xc3\xa9") == 0);
+	CHECK(mqtx_utf8_invalid_at("bad\xffname") == 4);
+	CHECK(mqtx_utf8_invalid_at("cut\xc3") == 4);
+	CHECK(mqtx_utf8_invalid_at("\xc0\x80") == 1); /* overlong NUL */
+	struct mqtx_config *cfg = mqtx_config_new();
+	struct mqtx_err e;
+	CHECK(mqtx_config_set(cfg, "outbox.table", "bad\xffname", "option --table", &e) < 0);
+	CHECK(e.kind == MQTX_E_USAGE);
+	CHECK_CONTAINS(e.msg, "outbox.table: not valid UTF-8 (byte 4)");
+	CHECK(mqtx_config_set(cfg, "outbox.columns.payload", "p\xc3", "test", &e) < 0);
+	CHECK_CONTAINS(e.msg, "outbox.columns.payload: not valid UTF-8 (byte 2)");
+	CHECK(mqtx_config_set(cfg, "outbox.table",
+			      "a123456789b123456789c123456789d123456789e123456789f123456789g1234", "test", &e) < 0);
+	CHECK_CONTAINS(e.msg, "is 65 bytes long");
+	CHECK(mqtx_config_set(cfg, "outbox.table", "caf\xc3\xa9", "test", &e) == 0);
+	CHECK(mqtx_config_set(cfg, "database.password_file", "/tmp/\xff", "test", &e) == 0); /* paths are bytes */
+	mqtx_config_free(cfg);
+}
