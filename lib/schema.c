@@ -92,7 +92,7 @@ static void make_names(const struct mqtx_config *cfg, struct names *nm)
 		else
 			snprintf(nm->now[i], sizeof(nm->now[i]), "%.*s_%.10s_%s",
 				 (int)utf8_clip(table, PG_NAME_MAX - sl - 12), table, hex, suffix);
-		snprintf(nm->before[i], sizeof(nm->before[i]), "%s", strcmp(old, nm->now[i]) == 0 ? "" : old);
+		snprintf(nm->before[i], sizeof(nm->before[i]), "%.*s", PG_NAME_MAX, strcmp(old, nm->now[i]) == 0 ? "" : old);
 	}
 }
 
