@@ -102,6 +102,8 @@ static char *derived(PGconn *conn, const struct names *nm, int which)
 	return mqtx_pg_ident(conn, nm->now[which]);
 }
 
+/* A literal of configured names (the notify channel, ":schema.table:"),
+ * which mqtx_pg_connect checked: NULL can only be out of memory. */
 static char *lit(PGconn *conn, const char *s)
 {
 	char *q = PQescapeLiteral(conn, s, strlen(s));
