@@ -235,10 +235,10 @@ int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, stru
 	cli->nargs = argc - optind;
 
 	/* Logging first, so configuration errors already use --log-format. */
-	enum mqtx_log_format early = MQTX_LOG_TEXT;
+	enum mqtx_log_format early = mqtx_log_get_format(); /* see mqtx_log_early */
 	for (size_t i = 0; i < nflags; i++)
-		if (strcmp(flags[i].opt->lng, "log-format") == 0 && strcmp(flags[i].value, "json") == 0)
-			early = MQTX_LOG_JSON;
+		if (strcmp(flags[i].opt->lng, "log-format") == 0)
+			early = strcmp(flags[i].value, "json") == 0 ? MQTX_LOG_JSON : MQTX_LOG_TEXT;
 	/* --quiet hides progress and summaries (info), never a warning or an error */
 	mqtx_log_setup(cli->verbosity < 0 ? MQTX_LOG_WARN : cli->verbosity > 0 ? MQTX_LOG_DEBUG : MQTX_LOG_INFO, early);
 	cli->cfg = mqtx_config_new();

@@ -46,7 +46,7 @@ const struct mqtx_cmd_info cmd_redeliver_info = {
 		    "[--batch N] [--dry-run | --yes] [--sample N] [--schema NAME] [--table NAME]",
 	.summary = "re-send chosen outbox rows with their own keys, revive dead rows, collect consumer acks",
 	.opts = redeliver_opts,
-	.exit_codes = "  0  every selected row was re-sent (or requeued; acks collected)\n"
+	.exit_codes = "  0  every selected row was re-sent (or requeued; acks collected); without --yes: a dry run\n"
 		      "  1  some selected rows were not re-sent: refused by the broker, held back behind a pending\n"
 		      "     row of their ordering key, or left by an interrupted run (run it again)\n"
 		      "  2  usage error, or a selection value the database rejected\n  3  configuration error\n"

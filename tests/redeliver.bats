@@ -250,7 +250,7 @@ publish_ack() {
 	stderr_has "redelivered 1,"
 }
 
-@test "redeliver: without --yes nothing is changed, whatever stdout and stdin are (pipe, file, /dev/null)" {
+@test "redeliver: without --yes nothing is changed, also when stdout is not a terminal (| cat); with --yes it acts" {
 	insert_rows 2
 	psql_test "UPDATE mqtx_outbox SET status = 'dead', attempts = 10, last_error = 'boom' WHERE id = 2"
 	run_mqtx 0 relay
@@ -479,6 +479,24 @@ publish_ack() {
 	stderr_has "acks: 2 collected, 0 new completion(s)"
 	run_mqtx 0 redeliver --collect-acks --yes
 	stderr_has "acks: 0 collected"
+}
+
+@test "redeliver: broker down at start: the error, and no summary that looks like success (exit 5)" {
+	sent_rows 1
+	make_ack_source
+	if [[ $(backend_name) == amqp ]]; then
+		export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2f"
+	else
+		export MQTX_BROKER_URL="kafka://127.0.0.1:1" MQTX_BROKER_CONNECT_TIMEOUT=2s
+	fi
+	run_mqtx 5 redeliver --status sent --yes
+	stderr_has "cannot connect to"
+	stderr_lacks "redelivered"
+	run_mqtx 5 redeliver --collect-acks --yes
+	stderr_has "cannot connect to"
+	stderr_lacks "acks:"
+	run rcounts
+	assert_output "1:0"
 }
 
 # ---------------------------------------------------------------- usage

@@ -367,10 +367,10 @@ assert_json_lines() {
 		fail "no notice line: $(cat "$MQTX_BG_ERR")"
 }
 
-@test "relay: --log-format json: every stderr line is JSON while the broker is down and back" {
+@test "relay: --log-format json: every stderr line is JSON while the broker is down and back (with -v: librdkafka's log too)" {
 	skip_unless_local_broker
 	insert_rows 3
-	mqtx_bg relay --loop --poll-interval 200ms --log-format json
+	mqtx_bg relay --loop --poll-interval 200ms --log-format json -v
 	wait_sent 30 == 3
 	backend_stop
 	insert_rows 2
@@ -380,4 +380,7 @@ assert_json_lines() {
 	mqtx_bg_stop TERM 20
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
 	assert_json_lines "$MQTX_BG_ERR"
+	if [[ $(backend_name) == kafka ]]; then
+		grep -q '"msg":"kafka: ' "$MQTX_BG_ERR" || fail "no librdkafka log line: $(cat "$MQTX_BG_ERR")"
+	fi
 }
