@@ -170,15 +170,20 @@ pending|0"
 	stderr_lacks "relayed"
 	MQTX_DATABASE_URL="postgresql://mqtx@127.0.0.1:1/x" run_mqtx 4 relay
 	stderr_lacks "relayed"
-	if [[ $(backend_name) == amqp ]]; then
-		MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2f" run_mqtx 5 relay
-	else
-		MQTX_BROKER_URL="kafka://127.0.0.1:1" MQTX_BROKER_CONNECT_TIMEOUT=2s run_mqtx 5 relay
-	fi
+	local down="amqp://guest:guest@127.0.0.1:1/%2f"
+	[[ $(backend_name) == amqp ]] || down="kafka://127.0.0.1:1"
+	MQTX_BROKER_URL=$down MQTX_BROKER_CONNECT_TIMEOUT=2s run_mqtx 5 relay
 	stderr_has "cannot connect to"
 	stderr_lacks "relayed"
 	MQTX_DATABASE_URL="postgresql://mqtx@127.0.0.1:1/x" run_mqtx 4 relay --dry-run
 	stderr_lacks "would be sent"
+	# --loop stopped while the broker was never reachable: says so
+	MQTX_BROKER_URL=$down MQTX_BROKER_CONNECT_TIMEOUT=2s mqtx_bg relay --loop
+	wait_until 30 grep -q "retrying" "$MQTX_BG_ERR"
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	grep -q "nothing was relayed: stopped before the first claim" "$MQTX_BG_ERR" || fail "$(cat "$MQTX_BG_ERR")"
+	! grep -q "relayed 0" "$MQTX_BG_ERR" || fail "$(cat "$MQTX_BG_ERR")"
 	# a run that did relay still says what it did
 	run_mqtx 0 relay
 	stderr_has "relayed 1, failed 0, dead 0"
