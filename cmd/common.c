@@ -18,7 +18,7 @@ const struct mqtx_opt mqtx_common_opts[] = {
 	{"database-url", 0, "URL", "database.url", "PostgreSQL URL or conninfo (prefer MQTX_DATABASE_URL: argv is visible to other users)"},
 	{"broker-url", 0, "URL", "broker.url", "broker URL: amqp://, amqps://, kafka://, kafkas:// (prefer MQTX_BROKER_URL)"},
 	{"verbose", 'v', NULL, NULL, "debug diagnostics"},
-	{"quiet", 'q', NULL, NULL, "only errors on stderr"},
+	{"quiet", 'q', NULL, NULL, "only warnings and errors on stderr: no progress, no summaries"},
 	{"log-format", 0, "FORMAT", "log.format", "diagnostics format: text or json"},
 	{"help", 'h', NULL, NULL, "show this help and exit"},
 	OPT_END,
@@ -69,6 +69,20 @@ int mqtx_fail(const struct mqtx_err *err)
 	return mqtx_exit_code(err->kind);
 }
 
+void mqtx_log_early(int argc, char **argv)
+{
+	const char *env = getenv("MQTX_LOG_FORMAT");
+	bool json = env != NULL && strcmp(env, "json") == 0;
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--log-format=json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+			json = strcmp(argv[++i], "json") == 0;
+	}
+	if (json)
+		mqtx_log_setup(MQTX_LOG_INFO, MQTX_LOG_JSON);
+}
+
 int mqtx_usage_error(const char *cmd, const char *fmt, ...)
 {
 	char msg[512];
@@ -76,7 +90,10 @@ int mqtx_usage_error(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "mqtx: %s\nTry 'mqtx %s --help'.\n", msg, cmd);
+	if (mqtx_log_get_format() == MQTX_LOG_JSON)
+		mqtx_error("%s (try 'mqtx %s --help')", msg, cmd);
+	else
+		fprintf(stderr, "mqtx: %s\nTry 'mqtx %s --help'.\n", msg, cmd);
 	return EXIT_USAGE;
 }
 
@@ -218,11 +235,12 @@ int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, stru
 	cli->nargs = argc - optind;
 
 	/* Logging first, so configuration errors already use --log-format. */
-	enum mqtx_log_format early = MQTX_LOG_TEXT;
+	enum mqtx_log_format early = mqtx_log_get_format(); /* see mqtx_log_early */
 	for (size_t i = 0; i < nflags; i++)
-		if (strcmp(flags[i].opt->lng, "log-format") == 0 && strcmp(flags[i].value, "json") == 0)
-			early = MQTX_LOG_JSON;
-	mqtx_log_setup(cli->verbosity < 0 ? MQTX_LOG_ERROR : cli->verbosity > 0 ? MQTX_LOG_DEBUG : MQTX_LOG_INFO, early);
+		if (strcmp(flags[i].opt->lng, "log-format") == 0)
+			early = strcmp(flags[i].value, "json") == 0 ? MQTX_LOG_JSON : MQTX_LOG_TEXT;
+	/* --quiet hides progress and summaries (info), never a warning or an error */
+	mqtx_log_setup(cli->verbosity < 0 ? MQTX_LOG_WARN : cli->verbosity > 0 ? MQTX_LOG_DEBUG : MQTX_LOG_INFO, early);
 	cli->cfg = mqtx_config_new();
 	struct mqtx_err err;
 	if (mqtx_config_load(cli->cfg, cli->config_path, &err) < 0) {
@@ -256,8 +274,8 @@ int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, stru
 		lvl = MQTX_LOG_WARN;
 	else if (strcmp(ll, "debug") == 0)
 		lvl = MQTX_LOG_DEBUG;
-	if (cli->verbosity < 0)
-		lvl = MQTX_LOG_ERROR;
+	if (cli->verbosity < 0 && lvl != MQTX_LOG_ERROR)
+		lvl = MQTX_LOG_WARN;
 	else if (cli->verbosity > 0)
 		lvl = MQTX_LOG_DEBUG;
 	mqtx_log_setup(lvl, strcmp(cli->cfg->log_format, "json") == 0 ? MQTX_LOG_JSON : MQTX_LOG_TEXT);

@@ -74,6 +74,9 @@ void mqtx_cli_help(const struct mqtx_cmd_info *info);
 /* Maps an error to the exit code and prints "mqtx: <msg>" on stderr. */
 int mqtx_fail(const struct mqtx_err *err);
 int mqtx_exit_code(enum mqtx_err_kind kind);
+/* Before any parsing: --log-format json (or MQTX_LOG_FORMAT=json) anywhere
+ * in argv makes even the first usage errors JSON lines. */
+void mqtx_log_early(int argc, char **argv);
 /* Prints a usage error and returns EXIT_USAGE. */
 int mqtx_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

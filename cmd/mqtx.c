@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/log.h"
 #include "commands.h"
 #include "common.h"
 
@@ -65,6 +66,8 @@ int main(int argc, char **argv)
 {
 	int first = 1;
 
+	mqtx_log_early(argc, argv);
+
 	/* Skip global options before the command name. */
 	while (first < argc && argv[first][0] == '-' && argv[first][1] != '\0') {
 		const char *a = argv[first];
@@ -87,7 +90,10 @@ int main(int argc, char **argv)
 		first += takes_value(a) ? 2 : 1;
 	}
 	if (first >= argc) {
-		usage(stderr);
+		if (mqtx_log_get_format() == MQTX_LOG_JSON)
+			mqtx_error("no command given (try 'mqtx --help')");
+		else
+			usage(stderr);
 		return EXIT_USAGE;
 	}
 	const char *name = argv[first];
@@ -96,7 +102,10 @@ int main(int argc, char **argv)
 		if (strcmp(commands[i].name, name) == 0)
 			cmd = &commands[i];
 	if (cmd == NULL) {
-		fprintf(stderr, "mqtx: unknown command '%s'\nTry 'mqtx --help'.\n", name);
+		if (mqtx_log_get_format() == MQTX_LOG_JSON)
+			mqtx_error("unknown command '%s' (try 'mqtx --help')", name);
+		else
+			fprintf(stderr, "mqtx: unknown command '%s'\nTry 'mqtx --help'.\n", name);
 		return EXIT_USAGE;
 	}
 
@@ -118,7 +127,7 @@ int main(int argc, char **argv)
 
 	/* Data goes to stdout: a failed write (full disk, closed pipe) must not pass silently. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "mqtx: cannot write to standard output: %s\n", strerror(errno));
+		mqtx_error("cannot write to standard output: %s", strerror(errno));
 		return rc == EXIT_OK ? EXIT_IO : rc;
 	}
 	return rc;

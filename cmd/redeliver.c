@@ -31,7 +31,7 @@ static const struct mqtx_opt redeliver_opts[] = {
 	{"limit", 'n', "N", NULL, "handle at most N of the selected rows"},
 	{"batch", 'b', "N", "redeliver.batch_size", "rows per transaction (default 100)"},
 	{"dry-run", 0, NULL, NULL, "show how many rows are selected and the first ones; change nothing"},
-	{"yes", 'y', NULL, NULL, "act even when standard output is a terminal (where --dry-run is the default)"},
+	{"yes", 'y', NULL, NULL, "act: re-send, requeue, collect acks (without it every run is a dry run)"},
 	{"sample", 0, "N", "redeliver.sample", "--dry-run: how many rows to show (default 10)"},
 	{"schema", 0, "NAME", "outbox.schema", "schema of the outbox table (one identifier)"},
 	{"table", 't', "NAME", "outbox.table", "outbox table name (one identifier; a dot is part of the name)"},
@@ -46,7 +46,7 @@ const struct mqtx_cmd_info cmd_redeliver_info = {
 		    "[--batch N] [--dry-run | --yes] [--sample N] [--schema NAME] [--table NAME]",
 	.summary = "re-send chosen outbox rows with their own keys, revive dead rows, collect consumer acks",
 	.opts = redeliver_opts,
-	.exit_codes = "  0  every selected row was re-sent (or requeued; acks collected)\n"
+	.exit_codes = "  0  every selected row was re-sent (or requeued; acks collected); without --yes: a dry run\n"
 		      "  1  some selected rows were not re-sent: refused by the broker, held back behind a pending\n"
 		      "     row of their ordering key, or left by an interrupted run (run it again)\n"
 		      "  2  usage error, or a selection value the database rejected\n  3  configuration error\n"
@@ -224,12 +224,20 @@ static void bar_end(struct bar *b)
 
 /* ---- the story ---- */
 
+/* Shows what the run would do and changes nothing. Without --dry-run
+ * (no --yes either) its last line is a warning, so that a cron line that
+ * lacks --yes is not silently idle under --quiet. */
 static int dry_run(struct mqtx_redeliver *r, const struct args *a, const struct mqtx_config *cfg)
 {
 	struct mqtx_err err;
 	int64_t n;
+	enum mqtx_log_level lvl = a->dry_run ? MQTX_LOG_INFO : MQTX_LOG_WARN;
+	const char *end = a->dry_run ? "Nothing was changed; add --yes to act"
+				     : "Nothing was changed: without --yes, redeliver only shows what it would do";
 	if (a->collect_acks)
-		mqtx_info("dry run: --collect-acks skipped (it changes mqtx_completions)");
+		mqtx_log(a->any_selector ? MQTX_LOG_INFO : lvl,
+			 "dry run: --collect-acks would move the acks waiting in '%s' into mqtx_completions%s%s",
+			 cfg->redeliver_ack_source, a->any_selector ? "" : ". ", a->any_selector ? "" : end);
 	if (!a->any_selector)
 		return EXIT_OK;
 	if (mqtx_redeliver_count(r, &n, &err) < 0)
@@ -238,8 +246,8 @@ static int dry_run(struct mqtx_redeliver *r, const struct args *a, const struct 
 	if (mqtx_redeliver_sample(r, (size_t)cfg->redeliver_sample, print_row, NULL, &err) < 0)
 		return mqtx_fail(&err);
 	int64_t shown = n < cfg->redeliver_sample ? n : cfg->redeliver_sample;
-	mqtx_info("dry run: %lld row(s) selected (%lld shown); they would be %s. Nothing was changed; add --yes to act",
-		  (long long)n, (long long)shown, a->requeue ? "set back to pending for the relay" : "re-sent");
+	mqtx_log(lvl, "dry run: %lld row(s) selected (%lld shown); they would be %s. %s", (long long)n, (long long)shown,
+		 a->requeue ? "set back to pending for the relay" : "re-sent", end);
 	return EXIT_OK;
 }
 
@@ -274,7 +282,14 @@ int cmd_redeliver(int argc, char **argv)
 		goto out;
 	}
 
-	bool dry = a.dry_run || (isatty(STDOUT_FILENO) && !a.yes);
+	if (a.collect_acks && (cli.cfg->redeliver_ack_source == NULL || cli.cfg->redeliver_ack_source[0] == '\0')) {
+		mqtx_err_set(&err, MQTX_E_CONFIG, "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
+		rc = mqtx_fail(&err);
+		goto out;
+	}
+	/* Every write (re-send, requeue, collecting acks) needs --yes, wherever
+	 * the output goes: without it this is a dry run. */
+	bool dry = !a.yes;
 	struct bar bar = {.on = isatty(STDERR_FILENO) && cli.verbosity >= 0 && mqtx_log_get_level() >= MQTX_LOG_INFO &&
 				strcmp(cli.cfg->log_format, "text") == 0};
 	struct mqtx_redeliver_opts ro = {
@@ -293,8 +308,6 @@ int cmd_redeliver(int argc, char **argv)
 		goto out;
 	}
 	if (dry) {
-		if (!a.dry_run)
-			mqtx_info("standard output is a terminal: showing what would happen (add --yes to act)");
 		rc = dry_run(r, &a, cli.cfg);
 		goto out;
 	}
@@ -303,8 +316,10 @@ int cmd_redeliver(int argc, char **argv)
 	int64_t start = mqtx_now_ms();
 	if (a.collect_acks) {
 		int c = mqtx_redeliver_collect_acks(r, &st, &err);
-		mqtx_info("acks: %lld collected, %lld new completion(s), %lld ignored", (long long)st.acks,
-			  (long long)st.completions, (long long)st.acks_ignored);
+		if (c == 0 || st.acks > 0) /* no success-looking "0 collected" before an error */
+			mqtx_log(c < 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO, "%sacks: %lld collected, %lld new completion(s), %lld ignored",
+				 c < 0 ? "before the error: " : "", (long long)st.acks, (long long)st.completions,
+				 (long long)st.acks_ignored);
 		if (c < 0) {
 			rc = mqtx_fail(&err);
 			goto out;
@@ -321,11 +336,19 @@ int cmd_redeliver(int argc, char **argv)
 	bar_draw(&bar, &st, true);
 	bar_end(&bar);
 	double secs = (double)(mqtx_now_ms() - start) / 1000.0;
-	if (a.requeue)
-		mqtx_info("requeued %lld dead row(s) to pending in %.2fs; the relay sends them", (long long)st.requeued, secs);
-	else
-		mqtx_info("redelivered %lld, failed %lld, held back %lld in %.2fs (%.1f msgs/s)", (long long)st.redelivered,
-			  (long long)st.failed, (long long)st.held_back, secs, secs > 0 ? (double)st.redelivered / secs : 0.0);
+	/* The summary: a warning when rows were not re-sent (exit 1) or an
+	 * error follows; none at all when an error came before any row. */
+	enum mqtx_log_level lvl = x < 0 || st.failed > 0 || st.held_back > 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO;
+	const char *pre = x < 0 ? "before the error: " : "";
+	if (x == 0 || st.done > 0) {
+		if (a.requeue)
+			mqtx_log(lvl, "%srequeued %lld dead row(s) to pending in %.2fs; the relay sends them", pre,
+				 (long long)st.requeued, secs);
+		else
+			mqtx_log(lvl, "%sredelivered %lld, failed %lld, held back %lld in %.2fs (%.1f msgs/s)", pre,
+				 (long long)st.redelivered, (long long)st.failed, (long long)st.held_back, secs,
+				 secs > 0 ? (double)st.redelivered / secs : 0.0);
+	}
 	if (st.held_back > 0)
 		mqtx_warn("%lld row(s) held back behind an earlier pending row of their ordering key: run again once the relay sent it",
 			  (long long)st.held_back);

@@ -53,6 +53,29 @@ static void print_row(void *ctx, int64_t id, const char *key, const char *destin
 	       routing_key ? routing_key : "-", ordering_key ? ordering_key : "-", payload_len);
 }
 
+/* The run's summary on stderr, before the error that ended it (if any).
+ * Only a run that claimed says what it relayed: a run that stopped before
+ * (no broker URL, a server down at start) says nothing ran, or leaves it
+ * to its error. A run with failed rows ends with a warning, which --quiet
+ * keeps. */
+static void summary(const struct mqtx_relay_stats *st, bool dry_run, bool failed)
+{
+	double secs = (double)st->elapsed_ms / 1000.0;
+	if (st->claims == 0) {
+		if (!failed)
+			mqtx_info("nothing was relayed: stopped before the first claim (%.2fs)", secs);
+		return;
+	}
+	if (dry_run) {
+		mqtx_info("dry run: %lld row(s) would be sent now; nothing was changed", (long long)st->relayed);
+		return;
+	}
+	bool rows_failed = st->failed > 0 || st->dead > 0;
+	mqtx_log(failed || rows_failed ? MQTX_LOG_WARN : MQTX_LOG_INFO, "%srelayed %lld, failed %lld, dead %lld in %.2fs (%.0f msgs/s)",
+		 failed ? "before the error: " : "", (long long)st->relayed, (long long)st->failed,
+		 (long long)st->dead, secs, secs > 0 ? (double)st->relayed / secs : 0.0);
+}
+
 int cmd_relay(int argc, char **argv)
 {
 	struct relay_args a = {0};
@@ -77,12 +100,7 @@ int cmd_relay(int argc, char **argv)
 	struct mqtx_relay_stats st;
 	mqtx_err_clear(&err);
 	int r = mqtx_relay_run(cli.cfg, &ro, &st, &err);
-	double secs = (double)st.elapsed_ms / 1000.0;
-	if (a.dry_run)
-		mqtx_info("dry run: %lld row(s) would be sent now; nothing was changed", (long long)st.relayed);
-	else
-		mqtx_info("relayed %lld, failed %lld, dead %lld in %.2fs (%.0f msgs/s)", (long long)st.relayed,
-			  (long long)st.failed, (long long)st.dead, secs, secs > 0 ? (double)st.relayed / secs : 0.0);
+	summary(&st, a.dry_run, r < 0);
 	if (r < 0)
 		rc = mqtx_fail(&err);
 	else if ((st.failed > 0 || st.dead > 0) && !cli.cfg->relay_loop)

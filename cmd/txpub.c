@@ -223,8 +223,9 @@ static void tell(const struct mqtx_txpub_set *s, const char *what)
 	}
 	if (shown > 5)
 		mqtx_warn("... and %zu more not published", shown - 5);
-	mqtx_info("%s: %zu confirmed, %zu not published, %zu in doubt (of %zu)", what, c.confirmed, c.not_published,
-		  c.in_doubt, s->n);
+	/* a summary with losses is a warning: --quiet keeps it */
+	mqtx_log(c.confirmed == s->n ? MQTX_LOG_INFO : MQTX_LOG_WARN, "%s: %zu confirmed, %zu not published, %zu in doubt (of %zu)",
+		 what, c.confirmed, c.not_published, c.in_doubt, s->n);
 	if (c.in_doubt > 0) {
 		mqtx_error("outcome unknown for %zu message(s): running the same command again publishes them again with the same keys",
 			   c.in_doubt);
@@ -394,7 +395,7 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 		if (rc < 0 && (!r.ran || err.kind == MQTX_E_INPUT || err.kind == MQTX_E_CONFIG))
 			return mqtx_exit_code(err.kind);
 		tell(s, "--sql");
-		mqtx_info("transaction '%s' rolled back: nothing was published", r.gid);
+		mqtx_warn("transaction '%s' rolled back: nothing was published", r.gid);
 		return EXIT_NOT_PUBLISHED;
 	case MQTX_SQL_IN_DOUBT:
 		mqtx_error("transaction '%s' is in doubt (prepared, neither committed nor rolled back); 'mqtx check --resolve' decides",

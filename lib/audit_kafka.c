@@ -24,15 +24,6 @@
 
 #define META_TIMEOUT_MS 10000
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	(void)rk;
-	if (level <= 3 && strcmp(fac, "FAIL") != 0)
-		mqtx_warn("kafka: %s: %s", fac, buf);
-	else
-		mqtx_debug("kafka: %s: %s", fac, buf);
-}
-
 /* Our consumer defaults, then the connection settings (the URL's servers
  * and credentials, broker.tls.*, broker.kafka verbatim). */
 static int build_conf(const struct mqtx_config *cfg, const struct mqtx_kafka_url *u, rd_kafka_conf_t *conf, struct mqtx_err *err)
@@ -234,7 +225,6 @@ int audit_read_kafka(struct audit_ctx *c, const char *url, struct mqtx_err *err)
 	c->default_destination = mqtx_xstrdup(u.topic);
 
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	rd_kafka_conf_set_log_cb(conf, on_log);
 	if (build_conf(c->cfg, &u, conf, err) < 0) {
 		rd_kafka_conf_destroy(conf);
 		goto out;

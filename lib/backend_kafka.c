@@ -154,18 +154,6 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 	}
 }
 
-/* Called from librdkafka's own threads; mqtx_log only writes to stderr.
- * Connection failures ("FAIL") also reach on_error, which decides how
- * loud they are. */
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	(void)rk;
-	if (level <= 4 && strcmp(fac, "FAIL") != 0) /* syslog levels: emerg .. warning */
-		mqtx_warn("kafka: %s: %s", fac, buf);
-	else
-		mqtx_debug("kafka: %s: %s", fac, buf);
-}
-
 /* ---- configuration ---- */
 
 /* Fills conf: our defaults, then the connection settings (URL, broker.*
@@ -300,7 +288,6 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 	rd_kafka_conf_set_opaque(conf, kb);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
-	rd_kafka_conf_set_log_cb(conf, on_log);
 	kb->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (kb->rk == NULL) {
 		rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
@@ -1042,7 +1029,6 @@ static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opt
 	}
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_error_cb(conf, on_consumer_error);
-	rd_kafka_conf_set_log_cb(conf, on_log);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (c->rk == NULL) {

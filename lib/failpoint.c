@@ -62,7 +62,7 @@ int mqtx_failpoint(const char *name)
 			}
 			if (hit(name) != when)
 				return 0;
-			fprintf(stderr, "mqtx: failpoint %s: %s\n", name, action);
+			mqtx_warn("failpoint %s: %s", name, action); /* flushed before a crash */
 			if (strcmp(action, "crash") == 0)
 				kill(getpid(), SIGKILL);
 			if (strcmp(action, "abort") == 0)

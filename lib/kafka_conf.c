@@ -9,9 +9,23 @@
 #include "backend.h"
 #include "log.h"
 
+/* librdkafka's own messages, called from its threads: through the log, so
+ * they keep --log-format and -q/-v (its default logger writes raw lines to
+ * stderr). Connection failures ("FAIL") also reach the error callbacks,
+ * which decide how loud they are. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	if (level <= 4 && strcmp(fac, "FAIL") != 0) /* syslog levels: emerg .. warning */
+		mqtx_warn("kafka: %s: %s", fac, buf);
+	else
+		mqtx_debug("kafka: %s: %s", fac, buf);
+}
+
 int mqtx_kafka_conf_begin(struct mqtx_kafka_conf *kc, rd_kafka_conf_t *conf, const struct mqtx_config *cfg,
 			  const struct mqtx_kafka_url *u, struct mqtx_err *err)
 {
+	rd_kafka_conf_set_log_cb(conf, on_log);
 	kc->conf = conf;
 	kc->cfg = cfg;
 	kc->file_password = NULL;

@@ -20,8 +20,9 @@ struct mqtx_kafka_conf {
 	const char *password; /* the one in use: the file's, else the URL's; may be NULL */
 };
 
-/* Starts filling conf for the URL u. Returns 0, or -1 with err (the
- * password file cannot be read); call _end in both cases. */
+/* Starts filling conf for the URL u, with librdkafka's log routed through
+ * mqtx_log. Returns 0, or -1 with err (the password file cannot be read);
+ * call _end in both cases. */
 int mqtx_kafka_conf_begin(struct mqtx_kafka_conf *kc, rd_kafka_conf_t *conf, const struct mqtx_config *cfg,
 			  const struct mqtx_kafka_url *u, struct mqtx_err *err);
 

@@ -23,6 +23,11 @@ enum mqtx_log_level mqtx_log_get_level(void)
 	return cur_level;
 }
 
+enum mqtx_log_format mqtx_log_get_format(void)
+{
+	return cur_format;
+}
+
 static const char *level_name(enum mqtx_log_level l)
 {
 	switch (l) {

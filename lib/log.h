@@ -9,6 +9,7 @@ enum mqtx_log_format { MQTX_LOG_TEXT, MQTX_LOG_JSON };
 
 void mqtx_log_setup(enum mqtx_log_level level, enum mqtx_log_format format);
 enum mqtx_log_level mqtx_log_get_level(void);
+enum mqtx_log_format mqtx_log_get_format(void);
 void mqtx_log(enum mqtx_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define mqtx_error(...) mqtx_log(MQTX_LOG_ERROR, __VA_ARGS__)

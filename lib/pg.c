@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util.h"
 
 static int quote_failed(PGconn *conn, const char *s, const char *role, const char *what, struct mqtx_err *err);
@@ -34,6 +35,38 @@ static int check_names(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_
 		PQfreemem(q);
 	}
 	return 0;
+}
+
+/* What the server or libpq says outside a result (a WARNING, the FATAL
+ * that ends an idle connection, libpq's own complaints) would go raw to
+ * stderr by default; through the log it keeps --log-format and one line.
+ * The failure a caller then sees still travels as its error value. */
+static void on_notice(void *arg, const PGresult *res)
+{
+	(void)arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *shown = PQresultErrorField(res, PG_DIAG_SEVERITY);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_printf(&b, "database: %s: %s", shown != NULL ? shown : sev != NULL ? sev : "NOTICE",
+			msg != NULL ? msg : PQresultErrorMessage(res));
+	if (detail != NULL)
+		mqtx_buf_printf(&b, " (%s)", detail);
+	for (size_t i = 0; i < b.len; i++)
+		if (b.data[i] == '\n' || b.data[i] == '\r')
+			b.data[i] = ' ';
+	while (b.len > 0 && b.data[b.len - 1] == ' ')
+		b.data[--b.len] = '\0';
+	/* without a SQLSTATE it is libpq's own complaint: worth a warning */
+	bool server = PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL;
+	enum mqtx_log_level level = MQTX_LOG_WARN;
+	if (server && sev != NULL && strcmp(sev, "DEBUG") == 0)
+		level = MQTX_LOG_DEBUG;
+	else if (server && sev != NULL && (strcmp(sev, "NOTICE") == 0 || strcmp(sev, "INFO") == 0 || strcmp(sev, "LOG") == 0))
+		level = MQTX_LOG_INFO;
+	mqtx_log(level, "%s", b.data);
+	mqtx_buf_free(&b);
 }
 
 PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_name, struct mqtx_err *err)
@@ -64,6 +97,7 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 		mqtx_err_set(err, MQTX_E_DB, "cannot allocate a database connection");
 		return NULL;
 	}
+	PQsetNoticeReceiver(conn, on_notice, NULL);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char *r = mqtx_redact(url);
 		char msg[600];

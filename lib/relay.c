@@ -281,6 +281,8 @@ static struct mqtx_batch *claim(struct relay *r, int s, struct mqtx_err *err)
 	struct mqtx_batch *b = mqtx_outbox_claim(r->slots[s].ob, limit, r->opts->dry_run, err);
 	pthread_mutex_lock(&r->lock);
 	r->claimed -= (int64_t)limit - (b != NULL ? (int64_t)b->n : 0);
+	if (b != NULL)
+		r->stats->claims++;
 	pthread_mutex_unlock(&r->lock);
 	return b;
 }

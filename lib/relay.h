@@ -15,6 +15,7 @@ struct mqtx_relay_stats {
 	int64_t failed;   /* failed attempts recorded (row stays pending) */
 	int64_t dead;     /* rows that became dead */
 	int64_t batches;
+	int64_t claims;   /* claims that ran (an empty one too): 0 means nothing was relayed or looked at */
 	int64_t elapsed_ms;
 };
 

@@ -153,3 +153,24 @@ setup() {
 	assert_failure 7
 	[[ $output == *"cannot write to standard output"* ]]
 }
+
+@test "cli: with --log-format json (or MQTX_LOG_FORMAT=json) usage and configuration errors are JSON lines too" {
+	local args
+	for args in "--log-format json frobnicate" "--log-format json" "relay --log-format json --frob" \
+		"relay --log-format=json --batch lots" "redeliver --log-format json"; do
+		# shellcheck disable=SC2086 # split on purpose
+		run_mqtx 2 $args
+		[[ -n $stderr ]] || fail "no error for: mqtx $args"
+		while IFS= read -r line; do
+			jq -e '.level == "error" and (.msg | type) == "string"' <<<"$line" >/dev/null 2>&1 ||
+				fail "mqtx $args: not a JSON log line: $line"
+		done <<<"$stderr"
+	done
+	MQTX_LOG_FORMAT=json run_mqtx 2 relay --frob
+	jq -e '.msg | contains("unknown option")' <<<"$stderr" >/dev/null || fail "not JSON: $stderr"
+	printf 'relay:\n  batch_szie: 10\n' >bad.yaml
+	MQTX_LOG_FORMAT=json run_mqtx 3 --config bad.yaml config
+	jq -e '.msg | contains("batch_szie")' <<<"$stderr" >/dev/null || fail "not JSON: $stderr"
+	run_mqtx 2 relay --frob
+	stderr_has "Try 'mqtx relay --help'."
+}

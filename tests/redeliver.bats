@@ -235,7 +235,7 @@ publish_ack() {
 	assert_output "1:1 2:1 3:1"
 }
 
-@test "redeliver: --dry-run prints the count and the first rows as TSV and changes nothing; without a terminal it acts" {
+@test "redeliver: --dry-run prints the count and the first rows as TSV and changes nothing" {
 	sent_rows 5 "'k'"
 	run_mqtx 0 redeliver --status sent --dry-run --sample 2
 	stderr_has "dry run: 5 row(s) selected (2 shown)"
@@ -246,8 +246,37 @@ publish_ack() {
 	stderr_has "dry run: 4 row(s) selected (4 shown)"
 	run rcounts
 	assert_output "1:0 2:0 3:0 4:0 5:0"
-	run_mqtx 0 redeliver --id 5
+	run_mqtx 0 redeliver --id 5 --yes
 	stderr_has "redelivered 1,"
+}
+
+@test "redeliver: without --yes nothing is changed, also when stdout is not a terminal (| cat); with --yes it acts" {
+	insert_rows 2
+	psql_test "UPDATE mqtx_outbox SET status = 'dead', attempts = 10, last_error = 'boom' WHERE id = 2"
+	run_mqtx 0 relay
+	# stdout a pipe, stdin not a terminal: still a dry run
+	run bash -c "$(printf '%q' "$MQTX") redeliver --status dead --requeue </dev/null 2>'$BATS_TEST_TMPDIR/err' | cat"
+	assert_success
+	assert_output --partial $'id\tkey\tstatus'
+	grep -q "warning: dry run: 1 row(s) selected (1 shown); they would be set back to pending" "$BATS_TEST_TMPDIR/err" ||
+		fail "no dry-run warning: $(cat "$BATS_TEST_TMPDIR/err")"
+	run psql_test "SELECT id, status FROM mqtx_outbox ORDER BY id"
+	assert_output "1|sent
+2|dead"
+	# --quiet keeps the warning that nothing happened
+	run_mqtx 0 redeliver --status sent --quiet
+	stderr_has "without --yes, redeliver only shows what it would do"
+	run rcounts
+	assert_output "1:0 2:0"
+	# with --yes it acts
+	run bash -c "$(printf '%q' "$MQTX") redeliver --status dead --requeue --yes </dev/null | cat"
+	assert_success
+	run psql_test "SELECT id, status FROM mqtx_outbox ORDER BY id"
+	assert_output "1|sent
+2|pending"
+	run_mqtx 0 redeliver --id 1 --yes >/dev/null
+	run rcounts
+	assert_output "1:1 2:0"
 }
 
 # -------------------------------------------------------------------- revive
@@ -425,12 +454,12 @@ publish_ack() {
 	run rcounts
 	assert_output "1:0 2:0 3:0 4:0 5:1"
 	# drained: a second run finds no acks
-	run_mqtx 0 redeliver --collect-acks
+	run_mqtx 0 redeliver --collect-acks --yes
 	stderr_has "acks: 0 collected"
 	# the re-sent message is acked too: nothing is left to re-send
 	publish_ack "$(key_of 5)"
 	psql_test "UPDATE mqtx_outbox SET redelivered_at = now() - interval '1 hour' WHERE id = 5"
-	run_mqtx 0 redeliver --collect-acks --unacked-after 10m
+	run_mqtx 0 redeliver --collect-acks --unacked-after 10m --yes
 	stderr_has "acks: 1 collected, 1 new completion(s)"
 	stderr_has "redelivered 0,"
 }
@@ -440,12 +469,34 @@ publish_ack() {
 	sent_rows 2
 	publish_ack "$(key_of 1)"
 	publish_ack "$(key_of 2)"
-	MQTX_FAILPOINTS=redeliver.before_ack=crash run_mqtx 137 redeliver --collect-acks
+	# without --yes: nothing is taken from the ack source
+	run_mqtx 0 redeliver --collect-acks
+	stderr_has "dry run: --collect-acks would move the acks waiting in '$ACK_SOURCE' into mqtx_completions"
+	[[ $(psql_test "SELECT count(*) FROM mqtx_completions") == 0 ]]
+	MQTX_FAILPOINTS=redeliver.before_ack=crash run_mqtx 137 redeliver --collect-acks --yes
 	[[ $(psql_test "SELECT count(*) FROM mqtx_completions") == 2 ]]
-	run_mqtx 0 redeliver --collect-acks
+	run_mqtx 0 redeliver --collect-acks --yes
 	stderr_has "acks: 2 collected, 0 new completion(s)"
-	run_mqtx 0 redeliver --collect-acks
+	run_mqtx 0 redeliver --collect-acks --yes
 	stderr_has "acks: 0 collected"
+}
+
+@test "redeliver: broker down at start: the error, and no summary that looks like success (exit 5)" {
+	sent_rows 1
+	make_ack_source
+	if [[ $(backend_name) == amqp ]]; then
+		export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2f"
+	else
+		export MQTX_BROKER_URL="kafka://127.0.0.1:1" MQTX_BROKER_CONNECT_TIMEOUT=2s
+	fi
+	run_mqtx 5 redeliver --status sent --yes
+	stderr_has "cannot connect to"
+	stderr_lacks "redelivered"
+	run_mqtx 5 redeliver --collect-acks --yes
+	stderr_has "cannot connect to"
+	stderr_lacks "acks:"
+	run rcounts
+	assert_output "1:0"
 }
 
 # ---------------------------------------------------------------- usage

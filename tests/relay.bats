@@ -149,6 +149,46 @@ pending|0
 pending|0"
 }
 
+@test "relay: --quiet prints nothing for a clean run, but every failed row and a failure summary (exit 1)" {
+	insert_rows 2
+	run_mqtx 0 relay --quiet
+	[[ -z $stderr ]] || fail "a clean --quiet run printed: $stderr"
+	insert_rows 2
+	insert_rows 1 "$(missing_dest)"
+	MQTX_RELAY_BACKOFF_INITIAL=5m run_mqtx 1 relay --quiet
+	local bad
+	bad=$(psql_test "SELECT id FROM mqtx_outbox WHERE destination LIKE 'no-such%'")
+	stderr_has "mqtx: warning: row $bad (key '"
+	stderr_has "mqtx: warning: relayed 2, failed 1, dead 0 in "
+	stderr_lacks "mqtx: relayed" # no info line
+}
+
+@test "relay: no summary before a fatal error at start (no broker URL, broker or database down)" {
+	insert_rows 1
+	MQTX_BROKER_URL= run_mqtx 3 relay
+	stderr_has "no broker URL"
+	stderr_lacks "relayed"
+	MQTX_DATABASE_URL="postgresql://mqtx@127.0.0.1:1/x" run_mqtx 4 relay
+	stderr_lacks "relayed"
+	local down="amqp://guest:guest@127.0.0.1:1/%2f"
+	[[ $(backend_name) == amqp ]] || down="kafka://127.0.0.1:1"
+	MQTX_BROKER_URL=$down MQTX_BROKER_CONNECT_TIMEOUT=2s run_mqtx 5 relay
+	stderr_has "cannot connect to"
+	stderr_lacks "relayed"
+	MQTX_DATABASE_URL="postgresql://mqtx@127.0.0.1:1/x" run_mqtx 4 relay --dry-run
+	stderr_lacks "would be sent"
+	# --loop stopped while the broker was never reachable: says so
+	MQTX_BROKER_URL=$down MQTX_BROKER_CONNECT_TIMEOUT=2s mqtx_bg relay --loop
+	wait_until 30 grep -q "retrying" "$MQTX_BG_ERR"
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	grep -q "nothing was relayed: stopped before the first claim" "$MQTX_BG_ERR" || fail "$(cat "$MQTX_BG_ERR")"
+	! grep -q "relayed 0" "$MQTX_BG_ERR" || fail "$(cat "$MQTX_BG_ERR")"
+	# a run that did relay still says what it did
+	run_mqtx 0 relay
+	stderr_has "relayed 1, failed 0, dead 0"
+}
+
 @test "relay: database unreachable: clear error, exit 4" {
 	MQTX_DATABASE_URL="postgresql://mqtx:topsecret@127.0.0.1:1/x" run_mqtx 4 relay
 	stderr_has "cannot connect to database 'postgresql://mqtx:***@127.0.0.1:1/x'"
@@ -300,4 +340,52 @@ pending|0"
 	[[ $(count_status sent) == 30 ]]
 	backend_consume 30 >"$BATS_TEST_TMPDIR/got"
 	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 30 ]]
+}
+
+relay_sessions_at_least() {
+	(($(psql_test "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mqtx relay'") >= $1))
+}
+
+# every line of FILE is one JSON object with a level and a message
+assert_json_lines() {
+	local line n=0
+	while IFS= read -r line; do
+		n=$((n + 1))
+		jq -e 'type == "object" and (.level | type) == "string" and (.msg | type) == "string"' <<<"$line" >/dev/null 2>&1 ||
+			fail "line $n of stderr is not a JSON log object: $line" || return 1
+	done <"$1"
+}
+
+@test "relay: --log-format json: every stderr line is JSON, libpq's notices too, when the database ends the relay's connections" {
+	insert_rows 3
+	mqtx_bg relay --loop --poll-interval 200ms --log-format json
+	wait_sent 30 == 3
+	wait_until 20 relay_sessions_at_least 2
+	psql_test "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'mqtx relay'" >/dev/null
+	wait_until 20 grep -q "terminating connection due to administrator command" "$MQTX_BG_ERR"
+	insert_rows 2
+	wait_sent 60 == 5
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	assert_json_lines "$MQTX_BG_ERR"
+	grep -q '"msg":"database: FATAL: *terminating connection due to administrator command' "$MQTX_BG_ERR" ||
+		fail "no notice line: $(cat "$MQTX_BG_ERR")"
+}
+
+@test "relay: --log-format json: every stderr line is JSON while the broker is down and back (with -v: librdkafka's log too)" {
+	skip_unless_local_broker
+	insert_rows 3
+	mqtx_bg relay --loop --poll-interval 200ms --log-format json -v
+	wait_sent 30 == 3
+	backend_stop
+	insert_rows 2
+	wait_until 30 grep -q '"level":"warning"' "$MQTX_BG_ERR"
+	backend_start
+	wait_sent 90 == 5
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	assert_json_lines "$MQTX_BG_ERR"
+	if [[ $(backend_name) == kafka ]]; then
+		grep -q '"msg":"kafka: ' "$MQTX_BG_ERR" || fail "no librdkafka log line: $(cat "$MQTX_BG_ERR")"
+	fi
 }

@@ -283,6 +283,15 @@ $(printf 'y\ny' | base64)"
 	MQTX_BROKER_URL=kafka://127.0.0.1:1 MQTX_BROKER_CONNECT_TIMEOUT=1s run_mqtx 10 txpub -d x --payload a
 }
 
+@test "txpub: -q still says on stderr why nothing was published (exit 10); a clean -q run prints nothing" {
+	local dest
+	dest=$(missing_dest)
+	run_mqtx 10 txpub -q -d "$dest" --payload a
+	stderr_has "not published"
+	run_mqtx 0 txpub -q -d "$T_DEST" --payload b
+	[[ -z $stderr ]] || fail "a clean -q run printed: $stderr"
+}
+
 @test "txpub: database unreachable is exit 4 with nothing changed; a report that cannot be written is exit 7" {
 	MQTX_DATABASE_URL=postgresql://mqtx:topsecret@127.0.0.1:1/x run_mqtx 4 txpub --prepare -d "$T_DEST" --payload a
 	stderr_has "cannot connect to database 'postgresql://mqtx:***@127.0.0.1:1/x'"
