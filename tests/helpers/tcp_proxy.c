@@ -8,6 +8,8 @@
  *   resume  move bytes again
  *   refuse  reset new connections at once
  *   accept  accept and forward new connections again
+ * Every accepted connection (forwarded or reset) is logged on stderr as
+ * "tcp_proxy: connection N", so tests can count connection attempts.
  * Runs until SIGTERM/SIGINT. Only loopback addresses are used. */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
@@ -100,6 +102,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < MAXC; i++)
 		p[i].a = p[i].b = -1;
 	int stalled = 0, refusing = 0;
+	unsigned long accepted = 0;
 	char cmd[256];
 	size_t cmdlen = 0;
 
@@ -124,6 +127,7 @@ int main(int argc, char **argv)
 		if (pf[0].revents & POLLIN) {
 			int c = accept(ls, NULL, NULL);
 			if (c >= 0) {
+				fprintf(stderr, "tcp_proxy: connection %lu\n", ++accepted);
 				int slot = -1;
 				for (int i = 0; i < MAXC && slot < 0; i++)
 					if (p[i].a < 0)
