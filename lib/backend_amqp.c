@@ -34,6 +34,7 @@ struct amqp_backend {
 	uint64_t published; /* messages published on the current channel: the last delivery tag */
 	char *where;        /* redacted URL for messages */
 	struct amqp_consumer *cons; /* consume(): NULL until first used */
+	int fd;                     /* the socket, watched by a stop's watchdog (stop.h); -1 before */
 };
 
 static const char *const amqp_schemes[] = {"amqp", "amqps", NULL};
@@ -114,6 +115,7 @@ static void amqp_close(struct mqtx_backend *b)
 			amqp_channel_close(ab->conn, ab->ch, AMQP_REPLY_SUCCESS);
 			amqp_connection_close(ab->conn, AMQP_REPLY_SUCCESS);
 		}
+		mqtx_stop_unwatch(ab->fd);
 		amqp_destroy_connection(ab->conn);
 	}
 	free(ab->where);
@@ -129,6 +131,7 @@ static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struc
 	char *password = NULL;
 
 	ab->base.ops = &mqtx_backend_amqp;
+	ab->fd = -1;
 	ab->opts = *opts;
 	if (ab->opts.window == 0)
 		ab->opts.window = 1024;
@@ -183,6 +186,8 @@ static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struc
 		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", ab->where, amqp_error_string2(st));
 		goto fail;
 	}
+	ab->fd = amqp_get_sockfd(ab->conn);
+	mqtx_stop_watch(ab->fd); /* the handshake below cannot be told to give up otherwise */
 	amqp_set_rpc_timeout(ab->conn, &tv);
 	int heartbeat = (int)((cfg->broker_heartbeat_ms + 999) / 1000); /* AMQP counts whole seconds */
 	amqp_table_entry_t prop;

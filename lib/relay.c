@@ -14,11 +14,9 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -58,13 +56,6 @@ struct relay {
 	int64_t claimed; /* rows taken so far, for relay.max_messages */
 	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
 	bool halt;	      /* a lane failed: the other one stops after its batch */
-	/* The watchdog: once a stop was asked for, the database sockets still
-	 * open when the grace ends are shut down, so that a call blocked in
-	 * libpq (a stalled link) fails at once. db_fd under fd_lock. */
-	pthread_mutex_t fd_lock;
-	int db_fd[2];
-	pthread_t watchdog;
-	atomic_bool finished;
 };
 
 static bool stop_requested(const struct relay *r)
@@ -86,42 +77,8 @@ static int64_t answers_grace_ms(const struct relay *r)
 	return r->cfg->relay_shutdown_grace_ms - record_reserve_ms(r);
 }
 
-/* When the grace ends: INT64_MAX without a stop. */
-static int64_t stop_hard_deadline(const struct relay *r)
-{
-	int64_t a = mqtx_stop_deadline(r->opts->stop, answers_grace_ms(r));
-	return a == INT64_MAX ? a : a + record_reserve_ms(r);
-}
-
-static void watch_db(struct relay *r, int i, int fd)
-{
-	pthread_mutex_lock(&r->fd_lock);
-	r->db_fd[i] = fd;
-	pthread_mutex_unlock(&r->fd_lock);
-}
-
-static void *watchdog_main(void *arg)
-{
-	struct relay *r = arg;
-	while (!atomic_load(&r->finished)) {
-		if (mqtx_now_ms() >= stop_hard_deadline(r)) {
-			pthread_mutex_lock(&r->fd_lock);
-			for (int i = 0; i < 2; i++) {
-				if (r->db_fd[i] >= 0) {
-					mqtx_debug("relay.shutdown_grace is over: closing database connection %d", i);
-					shutdown(r->db_fd[i], SHUT_RDWR);
-					r->db_fd[i] = -1;
-				}
-			}
-			pthread_mutex_unlock(&r->fd_lock);
-		}
-		mqtx_sleep_ms(50);
-	}
-	return NULL;
-}
-
-/* Threads of the relay leave SIGINT, SIGTERM and SIGHUP to the main
- * thread, whose waits notice them. */
+/* Lane 1 leaves SIGINT, SIGTERM and SIGHUP to the main thread, whose
+ * waits notice them. */
 static bool start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
@@ -146,9 +103,10 @@ static void drop_db(struct relay *r)
 	for (int i = 0; i < 2; i++) {
 		mqtx_outbox_free(r->slots[i].ob);
 		r->slots[i].ob = NULL;
-		watch_db(r, i, -1); /* before the socket is closed and its number reused */
-		if (r->slots[i].pg != NULL)
+		if (r->slots[i].pg != NULL) {
+			mqtx_stop_unwatch(PQsocket(r->slots[i].pg)); /* before its number can be reused */
 			PQfinish(r->slots[i].pg);
+		}
 		r->slots[i].pg = NULL;
 	}
 }
@@ -257,6 +215,7 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		r->slots[i].pg = mqtx_pg_connect(r->cfg, "mqtx relay", err);
 		if (r->slots[i].pg == NULL)
 			goto fail;
+		mqtx_stop_watch(PQsocket(r->slots[i].pg)); /* a stop's grace bounds every call on it */
 		r->slots[i].ob = mqtx_outbox_new(r->slots[i].pg, r->cfg, err);
 		if (r->slots[i].ob == NULL)
 			goto fail;
@@ -265,8 +224,6 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		goto fail;
 	if (r->cfg->relay_loop && mqtx_outbox_listen(r->slots[0].ob, err) < 0)
 		goto fail;
-	for (int i = 0; i < n; i++)
-		watch_db(r, i, PQsocket(r->slots[i].pg));
 	r->last_heartbeat = 0;
 	heartbeat(r, r->slots[0].ob, false, false);
 	return 0;
@@ -544,8 +501,6 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			  .opts = opts,
 			  .stats = stats,
 			  .lock = PTHREAD_MUTEX_INITIALIZER,
-			  .fd_lock = PTHREAD_MUTEX_INITIALIZER,
-			  .db_fd = {-1, -1},
 			  .retry_log = MQTX_RATELIMIT_INIT};
 	char host[256] = "";
 	int rc = 0;
@@ -564,8 +519,8 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	gethostname(host, sizeof(host) - 1);
 	snprintf(r.relay_id, sizeof(r.relay_id), "%s:%ld:%lld", host, (long)getpid(), (long long)mqtx_wall_ms());
 	srandom((unsigned)(mqtx_wall_ms() ^ getpid()));
-	atomic_init(&r.finished, false);
-	bool watching = opts->stop != NULL && start_thread(&r.watchdog, watchdog_main, &r);
+	/* once a stop was asked for, connections still busy when the grace ends are cut */
+	bool watching = mqtx_stop_watchdog_start(opts->stop, answers_grace_ms(&r), record_reserve_ms(&r));
 
 	while (!stop_requested(&r)) {
 		if (cfg->relay_max_time_ms > 0 && mqtx_now_ms() - start >= cfg->relay_max_time_ms)
@@ -624,10 +579,8 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	heartbeat(&r, r.slots[0].ob, false, true);
 	drop_broker(&r);
 	drop_db(&r);
-	if (watching) {
-		atomic_store(&r.finished, true);
-		pthread_join(r.watchdog, NULL);
-	}
+	if (watching)
+		mqtx_stop_watchdog_end();
 	stats->elapsed_ms = mqtx_now_ms() - start;
 	return rc;
 }
