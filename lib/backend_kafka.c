@@ -724,8 +724,15 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 static int txn_abort(struct kafka_backend *kb, int64_t deadline, struct mqtx_err *err)
 {
 	rd_kafka_error_t *e = NULL;
+	/* stopping: no longer than the grace; a transaction left open is
+	 * aborted by the next producer with this transactional.id (fencing) */
+	int64_t stop = mqtx_stop_deadline(kb->opts.stop, kb->opts.stop_grace_ms);
+	if (stop < deadline)
+		deadline = stop;
 	for (int i = 0; i < TXN_TRIES; i++) {
 		int64_t left = deadline - mqtx_now_ms();
+		if (left <= 0 && i > 0)
+			break;
 		e = rd_kafka_abort_transaction(kb->rk, (int)(left > 1000 ? left : 1000));
 		if (e == NULL)
 			return 0;
