@@ -3,7 +3,10 @@
 #define _DEFAULT_SOURCE
 #include "common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,17 +29,71 @@ const struct mqtx_opt mqtx_common_opts[] = {
 
 volatile sig_atomic_t mqtx_stop = 0;
 
+/* First SIGINT/SIGTERM: stop within the grace (1); second: stop at once
+ * (2); third: die by the signal. */
 static void on_signal(int sig)
 {
-	if (mqtx_stop) {
+	if (mqtx_stop >= 2) {
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
-	mqtx_stop = 1;
+	mqtx_stop = mqtx_stop + 1;
 }
 
-void mqtx_install_signals(void)
+/* SIGHUP: the handler only writes a byte to a pipe (async-signal-safe);
+ * a thread of its own reads it and logs that nothing was reloaded. */
+static int hup_pipe[2] = {-1, -1};
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	char c = 'H';
+	if (write(hup_pipe[1], &c, 1) < 0) { /* full: enough lines are on their way */
+	}
+	errno = saved;
+}
+
+static void *hup_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		char c;
+		ssize_t n = read(hup_pipe[0], &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		mqtx_warn("SIGHUP ignored: reloading the configuration is not supported yet; going on with the settings read at start");
+	}
+}
+
+static void ignore_hup(void)
+{
+	if (pipe(hup_pipe) < 0)
+		return;
+	fcntl(hup_pipe[1], F_SETFL, fcntl(hup_pipe[1], F_GETFL) | O_NONBLOCK);
+	fcntl(hup_pipe[0], F_SETFD, FD_CLOEXEC);
+	fcntl(hup_pipe[1], F_SETFD, FD_CLOEXEC);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread takes no signals */
+	pthread_t t;
+	bool ok = pthread_create(&t, NULL, hup_main, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!ok)
+		return;
+	pthread_detach(t);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+void mqtx_install_signals(bool long_running)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -46,6 +103,8 @@ void mqtx_install_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (long_running)
+		ignore_hup();
 }
 
 int mqtx_exit_code(enum mqtx_err_kind kind)

@@ -80,9 +80,11 @@ void mqtx_log_early(int argc, char **argv);
 /* Prints a usage error and returns EXIT_USAGE. */
 int mqtx_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* SIGINT/SIGTERM set this; a second signal ends the process at once. */
+/* SIGINT/SIGTERM set this: 1 after the first (stop within the grace), 2
+ * after the second (stop at once); a third ends the process by the signal.
+ * long_running: SIGHUP is logged and otherwise ignored (no reload yet). */
 extern volatile sig_atomic_t mqtx_stop;
-void mqtx_install_signals(void);
+void mqtx_install_signals(bool long_running);
 
 /* Global-option pre-pass in main (before the command name). */
 int mqtx_global_parse(int *argc, char ***argv, char ***global_argv, int *global_argc);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "../lib/log.h"
 #include "commands.h"
@@ -14,16 +15,17 @@ struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const struct mqtx_cmd_info *info;
+	bool long_running; /* SIGHUP is logged and ignored */
 };
 
 static const struct command commands[] = {
-	{"init", cmd_init, &cmd_init_info},
-	{"relay", cmd_relay, &cmd_relay_info},
-	{"check", cmd_check, &cmd_check_info},
-	{"redeliver", cmd_redeliver, &cmd_redeliver_info},
-	{"txpub", cmd_txpub, &cmd_txpub_info},
-	{"dedupe-audit", cmd_dedupe_audit, &cmd_dedupe_audit_info},
-	{"config", cmd_config, &cmd_config_info},
+	{"init", cmd_init, &cmd_init_info, false},
+	{"relay", cmd_relay, &cmd_relay_info, true},
+	{"check", cmd_check, &cmd_check_info, false},
+	{"redeliver", cmd_redeliver, &cmd_redeliver_info, true},
+	{"txpub", cmd_txpub, &cmd_txpub_info, true},
+	{"dedupe-audit", cmd_dedupe_audit, &cmd_dedupe_audit_info, true},
+	{"config", cmd_config, &cmd_config_info, false},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -62,10 +64,24 @@ static bool takes_value(const char *arg)
 	return false;
 }
 
+/* No core dumps and no ptrace by other processes of the same user, before
+ * any secret is read: a dump of a relay holds its passwords. This also
+ * gives /proc/PID/environ, mem and the like to root. MQTX_DEBUG_DUMPABLE=1
+ * keeps the process dumpable, for debugging. */
+static void protect_memory(void)
+{
+	const char *d = getenv("MQTX_DEBUG_DUMPABLE");
+	if (d != NULL && strcmp(d, "1") == 0)
+		return;
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		fprintf(stderr, "mqtx: warning: cannot make the process non-dumpable: %s\n", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	int first = 1;
 
+	protect_memory();
 	mqtx_log_early(argc, argv);
 
 	/* Skip global options before the command name. */
@@ -121,7 +137,7 @@ int main(int argc, char **argv)
 		av[ac++] = argv[i];
 	av[ac] = NULL;
 
-	mqtx_install_signals();
+	mqtx_install_signals(cmd->long_running);
 	int rc = cmd->fn(ac, av);
 	free(av);
 

@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "failpoint.h"
 #include "log.h"
+#include "stop.h"
 #include "util.h"
 
 struct amqp_backend {
@@ -33,6 +34,7 @@ struct amqp_backend {
 	uint64_t published; /* messages published on the current channel: the last delivery tag */
 	char *where;        /* redacted URL for messages */
 	struct amqp_consumer *cons; /* consume(): NULL until first used */
+	int fd;                     /* the socket, watched by a stop's watchdog (stop.h); -1 before */
 };
 
 static const char *const amqp_schemes[] = {"amqp", "amqps", NULL};
@@ -99,10 +101,21 @@ static void amqp_close(struct mqtx_backend *b)
 		return;
 	consumer_free(ab); /* unacknowledged messages go back to the queue when the connection closes */
 	if (ab->conn != NULL) {
+		int64_t stop = mqtx_stop_deadline(ab->opts.stop, ab->opts.stop_grace_ms);
+		if (!ab->broken && stop != INT64_MAX) {
+			/* stopping: the closing handshake gets what is left of the grace */
+			int64_t left = stop - mqtx_now_ms();
+			struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+			if (left <= 0)
+				ab->broken = true;
+			else
+				amqp_set_rpc_timeout(ab->conn, &tv);
+		}
 		if (!ab->broken) {
 			amqp_channel_close(ab->conn, ab->ch, AMQP_REPLY_SUCCESS);
 			amqp_connection_close(ab->conn, AMQP_REPLY_SUCCESS);
 		}
+		mqtx_stop_unwatch(ab->fd);
 		amqp_destroy_connection(ab->conn);
 	}
 	free(ab->where);
@@ -118,6 +131,7 @@ static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struc
 	char *password = NULL;
 
 	ab->base.ops = &mqtx_backend_amqp;
+	ab->fd = -1;
 	ab->opts = *opts;
 	if (ab->opts.window == 0)
 		ab->opts.window = 1024;
@@ -172,6 +186,8 @@ static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struc
 		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", ab->where, amqp_error_string2(st));
 		goto fail;
 	}
+	ab->fd = amqp_get_sockfd(ab->conn);
+	mqtx_stop_watch(ab->fd); /* the handshake below cannot be told to give up otherwise */
 	amqp_set_rpc_timeout(ab->conn, &tv);
 	int heartbeat = (int)((cfg->broker_heartbeat_ms + 999) / 1000); /* AMQP counts whole seconds */
 	amqp_table_entry_t prop;
@@ -306,21 +322,23 @@ static bool stopping(const struct amqp_backend *ab)
 static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, struct mqtx_err *err)
 {
 	amqp_frame_t f;
-	if (stopping(ab)) {
-		if (ps->stop_deadline == 0)
-			ps->stop_deadline = mqtx_now_ms() + ab->opts.stop_grace_ms;
-		if (ps->stop_deadline < deadline)
-			deadline = ps->stop_deadline;
+	int st;
+	/* in slices: rabbitmq-c restarts its poll on EINTR, so a stop is seen between them */
+	for (;;) {
+		int64_t stop = mqtx_stop_deadline(ab->opts.stop, ab->opts.stop_grace_ms);
+		if (stop != INT64_MAX)
+			ps->stop_deadline = stop;
+		int64_t left = mqtx_stop_wait_ms(deadline, ab->opts.stop, ab->opts.stop_grace_ms, 200);
+		struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+		if (!amqp_frames_enqueued(ab->conn) && !amqp_data_in_buffer(ab->conn))
+			amqp_maybe_release_buffers(ab->conn);
+		st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
+		if (st != AMQP_STATUS_TIMEOUT)
+			break;
+		int64_t now = mqtx_now_ms();
+		if (now >= deadline || now >= mqtx_stop_deadline(ab->opts.stop, ab->opts.stop_grace_ms))
+			return 1;
 	}
-	int64_t left = deadline - mqtx_now_ms();
-	if (left < 0)
-		left = 0;
-	struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
-	if (!amqp_frames_enqueued(ab->conn) && !amqp_data_in_buffer(ab->conn))
-		amqp_maybe_release_buffers(ab->conn);
-	int st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
-	if (st == AMQP_STATUS_TIMEOUT)
-		return 1;
 	if (st != AMQP_STATUS_OK)
 		return status_err(ab, err, st, "lost connection to");
 	if (f.frame_type != AMQP_FRAME_METHOD)
@@ -565,8 +583,8 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 timeout:
 	ab->broken = true;
 	if (ps.stop_deadline != 0 && mqtx_now_ms() < deadline)
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped: %zu message(s) to '%s' still unconfirmed after the shutdown grace (%lldms)",
-				    ps.inflight, ab->where, (long long)ab->opts.stop_grace_ms);
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out",
+				    ps.inflight, ab->where);
 	else
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)", ab->where,
 				    (long long)ab->confirm_timeout_ms, ps.inflight);

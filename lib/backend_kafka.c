@@ -25,6 +25,7 @@
 #include "kafka_conf.h"
 #include "kafka_url.h"
 #include "log.h"
+#include "stop.h"
 #include "util.h"
 
 /* How long a topic's partition count is trusted. */
@@ -230,8 +231,12 @@ static void kafka_close(struct mqtx_backend *b)
 	if (kb->rk != NULL) {
 		/* Broken: what is still queued has been given up on (the caller
 		 * holds those rows as not sent); do not let destroy wait for it. */
-		if (!kb->broken && !kb->fatal)
-			rd_kafka_flush(kb->rk, (int)(kb->confirm_timeout_ms < CLOSE_FLUSH_MS ? kb->confirm_timeout_ms : CLOSE_FLUSH_MS));
+		int64_t flush_ms = kb->confirm_timeout_ms < CLOSE_FLUSH_MS ? kb->confirm_timeout_ms : CLOSE_FLUSH_MS;
+		int64_t stop_left = mqtx_stop_deadline(kb->opts.stop, kb->opts.stop_grace_ms) - mqtx_now_ms();
+		if (stop_left < flush_ms) /* stopping: at most what is left of the grace */
+			flush_ms = stop_left > 0 ? stop_left : 0;
+		if (!kb->broken && !kb->fatal && flush_ms > 0)
+			rd_kafka_flush(kb->rk, (int)flush_ms);
 		if (rd_kafka_outq_len(kb->rk) > 0) {
 			rd_kafka_purge(kb->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 			rd_kafka_flush(kb->rk, 1000);
@@ -524,12 +529,12 @@ struct call {
 	int64_t stop_deadline; /* 0 until a stop is seen */
 };
 
-/* The time to wait until: the deadline, or the stop grace once stopping. */
+/* The time to wait until: the deadline, or the end of the stop grace
+ * (counted from when the process first saw the stop) once stopping. */
 static int64_t until(struct kafka_backend *kb, struct call *c)
 {
 	if (stopping(kb)) {
-		if (c->stop_deadline == 0)
-			c->stop_deadline = mqtx_now_ms() + kb->opts.stop_grace_ms;
+		c->stop_deadline = mqtx_stop_deadline(kb->opts.stop, kb->opts.stop_grace_ms);
 		if (c->stop_deadline < c->deadline)
 			return c->stop_deadline;
 	}
@@ -673,8 +678,8 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 	if (kb->fatal) {
 		rc = fatal_err(kb, err);
 	} else if (!done && stopping(kb)) {
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped with %zu message(s) to '%s' unconfirmed after %lldms",
-				    kb->outstanding, kb->where, (long long)kb->opts.stop_grace_ms);
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped with %zu message(s) to '%s' unconfirmed when the shutdown grace ran out",
+				    kb->outstanding, kb->where);
 		end_call(kb, "stopped before a delivery report came: outcome unknown");
 		kb->broken = true;
 	} else if (!done) {
@@ -706,8 +711,15 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 static int txn_abort(struct kafka_backend *kb, int64_t deadline, struct mqtx_err *err)
 {
 	rd_kafka_error_t *e = NULL;
+	/* stopping: no longer than the grace; a transaction left open is
+	 * aborted by the next producer with this transactional.id (fencing) */
+	int64_t stop = mqtx_stop_deadline(kb->opts.stop, kb->opts.stop_grace_ms);
+	if (stop < deadline)
+		deadline = stop;
 	for (int i = 0; i < TXN_TRIES; i++) {
 		int64_t left = deadline - mqtx_now_ms();
+		if (left <= 0 && i > 0)
+			break;
 		e = rd_kafka_abort_transaction(kb->rk, (int)(left > 1000 ? left : 1000));
 		if (e == NULL)
 			return 0;

@@ -106,7 +106,7 @@ static const struct key_def keys[] = {
 	{"relay.max_time", T_DUR, OFF(relay_max_time_ms), "0", NULL, 0, INT64_MAX, false,
 	 "stop claiming after this long (0: no limit)"},
 	{"relay.shutdown_grace", T_DUR, OFF(relay_shutdown_grace_ms), "10s", NULL, 0, 3600000, false,
-	 "on SIGTERM, how long to wait for outstanding confirms"},
+	 "on SIGTERM, how long stopping may take (confirms, then recording them)"},
 	{"relay.confirm_window", T_INT, OFF(relay_confirm_window), "1024", NULL, 1, 1000000, false,
 	 "most unconfirmed messages in flight"},
 	{"relay.ordering_buckets", T_INT, OFF(relay_ordering_buckets), "256", NULL, 1, 65536, false,

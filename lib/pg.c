@@ -3,11 +3,14 @@
 #define _DEFAULT_SOURCE
 #include "pg.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "stop.h"
 #include "util.h"
 
 static int quote_failed(PGconn *conn, const char *s, const char *role, const char *what, struct mqtx_err *err);
@@ -69,6 +72,33 @@ static void on_notice(void *arg, const PGresult *res)
 	mqtx_buf_free(&b);
 }
 
+/* Drives an started connection to its end, polling in slices so that it
+ * gives up at database.connect_timeout or when a stop's grace runs out
+ * (libpq ignores connect_timeout with PQconnectPoll). Returns NULL when
+ * connected, or why not. */
+static const char *finish_connect(PGconn *conn, int64_t timeout_ms)
+{
+	int64_t until = mqtx_now_ms() + timeout_ms;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	for (;;) {
+		if (st == PGRES_POLLING_OK)
+			return NULL;
+		if (st == PGRES_POLLING_FAILED)
+			return PQerrorMessage(conn);
+		int64_t stop = mqtx_stop_cut_deadline();
+		int64_t end = until < stop ? until : stop;
+		int64_t left = end - mqtx_now_ms();
+		if (left <= 0)
+			return end == stop ? "stopped: the shutdown grace ran out" : "timeout expired";
+		struct pollfd pfd = {.fd = PQsocket(conn), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+		int pr = poll(&pfd, 1, (int)(left < 200 ? left : 200));
+		if (pr < 0 && errno != EINTR)
+			return strerror(errno);
+		if (pr > 0)
+			st = PQconnectPoll(conn);
+	}
+}
+
 PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_name, struct mqtx_err *err)
 {
 	const char *url = cfg->database_url;
@@ -88,8 +118,8 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 	/* dbname is expanded as a URL/conninfo; later keywords override it */
 	const char *kw[] = {"dbname", "application_name", "connect_timeout", password ? "password" : NULL, NULL};
 	const char *val[] = {url, application_name, timeout, password, NULL};
-	PGconn *conn = PQconnectdbParams(kw, val, 1);
-	if (password != NULL) {
+	PGconn *conn = PQconnectStartParams(kw, val, 1);
+	if (password != NULL) { /* libpq has its own copy now */
 		explicit_bzero(password, strlen(password));
 		free(password);
 	}
@@ -98,17 +128,21 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 		return NULL;
 	}
 	PQsetNoticeReceiver(conn, on_notice, NULL);
-	if (PQstatus(conn) != CONNECTION_OK) {
+	const char *why = PQstatus(conn) == CONNECTION_BAD ? PQerrorMessage(conn)
+							    : finish_connect(conn, cfg->database_connect_timeout_ms);
+	if (why != NULL) {
 		char *r = mqtx_redact(url);
 		char msg[600];
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+		snprintf(msg, sizeof(msg), "%s", why);
 		msg[strcspn(msg, "\n")] = '\0';
 		mqtx_err_retry(err, MQTX_E_DB, "cannot connect to database '%s': %s", r, msg);
 		free(r);
 		PQfinish(conn);
 		return NULL;
 	}
+	mqtx_stop_watch(PQsocket(conn));
 	PGresult *res = PQexec(conn, "SET search_path = pg_catalog; SET lock_timeout = '30s'; SET client_min_messages = warning");
+	mqtx_stop_unwatch(PQsocket(conn));
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		mqtx_pg_fail(conn, res, "cannot set up the session", err);
 		PQfinish(conn);

@@ -13,6 +13,7 @@
 #include "relay.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #include "log.h"
 #include "outbox.h"
 #include "pg.h"
+#include "ratelimit.h"
+#include "stop.h"
 #include "util.h"
 
 struct relay;
@@ -48,7 +51,8 @@ struct relay {
 	char relay_id[300];
 	int64_t last_heartbeat;
 	char last_error[1024];
-	int64_t reconnect_delay;
+	int64_t reconnect_delay; /* the current reconnect step before jitter, 0 when connected */
+	struct mqtx_ratelimit retry_log;
 	int64_t claimed; /* rows taken so far, for relay.max_messages */
 	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
 	bool halt;	      /* a lane failed: the other one stops after its batch */
@@ -57,6 +61,35 @@ struct relay {
 static bool stop_requested(const struct relay *r)
 {
 	return r->opts->stop != NULL && *r->opts->stop != 0;
+}
+
+/* The end of relay.shutdown_grace is kept for recording what the broker
+ * answered and the heartbeat: 1 s, or half the grace when it is shorter. */
+static int64_t record_reserve_ms(const struct relay *r)
+{
+	int64_t g = r->cfg->relay_shutdown_grace_ms;
+	return g / 2 < 1000 ? g / 2 : 1000;
+}
+
+/* Until when broker answers are waited for once a stop was asked for. */
+static int64_t answers_grace_ms(const struct relay *r)
+{
+	return r->cfg->relay_shutdown_grace_ms - record_reserve_ms(r);
+}
+
+/* Lane 1 leaves SIGINT, SIGTERM and SIGHUP to the main thread, whose
+ * waits notice them. */
+static bool start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	sigemptyset(&all);
+	sigaddset(&all, SIGINT);
+	sigaddset(&all, SIGTERM);
+	sigaddset(&all, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	bool ok = pthread_create(t, NULL, fn, arg) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ok;
 }
 
 static void drop_broker(struct relay *r);
@@ -70,8 +103,10 @@ static void drop_db(struct relay *r)
 	for (int i = 0; i < 2; i++) {
 		mqtx_outbox_free(r->slots[i].ob);
 		r->slots[i].ob = NULL;
-		if (r->slots[i].pg != NULL)
+		if (r->slots[i].pg != NULL) {
+			mqtx_stop_unwatch(PQsocket(r->slots[i].pg)); /* before its number can be reused */
 			PQfinish(r->slots[i].pg);
+		}
 		r->slots[i].pg = NULL;
 	}
 }
@@ -112,8 +147,9 @@ static void heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, 
 		mqtx_warn("%s", e.msg);
 }
 
-/* Sleeps up to ms, waking early on NOTIFY (when listening) or a stop. */
-static void nap(struct relay *r, int64_t ms)
+/* Sleeps up to ms, waking early on a stop, and on NOTIFY when notify
+ * (while listening; otherwise notifications are read and dropped). */
+static void nap(struct relay *r, int64_t ms, bool notify)
 {
 	int64_t until = mqtx_now_ms() + ms;
 	while (!stop_requested(r)) {
@@ -125,13 +161,13 @@ static void nap(struct relay *r, int64_t ms)
 		if (r->slots[0].ob != NULL) {
 			struct mqtx_err e;
 			int got = mqtx_outbox_wait(r->slots[0].ob, left, &e);
-			if (got != 0) {
-				if (got < 0) {
-					mqtx_warn("%s", e.msg);
-					drop_db(r);
-				}
+			if (got < 0) {
+				mqtx_warn("%s", e.msg);
+				drop_db(r);
 				return;
 			}
+			if (got > 0 && notify)
+				return;
 		} else {
 			mqtx_sleep_ms(left);
 		}
@@ -143,13 +179,33 @@ static void remember_error(struct relay *r, const struct mqtx_err *e)
 	snprintf(r->last_error, sizeof(r->last_error), "%.*s", (int)sizeof(r->last_error) - 1, e->msg);
 }
 
-/* In --loop, wait before reconnecting: 0.5s doubling to 30s. */
-static void reconnect_pause(struct relay *r)
+/* In --loop, after a connection failure: log it (identical lines at most
+ * once per step, the rest counted) and wait before the next attempt,
+ * 0.5s doubling to 30s, spread by relay.backoff_jitter. A NOTIFY does not
+ * end the wait: while the broker or database is unreachable, every new
+ * row would otherwise cause another attempt. */
+static void retry_later(struct relay *r, const struct mqtx_err *e)
 {
-	r->reconnect_delay = r->reconnect_delay == 0 ? 500 : r->reconnect_delay * 2;
+	int64_t prev = r->reconnect_delay;
+	r->reconnect_delay = prev == 0 ? 500 : prev * 2;
 	if (r->reconnect_delay > 30000)
 		r->reconnect_delay = 30000;
-	nap(r, r->reconnect_delay);
+	int64_t d = r->reconnect_delay;
+	if (r->cfg->relay_backoff_jitter > 0) {
+		double j = (double)r->cfg->relay_backoff_jitter / 100.0;
+		d = (int64_t)((double)d * (1.0 - j + 2.0 * j * ((double)random() / (double)RAND_MAX)));
+	}
+	uint64_t repeats = 0;
+	/* a step waits at least half its base (jitter up to 50%): each step's line goes through */
+	if (mqtx_ratelimit_pass(&r->retry_log, e->msg, prev / 2, &repeats)) {
+		char in[32];
+		mqtx_format_duration(d, in, sizeof(in));
+		if (repeats > 0)
+			mqtx_warn("%s; retrying in %s (repeated %llu times)", e->msg, in, (unsigned long long)repeats);
+		else
+			mqtx_warn("%s; retrying in %s", e->msg, in);
+	}
+	nap(r, d, false);
 }
 
 static int connect_db(struct relay *r, struct mqtx_err *err)
@@ -159,6 +215,7 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		r->slots[i].pg = mqtx_pg_connect(r->cfg, "mqtx relay", err);
 		if (r->slots[i].pg == NULL)
 			goto fail;
+		mqtx_stop_watch(PQsocket(r->slots[i].pg)); /* a stop's grace bounds every call on it */
 		r->slots[i].ob = mqtx_outbox_new(r->slots[i].pg, r->cfg, err);
 		if (r->slots[i].ob == NULL)
 			goto fail;
@@ -188,7 +245,7 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 		.window = (size_t)r->cfg->relay_confirm_window,
 		.client_name = r->relay_id,
 		.stop = r->opts->stop,
-		.stop_grace_ms = r->cfg->relay_shutdown_grace_ms,
+		.stop_grace_ms = answers_grace_ms(r),
 	};
 	for (int i = 0; i < 2; i++) {
 		char tid[512];
@@ -414,7 +471,7 @@ static int drain(struct relay *r, struct mqtx_err *err)
 			s0->first = NULL;
 			return 0;
 		}
-		bool threaded = pthread_create(&r->slots[1].thread, NULL, lane_main, &r->slots[1]) == 0;
+		bool threaded = start_thread(&r->slots[1].thread, lane_main, &r->slots[1]);
 		lane_main(s0);
 		if (threaded)
 			pthread_join(r->slots[1].thread, NULL);
@@ -442,7 +499,11 @@ static int drain(struct relay *r, struct mqtx_err *err)
 int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *opts, struct mqtx_relay_stats *stats,
 		   struct mqtx_err *err)
 {
-	struct relay r = {.cfg = cfg, .opts = opts, .stats = stats, .lock = PTHREAD_MUTEX_INITIALIZER};
+	struct relay r = {.cfg = cfg,
+			  .opts = opts,
+			  .stats = stats,
+			  .lock = PTHREAD_MUTEX_INITIALIZER,
+			  .retry_log = MQTX_RATELIMIT_INIT};
 	char host[256] = "";
 	int rc = 0;
 	int64_t start = mqtx_now_ms();
@@ -460,6 +521,8 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	gethostname(host, sizeof(host) - 1);
 	snprintf(r.relay_id, sizeof(r.relay_id), "%s:%ld:%lld", host, (long)getpid(), (long long)mqtx_wall_ms());
 	srandom((unsigned)(mqtx_wall_ms() ^ getpid()));
+	/* once a stop was asked for, connections still busy when the grace ends are cut */
+	bool watching = mqtx_stop_watchdog_start(opts->stop, answers_grace_ms(&r), record_reserve_ms(&r));
 
 	while (!stop_requested(&r)) {
 		if (cfg->relay_max_time_ms > 0 && mqtx_now_ms() - start >= cfg->relay_max_time_ms)
@@ -472,8 +535,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 				break;
 			}
 			remember_error(&r, err);
-			mqtx_warn("%s; retrying", err->msg);
-			reconnect_pause(&r);
+			retry_later(&r, err);
 			continue;
 		}
 		if (opts->dry_run) {
@@ -487,8 +549,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			}
 			remember_error(&r, err);
 			heartbeat(&r, r.slots[0].ob, false, false);
-			mqtx_warn("%s; retrying", err->msg);
-			reconnect_pause(&r);
+			retry_later(&r, err);
 			continue;
 		}
 		if (drain(&r, err) == 0) {
@@ -496,7 +557,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			if (!cfg->relay_loop)
 				break;
 			heartbeat(&r, r.slots[0].ob, false, false);
-			nap(&r, cfg->relay_poll_interval_ms);
+			nap(&r, cfg->relay_poll_interval_ms, true);
 			continue;
 		}
 		remember_error(&r, err);
@@ -511,12 +572,17 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			rc = -1;
 			break;
 		}
-		mqtx_warn("%s; retrying", err->msg);
-		reconnect_pause(&r);
+		if (stop_requested(&r)) { /* what was cut short by the stop stays pending */
+			mqtx_warn("%s", err->msg);
+			break;
+		}
+		retry_later(&r, err);
 	}
 	heartbeat(&r, r.slots[0].ob, false, true);
 	drop_broker(&r);
 	drop_db(&r);
+	if (watching)
+		mqtx_stop_watchdog_end();
 	stats->elapsed_ms = mqtx_now_ms() - start;
 	return rc;
 }

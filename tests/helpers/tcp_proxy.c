@@ -11,6 +11,8 @@
  *   cut-after TEXT   once: the first connection whose client sends TEXT
  *           (within one read) is reset when its client sends anything
  *           after that, i.e. just after the server answered the statement
+ * Every accepted connection (forwarded or reset) is logged on stderr as
+ * "tcp_proxy: connection N", so tests can count connection attempts.
  * Runs until SIGTERM/SIGINT. Only loopback addresses are used. */
 #define _POSIX_C_SOURCE 200809L
 #define _GNU_SOURCE /* memmem */
@@ -106,6 +108,7 @@ int main(int argc, char **argv)
 	int stalled = 0, refusing = 0;
 	char cut_after[256] = "";
 	int doomed = -1; /* the pair to reset at its client's next read */
+	unsigned long accepted = 0;
 	char cmd[256];
 	size_t cmdlen = 0;
 
@@ -130,6 +133,7 @@ int main(int argc, char **argv)
 		if (pf[0].revents & POLLIN) {
 			int c = accept(ls, NULL, NULL);
 			if (c >= 0) {
+				fprintf(stderr, "tcp_proxy: connection %lu\n", ++accepted);
 				int slot = -1;
 				for (int i = 0; i < MAXC && slot < 0; i++)
 					if (p[i].a < 0)
