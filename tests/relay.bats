@@ -419,12 +419,12 @@ $b|pending|1|t"
 	insert_rows 1 "$(missing_dest)"
 	insert_rows 200
 	MQTX_RELAY_BACKOFF_INITIAL=5m run_mqtx 1 relay --batch 1000
+	run drain_queue --timeout 3
+	[[ $(wc -l <<<"$output") == 400 ]] || fail "$(wc -l <<<"$output") messages arrived for 400 rows"
+	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' <<<"$output" | sort -u | wc -l) == 400 ]]
+	[[ $(count_status sent) == 400 ]]
 	run psql_test "SELECT status, attempts FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output "pending|1"
 	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output --partial "checked before publishing"
-	[[ $(count_status sent) == 400 ]]
-	run drain_queue --timeout 3
-	[[ $(wc -l <<<"$output") == 400 ]] || fail "$(wc -l <<<"$output") messages arrived for 400 rows"
-	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' <<<"$output" | sort -u | wc -l) == 400 ]]
 }
