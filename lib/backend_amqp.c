@@ -35,8 +35,9 @@
 /* The frame_max mqtx asks for; the broker may lower it (amqp_get_frame_max). */
 #define MQTX_AMQP_FRAME_MAX 131072
 /* A scratch channel for exchange checks, apart from publishing (1..2000),
- * inspect's (1001..3000) and consume's (4000). */
-#define CHECK_CHANNEL 4001
+ * consume's (4000); inspect's (1001..3000) are opened and closed
+ * around their use like this one. */
+#define CHECK_CHANNEL 2001
 
 struct amqp_backend {
 	struct mqtx_backend base; /* must be first */

@@ -428,3 +428,30 @@ $b|pending|1|t"
 	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output --partial "checked before publishing"
 }
+
+@test "relay: when a channel closes anyway, its unconfirmed messages are not published again in the batch (maybe delivered, retried later)" {
+	skip_on_backend kafka "AMQP channels"
+	local gone=$T_EXCHANGE.gone
+	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$gone" --type topic
+	"$AMQP_TOOL" declare-queue "$MQTX_TEST_AMQP_URL" "$T_QUEUE" --bind "$gone:#"
+	MQTX_RELAY_BACKOFF_INITIAL=5m mqtx_bg relay --loop --poll-interval 10m --batch 1000
+	insert_rows 1 "$gone"
+	wait_sent 20 == 1 # the relay's connection now knows the exchange
+	"$AMQP_TOOL" delete-exchange "$MQTX_TEST_AMQP_URL" "$gone"
+	psql_test "BEGIN;
+		INSERT INTO mqtx_outbox(destination, routing_key, payload) SELECT '$T_DEST', 'test.rk', '\\x7b7d' FROM generate_series(1, 300);
+		INSERT INTO mqtx_outbox(destination, routing_key, payload) VALUES ('$gone', 'test.rk', '\\x7b7d');
+		INSERT INTO mqtx_outbox(destination, routing_key, payload) SELECT '$T_DEST', 'test.rk', '\\x7b7d' FROM generate_series(1, 300);
+		COMMIT"
+	wait_until 20 eval '[[ $(psql_test "SELECT attempts FROM mqtx_outbox WHERE destination = '"'$gone'"' AND status = '"'pending'"'") == 1 ]]'
+	wait_until 20 eval '[[ $(psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = '"'pending'"' AND attempts = 0") == 0 ]]'
+	mqtx_bg_stop TERM 10
+	run drain_queue --timeout 3
+	local ids
+	ids=$(jq -r '.headers["x-mqtx-outbox-id"]' <<<"$output" | sort -n)
+	[[ -z $(uniq -d <<<"$ids") ]] || fail "delivered twice: $(uniq -d <<<"$ids" | head -5 | tr '\n' ' ')"
+	run psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'pending' AND destination <> '$gone' AND last_error NOT LIKE 'maybe delivered: the channel closed%'"
+	assert_output 0
+	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination = '$gone' AND status = 'pending'"
+	assert_output --regexp "^channel error 404: NOT_FOUND"
+}
