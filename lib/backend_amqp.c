@@ -11,10 +11,11 @@
  * exchange on a connection, a passive declare on a scratch channel checks
  * that it exists (remembered per connection), so a missing exchange fails
  * only its messages and closes no publishing channel. Should a channel
- * close anyway, messages to the guilty exchange fail; the others published
- * on it and not yet confirmed may or may not have arrived: they stay
- * UNKNOWN (the relay retries them later, same key) and are not published
- * again in this call; messages not handed over yet go on a fresh channel.
+ * close anyway, messages to the guilty exchange fail; those published
+ * after them were discarded by the broker and go again on a fresh
+ * channel; the other unconfirmed ones may or may not have arrived: they
+ * stay UNKNOWN (the relay retries them later, same key) and are not
+ * published again in this call (see after_channel_close).
  * TX mode: tx.select, publish, tx.commit (see publish_tx for what a return
  * means there). */
 #define _POSIX_C_SOURCE 200809L
@@ -578,12 +579,15 @@ static void forget_exchange(struct amqp_backend *ab, const char *name)
 	}
 }
 
-/* After a channel error: fail what the error names. The other messages
- * published on the closed channel and not confirmed may have arrived:
- * they become UNKNOWN and are not published again in this call (the
- * caller retries them later with the same key), and they hold back the
- * later messages of their ordering keys. What was not handed over yet
- * goes on the next channel. */
+/* After a channel error: fail what the error names. The broker closes the
+ * channel at the publish it refuses and discards every frame after it, so
+ * messages published after the last unconfirmed one to the named exchange
+ * never arrived: they go again on the next channel, in order. The other
+ * unconfirmed messages (published before it, or all of them when the error
+ * names no exchange) may have arrived: they become UNKNOWN and are not
+ * published again in this call (the caller retries them later with the
+ * same key), and they hold back the later messages of their ordering keys.
+ * What was not handed over yet goes on the next channel too. */
 static void after_channel_close(struct amqp_backend *ab, struct pubstate *ps, size_t **todo, size_t *todo_n,
 				size_t *pos)
 {
@@ -605,6 +609,7 @@ static void after_channel_close(struct amqp_backend *ab, struct pubstate *ps, si
 	}
 	/* First blame: the messages the error names (or the oldest unconfirmed one). */
 	bool blamed = false;
+	size_t last_guilty = 0; /* 1 + the tag index of the last one blamed */
 	for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
 		struct mqtx_msg *m = &ps->msgs[ps->chan_idx[i]];
 		if (m->state != MQTX_MSG_UNKNOWN)
@@ -614,21 +619,31 @@ static void after_channel_close(struct amqp_backend *ab, struct pubstate *ps, si
 			snprintf(m->error, sizeof(m->error), "%s", why);
 			mqtx_keyset_add(&ps->blocked, m->ordering_key);
 			blamed = true;
+			if (q != NULL)
+				last_guilty = i + 1;
 		}
 	}
+	size_t rest = *todo_n - *pos;
+	size_t *nt = mqtx_xmalloc((ps->chan_count + rest + 1) * sizeof(size_t));
+	size_t k = 0;
 	for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
 		struct mqtx_msg *m = &ps->msgs[ps->chan_idx[i]];
 		if (m->state != MQTX_MSG_UNKNOWN)
 			continue;
+		if (last_guilty > 0 && i >= last_guilty) { /* discarded by the broker: never arrived */
+			m->state = MQTX_MSG_PENDING;
+			nt[k++] = ps->chan_idx[i];
+			continue;
+		}
 		snprintf(m->error, sizeof(m->error),
 			 "maybe delivered: the channel closed before the broker confirmed it (%.120s); sent again later, same key",
 			 why);
 		mqtx_keyset_add(&ps->blocked, m->ordering_key);
 	}
-	/* the untouched rest, in order */
-	size_t k = 0;
 	for (size_t i = *pos; i < *todo_n; i++)
-		(*todo)[k++] = (*todo)[i];
+		nt[k++] = (*todo)[i];
+	free(*todo);
+	*todo = nt;
 	*todo_n = k;
 	*pos = 0;
 	ps->chan_count = ps->chan_low = 0;
