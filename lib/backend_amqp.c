@@ -323,16 +323,17 @@ static void returned_of(const amqp_basic_properties_t *p, struct returned *rt)
 		    e->value.kind != AMQP_FIELD_KIND_UTF8)
 			continue;
 		const amqp_bytes_t *v = &e->value.value.bytes;
-		if (v->len == 0 || v->len > 18)
-			return; /* not one of ours: ids are 1 to 18 digits here */
-		int64_t id = 0;
+		if (v->len == 0 || v->len > 19)
+			return; /* not one of ours: a positive int8 has 1 to 19 digits */
+		uint64_t id = 0;
 		for (size_t k = 0; k < v->len; k++) {
 			char c = ((const char *)v->bytes)[k];
 			if (c < '0' || c > '9')
 				return;
-			id = id * 10 + (c - '0');
+			id = id * 10 + (uint64_t)(c - '0');
 		}
-		rt->id = id;
+		if (id <= (uint64_t)INT64_MAX)
+			rt->id = (int64_t)id;
 		return;
 	}
 }
