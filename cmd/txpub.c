@@ -469,7 +469,7 @@ int cmd_txpub(int argc, char **argv)
 		.n_headers = a.n_header_args,
 		.batch_size = a.op == OP_PUBLISH ? (size_t)cli.cfg->txpub_batch_size : 0,
 		.max_key_len = a.op == OP_SQL ? 194 : 255,
-		.amqp = ops != NULL && strcmp(ops->name, "amqp") == 0,
+		.ops = ops,
 	};
 	s = mqtx_txpub_set_new(&in, &d, &err);
 	if (s == NULL) {

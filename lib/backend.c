@@ -1,6 +1,7 @@
 /* Backend registry and the wrappers commands call. */
 #include "backend.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +41,10 @@ struct mqtx_backend *mqtx_backend_open(const struct mqtx_config *cfg, const stru
 	const struct mqtx_backend_ops *ops = mqtx_backend_find(cfg->broker_url, err);
 	if (ops == NULL)
 		return NULL;
-	return ops->open(cfg, opts, err);
+	struct mqtx_backend *b = ops->open(cfg, opts, err);
+	if (b != NULL)
+		b->mode = opts->mode;
+	return b;
 }
 
 void mqtx_backend_close(struct mqtx_backend *b)
@@ -49,9 +53,70 @@ void mqtx_backend_close(struct mqtx_backend *b)
 		b->ops->close(b);
 }
 
+int mqtx_backend_validate(const struct mqtx_backend_ops *ops, struct mqtx_backend *b, const struct mqtx_msg *m,
+			  char *why, size_t len)
+{
+	for (size_t i = 0; i < m->n_headers; i++) {
+		if (strncmp(m->headers[i].name, "x-mqtx-", 7) == 0) {
+			snprintf(why, len, "header '%.100s': names starting with 'x-mqtx-' are reserved for mqtx's own headers",
+				 m->headers[i].name);
+			return -1;
+		}
+	}
+	return ops->validate != NULL ? ops->validate(b, m, why, len) : 0;
+}
+
 int mqtx_backend_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
-	return b->ops->publish(b, msgs, n, err);
+	/* Nothing of the batch is handed over before every message passed:
+	 * a message the protocol cannot carry would otherwise break the
+	 * connection (AMQP) with the others of the batch in flight. */
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		msgs[i].permanent = false;
+		if (mqtx_backend_validate(b->ops, b, &msgs[i], msgs[i].error, sizeof(msgs[i].error)) < 0) {
+			msgs[i].state = MQTX_MSG_FAILED;
+			msgs[i].permanent = true;
+			bad++;
+		} else {
+			msgs[i].state = MQTX_MSG_PENDING;
+			msgs[i].error[0] = '\0';
+		}
+	}
+	if (bad == 0)
+		return b->ops->publish(b, msgs, n, err);
+	if (b->mode == MQTX_PUB_TX) {
+		/* one transaction: all or none, so none */
+		for (size_t i = 0; i < n; i++)
+			if (!msgs[i].permanent)
+				snprintf(msgs[i].error, sizeof(msgs[i].error),
+					 "not sent: another message of the transaction cannot be carried");
+		return 0;
+	}
+	/* The others go, except those behind a refused one of their ordering key. */
+	struct mqtx_keyset refused = {0};
+	struct mqtx_msg *go = mqtx_xcalloc(n + 1, sizeof(*go));
+	size_t *from = mqtx_xcalloc(n + 1, sizeof(size_t));
+	size_t ng = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].permanent)
+			mqtx_keyset_add(&refused, msgs[i].ordering_key);
+		else if (!mqtx_keyset_has(&refused, msgs[i].ordering_key)) {
+			go[ng] = msgs[i];
+			from[ng++] = i;
+		}
+	}
+	mqtx_keyset_free(&refused);
+	int rc = ng > 0 ? b->ops->publish(b, go, ng, err) : 0;
+	for (size_t k = 0; k < ng; k++) {
+		struct mqtx_msg *m = &msgs[from[k]];
+		m->state = go[k].state;
+		m->permanent = go[k].permanent;
+		memcpy(m->error, go[k].error, sizeof(m->error));
+	}
+	free(go);
+	free(from);
+	return rc;
 }
 
 int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const char *queue,

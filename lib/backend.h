@@ -85,6 +85,13 @@ struct mqtx_backend_ops {
 	 * CONFIRMED after commit, or none. */
 	int (*publish)(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err);
 
+	/* Optional: whether this backend can ever carry m as it is. Returns 0,
+	 * or -1 with why (naming the field and the limit, NUL-terminated in
+	 * why[0..len)). b NULL: only the limits known without a connection;
+	 * with b, also the connection's (AMQP frame_max, Kafka
+	 * message.max.bytes). Called through mqtx_backend_validate(). */
+	int (*validate)(struct mqtx_backend *b, const struct mqtx_msg *m, char *why, size_t len);
+
 	/* Optional: looks at a destination (exchange/topic) and, for AMQP, a queue. */
 	int (*inspect)(struct mqtx_backend *b, const char *destination, const char *queue,
 		       struct mqtx_dest_info *info, struct mqtx_err *err);
@@ -106,6 +113,7 @@ struct mqtx_backend_ops {
 
 struct mqtx_backend {
 	const struct mqtx_backend_ops *ops;
+	enum mqtx_pub_mode mode; /* set by mqtx_backend_open */
 };
 
 /* Finds the backend for url's scheme; NULL with err for unknown schemes. */
@@ -114,7 +122,19 @@ const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_er
 struct mqtx_backend *mqtx_backend_open(const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
 				       struct mqtx_err *err);
 void mqtx_backend_close(struct mqtx_backend *b);
+/* Publishes msgs[0..n) (see ops->publish). First every message is
+ * validated (mqtx_backend_validate): one that cannot be carried is FAILED
+ * and permanent and is not handed over, and later messages of its
+ * ordering key stay PENDING. In TX mode (the batch is one transaction)
+ * nothing is handed over then: the others stay PENDING too. */
 int mqtx_backend_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err);
+/* Whether the backend ops (connection b, or NULL for the limits known
+ * without one) can carry m: the rules every backend shares (no header
+ * named x-mqtx-..., which mqtx sets itself), then the backend's own.
+ * Returns 0, or -1 with why. The one place for these rules: relay,
+ * redeliver and txpub all go through it. */
+int mqtx_backend_validate(const struct mqtx_backend_ops *ops, struct mqtx_backend *b, const struct mqtx_msg *m,
+			  char *why, size_t len);
 int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const char *queue,
 			 struct mqtx_dest_info *info, struct mqtx_err *err);
 /* Optional operations: fail with MQTX_E_BROKER when the backend lacks them. */

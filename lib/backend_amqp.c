@@ -4,10 +4,20 @@
  *
  * Confirm mode: publisher confirms with a window of unconfirmed messages.
  * A message is CONFIRMED only by basic.ack; basic.nack or basic.return
- * (mandatory, unroutable) make it FAILED. A channel error (say, a missing
- * exchange) closes only the channel: messages to the guilty exchange fail,
- * the others are published again on a fresh channel. TX mode: tx.select,
- * publish, tx.commit (see publish_tx for what a return means there). */
+ * (mandatory, unroutable) make it FAILED. A return is matched to its
+ * publish by the x-mqtx-outbox-id header it carries back (unique per row;
+ * messages without an outbox id, txpub's, have keys unique in their
+ * input), never by the key of a row alone. Before the first publish to an
+ * exchange on a connection, a passive declare on a scratch channel checks
+ * that it exists (remembered per connection), so a missing exchange fails
+ * only its messages and closes no publishing channel. Should a channel
+ * close anyway, messages to the guilty exchange fail; those published
+ * after them were discarded by the broker and go again on a fresh
+ * channel; the other unconfirmed ones may or may not have arrived: they
+ * stay UNKNOWN (the relay retries them later, same key) and are not
+ * published again in this call (see after_channel_close).
+ * TX mode: tx.select, publish, tx.commit (see publish_tx for what a return
+ * means there). */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <amqp.h>
@@ -24,8 +34,17 @@
 #include "stop.h"
 #include "util.h"
 
+/* The frame_max mqtx asks for; the broker may lower it (amqp_get_frame_max). */
+#define MQTX_AMQP_FRAME_MAX 131072
+/* A scratch channel for exchange checks, apart from publishing (1..2000),
+ * consume's (4000); inspect's (1001..3000) are opened and closed
+ * around their use like this one. */
+#define CHECK_CHANNEL 2001
+
 struct amqp_backend {
 	struct mqtx_backend base; /* must be first */
+	char **exchanges; /* exchanges known to exist on this connection */
+	size_t n_exchanges;
 	amqp_connection_state_t conn;
 	amqp_channel_t ch;
 	struct mqtx_backend_opts opts;
@@ -118,6 +137,9 @@ static void amqp_close(struct mqtx_backend *b)
 		mqtx_stop_unwatch(ab->fd);
 		amqp_destroy_connection(ab->conn);
 	}
+	for (size_t i = 0; i < ab->n_exchanges; i++)
+		free(ab->exchanges[i]);
+	free(ab->exchanges);
 	free(ab->where);
 	free(ab);
 }
@@ -195,7 +217,7 @@ static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struc
 	prop.value.kind = AMQP_FIELD_KIND_UTF8;
 	prop.value.value.bytes = amqp_cstring_bytes(opts->client_name ? opts->client_name : "mqtx");
 	amqp_table_t props = {.num_entries = 1, .entries = &prop};
-	amqp_rpc_reply_t r = amqp_login_with_properties(ab->conn, info.vhost, 0, 131072, heartbeat, &props,
+	amqp_rpc_reply_t r = amqp_login_with_properties(ab->conn, info.vhost, 0, MQTX_AMQP_FRAME_MAX, heartbeat, &props,
 							AMQP_SASL_METHOD_PLAIN, info.user,
 							password != NULL ? password : info.password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -234,6 +256,7 @@ struct pubstate {
 	size_t chan_low;  /* lowest tag index that may still be unresolved */
 	size_t inflight;
 	char **missing;   /* destinations the broker said do not exist */
+	char **missing_why; /* per missing destination: what the broker said */
 	size_t n_missing;
 	bool channel_closed;
 	char close_text[256];
@@ -243,12 +266,21 @@ struct pubstate {
 	struct mqtx_keyset blocked; /* ordering keys with a failed message */
 };
 
-static bool is_missing(struct pubstate *ps, const char *dest)
+/* Why dest cannot be published to in this call, or NULL. */
+static const char *missing_why(struct pubstate *ps, const char *dest)
 {
 	for (size_t i = 0; i < ps->n_missing; i++)
 		if (strcmp(ps->missing[i], dest) == 0)
-			return true;
-	return false;
+			return ps->missing_why[i];
+	return NULL;
+}
+
+static void add_missing(struct pubstate *ps, const char *dest, const char *why)
+{
+	ps->missing = mqtx_xrealloc(ps->missing, (ps->n_missing + 1) * sizeof(char *));
+	ps->missing_why = mqtx_xrealloc(ps->missing_why, (ps->n_missing + 1) * sizeof(char *));
+	ps->missing[ps->n_missing] = mqtx_xstrdup(dest);
+	ps->missing_why[ps->n_missing++] = mqtx_xstrdup(why);
 }
 
 /* An ack or nack for one tag. A message already FAILED by basic.return
@@ -283,7 +315,65 @@ static void on_ack(struct pubstate *ps, uint64_t tag, bool multiple, enum mqtx_m
 	}
 }
 
-/* A basic.return: find the in-flight message by message_id and fail it. */
+/* What identifies a returned message: the outbox id it carries in
+ * x-mqtx-outbox-id (mqtx's own header: outbox headers cannot set it), or
+ * for a message without one (txpub), its message_id. */
+struct returned {
+	int64_t id; /* 0: none */
+	amqp_bytes_t message_id;
+	bool has_message_id;
+};
+
+static void returned_of(const amqp_basic_properties_t *p, struct returned *rt)
+{
+	memset(rt, 0, sizeof(*rt));
+	if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
+		rt->message_id = p->message_id;
+		rt->has_message_id = true;
+	}
+	if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+		return;
+	for (int i = 0; i < p->headers.num_entries; i++) {
+		const amqp_table_entry_t *e = &p->headers.entries[i];
+		if (e->key.len != 16 || memcmp(e->key.bytes, "x-mqtx-outbox-id", 16) != 0 ||
+		    e->value.kind != AMQP_FIELD_KIND_UTF8)
+			continue;
+		const amqp_bytes_t *v = &e->value.value.bytes;
+		if (v->len == 0 || v->len > 19)
+			return; /* not one of ours: a positive int8 has 1 to 19 digits */
+		uint64_t id = 0;
+		for (size_t k = 0; k < v->len; k++) {
+			char c = ((const char *)v->bytes)[k];
+			if (c < '0' || c > '9')
+				return;
+			id = id * 10 + (uint64_t)(c - '0');
+		}
+		if (id <= (uint64_t)INT64_MAX)
+			rt->id = (int64_t)id;
+		return;
+	}
+}
+
+/* Whether the unresolved message m is the one the broker returned. */
+static bool is_returned(const struct mqtx_msg *m, const struct returned *rt)
+{
+	if (m->state != MQTX_MSG_UNKNOWN)
+		return false;
+	if (m->id > 0)
+		return m->id == rt->id;
+	return rt->id == 0 && rt->has_message_id && strlen(m->key) == rt->message_id.len &&
+	       memcmp(m->key, rt->message_id.bytes, rt->message_id.len) == 0;
+}
+
+static void return_why(const amqp_basic_return_t *ret, char *why, size_t len)
+{
+	snprintf(why, len, "unroutable: exchange '%.*s' has no queue for routing key '%.*s' (%.*s)",
+		 (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
+		 (const char *)ret->routing_key.bytes, (int)ret->reply_text.len, (const char *)ret->reply_text.bytes);
+}
+
+/* A basic.return: find the in-flight message it names and fail it. The
+ * broker returns messages in publish order, so the earliest match. */
 static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_return_t *ret)
 {
 	amqp_message_t m;
@@ -291,22 +381,18 @@ static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_r
 	if (r.reply_type != AMQP_RESPONSE_NORMAL)
 		return;
 	char why[256];
-	snprintf(why, sizeof(why), "unroutable: exchange '%.*s' has no queue for routing key '%.*s' (%.*s)",
-		 (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
-		 (const char *)ret->routing_key.bytes, (int)ret->reply_text.len, (const char *)ret->reply_text.bytes);
-	if (m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
-		amqp_bytes_t id = m.properties.message_id;
-		for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
-			struct mqtx_msg *msg = &ps->msgs[ps->chan_idx[i]];
-			if (msg->state == MQTX_MSG_UNKNOWN && strlen(msg->key) == id.len &&
-			    memcmp(msg->key, id.bytes, id.len) == 0) {
-				/* resolved now; its ack arrives later and changes nothing */
-				msg->state = MQTX_MSG_FAILED;
-				snprintf(msg->error, sizeof(msg->error), "%s", why);
-				mqtx_keyset_add(&ps->blocked, msg->ordering_key);
-				ps->inflight--;
-				break;
-			}
+	return_why(ret, why, sizeof(why));
+	struct returned rt;
+	returned_of(&m.properties, &rt);
+	for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
+		struct mqtx_msg *msg = &ps->msgs[ps->chan_idx[i]];
+		if (is_returned(msg, &rt)) {
+			/* resolved now; its ack arrives later and changes nothing */
+			msg->state = MQTX_MSG_FAILED;
+			snprintf(msg->error, sizeof(msg->error), "%s", why);
+			mqtx_keyset_add(&ps->blocked, msg->ordering_key);
+			ps->inflight--;
+			break;
 		}
 	}
 	amqp_destroy_message(&m);
@@ -423,6 +509,65 @@ static void build_props(const struct mqtx_msg *m, amqp_basic_properties_t *p, am
 	p->headers.entries = e;
 }
 
+/* The encoded size of the properties build_props() makes for m (AMQP
+ * 0-9-1 basic properties: 2 flag bytes, then each field present). */
+static size_t props_size(const struct mqtx_msg *m)
+{
+	char idbuf[MQTX_I64_DIGITS];
+	size_t sz = 2 + 1 + (1 + strlen(m->key)); /* flags, delivery_mode, message_id */
+	if (m->content_type != NULL && m->content_type[0] != '\0')
+		sz += 1 + strlen(m->content_type);
+	sz += 4; /* the headers table's length */
+	for (size_t i = 0; i < m->n_headers; i++)
+		sz += 1 + strlen(m->headers[i].name) + 1 + 4 + m->headers[i].value_len;
+	if (m->id > 0)
+		sz += 1 + 16 + 1 + 4 + mqtx_fmt_i64(idbuf, m->id);
+	sz += 1 + 22 + 1 + 4 + strlen(m->key);
+	if (m->redelivery_count > 0)
+		sz += 1 + 23 + 1 + 8;
+	return sz;
+}
+
+/* AMQP short strings (names, keys, content type) hold at most 255 bytes. */
+static int short_str(const char *what, const char *v, char *why, size_t len)
+{
+	if (v == NULL || strlen(v) <= 255)
+		return 0;
+	snprintf(why, len, "%s is %zu bytes; AMQP allows at most 255", what, strlen(v));
+	return -1;
+}
+
+static int amqp_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char *why, size_t len)
+{
+	struct amqp_backend *ab = (struct amqp_backend *)b;
+	if (short_str("destination (the exchange)", m->destination, why, len) < 0 ||
+	    short_str("routing_key", m->routing_key, why, len) < 0 ||
+	    short_str("idempotency key (sent as message_id)", m->key, why, len) < 0 ||
+	    short_str("content_type", m->content_type, why, len) < 0)
+		return -1;
+	for (size_t i = 0; i < m->n_headers; i++) {
+		if (strlen(m->headers[i].name) > 255) {
+			snprintf(why, len, "a header name is %zu bytes (%.40s...); AMQP allows at most 255",
+				 strlen(m->headers[i].name), m->headers[i].name);
+			return -1;
+		}
+	}
+	/* The properties travel in one content header frame: 7 bytes of frame
+	 * header, 12 of class, weight and body size, the properties, 1 end byte. */
+	size_t frame_max = ab != NULL ? (size_t)amqp_get_frame_max(ab->conn) : MQTX_AMQP_FRAME_MAX;
+	if (frame_max == 0)
+		frame_max = MQTX_AMQP_FRAME_MAX;
+	size_t room = frame_max > 20 ? frame_max - 20 : 0;
+	size_t sz = props_size(m);
+	if (sz > room) {
+		snprintf(why, len,
+			 "headers and properties are %zu bytes encoded; AMQP carries them in one frame, at most %zu bytes here (frame_max %zu)",
+			 sz, room, frame_max);
+		return -1;
+	}
+	return 0;
+}
+
 static int send_one(struct amqp_backend *ab, struct mqtx_msg *m, struct mqtx_err *err)
 {
 	amqp_basic_properties_t props;
@@ -442,8 +587,28 @@ static int send_one(struct amqp_backend *ab, struct mqtx_msg *m, struct mqtx_err
 	return 0;
 }
 
-/* After a channel error: fail what the error names, re-queue the rest. */
-static void after_channel_close(struct pubstate *ps, size_t **todo, size_t *todo_n, size_t *pos)
+static void forget_exchange(struct amqp_backend *ab, const char *name)
+{
+	for (size_t i = 0; i < ab->n_exchanges; i++) {
+		if (strcmp(ab->exchanges[i], name) == 0) {
+			free(ab->exchanges[i]);
+			ab->exchanges[i] = ab->exchanges[--ab->n_exchanges];
+			return;
+		}
+	}
+}
+
+/* After a channel error: fail what the error names. The broker closes the
+ * channel at the publish it refuses and discards every frame after it, so
+ * messages published after the last unconfirmed one to the named exchange
+ * never arrived: they go again on the next channel, in order. The other
+ * unconfirmed messages (published before it, or all of them when the error
+ * names no exchange) may have arrived: they become UNKNOWN and are not
+ * published again in this call (the caller retries them later with the
+ * same key), and they hold back the later messages of their ordering keys.
+ * What was not handed over yet goes on the next channel too. */
+static void after_channel_close(struct amqp_backend *ab, struct pubstate *ps, size_t **todo, size_t *todo_n,
+				size_t *pos)
 {
 	char guilty[256] = "";
 	const char *q = strstr(ps->close_text, "exchange '");
@@ -455,25 +620,28 @@ static void after_channel_close(struct pubstate *ps, size_t **todo, size_t *todo
 			guilty[l] = '\0';
 		}
 	}
+	char why[256];
+	snprintf(why, sizeof(why), "channel error %d: %.200s", ps->close_code, ps->close_text);
 	if (q != NULL) { /* the broker named an exchange: later messages to it fail at once */
-		ps->missing = mqtx_xrealloc(ps->missing, (ps->n_missing + 1) * sizeof(char *));
-		ps->missing[ps->n_missing++] = mqtx_xstrdup(guilty);
+		forget_exchange(ab, guilty);
+		add_missing(ps, guilty, why);
 	}
 	/* First blame: the messages the error names (or the oldest unconfirmed one). */
 	bool blamed = false;
+	size_t last_guilty = 0; /* 1 + the tag index of the last one blamed */
 	for (size_t i = ps->chan_low; i < ps->chan_count; i++) {
 		struct mqtx_msg *m = &ps->msgs[ps->chan_idx[i]];
 		if (m->state != MQTX_MSG_UNKNOWN)
 			continue;
 		if ((q != NULL && strcmp(m->destination, guilty) == 0) || (q == NULL && !blamed)) {
 			m->state = MQTX_MSG_FAILED;
-			snprintf(m->error, sizeof(m->error), "channel error %d: %.200s", ps->close_code, ps->close_text);
+			snprintf(m->error, sizeof(m->error), "%s", why);
 			mqtx_keyset_add(&ps->blocked, m->ordering_key);
 			blamed = true;
+			if (q != NULL)
+				last_guilty = i + 1;
 		}
 	}
-	/* Then the other unconfirmed ones go again, in publish order, unless an
-	 * earlier message of their ordering key failed; then the untouched rest. */
 	size_t rest = *todo_n - *pos;
 	size_t *nt = mqtx_xmalloc((ps->chan_count + rest + 1) * sizeof(size_t));
 	size_t k = 0;
@@ -481,9 +649,15 @@ static void after_channel_close(struct pubstate *ps, size_t **todo, size_t *todo
 		struct mqtx_msg *m = &ps->msgs[ps->chan_idx[i]];
 		if (m->state != MQTX_MSG_UNKNOWN)
 			continue;
-		m->state = MQTX_MSG_PENDING;
-		if (!mqtx_keyset_has(&ps->blocked, m->ordering_key))
+		if (last_guilty > 0 && i >= last_guilty) { /* discarded by the broker: never arrived */
+			m->state = MQTX_MSG_PENDING;
 			nt[k++] = ps->chan_idx[i];
+			continue;
+		}
+		snprintf(m->error, sizeof(m->error),
+			 "maybe delivered: the channel closed before the broker confirmed it (%.120s); sent again later, same key",
+			 why);
+		mqtx_keyset_add(&ps->blocked, m->ordering_key);
 	}
 	for (size_t i = *pos; i < *todo_n; i++)
 		nt[k++] = (*todo)[i];
@@ -495,6 +669,68 @@ static void after_channel_close(struct pubstate *ps, size_t **todo, size_t *todo
 	ps->inflight = 0;
 	ps->channel_closed = false;
 	ps->tag_base = 0;
+}
+
+static bool exchange_known(const struct amqp_backend *ab, const char *name)
+{
+	for (size_t i = 0; i < ab->n_exchanges; i++)
+		if (strcmp(ab->exchanges[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Whether exchange name exists: a passive declare on a scratch channel
+ * (a missing exchange closes that channel, not the publishing one).
+ * Returns 0 with *why NULL (it exists: remembered for this connection) or
+ * set (the broker's refusal), or -1 with err when the connection failed. */
+static int check_exchange(struct amqp_backend *ab, const char *name, char *why, size_t len, bool *ok,
+			  struct mqtx_err *err)
+{
+	*ok = false;
+	amqp_channel_open(ab->conn, CHECK_CHANNEL);
+	if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+		return -1;
+	amqp_exchange_declare(ab->conn, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0,
+			      amqp_empty_table);
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+		*ok = true;
+		ab->exchanges = mqtx_xrealloc(ab->exchanges, (ab->n_exchanges + 1) * sizeof(char *));
+		ab->exchanges[ab->n_exchanges++] = mqtx_xstrdup(name);
+		amqp_channel_close(ab->conn, CHECK_CHANNEL, AMQP_REPLY_SUCCESS);
+		return reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot close a channel on");
+	}
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+		return reply_err(ab, err, r, "cannot check an exchange on");
+	amqp_channel_close_t *c = r.reply.decoded;
+	snprintf(why, len, "channel error %d: %.*s (exchange '%.100s' checked before publishing)", c->reply_code,
+		 (int)(c->reply_text.len > 150 ? 150 : c->reply_text.len), (const char *)c->reply_text.bytes, name);
+	amqp_channel_close_ok_t cok;
+	amqp_send_method(ab->conn, CHECK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
+	return 0;
+}
+
+/* Before anything of the call is published: every exchange it names that
+ * this connection has not seen yet is checked; the missing ones go into
+ * ps->missing, so their messages fail without a channel error. */
+static int check_exchanges(struct amqp_backend *ab, struct pubstate *ps, struct mqtx_err *err)
+{
+	const char *last = NULL;
+	for (size_t i = 0; i < ps->n; i++) {
+		const char *d = ps->msgs[i].destination;
+		if (d[0] == '\0' || (last != NULL && strcmp(last, d) == 0))
+			continue; /* the default exchange always exists */
+		last = d;
+		if (exchange_known(ab, d) || missing_why(ps, d) != NULL)
+			continue;
+		char why[256];
+		bool ok;
+		if (check_exchange(ab, d, why, sizeof(why), &ok, err) < 0)
+			return -1;
+		if (!ok)
+			add_missing(ps, d, why);
+	}
+	return 0;
 }
 
 static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
@@ -509,14 +745,16 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 	for (size_t i = 0; i < n; i++)
 		todo[i] = i;
 	ps.chan_idx = mqtx_xmalloc((n + 1) * sizeof(size_t));
+	if (check_exchanges(ab, &ps, err) < 0)
+		goto broken;
 
 	for (;;) {
 		while (pos < todo_n && !ps.channel_closed && !stopping(ab)) {
 			struct mqtx_msg *m = &msgs[todo[pos]];
-			if (is_missing(&ps, m->destination)) {
+			const char *gone = missing_why(&ps, m->destination);
+			if (gone != NULL) {
 				m->state = MQTX_MSG_FAILED;
-				snprintf(m->error, sizeof(m->error), "channel error 404: NOT_FOUND - no exchange '%.200s'",
-					 m->destination);
+				snprintf(m->error, sizeof(m->error), "%s", gone);
 				mqtx_keyset_add(&ps.blocked, m->ordering_key);
 				pos++;
 				continue;
@@ -573,9 +811,8 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 			break;
 		}
 		mqtx_debug("channel closed by broker (%d %s); reopening", ps.close_code, ps.close_text);
-		after_channel_close(&ps, &todo, &todo_n, &pos);
+		after_channel_close(ab, &ps, &todo, &todo_n, &pos);
 		/* a fresh channel restarts the delivery tags */
-		ps.chan_idx = mqtx_xrealloc(ps.chan_idx, (n + 1) * sizeof(size_t));
 		if (open_channel(ab, err) < 0)
 			goto broken;
 	}
@@ -593,9 +830,12 @@ broken:
 	ab->broken = true;
 	rc = -1;
 out:
-	for (size_t i = 0; i < ps.n_missing; i++)
+	for (size_t i = 0; i < ps.n_missing; i++) {
 		free(ps.missing[i]);
+		free(ps.missing_why[i]);
+	}
 	free(ps.missing);
+	free(ps.missing_why);
 	mqtx_keyset_free(&ps.blocked);
 	free(ps.chan_idx);
 	free(todo);
@@ -608,7 +848,7 @@ out:
  * mandatory message that no queue takes comes back as basic.return before
  * tx.commit-ok, when the other messages of the transaction have already
  * been routed: the return cannot be rolled back. Such a message is FAILED
- * (matched by its message_id, the idempotency key) and the others
+ * (matched like a return in confirm mode: by outbox id) and the others
  * CONFIRMED. A channel error before tx.commit-ok (a missing exchange)
  * discards the whole transaction: every message FAILED. */
 
@@ -621,21 +861,18 @@ struct txwait {
 static void tx_on_return(struct amqp_backend *ab, struct txwait *tw, const amqp_basic_return_t *ret)
 {
 	char why[256];
-	snprintf(why, sizeof(why), "unroutable: exchange '%.*s' has no queue for routing key '%.*s' (%.*s)",
-		 (int)ret->exchange.len, (const char *)ret->exchange.bytes, (int)ret->routing_key.len,
-		 (const char *)ret->routing_key.bytes, (int)ret->reply_text.len, (const char *)ret->reply_text.bytes);
+	return_why(ret, why, sizeof(why));
 	amqp_message_t m;
 	if (amqp_read_message(ab->conn, ab->ch, &m, 0).reply_type != AMQP_RESPONSE_NORMAL)
 		return; /* the next read reports the broken connection */
-	if (m.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
-		amqp_bytes_t id = m.properties.message_id;
-		for (size_t i = 0; i < tw->n; i++) {
-			struct mqtx_msg *msg = &tw->msgs[i];
-			if (msg->state == MQTX_MSG_UNKNOWN && strlen(msg->key) == id.len && memcmp(msg->key, id.bytes, id.len) == 0) {
-				msg->state = MQTX_MSG_FAILED;
-				snprintf(msg->error, sizeof(msg->error), "%s", why);
-				break;
-			}
+	struct returned rt;
+	returned_of(&m.properties, &rt);
+	for (size_t i = 0; i < tw->n; i++) {
+		struct mqtx_msg *msg = &tw->msgs[i];
+		if (is_returned(msg, &rt)) {
+			msg->state = MQTX_MSG_FAILED;
+			snprintf(msg->error, sizeof(msg->error), "%s", why);
+			break;
 		}
 	}
 	amqp_destroy_message(&m);
@@ -1020,6 +1257,7 @@ const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.open = amqp_open,
 	.close = amqp_close,
 	.publish = amqp_publish,
+	.validate = amqp_validate,
 	.inspect = amqp_inspect,
 	.consume = amqp_consume,
 	.consume_ack = amqp_consume_ack,

@@ -55,6 +55,7 @@ struct kafka_backend {
 	bool tx;
 	bool broken;
 	char *where; /* redacted URL for messages */
+	size_t max_msg_bytes; /* the producer's effective message.max.bytes */
 
 	struct topic_entry *topics;
 	size_t n_topics;
@@ -305,6 +306,10 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 		goto fail;
 	}
 	conf = NULL; /* owned by kb->rk now */
+	char mmb[32];
+	size_t mmbl = sizeof(mmb);
+	if (rd_kafka_conf_get(rd_kafka_conf(kb->rk), "message.max.bytes", mmb, &mmbl) == RD_KAFKA_CONF_OK)
+		kb->max_msg_bytes = (size_t)strtoull(mmb, NULL, 10);
 
 	/* A broker-only metadata request proves the cluster answers. */
 	const struct rd_kafka_metadata *md = NULL;
@@ -575,9 +580,54 @@ static enum produced produce_one(struct kafka_backend *kb, struct call *c, size_
 		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL || e == RD_KAFKA_RESP_ERR__FATAL || kb->fatal)
 			return GAVE_UP;
 		m->state = MQTX_MSG_FAILED;
-		snprintf(m->error, sizeof(m->error), "cannot produce to topic '%s': %s", m->destination, rd_kafka_err2str(e));
+		/* too large for message.max.bytes: it never fits as it is */
+		m->permanent = e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+		snprintf(m->error, sizeof(m->error), "cannot produce to topic '%s': %s%s", m->destination, rd_kafka_err2str(e),
+			 m->permanent ? " (more than the producer's message.max.bytes)" : "");
 		return REFUSED;
 	}
+}
+
+/* Kafka topic names: 1 to 249 of [a-zA-Z0-9._-], not "." or "..". A
+ * message's size (key, value and headers, ours included) must stay
+ * within the producer's message.max.bytes; what this counts is less than
+ * librdkafka does (it adds the record's framing), so a message just under
+ * the limit may still be refused by rd_kafka_producev(), which is then
+ * permanent too. */
+static int kafka_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char *why, size_t len)
+{
+	struct kafka_backend *kb = (struct kafka_backend *)b;
+	const char *t = m->destination != NULL ? m->destination : "";
+	size_t tl = strlen(t);
+	if (tl == 0 || tl > 249) {
+		snprintf(why, len, "destination (the topic) is %zu bytes; Kafka topic names have 1 to 249", tl);
+		return -1;
+	}
+	if (strcmp(t, ".") == 0 || strcmp(t, "..") == 0) {
+		snprintf(why, len, "destination (the topic) '%s' is not a legal Kafka topic name", t);
+		return -1;
+	}
+	size_t bad = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+	if (bad < tl) {
+		snprintf(why, len, "destination (the topic) '%.100s' has byte 0x%02x at %zu; Kafka topic names allow only [a-zA-Z0-9._-]",
+			 t, (unsigned char)t[bad], bad);
+		return -1;
+	}
+	if (kb == NULL || kb->max_msg_bytes == 0)
+		return 0;
+	const char *key = m->routing_key != NULL ? m->routing_key : m->ordering_key;
+	size_t sz = m->payload_len + (key != NULL ? strlen(key) : 0);
+	for (size_t i = 0; i < m->n_headers; i++)
+		sz += strlen(m->headers[i].name) + m->headers[i].value_len;
+	sz += 16 + MQTX_I64_DIGITS + 22 + (m->key != NULL ? strlen(m->key) : 0); /* x-mqtx-outbox-id at most, the key */
+	if (m->content_type != NULL)
+		sz += 12 + strlen(m->content_type);
+	if (sz > kb->max_msg_bytes) {
+		snprintf(why, len, "the message is at least %zu bytes (payload, key, headers); the producer's message.max.bytes is %zu",
+			 sz, kb->max_msg_bytes);
+		return -1;
+	}
+	return 0;
 }
 
 static int fatal_err(struct kafka_backend *kb, struct mqtx_err *err)
@@ -1183,6 +1233,7 @@ const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.open = kafka_open,
 	.close = kafka_close,
 	.publish = kafka_publish,
+	.validate = kafka_validate,
 	.inspect = kafka_inspect,
 	.consume = kafka_consume,
 	.consume_ack = kafka_consume_ack,

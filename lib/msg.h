@@ -4,6 +4,7 @@
 #ifndef MQTX_MSG_H
 #define MQTX_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,11 +37,11 @@ struct mqtx_msg {
 	/* outcome, filled by the backend */
 	enum mqtx_msg_state state;
 	char error[256];
+	/* FAILED for good: the message can never be carried as it is (over a
+	 * protocol limit, a reserved header). The relay marks such a row dead
+	 * at once instead of retrying it. */
+	bool permanent;
 };
-
-
-
-#include <stdbool.h>
 
 /* Ordering keys that failed earlier in one publish call: later messages
  * with the same key are not handed over (they would overtake the failed

@@ -191,12 +191,12 @@ static void build_sql(struct mqtx_outbox *ob)
 	mqtx_buf_printf(&b, " WHERE t.%s = ANY($1::int8[]) AND t.%s = 'pending' RETURNING 1), ", id, st);
 	mqtx_buf_printf(&b,
 			"f AS (UPDATE %s t SET %s = t.%s + 1, %s = u.err, "
-			"%s = CASE WHEN t.%s + 1 >= $4::int4 THEN 'dead' ELSE t.%s END, "
+			"%s = CASE WHEN u.perm OR t.%s + 1 >= $4::int4 THEN 'dead' ELSE t.%s END, "
 			"%s = now() + u.delay * interval '1 millisecond' "
-			"FROM unnest($2::int8[], $3::text[], $5::int8[]) AS u(id, err, delay) "
-			"WHERE t.%s = u.id AND t.%s = 'pending' RETURNING t.%s = 'dead' AS dead) "
+			"FROM unnest($2::int8[], $3::text[], $5::int8[], $6::bool[]) AS u(id, err, delay, perm) "
+			"WHERE t.%s = u.id AND t.%s = 'pending' RETURNING t.%s = 'dead' AS dead, u.perm) "
 			"SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM f WHERE NOT dead), "
-			"(SELECT count(*) FROM f WHERE dead)",
+			"(SELECT count(*) FROM f WHERE dead), (SELECT count(*) FROM f WHERE dead AND perm)",
 			T, ob->q[MQTX_COL_ATTEMPTS], ob->q[MQTX_COL_ATTEMPTS], ob->q[MQTX_COL_LAST_ERROR], st,
 			ob->q[MQTX_COL_ATTEMPTS], st, av, id, st, st);
 	ob->sql_finish = mqtx_buf_detach(&b);
@@ -515,6 +515,7 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 		       struct mqtx_err *err)
 {
 	struct mqtx_buf sent = MQTX_BUF_INIT, fid = MQTX_BUF_INIT, ferr = MQTX_BUF_INIT, fdelay = MQTX_BUF_INIT;
+	struct mqtx_buf fperm = MQTX_BUF_INIT;
 	size_t ns = 0, nf = 0;
 	char smax[32];
 
@@ -523,6 +524,7 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 	mqtx_buf_addc(&fid, '{');
 	mqtx_buf_addc(&ferr, '{');
 	mqtx_buf_addc(&fdelay, '{');
+	mqtx_buf_addc(&fperm, '{');
 	for (size_t i = 0; i < b->n; i++) {
 		struct mqtx_msg *m = &b->msgs[i];
 		switch (m->state) {
@@ -537,12 +539,14 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 				mqtx_buf_addc(&fid, ',');
 				mqtx_buf_addc(&ferr, ',');
 				mqtx_buf_addc(&fdelay, ',');
+				mqtx_buf_addc(&fperm, ',');
 			}
 			mqtx_buf_add_i64(&fid, m->id);
 			add_text_elem(&ferr, m->error[0] != '\0' ? m->error
 								 : (m->state == MQTX_MSG_UNKNOWN ? "no confirm from the broker"
 												 : "failed"));
 			mqtx_buf_add_i64(&fdelay, mqtx_backoff_ms(ob->cfg, b->attempts[i]));
+			mqtx_buf_addc(&fperm, m->state == MQTX_MSG_FAILED && m->permanent ? 't' : 'f');
 			nf++;
 			break;
 		case MQTX_MSG_PENDING:
@@ -554,18 +558,20 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 	mqtx_buf_addc(&fid, '}');
 	mqtx_buf_addc(&ferr, '}');
 	mqtx_buf_addc(&fdelay, '}');
+	mqtx_buf_addc(&fperm, '}');
 	snprintf(smax, sizeof(smax), "%lld", (long long)ob->cfg->relay_max_attempts);
 
 	int rc = 0;
 	if (ns + nf > 0) {
-		const char *p[5] = {sent.data, fid.data, ferr.data, smax, fdelay.data};
-		PGresult *res = exec_stmt(ob, STMT_FINISH, ob->sql_finish, 5, p, 0);
+		const char *p[6] = {sent.data, fid.data, ferr.data, smax, fdelay.data, fperm.data};
+		PGresult *res = exec_stmt(ob, STMT_FINISH, ob->sql_finish, 6, p, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			rc = mqtx_pg_fail(ob->conn, res, "cannot record the batch outcome", err);
 		} else {
 			st->sent = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 			st->failed = (size_t)strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 			st->dead = (size_t)strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+			st->dead_permanent = (size_t)strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 			PQclear(res);
 		}
 	}
@@ -573,6 +579,7 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 	mqtx_buf_free(&fid);
 	mqtx_buf_free(&ferr);
 	mqtx_buf_free(&fdelay);
+	mqtx_buf_free(&fperm);
 	if (rc == 0 && MQTX_FAILPOINT("relay.before_commit") < 0)
 		rc = mqtx_err_retry(err, MQTX_E_DB, "failpoint relay.before_commit");
 	if (rc < 0) {

@@ -61,9 +61,11 @@ void mqtx_batch_free(struct mqtx_batch *b);
 
 struct mqtx_finish_stats {
 	size_t sent, failed, dead, released;
+	size_t dead_permanent; /* of dead: FAILED and permanent */
 };
 /* Records each message's outcome (CONFIRMED -> sent; FAILED/UNKNOWN ->
- * attempt + backoff or dead; PENDING -> untouched) and commits. */
+ * attempt + backoff or, after relay.max_attempts, dead; FAILED and
+ * permanent -> attempt + dead at once; PENDING -> untouched) and commits. */
 int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx_finish_stats *st,
 		       struct mqtx_err *err);
 /* Rolls back the open transaction, if any (connection errors ignored). */

@@ -296,6 +296,7 @@ static int publish(struct mqtx_backend *be, struct mqtx_batch *b, struct mqtx_er
 	int rc = mqtx_backend_publish(be, good, ng, err);
 	for (size_t k = 0; k < ng; k++) {
 		b->msgs[from[k]].state = good[k].state;
+		b->msgs[from[k]].permanent = good[k].permanent;
 		memcpy(b->msgs[from[k]].error, good[k].error, sizeof(good[k].error));
 	}
 	free(good);
@@ -362,9 +363,12 @@ static int finish(struct relay *r, int s, struct mqtx_batch *b, struct mqtx_err 
 	r->stats->dead += (int64_t)fs.dead;
 	r->stats->batches++;
 	pthread_mutex_unlock(&r->lock);
-	if (fs.dead > 0)
-		mqtx_warn("%zu row(s) reached relay.max_attempts (%lld) and are now dead", fs.dead,
+	if (fs.dead > fs.dead_permanent)
+		mqtx_warn("%zu row(s) reached relay.max_attempts (%lld) and are now dead", fs.dead - fs.dead_permanent,
 			  (long long)r->cfg->relay_max_attempts);
+	if (fs.dead_permanent > 0)
+		mqtx_warn("%zu row(s) can never be sent as they are and are now dead (see their last_error; fix them, then 'mqtx redeliver --requeue')",
+			  fs.dead_permanent);
 	mqtx_debug("batch: %zu sent, %zu failed, %zu dead, %zu released", fs.sent, fs.failed, fs.dead, fs.released);
 	heartbeat(r, r->slots[s].ob, true, false);
 	return 0;

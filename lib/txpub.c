@@ -217,9 +217,7 @@ struct mqtx_txpub_set *mqtx_txpub_set_new(struct mqtx_input *in, const struct mq
 			mqtx_err_set(err, MQTX_E_INPUT, "%s: no destination (give --destination or a 'destination' field)", where);
 			goto fail;
 		}
-		if (check_len("the key", m->key, max_key, where, err) < 0 ||
-		    (d->amqp && (check_len("the destination (an AMQP exchange name)", m->destination, 255, where, err) < 0 ||
-				 check_len("the routing key", m->routing_key, 255, where, err) < 0)))
+		if (check_len("the key", m->key, max_key, where, err) < 0)
 			goto fail;
 		if (m->key != NULL && m->key[0] == '\0') {
 			mqtx_err_set(err, MQTX_E_INPUT, "%s: the key is empty", where);
@@ -244,6 +242,14 @@ struct mqtx_txpub_set *mqtx_txpub_set_new(struct mqtx_input *in, const struct mq
 		}
 	}
 	free(ki);
+	/* the broker's limits, the same rules the relay applies */
+	for (size_t i = 0; i < s->n && d->ops != NULL; i++) {
+		char why[256];
+		if (mqtx_backend_validate(d->ops, NULL, &s->msgs[i], why, sizeof(why)) < 0) {
+			mqtx_err_set(err, MQTX_E_INPUT, "%s: %s", s->where[i], why);
+			goto fail;
+		}
+	}
 	return s;
 fail:
 	mqtx_txpub_set_free(s);

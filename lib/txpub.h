@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "config.h"
 #include "error.h"
 #include "input.h"
@@ -79,7 +80,9 @@ struct mqtx_txpub_defaults {
 	size_t n_headers;
 	size_t batch_size;  /* messages per batch; 0: the whole input */
 	size_t max_key_len; /* 255; --sql: 194 (the gid "mqtx:<key>" must fit 199 bytes) */
-	bool amqp;          /* AMQP limits: destination and routing key at most 255 bytes */
+	/* The broker's backend, whose limits every message must meet
+	 * (mqtx_backend_validate without a connection); NULL: none checked. */
+	const struct mqtx_backend_ops *ops;
 };
 
 /* The messages of one run. msgs[] is contiguous, so batch b is the slice

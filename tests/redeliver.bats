@@ -104,6 +104,25 @@ publish_ack() {
 	assert_output 1
 }
 
+@test "redeliver: a row the broker cannot carry (over a limit, a reserved header) fails alone; the others are re-sent" {
+	sent_rows 4
+	psql_test "UPDATE mqtx_outbox SET headers = '{\"x-mqtx-redelivery-count\": \"99\"}' WHERE id = 2"
+	if [[ $(backend_name) == amqp ]]; then
+		psql_test "UPDATE mqtx_outbox SET routing_key = repeat('r', 300) WHERE id = 3"
+	else
+		psql_test "UPDATE mqtx_outbox SET destination = 'bad topic' WHERE id = 3"
+	fi
+	run_mqtx 1 redeliver --status sent --yes
+	stderr_has "redelivered 2, failed 2, held back 0"
+	stderr_has "header 'x-mqtx-redelivery-count': names starting with 'x-mqtx-' are reserved"
+	if [[ $(backend_name) == amqp ]]; then stderr_has "routing_key is 300 bytes; AMQP allows at most 255"; else stderr_has "Kafka topic names allow only"; fi
+	run rcounts
+	assert_output "1:1 2:0 3:0 4:1"
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	run delivered "$BATS_TEST_TMPDIR/got"
+	[[ $(sort <<<"$output" | tr '\n' ' ') == "1:- 1:1 2:- 3:- 4:- 4:1 " ]] || fail "delivered: $output"
+}
+
 @test "redeliver: the same key goes out again with x-mqtx-redelivery-count 1, then 2" {
 	sent_rows 1
 	run_mqtx 0 redeliver --status sent --yes

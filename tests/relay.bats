@@ -389,3 +389,159 @@ assert_json_lines() {
 		grep -q '"msg":"kafka: ' "$MQTX_BG_ERR" || fail "no librdkafka log line: $(cat "$MQTX_BG_ERR")"
 	fi
 }
+
+# ---- issue 13: rows the broker can never carry, returns, channel errors
+
+# insert_row DEST RK OKEY_EXPR HEADERS_EXPR: one row, prints its id
+insert_row() {
+	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, headers, payload)
+		VALUES ('$1', '$2', $3, $4, convert_to('{\"n\": 1}', 'UTF8')) RETURNING id"
+}
+
+@test "relay: a row over a protocol limit fails alone before publishing and is dead at once; the others go out once, in key order" {
+	local bad_dest=$T_DEST bad_rk=test.rk want
+	if [[ $(backend_name) == amqp ]]; then
+		bad_rk=$(printf 'r%.0s' {1..300})
+		want='routing_key is 300 bytes; AMQP allows at most 255'
+	else
+		bad_dest='bad topic!'
+		want="destination (the topic) 'bad topic!' has byte 0x20 at 3; Kafka topic names allow only [a-zA-Z0-9._-]"
+	fi
+	printf 'broker:\n  kafka:\n    message.max.bytes: "100000"\n' >"$BATS_TEST_TMPDIR/mqtx.yaml"
+	local a1 bad a2 big g1 g2
+	a1=$(insert_row "$T_DEST" test.rk "'A'" NULL)
+	bad=$(insert_row "$bad_dest" "$bad_rk" "'A'" NULL)
+	a2=$(insert_row "$T_DEST" test.rk "'A'" NULL)
+	big=$(insert_row "$T_DEST" test.rk NULL "json_build_object('big', repeat('x', 200000))")
+	g1=$(insert_row "$T_DEST" test.rk NULL NULL)
+	g2=$(insert_row "$T_DEST" test.rk NULL NULL)
+	run_mqtx 1 --config "$BATS_TEST_TMPDIR/mqtx.yaml" relay
+	stderr_has "can never be sent as they are and are now dead"
+	run psql_test "SELECT id, status, attempts FROM mqtx_outbox ORDER BY id"
+	assert_output "$a1|sent|1
+$bad|dead|1
+$a2|sent|1
+$big|dead|1
+$g1|sent|1
+$g2|sent|1"
+	run psql_test "SELECT last_error FROM mqtx_outbox WHERE id = $bad"
+	assert_output "$want"
+	run psql_test "SELECT last_error FROM mqtx_outbox WHERE id = $big"
+	assert_output --regexp 'one frame, at most 131052 bytes here|message.max.bytes is 100000'
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	run jq -r .id "$BATS_TEST_TMPDIR/got"
+	[[ $(sort -n <<<"$output" | tr '\n' ' ') == "$a1 $a2 $g1 $g2 " ]] || fail "delivered: $output"
+	[[ $(grep -n -x -e "$a1" -e "$a2" <<<"$output" | cut -d: -f2 | tr '\n' ' ') == "$a1 $a2 " ]] || fail "key A out of order: $output"
+	run_mqtx 2 check --explain "$bad"
+	assert_output --partial "$want"
+	assert_output --partial "mqtx redeliver --status dead --id $bad --requeue --yes"
+}
+
+@test "relay: --loop does not spin on a row over a protocol limit and goes on with later rows" {
+	mqtx_bg relay --loop --poll-interval 10m
+	insert_row "$T_DEST" test.rk "'A'" "json_build_object('big', repeat('x', 2000000))" >/dev/null
+	insert_rows 3 "$T_DEST" "'A'"
+	wait_sent 20 == 3
+	insert_rows 2
+	wait_sent 20 == 5
+	mqtx_bg_stop TERM 10
+	[[ $MQTX_BG_STATUS == 0 ]]
+	run psql_test "SELECT status, attempts FROM mqtx_outbox WHERE status <> 'sent'"
+	assert_output "dead|1"
+	[[ $(backend_consume | wc -l) == 5 ]]
+}
+
+@test "relay: outbox headers cannot spoof mqtx's own headers: such a row is dead at once, the others go out" {
+	local ok1 ok2 id1 id2 id3
+	ok1=$(insert_row "$T_DEST" test.rk NULL "'{\"a\": \"1\"}'")
+	id1=$(insert_row "$T_DEST" test.rk NULL "'{\"x-mqtx-outbox-id\": \"999\"}'")
+	id2=$(insert_row "$T_DEST" test.rk NULL "'{\"x-mqtx-idempotency-key\": \"forged\"}'")
+	id3=$(insert_row "$T_DEST" test.rk NULL "'{\"x-mqtx-redelivery-count\": \"7\"}'")
+	ok2=$(insert_row "$T_DEST" test.rk NULL NULL)
+	run_mqtx 1 relay
+	run psql_test "SELECT id, status, attempts, last_error FROM mqtx_outbox WHERE status = 'dead' ORDER BY id"
+	assert_output "$id1|dead|1|header 'x-mqtx-outbox-id': names starting with 'x-mqtx-' are reserved for mqtx's own headers
+$id2|dead|1|header 'x-mqtx-idempotency-key': names starting with 'x-mqtx-' are reserved for mqtx's own headers
+$id3|dead|1|header 'x-mqtx-redelivery-count': names starting with 'x-mqtx-' are reserved for mqtx's own headers"
+	backend_consume >"$BATS_TEST_TMPDIR/got"
+	run jq -r '[.id, .headers["x-mqtx-outbox-id"], .headers["x-mqtx-redelivery-count"] // "-"] | join(" ")' "$BATS_TEST_TMPDIR/got"
+	[[ $(sort -n <<<"$output" | tr '\n' ',') == "$ok1 $ok1 -,$ok2 $ok2 -," ]] || fail "delivered: $output"
+}
+
+@test "relay: a return is matched to its row, not to another row with the same key (adopted table, key not unique)" {
+	skip_on_backend kafka "Kafka has no returns (delivery reports carry a per-call sequence number)"
+	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq" --type direct
+	psql_test "CREATE TABLE events(event_id bigserial PRIMARY KEY, dest text NOT NULL, rk text, msg_key text NOT NULL, payload jsonb NOT NULL)"
+	cat >"$BATS_TEST_TMPDIR/mqtx.yaml" <<-YAML
+	outbox:
+	  table: events
+	  payload_type: jsonb
+	  columns:
+	    id: event_id
+	    destination: dest
+	    routing_key: rk
+	    idempotency_key: msg_key
+	    ordering_key: ""
+	    headers: ""
+	    content_type: ""
+	YAML
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/mqtx.yaml" init --print
+	printf 'SET search_path = "%s";\n%s\n' "$T_SCHEMA" "$output" | psql "$MQTX_TEST_DATABASE_URL" -qX -v ON_ERROR_STOP=1
+	psql_test "ALTER SEQUENCE events_event_id_seq RESTART WITH 1000000000000000001" # 19 digits, like snowflake ids
+	local round a b
+	for round in 1 2 3 4 5; do
+		a=$(psql_test "INSERT INTO events(dest, rk, msg_key, payload) VALUES ('$T_DEST', 'test.rk', 'dup-$round', '{}') RETURNING event_id")
+		b=$(psql_test "INSERT INTO events(dest, rk, msg_key, payload) VALUES ('$T_EXCHANGE.noq', 'x', 'dup-$round', '{}') RETURNING event_id")
+		MQTX_RELAY_BACKOFF_INITIAL=5m run_mqtx 1 --config "$BATS_TEST_TMPDIR/mqtx.yaml" relay
+		run psql_test "SELECT event_id, status, attempts, coalesce(last_error, '') LIKE 'unroutable%' FROM events WHERE msg_key = 'dup-$round' ORDER BY event_id"
+		assert_output "$a|sent|1|f
+$b|pending|1|t"
+	done
+	run drain_queue --timeout 3
+	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' <<<"$output" | tr '\n' ' ') == "$(psql_test "SELECT event_id FROM events WHERE status = 'sent' ORDER BY event_id" | tr '\n' ' ')" ]] ||
+		fail "delivered: $output"
+	"$AMQP_TOOL" delete-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq"
+}
+
+@test "relay: a row to a missing exchange closes no channel: every routable row of the batch arrives exactly once" {
+	skip_on_backend kafka "AMQP channels"
+	insert_rows 200
+	insert_rows 1 "$(missing_dest)"
+	insert_rows 200
+	MQTX_RELAY_BACKOFF_INITIAL=5m run_mqtx 1 relay --batch 1000
+	run drain_queue --timeout 3
+	[[ $(wc -l <<<"$output") == 400 ]] || fail "$(wc -l <<<"$output") messages arrived for 400 rows"
+	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' <<<"$output" | sort -u | wc -l) == 400 ]]
+	[[ $(count_status sent) == 400 ]]
+	run psql_test "SELECT status, attempts FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
+	assert_output "pending|1"
+	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
+	assert_output --partial "checked before publishing"
+}
+
+@test "relay: when a channel closes anyway, its unconfirmed messages are not published again in the batch (maybe delivered, retried later)" {
+	skip_on_backend kafka "AMQP channels"
+	local gone=$T_EXCHANGE.gone
+	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$gone" --type topic
+	"$AMQP_TOOL" declare-queue "$MQTX_TEST_AMQP_URL" "$T_QUEUE" --bind "$gone:#"
+	MQTX_RELAY_BACKOFF_INITIAL=5m mqtx_bg relay --loop --poll-interval 10m --batch 1000
+	insert_rows 1 "$gone"
+	wait_sent 20 == 1 # the relay's connection now knows the exchange
+	"$AMQP_TOOL" delete-exchange "$MQTX_TEST_AMQP_URL" "$gone"
+	psql_test "BEGIN;
+		INSERT INTO mqtx_outbox(destination, routing_key, payload) SELECT '$T_DEST', 'test.rk', '\\x7b7d' FROM generate_series(1, 300);
+		INSERT INTO mqtx_outbox(destination, routing_key, payload) VALUES ('$gone', 'test.rk', '\\x7b7d');
+		INSERT INTO mqtx_outbox(destination, routing_key, payload) SELECT '$T_DEST', 'test.rk', '\\x7b7d' FROM generate_series(1, 300);
+		COMMIT"
+	wait_until 20 eval '[[ $(psql_test "SELECT attempts FROM mqtx_outbox WHERE destination = '"'$gone'"' AND status = '"'pending'"'") == 1 ]]'
+	wait_until 20 eval '[[ $(psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = '"'pending'"' AND attempts = 0") == 0 ]]'
+	mqtx_bg_stop TERM 10
+	run drain_queue --timeout 3
+	local ids
+	ids=$(jq -r '.headers["x-mqtx-outbox-id"]' <<<"$output" | sort -n)
+	[[ -z $(uniq -d <<<"$ids") ]] || fail "delivered twice: $(uniq -d <<<"$ids" | head -5 | tr '\n' ' ')"
+	run psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'pending' AND destination <> '$gone' AND last_error NOT LIKE 'maybe delivered: the channel closed%'"
+	assert_output 0
+	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination = '$gone' AND status = 'pending'"
+	assert_output --regexp "^channel error 404: NOT_FOUND"
+}

@@ -188,6 +188,29 @@ $(printf 'y\ny' | base64)"
 	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 0 ]]
 }
 
+@test "txpub: a message over a broker limit is refused before anything is sent (exit 6), by the relay's rules" {
+	local big
+	big=$(head -c 200000 /dev/zero | tr '\0' x)
+	printf '{"payload":"ok"}\n{"payload":"b","headers":{"big":"%s"}}\n' "$big" >"$BATS_TEST_TMPDIR/stdin"
+	printf 'broker:\n  kafka:\n    message.max.bytes: "100000"\n' >"$BATS_TEST_TMPDIR/mqtx.yaml"
+	if [[ $(backend_name) == amqp ]]; then
+		run_mqtx 6 txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"
+		stderr_has "stdin line 2: headers and properties are 200"
+		stderr_has "AMQP carries them in one frame, at most 131052 bytes here (frame_max 131072)"
+		printf '{"payload":"ok"}\n{"payload":"b","routing_key":"%s"}\n' "$(printf 'r%.0s' {1..300})" >"$BATS_TEST_TMPDIR/stdin"
+		run_mqtx 6 txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"
+		stderr_has "stdin line 2: routing_key is 300 bytes; AMQP allows at most 255"
+	else
+		# the size against message.max.bytes needs the producer: refused at publish, nothing committed
+		run_mqtx 10 --config "$BATS_TEST_TMPDIR/mqtx.yaml" txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"
+		stderr_has "message.max.bytes is 100000"
+		printf '{"payload":"ok"}\n{"payload":"b","destination":"bad topic"}\n' >"$BATS_TEST_TMPDIR/stdin"
+		run_mqtx 6 txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"
+		stderr_has "stdin line 2: destination (the topic) 'bad topic' has byte 0x20 at 3; Kafka topic names allow only [a-zA-Z0-9._-]"
+	fi
+	[[ -z $(backend_consume) ]] || fail "something was published"
+}
+
 @test "txpub: --mode tx commits each batch; an unroutable message is not published, the rest of its batch is (exit 11)" {
 	skip_on_backend kafka "RabbitMQ transactions (tx mode) only; Kafka has kafka-tx"
 	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq" --type direct
