@@ -10,14 +10,14 @@ PKG_CONFIG ?= pkg-config
 PKGS = libpq librabbitmq rdkafka yaml-0.1 libcrypto
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-BASE_CFLAGS = -std=c11 $(WARN) -g $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+BASE_CFLAGS = -std=c11 $(WARN) -g -Ilib $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2
 LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -lpthread
 ASAN_FLAGS = -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC = $(sort $(wildcard lib/*.c))
+LIB_SRC = $(sort $(shell find lib -name '*.c'))
 CMD_SRC = $(sort $(wildcard cmd/*.c))
-HDRS = $(wildcard lib/*.h cmd/*.h)
+HDRS = $(shell find lib cmd -name '*.h')
 SRC = $(LIB_SRC) $(CMD_SRC)
 # BUILD: where objects go (several checkouts or people can build side by side).
 BUILD ?= build

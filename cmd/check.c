@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../lib/check.h"
-#include "../lib/json.h"
-#include "../lib/log.h"
-#include "../lib/pg.h"
-#include "../lib/util.h"
+#include "check/check.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "db/pg.h"
+#include "base/util.h"
 #include "commands.h"
 
 #define JSON_VERSION 1

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../lib/log.h"
-#include "../lib/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 const struct mqtx_opt mqtx_common_opts[] = {
 	{"config", 'c', "FILE", NULL, "configuration file (default: $MQTX_CONFIG, ./mqtx.yaml, ~/.config/mqtx/config.yaml, /etc/mqtx/config.yaml)"},

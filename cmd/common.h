@@ -7,8 +7,8 @@
 #include <signal.h>
 #include <stdbool.h>
 
-#include "../lib/config.h"
-#include "../lib/error.h"
+#include "config/config.h"
+#include "base/error.h"
 
 #define MQTX_VERSION "0.1.0"
 

@@ -1,16 +1,16 @@
 /* mqtx dedupe-audit: how many duplicates, losses, strangers and
  * out-of-order deliveries a flow really had, and where. Parses options,
- * runs the audit in lib/audit.c, prints the report, maps the findings to
+ * runs the audit in lib/audit/audit.c, prints the report, maps the findings to
  * the exit status. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/audit.h"
-#include "../lib/json.h"
-#include "../lib/log.h"
-#include "../lib/util.h"
+#include "audit/audit.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "commands.h"
 
 /* Exit statuses of findings; the other codes are the common ones. */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/log.h"
-#include "../lib/outbox.h"
-#include "../lib/pg.h"
+#include "base/log.h"
+#include "db/outbox.h"
+#include "db/pg.h"
 #include "commands.h"
 
 static const struct mqtx_opt init_opts[] = {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "../lib/log.h"
+#include "base/log.h"
 #include "commands.h"
 #include "common.h"
 

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../lib/log.h"
-#include "../lib/redeliver.h"
-#include "../lib/util.h"
+#include "base/log.h"
+#include "redeliver/redeliver.h"
+#include "base/util.h"
 #include "commands.h"
 
 static const struct mqtx_opt redeliver_opts[] = {

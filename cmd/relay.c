@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../lib/log.h"
-#include "../lib/relay.h"
+#include "base/log.h"
+#include "relay/relay.h"
 #include "commands.h"
 
 static const struct mqtx_opt relay_opts[] = {

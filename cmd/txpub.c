@@ -8,13 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../lib/backend.h"
-#include "../lib/input.h"
-#include "../lib/json.h"
-#include "../lib/log.h"
-#include "../lib/pg.h"
-#include "../lib/txpub.h"
-#include "../lib/util.h"
+#include "broker/broker.h"
+#include "txpub/input.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "db/pg.h"
+#include "txpub/txpub.h"
+#include "base/util.h"
 #include "commands.h"
 
 /* txpub's own exit codes (besides 0, 2, 3, 4, 6 and 7 of common.h). */

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../lib/input.h"
+#include "txpub/input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,21 +9,21 @@ cd "$ROOT"
 SECS=${FUZZ_SECONDS:-60}
 OUT=build/fuzz
 mkdir -p "$OUT" tests/fuzz/crashes
-CFLAGS="-std=c11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined $(pkg-config --cflags libpq librabbitmq rdkafka yaml-0.1 libcrypto)"
+CFLAGS="-std=c11 -g -O1 -Ilib -fsanitize=fuzzer-no-link,address,undefined $(pkg-config --cflags libpq librabbitmq rdkafka yaml-0.1 libcrypto)"
 LIBS="$(pkg-config --libs libpq librabbitmq rdkafka yaml-0.1 libcrypto) -lm -lpthread"
 objs=()
-for f in lib/*.c; do
-	o=$OUT/$(basename "$f" .c).o
+while IFS= read -r f; do
+	o=$OUT/$(echo "${f#lib/}" | tr / _ | sed 's/\.c$//').o
 	clang $CFLAGS -c -o "$o" "$f"
 	objs+=("$o")
-done
+done < <(find lib -name '*.c' | sort)
 status=0
 for h in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$h" .c)
 	corpus=tests/fuzz/corpus/${name#fuzz_}
 	# new inputs go to build/fuzz/corpus-NAME; the kept seeds are read only
 	mkdir -p "$corpus" "$OUT/corpus-$name"
-	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o "$OUT/$name" "$h" "${objs[@]}" $LIBS
+	clang -std=c11 -g -O1 -Ilib -fsanitize=fuzzer,address,undefined -o "$OUT/$name" "$h" "${objs[@]}" $LIBS
 	echo "== $name: ${SECS}s on $corpus"
 	if ! "$OUT/$name" -max_total_time="$SECS" -print_final_stats=1 -artifact_prefix=tests/fuzz/crashes/"$name"- \
 		"$OUT/corpus-$name" "$corpus" 2>"$OUT/$name.log"; then

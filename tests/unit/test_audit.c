@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../lib/audit.h"
-#include "../../lib/audit_source.h"
+#include "audit/audit.h"
+#include "audit/source.h"
 #include "unit.h"
 
 TEST(audit_positions)

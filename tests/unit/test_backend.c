@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/backend.h"
+#include "broker/internal.h" /* the backends themselves, for their limits */
 #include "unit.h"
 
 static struct mqtx_msg msg_of(const char *dest, const char *rk, const char *key)

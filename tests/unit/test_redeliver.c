@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../lib/redeliver.h"
+#include "redeliver/redeliver.h"
 #include "unit.h"
 
 TEST(where_parses_conditions_joined_by_and)

@@ -1,12 +1,12 @@
-/* Unit tests for the stop deadline (lib/stop.c) and the rate limiter of
- * repeated messages (lib/ratelimit.c). */
+/* Unit tests for the stop deadline (lib/base/stop.c) and the rate limiter of
+ * repeated messages (lib/base/ratelimit.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdint.h>
 
-#include "../../lib/ratelimit.h"
-#include "../../lib/stop.h"
-#include "../../lib/util.h"
+#include "base/ratelimit.h"
+#include "base/stop.h"
+#include "base/util.h"
 #include "unit.h"
 
 TEST(ratelimit_folds_repeats_into_the_next_line)

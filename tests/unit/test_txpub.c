@@ -4,9 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../lib/input.h"
-#include "../../lib/sha256.h"
-#include "../../lib/txpub.h"
+#include "txpub/input.h"
+#include "base/sha256.h"
+#include "txpub/txpub.h"
 #include "unit.h"
 
 static void hex_of(const void *data, size_t n, char out[65])

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/config.h"
-#include "../../lib/json.h"
-#include "../../lib/kafka_url.h"
-#include "../../lib/outbox.h"
-#include "../../lib/util.h"
+#include "config/config.h"
+#include "base/json.h"
+#include "broker/kafka/url.h"
+#include "db/outbox.h"
+#include "base/util.h"
 #include "unit.h"
 
 TEST(duration_units)

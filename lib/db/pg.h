@@ -1,0 +1,32 @@
+/* PostgreSQL connection helpers: connecting with secrets kept out of argv
+ * and messages, and translating libpq failures into struct mqtx_err. */
+#ifndef MQTX_PG_H
+#define MQTX_PG_H
+
+#include <libpq-fe.h>
+
+#include "config/config.h"
+#include "base/error.h"
+
+/* Connects to cfg->database_url (password from database.password_file
+ * when set). Returns an owned connection (PQfinish it) or NULL with err;
+ * MQTX_E_CONFIG when a configured identifier (outbox.table, ...) is text
+ * libpq refuses to quote in the connection's encoding. */
+PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_name, struct mqtx_err *err);
+/* Fills err from a failed result (or the connection when res is NULL) and
+ * clears res. Connection loss is marked retriable. Returns -1. */
+int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err *err);
+/* Runs a parameterless command (BEGIN, COMMIT, ...). */
+int mqtx_pg_exec(PGconn *conn, const char *sql, struct mqtx_err *err);
+/* Returns an owned, quoted identifier ("a""b"), or NULL with err when
+ * libpq refuses name (text not valid in the connection's encoding: libpq
+ * will not quote it, see CVE-2025-1094). role names the value in the
+ * message ("outbox.table"). A configuration error: MQTX_E_CONFIG. */
+char *mqtx_pg_ident_checked(PGconn *conn, const char *name, const char *role, struct mqtx_err *err);
+/* Returns an owned, quoted identifier ("a""b"), for a name that libpq
+ * accepts on this connection: the configuration's identifiers are checked
+ * by mqtx_pg_connect, other names go through mqtx_pg_ident_checked. NULL
+ * can then only mean out of memory, which abort()s like mqtx_xmalloc. */
+char *mqtx_pg_ident(PGconn *conn, const char *name);
+
+#endif

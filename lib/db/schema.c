@@ -1,0 +1,525 @@
+/* `mqtx init`: the SQL that creates the default outbox (table, indexes,
+ * triggers, heartbeat table), or for an existing table what it lacks. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "db/outbox.h"
+#include "db/pg.h"
+#include "base/sha256.h"
+#include "base/util.h"
+
+struct colspec {
+	enum mqtx_col col;
+	const char *type;    /* for CREATE TABLE */
+	const char *add;     /* for ALTER TABLE ADD COLUMN on an adopted table (NULL: the user must map it) */
+};
+
+static const struct colspec specs[] = {
+	{MQTX_COL_ID, "bigserial PRIMARY KEY", NULL},
+	{MQTX_COL_KEY, "text NOT NULL UNIQUE", NULL},
+	{MQTX_COL_DESTINATION, "text NOT NULL", NULL},
+	{MQTX_COL_ROUTING_KEY, "text", NULL},
+	{MQTX_COL_ORDERING_KEY, "text", NULL},
+	{MQTX_COL_HEADERS, "jsonb", NULL},
+	{MQTX_COL_PAYLOAD, "bytea NOT NULL", NULL},
+	{MQTX_COL_CONTENT_TYPE, "text", NULL},
+	{MQTX_COL_STATUS, "text NOT NULL DEFAULT 'pending'", "text NOT NULL DEFAULT 'pending'"},
+	{MQTX_COL_ATTEMPTS, "integer NOT NULL DEFAULT 0", "integer NOT NULL DEFAULT 0"},
+	{MQTX_COL_AVAILABLE_AT, "timestamptz NOT NULL DEFAULT now()", "timestamptz NOT NULL DEFAULT now()"},
+	{MQTX_COL_CREATED_AT, "timestamptz NOT NULL DEFAULT now()", "timestamptz NOT NULL DEFAULT now()"},
+	{MQTX_COL_SENT_AT, "timestamptz", "timestamptz"},
+	{MQTX_COL_LAST_ERROR, "text", "text"},
+	{MQTX_COL_REDELIVERY_COUNT, "integer NOT NULL DEFAULT 0", "integer NOT NULL DEFAULT 0"},
+	{MQTX_COL_REDELIVERED_AT, "timestamptz", "timestamptz"},
+};
+
+/* ---- names of the objects init creates for a table ----
+ *
+ * "<table>_<suffix>" when it fits PostgreSQL's 63 bytes: the names mqtx
+ * always gave them. Longer ones used to be cut (the table name to 50 bytes,
+ * then PostgreSQL cut to 63), so two tables whose names share their first
+ * 50 bytes shared indexes and the key function. Now a longer name is a
+ * readable prefix of the table name, a hash of the schema and table names
+ * and the suffix: unique per (schema, table). */
+#define PG_NAME_MAX 63
+
+enum { N_PENDING, N_PENDING_KEY, N_DEAD, N_SENT_AT, N_PREPARED, N_NOTIFY, N_NOTIFY_UPDATE, N_KEY_TRIGGER, N_KEY_FN,
+       N__COUNT };
+static const char *const name_suffix[N__COUNT] = {"pending_idx", "pending_key_idx", "dead_idx", "sent_at_idx",
+						 "prepared_idx", "mqtx_notify", "mqtx_notify_update", "mqtx_key",
+						 "mqtx_default_key"};
+#define N_FIRST_TRIGGER N_NOTIFY
+
+struct names {
+	char now[N__COUNT][PG_NAME_MAX + 1];
+	char before[N__COUNT][PG_NAME_MAX + 1]; /* the cut name older versions gave; "" when the same */
+};
+
+/* The longest prefix of s, at most max bytes, that does not split a UTF-8 character. */
+static size_t utf8_clip(const char *s, size_t max)
+{
+	size_t n = strlen(s), i = 0;
+	while (i < n) {
+		size_t l = mqtx_utf8_seq((const unsigned char *)s + i, n - i);
+		if (l == 0 || i + l > max)
+			break;
+		i += l;
+	}
+	return i;
+}
+
+static void make_names(const struct mqtx_config *cfg, struct names *nm)
+{
+	const char *table = cfg->outbox_table;
+	struct mqtx_sha256 h;
+	char hex[65];
+	mqtx_sha256_init(&h);
+	mqtx_sha256_update(&h, cfg->outbox_schema, strlen(cfg->outbox_schema) + 1); /* with its NUL: a separator */
+	mqtx_sha256_update(&h, table, strlen(table));
+	mqtx_sha256_hex(&h, hex);
+	for (int i = 0; i < N__COUNT; i++) {
+		const char *suffix = name_suffix[i];
+		size_t tl = strlen(table), sl = strlen(suffix);
+		char old[160];
+		snprintf(old, sizeof(old), "%.50s_%s", table, suffix);
+		old[utf8_clip(old, PG_NAME_MAX)] = '\0'; /* as PostgreSQL cut it */
+		if (tl + 1 + sl <= PG_NAME_MAX)
+			snprintf(nm->now[i], sizeof(nm->now[i]), "%s_%s", table, suffix);
+		else
+			snprintf(nm->now[i], sizeof(nm->now[i]), "%.*s_%.10s_%s",
+				 (int)utf8_clip(table, PG_NAME_MAX - sl - 12), table, hex, suffix);
+		snprintf(nm->before[i], sizeof(nm->before[i]), "%.*s", PG_NAME_MAX, strcmp(old, nm->now[i]) == 0 ? "" : old);
+	}
+}
+
+/* A name for an index or trigger derived from the table name, quoted. */
+static char *derived(PGconn *conn, const struct names *nm, int which)
+{
+	return mqtx_pg_ident(conn, nm->now[which]);
+}
+
+/* A literal of configured names (the notify channel, ":schema.table:"),
+ * which mqtx_pg_connect checked: NULL can only be out of memory. */
+static char *lit(PGconn *conn, const char *s)
+{
+	char *q = PQescapeLiteral(conn, s, strlen(s));
+	if (q == NULL)
+		abort();
+	char *r = mqtx_xstrdup(q);
+	PQfreemem(q);
+	return r;
+}
+
+/* Dollar-quote tag that does not occur in body. */
+static void dollar_tag(const char *body, char *tag, size_t n)
+{
+	for (unsigned i = 0;; i++) {
+		snprintf(tag, n, "$mqtx%u$", i);
+		if (strstr(body, tag) == NULL)
+			return;
+	}
+}
+
+static void add_function(struct mqtx_buf *out, const char *qname, const char *body)
+{
+	char tag[32];
+	dollar_tag(body, tag, sizeof(tag));
+	mqtx_buf_printf(out,
+			"CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %s\n%s%s;\n",
+			qname, tag, body, tag);
+}
+
+/* The body of the key function (the function's prosrc is "\n" body). */
+static char *key_body(PGconn *conn, const struct mqtx_config *cfg, const char *const *q)
+{
+	char *prefix = mqtx_outbox_key_prefix_literal(conn, cfg);
+	struct mqtx_buf body = MQTX_BUF_INIT;
+	mqtx_buf_printf(&body,
+			"BEGIN\n  IF NEW.%s IS NULL THEN\n    NEW.%s := %s || NEW.%s;\n"
+			"  END IF;\n  RETURN NEW;\nEND\n",
+			q[MQTX_COL_KEY], q[MQTX_COL_KEY], prefix, q[MQTX_COL_ID]);
+	free(prefix);
+	return mqtx_buf_detach(&body);
+}
+
+static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_config *cfg, const char *const *q,
+		       const char *qschema, const char *T, const struct names *nm)
+{
+	char *ix_pending = derived(conn, nm, N_PENDING);
+	char *ix_key = derived(conn, nm, N_PENDING_KEY);
+	char *ix_dead = derived(conn, nm, N_DEAD);
+	char *tr_notify = derived(conn, nm, N_NOTIFY);
+	char *tr_key = derived(conn, nm, N_KEY_TRIGGER);
+	char *fn_key_name = derived(conn, nm, N_KEY_FN);
+	char *chan = lit(conn, cfg->outbox_notify_channel);
+	struct mqtx_buf fn = MQTX_BUF_INIT;
+
+	mqtx_buf_printf(out, "-- the relay scans pending rows in id order, per ordering key, and check looks at dead ones\n");
+	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'pending';\n", ix_pending, T,
+			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
+	if (q[MQTX_COL_ORDERING_KEY] != NULL)
+		mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s, %s) WHERE %s = 'pending';\n", ix_key, T,
+				q[MQTX_COL_ORDERING_KEY], q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
+	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'dead';\n", ix_dead, T,
+			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
+	if (q[MQTX_COL_SENT_AT] != NULL) {
+		char *ix_sent = derived(conn, nm, N_SENT_AT);
+		mqtx_buf_printf(out, "-- recent traffic and completion for mqtx check, time windows for redeliver\n");
+		mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'sent';\n", ix_sent, T,
+				q[MQTX_COL_SENT_AT], q[MQTX_COL_STATUS]);
+		free(ix_sent);
+	}
+	char *ix_prepared = derived(conn, nm, N_PREPARED);
+	mqtx_buf_printf(out, "-- txpub half messages waiting for --commit, --rollback or a check-back\n");
+	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'prepared';\n", ix_prepared, T,
+			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
+	free(ix_prepared);
+
+	mqtx_buf_printf(out, "-- wake relays in --loop mode when rows become pending\n");
+	mqtx_buf_printf(&fn, "%s.mqtx_notify", qschema);
+	/* txpub sets mqtx.skip_notify: a transaction that NOTIFYs cannot be PREPAREd (txpub --sql) */
+	add_function(out, fn.data,
+		     "BEGIN\n  IF current_setting('mqtx.skip_notify', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n"
+		     "  PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME);\n  RETURN NULL;\nEND\n");
+	mqtx_buf_printf(out, "CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s);\n",
+			tr_notify, T, fn.data, chan);
+	char *tr_requeue = derived(conn, nm, N_NOTIFY_UPDATE);
+	mqtx_buf_printf(out,
+			"CREATE OR REPLACE TRIGGER %s AFTER UPDATE OF %s ON %s FOR EACH ROW WHEN (NEW.%s = 'pending' AND OLD.%s <> 'pending') "
+			"EXECUTE FUNCTION %s(%s);\n",
+			tr_requeue, q[MQTX_COL_STATUS], T, q[MQTX_COL_STATUS], q[MQTX_COL_STATUS], fn.data, chan);
+	free(tr_requeue);
+
+	if (q[MQTX_COL_KEY] != NULL) {
+		char *body = key_body(conn, cfg, q);
+		mqtx_buf_reset(&fn);
+		mqtx_buf_printf(&fn, "%s.%s", qschema, fn_key_name);
+		mqtx_buf_printf(out, "-- idempotency key derived from the id when the writer gives none (see mqtx-keys(7))\n");
+		add_function(out, fn.data, body);
+		mqtx_buf_printf(out, "CREATE OR REPLACE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n",
+				tr_key, T, fn.data);
+		free(body);
+	}
+
+	mqtx_buf_printf(out, "-- consumer completion (Sent -> Completed): consumers insert their keys here, or\n"
+			      "-- publish them to an ack queue/topic that 'mqtx redeliver --collect-acks' drains\n");
+	mqtx_buf_printf(out,
+			"CREATE TABLE IF NOT EXISTS %s.mqtx_completions (\n  idempotency_key text PRIMARY KEY,\n"
+			"  completed_at timestamptz NOT NULL DEFAULT now(),\n  source text\n);\n",
+			qschema);
+	mqtx_buf_printf(out, "-- relay heartbeats, read by mqtx check\n");
+	mqtx_buf_printf(out,
+			"CREATE TABLE IF NOT EXISTS %s.mqtx_relays (\n  relay_id text PRIMARY KEY,\n  outbox text NOT NULL,\n"
+			"  host text,\n  pid integer,\n  version text,\n  started_at timestamptz NOT NULL DEFAULT now(),\n"
+			"  last_seen timestamptz NOT NULL DEFAULT now(),\n  last_batch_at timestamptz,\n  stopped_at timestamptz,\n"
+			"  relayed bigint NOT NULL DEFAULT 0,\n  failed bigint NOT NULL DEFAULT 0,\n  last_error text\n);\n",
+			qschema);
+	mqtx_buf_printf(out, "-- txpub --sql coordinator records: a prepared transaction 'mqtx:<key>' with a record here is\n"
+			      "-- committed by mqtx check --resolve, one without is rolled back (see mqtx-txpub(1))\n");
+	mqtx_buf_printf(out,
+			"CREATE TABLE IF NOT EXISTS %s.mqtx_txpub_log (\n  gid text PRIMARY KEY,\n  idempotency_key text NOT NULL,\n"
+			"  confirmed_at timestamptz NOT NULL DEFAULT now()\n);\n",
+			qschema);
+	free(ix_pending);
+	free(ix_key);
+	free(ix_dead);
+	free(tr_notify);
+	free(tr_key);
+	free(fn_key_name);
+	free(chan);
+	mqtx_buf_free(&fn);
+}
+
+static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema, const char *T)
+{
+	mqtx_buf_printf(out, "-- least privilege for role %s: relay, check, redeliver and txpub\n", r);
+	mqtx_buf_printf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n", T, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_relays TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_completions TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_txpub_log TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n", qschema, r);
+}
+
+/* JSON array of the names[first..last) that are set. */
+static char *names_json(const char (*names)[PG_NAME_MAX + 1], int first, int last)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_addc(&b, '[');
+	for (int i = first; i < last; i++) {
+		if (names[i][0] == '\0')
+			continue;
+		if (b.len > 1)
+			mqtx_buf_addc(&b, ',');
+		mqtx_json_add_cstr(&b, names[i]);
+	}
+	mqtx_buf_addc(&b, ']');
+	return mqtx_buf_detach(&b);
+}
+
+/* The table's objects under the names older mqtx versions gave them, where
+ * those differ: drops the ones that certainly are mqtx's and this table's
+ * (triggers on it that call mqtx's functions, partial non-unique indexes on
+ * it, the key function once no other table's trigger calls it). */
+static int add_replaced(struct mqtx_buf *out, PGconn *conn, const struct mqtx_config *cfg, const char *qschema,
+			const char *T, const struct names *nm, struct mqtx_err *err)
+{
+	char *triggers = names_json(nm->before, N_FIRST_TRIGGER, N_KEY_FN);
+	char *indexes = names_json(nm->before, 0, N_FIRST_TRIGGER);
+	const char *fn = nm->before[N_KEY_FN][0] != '\0' ? nm->before[N_KEY_FN] : NULL;
+	const char *p[5] = {cfg->outbox_schema, cfg->outbox_table, triggers, indexes, fn};
+	PGresult *res = PQexecParams(
+		conn,
+		"WITH tb AS (SELECT c.oid, c.relnamespace FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE n.nspname = $1 AND c.relname = $2), "
+		"trg AS (SELECT t.tgname::text AS name FROM pg_trigger t, tb WHERE t.tgrelid = tb.oid AND NOT t.tgisinternal "
+		"AND t.tgname IN (SELECT jsonb_array_elements_text($3::jsonb)) AND t.tgfoid IN (SELECT f.oid FROM pg_proc f "
+		"WHERE f.pronamespace = tb.relnamespace AND (f.proname = 'mqtx_notify' OR f.proname = $5))) "
+		"SELECT 1, name FROM trg "
+		"UNION ALL SELECT 2, ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, tb "
+		"WHERE i.indrelid = tb.oid AND NOT i.indisunique AND i.indpred IS NOT NULL "
+		"AND ic.relname IN (SELECT jsonb_array_elements_text($4::jsonb)) "
+		"UNION ALL SELECT 3, f.proname::text FROM pg_proc f, tb WHERE f.pronamespace = tb.relnamespace AND f.proname = $5 "
+		"AND f.pronargs = 0 AND f.prorettype = 'trigger'::regtype AND strpos(f.prosrc, 'current_database()') > 0 "
+		"AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = f.oid "
+		"AND NOT (t.tgrelid = tb.oid AND t.tgname IN (SELECT name FROM trg))) "
+		"ORDER BY 1, 2",
+		5, NULL, p, NULL, NULL, 0);
+	free(triggers);
+	free(indexes);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(conn, res, "cannot look for the table's objects under their old names", err);
+	if (PQntuples(res) > 0)
+		mqtx_buf_printf(out, "-- this table's objects under the names mqtx gave them before names were unique per table\n");
+	for (int r = 0; r < PQntuples(res); r++) {
+		char *name = mqtx_pg_ident(conn, PQgetvalue(res, r, 1));
+		switch (PQgetvalue(res, r, 0)[0]) {
+		case '1': mqtx_buf_printf(out, "DROP TRIGGER IF EXISTS %s ON %s;\n", name, T); break;
+		case '2': mqtx_buf_printf(out, "DROP INDEX IF EXISTS %s.%s;\n", qschema, name); break;
+		default: mqtx_buf_printf(out, "DROP FUNCTION IF EXISTS %s.%s();\n", qschema, name); break;
+		}
+		free(name);
+	}
+	PQclear(res);
+	return 0;
+}
+
+int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	struct names nm;
+	make_names(cfg, &nm);
+	bool has_key = cfg->outbox_columns[MQTX_COL_KEY] != NULL && cfg->outbox_columns[MQTX_COL_KEY][0] != '\0';
+	bool has_okey = cfg->outbox_columns[MQTX_COL_ORDERING_KEY] != NULL && cfg->outbox_columns[MQTX_COL_ORDERING_KEY][0] != '\0';
+	bool has_sent = cfg->outbox_columns[MQTX_COL_SENT_AT] != NULL && cfg->outbox_columns[MQTX_COL_SENT_AT][0] != '\0';
+	if (!has_okey)
+		nm.now[N_PENDING_KEY][0] = '\0';
+	if (!has_sent)
+		nm.now[N_SENT_AT][0] = '\0';
+	char *indexes = names_json(nm.now, 0, N_FIRST_TRIGGER);
+	/* trigger -> function */
+	struct mqtx_buf trg = MQTX_BUF_INIT;
+	mqtx_buf_addc(&trg, '{');
+	mqtx_json_add_cstr(&trg, nm.now[N_NOTIFY]);
+	mqtx_buf_adds(&trg, ":\"mqtx_notify\",");
+	mqtx_json_add_cstr(&trg, nm.now[N_NOTIFY_UPDATE]);
+	mqtx_buf_adds(&trg, ":\"mqtx_notify\"");
+	if (has_key) {
+		mqtx_buf_addc(&trg, ',');
+		mqtx_json_add_cstr(&trg, nm.now[N_KEY_TRIGGER]);
+		mqtx_buf_addc(&trg, ':');
+		mqtx_json_add_cstr(&trg, nm.now[N_KEY_FN]);
+	}
+	mqtx_buf_addc(&trg, '}');
+	/* the key function must derive this table's keys */
+	struct mqtx_buf name = MQTX_BUF_INIT;
+	mqtx_buf_printf(&name, ":%s.%s:", cfg->outbox_schema, cfg->outbox_table);
+	char *lit = PQescapeLiteral(conn, name.data, name.len);
+	if (lit == NULL)
+		abort(); /* out of memory: the names were checked at connect */
+	const char *p[6] = {cfg->outbox_schema, cfg->outbox_table, indexes, trg.data, has_key ? nm.now[N_KEY_FN] : NULL, lit};
+	PGresult *res = PQexecParams(
+		conn,
+		"WITH tb AS (SELECT c.oid, c.relnamespace FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE n.nspname = $1 AND c.relname = $2) "
+		"SELECT 'index ' || quote_ident(x) || ' is not an index of the table' FROM jsonb_array_elements_text($3::jsonb) x "
+		"WHERE NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, tb "
+		"WHERE ic.relnamespace = tb.relnamespace AND ic.relname = x AND i.indrelid = tb.oid) "
+		"UNION ALL SELECT 'trigger ' || quote_ident(e.key) || ' of the table does not call ' || quote_ident(e.value) "
+		"FROM jsonb_each_text($4::jsonb) e WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid, tb "
+		"WHERE t.tgrelid = tb.oid AND t.tgname = e.key AND f.proname = e.value AND f.pronamespace = tb.relnamespace) "
+		"UNION ALL SELECT 'function ' || quote_ident($5) || ' does not derive the keys of this table' WHERE $5 IS NOT NULL "
+		"AND NOT EXISTS (SELECT 1 FROM pg_proc f, tb WHERE f.pronamespace = tb.relnamespace AND f.proname = $5 "
+		"AND strpos(f.prosrc, $6) > 0)",
+		6, NULL, p, NULL, NULL, 0);
+	PQfreemem(lit);
+	mqtx_buf_free(&name);
+	mqtx_buf_free(&trg);
+	free(indexes);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(conn, res, "cannot check what init created", err);
+	int rc = 0;
+	if (PQntuples(res) > 0)
+		rc = mqtx_err_set(err, MQTX_E_CONFIG,
+				  "after init of %s.%s: %s%s (another object has the name?); nothing was changed",
+				  cfg->outbox_schema, cfg->outbox_table, PQgetvalue(res, 0, 0),
+				  PQntuples(res) > 1 ? ", and more" : "");
+	PQclear(res);
+	return rc;
+}
+
+int mqtx_outbox_key_unique(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	const char *col = cfg->outbox_columns[MQTX_COL_KEY];
+	if (col == NULL || col[0] == '\0')
+		return 1; /* keys derive from the id */
+	const char *p[3] = {cfg->outbox_schema, cfg->outbox_table, col};
+	/* a unique constraint or a unique index on the key column alone, without a predicate */
+	PGresult *res = PQexecParams(
+		conn,
+		"SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 "
+		"WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
+		"AND i.indexprs IS NULL AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum LIMIT 1",
+		3, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(conn, res, "cannot look at the outbox table's indexes", err);
+	int unique = PQntuples(res) > 0;
+	PQclear(res);
+	return unique;
+}
+
+char *mqtx_outbox_key_prefix_literal(PGconn *conn, const struct mqtx_config *cfg)
+{
+	struct mqtx_buf name = MQTX_BUF_INIT;
+	mqtx_buf_printf(&name, ":%s.%s:", cfg->outbox_schema, cfg->outbox_table);
+	char *l = lit(conn, name.data);
+	mqtx_buf_free(&name);
+	struct mqtx_buf out = MQTX_BUF_INIT;
+	mqtx_buf_printf(&out, "'mqtx:' || current_database() || %s", l);
+	free(l);
+	return mqtx_buf_detach(&out);
+}
+
+char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const char *grant_role, bool *table_exists,
+			   bool *table_incomplete, struct mqtx_err *err)
+{
+	struct mqtx_buf out = MQTX_BUF_INIT;
+	const char *q[MQTX_COL__COUNT] = {0};
+	char *owned[MQTX_COL__COUNT] = {0};
+	char *qschema = mqtx_pg_ident(conn, cfg->outbox_schema);
+	char *qtable = mqtx_pg_ident(conn, cfg->outbox_table);
+	struct mqtx_buf T = MQTX_BUF_INIT;
+	mqtx_buf_printf(&T, "%s.%s", qschema, qtable);
+
+	for (int c = 0; c < MQTX_COL__COUNT; c++)
+		if (cfg->outbox_columns[c] != NULL && cfg->outbox_columns[c][0] != '\0')
+			q[c] = owned[c] = mqtx_pg_ident(conn, cfg->outbox_columns[c]);
+
+	/* Which of the mapped columns exist already (and with which type)? */
+	const char *params[2] = {cfg->outbox_schema, cfg->outbox_table};
+	PGresult *res = PQexecParams(conn,
+				     "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_class c "
+				     "JOIN pg_namespace n ON n.oid = c.relnamespace "
+				     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+				     "WHERE n.nspname = $1 AND c.relname = $2",
+				     2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		mqtx_pg_fail(conn, res, "cannot look up the outbox table", err);
+		goto fail;
+	}
+	*table_exists = PQntuples(res) > 0;
+	*table_incomplete = false;
+	mqtx_buf_printf(&out, "-- mqtx init for %s\n", T.data);
+	if (!*table_exists) {
+		mqtx_buf_printf(&out, "CREATE SCHEMA IF NOT EXISTS %s;\n", qschema);
+		mqtx_buf_printf(&out, "CREATE TABLE IF NOT EXISTS %s (\n", T.data);
+		bool first = true;
+		for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+			if (q[specs[i].col] == NULL)
+				continue;
+			const char *type = specs[i].type;
+			if (specs[i].col == MQTX_COL_PAYLOAD && strcmp(cfg->outbox_payload_type, "bytea") != 0) {
+				static char pt[64];
+				snprintf(pt, sizeof(pt), "%s NOT NULL", cfg->outbox_payload_type);
+				type = pt;
+			}
+			mqtx_buf_printf(&out, "%s  %s %s", first ? "" : ",\n", q[specs[i].col], type);
+			first = false;
+		}
+		mqtx_buf_printf(&out, ",\n  CHECK (%s IN ('pending', 'sent', 'dead', 'prepared', 'rolled_back'))\n);\n",
+				q[MQTX_COL_STATUS]);
+	} else {
+		/* An existing table: say what it lacks. */
+		bool adopted_note = false;
+		for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+			enum mqtx_col c = specs[i].col;
+			if (q[c] == NULL)
+				continue;
+			bool found = false;
+			const char *type = "";
+			for (int r = 0; r < PQntuples(res); r++) {
+				if (strcmp(PQgetvalue(res, r, 0), cfg->outbox_columns[c]) == 0) {
+					found = true;
+					type = PQgetvalue(res, r, 1);
+				}
+			}
+			if (found && c == MQTX_COL_ID && strcmp(type, "bigint") != 0 && strcmp(type, "integer") != 0) {
+				*table_incomplete = true;
+				mqtx_buf_printf(&out,
+						"-- column %s is %s, but the relay orders by an integer id: add one and map it\n"
+						"ALTER TABLE %s ADD COLUMN IF NOT EXISTS mqtx_id bigint GENERATED ALWAYS AS IDENTITY;\n"
+						"-- then in config: outbox: {columns: {id: mqtx_id}}\n",
+						q[c], type, T.data);
+				continue;
+			}
+			if (found)
+				continue;
+			*table_incomplete = true;
+			if (specs[i].add == NULL) {
+				mqtx_buf_printf(&out, "-- column %s is missing: map outbox.columns to an existing column, or set it to \"\" if the table has none\n",
+						q[c]);
+				continue;
+			}
+			if (!adopted_note) {
+				mqtx_buf_printf(&out, "-- existing rows become 'pending' and will be relayed; to skip them, after this run:\n"
+						      "--   UPDATE %s SET %s = 'sent';\n",
+						T.data, q[MQTX_COL_STATUS]);
+				adopted_note = true;
+			}
+			mqtx_buf_printf(&out, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s;\n", T.data, q[c], specs[i].add);
+		}
+	}
+	PQclear(res);
+	struct names nm;
+	make_names(cfg, &nm);
+	add_common(&out, conn, cfg, q, qschema, T.data, &nm);
+	if (*table_exists && add_replaced(&out, conn, cfg, qschema, T.data, &nm, err) < 0)
+		goto fail;
+	if (grant_role != NULL) {
+		char *r = mqtx_pg_ident_checked(conn, grant_role, "--grant", err);
+		if (r == NULL) {
+			err->kind = MQTX_E_USAGE;
+			goto fail;
+		}
+		add_grants(&out, r, qschema, T.data);
+		free(r);
+	}
+	for (int c = 0; c < MQTX_COL__COUNT; c++)
+		free(owned[c]);
+	free(qschema);
+	free(qtable);
+	mqtx_buf_free(&T);
+	return mqtx_buf_detach(&out);
+fail:
+	for (int c = 0; c < MQTX_COL__COUNT; c++)
+		free(owned[c]);
+	free(qschema);
+	free(qtable);
+	mqtx_buf_free(&T);
+	mqtx_buf_free(&out);
+	return NULL;
+}
