@@ -160,11 +160,6 @@ const char *mqtx_backend_name(const struct mqtx_backend *b)
 	return b->ops->name;
 }
 
-bool mqtx_backend_has_fenced_transactions(const struct mqtx_backend_ops *ops)
-{
-	return mqtx_broker_can(ops, MQTX_CAP_FENCED_TRANSACTIONS);
-}
-
 const struct mqtx_backend_ops *mqtx_backend_ops_of(const struct mqtx_backend *b)
 {
 	return b->ops;

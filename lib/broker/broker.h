@@ -162,8 +162,8 @@ int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const 
 int mqtx_backend_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
 			 struct mqtx_err *err);
 int mqtx_backend_consume_ack(struct mqtx_backend *b, struct mqtx_err *err);
+/* The connection's backend name, for display and labels only (as mqtx_broker_name). */
 const char *mqtx_backend_name(const struct mqtx_backend *b);
-bool mqtx_backend_has_fenced_transactions(const struct mqtx_backend_ops *ops);
 
 /* Capability queries on a backend (ops from mqtx_backend_find, or a
  * connection's with mqtx_backend_ops_of). */
