@@ -270,7 +270,6 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 				       struct mqtx_err *err)
 {
 	struct kafka_backend *kb = mqtx_xcalloc(1, sizeof(*kb));
-	char errstr[512];
 
 	kb->base.ops = &mqtx_backend_kafka;
 	kb->opts = *opts;
@@ -295,18 +294,10 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 	rd_kafka_conf_set_opaque(conf, kb);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
-	kb->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-	if (kb->rk == NULL) {
-		rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
-		const struct mqtx_kafka_conf kc = {.cfg = cfg};
-		if (mqtx_kafka_conf_leaks(&kc, errstr))
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka producer for '%s': invalid configuration",
-				     kb->where);
-		else
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka producer for '%s': %s", kb->where, errstr);
+	const struct mqtx_kafka_conf kc = {.cfg = cfg};
+	kb->rk = mqtx_kafka_client_new(RD_KAFKA_PRODUCER, conf, &kc, "producer", kb->where, err);
+	if (kb->rk == NULL)
 		goto fail;
-	}
-	conf = NULL; /* owned by kb->rk now */
 	char mmb[32];
 	size_t mmbl = sizeof(mmb);
 	if (rd_kafka_conf_get(rd_kafka_conf(kb->rk), "message.max.bytes", mmb, &mmbl) == RD_KAFKA_CONF_OK)
@@ -1072,7 +1063,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opts *o, struct mqtx_err *err)
 {
 	struct kafka_consumer *c = mqtx_xcalloc(1, sizeof(*c));
-	char errstr[512];
 	kb->cons = c;
 	c->topic = mqtx_xstrdup(o->source);
 	if (o->group == NULL || o->group[0] == '\0')
@@ -1093,12 +1083,9 @@ static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opt
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_error_cb(conf, on_consumer_error);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (c->rk == NULL) {
-		rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
-		return mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s'", kb->where);
-	}
-	conf = NULL; /* owned by c->rk now */
+	c->rk = mqtx_kafka_client_new(RD_KAFKA_CONSUMER, conf, &kc, "consumer", kb->where, err);
+	if (c->rk == NULL)
+		return -1;
 	rd_kafka_poll_set_consumer(c->rk);
 	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(topics, o->source, RD_KAFKA_PARTITION_UA);
