@@ -1028,7 +1028,7 @@ int cmd_check(int argc, char **argv)
 			mqtx_check_report_free(&rep);
 		}
 	}
-	PQfinish(conn);
+	mqtx_pg_close(conn);
 out:
 	free(explain);
 	mqtx_cli_free(&cli);
