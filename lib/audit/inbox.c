@@ -33,7 +33,7 @@ static int on_row(void *ctx, char *line, size_t n, struct mqtx_err *err)
 	int64_t row = ++ir->row;
 	struct audit_field f[4];
 	int nf = audit_copy_split(line, n, f, 4);
-	struct audit_delivery d = {.partition = -1, .offset = row, .redelivery_count = -1, .ts_us = MQTX_AUDIT_NO_TS};
+	struct mqtx_read_record d = {.partition = -1, .offset = row, .redelivery_count = -1, .ts_us = MQTX_AUDIT_NO_TS};
 	if (nf != 4)
 		return mqtx_err_set(err, MQTX_E_INPUT, "inbox table %s row %lld: unexpected COPY data", c->rep->table,
 				    (long long)row);
@@ -41,14 +41,14 @@ static int on_row(void *ctx, char *line, size_t n, struct mqtx_err *err)
 		d.key = f[0].s;
 		d.key_len = f[0].len;
 	}
-	if (!f[1].null && (!audit_parse_i64(f[1].s, f[1].len, &d.id) || d.id < 1))
+	if (!f[1].null && (!mqtx_parse_i64n(f[1].s, f[1].len, &d.id) || d.id < 1))
 		return mqtx_err_set(err, MQTX_E_INPUT, "inbox table %s row %lld: %s '%.*s' is not an outbox id", c->rep->table,
 				    (long long)row, c->cfg->audit_inbox_id_column, (int)(f[1].len > 40 ? 40 : f[1].len), f[1].s);
 	if (!f[2].null) {
 		d.ordering_key = f[2].s;
 		d.ordering_key_len = f[2].len;
 	}
-	if (!f[3].null && !audit_parse_i64(f[3].s, f[3].len, &d.ts_us))
+	if (!f[3].null && !mqtx_parse_i64n(f[3].s, f[3].len, &d.ts_us))
 		d.ts_us = MQTX_AUDIT_NO_TS;
 	if (audit_emit(c->sink, &d, err) < 0)
 		return -1;

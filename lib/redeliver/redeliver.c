@@ -829,6 +829,11 @@ int mqtx_redeliver_collect_acks(struct mqtx_redeliver *r, struct mqtx_redeliver_
 	const char *source = r->cfg->redeliver_ack_source;
 	if (source == NULL || source[0] == '\0')
 		return mqtx_err_set(err, MQTX_E_CONFIG, "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
+	const struct mqtx_backend_ops *ops = mqtx_backend_find(r->cfg->broker_url, err);
+	if (ops == NULL)
+		return -1;
+	if (!mqtx_broker_can(ops, MQTX_CAP_CONSUME))
+		return mqtx_err_set(err, MQTX_E_CONFIG, "--collect-acks: the %s broker cannot consume messages", mqtx_broker_name(ops));
 	if (open_broker(r, err) < 0)
 		return -1;
 	char label[300];
