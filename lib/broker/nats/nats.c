@@ -515,7 +515,7 @@ static int publish_all(struct nats_backend *nb, struct call *c, const size_t *su
 		if (mqtx_keyset_has(&nb->blocked, m->ordering_key))
 			continue; /* stays PENDING: it must not overtake the failed one */
 		if (t->stream == NULL) {
-			fail_msg(nb, m, "%s", t->why);
+			fail_msg(nb, m, "%.200s (checked before publishing)", t->why);
 			continue;
 		}
 		while (nb->outstanding >= nb->opts.window && !stopping(nb)) {
