@@ -163,10 +163,19 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_mqtx $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/mqtx.fish
 	for f in $(MAN_OUT); do rm -f $(DESTDIR)$(MANDIR)/man1/$${f#man/} $(DESTDIR)$(MANDIR)/man5/$${f#man/} $(DESTDIR)$(MANDIR)/man7/$${f#man/}; done
 
+# Every C file of the project, formatted by .clang-format.
+FORMAT_SRC = $(SRC) $(HDRS) $(sort $(wildcard tests/unit/*.[ch] tests/helpers/*.c tests/fuzz/*.c bench/*.c))
+CLANG_FORMAT ?= clang-format
+
 format:
-	clang-format -i $(SRC) $(HDRS)
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+
+# Fails naming the files `make format` would change.
+format-check:
+	@bad=$$(for f in $(FORMAT_SRC); do $(CLANG_FORMAT) --dry-run --Werror $$f >/dev/null 2>&1 || echo $$f; done); \
+	if [ -n "$$bad" ]; then echo "format-check: not formatted (run make format):" $$bad >&2; exit 1; fi
 
 clean:
 	rm -rf build bench/bin mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) $(UNIT_DEF) tests/unit/unit_tests-asan $(HELPERS)
 
-.PHONY: all man helpers deps check check-asan check-valgrind demo bench fuzz soak install uninstall format clean
+.PHONY: all man helpers deps check check-asan check-valgrind demo bench fuzz soak install uninstall format format-check clean

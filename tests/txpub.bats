@@ -249,7 +249,7 @@ $(printf 'y\ny' | base64)"
 @test "txpub: --mode kafka-tx publishes each batch in one producer transaction; a missing topic aborts its batch" {
 	if [[ $(backend_name) == amqp ]]; then
 		run_mqtx 3 txpub --mode kafka-tx -d "$T_DEST" --payload a
-		stderr_has "txpub mode 'kafka-tx' needs a kafka:// or kafkas:// broker"
+		stderr_has "txpub mode 'kafka-tx': the amqp broker cannot do fenced transactions (use --mode tx)"
 		return
 	fi
 	local missing
@@ -267,7 +267,29 @@ $(printf 'y\ny' | base64)"
 	run report .mode
 	assert_output '"kafka-tx"'
 	run_mqtx 3 txpub --mode tx -d "$T_DEST" --payload a
-	stderr_has "txpub mode 'tx' needs a RabbitMQ broker"
+	stderr_has "txpub mode 'tx': the kafka broker's transactions need a fencing transactional id (use --mode kafka-tx)"
+}
+
+@test "txpub: a mode the broker cannot do is exit 3 naming the capability, before any input is read; half messages need none" {
+	local bad want
+	if [[ $(backend_name) == kafka ]]; then
+		bad=tx want="the kafka broker's transactions need a fencing transactional id (use --mode kafka-tx)"
+	else
+		bad=kafka-tx want="the amqp broker cannot do fenced transactions (use --mode tx)"
+	fi
+	# the input is not read: a mode error comes first
+	run_mqtx 3 txpub --mode "$bad" -d "$T_DEST" --payload-file "$BATS_TEST_TMPDIR/no-such-file"
+	stderr_has "txpub mode '$bad': $want"
+	printf 'SELECT 1;\n' >"$BATS_TEST_TMPDIR/ok.sql"
+	run_mqtx 3 txpub --mode "$bad" --sql "$BATS_TEST_TMPDIR/ok.sql" -d "$T_DEST" --payload a
+	stderr_has "txpub mode '$bad': $want"
+	MQTX_TXPUB_MODE=$bad run_mqtx 3 txpub -d "$T_DEST" --payload a
+	stderr_has "txpub mode '$bad'"
+	[[ -z $(backend_consume) ]] || fail "a message was published"
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 0 ]] || fail "a row was written"
+	# --prepare writes half messages to the outbox only: any mode will do
+	run_mqtx 0 txpub --prepare --mode "$bad" -d "$T_DEST" --payload half
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'prepared'") == 1 ]] || fail "no half message"
 }
 
 @test "txpub: --confirm sync stops at the first message not confirmed (exit 11)" {

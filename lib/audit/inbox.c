@@ -194,7 +194,7 @@ int audit_read_inbox(struct audit_ctx *c, const char *url, const char *table, st
 		row++;
 		struct audit_field f[4];
 		int nf = audit_copy_split(line, (size_t)n, f, 4);
-		struct audit_delivery d = {.partition = -1, .offset = row, .redelivery_count = -1, .ts_us = MQTX_AUDIT_NO_TS};
+		struct mqtx_read_record d = {.partition = -1, .offset = row, .redelivery_count = -1, .ts_us = MQTX_AUDIT_NO_TS};
 		int r = 0;
 		if (nf != 4) {
 			r = mqtx_err_set(err, MQTX_E_INPUT, "inbox table %s row %lld: unexpected COPY data", c->rep->table, (long long)row);
@@ -203,14 +203,14 @@ int audit_read_inbox(struct audit_ctx *c, const char *url, const char *table, st
 				d.key = f[0].s;
 				d.key_len = f[0].len;
 			}
-			if (!f[1].null && (!audit_parse_i64(f[1].s, f[1].len, &d.id) || d.id < 1))
+			if (!f[1].null && (!mqtx_parse_i64n(f[1].s, f[1].len, &d.id) || d.id < 1))
 				r = mqtx_err_set(err, MQTX_E_INPUT, "inbox table %s row %lld: %s '%.*s' is not an outbox id",
 						 c->rep->table, (long long)row, cols[C_ID], (int)(f[1].len > 40 ? 40 : f[1].len), f[1].s);
 			if (!f[2].null) {
 				d.ordering_key = f[2].s;
 				d.ordering_key_len = f[2].len;
 			}
-			if (!f[3].null && !audit_parse_i64(f[3].s, f[3].len, &d.ts_us))
+			if (!f[3].null && !mqtx_parse_i64n(f[3].s, f[3].len, &d.ts_us))
 				d.ts_us = MQTX_AUDIT_NO_TS;
 		}
 		if (r == 0)

@@ -47,6 +47,23 @@ const char *mqtx_relay_state_name(enum mqtx_relay_state s)
 	return "stale";
 }
 
+void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const struct mqtx_config *cfg)
+{
+	memset(t, 0, sizeof(*t));
+	t->warn_age_ms = cfg->check_warn_age_ms;
+	t->crit_age_ms = cfg->check_crit_age_ms;
+	t->warn_attempts = cfg->check_warn_attempts;
+	t->max_dead = cfg->check_max_dead;
+	t->relay_stale_ms = cfg->check_relay_stale_ms;
+	t->completion = cfg->check_completion;
+	t->completion_after_ms = cfg->check_completion_after_ms;
+	t->queue_max_depth = cfg->check_queue_max_depth;
+	t->queue_min_consumers = cfg->check_queue_min_consumers;
+	t->scan_limit = cfg->check_scan_limit;
+	t->list_limit = cfg->check_list_limit;
+	t->broker = cfg->check_broker;
+}
+
 /* ------------------------------------------------------------ context */
 
 struct ctx {
@@ -719,6 +736,7 @@ static int q_relays(struct ctx *c, struct mqtx_check_report *rep)
 		x->seen_ms = get_i64(r, i, 4, 0);
 		x->started_ms = get_i64(r, i, 5, 0);
 		bool stopped = PQgetvalue(r, i, 6)[0] == 't';
+		x->stopped = stopped;
 		x->relayed = get_i64(r, i, 7, 0);
 		x->failed = get_i64(r, i, 8, 0);
 		x->last_error = get_str(r, i, 9);
@@ -747,9 +765,13 @@ static int q_relays(struct ctx *c, struct mqtx_check_report *rep)
 		switch (rep->relays[i].state) {
 		case MQTX_RELAY_LIVE: rep->relays_live++; break;
 		case MQTX_RELAY_STOPPED: rep->relays_stopped++; break;
-		case MQTX_RELAY_STALE:
-		case MQTX_RELAY_REPLACED: rep->relays_stale++; break;
+		case MQTX_RELAY_STALE: rep->relays_stale++; break;
+		case MQTX_RELAY_REPLACED:
+			rep->relays_stale++;
+			rep->relays_replaced++;
+			break;
 		}
+		rep->relays[i].level = rep->relays[i].state == MQTX_RELAY_STALE ? MQTX_CHECK_WARNING : MQTX_CHECK_OK;
 	}
 	return 0;
 }
@@ -1040,6 +1062,7 @@ int mqtx_check_run(PGconn *conn, const struct mqtx_config *cfg, const struct mqt
 		ctx_free(&c);
 		return -1;
 	}
+	mqtx_check_thresholds_from_config(&rep->thresholds, cfg);
 	rep->outbox = fmt("%s.%s", cfg->outbox_schema, cfg->outbox_table);
 	rep->oldest_pending_ms = rep->last_relay_seen_ms = rep->oldest_awaiting_ms = -1;
 	if (set_timeout(&c) < 0)

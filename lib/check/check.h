@@ -3,7 +3,9 @@
  * heartbeats, txpub's in-doubt items, optionally the broker and consumer
  * completion, and judges every finding against the check.* thresholds;
  * mqtx_check_explain tells the story of one message. Nothing here prints:
- * cmd/check.c formats the report as a table, JSON or Prometheus text.
+ * lib/render/check.h renders the report (a table, JSON or Prometheus
+ * text); the report carries every verdict and the thresholds behind them,
+ * so a renderer only shows what is there.
  *
  * Cost: the big statuses (sent, rolled_back) are estimated from
  * pg_class/pg_stats on large tables; pending and dead rows are read
@@ -70,7 +72,9 @@ struct mqtx_check_relay {
 	int64_t seen_ms;    /* since last_seen */
 	int64_t started_ms; /* since started_at */
 	int64_t relayed, failed;
-	enum mqtx_relay_state state;
+	bool stopped;       /* stopped_at is set */
+	enum mqtx_relay_state state; /* judged against check.relay_stale */
+	enum mqtx_check_level level; /* the state's verdict: STALE is a WARNING */
 };
 
 struct mqtx_check_blocked {
@@ -111,7 +115,23 @@ struct mqtx_check_problem {
 	char *queue;       /* queue_* */
 };
 
+/* The check.* settings a report was judged with (from the configuration). */
+struct mqtx_check_thresholds {
+	int64_t warn_age_ms, crit_age_ms; /* 0: off */
+	int64_t warn_attempts;            /* 0: off */
+	int64_t max_dead;
+	int64_t relay_stale_ms;
+	bool completion;                  /* check.completion */
+	int64_t completion_after_ms;
+	int64_t queue_max_depth;          /* 0: off */
+	int64_t queue_min_consumers;
+	int64_t scan_limit, list_limit;
+	bool broker;                      /* check.broker (--broker) asked */
+};
+void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const struct mqtx_config *cfg);
+
 struct mqtx_check_report {
+	struct mqtx_check_thresholds thresholds;
 	char *outbox;   /* schema.table, unquoted, for people and labels */
 	char *database; /* current_database() */
 	char *checked_at; /* ISO 8601 UTC */
@@ -132,7 +152,8 @@ struct mqtx_check_report {
 	bool relays_known; /* the table mqtx_relays exists */
 	struct mqtx_check_relay *relays;
 	size_t n_relays;
-	int64_t relays_live, relays_stale, relays_stopped; /* stopped: among those read */
+	int64_t relays_live, relays_stale, relays_stopped; /* stopped: among those read; stale includes replaced */
+	int64_t relays_replaced;
 	int64_t last_relay_seen_ms; /* -1: never */
 
 	bool in_doubt_known; /* false when listing failed (see problems) */

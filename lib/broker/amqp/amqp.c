@@ -29,6 +29,7 @@
 #include <sys/time.h>
 
 #include "broker/internal.h"
+#include "broker/amqp/amqp.h"
 #include "base/failpoint.h"
 #include "base/log.h"
 #include "base/stop.h"
@@ -1254,7 +1255,7 @@ static int amqp_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.name = "amqp",
 	.dest_noun = "exchange",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_PROPERTIES,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_PROPERTIES | MQTX_CAP_READ,
 	.schemes = amqp_schemes,
 	.open = amqp_open,
 	.close = amqp_close,
@@ -1263,4 +1264,6 @@ const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.inspect = amqp_inspect,
 	.consume = amqp_consume,
 	.consume_ack = amqp_consume_ack,
+	.read = mqtx_amqp_read,
+	.read_check = mqtx_amqp_read_check,
 };

@@ -23,6 +23,7 @@
 #include "broker/internal.h"
 #include "base/failpoint.h"
 #include "broker/kafka/conf.h"
+#include "broker/kafka/kafka.h"
 #include "broker/kafka/url.h"
 #include "base/log.h"
 #include "base/stop.h"
@@ -1229,7 +1230,7 @@ static int kafka_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.name = "kafka",
 	.dest_noun = "topic",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ,
 	.schemes = kafka_schemes,
 	.open = kafka_open,
 	.close = kafka_close,
@@ -1238,4 +1239,6 @@ const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.inspect = kafka_inspect,
 	.consume = kafka_consume,
 	.consume_ack = kafka_consume_ack,
+	.read = mqtx_kafka_read,
+	.read_check = mqtx_kafka_read_check,
 };

@@ -772,4 +772,5 @@ const struct mqtx_backend_ops mqtx_backend_nats = {
 	.validate = nats_validate,
 	.inspect = nats_inspect,
 	.read = mqtx_nats_read,
+	.read_check = mqtx_nats_read_check,
 };

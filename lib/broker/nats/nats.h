@@ -32,5 +32,7 @@ int mqtx_nats_stream_for(natsConnection *nc, const char *subject, int64_t timeou
 
 /* ops->read: a dedupe-audit source nats://host:port/STREAM (read.c). */
 int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err);
+/* ops->read_check: --destructive and --to first do not fit a stream. */
+int mqtx_nats_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err);
 
 #endif

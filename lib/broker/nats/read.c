@@ -141,6 +141,17 @@ static int read_loop(struct reader *r, natsSubscription *sub, const char **endin
 	}
 }
 
+int mqtx_nats_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
+{
+	if (o->destructive)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues; reading a JetStream stream never changes it");
+	if (o->to.kind == MQTX_READ_POS_FIRST)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	if (o->from.kind == MQTX_READ_POS_OFFSET && o->from.offset < 1)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--from %lld: stream sequences start at 1", (long long)o->from.offset);
+	return 0;
+}
+
 int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err)
 {
 	struct mqtx_nats_url u;

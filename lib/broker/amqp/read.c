@@ -1,4 +1,5 @@
-/* dedupe-audit reader for RabbitMQ, through rabbitmq-c.
+/* The read op (MQTX_CAP_READ): a RabbitMQ queue as a dedupe-audit source,
+ * through rabbitmq-c.
  *
  * A stream queue is read without changing it: basic.consume with
  * x-stream-offset (first, an offset or a time), a prefetch and acks, which
@@ -21,8 +22,8 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "audit/source.h"
-#include "broker/broker.h"
+#include "broker/internal.h"
+#include "broker/amqp/amqp.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -120,7 +121,7 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 		return 0;
 	}
 	const char *b = cfg->broker_url;
-	if (b == NULL || (strncmp(b, "amqp://", 7) != 0 && strncmp(b, "amqps://", 8) != 0)) {
+	if (b == NULL || mqtx_broker_of_url(b) != &mqtx_backend_amqp) {
 		aurl_free(u);
 		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s' names no host, and broker.url is not an amqp:// URL", where);
 	}
@@ -263,7 +264,7 @@ static bool field_int(const amqp_field_value_t *v, int64_t *out)
 	case AMQP_FIELD_KIND_U64: *out = (int64_t)v->value.u64; return true;
 	case AMQP_FIELD_KIND_TIMESTAMP: *out = (int64_t)v->value.u64; return true;
 	case AMQP_FIELD_KIND_UTF8:
-	case AMQP_FIELD_KIND_BYTES: return audit_parse_i64(v->value.bytes.bytes, v->value.bytes.len, out);
+	case AMQP_FIELD_KIND_BYTES: return mqtx_parse_i64n(v->value.bytes.bytes, v->value.bytes.len, out);
 	default: return false;
 	}
 }
@@ -282,7 +283,8 @@ static const amqp_field_value_t *header(const amqp_basic_properties_t *p, const 
 }
 
 struct reading {
-	struct audit_ctx *c;
+	const struct mqtx_read_opts *o;
+	struct mqtx_read_result *res;
 	struct conn *k;
 	bool stream;
 	bool unknown; /* the probe could not tell: the first delivery does */
@@ -345,26 +347,26 @@ static int other_frame(struct reading *rd, struct mqtx_err *err)
 static int on_delivery(struct reading *rd, amqp_envelope_t *env, struct mqtx_err *err)
 {
 	const amqp_basic_properties_t *p = &env->message.properties;
-	const struct mqtx_audit_opts *o = rd->c->o;
-	struct audit_delivery d = {.partition = -1, .redelivery_count = -1, .ts_us = MQTX_AUDIT_NO_TS};
+	const struct mqtx_read_opts *o = rd->o;
+	struct mqtx_read_record d = {.partition = -1, .redelivery_count = -1, .ts_us = MQTX_READ_NO_TS};
 	const amqp_field_value_t *v;
 	if (rd->stream && rd->unknown) {
 		rd->unknown = false;
 		if (header(p, "x-stream-offset") == NULL) {
-			bool positions = o->from.kind != MQTX_AUDIT_POS_NONE || o->to.kind != MQTX_AUDIT_POS_NONE;
+			bool positions = o->from.kind != MQTX_READ_POS_NONE || o->to.kind != MQTX_READ_POS_NONE;
 			if (!o->destructive || positions)
 				return -3;
 			rd->stream = false; /* a classic or quorum queue, and we may consume it */
-			rd->c->rep->kind = "queue";
-			rd->c->rep->position = "delivery";
+			rd->res->kind = "queue";
+			rd->res->position = "delivery";
 		}
 	}
 	if (rd->stream) {
 		if ((v = header(p, "x-stream-offset")) == NULL || !field_int(v, &d.offset))
 			return -3;
-		if (o->from.kind == MQTX_AUDIT_POS_OFFSET && d.offset < o->from.offset)
+		if (o->from.kind == MQTX_READ_POS_OFFSET && d.offset < o->from.offset)
 			return 0;
-		if (o->to.kind == MQTX_AUDIT_POS_OFFSET && d.offset >= o->to.offset)
+		if (o->to.kind == MQTX_READ_POS_OFFSET && d.offset >= o->to.offset)
 			return 2;
 	} else {
 		d.offset = rd->n + 1;
@@ -383,7 +385,7 @@ static int on_delivery(struct reading *rd, amqp_envelope_t *env, struct mqtx_err
 		d.redelivery_count = -1;
 	if ((p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp <= 253402300799u) /* seconds, up to year 9999 */
 		d.ts_us = (int64_t)p->timestamp * 1000000;
-	if (audit_emit(rd->c->sink, &d, err) < 0)
+	if (o->emit(o->emit_ctx, &d, err) < 0)
 		return -1;
 	rd->n++;
 	return 1;
@@ -392,7 +394,7 @@ static int on_delivery(struct reading *rd, amqp_envelope_t *env, struct mqtx_err
 static int consume(struct reading *rd, const char *queue, uint32_t count, struct mqtx_err *err)
 {
 	struct conn *k = rd->k;
-	const struct mqtx_audit_opts *o = rd->c->o;
+	const struct mqtx_read_opts *o = rd->o;
 	uint16_t prefetch = PREFETCH;
 	if (!rd->stream && count < prefetch)
 		prefetch = count > 0 ? (uint16_t)count : 1;
@@ -403,16 +405,16 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 	amqp_table_t args = amqp_empty_table;
 	if (rd->stream) {
 		switch (o->from.kind) {
-		case MQTX_AUDIT_POS_NONE:
-		case MQTX_AUDIT_POS_FIRST:
+		case MQTX_READ_POS_NONE:
+		case MQTX_READ_POS_FIRST:
 			e.value.kind = AMQP_FIELD_KIND_UTF8;
 			e.value.value.bytes = amqp_cstring_bytes("first");
 			break;
-		case MQTX_AUDIT_POS_OFFSET:
+		case MQTX_READ_POS_OFFSET:
 			e.value.kind = AMQP_FIELD_KIND_I64;
 			e.value.value.i64 = o->from.offset;
 			break;
-		case MQTX_AUDIT_POS_TIME:
+		case MQTX_READ_POS_TIME:
 			e.value.kind = AMQP_FIELD_KIND_TIMESTAMP;
 			e.value.value.u64 = (uint64_t)(o->from.time_us / 1000000);
 			break;
@@ -429,10 +431,10 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 		if (!rd->stream && rd->n >= (int64_t)count)
 			break; /* what the queue held at the start */
 		if (o->stop != NULL && *o->stop) {
-			rd->c->rep->stopped = true;
+			rd->res->stopped = true;
 			break;
 		}
-		if (mqtx_now_ms() - last >= rd->c->idle_timeout_ms)
+		if (mqtx_now_ms() - last >= o->idle_timeout_ms)
 			break;
 		amqp_envelope_t env;
 		struct timeval tv = {0, 100000};
@@ -464,57 +466,73 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 	return ack(rd, err);
 }
 
-int audit_read_amqp(struct audit_ctx *c, const char *url, struct mqtx_err *err)
+int mqtx_amqp_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 {
-	struct conn k = {.where = mqtx_redact(url)};
+	if (o->to.kind == MQTX_READ_POS_TIME)
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "--to with a time needs a Kafka source: RabbitMQ streams do not tell message times over AMQP 0-9-1 (use --to OFFSET)");
+	if (o->to.kind == MQTX_READ_POS_FIRST)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	return 0;
+}
+
+static void describe(const struct reading *rd, const char *queue, uint32_t count)
+{
+	const struct mqtx_read_opts *o = rd->o;
+	struct mqtx_read_result *res = rd->res;
+	if (rd->stream)
+		snprintf(res->detail, sizeof(res->detail), "stream %s from %s; %s", queue,
+			 o->from.kind == MQTX_READ_POS_NONE ? "its first offset" : "--from",
+			 res->stopped ? "stopped by a signal"
+			 : o->to.kind == MQTX_READ_POS_OFFSET ? "up to --to or audit.idle_timeout without a message"
+							       : "until audit.idle_timeout without a message");
+	else
+		snprintf(res->detail, sizeof(res->detail), "queue %s, consumed %lld of the %u message%s it held at start%s",
+			 queue, (long long)rd->n, count, count == 1 ? "" : "s", res->stopped ? ", stopped by a signal" : "");
+}
+
+#define NOT_A_STREAM "reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive"
+
+int mqtx_amqp_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err)
+{
+	struct conn k = {.where = mqtx_redact(o->url)};
 	struct aurl u;
 	int rc = -1;
 
-	if (parse_aurl(url, c->cfg, k.where, &u, err) < 0) {
+	if (parse_aurl(o->url, o->cfg, k.where, &u, err) < 0) {
 		free(k.where);
 		return -1;
 	}
-	if (connect_to(&k, c->cfg, &u, err) < 0 || open_channel(&k, 1, err) < 0)
+	if (connect_to(&k, o->cfg, &u, err) < 0 || open_channel(&k, 1, err) < 0)
 		goto out;
 	uint32_t count = 0;
 	enum qtype type = Q_UNKNOWN;
 	if (inspect(&k, u.queue, &count, &type, err) < 0)
 		goto out;
-	bool positions = c->o->from.kind != MQTX_AUDIT_POS_NONE || c->o->to.kind != MQTX_AUDIT_POS_NONE;
-	if (type == Q_OTHER && !c->o->destructive) {
-		mqtx_err_set(err, MQTX_E_USAGE,
-			     "queue '%s' is not a stream queue: reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive",
-			     u.queue);
+	bool positions = o->from.kind != MQTX_READ_POS_NONE || o->to.kind != MQTX_READ_POS_NONE;
+	if (type == Q_OTHER && !o->destructive) {
+		mqtx_err_set(err, MQTX_E_USAGE, "queue '%s' is not a stream queue: " NOT_A_STREAM, u.queue);
 		goto out;
 	}
 	if (type == Q_OTHER && positions) {
 		mqtx_err_set(err, MQTX_E_USAGE, "--from and --to need a stream queue; queue '%s' is not one", u.queue);
 		goto out;
 	}
-	struct reading rd = {.c = c, .k = &k, .stream = type != Q_OTHER, .unknown = type == Q_UNKNOWN};
-	c->rep->kind = rd.stream ? "stream" : "queue";
-	c->rep->position = rd.stream ? "offset" : "delivery";
-	if (rd.stream && c->o->destructive)
+	struct reading rd = {.o = o, .res = res, .k = &k, .stream = type != Q_OTHER, .unknown = type == Q_UNKNOWN};
+	res->kind = rd.stream ? "stream" : "queue";
+	res->position = rd.stream ? "offset" : "delivery";
+	if (rd.stream && o->destructive)
 		mqtx_info("queue '%s' is a stream: reading it removes nothing (--destructive not needed)", u.queue);
 	int r = consume(&rd, u.queue, count, err);
 	if (r == -3) {
 		/* not a stream after all; the unacknowledged delivery goes back when the connection closes */
 		mqtx_err_set(err, MQTX_E_USAGE, "queue '%s' is not a stream queue: %s", u.queue,
-			     positions ? "--from and --to need one"
-				       : "reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive");
+			     positions ? "--from and --to need one" : NOT_A_STREAM);
 		goto out;
 	}
 	if (r < 0)
 		goto out;
-	if (rd.stream)
-		snprintf(c->rep->detail, sizeof(c->rep->detail), "stream %s from %s; %s", u.queue,
-			 c->o->from.kind == MQTX_AUDIT_POS_NONE ? "its first offset" : "--from",
-			 c->rep->stopped ? "stopped by a signal"
-			 : c->o->to.kind == MQTX_AUDIT_POS_OFFSET ? "up to --to or audit.idle_timeout without a message"
-								   : "until audit.idle_timeout without a message");
-	else
-		snprintf(c->rep->detail, sizeof(c->rep->detail), "queue %s, consumed %lld of the %u message%s it held at start%s",
-			 u.queue, (long long)rd.n, count, count == 1 ? "" : "s", c->rep->stopped ? ", stopped by a signal" : "");
+	describe(&rd, u.queue, count);
 	rc = 0;
 out:
 	if (k.c != NULL) {
