@@ -185,7 +185,7 @@ int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 	const char *je = mqtx_nats_api_error(info, &code);
 	if (je != NULL) {
 		if (code == 404)
-			mqtx_err_set(err, MQTX_E_USAGE, "source '%s': stream '%s' does not exist", where, u.stream);
+			mqtx_err_set(err, MQTX_E_BROKER, "source '%s': stream '%s' does not exist", where, u.stream);
 		else
 			mqtx_err_set(err, MQTX_E_BROKER, "source '%s': cannot get stream '%s': %s (%d)", where, u.stream, je, code);
 		goto out;
