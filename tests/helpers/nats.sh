@@ -24,7 +24,7 @@
 # server started here: SIGTERM, up to 10 s, then SIGKILL. Stopping twice,
 # or a STATEDIR where nothing runs, is fine.
 #
-# Files in STATEDIR: nats.pid, nats.port, nats.log, nats-store/.
+# Files in STATEDIR: nats.pid, nats.port, nats.conf, nats.log, nats-store/.
 
 set -euo pipefail
 
@@ -69,7 +69,10 @@ run_server() {
 	local port pid i ready
 	read -r port <"$STATEDIR/nats.port"
 	ready=$(grep -c 'Server is ready' "$STATEDIR/nats.log" 2>/dev/null || true)
-	setsid "$NATS_SERVER" -js -a 127.0.0.1 -p "$port" -sd "$STATEDIR/nats-store" -l "$STATEDIR/nats.log" \
+	# max_payload as large as nats-server recommends (8 MiB, default 1 MiB):
+	# the suites send multi-megabyte payloads
+	printf 'max_payload: 8388608\n' >"$STATEDIR/nats.conf"
+	setsid "$NATS_SERVER" -c "$STATEDIR/nats.conf" -js -a 127.0.0.1 -p "$port" -sd "$STATEDIR/nats-store" -l "$STATEDIR/nats.log" \
 		</dev/null >/dev/null 2>>"$STATEDIR/nats.log" 3>&- &
 	pid=$!
 	echo "$pid" >"$STATEDIR/nats.pid"

@@ -39,6 +39,8 @@
 
 /* How long a subject's stream is trusted. */
 #define STREAM_TTL_MS 10000
+/* nats-server refuses a JetStream message with more header bytes than this. */
+#define JS_MAX_HEADER_BYTES 65535
 
 struct subject_entry {
 	char *subject;
@@ -490,7 +492,20 @@ static natsMsg *build_msg(struct nats_backend *nb, const struct mqtx_msg *m, con
 	}
 	if (m->key != NULL) {
 		set_header(nm, "x-mqtx-idempotency-key", m->key);
-		set_header(nm, "Nats-Msg-Id", m->key); /* the server drops a duplicate within the stream's window */
+		/* The server drops a message whose Nats-Msg-Id it stored within the
+		 * stream's duplicate window. A redelivery is meant to arrive again:
+		 * it gets an id of its own per redelivery count (a retried
+		 * redelivery is still dropped). See mqtx-keys(7). */
+		if (m->redelivery_count > 0) {
+			size_t kl = strlen(m->key) + 16 + MQTX_I64_DIGITS;
+			char *id = mqtx_xmalloc(kl);
+			mqtx_fmt_i64(num, m->redelivery_count);
+			snprintf(id, kl, "%s:redelivery:%s", m->key, num);
+			set_header(nm, "Nats-Msg-Id", id);
+			free(id);
+		} else {
+			set_header(nm, "Nats-Msg-Id", m->key);
+		}
 	}
 	if (m->ordering_key != NULL)
 		set_header(nm, "x-mqtx-ordering-key", m->ordering_key);
@@ -594,9 +609,10 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		return rc;
 	}
 	free(subs);
-	(void)MQTX_FAILPOINT("relay.before_confirm");
 	int r = 1;
-	while (nb->outstanding > 0 && (r = serve(nb, until(nb, &c))) > 0)
+	if (nb->outstanding > 0 && MQTX_FAILPOINT("relay.before_confirm") < 0)
+		r = -1; /* as if the connection broke before the acks came */
+	while (r > 0 && nb->outstanding > 0 && (r = serve(nb, until(nb, &c))) > 0)
 		;
 	if (nb->outstanding == 0) {
 		if (nb->duplicates > 0)
@@ -688,11 +704,16 @@ static int nats_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char 
 	}
 	hs += 16 + MQTX_I64_DIGITS + 4 + 23 + 4 + MQTX_I64_DIGITS; /* x-mqtx-outbox-id, x-mqtx-redelivery-count */
 	if (m->key != NULL)
-		hs += 2 * strlen(m->key) + 22 + 11 + 8;
+		hs += 2 * strlen(m->key) + 22 + 11 + 8 + 12 + MQTX_I64_DIGITS;
 	if (m->ordering_key != NULL)
 		hs += strlen(m->ordering_key) + 19 + 4;
 	if (m->content_type != NULL)
 		hs += strlen(m->content_type) + 12 + 4;
+	if (hs > JS_MAX_HEADER_BYTES) {
+		snprintf(why, len, "the headers are at least %zu bytes; JetStream stores at most %d bytes of headers", hs,
+			 JS_MAX_HEADER_BYTES);
+		return -1;
+	}
 	if (nb == NULL || nb->max_payload <= 0)
 		return 0;
 	if (m->payload_len + hs > (size_t)nb->max_payload) {
