@@ -1,4 +1,4 @@
-/* The SQL of mqtx check (see check.h): one snapshot of an outbox in a
+/* The SQL of mqtx check (see db/check.h): one snapshot of an outbox in a
  * REPEATABLE READ READ ONLY transaction, and the look-ups of --explain.
  * Every identifier is quoted, every value a parameter. */
 #define _POSIX_C_SOURCE 200809L
