@@ -7,7 +7,7 @@ BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libpq librabbitmq rdkafka yaml-0.1 libcrypto
+PKGS = libpq librabbitmq rdkafka libnats yaml-0.1 libcrypto
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS = -std=c11 $(WARN) -g -Ilib $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -30,7 +30,7 @@ ASAN_LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 MAN_SRC = $(wildcard man/*.scd)
 MAN_OUT = $(MAN_SRC:.scd=)
 
-HELPERS = tests/helpers/amqp_tool tests/helpers/kafka_mock tests/helpers/kafka_tool tests/helpers/tcp_proxy
+HELPERS = tests/helpers/amqp_tool tests/helpers/kafka_mock tests/helpers/kafka_tool tests/helpers/nats_tool tests/helpers/tcp_proxy
 UNIT = tests/unit/unit_tests
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_DEF = tests/unit/tests.def
@@ -96,6 +96,9 @@ tests/helpers/kafka_mock: tests/helpers/kafka_mock.c
 
 tests/helpers/kafka_tool: tests/helpers/kafka_tool.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
+
+tests/helpers/nats_tool: tests/helpers/nats_tool.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs libnats)
 
 tests/helpers/tcp_proxy: tests/helpers/tcp_proxy.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $<

@@ -3,7 +3,7 @@
 # mode, half messages with check-back, PREPARE TRANSACTION as a
 # last-resource commit, and crashes (failpoints) at every step, after which
 # `mqtx check --resolve` and the relay leave database and broker agreeing.
-# The same file runs once per backend: MQTX_TEST_BACKEND=amqp (default) or
+# The same file runs once per backend: MQTX_TEST_BACKEND=amqp (default), nats or
 # kafka (see backend.bash).
 
 load test_helper
@@ -212,6 +212,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: --mode tx commits each batch; an unroutable message is not published, the rest of its batch is (exit 11)" {
+	skip_unless_can transactions "no broker transactions"
 	skip_on_backend kafka "RabbitMQ transactions (tx mode) only; Kafka has kafka-tx"
 	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq" --type direct
 	cat >"$BATS_TEST_TMPDIR/in" <<-EOF
@@ -236,6 +237,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: --mode tx with a missing exchange rolls the whole batch back; nothing published (exit 10)" {
+	skip_unless_can transactions "no broker transactions"
 	skip_on_backend kafka "RabbitMQ transactions (tx mode) only"
 	printf '{"payload":"a"}\n{"payload":"b","destination":"nope-%s"}\n' "$T_SCHEMA" >"$BATS_TEST_TMPDIR/stdin"
 	run_mqtx 10 txpub --mode tx -d "$T_DEST" -f jsonl --report "$BATS_TEST_TMPDIR/report.json" <"$BATS_TEST_TMPDIR/stdin"
@@ -247,9 +249,9 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: --mode kafka-tx publishes each batch in one producer transaction; a missing topic aborts its batch" {
-	if [[ $(backend_name) == amqp ]]; then
+	if ! backend_can fenced_transactions; then
 		run_mqtx 3 txpub --mode kafka-tx -d "$T_DEST" --payload a
-		stderr_has "txpub mode 'kafka-tx': the amqp broker cannot do fenced transactions (use --mode tx)"
+		stderr_has "txpub mode 'kafka-tx': the $(backend_name) broker cannot do fenced transactions (use --mode $(backend_can transactions && echo tx || echo confirm))"
 		return
 	fi
 	local missing
@@ -275,7 +277,7 @@ $(printf 'y\ny' | base64)"
 	if [[ $(backend_name) == kafka ]]; then
 		bad=tx want="the kafka broker's transactions need a fencing transactional id (use --mode kafka-tx)"
 	else
-		bad=kafka-tx want="the amqp broker cannot do fenced transactions (use --mode tx)"
+		bad=kafka-tx want="the $(backend_name) broker cannot do fenced transactions (use --mode $(backend_can transactions && echo tx || echo confirm))"
 	fi
 	# the input is not read: a mode error comes first
 	run_mqtx 3 txpub --mode "$bad" -d "$T_DEST" --payload-file "$BATS_TEST_TMPDIR/no-such-file"
@@ -351,6 +353,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: broker stopped between publish and commit: nothing published, or in doubt and sorted out by a re-run" {
+	skip_unless_can transactions "no broker transactions (the confirm mode is covered by --sql --mode confirm)"
 	skip_unless_failpoints
 	skip_unless_local_broker
 	local mode=tx
@@ -385,6 +388,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: the answer to the commit lost: outcome unknown (exit 12), keys on stderr; a re-run sends the same keys again" {
+	skip_unless_can transactions "no broker transactions"
 	skip_unless_failpoints
 	local mode=tx
 	[[ $(backend_name) == kafka ]] && mode=kafka-tx
@@ -653,6 +657,7 @@ crash_sql_steps() {
 }
 
 @test "txpub: kill -9 at each step of --sql (broker transaction), then check --resolve: database and broker agree" {
+	skip_unless_can transactions "no broker transactions"
 	skip_unless_failpoints
 	local mode=tx
 	[[ $(backend_name) == kafka ]] && mode=kafka-tx
@@ -669,6 +674,7 @@ crash_sql_steps() {
 }
 
 @test "txpub: --sql with the broker stopped before its commit: rolled back, or committed and delivered by the relay" {
+	skip_unless_can transactions "no broker transactions"
 	skip_unless_failpoints
 	skip_unless_local_broker
 	sql_for 1 >"$BATS_TEST_TMPDIR/one.sql"

@@ -10,6 +10,7 @@
 static const struct mqtx_backend_ops *const registry[] = {
 	&mqtx_backend_amqp,
 	&mqtx_backend_kafka,
+	&mqtx_backend_nats,
 };
 
 const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_err *err)

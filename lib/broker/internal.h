@@ -70,5 +70,6 @@ struct mqtx_backend {
 
 extern const struct mqtx_backend_ops mqtx_backend_amqp;
 extern const struct mqtx_backend_ops mqtx_backend_kafka;
+extern const struct mqtx_backend_ops mqtx_backend_nats;
 
 #endif
