@@ -367,7 +367,7 @@ static int parse_bool(const char *v, bool *out)
 
 /* Stores a scalar value into key i. Error text: "<what is wrong>". */
 /* Settings that name a database object or channel: quoted with libpq's
- * PQescapeIdentifier, which refuses invalidly encoded text. */
+ * identifier escaping (mqtx_pg_ident), which refuses invalidly encoded text. */
 static bool is_identifier(const char *name)
 {
 	static const char *const idents[] = {"outbox.schema", "outbox.table", "outbox.notify_channel",
