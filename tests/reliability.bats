@@ -55,12 +55,22 @@ crash_then_recover() {
 
 @test "reliability: crash after the confirms, before marking: nothing lost, the batch comes twice" {
 	crash_then_recover relay.after_confirm 1000 100
-	((DUPS >= 100)) || fail "expected the confirmed batch to be sent again, got $DUPS duplicates"
+	if backend_can dedupes; then
+		# sent again with the same keys within the duplicate window: the stream dropped the copies
+		((DUPS == 0)) || fail "the broker dedupes by key, yet $DUPS rows arrived twice"
+	else
+		((DUPS >= 100)) || fail "expected the confirmed batch to be sent again, got $DUPS duplicates"
+	fi
 }
 
 @test "reliability: crash between marking and commit: nothing lost, the batch comes twice" {
 	crash_then_recover relay.before_commit 1000 100
-	((DUPS >= 100)) || fail "expected the confirmed batch to be sent again, got $DUPS duplicates"
+	if backend_can dedupes; then
+		# sent again with the same keys within the duplicate window: the stream dropped the copies
+		((DUPS == 0)) || fail "the broker dedupes by key, yet $DUPS rows arrived twice"
+	else
+		((DUPS >= 100)) || fail "expected the confirmed batch to be sent again, got $DUPS duplicates"
+	fi
 }
 
 @test "reliability: a failpoint error after the confirms leaves the rows pending, then they go" {
