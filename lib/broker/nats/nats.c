@@ -625,7 +625,7 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		nb->broken = true;
 	} else if (stopping(nb)) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER,
-				    "stopped with %zu message(s) to '%s' unacknowledged when the shutdown grace ran out",
+				    "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out (no publish acknowledgement)",
 				    nb->outstanding, nb->where);
 		end_call(nb, "stopped before the publish acknowledgement came: outcome unknown");
 		nb->broken = true;
