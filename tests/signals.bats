@@ -117,7 +117,7 @@ stalled_stop() {
 	stalled_stop broker once
 	[[ $MQTX_BG_STATUS == 5 ]] || fail "one-shot exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
 	grep -q "still unconfirmed when the shutdown grace ran out" "$MQTX_BG_ERR"
-	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop"
+	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop: $(tail -5 "$MQTX_BG_ERR")"
 }
 
 @test "signals: SIGTERM with a stalled broker link: --loop exits 0 within the grace; nothing unconfirmed marked sent" {
@@ -126,7 +126,7 @@ stalled_stop() {
 	export MQTX_RELAY_SHUTDOWN_GRACE=3s
 	stalled_stop broker loop
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "--loop exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
-	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop"
+	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop: $(tail -5 "$MQTX_BG_ERR")"
 }
 
 @test "signals: SIGTERM with a stalled database link: one-shot exits 4 within the grace; nothing unconfirmed marked sent" {
@@ -162,7 +162,7 @@ stalled_stop() {
 	proxy_cmd resume
 	(( ${ELAPSED%.*} < 5 )) || fail "exit ${ELAPSED}s after the second SIGTERM"
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
-	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop"
+	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop: $(tail -5 "$MQTX_BG_ERR")"
 	backend_consume >"$BATS_TEST_TMPDIR/got"
 	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
 }
