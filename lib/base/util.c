@@ -102,19 +102,34 @@ void mqtx_buf_add_i64(struct mqtx_buf *b, int64_t v)
 	mqtx_buf_add(b, num, mqtx_fmt_i64(num, v));
 }
 
+void mqtx_buf_vprintf(struct mqtx_buf *b, const char *fmt, va_list ap)
+{
+	va_list aq;
+	va_copy(aq, ap);
+	int n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n < 0)
+		return;
+	mqtx_buf_grow(b, (size_t)n);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
 void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	mqtx_buf_vprintf(b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	mqtx_buf_grow(b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
+}
+
+int mqtx_keyidx_cmp(const void *a, const void *b)
+{
+	const struct mqtx_keyidx *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	if (c != 0)
+		return c;
+	return x->i < y->i ? -1 : x->i > y->i;
 }
 
 void mqtx_buf_reset(struct mqtx_buf *b)

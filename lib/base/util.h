@@ -3,6 +3,7 @@
 #ifndef MQTX_UTIL_H
 #define MQTX_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@ void mqtx_buf_add_i64(struct mqtx_buf *b, int64_t v);
 #define MQTX_I64_DIGITS 21
 size_t mqtx_fmt_i64(char *out, int64_t v);
 void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mqtx_buf_vprintf(struct mqtx_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void mqtx_buf_reset(struct mqtx_buf *b);
 /* Returns the owned string and leaves b empty. */
 char *mqtx_buf_detach(struct mqtx_buf *b);
@@ -86,5 +88,13 @@ char *mqtx_pct_decode(const char *s, size_t n);
 
 /* Levenshtein distance, for "did you mean" suggestions. */
 size_t mqtx_edit_distance(const char *a, const char *b);
+
+/* A string and where it came from, for sorting keys while keeping their
+ * positions (qsort with mqtx_keyidx_cmp: by key, then by position). */
+struct mqtx_keyidx {
+	const char *key;
+	size_t i;
+};
+int mqtx_keyidx_cmp(const void *a, const void *b);
 
 #endif
