@@ -157,6 +157,25 @@ stream_messages() {
 	[[ $(sent_count) == 3 ]]
 }
 
+@test "nats: tls:// verifies the server against broker.tls.ca_file; an untrusted CA is exit 5; verify false warns; a missing CA file is exit 3" {
+	local tls=${MQTX_TEST_STATEDIR:-}/tls
+	[[ -n ${MQTX_TEST_TLS_CA:-} && -s $tls/server.pem && -s $tls/server.key ]] || skip "no test CA (tests/helpers/servers.sh)"
+	start_auth_server --tls --tlscert "$tls/server.pem" --tlskey "$tls/server.key"
+	# connected once the rows reach the stream lookup: no stream captures this subject here
+	psql_test "INSERT INTO mqtx_outbox(destination, payload) VALUES ('$T_DEST', '\\x31'::bytea)"
+	MQTX_RELAY_BACKOFF_INITIAL=5m MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_CA_FILE=$MQTX_TEST_TLS_CA run_mqtx 1 relay
+	run psql_test "SELECT last_error FROM mqtx_outbox"
+	assert_output --partial "no JetStream stream captures subject '$T_DEST'"
+	MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_CA_FILE=$MQTX_TEST_TLS_OTHER_CA run_mqtx 5 relay
+	stderr_has "cannot connect to 'tls://localhost:$AUTH_PORT'"
+	MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_VERIFY=false run_mqtx 0 relay
+	stderr_has "TLS certificate verification is OFF"
+	MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_CA_FILE=/nonexistent/ca.pem run_mqtx 3 relay
+	stderr_has "cannot load CA file '/nonexistent/ca.pem'"
+	# a plain nats:// client is refused by a TLS-only server
+	MQTX_BROKER_URL="nats://localhost:$AUTH_PORT" run_mqtx 5 relay
+}
+
 @test "nats: check --broker names the stream that captures each destination and its message count" {
 	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, payload) SELECT '$T_DEST', 'rk', '\\x31'::bytea FROM generate_series(1, 3)"
 	run_mqtx 0 relay
