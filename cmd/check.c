@@ -160,7 +160,7 @@ int cmd_check(int argc, char **argv)
 	else
 		rc = run_check(&r, conn, cli.cfg, &a, tty);
 	if (conn != NULL)
-		PQfinish(conn);
+		mqtx_pg_close(conn);
 	if (mqtx_render_finish(&r) < 0)
 		rc = MQTX_CHECK_UNKNOWN;
 	free(explain);

@@ -11,6 +11,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "broker/broker.h"
 #include "commands.h"
 
 /* Exit statuses of findings; the other codes are the common ones. */
@@ -519,7 +520,8 @@ int cmd_dedupe_audit(int argc, char **argv)
 		goto out;
 	}
 	if (a.source == NULL) {
-		rc = mqtx_usage_error("dedupe-audit", "--source is required (a kafka:// or amqp:// URL, inbox:, a JSONL file or -)");
+		rc = mqtx_usage_error("dedupe-audit", "--source is required (a broker URL: %s; inbox:, a JSONL file or -)",
+				      mqtx_broker_schemes_text());
 		goto out;
 	}
 	struct mqtx_audit_opts o;

@@ -56,7 +56,7 @@ const struct mqtx_cmd_info cmd_txpub_info = {
 	.opts = txpub_opts,
 	.exit_codes = "  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
 		      "  2  usage error\n"
-		      "  3  configuration error (e.g. a mode the broker does not have): nothing was published\n"
+		      "  3  configuration error (e.g. a mode the broker cannot do): nothing was published\n"
 		      "  4  database unreachable or failing: nothing was published or changed\n"
 		      "  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
 		      "  7  cannot write standard output or the report\n"
@@ -329,7 +329,7 @@ static int run_keys_op(struct txpub_args *a, struct mqtx_cli *cli)
 		rc = EXIT_INPUT;
 	}
 	free(keys);
-	PQfinish(conn);
+	mqtx_pg_close(conn);
 	return rc;
 }
 
@@ -342,7 +342,7 @@ static int run_prepare(struct mqtx_txpub_set *s, struct mqtx_cli *cli, int *code
 		return 0;
 	}
 	int r = mqtx_txpub_prepare(conn, cli->cfg, s, &err);
-	PQfinish(conn);
+	mqtx_pg_close(conn);
 	if (r < 0) {
 		for (size_t i = 0; i < s->n; i++)
 			s->msgs[i].state = MQTX_MSG_PENDING;

@@ -63,19 +63,19 @@ static void summary_line(struct mqtx_render *r, const struct mqtx_check_report *
 		return;
 	}
 	char pend[48], age[32];
-	count_text(&rep->status[MQTX_ST_PENDING], pend, sizeof(pend));
-	mqtx_render_age(rep->oldest_pending_ms, age, sizeof(age));
+	count_text(&rep->db.status[MQTX_ST_PENDING], pend, sizeof(pend));
+	mqtx_render_age(rep->db.oldest_pending_ms, age, sizeof(age));
 	mqtx_render_printf(r, "%s pending", pend);
-	if (rep->oldest_pending_ms >= 0)
+	if (rep->db.oldest_pending_ms >= 0)
 		mqtx_render_printf(r, " (oldest %s)", age);
-	mqtx_render_printf(r, ", %lld dead", (long long)rep->status[MQTX_ST_DEAD].n);
-	if (rep->relayed_hour >= 0)
-		mqtx_render_printf(r, ", %lld relayed in the last hour", (long long)rep->relayed_hour);
+	mqtx_render_printf(r, ", %lld dead", (long long)rep->db.status[MQTX_ST_DEAD].n);
+	if (rep->db.relayed_hour >= 0)
+		mqtx_render_printf(r, ", %lld relayed in the last hour", (long long)rep->db.relayed_hour);
 	if (rep->relays_live > 0) {
 		mqtx_render_printf(r, ", %lld relay%s live", (long long)rep->relays_live, rep->relays_live == 1 ? "" : "s");
-	} else if (rep->last_relay_seen_ms >= 0) {
+	} else if (rep->db.last_relay_seen_ms >= 0) {
 		char seen[32];
-		mqtx_render_age(rep->last_relay_seen_ms, seen, sizeof(seen));
+		mqtx_render_age(rep->db.last_relay_seen_ms, seen, sizeof(seen));
 		mqtx_render_printf(r, ", last relay seen %s ago", seen);
 	}
 	mqtx_render_printf(r, "\n");
@@ -85,8 +85,8 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 {
 	const char *B = mqtx_render_sgr(r, MQTX_SGR_BOLD), *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
 	summary_line(r, rep);
-	mqtx_render_printf(r, "\n%sdatabase%s %s, checked %s in %lldms\n", B, R, rep->database ? rep->database : "?",
-	       rep->checked_at ? rep->checked_at : "?", (long long)rep->elapsed_ms);
+	mqtx_render_printf(r, "\n%sdatabase%s %s, checked %s in %lldms\n", B, R, rep->db.database ? rep->db.database : "?",
+	       rep->db.checked_at ? rep->db.checked_at : "?", (long long)rep->elapsed_ms);
 
 	static const struct mqtx_table_col status_cols[] = {{"status", 14, false}, {"rows", 12, true}};
 	mqtx_render_puts(r, "\n");
@@ -94,37 +94,37 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 	bool approx = false;
 	for (int s = 0; s < MQTX_ST__COUNT; s++) {
 		char n[48];
-		count_text(&rep->status[s], n, sizeof(n));
-		approx = approx || rep->status[s].approximate;
+		count_text(&rep->db.status[s], n, sizeof(n));
+		approx = approx || rep->db.status[s].approximate;
 		const char *cells[] = {mqtx_check_status_names[s], n};
 		mqtx_table_cells(r, status_cols, 2, cells);
-		if (s == MQTX_ST_PENDING && rep->oldest_pending_ms >= 0) {
+		if (s == MQTX_ST_PENDING && rep->db.oldest_pending_ms >= 0) {
 			char age[32];
-			mqtx_render_age(rep->oldest_pending_ms, age, sizeof(age));
+			mqtx_render_age(rep->db.oldest_pending_ms, age, sizeof(age));
 			mqtx_render_printf(r, "   oldest %s", age);
 		}
 		mqtx_render_printf(r, "\n");
 	}
 	if (approx)
 		mqtx_render_printf(r, "(~ approximately: estimated from table statistics, or more rows than check.scan_limit)\n");
-	if (rep->relayed_hour >= 0)
-		mqtx_render_printf(r, "relayed: %s%lld in the last minute, %s%lld in the last hour\n", rep->relayed_approximate ? "~" : "",
-		       (long long)rep->relayed_minute, rep->relayed_approximate ? "at least " : "", (long long)rep->relayed_hour);
+	if (rep->db.relayed_hour >= 0)
+		mqtx_render_printf(r, "relayed: %s%lld in the last minute, %s%lld in the last hour\n", rep->db.relayed_approximate ? "~" : "",
+		       (long long)rep->db.relayed_minute, rep->db.relayed_approximate ? "at least " : "", (long long)rep->db.relayed_hour);
 
-	if (rep->n_dests > 0) {
+	if (rep->db.n_dests > 0) {
 		bool broker = false;
-		for (size_t i = 0; i < rep->n_dests; i++)
-			broker = broker || rep->dests[i].exists >= 0;
+		for (size_t i = 0; i < rep->db.n_dests; i++)
+			broker = broker || rep->db.dests[i].exists >= 0;
 		static const struct mqtx_table_col dest_cols[] = {{"destination", 30, false}, {"pending", 9, true},
 								  {"oldest", 9, true},	    {"dead", 7, true},
 								  {"last min", 9, true},    {"last hour", 9, true}};
 		mqtx_render_puts(r, "\n");
 		mqtx_table_header(r, dest_cols, 6, broker ? "  broker" : NULL);
 		size_t shown = 0;
-		for (size_t i = 0; i < rep->n_dests; i++) {
-			const struct mqtx_check_dest *d = &rep->dests[i];
+		for (size_t i = 0; i < rep->db.n_dests; i++) {
+			const struct mqtx_check_dest *d = &rep->db.dests[i];
 			if (shown++ >= 100) {
-				mqtx_render_printf(r, "... and %zu more destinations (see --format json)\n", rep->n_dests - 100);
+				mqtx_render_printf(r, "... and %zu more destinations (see --format json)\n", rep->db.n_dests - 100);
 				break;
 			}
 			char name[64], age[32], m[32], h[32];
@@ -142,29 +142,29 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 		}
 	}
 
-	if (!rep->relays_known) {
+	if (!rep->db.relays_known) {
 		mqtx_render_printf(r, "\nrelays: unknown (no mqtx_relays table: run 'mqtx init')\n");
-	} else if (rep->n_relays == 0) {
+	} else if (rep->db.n_relays == 0) {
 		mqtx_render_printf(r, "\nrelays: none has run for this outbox\n");
 	} else {
 		static const struct mqtx_table_col relay_cols[] = {
 			{"relay", 40, false}, {"state", 9, false}, {"seen", 10, true}, {"relayed", 10, true}, {"failed", 8, true}};
 		mqtx_render_puts(r, "\n");
 		mqtx_table_header(r, relay_cols, 5, NULL);
-		for (size_t i = 0; i < rep->n_relays; i++) {
-			const struct mqtx_check_relay *x = &rep->relays[i];
+		for (size_t i = 0; i < rep->db.n_relays; i++) {
+			const struct mqtx_check_relay *x = &rep->db.relays[i];
 			char id[64], seen[40], a[32];
 			mqtx_render_cell(x->relay_id, 40, id, sizeof(id));
 			mqtx_render_age(x->seen_ms, a, sizeof(a));
 			snprintf(seen, sizeof(seen), "%s ago", a);
 			mqtx_render_printf(r, "%-40s %s%-9s%s %10s %10lld %8lld\n", id,
-					   x->state == MQTX_RELAY_STOPPED ? "" : level_colour(r, x->level),
+					   x->state == MQTX_RELAY_STOPPED ? "" : level_colour(r, mqtx_relay_state_level(x->state)),
 			       mqtx_relay_state_name(x->state), R, seen, (long long)x->relayed, (long long)x->failed);
 		}
 	}
-	if (rep->completion_checked)
+	if (rep->db.completion_checked)
 		mqtx_render_printf(r, "\ncompletion: %lld sent message(s) awaiting a consumer's completion\n",
-		       (long long)rep->awaiting_completion);
+		       (long long)rep->db.awaiting_completion);
 	if (rep->n_queues > 0) {
 		static const struct mqtx_table_col queue_cols[] = {
 			{"queue", 30, false}, {"messages", 10, true}, {"consumers", 10, true}};
@@ -371,7 +371,7 @@ static void json_dest(struct mqtx_jw *w, const struct mqtx_check_dest *d)
 static void json_relays(struct mqtx_jw *w, const struct mqtx_check_report *rep)
 {
 	mqtx_jw_key(w, "relays");
-	if (!rep->relays_known) {
+	if (!rep->db.relays_known) {
 		mqtx_jw_null(w);
 		return;
 	}
@@ -379,11 +379,11 @@ static void json_relays(struct mqtx_jw *w, const struct mqtx_check_report *rep)
 	mqtx_jw_kint(w, "live", rep->relays_live);
 	mqtx_jw_kint(w, "stale", rep->relays_stale);
 	mqtx_jw_kint(w, "stopped", rep->relays_stopped);
-	mqtx_jw_ksecs(w, "last_seen_age_seconds", rep->last_relay_seen_ms, true);
+	mqtx_jw_ksecs(w, "last_seen_age_seconds", rep->db.last_relay_seen_ms, true);
 	mqtx_jw_key(w, "list");
 	mqtx_jw_arr(w);
-	for (size_t i = 0; i < rep->n_relays; i++)
-		json_relay(w, &rep->relays[i]);
+	for (size_t i = 0; i < rep->db.n_relays; i++)
+		json_relay(w, &rep->db.relays[i]);
 	mqtx_jw_arr_end(w);
 	mqtx_jw_obj_end(w);
 }
@@ -472,8 +472,8 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 	mqtx_jw_kstr(&w, "status", mqtx_check_level_name(rep->level));
 	mqtx_jw_kint(&w, "exit_code", (int64_t)rep->level);
 	mqtx_jw_kstr(&w, "outbox", rep->outbox);
-	mqtx_jw_kstr(&w, "database", rep->database);
-	mqtx_jw_kstr(&w, "checked_at", rep->checked_at);
+	mqtx_jw_kstr(&w, "database", rep->db.database);
+	mqtx_jw_kstr(&w, "checked_at", rep->db.checked_at);
 	mqtx_jw_ksecs(&w, "elapsed_seconds", rep->elapsed_ms, false);
 	json_thresholds(&w, &rep->thresholds);
 
@@ -481,23 +481,23 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 	mqtx_jw_obj(&w);
 	bool any_approx = false;
 	for (int s = 0; s < MQTX_ST__COUNT; s++) {
-		json_count(&w, mqtx_check_status_names[s], rep->status[s].n, rep->status[s].approximate);
-		any_approx = any_approx || rep->status[s].approximate;
+		json_count(&w, mqtx_check_status_names[s], rep->db.status[s].n, rep->db.status[s].approximate);
+		any_approx = any_approx || rep->db.status[s].approximate;
 	}
 	mqtx_jw_obj_end(&w);
-	json_count(&w, "total", rep->total_estimate, any_approx);
-	mqtx_jw_ksecs(&w, "oldest_pending_age_seconds", rep->oldest_pending_ms, true);
-	mqtx_jw_kint_or_null(&w, "relayed_last_minute", rep->relayed_minute);
-	mqtx_jw_kint_or_null(&w, "relayed_last_hour", rep->relayed_hour);
-	mqtx_jw_kbool(&w, "relayed_approximate", rep->relayed_approximate);
-	mqtx_jw_kint(&w, "high_attempt_rows", rep->high_attempt_rows);
-	mqtx_jw_kint_or_null(&w, "blocked_ordering_keys", rep->blocked_keys);
-	mqtx_jw_kint_or_null(&w, "blocked_rows", rep->blocked_rows);
+	json_count(&w, "total", rep->db.total_estimate, any_approx);
+	mqtx_jw_ksecs(&w, "oldest_pending_age_seconds", rep->db.oldest_pending_ms, true);
+	mqtx_jw_kint_or_null(&w, "relayed_last_minute", rep->db.relayed_minute);
+	mqtx_jw_kint_or_null(&w, "relayed_last_hour", rep->db.relayed_hour);
+	mqtx_jw_kbool(&w, "relayed_approximate", rep->db.relayed_approximate);
+	mqtx_jw_kint(&w, "high_attempt_rows", rep->db.high_attempt_rows);
+	mqtx_jw_kint_or_null(&w, "blocked_ordering_keys", rep->db.blocked_keys);
+	mqtx_jw_kint_or_null(&w, "blocked_rows", rep->db.blocked_rows);
 
 	mqtx_jw_key(&w, "destinations");
 	mqtx_jw_arr(&w);
-	for (size_t i = 0; i < rep->n_dests; i++)
-		json_dest(&w, &rep->dests[i]);
+	for (size_t i = 0; i < rep->db.n_dests; i++)
+		json_dest(&w, &rep->db.dests[i]);
 	mqtx_jw_arr_end(&w);
 
 	json_relays(&w, rep);
@@ -513,12 +513,12 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 	}
 
 	mqtx_jw_key(&w, "completion");
-	if (!rep->completion_checked) {
+	if (!rep->db.completion_checked) {
 		mqtx_jw_null(&w);
 	} else {
 		mqtx_jw_obj(&w);
-		mqtx_jw_kint(&w, "awaiting", rep->awaiting_completion);
-		mqtx_jw_ksecs(&w, "oldest_sent_age_seconds", rep->oldest_awaiting_ms, true);
+		mqtx_jw_kint(&w, "awaiting", rep->db.awaiting_completion);
+		mqtx_jw_ksecs(&w, "oldest_sent_age_seconds", rep->db.oldest_awaiting_ms, true);
 		mqtx_jw_obj_end(&w);
 	}
 
@@ -591,74 +591,74 @@ static void prom_outbox(struct prom *p, const struct mqtx_check_report *rep)
 {
 	prom_family(p, "mqtx_outbox_rows", "Outbox rows by status (see mqtx_outbox_rows_approximate)");
 	for (int s = 0; s < MQTX_ST__COUNT; s++)
-		if (rep->status[s].n >= 0)
-			prom_int(p, "mqtx_outbox_rows", "status", mqtx_check_status_names[s], rep->status[s].n);
+		if (rep->db.status[s].n >= 0)
+			prom_int(p, "mqtx_outbox_rows", "status", mqtx_check_status_names[s], rep->db.status[s].n);
 	prom_family(p, "mqtx_outbox_rows_approximate", "1 when mqtx_outbox_rows of the status is an estimate or a lower bound");
 	for (int s = 0; s < MQTX_ST__COUNT; s++)
-		if (rep->status[s].n >= 0)
+		if (rep->db.status[s].n >= 0)
 			prom_int(p, "mqtx_outbox_rows_approximate", "status", mqtx_check_status_names[s],
-				 rep->status[s].approximate ? 1 : 0);
+				 rep->db.status[s].approximate ? 1 : 0);
 	prom_family(p, "mqtx_outbox_oldest_pending_age_seconds", "Age of the oldest pending row (0: none)");
-	prom_secs(p, "mqtx_outbox_oldest_pending_age_seconds", NULL, NULL, rep->oldest_pending_ms);
-	if (rep->relayed_hour >= 0) {
+	prom_secs(p, "mqtx_outbox_oldest_pending_age_seconds", NULL, NULL, rep->db.oldest_pending_ms);
+	if (rep->db.relayed_hour >= 0) {
 		prom_family(p, "mqtx_outbox_relayed_last_minute", "Rows sent in the last minute");
-		prom_int(p, "mqtx_outbox_relayed_last_minute", NULL, NULL, rep->relayed_minute);
+		prom_int(p, "mqtx_outbox_relayed_last_minute", NULL, NULL, rep->db.relayed_minute);
 		prom_family(p, "mqtx_outbox_relayed_last_hour", "Rows sent in the last hour");
-		prom_int(p, "mqtx_outbox_relayed_last_hour", NULL, NULL, rep->relayed_hour);
+		prom_int(p, "mqtx_outbox_relayed_last_hour", NULL, NULL, rep->db.relayed_hour);
 	}
 	prom_family(p, "mqtx_outbox_high_attempt_rows", "Pending rows that failed at least check.warn_attempts times");
-	prom_int(p, "mqtx_outbox_high_attempt_rows", NULL, NULL, rep->high_attempt_rows);
-	if (rep->blocked_keys >= 0) {
+	prom_int(p, "mqtx_outbox_high_attempt_rows", NULL, NULL, rep->db.high_attempt_rows);
+	if (rep->db.blocked_keys >= 0) {
 		prom_family(p, "mqtx_outbox_blocked_ordering_keys", "Ordering keys held back by a failing first row");
-		prom_int(p, "mqtx_outbox_blocked_ordering_keys", NULL, NULL, rep->blocked_keys);
+		prom_int(p, "mqtx_outbox_blocked_ordering_keys", NULL, NULL, rep->db.blocked_keys);
 		prom_family(p, "mqtx_outbox_blocked_rows", "Pending rows waiting behind a failing row of their ordering key");
-		prom_int(p, "mqtx_outbox_blocked_rows", NULL, NULL, rep->blocked_rows);
+		prom_int(p, "mqtx_outbox_blocked_rows", NULL, NULL, rep->db.blocked_rows);
 	}
 }
 
 static void prom_dests(struct prom *p, const struct mqtx_check_report *rep)
 {
-	if (rep->n_dests == 0)
+	if (rep->db.n_dests == 0)
 		return;
 	prom_family(p, "mqtx_destination_pending_rows", "Pending rows per destination");
-	for (size_t i = 0; i < rep->n_dests; i++)
-		prom_int(p, "mqtx_destination_pending_rows", "destination", rep->dests[i].name, rep->dests[i].pending);
+	for (size_t i = 0; i < rep->db.n_dests; i++)
+		prom_int(p, "mqtx_destination_pending_rows", "destination", rep->db.dests[i].name, rep->db.dests[i].pending);
 	prom_family(p, "mqtx_destination_dead_rows", "Dead rows per destination");
-	for (size_t i = 0; i < rep->n_dests; i++)
-		prom_int(p, "mqtx_destination_dead_rows", "destination", rep->dests[i].name, rep->dests[i].dead);
+	for (size_t i = 0; i < rep->db.n_dests; i++)
+		prom_int(p, "mqtx_destination_dead_rows", "destination", rep->db.dests[i].name, rep->db.dests[i].dead);
 	prom_family(p, "mqtx_destination_oldest_pending_age_seconds", "Age of the oldest pending row per destination");
-	for (size_t i = 0; i < rep->n_dests; i++)
-		prom_secs(p, "mqtx_destination_oldest_pending_age_seconds", "destination", rep->dests[i].name,
-			  rep->dests[i].oldest_pending_ms);
-	if (rep->relayed_hour >= 0) {
+	for (size_t i = 0; i < rep->db.n_dests; i++)
+		prom_secs(p, "mqtx_destination_oldest_pending_age_seconds", "destination", rep->db.dests[i].name,
+			  rep->db.dests[i].oldest_pending_ms);
+	if (rep->db.relayed_hour >= 0) {
 		prom_family(p, "mqtx_destination_relayed_last_hour", "Rows sent in the last hour per destination");
-		for (size_t i = 0; i < rep->n_dests; i++)
-			prom_int(p, "mqtx_destination_relayed_last_hour", "destination", rep->dests[i].name,
-				 rep->dests[i].relayed_hour < 0 ? 0 : rep->dests[i].relayed_hour);
+		for (size_t i = 0; i < rep->db.n_dests; i++)
+			prom_int(p, "mqtx_destination_relayed_last_hour", "destination", rep->db.dests[i].name,
+				 rep->db.dests[i].relayed_hour < 0 ? 0 : rep->db.dests[i].relayed_hour);
 	}
 	bool asked = false;
-	for (size_t i = 0; i < rep->n_dests; i++)
-		asked = asked || rep->dests[i].exists >= 0;
+	for (size_t i = 0; i < rep->db.n_dests; i++)
+		asked = asked || rep->db.dests[i].exists >= 0;
 	if (asked) {
 		prom_family(p, "mqtx_destination_exists", "--broker: 1 when the destination exists on the broker");
-		for (size_t i = 0; i < rep->n_dests; i++)
-			if (rep->dests[i].exists >= 0)
-				prom_int(p, "mqtx_destination_exists", "destination", rep->dests[i].name, rep->dests[i].exists);
+		for (size_t i = 0; i < rep->db.n_dests; i++)
+			if (rep->db.dests[i].exists >= 0)
+				prom_int(p, "mqtx_destination_exists", "destination", rep->db.dests[i].name, rep->db.dests[i].exists);
 	}
 }
 
 static void prom_relays(struct prom *p, const struct mqtx_check_report *rep)
 {
-	if (!rep->relays_known)
+	if (!rep->db.relays_known)
 		return;
 	prom_family(p, "mqtx_relays", "Relays by state (stopped: the most recent ones only)");
 	prom_int(p, "mqtx_relays", "state", "live", rep->relays_live);
 	prom_int(p, "mqtx_relays", "state", "stale", rep->relays_stale - rep->relays_replaced);
 	prom_int(p, "mqtx_relays", "state", "replaced", rep->relays_replaced);
 	prom_int(p, "mqtx_relays", "state", "stopped", rep->relays_stopped);
-	if (rep->last_relay_seen_ms >= 0) {
+	if (rep->db.last_relay_seen_ms >= 0) {
 		prom_family(p, "mqtx_relay_last_seen_age_seconds", "Time since any relay of the outbox was last seen");
-		prom_secs(p, "mqtx_relay_last_seen_age_seconds", NULL, NULL, rep->last_relay_seen_ms);
+		prom_secs(p, "mqtx_relay_last_seen_age_seconds", NULL, NULL, rep->db.last_relay_seen_ms);
 	}
 }
 
@@ -701,11 +701,11 @@ void mqtx_render_check_prometheus(struct mqtx_render *r, const struct mqtx_check
 		prom_family(&p, "mqtx_in_doubt_items", "txpub items in doubt (half messages, prepared transactions)");
 		prom_int(&p, "mqtx_in_doubt_items", NULL, NULL, (int64_t)rep->n_in_doubt);
 	}
-	if (rep->completion_checked) {
+	if (rep->db.completion_checked) {
 		prom_family(&p, "mqtx_completion_awaiting_rows", "Sent messages not completed after check.completion_after");
-		prom_int(&p, "mqtx_completion_awaiting_rows", NULL, NULL, rep->awaiting_completion);
+		prom_int(&p, "mqtx_completion_awaiting_rows", NULL, NULL, rep->db.awaiting_completion);
 		prom_family(&p, "mqtx_completion_oldest_age_seconds", "Time since the oldest of them was sent (0: none)");
-		prom_secs(&p, "mqtx_completion_oldest_age_seconds", NULL, NULL, rep->oldest_awaiting_ms);
+		prom_secs(&p, "mqtx_completion_oldest_age_seconds", NULL, NULL, rep->db.oldest_awaiting_ms);
 	}
 	prom_queues(&p, rep);
 	if (rep->resolved) {

@@ -15,8 +15,6 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <amqp.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,48 +22,12 @@
 
 #include "broker/internal.h"
 #include "broker/amqp/amqp.h"
+#include "broker/amqp/conn.h"
 #include "base/log.h"
 #include "base/util.h"
 
 #define PREFETCH 1000
 #define ACK_EVERY 200
-
-struct conn {
-	amqp_connection_state_t c;
-	char *where; /* redacted source URL */
-	bool broken;
-};
-
-static int reply_err(struct conn *k, amqp_rpc_reply_t r, amqp_channel_t ch, const char *doing, struct mqtx_err *err)
-{
-	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		return 0;
-	case AMQP_RESPONSE_NONE:
-		k->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': no reply from the broker", doing, k->where);
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		k->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': %s", doing, k->where, amqp_error_string2(r.library_error));
-	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			amqp_connection_close_t *m = r.reply.decoded;
-			k->broken = true;
-			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the connection: %.*s", doing, k->where,
-					    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		}
-		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-			amqp_channel_close_t *m = r.reply.decoded;
-			mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': %.*s", doing, k->where, (int)m->reply_text.len,
-				     (const char *)m->reply_text.bytes);
-			amqp_channel_close_ok_t ok = {0};
-			amqp_send_method(k->c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-			return -1;
-		}
-		return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unexpected broker method 0x%08x", doing, k->where, r.reply.id);
-	}
-	return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unknown failure", doing, k->where);
-}
 
 struct aurl {
 	char *conn_url; /* amqp[s]://authority/ for amqp_parse_url; owned, holds the password */
@@ -129,78 +91,19 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 	return 0;
 }
 
-static int connect_to(struct conn *k, const struct mqtx_config *cfg, struct aurl *u, struct mqtx_err *err)
+static int connect_to(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, const struct aurl *u, struct mqtx_err *err)
 {
-	struct amqp_connection_info info;
-	char *password = NULL;
-	int rc = -1;
-
-	amqp_default_connection_info(&info);
-	if (amqp_parse_url(u->conn_url, &info) != AMQP_STATUS_OK)
-		return mqtx_err_set(err, MQTX_E_USAGE, "cannot parse source '%s' (expected amqp://user@host:port/[VHOST/]QUEUE)",
-				    k->where);
-	if (mqtx_backend_password(cfg, &password, err) < 0)
+	const struct mqtx_amqp_login l = {
+		.url = u->conn_url,
+		.vhost = u->vhost,
+		.client_name = "mqtx dedupe-audit",
+		.what = "source",
+		.bad_url_kind = MQTX_E_USAGE,
+		.bad_url_hint = "amqp://user@host:port/[VHOST/]QUEUE",
+	};
+	if (mqtx_amqp_connect(k, cfg, &l, err) < 0)
 		return -1;
-	k->c = amqp_new_connection();
-	amqp_socket_t *sock;
-	if (info.ssl) {
-		sock = amqp_ssl_socket_new(k->c);
-		if (sock == NULL) {
-			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a TLS socket for '%s'", k->where);
-			goto out;
-		}
-		if (cfg->broker_tls_ca_file != NULL && amqp_ssl_socket_set_cacert(sock, cfg->broker_tls_ca_file) != AMQP_STATUS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)", cfg->broker_tls_ca_file);
-			goto out;
-		}
-		if (cfg->broker_tls_cert_file != NULL && cfg->broker_tls_key_file != NULL &&
-		    amqp_ssl_socket_set_key(sock, cfg->broker_tls_cert_file, cfg->broker_tls_key_file) != AMQP_STATUS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load client certificate '%s' or key '%s'", cfg->broker_tls_cert_file,
-				     cfg->broker_tls_key_file);
-			goto out;
-		}
-		amqp_ssl_socket_set_verify_peer(sock, cfg->broker_tls_verify);
-		amqp_ssl_socket_set_verify_hostname(sock, cfg->broker_tls_verify);
-	} else {
-		sock = amqp_tcp_socket_new(k->c);
-		if (sock == NULL) {
-			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a socket for '%s'", k->where);
-			goto out;
-		}
-	}
-	struct timeval tv = {.tv_sec = cfg->broker_connect_timeout_ms / 1000,
-			     .tv_usec = (cfg->broker_connect_timeout_ms % 1000) * 1000};
-	int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
-	if (st != AMQP_STATUS_OK) {
-		k->broken = true;
-		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", k->where, amqp_error_string2(st));
-		goto out;
-	}
-	amqp_set_rpc_timeout(k->c, &tv);
-	amqp_table_entry_t prop = {.key = amqp_cstring_bytes("connection_name"),
-				   .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("mqtx dedupe-audit")}};
-	amqp_table_t props = {.num_entries = 1, .entries = &prop};
-	const char *vhost = u->vhost != NULL ? u->vhost : info.vhost;
-	amqp_rpc_reply_t r = amqp_login_with_properties(k->c, vhost, 0, 131072, 0, &props, AMQP_SASL_METHOD_PLAIN, info.user,
-							password != NULL ? password : info.password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		reply_err(k, r, 0, "cannot log in to", err);
-		k->broken = true;
-		goto out;
-	}
-	rc = 0;
-out:
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
-	return rc;
-}
-
-static int open_channel(struct conn *k, amqp_channel_t ch, struct mqtx_err *err)
-{
-	amqp_channel_open(k->c, ch);
-	return reply_err(k, amqp_get_rpc_reply(k->c), ch, "cannot open a channel on", err);
+	return mqtx_amqp_channel_open(k, 1, err);
 }
 
 enum qtype { Q_STREAM, Q_OTHER, Q_UNKNOWN };
@@ -209,7 +112,7 @@ enum qtype { Q_STREAM, Q_OTHER, Q_UNKNOWN };
  * Redeclaring with x-queue-type=stream succeeds only for a stream; the
  * refusal names the argument. Another refused argument (a stream with
  * retention settings) leaves it unknown: the first delivery tells. */
-static int inspect(struct conn *k, const char *queue, uint32_t *count, enum qtype *type, struct mqtx_err *err)
+static int inspect(struct mqtx_amqp_conn *k, const char *queue, uint32_t *count, enum qtype *type, struct mqtx_err *err)
 {
 	amqp_queue_declare_ok_t *ok =
 		amqp_queue_declare(k->c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
@@ -221,10 +124,10 @@ static int inspect(struct conn *k, const char *queue, uint32_t *count, enum qtyp
 			amqp_send_method(k->c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
 			return mqtx_err_set(err, MQTX_E_BROKER, "queue '%s' does not exist on '%s'", queue, k->where);
 		}
-		return reply_err(k, r, 1, "cannot look at the queue on", err);
+		return mqtx_amqp_reply_err(k, r, 1, "cannot look at the queue on", err);
 	}
 	*count = ok->message_count;
-	if (open_channel(k, 2, err) < 0)
+	if (mqtx_amqp_channel_open(k, 2, err) < 0)
 		return -1;
 	amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-queue-type"),
 				.value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("stream")}};
@@ -237,7 +140,7 @@ static int inspect(struct conn *k, const char *queue, uint32_t *count, enum qtyp
 	}
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(k->c);
 	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-		return reply_err(k, r, 2, "cannot look at the queue on", err);
+		return mqtx_amqp_reply_err(k, r, 2, "cannot look at the queue on", err);
 	amqp_channel_close_t *m = r.reply.decoded;
 	char text[300];
 	snprintf(text, sizeof(text), "%.*s", (int)m->reply_text.len, (const char *)m->reply_text.bytes);
@@ -285,7 +188,7 @@ static const amqp_field_value_t *header(const amqp_basic_properties_t *p, const 
 struct reading {
 	const struct mqtx_read_opts *o;
 	struct mqtx_read_result *res;
-	struct conn *k;
+	struct mqtx_amqp_conn *k;
 	bool stream;
 	bool unknown; /* the probe could not tell: the first delivery does */
 	uint64_t unacked_tag; /* last delivery tag not yet acknowledged */
@@ -393,13 +296,13 @@ static int on_delivery(struct reading *rd, amqp_envelope_t *env, struct mqtx_err
 
 static int consume(struct reading *rd, const char *queue, uint32_t count, struct mqtx_err *err)
 {
-	struct conn *k = rd->k;
+	struct mqtx_amqp_conn *k = rd->k;
 	const struct mqtx_read_opts *o = rd->o;
 	uint16_t prefetch = PREFETCH;
 	if (!rd->stream && count < prefetch)
 		prefetch = count > 0 ? (uint16_t)count : 1;
 	amqp_basic_qos(k->c, 1, 0, prefetch, 0);
-	if (reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot set the prefetch on", err) < 0)
+	if (mqtx_amqp_reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot set the prefetch on", err) < 0)
 		return -1;
 	amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-stream-offset")};
 	amqp_table_t args = amqp_empty_table;
@@ -423,7 +326,7 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 		args.entries = &e;
 	}
 	amqp_basic_consume(k->c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, args);
-	if (reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot read the queue on", err) < 0)
+	if (mqtx_amqp_reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot read the queue on", err) < 0)
 		return -1;
 
 	int64_t last = mqtx_now_ms();
@@ -448,7 +351,7 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 			continue;
 		}
 		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-			return reply_err(k, r, 1, "cannot read from", err);
+			return mqtx_amqp_reply_err(k, r, 1, "cannot read from", err);
 		last = mqtx_now_ms();
 		int taken = on_delivery(rd, &env, err);
 		uint64_t tag = env.delivery_tag;
@@ -495,7 +398,7 @@ static void describe(const struct reading *rd, const char *queue, uint32_t count
 
 int mqtx_amqp_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err)
 {
-	struct conn k = {.where = mqtx_redact(o->url)};
+	struct mqtx_amqp_conn k = {.where = mqtx_redact(o->url), .fd = -1};
 	struct aurl u;
 	int rc = -1;
 
@@ -503,7 +406,7 @@ int mqtx_amqp_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 		free(k.where);
 		return -1;
 	}
-	if (connect_to(&k, o->cfg, &u, err) < 0 || open_channel(&k, 1, err) < 0)
+	if (connect_to(&k, o->cfg, &u, err) < 0)
 		goto out;
 	uint32_t count = 0;
 	enum qtype type = Q_UNKNOWN;
@@ -535,14 +438,7 @@ int mqtx_amqp_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 	describe(&rd, u.queue, count);
 	rc = 0;
 out:
-	if (k.c != NULL) {
-		if (!k.broken) {
-			amqp_channel_close(k.c, 1, AMQP_REPLY_SUCCESS);
-			amqp_connection_close(k.c, AMQP_REPLY_SUCCESS);
-		}
-		amqp_destroy_connection(k.c);
-	}
+	mqtx_amqp_conn_close(&k, 1);
 	aurl_free(&u);
-	free(k.where);
 	return rc;
 }

@@ -249,17 +249,8 @@ static rd_kafka_t *new_consumer(const struct mqtx_config *cfg, const struct mqtx
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	char errstr[512];
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (rk != NULL)
-		return rk; /* it took ownership of conf */
-	rd_kafka_conf_destroy(conf); /* not taken over on failure */
 	const struct mqtx_kafka_conf kc = {.cfg = cfg, .password = u->password};
-	if (mqtx_kafka_conf_leaks(&kc, errstr))
-		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s': invalid configuration", where);
-	else
-		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s': %s", where, errstr);
-	return NULL;
+	return mqtx_kafka_client_new(RD_KAFKA_CONSUMER, conf, &kc, "consumer", where, err);
 }
 
 /* Plans every partition's range and assigns those with something to read. */
