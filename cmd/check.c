@@ -33,19 +33,6 @@ static const struct mqtx_opt check_opts[] = {
 	OPT_END,
 };
 
-const struct mqtx_cmd_info cmd_check_info = {
-	.name = "check",
-	.synopsis = "[--format FORMAT] [--broker] [--queues LIST] [--completion] [--resolve] [--warn-age DURATION] "
-		    "[--crit-age DURATION] [--warn-attempts N] [--max-dead N] [--relay-stale DURATION] [--schema NAME] "
-		    "[--table NAME] | --explain ID|KEY",
-	.summary = "report the health of the outbox, relays and broker (Nagios exit codes), or explain one message",
-	.opts = check_opts,
-	.exit_codes = "  0  OK\n  1  WARNING: something needs a look (old pending rows, blocked keys, stale relays, ...)\n"
-		      "  2  CRITICAL: messages are not moving or were given up (dead rows, no relay, missing destination)\n"
-		      "  3  UNKNOWN: usage, configuration or database error; the check could not run\n"
-		      "     (check uses the Nagios codes, not the exit codes of the other commands)",
-};
-
 enum format { FMT_TEXT, FMT_JSON, FMT_PROM };
 
 struct check_args {
@@ -969,35 +956,38 @@ static int finish_output(int rc)
 	return rc;
 }
 
-int cmd_check(int argc, char **argv)
+/* Usage and configuration errors are UNKNOWN too; so is a database that
+ * cannot be reached, said in the chosen format. */
+static int setup_failed(struct mqtx_cmd *c, int rc, const struct mqtx_err *err)
 {
-	struct check_args a = {.format = FMT_TEXT};
-	struct mqtx_cli cli;
+	const struct check_args *a = c->args;
+	(void)rc;
+	if (err == NULL)
+		return MQTX_CHECK_UNKNOWN;
+	return finish_output(unknown(a->format, c->cli.cfg, err, isatty(STDOUT_FILENO) == 1));
+}
+
+static int validate(struct mqtx_cmd *c)
+{
+	const struct check_args *a = c->args;
+	if (a->explain != NULL && (a->format == FMT_PROM || a->resolve))
+		return mqtx_usage_error("check", "--explain cannot be combined with %s",
+					a->resolve ? "--resolve" : "--format prometheus");
+	return 0;
+}
+
+static int run(struct mqtx_cmd *c)
+{
+	const struct check_args a = *(const struct check_args *)c->args;
+	const struct mqtx_cli cli = c->cli; /* borrowed */
+	PGconn *conn = c->db;
 	struct mqtx_err err;
+	int rc;
 	bool tty = isatty(STDOUT_FILENO) == 1;
 	const char *nc = getenv("NO_COLOR");
 	struct style st = {.on = tty && (nc == NULL || nc[0] == '\0')};
+	const char *explain = a.explain;
 
-	int rc = mqtx_cli_parse(&cmd_check_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0)
-		return rc < 0 ? EXIT_OK : MQTX_CHECK_UNKNOWN; /* usage and configuration: UNKNOWN */
-	if (cli.nargs > 0) {
-		mqtx_usage_error("check", "unexpected argument '%s'", cli.args[0]);
-		mqtx_cli_free(&cli);
-		return MQTX_CHECK_UNKNOWN;
-	}
-	if (a.explain != NULL && (a.format == FMT_PROM || a.resolve)) {
-		mqtx_usage_error("check", "--explain cannot be combined with %s",
-				 a.resolve ? "--resolve" : "--format prometheus");
-		mqtx_cli_free(&cli);
-		return MQTX_CHECK_UNKNOWN;
-	}
-	char *explain = a.explain ? mqtx_xstrdup(a.explain) : NULL;
-	PGconn *conn = mqtx_pg_connect(cli.cfg, "mqtx check", &err);
-	if (conn == NULL) {
-		rc = unknown(a.format, cli.cfg, &err, tty);
-		goto out;
-	}
 	mqtx_err_clear(&err);
 	if (explain != NULL) {
 		struct mqtx_explain ex;
@@ -1028,9 +1018,23 @@ int cmd_check(int argc, char **argv)
 			mqtx_check_report_free(&rep);
 		}
 	}
-	PQfinish(conn);
-out:
-	free(explain);
-	mqtx_cli_free(&cli);
 	return finish_output(rc);
 }
+
+const struct mqtx_cmd_info cmd_check_info = {
+	.name = "check",
+	.synopsis = "[--format FORMAT] [--broker] [--queues LIST] [--completion] [--resolve] [--warn-age DURATION] "
+		    "[--crit-age DURATION] [--warn-attempts N] [--max-dead N] [--relay-stale DURATION] [--schema NAME] "
+		    "[--table NAME] | --explain ID|KEY",
+	.summary = "report the health of the outbox, relays and broker (Nagios exit codes), or explain one message",
+	.opts = check_opts,
+	.exit_codes = "  0  OK\n  1  WARNING: something needs a look (old pending rows, blocked keys, stale relays, ...)\n"
+		      "  2  CRITICAL: messages are not moving or were given up (dead rows, no relay, missing destination)\n"
+		      "  3  UNKNOWN: usage, configuration or database error; the check could not run\n"
+		      "     (check uses the Nagios codes, not the exit codes of the other commands)",
+	.args_size = sizeof(struct check_args),
+	.on_opt = on_opt,
+	.validate = validate,
+	.run = run, /* CMD_NEEDS_DB */
+	.setup_failed = setup_failed,
+};

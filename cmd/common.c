@@ -188,12 +188,13 @@ static const struct mqtx_opt *find_opt(const struct mqtx_cmd_info *info, const c
 	return NULL;
 }
 
-/* Hides a password given on the command line from /proc/PID/cmdline. */
-static void scrub_arg(char *arg)
+/* Hides a password given on the command line from /proc/PID/cmdline:
+ * the one place that does. */
+static void scrub_arg(char *arg, const char *warning)
 {
 	char *r = mqtx_redact(arg);
 	if (strcmp(r, arg) != 0) {
-		mqtx_warn("a password was given on the command line, where other local users can see it; use MQTX_DATABASE_URL/MQTX_BROKER_URL, a config file or password_file instead");
+		mqtx_warn("%s", warning);
 		size_t n = strlen(arg);
 		size_t rl = strlen(r);
 		memset(arg, 0, n);
@@ -278,17 +279,17 @@ int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, stru
 		} else if (strcmp(o->lng, "quiet") == 0) {
 			cli->verbosity = -1;
 		} else if (o->key != NULL) {
-			if (strcmp(o->lng, "database-url") == 0 || strcmp(o->lng, "broker-url") == 0) {
-				flags[nflags].value = mqtx_xstrdup(optarg);
-				scrub_arg(optarg);
-			} else {
-				flags[nflags].value = mqtx_xstrdup(o->arg ? optarg : "true");
-			}
+			flags[nflags].value = mqtx_xstrdup(o->arg ? optarg : "true");
 			flags[nflags++].opt = o;
 		} else if (on_opt != NULL) {
 			flags[nflags].opt = o;
 			flags[nflags++].value = o->arg ? mqtx_xstrdup(optarg) : NULL;
 		}
+		if (strcmp(o->lng, "database-url") == 0 || strcmp(o->lng, "broker-url") == 0)
+			scrub_arg(optarg, "a password was given on the command line, where other local users can see it; "
+					  "use MQTX_DATABASE_URL/MQTX_BROKER_URL, a config file or password_file instead");
+		else if (info->secret_opt != NULL && strcmp(o->lng, info->secret_opt) == 0)
+			scrub_arg(optarg, info->secret_warning); /* both after the copy above */
 	}
 	cli->args = argv + optind;
 	cli->nargs = argc - optind;

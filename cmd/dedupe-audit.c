@@ -40,6 +40,22 @@ static const struct mqtx_opt audit_opts[] = {
 	OPT_END,
 };
 
+enum fmt { FMT_TEXT, FMT_JSON, FMT_CSV };
+
+struct args {
+	const char *source;
+	const char *from, *to, *since, *until;
+	const char **dests;
+	size_t n_dests;
+	bool destructive;
+	enum fmt format;
+};
+
+static void args_free(void *ctx);
+static int on_opt(void *ctx, const char *lng, const char *value);
+static int validate(struct mqtx_cmd *c);
+static int run(struct mqtx_cmd *c);
+
 const struct mqtx_cmd_info cmd_dedupe_audit_info = {
 	.name = "dedupe-audit",
 	.synopsis = "--source SOURCE [--from POS] [--to POS] [--since TIME] [--until TIME] [--destination NAME]... "
@@ -53,18 +69,20 @@ const struct mqtx_cmd_info cmd_dedupe_audit_info = {
 		      "  5  broker unreachable or failing\n  6  bad input (a malformed JSONL line, an unusable inbox row)\n"
 		      "  7  cannot read the source file or write standard output\n"
 		      "  8  more missing messages than --max-missing\n  9  both 1 and 8",
+	.secret_opt = "source",
+	.secret_warning = "the --source URL holds a password, which other local users can see; prefer broker.password_file or a URL without one",
+	.args_size = sizeof(struct args),
+	.args_free = args_free,
+	.on_opt = on_opt,
+	.validate = validate,
+	.run = run,
 };
 
-enum fmt { FMT_TEXT, FMT_JSON, FMT_CSV };
-
-struct args {
-	const char *source;
-	const char *from, *to, *since, *until;
-	const char **dests;
-	size_t n_dests;
-	bool destructive;
-	enum fmt format;
-};
+static void args_free(void *ctx)
+{
+	struct args *a = ctx;
+	free(a->dests);
+}
 
 static int on_opt(void *ctx, const char *lng, const char *value)
 {
@@ -95,26 +113,6 @@ static int on_opt(void *ctx, const char *lng, const char *value)
 			return mqtx_usage_error("dedupe-audit", "--format '%s': expected text, json or csv", value);
 	}
 	return 0;
-}
-
-/* A source URL with a password must not stay visible in /proc/PID/cmdline. */
-static void scrub_source(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		char *v = NULL;
-		if ((strcmp(argv[i], "--source") == 0 || strcmp(argv[i], "-s") == 0) && i + 1 < argc)
-			v = argv[i + 1];
-		else if (strncmp(argv[i], "--source=", 9) == 0)
-			v = argv[i] + 9;
-		if (v == NULL || !mqtx_has_password(v))
-			continue;
-		char *r = mqtx_redact(v);
-		size_t n = strlen(v), rl = strlen(r);
-		memset(v, 0, n);
-		memcpy(v, r, rl < n ? rl : n);
-		free(r);
-		mqtx_warn("the --source URL holds a password, which other local users can see; prefer broker.password_file or a URL without one");
-	}
 }
 
 /* ---- text ---- */
@@ -502,36 +500,33 @@ static int build_opts(const struct args *a, const struct mqtx_config *cfg, struc
 	return 0;
 }
 
-int cmd_dedupe_audit(int argc, char **argv)
+static int validate(struct mqtx_cmd *c)
 {
-	struct args a = {0};
-	struct mqtx_cli cli;
-	struct mqtx_err err;
+	const struct args *a = c->args;
+	if (c->cli.nargs > 0)
+		return mqtx_usage_error("dedupe-audit", "unexpected argument '%s' (the source goes after --source)", c->cli.args[0]);
+	if (a->source == NULL)
+		return mqtx_usage_error("dedupe-audit", "--source is required (a kafka:// or amqp:// URL, inbox:, a JSONL file or -)");
+	return 0;
+}
 
-	int rc = mqtx_cli_parse(&cmd_dedupe_audit_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0) {
-		free(a.dests);
-		return rc < 0 ? EXIT_OK : rc;
-	}
-	scrub_source(argc, argv);
-	if (cli.nargs > 0) {
-		rc = mqtx_usage_error("dedupe-audit", "unexpected argument '%s' (the source goes after --source)", cli.args[0]);
-		goto out;
-	}
-	if (a.source == NULL) {
-		rc = mqtx_usage_error("dedupe-audit", "--source is required (a kafka:// or amqp:// URL, inbox:, a JSONL file or -)");
-		goto out;
-	}
+static int run(struct mqtx_cmd *c)
+{
+	const struct args a = *(const struct args *)c->args;
+	const struct mqtx_cli cli = c->cli; /* borrowed */
+	struct mqtx_err err;
+	int rc;
+
 	struct mqtx_audit_opts o;
 	if ((rc = build_opts(&a, cli.cfg, &o)) != 0)
-		goto out;
+		return rc;
 
 	struct mqtx_audit_report rep;
 	mqtx_err_clear(&err);
 	if (mqtx_audit_run(cli.cfg, &o, &rep, &err) < 0) {
 		rc = err.kind == MQTX_E_USAGE ? mqtx_usage_error("dedupe-audit", "%s", err.msg) : mqtx_fail(&err);
 		mqtx_audit_report_free(&rep);
-		goto out;
+		return rc;
 	}
 	bool dup_over = rep.dup_unexplained_keys > cli.cfg->audit_max_duplicates;
 	bool miss_over = rep.losses_checked && rep.missing > cli.cfg->audit_max_missing;
@@ -565,8 +560,5 @@ int cmd_dedupe_audit(int argc, char **argv)
 		  (long long)rep.stranger_keys, (long long)rep.out_of_order, (long long)rep.gaps, (double)rep.elapsed_ms / 1000.0);
 	mqtx_buf_free(&verdict);
 	mqtx_audit_report_free(&rep);
-out:
-	free(a.dests);
-	mqtx_cli_free(&cli);
 	return rc;
 }

@@ -49,23 +49,6 @@ static const struct mqtx_opt txpub_opts[] = {
 	OPT_END,
 };
 
-const struct mqtx_cmd_info cmd_txpub_info = {
-	.name = "txpub",
-	.synopsis = "[options] [--prepare | --sql FILE] [< messages]  |  --commit KEY...  |  --rollback KEY...",
-	.summary = "publish from scripts with a clear answer: published, not published, or unknown",
-	.opts = txpub_opts,
-	.exit_codes = "  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
-		      "  2  usage error\n"
-		      "  3  configuration error (e.g. a mode the broker does not have): nothing was published\n"
-		      "  4  database unreachable or failing: nothing was published or changed\n"
-		      "  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
-		      "  7  cannot write standard output or the report\n"
-		      " 10  nothing was published: refused, rolled back or broker unreachable (--sql: database rolled back)\n"
-		      " 11  partial: some batches (messages) confirmed, the rest not published\n"
-		      " 12  outcome unknown for some messages (their keys are on stderr): run the same command again\n"
-		      " 13  the half message was already resolved the other way (--commit of a rolled-back one, ...)",
-};
-
 enum op { OP_PUBLISH, OP_PREPARE, OP_COMMIT, OP_ROLLBACK, OP_SQL };
 
 struct source {
@@ -87,6 +70,38 @@ struct txpub_args {
 	size_t n_header_args;
 	bool message_opts; /* any option that describes messages */
 };
+
+static void args_free(void *ctx);
+static int on_opt(void *ctx, const char *lng, const char *value);
+static int run(struct mqtx_cmd *c);
+
+const struct mqtx_cmd_info cmd_txpub_info = {
+	.name = "txpub",
+	.synopsis = "[options] [--prepare | --sql FILE] [< messages]  |  --commit KEY...  |  --rollback KEY...",
+	.summary = "publish from scripts with a clear answer: published, not published, or unknown",
+	.opts = txpub_opts,
+	.exit_codes = "  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
+		      "  2  usage error\n"
+		      "  3  configuration error (e.g. a mode the broker does not have): nothing was published\n"
+		      "  4  database unreachable or failing: nothing was published or changed\n"
+		      "  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
+		      "  7  cannot write standard output or the report\n"
+		      " 10  nothing was published: refused, rolled back or broker unreachable (--sql: database rolled back)\n"
+		      " 11  partial: some batches (messages) confirmed, the rest not published\n"
+		      " 12  outcome unknown for some messages (their keys are on stderr): run the same command again\n"
+		      " 13  the half message was already resolved the other way (--commit of a rolled-back one, ...)",
+	.args_size = sizeof(struct txpub_args),
+	.args_free = args_free,
+	.on_opt = on_opt,
+	.run = run,
+};
+
+static void args_free(void *ctx)
+{
+	struct txpub_args *a = ctx;
+	free(a->sources);
+	free(a->header_args);
+}
 
 static int on_opt(void *ctx, const char *lng, const char *value)
 {
@@ -417,17 +432,12 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 	return code;
 }
 
-int cmd_txpub(int argc, char **argv)
+static int run(struct mqtx_cmd *c)
 {
-	struct txpub_args a = {0};
-	struct mqtx_cli cli;
+	struct txpub_args a = *(struct txpub_args *)c->args; /* borrowed: args_free frees what it holds */
+	struct mqtx_cli cli = c->cli;                         /* borrowed */
 	struct mqtx_err err;
-	int rc = mqtx_cli_parse(&cmd_txpub_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0) {
-		free(a.sources);
-		free(a.header_args);
-		return rc < 0 ? EXIT_OK : rc;
-	}
+	int rc;
 	struct mqtx_input_header *headers = NULL;
 	struct mqtx_input in = {0};
 	struct mqtx_txpub_set *s = NULL;
@@ -519,8 +529,5 @@ out:
 	mqtx_input_free(&in);
 	free_headers(headers, a.n_header_args);
 	mqtx_buf_free(&extra);
-	free(a.sources);
-	free(a.header_args);
-	mqtx_cli_free(&cli);
 	return rc;
 }
