@@ -10,9 +10,9 @@
 
 #include "broker/broker.h"
 #include "txpub/input.h"
-#include "base/json.h"
 #include "base/log.h"
 #include "db/pg.h"
+#include "render/txpub.h"
 #include "txpub/txpub.h"
 #include "base/util.h"
 #include "commands.h"
@@ -222,6 +222,19 @@ static int code_from_counts(const struct mqtx_txpub_set *s)
 	return EXIT_PARTIAL;
 }
 
+/* The exit status in the words of the report. */
+static const char *outcome(int rc, enum op op)
+{
+	switch (rc) {
+	case EXIT_OK: return op == OP_PREPARE ? "prepared" : "published";
+	case EXIT_NOT_PUBLISHED: return "not_published";
+	case EXIT_PARTIAL: return "partial";
+	case EXIT_UNKNOWN: return "in_doubt";
+	case EXIT_CONFLICT: return "conflict";
+	default: return "error";
+	}
+}
+
 /* The messages that did not make it, on stderr: failures (the first few),
  * then every key in doubt, one per line, for scripts to pick up. */
 static void tell(const struct mqtx_txpub_set *s, const char *what)
@@ -374,13 +387,16 @@ static int run_prepare(struct mqtx_txpub_set *s, struct mqtx_cli *cli, int *code
 			mqtx_info("%s: half message '%s' was committed earlier (status %s)", s->where[i], s->msgs[i].key, st);
 		}
 	}
-	for (size_t i = 0; i < s->n; i++)
-		printf("%s\n", s->msgs[i].key);
+	struct mqtx_render out;
+	mqtx_render_init_file(&out, stdout, false);
+	mqtx_render_txpub_keys(&out, s);
+	mqtx_render_finish(&out); /* a failed write: main() says so, exit 7 */
 	return 0;
 }
 
+/* --sql: *tried is set once the transaction was tried (r tells how it ended). */
 static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct mqtx_txpub_opts *o, const char *file,
-		   struct mqtx_buf *extra)
+		   struct mqtx_sql_result *r, bool *tried)
 {
 	struct mqtx_err err;
 	mqtx_err_clear(&err);
@@ -395,30 +411,26 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 		mqtx_error("the SQL in '%s' contains a NUL byte", file);
 		return EXIT_INPUT;
 	}
-	struct mqtx_sql_result r;
-	int rc = mqtx_txpub_sql(cli->cfg, o, sql, s, &r, &err);
+	int rc = mqtx_txpub_sql(cli->cfg, o, sql, s, r, &err);
 	mqtx_input_free(&sqlin);
-	static const char *const names[] = {"committed", "rolled_back", "in_doubt", "committed_earlier"};
-	mqtx_buf_adds(extra, "\"transaction\":{\"gid\":");
-	mqtx_json_add_cstr(extra, r.gid);
-	mqtx_buf_printf(extra, ",\"state\":\"%s\"}", names[r.outcome]);
+	*tried = true;
 	if (rc < 0)
 		mqtx_error("%s", err.msg);
-	switch (r.outcome) {
+	switch (r->outcome) {
 	case MQTX_SQL_ROLLED_BACK:
 		/* bad input or configuration, or the database gone before the SQL ran: the usual codes */
-		if (rc < 0 && (!r.ran || err.kind == MQTX_E_INPUT || err.kind == MQTX_E_CONFIG))
+		if (rc < 0 && (!r->ran || err.kind == MQTX_E_INPUT || err.kind == MQTX_E_CONFIG))
 			return mqtx_exit_code(err.kind);
 		tell(s, "--sql");
-		mqtx_warn("transaction '%s' rolled back: nothing was published", r.gid);
+		mqtx_warn("transaction '%s' rolled back: nothing was published", r->gid);
 		return EXIT_NOT_PUBLISHED;
 	case MQTX_SQL_IN_DOUBT:
 		mqtx_error("transaction '%s' is in doubt (prepared, neither committed nor rolled back); 'mqtx check --resolve' decides",
-			   r.gid);
+			   r->gid);
 		tell(s, "--sql");
 		return EXIT_UNKNOWN;
 	case MQTX_SQL_DONE_BEFORE:
-		mqtx_info("transaction '%s' was committed by an earlier run; nothing was run again", r.gid);
+		mqtx_info("transaction '%s' was committed by an earlier run; nothing was run again", r->gid);
 		tell(s, "--sql");
 		return code_from_counts(s);
 	case MQTX_SQL_COMMITTED:
@@ -428,7 +440,7 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 	int code = code_from_counts(s);
 	if (code != EXIT_OK)
 		mqtx_warn("transaction '%s' is committed; the messages not confirmed stay in the outbox, where the relay publishes them",
-			  r.gid);
+			  r->gid);
 	return code;
 }
 
@@ -441,7 +453,8 @@ static int run(struct mqtx_cmd *c)
 	struct mqtx_input_header *headers = NULL;
 	struct mqtx_input in = {0};
 	struct mqtx_txpub_set *s = NULL;
-	struct mqtx_buf extra = MQTX_BUF_INIT;
+	struct mqtx_sql_result sql_result;
+	bool sql_tried = false;
 	const char *mode_name = "";
 	const char *operation = a.op == OP_PREPARE ? "prepare" : a.op == OP_SQL ? "sql" : "publish";
 	rc = check_usage(&a, &cli);
@@ -491,7 +504,7 @@ static int run(struct mqtx_cmd *c)
 		run_prepare(s, &cli, &rc);
 		break;
 	case OP_SQL:
-		rc = run_sql(s, &cli, &o, a.sql_file, &extra);
+		rc = run_sql(s, &cli, &o, a.sql_file, &sql_result, &sql_tried);
 		break;
 	default:
 		o.mode = eff;
@@ -508,26 +521,23 @@ static int run(struct mqtx_cmd *c)
 	}
 out:
 	if (a.report != NULL && a.op != OP_COMMIT && a.op != OP_ROLLBACK) {
-		char *doc;
-		if (s != NULL) {
-			doc = mqtx_txpub_report(s, operation, mode_name, rc, extra.len > 0 ? extra.data : NULL);
-		} else {
-			/* stopped before there were messages: say so, and that nothing went out */
-			struct mqtx_buf b = MQTX_BUF_INIT;
-			mqtx_buf_adds(&b, "{\"operation\":");
-			mqtx_json_add_cstr(&b, operation);
-			mqtx_buf_printf(&b, ",\"exit_code\":%d,\"outcome\":\"not_published\",\"confirmed\":0,\"not_published\":0,"
-					   "\"in_doubt\":0,\"batches\":[],\"messages\":[]}\n",
-					rc);
-			doc = mqtx_buf_detach(&b);
-		}
-		if (write_report(a.report, doc) < 0 && rc == EXIT_OK)
+		struct mqtx_txpub_report rep = {
+			.operation = operation,
+			.mode = mode_name,
+			.exit_code = rc,
+			.outcome = s != NULL ? outcome(rc, a.op) : "not_published", /* stopped before there were messages */
+			.set = s,
+			.sql = sql_tried ? &sql_result : NULL,
+		};
+		struct mqtx_render r;
+		mqtx_render_init_buf(&r);
+		mqtx_render_txpub_report(&r, &rep);
+		if (write_report(a.report, r.b.data) < 0 && rc == EXIT_OK)
 			rc = EXIT_IO;
-		free(doc);
+		mqtx_render_free(&r);
 	}
 	mqtx_txpub_set_free(s);
 	mqtx_input_free(&in);
 	free_headers(headers, a.n_header_args);
-	mqtx_buf_free(&extra);
 	return rc;
 }
