@@ -7,7 +7,7 @@ BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libpq librabbitmq rdkafka yaml-0.1 libcrypto
+PKGS = libpq librabbitmq rdkafka libnats yaml-0.1 libcrypto
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS = -std=c11 $(WARN) -g -Ilib $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -30,7 +30,7 @@ ASAN_LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 MAN_SRC = $(wildcard man/*.scd)
 MAN_OUT = $(MAN_SRC:.scd=)
 
-HELPERS = tests/helpers/amqp_tool tests/helpers/kafka_mock tests/helpers/kafka_tool tests/helpers/tcp_proxy
+HELPERS = tests/helpers/amqp_tool tests/helpers/kafka_mock tests/helpers/kafka_tool tests/helpers/nats_tool tests/helpers/tcp_proxy
 UNIT = tests/unit/unit_tests
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_DEF = tests/unit/tests.def
@@ -97,6 +97,9 @@ tests/helpers/kafka_mock: tests/helpers/kafka_mock.c
 tests/helpers/kafka_tool: tests/helpers/kafka_tool.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
 
+tests/helpers/nats_tool: tests/helpers/nats_tool.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs libnats)
+
 tests/helpers/tcp_proxy: tests/helpers/tcp_proxy.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $<
 
@@ -160,10 +163,19 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_mqtx $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/mqtx.fish
 	for f in $(MAN_OUT); do rm -f $(DESTDIR)$(MANDIR)/man1/$${f#man/} $(DESTDIR)$(MANDIR)/man5/$${f#man/} $(DESTDIR)$(MANDIR)/man7/$${f#man/}; done
 
+# Every C file of the project, formatted by .clang-format.
+FORMAT_SRC = $(SRC) $(HDRS) $(sort $(wildcard tests/unit/*.[ch] tests/helpers/*.c tests/fuzz/*.c bench/*.c))
+CLANG_FORMAT ?= clang-format
+
 format:
-	clang-format -i $(SRC) $(HDRS)
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+
+# Fails naming the files `make format` would change.
+format-check:
+	@bad=$$(for f in $(FORMAT_SRC); do $(CLANG_FORMAT) --dry-run --Werror $$f >/dev/null 2>&1 || echo $$f; done); \
+	if [ -n "$$bad" ]; then echo "format-check: not formatted (run make format):" $$bad >&2; exit 1; fi
 
 clean:
 	rm -rf build bench/bin mqtx mqtx-test mqtx-asan $(MAN_OUT) $(UNIT) $(UNIT_DEF) tests/unit/unit_tests-asan $(HELPERS)
 
-.PHONY: all man helpers deps check check-asan check-valgrind demo bench fuzz soak install uninstall format clean
+.PHONY: all man helpers deps check check-asan check-valgrind demo bench fuzz soak install uninstall format format-check clean

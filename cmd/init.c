@@ -93,26 +93,12 @@ static int run(struct mqtx_cmd *c)
 			   cfg->outbox_schema, cfg->outbox_table);
 		rc = EXIT_CONFIG;
 	} else {
-		/* one transaction: the SQL, then a look at what it made, then COMMIT */
-		struct mqtx_buf tx = MQTX_BUF_INIT;
-		mqtx_buf_printf(&tx, "BEGIN;\n%s", sql);
-		PGresult *res = PQexec(conn, tx.data);
-		mqtx_buf_free(&tx);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			mqtx_pg_fail(conn, res, "cannot create the outbox", &err);
+		if (mqtx_outbox_init_apply(conn, cfg, sql, &err) < 0)
 			rc = mqtx_fail(&err);
-		} else {
-			PQclear(res);
-			if (mqtx_outbox_init_verify(conn, cfg, &err) < 0 || mqtx_pg_exec(conn, "COMMIT", &err) < 0)
-				rc = mqtx_fail(&err);
-			else
-				mqtx_info("outbox %s.%s is ready%s", cfg->outbox_schema, cfg->outbox_table,
-					  exists ? " (it already existed)" : "");
-		}
-		if (rc != 0 && PQtransactionStatus(conn) != PQTRANS_IDLE)
-			PQclear(PQexec(conn, "ROLLBACK"));
+		else
+			mqtx_info("outbox %s.%s is ready%s", cfg->outbox_schema, cfg->outbox_table,
+				  exists ? " (it already existed)" : "");
 	}
 	free(sql);
 	return rc;
 }
-

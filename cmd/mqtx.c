@@ -127,7 +127,7 @@ static int run_command(const struct command *cmd, int argc, char **argv)
 	}
 	rc = info->run(&c);
 	if (c.db != NULL)
-		PQfinish(c.db);
+		mqtx_pg_close(c.db);
 out:
 	mqtx_cli_free(&c.cli);
 out_args:

@@ -357,7 +357,7 @@ static int run_keys_op(struct txpub_args *a, struct mqtx_cli *cli)
 		rc = EXIT_INPUT;
 	}
 	free(keys);
-	PQfinish(conn);
+	mqtx_pg_close(conn);
 	return rc;
 }
 
@@ -370,7 +370,7 @@ static int run_prepare(struct mqtx_txpub_set *s, struct mqtx_cli *cli, int *code
 		return 0;
 	}
 	int r = mqtx_txpub_prepare(conn, cli->cfg, s, &err);
-	PQfinish(conn);
+	mqtx_pg_close(conn);
 	if (r < 0) {
 		for (size_t i = 0; i < s->n; i++)
 			s->msgs[i].state = MQTX_MSG_PENDING;

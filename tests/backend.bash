@@ -1,22 +1,46 @@
 # shellcheck shell=bash
 # backend.bash - one interface over the brokers, so the same relay tests
-# run on RabbitMQ and Kafka. MQTX_TEST_BACKEND=amqp (default) or kafka.
+# run on RabbitMQ, Kafka and NATS JetStream. MQTX_TEST_BACKEND=amqp
+# (default), kafka or nats.
 #
-#   backend_setup            after mqtx_test_setup: T_DEST (exchange/topic that
-#                            exists and delivers to the test consumer),
-#                            MQTX_BROKER_URL
+#   backend_setup            after mqtx_test_setup: T_DEST (exchange/topic/
+#                            subject that exists and delivers to the test
+#                            consumer), MQTX_BROKER_URL; NATS: T_STREAM, the
+#                            stream capturing T_DEST and T_DEST.>
 #   backend_test_setup       a test's whole start: mqtx_test_setup,
 #                            backend_setup, then `mqtx init` of the outbox
 #   backend_consume [N]      everything delivered so far, one normalized JSON
 #                            object per line: {"id","key","rk","body","headers"}
 #                            in delivery order (per partition for Kafka)
 #   backend_stop/backend_start   take the broker away and bring it back
-#   backend_name             amqp | kafka
+#   backend_name             amqp | kafka | nats
+#   backend_can CAP          whether the broker can CAP (transactions,
+#                            fenced_transactions, queues, consume, inspect,
+#                            read, properties, returns): tests skip by
+#                            capability, not by name
 
 MQTX_TEST_BACKEND=${MQTX_TEST_BACKEND:-amqp}
 KAFKA_TOOL=${KAFKA_TOOL:-$BATS_TEST_DIRNAME/helpers/kafka_tool}
+NATS_TOOL=${NATS_TOOL:-$BATS_TEST_DIRNAME/helpers/nats_tool}
 
 backend_name() { printf '%s\n' "$MQTX_TEST_BACKEND"; }
+
+# What each broker can do, as lib/broker's capability bits say (plus
+# "returns": unroutable messages come back, AMQP mandatory).
+backend_can() {
+	local caps
+	case $MQTX_TEST_BACKEND in
+	amqp) caps="transactions queues consume inspect read properties returns" ;;
+	kafka) caps="transactions fenced_transactions consume inspect read" ;;
+	nats) caps="inspect read" ;;
+	esac
+	[[ " $caps " == *" $1 "* ]]
+}
+
+# skip_unless_can CAP WHY: skips the test on a broker without CAP.
+skip_unless_can() {
+	backend_can "$1" || skip "$(backend_name): $2"
+}
 
 backend_test_setup() {
 	mqtx_test_setup
@@ -36,6 +60,15 @@ backend_setup() {
 		"$KAFKA_TOOL" create-topic "$MQTX_TEST_KAFKA_BROKERS" "$T_DEST" 3 >/dev/null ||
 			fail "cannot create topic $T_DEST" || return 1
 		export MQTX_BROKER_URL="kafka://$MQTX_TEST_KAFKA_BROKERS"
+		;;
+	nats)
+		[[ -n ${MQTX_TEST_NATS_URL:-} ]] || skip "no NATS server (MQTX_TEST_NATS_URL unset)"
+		T_DEST="mqtx.test.${T_SCHEMA}"
+		T_STREAM="mqtx_test_${T_SCHEMA}"
+		export T_STREAM
+		"$NATS_TOOL" create-stream "$MQTX_TEST_NATS_URL" "$T_STREAM" "$T_DEST" "$T_DEST.>" >/dev/null ||
+			fail "cannot create stream $T_STREAM" || return 1
+		export MQTX_BROKER_URL=$MQTX_TEST_NATS_URL
 		;;
 	*) fail "unknown MQTX_TEST_BACKEND '$MQTX_TEST_BACKEND'" ;;
 	esac
@@ -58,6 +91,14 @@ backend_consume() {
 				key: .headers["x-mqtx-idempotency-key"], rk: .key, body: .body, b64: .body_base64, headers: .headers,
 				partition: .partition, content_type: .headers["content-type"]}'
 		;;
+	nats)
+		# rk: the subject's part after T_DEST (relay publishes to destination.routing_key)
+		"$NATS_TOOL" consume "$MQTX_TEST_NATS_URL" "$T_STREAM" "$T_DEST" ${n:+--expect "$n"} --timeout 5 |
+			jq -c --arg d "$T_DEST" '{id: (.headers["x-mqtx-outbox-id"] // null | if . then tonumber else . end),
+				key: .headers["x-mqtx-idempotency-key"],
+				rk: (if .subject == $d then null else .subject[($d | length) + 1:] end), body: .body, b64: .body_base64,
+				headers: .headers, seq: .seq, subject: .subject, content_type: .headers["content-type"]}'
+		;;
 	esac
 }
 
@@ -65,6 +106,7 @@ backend_stop() {
 	case $MQTX_TEST_BACKEND in
 	amqp) "$MQTX_TEST_RABBITMQCTL" -q stop_app >/dev/null ;;
 	kafka) for b in 1 2 3; do echo "down $b" >"$MQTX_TEST_KAFKA_CTL"; done ;;
+	nats) "$BATS_TEST_DIRNAME/helpers/nats.sh" down "$MQTX_TEST_STATEDIR" ;;
 	esac
 }
 
@@ -72,6 +114,7 @@ backend_start() {
 	case $MQTX_TEST_BACKEND in
 	amqp) "$MQTX_TEST_RABBITMQCTL" -q start_app >/dev/null ;;
 	kafka) for b in 1 2 3; do echo "up $b" >"$MQTX_TEST_KAFKA_CTL"; done ;;
+	nats) "$BATS_TEST_DIRNAME/helpers/nats.sh" up "$MQTX_TEST_STATEDIR" ;;
 	esac
 }
 
@@ -79,6 +122,7 @@ skip_unless_local_broker() {
 	case $MQTX_TEST_BACKEND in
 	amqp) skip_unless_local_amqp ;;
 	kafka) [[ ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]] || skip "needs the local Kafka mock cluster" ;;
+	nats) [[ ${MQTX_TEST_NATS_LOCAL:-0} == 1 ]] || skip "needs the local nats-server" ;;
 	esac
 }
 

@@ -191,7 +191,7 @@ blocked_setup() {
 	jq_is '.problems[0].ordering_keys[0].head.id' "$HEAD"
 	jq_is '.problems[0].ordering_keys[0].head.destination' "$MISSING"
 	jq_is '.problems[0].ordering_keys[0].head.attempts' 1
-	jq -e '.problems[0].ordering_keys[0].head.last_error | test("no exchange|does not exist|unknown topic"; "i")' <<<"$output" >/dev/null ||
+	jq -e '.problems[0].ordering_keys[0].head.last_error | test("no exchange|does not exist|unknown topic|no JetStream stream captures"; "i")' <<<"$output" >/dev/null ||
 		fail "the head row's error is not reported: $output"
 	jq_is '.problems[0].action' "mqtx check --explain $HEAD"
 	run_mqtx 1 check
@@ -335,7 +335,7 @@ blocked_setup() {
 }
 
 @test "check: --broker reports queue depth and consumers of check.queues, and missing queues (RabbitMQ)" {
-	skip_on_backend kafka "Kafka has no queues (check.queues is RabbitMQ only)"
+	skip_unless_can queues "no queues (check.queues is for brokers with queues)"
 	publish_test test.rk one
 	publish_test test.rk two
 	"$AMQP_TOOL" declare-queue "$MQTX_TEST_AMQP_URL" "$T_QUEUE.c"
@@ -362,6 +362,7 @@ blocked_setup() {
 	fake_relay live-1 '5 seconds'
 	local url=amqp://guest@127.0.0.1:1/%2f
 	[[ $(backend_name) == kafka ]] && url=kafka://127.0.0.1:1
+	[[ $(backend_name) == nats ]] && url=nats://127.0.0.1:1
 	MQTX_BROKER_URL=$url MQTX_BROKER_CONNECT_TIMEOUT=1s check_json 2 --broker
 	jq_is '.problems[0].check' broker_unreachable
 	jq_is '.broker.checked' false

@@ -4,8 +4,8 @@
 # time, each with its own servers (tests/run.sh starts and stops them):
 #
 #   lane 1: every bats file against RabbitMQ, ASan+UBSan build
-#   lane 2: the unit tests and the backend files against Kafka, ASan+UBSan
-#           build; then the valgrind cross-section (both brokers)
+#   lane 2: the unit tests and the backend files against Kafka, then against
+#           NATS JetStream, ASan+UBSan build; then the valgrind cross-section (both brokers)
 #
 # Most test time is spent waiting for servers, so two lanes on two cores
 # halve the wall time. With external servers (MQTX_TEST_DATABASE_URL,
@@ -85,8 +85,8 @@ lane1() {
 
 lane2() {
 	local r=0
-	pass "lane 2: unit tests and the backend files against Kafka, ASan+UBSan" "${ASAN_ENV[@]}" \
-		MQTX_UNIT_TESTS="$PWD/tests/unit/unit_tests-asan" MQTX_TEST_BACKENDS=kafka || r=1
+	pass "lane 2: unit tests and the backend files against Kafka and NATS, ASan+UBSan" "${ASAN_ENV[@]}" \
+		MQTX_UNIT_TESTS="$PWD/tests/unit/unit_tests-asan" MQTX_TEST_BACKENDS="kafka nats" || r=1
 	if [[ ${MQTX_ASAN_ONLY:-0} != 1 && ${MQTX_SKIP_VALGRIND:-0} != 1 ]]; then
 		pass "lane 2: valgrind memcheck (${MQTX_CHECK_VALGRIND:-subset})" "${VALGRIND_ENV[@]}" || r=1
 	fi
@@ -99,7 +99,7 @@ if [[ ${MQTX_CHECK_PLAIN:-0} == 1 ]]; then
 fi
 
 if [[ ${MQTX_CHECK_JOBS:-2} == 1 || -n ${MQTX_TEST_DATABASE_URL:-} || -n ${MQTX_TEST_AMQP_URL:-} ||
-	-n ${MQTX_TEST_KAFKA_BROKERS:-} ]]; then
+	-n ${MQTX_TEST_KAFKA_BROKERS:-} || -n ${MQTX_TEST_NATS_URL:-} ]]; then
 	lane1 || rc=1
 	lane2 || rc=1
 else

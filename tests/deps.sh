@@ -2,9 +2,9 @@
 # Installs the Debian packages mqtx needs to build and test, when missing.
 # As root: apt-get install. Otherwise: print the exact command and fail.
 set -eu
-PKGS="gcc make pkg-config libpq-dev librabbitmq-dev librdkafka-dev libyaml-dev libssl-dev
-postgresql-15 postgresql-client-15 rabbitmq-server amqp-tools kcat
-bats bats-assert bats-support scdoc jq clang libclang-rt-14-dev valgrind procps python3 time openssl"
+PKGS="gcc make pkg-config libpq-dev librabbitmq-dev librdkafka-dev libnats-dev libyaml-dev libssl-dev
+postgresql-15 postgresql-client-15 rabbitmq-server amqp-tools kcat nats-server
+bats bats-assert bats-support scdoc jq clang clang-format libclang-rt-14-dev valgrind procps python3 time openssl"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # mqtx redeliver, end to end against real servers. The same file runs once
-# per backend: MQTX_TEST_BACKEND=amqp (default) or kafka (see backend.bash).
+# per backend: MQTX_TEST_BACKEND=amqp (default), kafka or nats (see backend.bash).
 # Each test reads what the broker delivered once, at its end: Kafka topics
 # are read from the beginning every time.
 
@@ -66,11 +66,13 @@ extra_dest() {
 		"$KAFKA_TOOL" create-topic "$MQTX_TEST_KAFKA_BROKERS" "$T_DEST.b" 1 >/dev/null
 		printf '%s\n' "$T_DEST.b"
 		;;
+	nats) printf '%s\n' "$T_DEST.b" ;; # the test stream captures T_DEST.>
 	esac
 }
 
 # the ack queue (RabbitMQ) or topic (Kafka) consumers publish keys to
 make_ack_source() {
+	skip_unless_can consume "no ack source (redeliver --collect-acks needs a broker that can consume)"
 	ACK_SOURCE="$T_QUEUE.acks"
 	case $(backend_name) in
 	amqp) "$AMQP_TOOL" declare-queue "$MQTX_TEST_AMQP_URL" "$ACK_SOURCE" >/dev/null ;;
@@ -115,7 +117,11 @@ publish_ack() {
 	run_mqtx 1 redeliver --status sent --yes
 	stderr_has "redelivered 2, failed 2, held back 0"
 	stderr_has "header 'x-mqtx-redelivery-count': names starting with 'x-mqtx-' are reserved"
-	if [[ $(backend_name) == amqp ]]; then stderr_has "routing_key is 300 bytes; AMQP allows at most 255"; else stderr_has "Kafka topic names allow only"; fi
+	case $(backend_name) in
+	amqp) stderr_has "routing_key is 300 bytes; AMQP allows at most 255" ;;
+	kafka) stderr_has "Kafka topic names allow only" ;;
+	nats) stderr_has "NATS subjects allow no blank or control byte" ;;
+	esac
 	run rcounts
 	assert_output "1:1 2:0 3:0 4:1"
 	backend_consume >"$BATS_TEST_TMPDIR/got"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # mqtx relay, end to end against real servers. The same file runs once per
-# backend: MQTX_TEST_BACKEND=amqp (default) or kafka (see backend.bash).
+# backend: MQTX_TEST_BACKEND=amqp (default), kafka or nats (see backend.bash).
 
 load test_helper
 load backend
@@ -88,7 +88,7 @@ teardown() {
 }
 
 @test "relay: an unroutable row is retried, then dead; the other rows are relayed" {
-	skip_on_backend kafka "Kafka has no unroutable messages"
+	skip_unless_can returns "no unroutable messages (a subject no stream captures is a missing destination)"
 	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq" --type direct
 	insert_rows 3
 	insert_rows 1 "$T_EXCHANGE.noq"
@@ -110,7 +110,7 @@ teardown() {
 	run psql_test "SELECT status, attempts, available_at > now() + interval '3 minutes' FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
 	assert_output "pending|1|t"
 	run psql_test "SELECT last_error FROM mqtx_outbox WHERE destination LIKE 'no-such%'"
-	assert_output --regexp "no exchange|does not exist"
+	assert_output --regexp "no exchange|does not exist|no JetStream stream captures"
 	[[ $(count_status sent) == 10 ]]
 	backend_consume 10 >"$BATS_TEST_TMPDIR/got"
 	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == 10 ]]
@@ -279,7 +279,7 @@ pending|0"
 	run_mqtx 0 relay
 	backend_consume 1 >"$BATS_TEST_TMPDIR/got"
 	[[ $(jq -r '.b64' "$BATS_TEST_TMPDIR/got") == "" ]]
-	[[ $(jq -r '.headers | keys | map(select(startswith("x-mqtx") | not)) | length' "$BATS_TEST_TMPDIR/got") == 0 ]] ||
+	[[ $(jq -r '.headers | keys | map(select(startswith("x-mqtx") or . == "Nats-Msg-Id" | not)) | length' "$BATS_TEST_TMPDIR/got") == 0 ]] ||
 		[[ $(backend_name) == kafka ]]
 }
 
@@ -328,9 +328,9 @@ pending|0"
 
 @test "relay: --transactional publishes each batch in one Kafka transaction with a leased transactional.id" {
 	insert_rows 30 "$T_DEST" "'k' || (g % 3)"
-	if [[ $(backend_name) == amqp ]]; then
+	if ! backend_can fenced_transactions; then
 		run_mqtx 3 relay --transactional
-		stderr_has "relay.kafka_transactions (--transactional) needs a kafka:// or kafkas:// broker"
+		stderr_has "(--transactional) needs"
 		[[ $(count_status pending) == 30 ]]
 		return
 	fi
@@ -403,6 +403,9 @@ insert_row() {
 	if [[ $(backend_name) == amqp ]]; then
 		bad_rk=$(printf 'r%.0s' {1..300})
 		want='routing_key is 300 bytes; AMQP allows at most 255'
+	elif [[ $(backend_name) == nats ]]; then
+		bad_rk='two..dots'
+		want="routing_key (appended to the subject) 'two..dots' has an empty subject token at byte 4 (a NATS subject is tokens separated by '.')"
 	else
 		bad_dest='bad topic!'
 		want="destination (the topic) 'bad topic!' has byte 0x20 at 3; Kafka topic names allow only [a-zA-Z0-9._-]"
@@ -427,7 +430,7 @@ $g2|sent|1"
 	run psql_test "SELECT last_error FROM mqtx_outbox WHERE id = $bad"
 	assert_output "$want"
 	run psql_test "SELECT last_error FROM mqtx_outbox WHERE id = $big"
-	assert_output --regexp 'one frame, at most 131052 bytes here|message.max.bytes is 100000'
+	assert_output --regexp 'one frame, at most 131052 bytes here|message.max.bytes is 100000|JetStream stores at most 65535 bytes of headers'
 	backend_consume >"$BATS_TEST_TMPDIR/got"
 	run jq -r .id "$BATS_TEST_TMPDIR/got"
 	[[ $(sort -n <<<"$output" | tr '\n' ' ') == "$a1 $a2 $g1 $g2 " ]] || fail "delivered: $output"
@@ -469,7 +472,7 @@ $id3|dead|1|header 'x-mqtx-redelivery-count': names starting with 'x-mqtx-' are 
 }
 
 @test "relay: a return is matched to its row, not to another row with the same key (adopted table, key not unique)" {
-	skip_on_backend kafka "Kafka has no returns (delivery reports carry a per-call sequence number)"
+	skip_unless_can returns "no returns (acknowledgements carry a per-message reply subject)"
 	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq" --type direct
 	psql_test "CREATE TABLE events(event_id bigserial PRIMARY KEY, dest text NOT NULL, rk text, msg_key text NOT NULL, payload jsonb NOT NULL)"
 	cat >"$BATS_TEST_TMPDIR/mqtx.yaml" <<-YAML
@@ -509,7 +512,7 @@ $b|pending|1|t"
 	insert_rows 1 "$(missing_dest)"
 	insert_rows 200
 	MQTX_RELAY_BACKOFF_INITIAL=5m run_mqtx 1 relay --batch 1000
-	run drain_queue --timeout 3
+	if [[ $(backend_name) == amqp ]]; then run drain_queue --timeout 3; else run backend_consume; fi
 	[[ $(wc -l <<<"$output") == 400 ]] || fail "$(wc -l <<<"$output") messages arrived for 400 rows"
 	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' <<<"$output" | sort -u | wc -l) == 400 ]]
 	[[ $(count_status sent) == 400 ]]
@@ -520,7 +523,7 @@ $b|pending|1|t"
 }
 
 @test "relay: when a channel closes anyway, its unconfirmed messages are not published again in the batch (maybe delivered, retried later)" {
-	skip_on_backend kafka "AMQP channels"
+	[[ $(backend_name) == amqp ]] || skip "AMQP channels"
 	local gone=$T_EXCHANGE.gone
 	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$gone" --type topic
 	"$AMQP_TOOL" declare-queue "$MQTX_TEST_AMQP_URL" "$T_QUEUE" --bind "$gone:#"

@@ -3,7 +3,7 @@
 #
 # Usage: tests/run.sh [BATS_FILES...]      (default: tests/*.bats)
 #
-# Starts PostgreSQL and RabbitMQ in a temporary STATEDIR (see
+# Starts PostgreSQL, RabbitMQ, a Kafka mock and nats-server in a temporary STATEDIR (see
 # tests/helpers/servers.sh; servers given by MQTX_TEST_DATABASE_URL /
 # MQTX_TEST_AMQP_URL are used instead), runs tests/unit/unit_tests if it
 # exists, then bats, and always stops the servers again.
@@ -16,9 +16,12 @@
 #   BATS_ARGS              extra arguments for bats (e.g. "--filter relay")
 #   MQTX_UNIT_TESTS        unit test binary (default: tests/unit/unit_tests;
 #                          empty: no unit tests)
-#   MQTX_TEST_BACKENDS     the bats passes to run (default: "amqp kafka"):
+#   MQTX_TEST_BACKENDS     the bats passes to run (default: "amqp kafka nats"):
 #                          "amqp" runs every file against RabbitMQ, "kafka"
-#                          the files that `load backend` against Kafka
+#                          the files that `load backend` against Kafka,
+#                          "nats" the same files against NATS JetStream
+#                          (nats-server from tests/helpers/nats.sh, or
+#                          MQTX_TEST_NATS_URL)
 #
 # The last line printed is the summary, "N passed, N failed" with a
 # ", N skipped" suffix when tests were skipped (skipped tests count as
@@ -29,7 +32,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 SERVERS=$ROOT/tests/helpers/servers.sh
 UNIT=${MQTX_UNIT_TESTS-$ROOT/tests/unit/unit_tests}
-BACKENDS=${MQTX_TEST_BACKENDS:-amqp kafka}
+BACKENDS=${MQTX_TEST_BACKENDS:-amqp kafka nats}
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
 
@@ -41,6 +44,7 @@ cleanup() {
 	((cleaned)) && return 0
 	cleaned=1
 	[[ -n $STATEDIR ]] || return 0
+	"$ROOT/tests/helpers/nats.sh" stop "$STATEDIR" || say "warning: stopping nats-server failed (state in $STATEDIR)"
 	"$ROOT/tests/helpers/kafka.sh" stop "$STATEDIR" || say "warning: stopping the Kafka mock failed (state in $STATEDIR)"
 	"$SERVERS" stop "$STATEDIR" || say "warning: stopping the test servers failed (state in $STATEDIR)"
 	if [[ ${MQTX_TEST_KEEP_STATE:-0} == 1 ]]; then
@@ -142,9 +146,18 @@ if ! "$ROOT/tests/helpers/kafka.sh" start "$STATEDIR"; then
 	summary
 	exit 1
 fi
+if ! "$ROOT/tests/helpers/nats.sh" start "$STATEDIR"; then
+	say "could not start nats-server (logs in $STATEDIR)"
+	MQTX_TEST_KEEP_STATE=1
+	cleanup
+	failed=1
+	summary
+	exit 1
+fi
 # shellcheck source=/dev/null
 source "$STATEDIR/env"
 export KAFKA_TOOL=${KAFKA_TOOL:-$ROOT/tests/helpers/kafka_tool}
+export NATS_TOOL=${NATS_TOOL:-$ROOT/tests/helpers/nats_tool}
 
 rc=0
 
@@ -173,7 +186,8 @@ if [[ -n $UNIT && -x $UNIT ]]; then
 fi
 
 # ---- bats: every file once (RabbitMQ); files that `load backend` run a
-# second time against Kafka (MQTX_TEST_BACKEND=kafka), same tests.
+# second time against Kafka (MQTX_TEST_BACKEND=kafka) and a third time
+# against NATS JetStream (MQTX_TEST_BACKEND=nats), same tests.
 run_bats_pass() {
 	local label=$1
 	shift
@@ -211,6 +225,9 @@ if ((${#files[@]})); then
 	done
 	if ((${#kafka_files[@]})) && [[ " $BACKENDS " == *" kafka "* ]]; then
 		MQTX_TEST_BACKEND=kafka run_bats_pass kafka "${kafka_files[@]}"
+	fi
+	if ((${#kafka_files[@]})) && [[ " $BACKENDS " == *" nats "* ]]; then
+		MQTX_TEST_BACKEND=nats run_bats_pass nats "${kafka_files[@]}"
 	fi
 else
 	say "no bats files found in $ROOT/tests"

@@ -3,7 +3,7 @@
 # mode, half messages with check-back, PREPARE TRANSACTION as a
 # last-resource commit, and crashes (failpoints) at every step, after which
 # `mqtx check --resolve` and the relay leave database and broker agreeing.
-# The same file runs once per backend: MQTX_TEST_BACKEND=amqp (default) or
+# The same file runs once per backend: MQTX_TEST_BACKEND=amqp (default), nats or
 # kafka (see backend.bash).
 
 load test_helper
@@ -212,6 +212,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: --mode tx commits each batch; an unroutable message is not published, the rest of its batch is (exit 11)" {
+	skip_unless_can transactions "no broker transactions"
 	skip_on_backend kafka "RabbitMQ transactions (tx mode) only; Kafka has kafka-tx"
 	"$AMQP_TOOL" declare-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq" --type direct
 	cat >"$BATS_TEST_TMPDIR/in" <<-EOF
@@ -236,6 +237,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: --mode tx with a missing exchange rolls the whole batch back; nothing published (exit 10)" {
+	skip_unless_can transactions "no broker transactions"
 	skip_on_backend kafka "RabbitMQ transactions (tx mode) only"
 	printf '{"payload":"a"}\n{"payload":"b","destination":"nope-%s"}\n' "$T_SCHEMA" >"$BATS_TEST_TMPDIR/stdin"
 	run_mqtx 10 txpub --mode tx -d "$T_DEST" -f jsonl --report "$BATS_TEST_TMPDIR/report.json" <"$BATS_TEST_TMPDIR/stdin"
@@ -247,9 +249,9 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: --mode kafka-tx publishes each batch in one producer transaction; a missing topic aborts its batch" {
-	if [[ $(backend_name) == amqp ]]; then
+	if ! backend_can fenced_transactions; then
 		run_mqtx 3 txpub --mode kafka-tx -d "$T_DEST" --payload a
-		stderr_has "txpub mode 'kafka-tx' needs a kafka:// or kafkas:// broker"
+		stderr_has "txpub mode 'kafka-tx': the $(backend_name) broker cannot do fenced transactions (use --mode $(backend_can transactions && echo tx || echo confirm))"
 		return
 	fi
 	local missing
@@ -267,7 +269,29 @@ $(printf 'y\ny' | base64)"
 	run report .mode
 	assert_output '"kafka-tx"'
 	run_mqtx 3 txpub --mode tx -d "$T_DEST" --payload a
-	stderr_has "txpub mode 'tx' needs a RabbitMQ broker"
+	stderr_has "txpub mode 'tx': the kafka broker's transactions need a fencing transactional id (use --mode kafka-tx)"
+}
+
+@test "txpub: a mode the broker cannot do is exit 3 naming the capability, before any input is read; half messages need none" {
+	local bad want
+	if [[ $(backend_name) == kafka ]]; then
+		bad=tx want="the kafka broker's transactions need a fencing transactional id (use --mode kafka-tx)"
+	else
+		bad=kafka-tx want="the $(backend_name) broker cannot do fenced transactions (use --mode $(backend_can transactions && echo tx || echo confirm))"
+	fi
+	# the input is not read: a mode error comes first
+	run_mqtx 3 txpub --mode "$bad" -d "$T_DEST" --payload-file "$BATS_TEST_TMPDIR/no-such-file"
+	stderr_has "txpub mode '$bad': $want"
+	printf 'SELECT 1;\n' >"$BATS_TEST_TMPDIR/ok.sql"
+	run_mqtx 3 txpub --mode "$bad" --sql "$BATS_TEST_TMPDIR/ok.sql" -d "$T_DEST" --payload a
+	stderr_has "txpub mode '$bad': $want"
+	MQTX_TXPUB_MODE=$bad run_mqtx 3 txpub -d "$T_DEST" --payload a
+	stderr_has "txpub mode '$bad'"
+	[[ -z $(backend_consume) ]] || fail "a message was published"
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 0 ]] || fail "a row was written"
+	# --prepare writes half messages to the outbox only: any mode will do
+	run_mqtx 0 txpub --prepare --mode "$bad" -d "$T_DEST" --payload half
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'prepared'") == 1 ]] || fail "no half message"
 }
 
 @test "txpub: --confirm sync stops at the first message not confirmed (exit 11)" {
@@ -329,6 +353,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: broker stopped between publish and commit: nothing published, or in doubt and sorted out by a re-run" {
+	skip_unless_can transactions "no broker transactions (the confirm mode is covered by --sql --mode confirm)"
 	skip_unless_failpoints
 	skip_unless_local_broker
 	local mode=tx
@@ -363,6 +388,7 @@ $(printf 'y\ny' | base64)"
 }
 
 @test "txpub: the answer to the commit lost: outcome unknown (exit 12), keys on stderr; a re-run sends the same keys again" {
+	skip_unless_can transactions "no broker transactions"
 	skip_unless_failpoints
 	local mode=tx
 	[[ $(backend_name) == kafka ]] && mode=kafka-tx
@@ -631,6 +657,7 @@ crash_sql_steps() {
 }
 
 @test "txpub: kill -9 at each step of --sql (broker transaction), then check --resolve: database and broker agree" {
+	skip_unless_can transactions "no broker transactions"
 	skip_unless_failpoints
 	local mode=tx
 	[[ $(backend_name) == kafka ]] && mode=kafka-tx
@@ -647,6 +674,7 @@ crash_sql_steps() {
 }
 
 @test "txpub: --sql with the broker stopped before its commit: rolled back, or committed and delivered by the relay" {
+	skip_unless_can transactions "no broker transactions"
 	skip_unless_failpoints
 	skip_unless_local_broker
 	sql_for 1 >"$BATS_TEST_TMPDIR/one.sql"

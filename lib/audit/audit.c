@@ -134,12 +134,12 @@ int mqtx_audit_parse_time(const char *s, const char *what, int64_t now_us, int64
 			    "%s '%s': expected a time (2024-05-01T12:00:00Z) or a duration ago (90m, 2h, 1d)", what, s);
 }
 
-int mqtx_audit_parse_pos(const char *s, const char *what, int64_t now_us, struct mqtx_audit_pos *out,
+int mqtx_audit_parse_pos(const char *s, const char *what, int64_t now_us, struct mqtx_read_pos *out,
 			 struct mqtx_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (strcmp(s, "first") == 0 || strcmp(s, "beginning") == 0) {
-		out->kind = MQTX_AUDIT_POS_FIRST;
+		out->kind = MQTX_READ_POS_FIRST;
 		return 0;
 	}
 	if (all_digits(s)) {
@@ -149,7 +149,7 @@ int mqtx_audit_parse_pos(const char *s, const char *what, int64_t now_us, struct
 			err->kind = MQTX_E_USAGE;
 			return -1;
 		}
-		out->kind = MQTX_AUDIT_POS_OFFSET;
+		out->kind = MQTX_READ_POS_OFFSET;
 		out->offset = (int64_t)v;
 		return 0;
 	}
@@ -157,7 +157,7 @@ int mqtx_audit_parse_pos(const char *s, const char *what, int64_t now_us, struct
 		return mqtx_err_set(err, MQTX_E_USAGE,
 				    "%s '%s': expected first, an offset, a time (2024-05-01T12:00:00Z) or a duration ago (90m)",
 				    what, s);
-	out->kind = MQTX_AUDIT_POS_TIME;
+	out->kind = MQTX_READ_POS_TIME;
 	return 0;
 }
 
@@ -174,28 +174,6 @@ void mqtx_audit_format_time(int64_t us, char *out, size_t outlen)
 	char base[32];
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, outlen, "%s.%03dZ", base, (int)ms);
-}
-
-/* ---- shared reader helpers ---- */
-
-bool audit_parse_i64(const char *s, size_t n, int64_t *out)
-{
-	size_t i = 0;
-	bool neg = false;
-	if (n > 0 && s[0] == '-') {
-		neg = true;
-		i = 1;
-	}
-	if (i == n || n - i > 18)
-		return false;
-	int64_t v = 0;
-	for (; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = neg ? -v : v;
-	return true;
 }
 
 /* ---- key hashing ---- */
@@ -396,7 +374,7 @@ static void copy_row(struct audit_sink *s, int64_t seq, const char *key, size_t 
 	s->to_resolve++;
 }
 
-int audit_emit(struct audit_sink *s, const struct audit_delivery *d, struct mqtx_err *err)
+int audit_emit(struct audit_sink *s, const struct mqtx_read_record *d, struct mqtx_err *err)
 {
 	s->seq++;
 	int32_t rc = d->redelivery_count > 0 && d->redelivery_count <= INT32_MAX ? (int32_t)d->redelivery_count : 0;
@@ -414,7 +392,7 @@ int audit_emit(struct audit_sink *s, const struct audit_delivery *d, struct mqtx
 	int64_t id = d->id;
 	if (id <= 0 && d->key != NULL && s->derived_prefix != NULL && d->key_len > s->derived_len &&
 	    memcmp(d->key, s->derived_prefix, s->derived_len) == 0 &&
-	    (!audit_parse_i64(d->key + s->derived_len, d->key_len - s->derived_len, &id) || id <= 0))
+	    (!mqtx_parse_i64n(d->key + s->derived_len, d->key_len - s->derived_len, &id) || id <= 0))
 		id = 0; /* a key derived from the id (mqtx-keys(7)) names its row; the merge checks it */
 	if (d->key != NULL && id > 0) {
 		struct r1 r = {.id = id, .seq = s->seq, .kh = khash(d->key, d->key_len), .rc = rc};
@@ -714,11 +692,12 @@ static void dict_free(struct dict *d)
 
 /* ---- sources ---- */
 
-enum src_kind { SRC_KAFKA, SRC_AMQP, SRC_JSONL, SRC_INBOX };
+enum src_kind { SRC_BROKER, SRC_JSONL, SRC_INBOX };
 
 struct src {
 	enum src_kind kind;
-	const char *url;   /* kafka/amqp/inbox database URL (NULL: configured), jsonl path */
+	const struct mqtx_backend_ops *broker; /* SRC_BROKER: the backend of url's scheme */
+	const char *url;   /* broker or inbox database URL (NULL: configured), jsonl path */
 	char *table;       /* inbox:TABLE */
 };
 
@@ -732,11 +711,10 @@ static int classify(const char *s, struct src *out, struct mqtx_err *err)
 	memset(out, 0, sizeof(*out));
 	out->url = s;
 	if (s == NULL || s[0] == '\0')
-		return mqtx_err_set(err, MQTX_E_USAGE, "no source: give --source (a kafka:// or amqp:// URL, inbox:, a file, or - for stdin)");
-	if (has_prefix(s, "kafka://") || has_prefix(s, "kafkas://")) {
-		out->kind = SRC_KAFKA;
-	} else if (has_prefix(s, "amqp://") || has_prefix(s, "amqps://")) {
-		out->kind = SRC_AMQP;
+		return mqtx_err_set(err, MQTX_E_USAGE, "no source: give --source (a broker URL: %s; inbox:, a file, or - for stdin)",
+				    mqtx_broker_schemes_text());
+	if ((out->broker = mqtx_broker_of_url(s)) != NULL) {
+		out->kind = SRC_BROKER;
 	} else if (has_prefix(s, "postgresql://") || has_prefix(s, "postgres://")) {
 		out->kind = SRC_INBOX;
 	} else if (has_prefix(s, "inbox:")) {
@@ -750,8 +728,8 @@ static int classify(const char *s, struct src *out, struct mqtx_err *err)
 	} else if (strstr(s, "://") != NULL) {
 		char *r = mqtx_redact(s);
 		int rc = mqtx_err_set(err, MQTX_E_USAGE,
-				      "source '%s': unknown scheme (expected kafka://, kafkas://, amqp://, amqps://, postgresql://, inbox:, file: or a path)",
-				      r);
+				      "source '%s': unknown scheme (expected a broker URL: %s; postgresql://, inbox:, file: or a path)",
+				      r, mqtx_broker_schemes_text());
 		free(r);
 		return rc;
 	} else {
@@ -760,41 +738,60 @@ static int classify(const char *s, struct src *out, struct mqtx_err *err)
 	return 0;
 }
 
-/* Options that make no sense for a kind are errors before anything connects. */
-static int check_opts(const struct src *s, const struct mqtx_audit_opts *o, struct mqtx_err *err)
+static void read_opts_of(const struct audit_ctx *c, const char *url, struct mqtx_read_opts *ro)
 {
-	bool positions = o->from.kind != MQTX_AUDIT_POS_NONE || o->to.kind != MQTX_AUDIT_POS_NONE;
-	switch (s->kind) {
-	case SRC_KAFKA:
-		if (o->destructive)
-			return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues; reading a Kafka topic never changes it");
-		break;
-	case SRC_AMQP:
-		if (o->to.kind == MQTX_AUDIT_POS_TIME)
-			return mqtx_err_set(err, MQTX_E_USAGE,
-					    "--to with a time needs a Kafka source: RabbitMQ streams do not tell message times over AMQP 0-9-1 (use --to OFFSET)");
-		if (o->to.kind == MQTX_AUDIT_POS_FIRST)
-			return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
-		break;
-	case SRC_JSONL:
-	case SRC_INBOX:
-		if (positions)
-			return mqtx_err_set(err, MQTX_E_USAGE, "--from and --to are for Kafka topics and RabbitMQ streams; a %s is read whole",
-					    s->kind == SRC_JSONL ? "JSONL file" : "inbox table");
-		if (o->destructive)
-			return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues");
-		break;
+	*ro = (struct mqtx_read_opts){.cfg = c->cfg, .url = url, .from = c->o->from, .to = c->o->to,
+				      .destructive = c->o->destructive, .idle_timeout_ms = c->idle_timeout_ms,
+				      .stop = c->o->stop};
+}
+
+/* Options that make no sense for a kind are errors before anything connects. */
+static int check_opts(const struct src *s, const struct mqtx_config *cfg, const struct mqtx_audit_opts *o,
+		      struct mqtx_err *err)
+{
+	bool positions = o->from.kind != MQTX_READ_POS_NONE || o->to.kind != MQTX_READ_POS_NONE;
+	if (s->kind == SRC_BROKER) {
+		struct audit_ctx c = {.cfg = cfg, .o = o, .idle_timeout_ms = cfg->audit_idle_timeout_ms};
+		struct mqtx_read_opts ro;
+		read_opts_of(&c, s->url, &ro);
+		return mqtx_broker_read_check(s->broker, &ro, err);
 	}
-	if (s->kind == SRC_KAFKA && o->to.kind == MQTX_AUDIT_POS_FIRST)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	if (positions)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--from and --to are for Kafka topics and RabbitMQ streams; a %s is read whole",
+				    s->kind == SRC_JSONL ? "JSONL file" : "inbox table");
+	if (o->destructive)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues");
 	return 0;
+}
+
+static int emit_record(void *ctx, const struct mqtx_read_record *r, struct mqtx_err *err)
+{
+	return audit_emit(ctx, r, err);
+}
+
+/* A broker source: the backend reads, audit_emit() takes each record, the
+ * report gets what the backend says about the source. */
+static int read_broker(struct audit_ctx *c, const struct src *s, struct mqtx_err *err)
+{
+	struct mqtx_read_opts ro;
+	struct mqtx_read_result res;
+	read_opts_of(c, s->url, &ro);
+	ro.emit = emit_record;
+	ro.emit_ctx = c->sink;
+	int rc = mqtx_broker_read(s->broker, &ro, &res, err);
+	c->rep->kind = res.kind;
+	c->rep->position = res.position;
+	snprintf(c->rep->detail, sizeof(c->rep->detail), "%s", res.detail);
+	c->rep->stopped = res.stopped;
+	free(c->default_destination);
+	c->default_destination = res.default_destination;
+	return rc;
 }
 
 static int read_source(struct audit_ctx *c, const struct src *s, struct mqtx_err *err)
 {
 	switch (s->kind) {
-	case SRC_KAFKA: return audit_read_kafka(c, s->url, err);
-	case SRC_AMQP: return audit_read_amqp(c, s->url, err);
+	case SRC_BROKER: return read_broker(c, s, err);
 	case SRC_JSONL: return audit_read_jsonl(c, s->url, err);
 	case SRC_INBOX: return audit_read_inbox(c, s->url, s->table, err);
 	}
@@ -1650,7 +1647,7 @@ int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *
 	memset(rep, 0, sizeof(*rep));
 	if (classify(o->source, &s, err) < 0)
 		return -1;
-	if (check_opts(&s, o, err) < 0)
+	if (check_opts(&s, cfg, o, err) < 0)
 		goto out;
 	char *red = mqtx_redact(strcmp(o->source, "-") == 0 ? "stdin" : o->source);
 	snprintf(rep->source, sizeof(rep->source), "%s", red);

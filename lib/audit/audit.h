@@ -16,29 +16,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/broker.h"
 #include "config/config.h"
 #include "base/error.h"
 
-#define MQTX_AUDIT_NO_TS INT64_MIN
-
-/* A --from/--to position: an offset, or a point in time. */
-enum mqtx_audit_pos_kind {
-	MQTX_AUDIT_POS_NONE = 0, /* not given: the source's start (from) or its end at start (to) */
-	MQTX_AUDIT_POS_FIRST,    /* "first": the oldest retained message */
-	MQTX_AUDIT_POS_OFFSET,
-	MQTX_AUDIT_POS_TIME,
-};
-
-struct mqtx_audit_pos {
-	enum mqtx_audit_pos_kind kind;
-	int64_t offset;  /* MQTX_AUDIT_POS_OFFSET */
-	int64_t time_us; /* MQTX_AUDIT_POS_TIME: microseconds since the epoch */
-};
+#define MQTX_AUDIT_NO_TS MQTX_READ_NO_TS
 
 /* Parses "first", a whole number (offset), an RFC 3339 time
  * (2024-05-01T12:00:00Z, fractions and +hh:mm allowed) or a duration ago
  * ("90m": 90 minutes before now_us). what names the option for errors. */
-int mqtx_audit_parse_pos(const char *s, const char *what, int64_t now_us, struct mqtx_audit_pos *out,
+int mqtx_audit_parse_pos(const char *s, const char *what, int64_t now_us, struct mqtx_read_pos *out,
 			 struct mqtx_err *err);
 /* The same for --since/--until: a time or a duration ago (no offsets). */
 int mqtx_audit_parse_time(const char *s, const char *what, int64_t now_us, int64_t *us, struct mqtx_err *err);
@@ -47,7 +34,7 @@ void mqtx_audit_format_time(int64_t us, char *out, size_t outlen);
 
 struct mqtx_audit_opts {
 	const char *source;       /* URL, path, or "-" for stdin */
-	struct mqtx_audit_pos from, to;
+	struct mqtx_read_pos from, to; /* broker sources: where to start and stop */
 	bool has_since, has_until;
 	int64_t since_us, until_us; /* sent_at window; until defaults to the audit's start */
 	const char *const *destinations; /* outbox destinations to expect (NULL: inferred) */

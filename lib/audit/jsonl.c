@@ -284,14 +284,14 @@ static int bad(struct reader *r, struct mqtx_err *err, const char *fmt, const ch
 static bool int_of(const struct val *v, int64_t *out)
 {
 	if (v->type == V_NUM || v->type == V_STR)
-		return audit_parse_i64(v->s, v->len, out);
+		return mqtx_parse_i64n(v->s, v->len, out);
 	return false;
 }
 
 static int use_fields(struct reader *r, struct mqtx_err *err)
 {
 	struct val *v = r->sc.v;
-	struct audit_delivery d = {.partition = -1, .offset = r->line, .ts_us = MQTX_AUDIT_NO_TS, .redelivery_count = -1};
+	struct mqtx_read_record d = {.partition = -1, .offset = r->line, .ts_us = MQTX_AUDIT_NO_TS, .redelivery_count = -1};
 	if (v[F_KEY].type == V_NONE)
 		return bad(r, err, "no \"%s\" member (each line needs the delivery's idempotency key)", "key");
 	if (v[F_KEY].type != V_STR || v[F_KEY].len == 0)
@@ -320,7 +320,7 @@ static int use_fields(struct reader *r, struct mqtx_err *err)
 			return bad(r, err, "\"%s\" is not an RFC 3339 time (2024-05-01T12:00:00.123Z) nor milliseconds since 1970", "ts");
 	} else if (v[F_TS].type == V_NUM) {
 		int64_t ms;
-		if (!audit_parse_i64(v[F_TS].s, v[F_TS].len, &ms) || ms < 0 || ms > 253402300799999) /* up to year 9999 */
+		if (!mqtx_parse_i64n(v[F_TS].s, v[F_TS].len, &ms) || ms < 0 || ms > 253402300799999) /* up to year 9999 */
 			return bad(r, err, "\"%s\" as a number must be whole milliseconds since 1970", "ts");
 		d.ts_us = ms * 1000;
 	} else if (v[F_TS].type != V_NONE && v[F_TS].type != V_NULL) {

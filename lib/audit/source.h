@@ -1,5 +1,5 @@
 /* Inside dedupe-audit: what a source reader gets and how it hands over
- * deliveries. Private to lib/audit/ and the broker audit readers. */
+ * deliveries. Private to lib/audit/. */
 #ifndef MQTX_AUDIT_SOURCE_H
 #define MQTX_AUDIT_SOURCE_H
 
@@ -9,19 +9,6 @@
 #include "audit/audit.h"
 #include "config/config.h"
 #include "base/error.h"
-
-/* One delivery as a source saw it; pointers are borrowed for the call. */
-struct audit_delivery {
-	const char *key; /* idempotency key, NULL when the message had none */
-	size_t key_len;
-	int64_t id;                 /* outbox id (x-mqtx-outbox-id), 0 unknown */
-	const char *ordering_key;   /* NULL unknown */
-	size_t ordering_key_len;
-	int64_t redelivery_count;   /* x-mqtx-redelivery-count, -1 unknown */
-	int32_t partition;          /* -1 none */
-	int64_t offset;             /* source position (see mqtx_audit_where), -1 none */
-	int64_t ts_us;              /* MQTX_AUDIT_NO_TS unknown */
-};
 
 struct audit_sink;
 
@@ -35,13 +22,11 @@ struct audit_ctx {
 	char *default_destination; /* owned; the destination the source receives, when it knows (a Kafka topic) */
 };
 
-/* Queues one delivery for the database. 0, or -1 with err. */
-int audit_emit(struct audit_sink *s, const struct audit_delivery *d, struct mqtx_err *err);
+/* Queues one delivery for the database. 0, or -1 with err. Broker
+ * sources come through mqtx_broker_read() (broker/broker.h), whose records
+ * audit.c hands here; the readers below are the ones that are not brokers. */
+int audit_emit(struct audit_sink *s, const struct mqtx_read_record *d, struct mqtx_err *err);
 
-/* Readers: read everything the source holds within o->from/o->to and
- * emit it. what is the source string (URL, path, "-"). */
-int audit_read_kafka(struct audit_ctx *c, const char *url, struct mqtx_err *err);
-int audit_read_amqp(struct audit_ctx *c, const char *url, struct mqtx_err *err);
 int audit_read_jsonl(struct audit_ctx *c, const char *path, struct mqtx_err *err);
 /* url: a PostgreSQL URL, or NULL for audit.inbox_database_url / database.url;
  * table: overrides audit.inbox_table when non-NULL. */
@@ -68,10 +53,5 @@ struct audit_field {
 /* Splits a row from PQgetCopyData (line[0..n), n not counting the
  * terminator libpq adds) into at most want fields; returns how many. */
 int audit_copy_split(char *line, size_t n, struct audit_field *f, int want);
-
-/* Helpers shared by the readers. */
-
-/* Parses a decimal integer (optional leading '-') in s[0..n); false on junk. */
-bool audit_parse_i64(const char *s, size_t n, int64_t *out);
 
 #endif

@@ -141,6 +141,26 @@ void mqtx_buf_free(struct mqtx_buf *b)
 	b->len = b->cap = 0;
 }
 
+bool mqtx_parse_i64n(const char *s, size_t n, int64_t *out)
+{
+	size_t i = 0;
+	bool neg = false;
+	if (n > 0 && s[0] == '-') {
+		neg = true;
+		i = 1;
+	}
+	if (i == n || n - i > 18)
+		return false;
+	int64_t v = 0;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = neg ? -v : v;
+	return true;
+}
+
 int mqtx_parse_uint(const char *s, uint64_t max, uint64_t *out, struct mqtx_err *err)
 {
 	uint64_t v = 0;

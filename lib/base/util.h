@@ -48,6 +48,10 @@ void mqtx_format_duration(int64_t ms, char *out, size_t outlen);
 int mqtx_parse_size(const char *s, uint64_t *bytes_out, struct mqtx_err *err);
 /* Parses a non-negative decimal integer with no junk; max bounds the value. */
 int mqtx_parse_uint(const char *s, uint64_t max, uint64_t *out, struct mqtx_err *err);
+/* Parses a decimal integer (optional leading '-', at most 18 digits) in
+ * s[0..n), which need not be NUL-terminated (header values, COPY fields);
+ * false on junk. */
+bool mqtx_parse_i64n(const char *s, size_t n, int64_t *out);
 
 /* base64 (RFC 4648, with padding). decode returns -1 on invalid input. */
 void mqtx_base64_encode(struct mqtx_buf *out, const void *data, size_t len);

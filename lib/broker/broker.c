@@ -10,6 +10,7 @@
 static const struct mqtx_backend_ops *const registry[] = {
 	&mqtx_backend_amqp,
 	&mqtx_backend_kafka,
+	&mqtx_backend_nats,
 };
 
 const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_err *err)
@@ -26,12 +27,24 @@ const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_er
 		return NULL;
 	}
 	size_t sl = (size_t)(sep - url);
+	const struct mqtx_backend_ops *ops = mqtx_broker_of_url(url);
+	if (ops != NULL)
+		return ops;
+	mqtx_err_set(err, MQTX_E_CONFIG, "unsupported broker URL scheme '%.*s' (expected amqp, amqps, kafka or kafkas)",
+		     (int)(sl > 20 ? 20 : sl), url);
+	return NULL;
+}
+
+const struct mqtx_backend_ops *mqtx_broker_of_url(const char *url)
+{
+	const char *sep = url != NULL ? strstr(url, "://") : NULL;
+	if (sep == NULL)
+		return NULL;
+	size_t sl = (size_t)(sep - url);
 	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		for (const char *const *s = registry[i]->schemes; *s != NULL; s++)
 			if (strlen(*s) == sl && strncmp(*s, url, sl) == 0)
 				return registry[i];
-	mqtx_err_set(err, MQTX_E_CONFIG, "unsupported broker URL scheme '%.*s' (expected amqp, amqps, kafka or kafkas)",
-		     (int)(sl > 20 ? 20 : sl), url);
 	return NULL;
 }
 
@@ -148,11 +161,6 @@ const char *mqtx_backend_name(const struct mqtx_backend *b)
 	return b->ops->name;
 }
 
-bool mqtx_backend_has_fenced_transactions(const struct mqtx_backend_ops *ops)
-{
-	return mqtx_broker_can(ops, MQTX_CAP_FENCED_TRANSACTIONS);
-}
-
 const struct mqtx_backend_ops *mqtx_backend_ops_of(const struct mqtx_backend *b)
 {
 	return b->ops;
@@ -202,9 +210,16 @@ int mqtx_broker_read(const struct mqtx_backend_ops *ops, const struct mqtx_read_
 		     struct mqtx_err *err)
 {
 	memset(res, 0, sizeof(*res));
+	if (mqtx_broker_read_check(ops, o, err) < 0)
+		return -1;
+	return ops->read(o, res, err);
+}
+
+int mqtx_broker_read_check(const struct mqtx_backend_ops *ops, const struct mqtx_read_opts *o, struct mqtx_err *err)
+{
 	if (ops->read == NULL || !mqtx_broker_can(ops, MQTX_CAP_READ))
 		return mqtx_err_set(err, MQTX_E_USAGE, "the %s backend cannot be read as an audit source", ops->name);
-	return ops->read(o, res, err);
+	return ops->read_check != NULL ? ops->read_check(o, err) : 0;
 }
 
 int mqtx_backend_password(const struct mqtx_config *cfg, char **out, struct mqtx_err *err)

@@ -136,6 +136,9 @@ struct mqtx_backend;
 
 /* Finds the backend for url's scheme; NULL with err for unknown schemes. */
 const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_err *err);
+/* The backend whose scheme url starts with ("scheme://"), or NULL, without
+ * an error: for callers that accept other URLs too (dedupe-audit sources). */
+const struct mqtx_backend_ops *mqtx_broker_of_url(const char *url);
 /* Finds and opens the backend for cfg->broker_url. */
 struct mqtx_backend *mqtx_backend_open(const struct mqtx_config *cfg, const struct mqtx_backend_opts *opts,
 				       struct mqtx_err *err);
@@ -159,8 +162,8 @@ int mqtx_backend_inspect(struct mqtx_backend *b, const char *destination, const 
 int mqtx_backend_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
 			 struct mqtx_err *err);
 int mqtx_backend_consume_ack(struct mqtx_backend *b, struct mqtx_err *err);
+/* The connection's backend name, for display and labels only (as mqtx_broker_name). */
 const char *mqtx_backend_name(const struct mqtx_backend *b);
-bool mqtx_backend_has_fenced_transactions(const struct mqtx_backend_ops *ops);
 
 /* Capability queries on a backend (ops from mqtx_backend_find, or a
  * connection's with mqtx_backend_ops_of). */
@@ -179,6 +182,10 @@ const struct mqtx_backend_ops *mqtx_broker_at(size_t i);
 /* Reads o->url's source (MQTX_CAP_READ); fills res (free res->default_destination). */
 int mqtx_broker_read(const struct mqtx_backend_ops *ops, const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 		     struct mqtx_err *err);
+/* Whether o's positions and flags fit the backend's sources, checked
+ * before anything connects (mqtx_broker_read checks again). 0, or -1 with
+ * err (MQTX_E_USAGE), also for a backend without MQTX_CAP_READ. */
+int mqtx_broker_read_check(const struct mqtx_backend_ops *ops, const struct mqtx_read_opts *o, struct mqtx_err *err);
 
 /* Broker password from broker.password_file into *out (owned), or *out =
  * NULL when no file is configured (the URL's password, if any, applies). */

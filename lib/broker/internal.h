@@ -56,6 +56,10 @@ struct mqtx_backend_ops {
 	 * connects and disconnects by itself. Fills res. 0, or -1 with err
 	 * (MQTX_E_USAGE for a source that does not fit, MQTX_E_BROKER). */
 	int (*read)(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err);
+	/* Optional (MQTX_CAP_READ): whether o's positions and flags fit this
+	 * backend's sources, before anything connects (o->emit may be NULL).
+	 * 0, or -1 with err (MQTX_E_USAGE). */
+	int (*read_check)(const struct mqtx_read_opts *o, struct mqtx_err *err);
 };
 
 /* Every connection starts with this (the backend's own struct embeds it first). */
@@ -66,5 +70,6 @@ struct mqtx_backend {
 
 extern const struct mqtx_backend_ops mqtx_backend_amqp;
 extern const struct mqtx_backend_ops mqtx_backend_kafka;
+extern const struct mqtx_backend_ops mqtx_backend_nats;
 
 #endif

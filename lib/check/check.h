@@ -3,12 +3,13 @@
  * heartbeats, txpub's in-doubt items, optionally the broker and consumer
  * completion, and judges every finding against the check.* thresholds;
  * mqtx_check_explain tells the story of one message. Nothing here prints:
- * cmd/check.c formats the report as a table, JSON or Prometheus text.
+ * lib/render/check.h renders the report (a table, JSON or Prometheus
+ * text); the report carries every verdict and the thresholds behind them,
+ * so a renderer only shows what is there.
  *
- * Cost: the big statuses (sent, rolled_back) are estimated from
- * pg_class/pg_stats on large tables; pending and dead rows are read
- * through their partial indexes, at most check.scan_limit of each; recent
- * traffic is a range of the sent_at index. */
+ * mqtx_check_run is a snapshot (the SQL is in lib/db/check.c, which says
+ * what it costs), the broker's and txpub's answers, then the rules
+ * (mqtx_check_rules), each a small function of the report. */
 #ifndef MQTX_CHECK_H
 #define MQTX_CHECK_H
 
@@ -17,8 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "base/error.h"
+#include "config/config.h"
+#include "db/check.h"
 #include "txpub/txpub.h"
 
 /* Nagios levels; also the exit codes of mqtx check. */
@@ -30,57 +32,13 @@ enum mqtx_check_level {
 };
 const char *mqtx_check_level_name(enum mqtx_check_level l); /* "ok", "warning", ... */
 
-enum mqtx_check_status { MQTX_ST_PENDING, MQTX_ST_SENT, MQTX_ST_DEAD, MQTX_ST_PREPARED, MQTX_ST_ROLLED_BACK, MQTX_ST__COUNT };
-extern const char *const mqtx_check_status_names[MQTX_ST__COUNT];
-
-struct mqtx_check_count {
-	int64_t n;        /* -1: unknown (never analyzed, or no such column) */
-	bool approximate; /* an estimate (pg_class/pg_stats) or a lower bound (scan limit) */
-};
-
-#define MQTX_CHECK_PARKED INT64_MAX
-
-/* A row named in a finding. Ages in ms; -1 when unknown. */
-struct mqtx_check_row {
-	int64_t id;
-	char *key;
-	char *destination;
-	char *ordering_key; /* NULL when none */
-	char *last_error;   /* NULL when none */
-	int64_t attempts;
-	int64_t age_ms;      /* since created_at */
-	int64_t retry_in_ms; /* until available_at; <= 0: eligible now; MQTX_CHECK_PARKED: infinity */
-};
-
-struct mqtx_check_dest {
-	char *name;
-	int64_t pending, dead;
-	int64_t oldest_pending_ms;              /* -1: none or unknown */
-	int64_t relayed_minute, relayed_hour;   /* -1: unknown (no sent_at column) */
-	int exists;                             /* --broker: 1 yes, 0 no, -1 not asked */
-	char *broker_detail;                    /* what the broker said, or NULL */
-};
-
-enum mqtx_relay_state { MQTX_RELAY_LIVE, MQTX_RELAY_STOPPED, MQTX_RELAY_STALE, MQTX_RELAY_REPLACED };
 const char *mqtx_relay_state_name(enum mqtx_relay_state s);
-
-struct mqtx_check_relay {
-	char *relay_id, *host, *version, *last_error;
-	int64_t pid;
-	int64_t seen_ms;    /* since last_seen */
-	int64_t started_ms; /* since started_at */
-	int64_t relayed, failed;
-	enum mqtx_relay_state state;
-};
-
-struct mqtx_check_blocked {
-	char *ordering_key;
-	int64_t behind; /* pending rows of the key waiting behind the head */
-	struct mqtx_check_row head;
-};
+/* The verdict of a relay's state: STALE is a WARNING, the others OK. */
+enum mqtx_check_level mqtx_relay_state_level(enum mqtx_relay_state s);
 
 struct mqtx_check_queue {
 	char *name;
+	bool answered; /* the broker answered about it as a queue (it has queues, and did not fail) */
 	bool exists;
 	int64_t depth, consumers; /* -1: not applicable (Kafka) or unknown */
 	char *detail;
@@ -111,49 +69,66 @@ struct mqtx_check_problem {
 	char *queue;       /* queue_* */
 };
 
+/* The check.* settings a report was judged with (from the configuration). */
+struct mqtx_check_thresholds {
+	int64_t warn_age_ms, crit_age_ms; /* 0: off */
+	int64_t warn_attempts;            /* 0: off */
+	int64_t max_dead;
+	int64_t relay_stale_ms;
+	bool completion;                  /* check.completion */
+	int64_t completion_after_ms;
+	int64_t queue_max_depth;          /* 0: off */
+	int64_t queue_min_consumers;
+	int64_t scan_limit, list_limit;
+	bool broker;                      /* check.broker (--broker) asked */
+};
+void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const struct mqtx_config *cfg);
+
+/* What mqtx_check_run found and what it made of it. */
 struct mqtx_check_report {
-	char *outbox;   /* schema.table, unquoted, for people and labels */
-	char *database; /* current_database() */
-	char *checked_at; /* ISO 8601 UTC */
+	struct mqtx_check_thresholds thresholds; /* what it was judged with */
+	char *outbox;     /* schema.table, unquoted, for people and labels */
 	int64_t elapsed_ms;
+	struct mqtx_check_snapshot db; /* what the database said (dests[].exists: what the broker said) */
 
-	struct mqtx_check_count status[MQTX_ST__COUNT];
-	int64_t total_estimate; /* -1 unknown */
-	int64_t oldest_pending_ms; /* -1: no pending rows, or no created_at column */
-	int64_t relayed_minute, relayed_hour; /* -1: no sent_at column */
-	bool relayed_approximate;             /* more than check.scan_limit in the hour: lower bounds */
-	bool estimated_from_stats;            /* large table with planner statistics for the status column */
-	int64_t high_attempt_rows;
-	int64_t blocked_keys, blocked_rows; /* -1: no ordering_key column */
-
-	struct mqtx_check_dest *dests;
-	size_t n_dests;
-
-	bool relays_known; /* the table mqtx_relays exists */
-	struct mqtx_check_relay *relays;
-	size_t n_relays;
-	int64_t relays_live, relays_stale, relays_stopped; /* stopped: among those read */
-	int64_t last_relay_seen_ms; /* -1: never */
+	int64_t relays_live, relays_stale, relays_stopped; /* stopped: among those read; stale includes replaced */
+	int64_t relays_replaced;
 
 	bool in_doubt_known; /* false when listing failed (see problems) */
+	char *in_doubt_error; /* why listing failed */
 	struct mqtx_check_indoubt *in_doubt;
 	size_t n_in_doubt;
 
-	bool completion_checked;
-	int64_t awaiting_completion;
-	int64_t oldest_awaiting_ms; /* since sent_at; -1 none */
-
 	bool broker_checked; /* --broker asked and the broker answered */
+	char *broker_error;  /* --broker: why the broker could not be asked, or NULL */
+	enum mqtx_check_level broker_error_level;
+	bool broker_has_queues;  /* the broker has queues (MQTX_CAP_QUEUES) */
+	const char *dest_noun;   /* what a destination is called there: "exchange", "topic", ... */
 	struct mqtx_check_queue *queues;
 	size_t n_queues;
 
 	bool resolved; /* --resolve ran */
+	char *resolve_error; /* --resolve failed as a whole */
 	struct mqtx_resolve_stats resolve;
 
-	struct mqtx_check_problem *problems;
+	struct mqtx_check_problem *problems; /* most serious first */
 	size_t n_problems;
-	enum mqtx_check_level level;
+	enum mqtx_check_level level; /* the most serious problem's, OK when none */
 };
+
+/* The rules: each judges one thing of the report (its snapshot, broker,
+ * txpub and resolve facts) against rep->thresholds and adds its findings
+ * to rep->problems; one may move the evidence it names from rep->db into
+ * its finding. mqtx_check_judge runs them all in order and sorts the
+ * problems by severity (stably: the rules' order within a level). */
+struct mqtx_check_rule {
+	const char *name;
+	void (*judge)(struct mqtx_check_report *rep);
+};
+extern const struct mqtx_check_rule mqtx_check_rules[];
+extern const size_t mqtx_check_n_rules;
+void mqtx_check_judge(struct mqtx_check_report *rep);
+
 
 struct mqtx_check_opts {
 	bool resolve;    /* run mqtx_txpub_resolve first: the only write */

@@ -14,6 +14,7 @@
 #include "base/failpoint.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "db/catalog.h"
 #include "db/pg.h"
 
 struct mqtx_outbox {
@@ -221,45 +222,29 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 	/* The table must exist and have every mapped column. One query: a
 	 * failed read is a database error (retried in --loop), never taken
 	 * for a missing column. */
-	const char *params[2] = {cfg->outbox_schema, cfg->outbox_table};
-	PGresult *res = PQexecParams(conn,
-				     "SELECT c.oid::int8, a.attname::text FROM pg_class c "
-				     "JOIN pg_namespace n ON n.oid = c.relnamespace "
-				     "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-				     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-				     2, NULL, params, NULL, NULL, 0);
-	if (MQTX_FAILPOINT("outbox.catalogue") < 0) {
-		/* as if the connection were cut during the read */
-		PQclear(res);
+	if (MQTX_FAILPOINT("outbox.catalogue") < 0) /* as if the connection were cut during the read */
 		PQclear(PQexec(conn, "SELECT pg_terminate_backend(pg_backend_pid())"));
-		res = PQexec(conn, "SELECT 1");
-	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mqtx_pg_fail(conn, res, "cannot look up the outbox table", err);
+	struct mqtx_pg_columns cols;
+	if (mqtx_pg_table_columns(conn, cfg->outbox_schema, cfg->outbox_table, "rp", &cols, "cannot look up the outbox table",
+				  err) < 0)
 		goto fail;
-	}
-	if (PQntuples(res) == 0) {
+	if (!cols.exists) {
 		mqtx_err_set(err, MQTX_E_DB, "outbox table %s does not exist (run 'mqtx init', or set outbox.schema/outbox.table)",
 			     ob->qualified);
-		PQclear(res);
+		mqtx_pg_columns_free(&cols);
 		goto fail;
 	}
 	/* the two-int4 lock space does not overlap the bigint one most applications use */
-	ob->lock_class = (int32_t)(uint32_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	ob->lock_class = (int32_t)(uint32_t)(uint64_t)cols.oid;
 	for (int c = 0; c < MQTX_COL__COUNT; c++) {
-		if (ob->q[c] == NULL)
-			continue;
-		bool found = false;
-		for (int r = 0; r < PQntuples(res) && !found; r++)
-			found = !PQgetisnull(res, r, 1) && strcmp(PQgetvalue(res, r, 1), cfg->outbox_columns[c]) == 0;
-		if (!found) {
+		if (ob->q[c] != NULL && mqtx_pg_columns_find(&cols, cfg->outbox_columns[c]) == NULL) {
 			mqtx_err_set(err, MQTX_E_CONFIG, "outbox table %s has no column %s (outbox.columns: map it, or see 'mqtx init --print')",
 				     ob->qualified, ob->q[c]);
-			PQclear(res);
+			mqtx_pg_columns_free(&cols);
 			goto fail;
 		}
 	}
-	PQclear(res);
+	mqtx_pg_columns_free(&cols);
 	build_sql(ob);
 	return ob;
 fail:

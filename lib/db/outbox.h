@@ -1,6 +1,8 @@
 /* Everything SQL about the outbox table: schema creation, claiming a
- * batch, recording outcomes, relay heartbeats. The only user of libpq
- * besides pg.c.
+ * batch, recording outcomes, relay heartbeats (outbox.c, schema.c).
+ * libpq is used only in lib/db/: the commands' own SQL lives beside this
+ * (redeliver.c, inbox.c, txpub.c, ...), connections in pg.c, catalogue
+ * look-ups in catalog.c.
  *
  * A batch lives in one database transaction: claiming takes row locks
  * (FOR UPDATE SKIP LOCKED) and transaction-scoped advisory locks on the
@@ -50,6 +52,10 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
  * belong to the table. 0, or -1 with err (MQTX_E_CONFIG when an object is
  * missing or another's). */
 int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err);
+/* Runs sql (from mqtx_outbox_init_sql) in one transaction, checks what it
+ * made with mqtx_outbox_init_verify, then commits; rolls back on any
+ * failure. 0, or -1 with err. */
+int mqtx_outbox_init_apply(PGconn *conn, const struct mqtx_config *cfg, const char *sql, struct mqtx_err *err);
 /* 1 when the idempotency key column has a unique constraint or unique
  * index of its own (or keys derive from the id), 0 when not, -1 with err. */
 int mqtx_outbox_key_unique(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err);

@@ -156,6 +156,12 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 	return conn;
 }
 
+void mqtx_pg_close(PGconn *conn)
+{
+	if (conn != NULL)
+		PQfinish(conn);
+}
+
 int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err *err)
 {
 	const char *msg = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn);
@@ -223,4 +229,38 @@ char *mqtx_pg_ident_checked(PGconn *conn, const char *name, const char *role, st
 	char *s = mqtx_xstrdup(q);
 	PQfreemem(q);
 	return s;
+}
+
+int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drain,
+		     int (*fn)(void *ctx, char *line, size_t n, struct mqtx_err *err), void *ctx, struct mqtx_err *err)
+{
+	PGresult *res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+		return mqtx_pg_fail(conn, res, doing, err);
+	PQclear(res);
+	int rc = 0;
+	for (;;) {
+		char *line = NULL;
+		int n = PQgetCopyData(conn, &line, 0);
+		if (n == -1)
+			break;
+		if (n < 0)
+			return rc < 0 ? rc : mqtx_pg_fail(conn, NULL, doing, err);
+		if (rc == 0) {
+			size_t len = (size_t)n;
+			if (len > 0 && line[len - 1] == '\n')
+				line[--len] = '\0';
+			rc = fn(ctx, line, len, err);
+		}
+		PQfreemem(line);
+		if (rc != 0 && !drain)
+			return rc;
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
+			rc = mqtx_pg_fail(conn, res, doing, err);
+		else
+			PQclear(res);
+	}
+	return rc;
 }

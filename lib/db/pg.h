@@ -4,6 +4,8 @@
 #define MQTX_PG_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "config/config.h"
 #include "base/error.h"
@@ -13,6 +15,8 @@
  * MQTX_E_CONFIG when a configured identifier (outbox.table, ...) is text
  * libpq refuses to quote in the connection's encoding. */
 PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_name, struct mqtx_err *err);
+/* Closes conn (NULL: nothing). */
+void mqtx_pg_close(PGconn *conn);
 /* Fills err from a failed result (or the connection when res is NULL) and
  * clears res. Connection loss is marked retriable. Returns -1. */
 int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err *err);
@@ -28,5 +32,14 @@ char *mqtx_pg_ident_checked(PGconn *conn, const char *name, const char *role, st
  * by mqtx_pg_connect, other names go through mqtx_pg_ident_checked. NULL
  * can then only mean out of memory, which abort()s like mqtx_xmalloc. */
 char *mqtx_pg_ident(PGconn *conn, const char *name);
+/* Runs a COPY ... TO STDOUT and hands each row (one text line, line[0..n)
+ * without the newline, NUL-terminated, borrowed for the call) to fn, which
+ * returns 0 to go on, 1 to stop or -1 with err. With drain, rows after a
+ * stop or failure are read and dropped, so the connection stays usable;
+ * without, it returns at once and the COPY is left unfinished: the caller
+ * must close the connection. doing names the step in errors. Returns 0
+ * when every row was read, 1 after a stop, -1 with err. */
+int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drain,
+		     int (*fn)(void *ctx, char *line, size_t n, struct mqtx_err *err), void *ctx, struct mqtx_err *err);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "db/catalog.h"
 #include "db/outbox.h"
 #include "db/pg.h"
 #include "base/sha256.h"
@@ -376,20 +377,8 @@ int mqtx_outbox_key_unique(PGconn *conn, const struct mqtx_config *cfg, struct m
 	const char *col = cfg->outbox_columns[MQTX_COL_KEY];
 	if (col == NULL || col[0] == '\0')
 		return 1; /* keys derive from the id */
-	const char *p[3] = {cfg->outbox_schema, cfg->outbox_table, col};
-	/* a unique constraint or a unique index on the key column alone, without a predicate */
-	PGresult *res = PQexecParams(
-		conn,
-		"SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-		"JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 "
-		"WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL "
-		"AND i.indexprs IS NULL AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum LIMIT 1",
-		3, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return mqtx_pg_fail(conn, res, "cannot look at the outbox table's indexes", err);
-	int unique = PQntuples(res) > 0;
-	PQclear(res);
-	return unique;
+	return mqtx_pg_unique_guard(conn, cfg->outbox_schema, cfg->outbox_table, col, NULL, 0,
+				    "cannot look at the outbox table's indexes", err);
 }
 
 char *mqtx_outbox_key_prefix_literal(PGconn *conn, const struct mqtx_config *cfg)
@@ -420,18 +409,11 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 			q[c] = owned[c] = mqtx_pg_ident(conn, cfg->outbox_columns[c]);
 
 	/* Which of the mapped columns exist already (and with which type)? */
-	const char *params[2] = {cfg->outbox_schema, cfg->outbox_table};
-	PGresult *res = PQexecParams(conn,
-				     "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_class c "
-				     "JOIN pg_namespace n ON n.oid = c.relnamespace "
-				     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-				     "WHERE n.nspname = $1 AND c.relname = $2",
-				     2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		mqtx_pg_fail(conn, res, "cannot look up the outbox table", err);
+	struct mqtx_pg_columns cols;
+	if (mqtx_pg_table_columns(conn, cfg->outbox_schema, cfg->outbox_table, NULL, &cols, "cannot look up the outbox table",
+				  err) < 0)
 		goto fail;
-	}
-	*table_exists = PQntuples(res) > 0;
+	*table_exists = cols.exists;
 	*table_incomplete = false;
 	mqtx_buf_printf(&out, "-- mqtx init for %s\n", T.data);
 	if (!*table_exists) {
@@ -459,14 +441,9 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 			enum mqtx_col c = specs[i].col;
 			if (q[c] == NULL)
 				continue;
-			bool found = false;
-			const char *type = "";
-			for (int r = 0; r < PQntuples(res); r++) {
-				if (strcmp(PQgetvalue(res, r, 0), cfg->outbox_columns[c]) == 0) {
-					found = true;
-					type = PQgetvalue(res, r, 1);
-				}
-			}
+			const struct mqtx_pg_column *have = mqtx_pg_columns_find(&cols, cfg->outbox_columns[c]);
+			bool found = have != NULL;
+			const char *type = found ? have->type : "";
 			if (found && c == MQTX_COL_ID && strcmp(type, "bigint") != 0 && strcmp(type, "integer") != 0) {
 				*table_incomplete = true;
 				mqtx_buf_printf(&out,
@@ -493,7 +470,7 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 			mqtx_buf_printf(&out, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s;\n", T.data, q[c], specs[i].add);
 		}
 	}
-	PQclear(res);
+	mqtx_pg_columns_free(&cols);
 	struct names nm;
 	make_names(cfg, &nm);
 	add_common(&out, conn, cfg, q, qschema, T.data, &nm);
@@ -522,4 +499,24 @@ fail:
 	mqtx_buf_free(&T);
 	mqtx_buf_free(&out);
 	return NULL;
+}
+
+int mqtx_outbox_init_apply(PGconn *conn, const struct mqtx_config *cfg, const char *sql, struct mqtx_err *err)
+{
+	/* one transaction: the SQL, then a look at what it made, then COMMIT */
+	struct mqtx_buf tx = MQTX_BUF_INIT;
+	mqtx_buf_printf(&tx, "BEGIN;\n%s", sql);
+	PGresult *res = PQexec(conn, tx.data);
+	mqtx_buf_free(&tx);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = mqtx_pg_fail(conn, res, "cannot create the outbox", err);
+	else {
+		PQclear(res);
+		if (mqtx_outbox_init_verify(conn, cfg, err) < 0 || mqtx_pg_exec(conn, "COMMIT", err) < 0)
+			rc = -1;
+	}
+	if (rc != 0 && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return rc;
 }

@@ -18,31 +18,9 @@
 
 #include "config/config.h"
 #include "base/error.h"
+#include "db/redeliver.h"
 
 /* ---- --where: "column OP value [AND column OP value ...]" ---- */
-
-enum mqtx_where_op {
-	MQTX_OP_EQ,
-	MQTX_OP_NE,
-	MQTX_OP_LT,
-	MQTX_OP_LE,
-	MQTX_OP_GT,
-	MQTX_OP_GE,
-	MQTX_OP_LIKE,
-	MQTX_OP_IS_NULL,
-	MQTX_OP_NOT_NULL,
-};
-
-struct mqtx_where_cond {
-	enum mqtx_col col;
-	enum mqtx_where_op op;
-	char *value; /* NULL for IS [NOT] NULL; always bound as a parameter */
-};
-
-struct mqtx_where {
-	struct mqtx_where_cond *conds;
-	size_t n;
-};
 
 /* Parses text and appends its conditions to w. Columns come from a fixed
  * whitelist of logical column names (mqtx_where_columns()); values are
@@ -54,36 +32,7 @@ void mqtx_where_free(struct mqtx_where *w);
 /* "id, idempotency_key, ..." for help and messages. */
 const char *mqtx_where_columns(void);
 
-/* ---- what to select ---- */
-
-struct mqtx_id_range {
-	int64_t lo, hi; /* inclusive */
-};
-
-/* --since/--until: a point in time, or a duration before now. */
-struct mqtx_time_bound {
-	bool set;
-	int64_t ago_ms; /* >= 0: now() minus this; -1: use at */
-	char *at;       /* timestamp text, parsed by PostgreSQL */
-};
-
-struct mqtx_selection {
-	struct mqtx_id_range *ids;
-	size_t n_ids;
-	char **keys;
-	size_t n_keys;
-	char **ordering_keys;
-	size_t n_ordering_keys;
-	char **destinations;
-	size_t n_destinations;
-	char **statuses;
-	size_t n_statuses;
-	struct mqtx_time_bound since, until;
-	bool time_sent; /* --since/--until compare with sent_at, else created_at */
-	struct mqtx_where where;
-	int64_t unacked_after_ms; /* < 0: off */
-	int64_t max_redeliveries; /* with unacked_after_ms: redelivery_count below this (0: no limit) */
-};
+/* ---- what to select (struct mqtx_selection: db/redeliver.h) ---- */
 
 /* Appends "1,5,9" or "100-200" (or a mix, "1,5,100-200") to s->ids. */
 int mqtx_id_list_parse(struct mqtx_selection *s, const char *text, struct mqtx_err *err);
@@ -120,12 +69,6 @@ struct mqtx_redeliver_opts {
 	void (*progress)(void *ctx, const struct mqtx_redeliver_stats *st);
 	void *ctx;
 	const char *client_name;
-};
-
-/* One selected row as text, for --dry-run. Borrowed for the callback. */
-struct mqtx_redeliver_row {
-	const char *id, *key, *status, *destination, *routing_key, *ordering_key;
-	const char *attempts, *redelivery_count, *created_at, *sent_at; /* may be NULL */
 };
 
 struct mqtx_redeliver;

@@ -295,22 +295,35 @@ const char *mqtx_txpub_mode_name(enum mqtx_txpub_mode m)
 	return "auto";
 }
 
+int mqtx_txpub_mode_for(const struct mqtx_backend_ops *ops, enum mqtx_txpub_mode mode, bool for_sql,
+			enum mqtx_txpub_mode *out, struct mqtx_err *err)
+{
+	bool tx = mqtx_broker_can(ops, MQTX_CAP_TRANSACTIONS);
+	bool fenced = mqtx_broker_can(ops, MQTX_CAP_FENCED_TRANSACTIONS);
+	const char *name = mqtx_broker_name(ops);
+	if (mode == MQTX_TXPUB_AUTO)
+		mode = fenced ? MQTX_TXPUB_KAFKA_TX : for_sql && tx ? MQTX_TXPUB_TX : MQTX_TXPUB_CONFIRM;
+	if (mode == MQTX_TXPUB_TX && !tx)
+		return mqtx_err_set(err, MQTX_E_CONFIG, "txpub mode 'tx': the %s broker cannot do transactions (use --mode confirm)",
+				    name);
+	if (mode == MQTX_TXPUB_TX && fenced)
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "txpub mode 'tx': the %s broker's transactions need a fencing transactional id (use --mode kafka-tx)",
+				    name);
+	if (mode == MQTX_TXPUB_KAFKA_TX && !fenced)
+		return mqtx_err_set(err, MQTX_E_CONFIG, "txpub mode 'kafka-tx': the %s broker cannot do fenced transactions (use --mode %s)",
+				    name, tx ? "tx" : "confirm");
+	*out = mode;
+	return 0;
+}
+
 int mqtx_txpub_effective_mode(const struct mqtx_config *cfg, enum mqtx_txpub_mode mode, bool for_sql,
 			      enum mqtx_txpub_mode *out, struct mqtx_err *err)
 {
 	const struct mqtx_backend_ops *ops = mqtx_backend_find(cfg->broker_url, err);
 	if (ops == NULL)
 		return -1;
-	bool kafka = mqtx_broker_can(ops, MQTX_CAP_FENCED_TRANSACTIONS);
-	if (mode == MQTX_TXPUB_AUTO)
-		mode = kafka ? MQTX_TXPUB_KAFKA_TX : for_sql ? MQTX_TXPUB_TX : MQTX_TXPUB_CONFIRM;
-	if (mode == MQTX_TXPUB_TX && kafka)
-		return mqtx_err_set(err, MQTX_E_CONFIG,
-				    "txpub mode 'tx' needs a RabbitMQ broker (amqp:// or amqps://); Kafka has 'kafka-tx'");
-	if (mode == MQTX_TXPUB_KAFKA_TX && !kafka)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "txpub mode 'kafka-tx' needs a kafka:// or kafkas:// broker; RabbitMQ has 'tx'");
-	*out = mode;
-	return 0;
+	return mqtx_txpub_mode_for(ops, mode, for_sql, out, err);
 }
 
 /* Messages in [from, to) that were never handed over say so. */

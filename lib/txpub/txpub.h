@@ -56,10 +56,10 @@ int mqtx_txpub_resolve(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_
 /* ---- messages ---- */
 
 enum mqtx_txpub_mode {
-	MQTX_TXPUB_AUTO,     /* per backend: confirm (AMQP), kafka-tx (Kafka); --sql: tx (AMQP) */
-	MQTX_TXPUB_TX,       /* AMQP tx.select / tx.commit per batch */
-	MQTX_TXPUB_CONFIRM,  /* publisher confirms / delivery reports */
-	MQTX_TXPUB_KAFKA_TX, /* one Kafka producer transaction per batch */
+	MQTX_TXPUB_AUTO,     /* by capability: kafka-tx with fenced transactions, else --sql: tx with transactions, else confirm */
+	MQTX_TXPUB_TX,       /* MQTX_CAP_TRANSACTIONS without fencing: a broker transaction per batch (AMQP tx.select/commit) */
+	MQTX_TXPUB_CONFIRM,  /* publisher confirms / delivery reports: every broker */
+	MQTX_TXPUB_KAFKA_TX, /* MQTX_CAP_FENCED_TRANSACTIONS: one producer transaction per batch (Kafka) */
 };
 
 enum mqtx_txpub_confirm {
@@ -126,10 +126,14 @@ struct mqtx_txpub_opts {
 	int64_t stop_grace_ms;
 };
 
-/* The mode that applies: auto resolved for the broker URL's scheme.
- * Fails (MQTX_E_CONFIG) for a mode the broker does not have. */
+/* The mode that applies: auto resolved for the broker URL's backend by
+ * its capabilities. Fails (MQTX_E_CONFIG, exit 3) for a mode the broker
+ * cannot do, saying so. Half messages (--prepare) need none of this. */
 int mqtx_txpub_effective_mode(const struct mqtx_config *cfg, enum mqtx_txpub_mode mode, bool for_sql,
 			      enum mqtx_txpub_mode *out, struct mqtx_err *err);
+/* The same for a backend already found (ops from mqtx_backend_find). */
+int mqtx_txpub_mode_for(const struct mqtx_backend_ops *ops, enum mqtx_txpub_mode mode, bool for_sql,
+			enum mqtx_txpub_mode *out, struct mqtx_err *err);
 const char *mqtx_txpub_mode_name(enum mqtx_txpub_mode m);
 
 /* Direct publishing. Messages end CONFIRMED, FAILED/PENDING (not

@@ -10,13 +10,13 @@
 
 TEST(audit_positions)
 {
-	struct mqtx_audit_pos p;
+	struct mqtx_read_pos p;
 	struct mqtx_err e;
 	int64_t now = 1714564800000000LL; /* 2024-05-01T12:00:00Z */
-	CHECK(mqtx_audit_parse_pos("first", "--from", now, &p, &e) == 0 && p.kind == MQTX_AUDIT_POS_FIRST);
-	CHECK(mqtx_audit_parse_pos("0", "--from", now, &p, &e) == 0 && p.kind == MQTX_AUDIT_POS_OFFSET && p.offset == 0);
+	CHECK(mqtx_audit_parse_pos("first", "--from", now, &p, &e) == 0 && p.kind == MQTX_READ_POS_FIRST);
+	CHECK(mqtx_audit_parse_pos("0", "--from", now, &p, &e) == 0 && p.kind == MQTX_READ_POS_OFFSET && p.offset == 0);
 	CHECK(mqtx_audit_parse_pos("12345", "--to", now, &p, &e) == 0 && p.offset == 12345);
-	CHECK(mqtx_audit_parse_pos("2h", "--from", now, &p, &e) == 0 && p.kind == MQTX_AUDIT_POS_TIME &&
+	CHECK(mqtx_audit_parse_pos("2h", "--from", now, &p, &e) == 0 && p.kind == MQTX_READ_POS_TIME &&
 	      p.time_us == now - 7200000000LL);
 	CHECK(mqtx_audit_parse_pos("2024-05-01T12:00:00Z", "--from", now, &p, &e) == 0 && p.time_us == now);
 	CHECK(mqtx_audit_parse_pos("2024-05-01T14:00:00.250+02:00", "--from", now, &p, &e) == 0 &&

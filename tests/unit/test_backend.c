@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "broker/internal.h" /* the backends themselves, for their limits */
+#include "txpub/txpub.h"
 #include "unit.h"
 
 static struct mqtx_msg msg_of(const char *dest, const char *rk, const char *key)
@@ -168,4 +169,31 @@ TEST(validate_kafka_topic_names)
 	CHECK(mqtx_backend_validate(&mqtx_backend_amqp, NULL, &m, why, sizeof(why)) == 0);
 	free(t249);
 	free(t250);
+}
+
+/* txpub's modes follow capabilities, never names: a broker without
+ * transactions refuses tx, one without fencing refuses kafka-tx. */
+TEST(txpub_modes_by_capability)
+{
+	static const char *const none[] = {NULL};
+	const struct mqtx_backend_ops plain = {.name = "plain", .schemes = none, .caps = MQTX_CAP_CONSUME};
+	const struct mqtx_backend_ops txonly = {.name = "txonly", .schemes = none, .caps = MQTX_CAP_TRANSACTIONS};
+	const struct mqtx_backend_ops fenced = {.name = "fenced", .schemes = none,
+						.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS};
+	enum mqtx_txpub_mode m;
+	struct mqtx_err e;
+	CHECK(mqtx_txpub_mode_for(&plain, MQTX_TXPUB_AUTO, false, &m, &e) == 0 && m == MQTX_TXPUB_CONFIRM);
+	CHECK(mqtx_txpub_mode_for(&plain, MQTX_TXPUB_AUTO, true, &m, &e) == 0 && m == MQTX_TXPUB_CONFIRM);
+	CHECK(mqtx_txpub_mode_for(&plain, MQTX_TXPUB_TX, false, &m, &e) < 0 && e.kind == MQTX_E_CONFIG);
+	CHECK_CONTAINS(e.msg, "the plain broker cannot do transactions");
+	CHECK(mqtx_txpub_mode_for(&plain, MQTX_TXPUB_KAFKA_TX, false, &m, &e) < 0);
+	CHECK_CONTAINS(e.msg, "(use --mode confirm)");
+	CHECK(mqtx_txpub_mode_for(&txonly, MQTX_TXPUB_AUTO, false, &m, &e) == 0 && m == MQTX_TXPUB_CONFIRM);
+	CHECK(mqtx_txpub_mode_for(&txonly, MQTX_TXPUB_AUTO, true, &m, &e) == 0 && m == MQTX_TXPUB_TX);
+	CHECK(mqtx_txpub_mode_for(&txonly, MQTX_TXPUB_KAFKA_TX, false, &m, &e) < 0);
+	CHECK_CONTAINS(e.msg, "the txonly broker cannot do fenced transactions (use --mode tx)");
+	CHECK(mqtx_txpub_mode_for(&fenced, MQTX_TXPUB_AUTO, false, &m, &e) == 0 && m == MQTX_TXPUB_KAFKA_TX);
+	CHECK(mqtx_txpub_mode_for(&fenced, MQTX_TXPUB_TX, false, &m, &e) < 0);
+	CHECK_CONTAINS(e.msg, "use --mode kafka-tx");
+	CHECK(mqtx_txpub_mode_for(&fenced, MQTX_TXPUB_CONFIRM, true, &m, &e) == 0 && m == MQTX_TXPUB_CONFIRM);
 }

@@ -21,21 +21,19 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <amqp.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "broker/internal.h"
+#include "broker/amqp/amqp.h"
+#include "broker/amqp/conn.h"
 #include "base/failpoint.h"
 #include "base/log.h"
 #include "base/stop.h"
 #include "base/util.h"
 
-/* The frame_max mqtx asks for; the broker may lower it (amqp_get_frame_max). */
-#define MQTX_AMQP_FRAME_MAX 131072
 /* A scratch channel for exchange checks, apart from publishing (1..2000),
  * consume's (4000); inspect's (1001..3000) are opened and closed
  * around their use like this one. */
@@ -45,54 +43,15 @@ struct amqp_backend {
 	struct mqtx_backend base; /* must be first */
 	char **exchanges; /* exchanges known to exist on this connection */
 	size_t n_exchanges;
-	amqp_connection_state_t conn;
+	struct mqtx_amqp_conn k; /* the connection, its redacted URL, whether it broke, its socket */
 	amqp_channel_t ch;
 	struct mqtx_backend_opts opts;
 	int64_t confirm_timeout_ms;
-	bool broken;
 	uint64_t published; /* messages published on the current channel: the last delivery tag */
-	char *where;        /* redacted URL for messages */
 	struct amqp_consumer *cons; /* consume(): NULL until first used */
-	int fd;                     /* the socket, watched by a stop's watchdog (stop.h); -1 before */
 };
 
 static const char *const amqp_schemes[] = {"amqp", "amqps", NULL};
-
-/* ---- error translation ---- */
-
-static int status_err(struct amqp_backend *ab, struct mqtx_err *err, int status, const char *doing)
-{
-	ab->broken = true;
-	return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': %s", doing, ab->where, amqp_error_string2(status));
-}
-
-static int reply_err(struct amqp_backend *ab, struct mqtx_err *err, amqp_rpc_reply_t r, const char *doing)
-{
-	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		return 0;
-	case AMQP_RESPONSE_NONE:
-		ab->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': no reply from the broker", doing, ab->where);
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		return status_err(ab, err, r.library_error, doing);
-	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			amqp_connection_close_t *m = r.reply.decoded;
-			ab->broken = true;
-			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the connection: %.*s", doing, ab->where,
-					    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		}
-		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-			amqp_channel_close_t *m = r.reply.decoded;
-			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the channel: %.*s", doing, ab->where,
-					    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		}
-		return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unexpected broker method 0x%08x", doing, ab->where,
-				    r.reply.id);
-	}
-	return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unknown failure", doing, ab->where);
-}
 
 static int open_channel(struct amqp_backend *ab, struct mqtx_err *err)
 {
@@ -100,15 +59,15 @@ static int open_channel(struct amqp_backend *ab, struct mqtx_err *err)
 	if (ab->ch == 0 || ab->ch > 2000)
 		ab->ch = 1;
 	ab->published = 0; /* delivery tags restart on a new channel */
-	amqp_channel_open(ab->conn, ab->ch);
-	if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+	amqp_channel_open(ab->k.c, ab->ch);
+	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
 		return -1;
 	if (ab->opts.mode == MQTX_PUB_TX) {
-		amqp_tx_select(ab->conn, ab->ch);
-		return reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot select tx mode on");
+		amqp_tx_select(ab->k.c, ab->ch);
+		return mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot select tx mode on", err);
 	}
-	amqp_confirm_select(ab->conn, ab->ch);
-	return reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot select confirm mode on");
+	amqp_confirm_select(ab->k.c, ab->ch);
+	return mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot select confirm mode on", err);
 }
 
 static void consumer_free(struct amqp_backend *ab);
@@ -119,28 +78,22 @@ static void amqp_close(struct mqtx_backend *b)
 	if (ab == NULL)
 		return;
 	consumer_free(ab); /* unacknowledged messages go back to the queue when the connection closes */
-	if (ab->conn != NULL) {
+	if (ab->k.c != NULL) {
 		int64_t stop = mqtx_stop_deadline(ab->opts.stop, ab->opts.stop_grace_ms);
-		if (!ab->broken && stop != INT64_MAX) {
+		if (!ab->k.broken && stop != INT64_MAX) {
 			/* stopping: the closing handshake gets what is left of the grace */
 			int64_t left = stop - mqtx_now_ms();
 			struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
 			if (left <= 0)
-				ab->broken = true;
+				ab->k.broken = true;
 			else
-				amqp_set_rpc_timeout(ab->conn, &tv);
+				amqp_set_rpc_timeout(ab->k.c, &tv);
 		}
-		if (!ab->broken) {
-			amqp_channel_close(ab->conn, ab->ch, AMQP_REPLY_SUCCESS);
-			amqp_connection_close(ab->conn, AMQP_REPLY_SUCCESS);
-		}
-		mqtx_stop_unwatch(ab->fd);
-		amqp_destroy_connection(ab->conn);
 	}
+	mqtx_amqp_conn_close(&ab->k, ab->ch);
 	for (size_t i = 0; i < ab->n_exchanges; i++)
 		free(ab->exchanges[i]);
 	free(ab->exchanges);
-	free(ab->where);
 	free(ab);
 }
 
@@ -148,102 +101,25 @@ static struct mqtx_backend *amqp_open(const struct mqtx_config *cfg, const struc
 				      struct mqtx_err *err)
 {
 	struct amqp_backend *ab = mqtx_xcalloc(1, sizeof(*ab));
-	struct amqp_connection_info info;
-	char *url = mqtx_xstrdup(cfg->broker_url);
-	char *password = NULL;
-
 	ab->base.ops = &mqtx_backend_amqp;
-	ab->fd = -1;
 	ab->opts = *opts;
 	if (ab->opts.window == 0)
 		ab->opts.window = 1024;
 	ab->confirm_timeout_ms = cfg->broker_confirm_timeout_ms;
-	ab->where = mqtx_redact(cfg->broker_url);
-
-	amqp_default_connection_info(&info);
-	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
-		mqtx_err_set(err, MQTX_E_CONFIG, "cannot parse broker URL '%s' (expected amqp://user:pass@host:port/vhost)",
-			     ab->where);
-		goto fail;
+	const struct mqtx_amqp_login l = {
+		.url = cfg->broker_url,
+		.client_name = opts->client_name,
+		.heartbeat_s = (int)((cfg->broker_heartbeat_ms + 999) / 1000), /* AMQP counts whole seconds */
+		.what = "broker URL",
+		.bad_url_kind = MQTX_E_CONFIG,
+		.bad_url_hint = "amqp://user:pass@host:port/vhost",
+	};
+	if (mqtx_amqp_connect(&ab->k, cfg, &l, err) < 0 || open_channel(ab, err) < 0) {
+		ab->k.broken = true;
+		amqp_close(&ab->base);
+		return NULL;
 	}
-	if (mqtx_backend_password(cfg, &password, err) < 0)
-		goto fail;
-
-	ab->conn = amqp_new_connection();
-	amqp_socket_t *sock;
-	if (info.ssl) {
-		sock = amqp_ssl_socket_new(ab->conn);
-		if (sock == NULL) {
-			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a TLS socket for '%s'", ab->where);
-			goto fail;
-		}
-		if (cfg->broker_tls_ca_file != NULL &&
-		    amqp_ssl_socket_set_cacert(sock, cfg->broker_tls_ca_file) != AMQP_STATUS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)", cfg->broker_tls_ca_file);
-			goto fail;
-		}
-		if (cfg->broker_tls_cert_file != NULL && cfg->broker_tls_key_file != NULL &&
-		    amqp_ssl_socket_set_key(sock, cfg->broker_tls_cert_file, cfg->broker_tls_key_file) != AMQP_STATUS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load client certificate '%s' or key '%s'",
-				     cfg->broker_tls_cert_file, cfg->broker_tls_key_file);
-			goto fail;
-		}
-		amqp_ssl_socket_set_verify_peer(sock, cfg->broker_tls_verify);
-		amqp_ssl_socket_set_verify_hostname(sock, cfg->broker_tls_verify);
-		if (!cfg->broker_tls_verify)
-			mqtx_warn("TLS certificate verification is OFF for '%s' (broker.tls.verify: false): anyone on the path can read and change messages",
-				  ab->where);
-	} else {
-		sock = amqp_tcp_socket_new(ab->conn);
-		if (sock == NULL) {
-			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a socket for '%s'", ab->where);
-			goto fail;
-		}
-	}
-	struct timeval tv = {.tv_sec = cfg->broker_connect_timeout_ms / 1000,
-			     .tv_usec = (cfg->broker_connect_timeout_ms % 1000) * 1000};
-	int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
-	if (st != AMQP_STATUS_OK) {
-		ab->broken = true;
-		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", ab->where, amqp_error_string2(st));
-		goto fail;
-	}
-	ab->fd = amqp_get_sockfd(ab->conn);
-	mqtx_stop_watch(ab->fd); /* the handshake below cannot be told to give up otherwise */
-	amqp_set_rpc_timeout(ab->conn, &tv);
-	int heartbeat = (int)((cfg->broker_heartbeat_ms + 999) / 1000); /* AMQP counts whole seconds */
-	amqp_table_entry_t prop;
-	prop.key = amqp_cstring_bytes("connection_name");
-	prop.value.kind = AMQP_FIELD_KIND_UTF8;
-	prop.value.value.bytes = amqp_cstring_bytes(opts->client_name ? opts->client_name : "mqtx");
-	amqp_table_t props = {.num_entries = 1, .entries = &prop};
-	amqp_rpc_reply_t r = amqp_login_with_properties(ab->conn, info.vhost, 0, MQTX_AMQP_FRAME_MAX, heartbeat, &props,
-							AMQP_SASL_METHOD_PLAIN, info.user,
-							password != NULL ? password : info.password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		reply_err(ab, err, r, "cannot log in to");
-		ab->broken = true;
-		goto fail;
-	}
-	if (open_channel(ab, err) < 0)
-		goto fail;
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
-	explicit_bzero(url, strlen(cfg->broker_url));
-	free(url);
 	return &ab->base;
-fail:
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
-	explicit_bzero(url, strlen(cfg->broker_url));
-	free(url);
-	ab->broken = true;
-	amqp_close(&ab->base);
-	return NULL;
 }
 
 /* ---- publishing ---- */
@@ -377,7 +253,7 @@ static void return_why(const amqp_basic_return_t *ret, char *why, size_t len)
 static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_return_t *ret)
 {
 	amqp_message_t m;
-	amqp_rpc_reply_t r = amqp_read_message(ab->conn, ab->ch, &m, 0);
+	amqp_rpc_reply_t r = amqp_read_message(ab->k.c, ab->ch, &m, 0);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL)
 		return;
 	char why[256];
@@ -416,9 +292,9 @@ static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, 
 			ps->stop_deadline = stop;
 		int64_t left = mqtx_stop_wait_ms(deadline, ab->opts.stop, ab->opts.stop_grace_ms, 200);
 		struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
-		if (!amqp_frames_enqueued(ab->conn) && !amqp_data_in_buffer(ab->conn))
-			amqp_maybe_release_buffers(ab->conn);
-		st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
+		if (!amqp_frames_enqueued(ab->k.c) && !amqp_data_in_buffer(ab->k.c))
+			amqp_maybe_release_buffers(ab->k.c);
+		st = amqp_simple_wait_frame_noblock(ab->k.c, &f, &tv);
 		if (st != AMQP_STATUS_TIMEOUT)
 			break;
 		int64_t now = mqtx_now_ms();
@@ -426,7 +302,7 @@ static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, 
 			return 1;
 	}
 	if (st != AMQP_STATUS_OK)
-		return status_err(ab, err, st, "lost connection to");
+		return mqtx_amqp_status_err(&ab->k, st, "lost connection to", err);
 	if (f.frame_type != AMQP_FRAME_METHOD)
 		return 0;
 	switch (f.payload.method.id) {
@@ -453,15 +329,15 @@ static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, 
 		ps->close_code = c->reply_code;
 		snprintf(ps->close_text, sizeof(ps->close_text), "%.*s", (int)c->reply_text.len,
 			 (const char *)c->reply_text.bytes);
-		amqp_send_method(ab->conn, f.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+		amqp_send_method(ab->k.c, f.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 		return 0;
 	}
 	case AMQP_CONNECTION_CLOSE_METHOD: {
 		amqp_connection_close_t *c = f.payload.method.decoded;
 		amqp_connection_close_ok_t ok;
-		amqp_send_method(ab->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-		ab->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection: %.*s", ab->where,
+		amqp_send_method(ab->k.c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+		ab->k.broken = true;
+		return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection: %.*s", ab->k.where,
 				      (int)c->reply_text.len, (const char *)c->reply_text.bytes);
 	}
 	default:
@@ -554,7 +430,7 @@ static int amqp_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char 
 	}
 	/* The properties travel in one content header frame: 7 bytes of frame
 	 * header, 12 of class, weight and body size, the properties, 1 end byte. */
-	size_t frame_max = ab != NULL ? (size_t)amqp_get_frame_max(ab->conn) : MQTX_AMQP_FRAME_MAX;
+	size_t frame_max = ab != NULL ? (size_t)amqp_get_frame_max(ab->k.c) : MQTX_AMQP_FRAME_MAX;
 	if (frame_max == 0)
 		frame_max = MQTX_AMQP_FRAME_MAX;
 	size_t room = frame_max > 20 ? frame_max - 20 : 0;
@@ -578,12 +454,12 @@ static int send_one(struct amqp_backend *ab, struct mqtx_msg *m, struct mqtx_err
 		e = mqtx_xmalloc((m->n_headers + 3) * sizeof(*e));
 	build_props(m, &props, e, idbuf);
 	amqp_bytes_t body = {.len = m->payload_len, .bytes = (void *)m->payload};
-	int st = amqp_basic_publish(ab->conn, ab->ch, amqp_cstring_bytes(m->destination),
+	int st = amqp_basic_publish(ab->k.c, ab->ch, amqp_cstring_bytes(m->destination),
 				    amqp_cstring_bytes(m->routing_key ? m->routing_key : ""), 1, 0, &props, body);
 	if (e != stack_e)
 		free(e);
 	if (st != AMQP_STATUS_OK)
-		return status_err(ab, err, st, "cannot publish to");
+		return mqtx_amqp_status_err(&ab->k, st, "cannot publish to", err);
 	return 0;
 }
 
@@ -687,26 +563,26 @@ static int check_exchange(struct amqp_backend *ab, const char *name, char *why, 
 			  struct mqtx_err *err)
 {
 	*ok = false;
-	amqp_channel_open(ab->conn, CHECK_CHANNEL);
-	if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+	amqp_channel_open(ab->k.c, CHECK_CHANNEL);
+	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
 		return -1;
-	amqp_exchange_declare(ab->conn, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0,
+	amqp_exchange_declare(ab->k.c, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0,
 			      amqp_empty_table);
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->conn);
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->k.c);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
 		*ok = true;
 		ab->exchanges = mqtx_xrealloc(ab->exchanges, (ab->n_exchanges + 1) * sizeof(char *));
 		ab->exchanges[ab->n_exchanges++] = mqtx_xstrdup(name);
-		amqp_channel_close(ab->conn, CHECK_CHANNEL, AMQP_REPLY_SUCCESS);
-		return reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot close a channel on");
+		amqp_channel_close(ab->k.c, CHECK_CHANNEL, AMQP_REPLY_SUCCESS);
+		return mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot close a channel on", err);
 	}
 	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-		return reply_err(ab, err, r, "cannot check an exchange on");
+		return mqtx_amqp_reply_err(&ab->k, r, 0, "cannot check an exchange on", err);
 	amqp_channel_close_t *c = r.reply.decoded;
 	snprintf(why, len, "channel error %d: %.*s (exchange '%.100s' checked before publishing)", c->reply_code,
 		 (int)(c->reply_text.len > 150 ? 150 : c->reply_text.len), (const char *)c->reply_text.bytes, name);
 	amqp_channel_close_ok_t cok;
-	amqp_send_method(ab->conn, CHECK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
+	amqp_send_method(ab->k.c, CHECK_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
 	return 0;
 }
 
@@ -769,7 +645,7 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 			if (ps.channel_closed)
 				break;
 			/* take what already arrived without blocking */
-			while (amqp_frames_enqueued(ab->conn) || amqp_data_in_buffer(ab->conn)) {
+			while (amqp_frames_enqueued(ab->k.c) || amqp_data_in_buffer(ab->k.c)) {
 				if (pump(ab, &ps, 0, err) < 0)
 					goto broken;
 			}
@@ -805,8 +681,8 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 		if (!ps.channel_closed)
 			break;
 		if (++reopen > 50) {
-			mqtx_err_set(err, MQTX_E_BROKER, "broker '%s' keeps closing the channel: %s", ab->where, ps.close_text);
-			ab->broken = true;
+			mqtx_err_set(err, MQTX_E_BROKER, "broker '%s' keeps closing the channel: %s", ab->k.where, ps.close_text);
+			ab->k.broken = true;
 			rc = -1;
 			break;
 		}
@@ -818,16 +694,16 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 	}
 	goto out;
 timeout:
-	ab->broken = true;
+	ab->k.broken = true;
 	if (ps.stop_deadline != 0 && mqtx_now_ms() < deadline)
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out",
-				    ps.inflight, ab->where);
+				    ps.inflight, ab->k.where);
 	else
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)", ab->where,
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)", ab->k.where,
 				    (long long)ab->confirm_timeout_ms, ps.inflight);
 	goto out;
 broken:
-	ab->broken = true;
+	ab->k.broken = true;
 	rc = -1;
 out:
 	for (size_t i = 0; i < ps.n_missing; i++) {
@@ -863,7 +739,7 @@ static void tx_on_return(struct amqp_backend *ab, struct txwait *tw, const amqp_
 	char why[256];
 	return_why(ret, why, sizeof(why));
 	amqp_message_t m;
-	if (amqp_read_message(ab->conn, ab->ch, &m, 0).reply_type != AMQP_RESPONSE_NORMAL)
+	if (amqp_read_message(ab->k.c, ab->ch, &m, 0).reply_type != AMQP_RESPONSE_NORMAL)
 		return; /* the next read reports the broken connection */
 	struct returned rt;
 	returned_of(&m.properties, &rt);
@@ -893,27 +769,27 @@ static int tx_wait(struct amqp_backend *ab, struct txwait *tw, amqp_method_numbe
 		if (left < 0)
 			left = 0;
 		struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
-		int st = amqp_simple_wait_frame_noblock(ab->conn, &f, &tv);
+		int st = amqp_simple_wait_frame_noblock(ab->k.c, &f, &tv);
 		if (st == AMQP_STATUS_TIMEOUT && want == 0)
 			return 2;
 		if (st == AMQP_STATUS_TIMEOUT) {
-			ab->broken = true;
-			return mqtx_err_retry(err, MQTX_E_BROKER, "no answer to %s from '%s' within %lldms", what, ab->where,
+			ab->k.broken = true;
+			return mqtx_err_retry(err, MQTX_E_BROKER, "no answer to %s from '%s' within %lldms", what, ab->k.where,
 					      (long long)ab->confirm_timeout_ms);
 		}
 		if (st != AMQP_STATUS_OK) {
-			ab->broken = true;
+			ab->k.broken = true;
 			return mqtx_err_retry(err, MQTX_E_BROKER, "lost connection to '%s' waiting for the answer to %s: %s",
-					      ab->where, what, amqp_error_string2(st));
+					      ab->k.where, what, amqp_error_string2(st));
 		}
 		if (f.frame_type != AMQP_FRAME_METHOD)
 			continue;
 		if (f.channel == 0 && f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
 			amqp_connection_close_t *c = f.payload.method.decoded;
 			amqp_connection_close_ok_t ok;
-			amqp_send_method(ab->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-			ab->broken = true;
-			return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection during %s: %.*s", ab->where,
+			amqp_send_method(ab->k.c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+			ab->k.broken = true;
+			return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection during %s: %.*s", ab->k.where,
 					      what, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
 		}
 		if (f.channel != ab->ch)
@@ -927,7 +803,7 @@ static int tx_wait(struct amqp_backend *ab, struct txwait *tw, amqp_method_numbe
 			amqp_channel_close_ok_t ok;
 			snprintf(tw->close_text, sizeof(tw->close_text), "channel error %d: %.*s", c->reply_code,
 				 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
-			amqp_send_method(ab->conn, ab->ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+			amqp_send_method(ab->k.c, ab->ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 			return 1;
 		}
 	}
@@ -953,10 +829,10 @@ static int tx_discarded(struct amqp_backend *ab, struct txwait *tw, struct mqtx_
 static int send_method(struct amqp_backend *ab, amqp_method_number_t id, void *m, const char *what,
 		       struct mqtx_err *err)
 {
-	int st = amqp_send_method(ab->conn, ab->ch, id, m);
+	int st = amqp_send_method(ab->k.c, ab->ch, id, m);
 	if (st != AMQP_STATUS_OK) {
-		ab->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot send %s to '%s': %s", what, ab->where, amqp_error_string2(st));
+		ab->k.broken = true;
+		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot send %s to '%s': %s", what, ab->k.where, amqp_error_string2(st));
 	}
 	return 0;
 }
@@ -1009,9 +885,9 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 	/* A broker that went away meanwhile has said so already: then the
 	 * commit was never sent and nothing was published. */
 	if (MQTX_FAILPOINT("backend.before_tx_commit") < 0) {
-		ab->broken = true;
+		ab->k.broken = true;
 		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.before_tx_commit: connection to '%s' given up",
-				      ab->where);
+				      ab->k.where);
 	}
 	int d = tx_wait(ab, &tw, 0, "publishing", deadline, err);
 	if (d < 0)
@@ -1036,12 +912,12 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 		return tx_discarded(ab, &tw, err);
 	if (MQTX_FAILPOINT("backend.after_tx_commit") < 0) {
 		/* as if the connection broke just before tx.commit-ok arrived */
-		ab->broken = true;
+		ab->k.broken = true;
 		for (size_t i = 0; i < n; i++)
 			if (msgs[i].state == MQTX_MSG_UNKNOWN)
 				snprintf(msgs[i].error, sizeof(msgs[i].error), "no answer to tx.commit: outcome unknown");
 		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.after_tx_commit: lost the answer to tx.commit from '%s'",
-				      ab->where);
+				      ab->k.where);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (msgs[i].state == MQTX_MSG_UNKNOWN)
@@ -1052,8 +928,8 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 static int amqp_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
 	struct amqp_backend *ab = (struct amqp_backend *)b;
-	if (ab->broken)
-		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", ab->where);
+	if (ab->k.broken)
+		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", ab->k.where);
 	if (n == 0)
 		return 0;
 	if (ab->opts.mode == MQTX_PUB_TX)
@@ -1069,48 +945,48 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 	info->depth = info->consumers = -1;
 	/* Passive declares close the channel when the object is missing: use a scratch channel. */
 	amqp_channel_t ch = (amqp_channel_t)(ab->ch + 1000);
-	amqp_channel_open(ab->conn, ch);
-	if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+	amqp_channel_open(ab->k.c, ch);
+	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
 		return -1;
 	if (destination != NULL) {
 		if (destination[0] == '\0') {
 			info->exists = true; /* the default exchange always exists */
 		} else {
-			amqp_exchange_declare(ab->conn, ch, amqp_cstring_bytes(destination), amqp_cstring_bytes("direct"), 1, 0,
+			amqp_exchange_declare(ab->k.c, ch, amqp_cstring_bytes(destination), amqp_cstring_bytes("direct"), 1, 0,
 					      0, 0, amqp_empty_table);
-			amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->conn);
+			amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->k.c);
 			info->exists = r.reply_type == AMQP_RESPONSE_NORMAL;
 			if (!info->exists) {
 				snprintf(info->detail, sizeof(info->detail), "exchange '%s' does not exist", destination);
 				if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-					return reply_err(ab, err, r, "cannot inspect exchange on");
+					return mqtx_amqp_reply_err(&ab->k, r, 0, "cannot inspect exchange on", err);
 				/* the broker closed the scratch channel: confirm, so that it can be opened again */
 				amqp_channel_close_ok_t cok;
-				amqp_send_method(ab->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
-				amqp_channel_open(ab->conn, ch);
-				if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+				amqp_send_method(ab->k.c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
+				amqp_channel_open(ab->k.c, ch);
+				if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
 					return -1;
 			}
 		}
 	}
 	if (queue != NULL) {
-		amqp_queue_declare_ok_t *ok = amqp_queue_declare(ab->conn, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+		amqp_queue_declare_ok_t *ok = amqp_queue_declare(ab->k.c, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0,
 								  amqp_empty_table);
-		amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->conn);
+		amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->k.c);
 		if (r.reply_type == AMQP_RESPONSE_NORMAL && ok != NULL) {
 			info->depth = ok->message_count;
 			info->consumers = ok->consumer_count;
 		} else {
 			if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-				return reply_err(ab, err, r, "cannot inspect queue on");
+				return mqtx_amqp_reply_err(&ab->k, r, 0, "cannot inspect queue on", err);
 			amqp_channel_close_ok_t cok;
-			amqp_send_method(ab->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
+			amqp_send_method(ab->k.c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
 			info->exists = false;
 			snprintf(info->detail, sizeof(info->detail), "queue '%s' does not exist", queue);
 			return 0;
 		}
 	}
-	amqp_channel_close(ab->conn, ch, AMQP_REPLY_SUCCESS);
+	amqp_channel_close(ab->k.c, ch, AMQP_REPLY_SUCCESS);
 	return 0;
 }
 
@@ -1165,23 +1041,23 @@ static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *
 			struct mqtx_err *err)
 {
 	struct amqp_backend *ab = (struct amqp_backend *)b;
-	if (ab->broken)
-		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", ab->where);
+	if (ab->k.broken)
+		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", ab->k.where);
 	if (ab->cons == NULL)
 		ab->cons = mqtx_xcalloc(1, sizeof(*ab->cons));
 	struct amqp_consumer *c = ab->cons;
 	if (c->n > 0 && c->last_tag == 0)
 		consumer_clear(c); /* acknowledged already: let go of the bodies */
 	if (!c->open) {
-		amqp_channel_open(ab->conn, CONSUME_CHANNEL);
-		if (reply_err(ab, err, amqp_get_rpc_reply(ab->conn), "cannot open a channel on") < 0)
+		amqp_channel_open(ab->k.c, CONSUME_CHANNEL);
+		if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
 			return -1;
 		c->open = true;
 	}
 	int64_t deadline = mqtx_now_ms() + o->wait_ms;
 	size_t start = c->n;
 	while (c->n - start < o->max) {
-		amqp_rpc_reply_t r = amqp_basic_get(ab->conn, CONSUME_CHANNEL, amqp_cstring_bytes(o->source), 0);
+		amqp_rpc_reply_t r = amqp_basic_get(ab->k.c, CONSUME_CHANNEL, amqp_cstring_bytes(o->source), 0);
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 			c->open = false;
 			/* a channel error (say, no such queue) also drops what this channel held unacknowledged */
@@ -1190,9 +1066,9 @@ static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *
 			*out = NULL;
 			if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
 				amqp_channel_close_ok_t ok;
-				amqp_send_method(ab->conn, CONSUME_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+				amqp_send_method(ab->k.c, CONSUME_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 			}
-			reply_err(ab, err, r, "cannot take a message from");
+			mqtx_amqp_reply_err(&ab->k, r, 0, "cannot take a message from", err);
 			mqtx_err_prefix(err, "ack queue '%s'", o->source);
 			return -1;
 		}
@@ -1209,10 +1085,10 @@ static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *
 			c->dels = mqtx_xrealloc(c->dels, c->cap * sizeof(*c->dels));
 		}
 		amqp_message_t *m = &c->msgs[c->n];
-		r = amqp_read_message(ab->conn, CONSUME_CHANNEL, m, 0);
+		r = amqp_read_message(ab->k.c, CONSUME_CHANNEL, m, 0);
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-			reply_err(ab, err, r, "cannot read a message from");
-			ab->broken = true;
+			mqtx_amqp_reply_err(&ab->k, r, 0, "cannot read a message from", err);
+			ab->k.broken = true;
 			return -1;
 		}
 		c->last_tag = tag;
@@ -1243,9 +1119,9 @@ static int amqp_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 	struct amqp_consumer *c = ab->cons;
 	if (c == NULL || c->last_tag == 0)
 		return 0;
-	int st = amqp_basic_ack(ab->conn, CONSUME_CHANNEL, c->last_tag, 1);
+	int st = amqp_basic_ack(ab->k.c, CONSUME_CHANNEL, c->last_tag, 1);
 	if (st != AMQP_STATUS_OK)
-		return status_err(ab, err, st, "cannot acknowledge messages on");
+		return mqtx_amqp_status_err(&ab->k, st, "cannot acknowledge messages on", err);
 	c->last_tag = 0;
 	consumer_clear(c);
 	return 0;
@@ -1254,7 +1130,7 @@ static int amqp_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.name = "amqp",
 	.dest_noun = "exchange",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_PROPERTIES,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_PROPERTIES | MQTX_CAP_READ,
 	.schemes = amqp_schemes,
 	.open = amqp_open,
 	.close = amqp_close,
@@ -1263,4 +1139,6 @@ const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.inspect = amqp_inspect,
 	.consume = amqp_consume,
 	.consume_ack = amqp_consume_ack,
+	.read = mqtx_amqp_read,
+	.read_check = mqtx_amqp_read_check,
 };

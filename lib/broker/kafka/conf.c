@@ -130,3 +130,18 @@ int mqtx_kafka_conf_connection(const struct mqtx_kafka_conf *kc, const struct mq
 			  where, verify != NULL ? "broker.kafka: enable.ssl.certificate.verification" : "broker.tls.verify: false");
 	return 0;
 }
+
+rd_kafka_t *mqtx_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const struct mqtx_kafka_conf *kc,
+				  const char *what, const char *where, struct mqtx_err *err)
+{
+	char errstr[512] = "";
+	rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+	if (rk != NULL)
+		return rk; /* it owns conf now */
+	rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
+	if (errstr[0] == '\0' || mqtx_kafka_conf_leaks(kc, errstr))
+		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka %s for '%s': invalid configuration", what, where);
+	else
+		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka %s for '%s': %s", what, where, errstr);
+	return NULL;
+}

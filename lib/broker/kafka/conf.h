@@ -1,6 +1,7 @@
-/* The librdkafka configuration that the Kafka backend and the dedupe-audit
- * Kafka reader share: one way to name a bad property, one way to turn a
- * kafka[s]:// URL and the broker.* keys into connection settings. */
+/* The librdkafka configuration that the Kafka backend's producer, its ack
+ * consumer and its audit reader share: one way to name a bad property,
+ * one way to turn a kafka[s]:// URL and the broker.* keys into connection
+ * settings, one way to create the client and translate its failure. */
 #ifndef MQTX_KAFKA_CONF_H
 #define MQTX_KAFKA_CONF_H
 
@@ -49,5 +50,12 @@ const char *mqtx_kafka_conf_user_prop(const struct mqtx_config *cfg, const char 
 bool mqtx_kafka_conf_leaks(const struct mqtx_kafka_conf *kc, const char *text);
 
 void mqtx_kafka_conf_end(struct mqtx_kafka_conf *kc);
+
+/* rd_kafka_new() of type with conf, which it takes over: on failure conf
+ * is destroyed and err (MQTX_E_CONFIG) says why, without a secret of kc's
+ * (kc->conf is not used). what names the client ("producer", "consumer"),
+ * where the URL (redacted). */
+rd_kafka_t *mqtx_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const struct mqtx_kafka_conf *kc,
+				  const char *what, const char *where, struct mqtx_err *err);
 
 #endif

@@ -23,6 +23,7 @@
 #include "broker/internal.h"
 #include "base/failpoint.h"
 #include "broker/kafka/conf.h"
+#include "broker/kafka/kafka.h"
 #include "broker/kafka/url.h"
 #include "base/log.h"
 #include "base/stop.h"
@@ -269,7 +270,6 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 				       struct mqtx_err *err)
 {
 	struct kafka_backend *kb = mqtx_xcalloc(1, sizeof(*kb));
-	char errstr[512];
 
 	kb->base.ops = &mqtx_backend_kafka;
 	kb->opts = *opts;
@@ -294,18 +294,10 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 	rd_kafka_conf_set_opaque(conf, kb);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
-	kb->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-	if (kb->rk == NULL) {
-		rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
-		const struct mqtx_kafka_conf kc = {.cfg = cfg};
-		if (mqtx_kafka_conf_leaks(&kc, errstr))
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka producer for '%s': invalid configuration",
-				     kb->where);
-		else
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka producer for '%s': %s", kb->where, errstr);
+	const struct mqtx_kafka_conf kc = {.cfg = cfg};
+	kb->rk = mqtx_kafka_client_new(RD_KAFKA_PRODUCER, conf, &kc, "producer", kb->where, err);
+	if (kb->rk == NULL)
 		goto fail;
-	}
-	conf = NULL; /* owned by kb->rk now */
 	char mmb[32];
 	size_t mmbl = sizeof(mmb);
 	if (rd_kafka_conf_get(rd_kafka_conf(kb->rk), "message.max.bytes", mmb, &mmbl) == RD_KAFKA_CONF_OK)
@@ -694,31 +686,30 @@ static bool wait_reports(struct kafka_backend *kb, struct call *c)
 }
 
 /* Starts a publish call: the messages become this call's, and every
- * destination's topic is looked up (tops[i]: msgs[i]'s entry in
- * kb->topics). Returns 0, or -1 with err when the cluster cannot say (the
- * producer is then given up). */
-static int start_call(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, size_t *tops, struct mqtx_err *err)
+ * destination's topic is looked up. Returns tops (owned: tops[i] is
+ * msgs[i]'s entry in kb->topics), or NULL with err when the cluster cannot
+ * say (the producer is then given up). */
+static size_t *start_call(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
+	size_t *tops = mqtx_xmalloc((n + 1) * sizeof(size_t));
 	begin_call(kb, msgs, n);
 	if (resolve_topics(kb, msgs, n, tops, err) == 0)
-		return 0;
+		return tops;
 	kb->broken = true;
 	end_call(kb, "");
-	return -1;
+	free(tops);
+	return NULL;
 }
 
 static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
 	int64_t start = mqtx_now_ms();
 	struct call c = {0};
-	size_t *tops = mqtx_xmalloc((n + 1) * sizeof(size_t));
 	size_t refused;
 	int rc = 0;
-
-	if (start_call(kb, msgs, n, tops, err) < 0) {
-		free(tops);
+	size_t *tops = start_call(kb, msgs, n, err);
+	if (tops == NULL)
 		return -1;
-	}
 	/* the clock starts once metadata is in: a slow lookup must not eat it */
 	int64_t resolved = mqtx_now_ms();
 	c.deadline = resolved + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
@@ -862,34 +853,72 @@ static int commit(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, int
 	return txn_err(kb, err, e, "cannot commit a transaction on");
 }
 
+/* One unusable topic sinks the batch: nothing is started, every message
+ * FAILED (those to unusable topics with their own reason). True then. */
+static bool unusable_topic(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, const size_t *tops)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct topic_entry *t = &kb->topics[tops[i]];
+		if (t->partitions != 0)
+			continue;
+		char why[256];
+		snprintf(why, sizeof(why), "transaction not started: %s", t->why);
+		msgs[i].state = MQTX_MSG_FAILED;
+		snprintf(msgs[i].error, sizeof(msgs[i].error), "%s", t->why);
+		fail_all(msgs, n, i, why);
+		for (size_t k = i + 1; k < n; k++)
+			if (kb->topics[tops[k]].partitions == 0)
+				snprintf(msgs[k].error, sizeof(msgs[k].error), "%s", kb->topics[tops[k]].why);
+		return true;
+	}
+	return false;
+}
+
+/* Every message is acknowledged: the caller's before_commit, then the
+ * commit (with the failpoints around it). */
+static int finish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, int64_t deadline, struct mqtx_err *err)
+{
+	struct mqtx_err herr;
+	mqtx_err_clear(&herr);
+	if (kb->opts.before_commit != NULL && kb->opts.before_commit(kb->opts.before_commit_ctx, &herr) != 0) {
+		/* never committed: nothing of it can become visible, even if the abort fails */
+		char why[256];
+		snprintf(why, sizeof(why), "transaction aborted: %.200s", herr.msg);
+		int rc = txn_abort(kb, deadline + kb->confirm_timeout_ms, err) < 0 ? -1 : 0;
+		set_all(msgs, n, MQTX_MSG_FAILED, why);
+		return rc;
+	}
+	if (MQTX_FAILPOINT("backend.before_tx_commit") < 0) {
+		/* as if the producer broke before committing: never visible */
+		kb->broken = true;
+		set_all(msgs, n, MQTX_MSG_PENDING, "");
+		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.before_tx_commit: producer for '%s' given up",
+				      kb->where);
+	}
+	int rc = commit(kb, msgs, n, deadline, err);
+	if (rc == 0 && MQTX_FAILPOINT("backend.after_tx_commit") < 0) {
+		/* as if the answer to the commit was lost */
+		kb->broken = true;
+		set_all(msgs, n, MQTX_MSG_UNKNOWN, "transaction commit not answered: outcome unknown");
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.after_tx_commit: lost the answer to the commit from '%s'",
+				    kb->where);
+	}
+	return rc;
+}
+
 static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
 	struct call c = {0};
-	size_t *tops = mqtx_xmalloc((n + 1) * sizeof(size_t));
 	size_t refused;
 	int rc = 0;
-
-	if (start_call(kb, msgs, n, tops, err) < 0) {
-		free(tops);
+	size_t *tops = start_call(kb, msgs, n, err);
+	if (tops == NULL)
 		return -1;
-	}
 	c.deadline = mqtx_now_ms() + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
-	/* One unusable topic sinks the batch: do not even start. */
-	for (size_t i = 0; i < n; i++) {
-		const struct topic_entry *t = &kb->topics[tops[i]];
-		if (t->partitions == 0) {
-			char why[256];
-			snprintf(why, sizeof(why), "transaction not started: %s", t->why);
-			msgs[i].state = MQTX_MSG_FAILED;
-			snprintf(msgs[i].error, sizeof(msgs[i].error), "%s", t->why);
-			fail_all(msgs, n, i, why);
-			for (size_t k = i + 1; k < n; k++)
-				if (kb->topics[tops[k]].partitions == 0)
-					snprintf(msgs[k].error, sizeof(msgs[k].error), "%s", kb->topics[tops[k]].why);
-			end_call(kb, "");
-			free(tops);
-			return 0;
-		}
+	if (unusable_topic(kb, msgs, n, tops)) {
+		end_call(kb, "");
+		free(tops);
+		return 0;
 	}
 	rd_kafka_error_t *te = rd_kafka_begin_transaction(kb->rk);
 	if (te != NULL) {
@@ -923,31 +952,7 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 		}
 	} else {
 		end_call(kb, "");
-		struct mqtx_err herr;
-		mqtx_err_clear(&herr);
-		if (kb->opts.before_commit != NULL && kb->opts.before_commit(kb->opts.before_commit_ctx, &herr) != 0) {
-			/* never committed: nothing of it can become visible, even if the abort fails */
-			char why[256];
-			snprintf(why, sizeof(why), "transaction aborted: %.200s", herr.msg);
-			if (txn_abort(kb, c.deadline + kb->confirm_timeout_ms, err) < 0)
-				rc = -1;
-			set_all(msgs, n, MQTX_MSG_FAILED, why);
-		} else if (MQTX_FAILPOINT("backend.before_tx_commit") < 0) {
-			/* as if the producer broke before committing: never visible */
-			kb->broken = true;
-			set_all(msgs, n, MQTX_MSG_PENDING, "");
-			rc = mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.before_tx_commit: producer for '%s' given up",
-					    kb->where);
-		} else {
-			rc = commit(kb, msgs, n, c.deadline, err);
-			if (rc == 0 && MQTX_FAILPOINT("backend.after_tx_commit") < 0) {
-				/* as if the answer to the commit was lost */
-				kb->broken = true;
-				set_all(msgs, n, MQTX_MSG_UNKNOWN, "transaction commit not answered: outcome unknown");
-				rc = mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.after_tx_commit: lost the answer to the commit from '%s'",
-						    kb->where);
-			}
-		}
+		rc = finish_tx(kb, msgs, n, c.deadline, err);
 	}
 	free(tops);
 	return rc;
@@ -1071,7 +1076,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
 static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opts *o, struct mqtx_err *err)
 {
 	struct kafka_consumer *c = mqtx_xcalloc(1, sizeof(*c));
-	char errstr[512];
 	kb->cons = c;
 	c->topic = mqtx_xstrdup(o->source);
 	if (o->group == NULL || o->group[0] == '\0')
@@ -1092,12 +1096,9 @@ static int consumer_open(struct kafka_backend *kb, const struct mqtx_consume_opt
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_error_cb(conf, on_consumer_error);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (c->rk == NULL) {
-		rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
-		return mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka consumer for '%s'", kb->where);
-	}
-	conf = NULL; /* owned by c->rk now */
+	c->rk = mqtx_kafka_client_new(RD_KAFKA_CONSUMER, conf, &kc, "consumer", kb->where, err);
+	if (c->rk == NULL)
+		return -1;
 	rd_kafka_poll_set_consumer(c->rk);
 	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(topics, o->source, RD_KAFKA_PARTITION_UA);
@@ -1229,7 +1230,7 @@ static int kafka_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.name = "kafka",
 	.dest_noun = "topic",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ,
 	.schemes = kafka_schemes,
 	.open = kafka_open,
 	.close = kafka_close,
@@ -1238,4 +1239,6 @@ const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.inspect = kafka_inspect,
 	.consume = kafka_consume,
 	.consume_ack = kafka_consume_ack,
+	.read = mqtx_kafka_read,
+	.read_check = mqtx_kafka_read_check,
 };

@@ -1,4 +1,5 @@
-/* dedupe-audit reader for RabbitMQ, through rabbitmq-c.
+/* The read op (MQTX_CAP_READ): a RabbitMQ queue as a dedupe-audit source,
+ * through rabbitmq-c.
  *
  * A stream queue is read without changing it: basic.consume with
  * x-stream-offset (first, an offset or a time), a prefetch and acks, which
@@ -14,57 +15,19 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <amqp.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include "audit/source.h"
-#include "broker/broker.h"
+#include "broker/internal.h"
+#include "broker/amqp/amqp.h"
+#include "broker/amqp/conn.h"
 #include "base/log.h"
 #include "base/util.h"
 
 #define PREFETCH 1000
 #define ACK_EVERY 200
-
-struct conn {
-	amqp_connection_state_t c;
-	char *where; /* redacted source URL */
-	bool broken;
-};
-
-static int reply_err(struct conn *k, amqp_rpc_reply_t r, amqp_channel_t ch, const char *doing, struct mqtx_err *err)
-{
-	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		return 0;
-	case AMQP_RESPONSE_NONE:
-		k->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': no reply from the broker", doing, k->where);
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		k->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': %s", doing, k->where, amqp_error_string2(r.library_error));
-	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			amqp_connection_close_t *m = r.reply.decoded;
-			k->broken = true;
-			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the connection: %.*s", doing, k->where,
-					    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-		}
-		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-			amqp_channel_close_t *m = r.reply.decoded;
-			mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': %.*s", doing, k->where, (int)m->reply_text.len,
-				     (const char *)m->reply_text.bytes);
-			amqp_channel_close_ok_t ok = {0};
-			amqp_send_method(k->c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-			return -1;
-		}
-		return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unexpected broker method 0x%08x", doing, k->where, r.reply.id);
-	}
-	return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': unknown failure", doing, k->where);
-}
 
 struct aurl {
 	char *conn_url; /* amqp[s]://authority/ for amqp_parse_url; owned, holds the password */
@@ -120,7 +83,7 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 		return 0;
 	}
 	const char *b = cfg->broker_url;
-	if (b == NULL || (strncmp(b, "amqp://", 7) != 0 && strncmp(b, "amqps://", 8) != 0)) {
+	if (b == NULL || mqtx_broker_of_url(b) != &mqtx_backend_amqp) {
 		aurl_free(u);
 		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s' names no host, and broker.url is not an amqp:// URL", where);
 	}
@@ -128,78 +91,19 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 	return 0;
 }
 
-static int connect_to(struct conn *k, const struct mqtx_config *cfg, struct aurl *u, struct mqtx_err *err)
+static int connect_to(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, const struct aurl *u, struct mqtx_err *err)
 {
-	struct amqp_connection_info info;
-	char *password = NULL;
-	int rc = -1;
-
-	amqp_default_connection_info(&info);
-	if (amqp_parse_url(u->conn_url, &info) != AMQP_STATUS_OK)
-		return mqtx_err_set(err, MQTX_E_USAGE, "cannot parse source '%s' (expected amqp://user@host:port/[VHOST/]QUEUE)",
-				    k->where);
-	if (mqtx_backend_password(cfg, &password, err) < 0)
+	const struct mqtx_amqp_login l = {
+		.url = u->conn_url,
+		.vhost = u->vhost,
+		.client_name = "mqtx dedupe-audit",
+		.what = "source",
+		.bad_url_kind = MQTX_E_USAGE,
+		.bad_url_hint = "amqp://user@host:port/[VHOST/]QUEUE",
+	};
+	if (mqtx_amqp_connect(k, cfg, &l, err) < 0)
 		return -1;
-	k->c = amqp_new_connection();
-	amqp_socket_t *sock;
-	if (info.ssl) {
-		sock = amqp_ssl_socket_new(k->c);
-		if (sock == NULL) {
-			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a TLS socket for '%s'", k->where);
-			goto out;
-		}
-		if (cfg->broker_tls_ca_file != NULL && amqp_ssl_socket_set_cacert(sock, cfg->broker_tls_ca_file) != AMQP_STATUS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)", cfg->broker_tls_ca_file);
-			goto out;
-		}
-		if (cfg->broker_tls_cert_file != NULL && cfg->broker_tls_key_file != NULL &&
-		    amqp_ssl_socket_set_key(sock, cfg->broker_tls_cert_file, cfg->broker_tls_key_file) != AMQP_STATUS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load client certificate '%s' or key '%s'", cfg->broker_tls_cert_file,
-				     cfg->broker_tls_key_file);
-			goto out;
-		}
-		amqp_ssl_socket_set_verify_peer(sock, cfg->broker_tls_verify);
-		amqp_ssl_socket_set_verify_hostname(sock, cfg->broker_tls_verify);
-	} else {
-		sock = amqp_tcp_socket_new(k->c);
-		if (sock == NULL) {
-			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a socket for '%s'", k->where);
-			goto out;
-		}
-	}
-	struct timeval tv = {.tv_sec = cfg->broker_connect_timeout_ms / 1000,
-			     .tv_usec = (cfg->broker_connect_timeout_ms % 1000) * 1000};
-	int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
-	if (st != AMQP_STATUS_OK) {
-		k->broken = true;
-		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", k->where, amqp_error_string2(st));
-		goto out;
-	}
-	amqp_set_rpc_timeout(k->c, &tv);
-	amqp_table_entry_t prop = {.key = amqp_cstring_bytes("connection_name"),
-				   .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("mqtx dedupe-audit")}};
-	amqp_table_t props = {.num_entries = 1, .entries = &prop};
-	const char *vhost = u->vhost != NULL ? u->vhost : info.vhost;
-	amqp_rpc_reply_t r = amqp_login_with_properties(k->c, vhost, 0, 131072, 0, &props, AMQP_SASL_METHOD_PLAIN, info.user,
-							password != NULL ? password : info.password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		reply_err(k, r, 0, "cannot log in to", err);
-		k->broken = true;
-		goto out;
-	}
-	rc = 0;
-out:
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
-	return rc;
-}
-
-static int open_channel(struct conn *k, amqp_channel_t ch, struct mqtx_err *err)
-{
-	amqp_channel_open(k->c, ch);
-	return reply_err(k, amqp_get_rpc_reply(k->c), ch, "cannot open a channel on", err);
+	return mqtx_amqp_channel_open(k, 1, err);
 }
 
 enum qtype { Q_STREAM, Q_OTHER, Q_UNKNOWN };
@@ -208,7 +112,7 @@ enum qtype { Q_STREAM, Q_OTHER, Q_UNKNOWN };
  * Redeclaring with x-queue-type=stream succeeds only for a stream; the
  * refusal names the argument. Another refused argument (a stream with
  * retention settings) leaves it unknown: the first delivery tells. */
-static int inspect(struct conn *k, const char *queue, uint32_t *count, enum qtype *type, struct mqtx_err *err)
+static int inspect(struct mqtx_amqp_conn *k, const char *queue, uint32_t *count, enum qtype *type, struct mqtx_err *err)
 {
 	amqp_queue_declare_ok_t *ok =
 		amqp_queue_declare(k->c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
@@ -220,10 +124,10 @@ static int inspect(struct conn *k, const char *queue, uint32_t *count, enum qtyp
 			amqp_send_method(k->c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
 			return mqtx_err_set(err, MQTX_E_BROKER, "queue '%s' does not exist on '%s'", queue, k->where);
 		}
-		return reply_err(k, r, 1, "cannot look at the queue on", err);
+		return mqtx_amqp_reply_err(k, r, 1, "cannot look at the queue on", err);
 	}
 	*count = ok->message_count;
-	if (open_channel(k, 2, err) < 0)
+	if (mqtx_amqp_channel_open(k, 2, err) < 0)
 		return -1;
 	amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-queue-type"),
 				.value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("stream")}};
@@ -236,7 +140,7 @@ static int inspect(struct conn *k, const char *queue, uint32_t *count, enum qtyp
 	}
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(k->c);
 	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-		return reply_err(k, r, 2, "cannot look at the queue on", err);
+		return mqtx_amqp_reply_err(k, r, 2, "cannot look at the queue on", err);
 	amqp_channel_close_t *m = r.reply.decoded;
 	char text[300];
 	snprintf(text, sizeof(text), "%.*s", (int)m->reply_text.len, (const char *)m->reply_text.bytes);
@@ -263,7 +167,7 @@ static bool field_int(const amqp_field_value_t *v, int64_t *out)
 	case AMQP_FIELD_KIND_U64: *out = (int64_t)v->value.u64; return true;
 	case AMQP_FIELD_KIND_TIMESTAMP: *out = (int64_t)v->value.u64; return true;
 	case AMQP_FIELD_KIND_UTF8:
-	case AMQP_FIELD_KIND_BYTES: return audit_parse_i64(v->value.bytes.bytes, v->value.bytes.len, out);
+	case AMQP_FIELD_KIND_BYTES: return mqtx_parse_i64n(v->value.bytes.bytes, v->value.bytes.len, out);
 	default: return false;
 	}
 }
@@ -282,8 +186,9 @@ static const amqp_field_value_t *header(const amqp_basic_properties_t *p, const 
 }
 
 struct reading {
-	struct audit_ctx *c;
-	struct conn *k;
+	const struct mqtx_read_opts *o;
+	struct mqtx_read_result *res;
+	struct mqtx_amqp_conn *k;
 	bool stream;
 	bool unknown; /* the probe could not tell: the first delivery does */
 	uint64_t unacked_tag; /* last delivery tag not yet acknowledged */
@@ -345,26 +250,26 @@ static int other_frame(struct reading *rd, struct mqtx_err *err)
 static int on_delivery(struct reading *rd, amqp_envelope_t *env, struct mqtx_err *err)
 {
 	const amqp_basic_properties_t *p = &env->message.properties;
-	const struct mqtx_audit_opts *o = rd->c->o;
-	struct audit_delivery d = {.partition = -1, .redelivery_count = -1, .ts_us = MQTX_AUDIT_NO_TS};
+	const struct mqtx_read_opts *o = rd->o;
+	struct mqtx_read_record d = {.partition = -1, .redelivery_count = -1, .ts_us = MQTX_READ_NO_TS};
 	const amqp_field_value_t *v;
 	if (rd->stream && rd->unknown) {
 		rd->unknown = false;
 		if (header(p, "x-stream-offset") == NULL) {
-			bool positions = o->from.kind != MQTX_AUDIT_POS_NONE || o->to.kind != MQTX_AUDIT_POS_NONE;
+			bool positions = o->from.kind != MQTX_READ_POS_NONE || o->to.kind != MQTX_READ_POS_NONE;
 			if (!o->destructive || positions)
 				return -3;
 			rd->stream = false; /* a classic or quorum queue, and we may consume it */
-			rd->c->rep->kind = "queue";
-			rd->c->rep->position = "delivery";
+			rd->res->kind = "queue";
+			rd->res->position = "delivery";
 		}
 	}
 	if (rd->stream) {
 		if ((v = header(p, "x-stream-offset")) == NULL || !field_int(v, &d.offset))
 			return -3;
-		if (o->from.kind == MQTX_AUDIT_POS_OFFSET && d.offset < o->from.offset)
+		if (o->from.kind == MQTX_READ_POS_OFFSET && d.offset < o->from.offset)
 			return 0;
-		if (o->to.kind == MQTX_AUDIT_POS_OFFSET && d.offset >= o->to.offset)
+		if (o->to.kind == MQTX_READ_POS_OFFSET && d.offset >= o->to.offset)
 			return 2;
 	} else {
 		d.offset = rd->n + 1;
@@ -383,7 +288,7 @@ static int on_delivery(struct reading *rd, amqp_envelope_t *env, struct mqtx_err
 		d.redelivery_count = -1;
 	if ((p->_flags & AMQP_BASIC_TIMESTAMP_FLAG) && p->timestamp <= 253402300799u) /* seconds, up to year 9999 */
 		d.ts_us = (int64_t)p->timestamp * 1000000;
-	if (audit_emit(rd->c->sink, &d, err) < 0)
+	if (o->emit(o->emit_ctx, &d, err) < 0)
 		return -1;
 	rd->n++;
 	return 1;
@@ -391,28 +296,28 @@ static int on_delivery(struct reading *rd, amqp_envelope_t *env, struct mqtx_err
 
 static int consume(struct reading *rd, const char *queue, uint32_t count, struct mqtx_err *err)
 {
-	struct conn *k = rd->k;
-	const struct mqtx_audit_opts *o = rd->c->o;
+	struct mqtx_amqp_conn *k = rd->k;
+	const struct mqtx_read_opts *o = rd->o;
 	uint16_t prefetch = PREFETCH;
 	if (!rd->stream && count < prefetch)
 		prefetch = count > 0 ? (uint16_t)count : 1;
 	amqp_basic_qos(k->c, 1, 0, prefetch, 0);
-	if (reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot set the prefetch on", err) < 0)
+	if (mqtx_amqp_reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot set the prefetch on", err) < 0)
 		return -1;
 	amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-stream-offset")};
 	amqp_table_t args = amqp_empty_table;
 	if (rd->stream) {
 		switch (o->from.kind) {
-		case MQTX_AUDIT_POS_NONE:
-		case MQTX_AUDIT_POS_FIRST:
+		case MQTX_READ_POS_NONE:
+		case MQTX_READ_POS_FIRST:
 			e.value.kind = AMQP_FIELD_KIND_UTF8;
 			e.value.value.bytes = amqp_cstring_bytes("first");
 			break;
-		case MQTX_AUDIT_POS_OFFSET:
+		case MQTX_READ_POS_OFFSET:
 			e.value.kind = AMQP_FIELD_KIND_I64;
 			e.value.value.i64 = o->from.offset;
 			break;
-		case MQTX_AUDIT_POS_TIME:
+		case MQTX_READ_POS_TIME:
 			e.value.kind = AMQP_FIELD_KIND_TIMESTAMP;
 			e.value.value.u64 = (uint64_t)(o->from.time_us / 1000000);
 			break;
@@ -421,7 +326,7 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 		args.entries = &e;
 	}
 	amqp_basic_consume(k->c, 1, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0, args);
-	if (reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot read the queue on", err) < 0)
+	if (mqtx_amqp_reply_err(k, amqp_get_rpc_reply(k->c), 1, "cannot read the queue on", err) < 0)
 		return -1;
 
 	int64_t last = mqtx_now_ms();
@@ -429,10 +334,10 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 		if (!rd->stream && rd->n >= (int64_t)count)
 			break; /* what the queue held at the start */
 		if (o->stop != NULL && *o->stop) {
-			rd->c->rep->stopped = true;
+			rd->res->stopped = true;
 			break;
 		}
-		if (mqtx_now_ms() - last >= rd->c->idle_timeout_ms)
+		if (mqtx_now_ms() - last >= o->idle_timeout_ms)
 			break;
 		amqp_envelope_t env;
 		struct timeval tv = {0, 100000};
@@ -446,7 +351,7 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 			continue;
 		}
 		if (r.reply_type != AMQP_RESPONSE_NORMAL)
-			return reply_err(k, r, 1, "cannot read from", err);
+			return mqtx_amqp_reply_err(k, r, 1, "cannot read from", err);
 		last = mqtx_now_ms();
 		int taken = on_delivery(rd, &env, err);
 		uint64_t tag = env.delivery_tag;
@@ -464,67 +369,76 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 	return ack(rd, err);
 }
 
-int audit_read_amqp(struct audit_ctx *c, const char *url, struct mqtx_err *err)
+int mqtx_amqp_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 {
-	struct conn k = {.where = mqtx_redact(url)};
+	if (o->to.kind == MQTX_READ_POS_TIME)
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "--to with a time needs a Kafka source: RabbitMQ streams do not tell message times over AMQP 0-9-1 (use --to OFFSET)");
+	if (o->to.kind == MQTX_READ_POS_FIRST)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	return 0;
+}
+
+static void describe(const struct reading *rd, const char *queue, uint32_t count)
+{
+	const struct mqtx_read_opts *o = rd->o;
+	struct mqtx_read_result *res = rd->res;
+	if (rd->stream)
+		snprintf(res->detail, sizeof(res->detail), "stream %s from %s; %s", queue,
+			 o->from.kind == MQTX_READ_POS_NONE ? "its first offset" : "--from",
+			 res->stopped ? "stopped by a signal"
+			 : o->to.kind == MQTX_READ_POS_OFFSET ? "up to --to or audit.idle_timeout without a message"
+							       : "until audit.idle_timeout without a message");
+	else
+		snprintf(res->detail, sizeof(res->detail), "queue %s, consumed %lld of the %u message%s it held at start%s",
+			 queue, (long long)rd->n, count, count == 1 ? "" : "s", res->stopped ? ", stopped by a signal" : "");
+}
+
+#define NOT_A_STREAM "reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive"
+
+int mqtx_amqp_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err)
+{
+	struct mqtx_amqp_conn k = {.where = mqtx_redact(o->url), .fd = -1};
 	struct aurl u;
 	int rc = -1;
 
-	if (parse_aurl(url, c->cfg, k.where, &u, err) < 0) {
+	if (parse_aurl(o->url, o->cfg, k.where, &u, err) < 0) {
 		free(k.where);
 		return -1;
 	}
-	if (connect_to(&k, c->cfg, &u, err) < 0 || open_channel(&k, 1, err) < 0)
+	if (connect_to(&k, o->cfg, &u, err) < 0)
 		goto out;
 	uint32_t count = 0;
 	enum qtype type = Q_UNKNOWN;
 	if (inspect(&k, u.queue, &count, &type, err) < 0)
 		goto out;
-	bool positions = c->o->from.kind != MQTX_AUDIT_POS_NONE || c->o->to.kind != MQTX_AUDIT_POS_NONE;
-	if (type == Q_OTHER && !c->o->destructive) {
-		mqtx_err_set(err, MQTX_E_USAGE,
-			     "queue '%s' is not a stream queue: reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive",
-			     u.queue);
+	bool positions = o->from.kind != MQTX_READ_POS_NONE || o->to.kind != MQTX_READ_POS_NONE;
+	if (type == Q_OTHER && !o->destructive) {
+		mqtx_err_set(err, MQTX_E_USAGE, "queue '%s' is not a stream queue: " NOT_A_STREAM, u.queue);
 		goto out;
 	}
 	if (type == Q_OTHER && positions) {
 		mqtx_err_set(err, MQTX_E_USAGE, "--from and --to need a stream queue; queue '%s' is not one", u.queue);
 		goto out;
 	}
-	struct reading rd = {.c = c, .k = &k, .stream = type != Q_OTHER, .unknown = type == Q_UNKNOWN};
-	c->rep->kind = rd.stream ? "stream" : "queue";
-	c->rep->position = rd.stream ? "offset" : "delivery";
-	if (rd.stream && c->o->destructive)
+	struct reading rd = {.o = o, .res = res, .k = &k, .stream = type != Q_OTHER, .unknown = type == Q_UNKNOWN};
+	res->kind = rd.stream ? "stream" : "queue";
+	res->position = rd.stream ? "offset" : "delivery";
+	if (rd.stream && o->destructive)
 		mqtx_info("queue '%s' is a stream: reading it removes nothing (--destructive not needed)", u.queue);
 	int r = consume(&rd, u.queue, count, err);
 	if (r == -3) {
 		/* not a stream after all; the unacknowledged delivery goes back when the connection closes */
 		mqtx_err_set(err, MQTX_E_USAGE, "queue '%s' is not a stream queue: %s", u.queue,
-			     positions ? "--from and --to need one"
-				       : "reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive");
+			     positions ? "--from and --to need one" : NOT_A_STREAM);
 		goto out;
 	}
 	if (r < 0)
 		goto out;
-	if (rd.stream)
-		snprintf(c->rep->detail, sizeof(c->rep->detail), "stream %s from %s; %s", u.queue,
-			 c->o->from.kind == MQTX_AUDIT_POS_NONE ? "its first offset" : "--from",
-			 c->rep->stopped ? "stopped by a signal"
-			 : c->o->to.kind == MQTX_AUDIT_POS_OFFSET ? "up to --to or audit.idle_timeout without a message"
-								   : "until audit.idle_timeout without a message");
-	else
-		snprintf(c->rep->detail, sizeof(c->rep->detail), "queue %s, consumed %lld of the %u message%s it held at start%s",
-			 u.queue, (long long)rd.n, count, count == 1 ? "" : "s", c->rep->stopped ? ", stopped by a signal" : "");
+	describe(&rd, u.queue, count);
 	rc = 0;
 out:
-	if (k.c != NULL) {
-		if (!k.broken) {
-			amqp_channel_close(k.c, 1, AMQP_REPLY_SUCCESS);
-			amqp_connection_close(k.c, AMQP_REPLY_SUCCESS);
-		}
-		amqp_destroy_connection(k.c);
-	}
+	mqtx_amqp_conn_close(&k, 1);
 	aurl_free(&u);
-	free(k.where);
 	return rc;
 }

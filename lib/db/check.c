@@ -1,0 +1,1020 @@
+/* The SQL of mqtx check (see check.h): one snapshot of an outbox in a
+ * REPEATABLE READ READ ONLY transaction, and the look-ups of --explain.
+ * Every identifier is quoted, every value a parameter. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
+#include "db/check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "db/outbox.h"
+#include "db/pg.h"
+
+/* A table never analyzed is counted exactly up to this many pages (1 MB). */
+#define SMALL_TABLE_PAGES 128
+
+const char *const mqtx_check_status_names[MQTX_ST__COUNT] = {"pending", "sent", "dead", "prepared", "rolled_back"};
+
+/* ------------------------------------------------------------ context */
+
+struct mqtx_db_check {
+	PGconn *conn;
+	const struct mqtx_config *cfg;
+	struct mqtx_err *err; /* of the call in progress */
+	char *T;              /* "schema"."table" */
+	char *R;              /* "schema".mqtx_relays */
+	char *C;              /* "schema".mqtx_completions */
+	char *ob_name;        /* the outbox column of mqtx_relays: quoted qualified name */
+	char *t[MQTX_COL__COUNT]; /* t."column", NULL when unmapped */
+	char *q[MQTX_COL__COUNT]; /* "column", NULL when unmapped */
+	char *key_t;          /* idempotency key of row alias t */
+	char *key_prefix;     /* derived keys: the prefix (text), or NULL with a key column */
+	char scap[32], slist[32];
+};
+
+static PGresult *query(struct mqtx_db_check *c, const char *sql, int n, const char *const *params, const char *doing)
+{
+	PGresult *res = PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		mqtx_pg_fail(c->conn, res, doing, c->err);
+		return NULL;
+	}
+	return res;
+}
+
+static int64_t get_i64(const PGresult *r, int row, int col, int64_t dflt)
+{
+	if (PQgetisnull(r, row, col))
+		return dflt;
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static char *get_str(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	return mqtx_xstrdup(PQgetvalue(r, row, col));
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	va_start(ap, f);
+	char *s = NULL;
+	int n = vsnprintf(NULL, 0, f, ap);
+	va_end(ap);
+	s = mqtx_xmalloc((size_t)n + 1);
+	va_start(ap, f);
+	vsnprintf(s, (size_t)n + 1, f, ap);
+	va_end(ap);
+	return s;
+}
+
+void mqtx_db_check_free(struct mqtx_db_check *c)
+{
+	if (c == NULL)
+		return;
+	free(c->T);
+	free(c->R);
+	free(c->C);
+	free(c->ob_name);
+	for (int i = 0; i < MQTX_COL__COUNT; i++) {
+		free(c->t[i]);
+		free(c->q[i]);
+	}
+	free(c->key_t);
+	free(c->key_prefix);
+	free(c);
+}
+
+/* Binds to the configured table (which must exist with every mapped
+ * column: mqtx_outbox_new checks that) and prepares the SQL pieces. */
+struct mqtx_db_check *mqtx_db_check_new(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	struct mqtx_db_check *c = mqtx_xcalloc(1, sizeof(*c));
+	c->conn = conn;
+	c->cfg = cfg;
+	c->err = err;
+	struct mqtx_outbox *ob = mqtx_outbox_new(conn, cfg, err);
+	if (ob == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->ob_name = mqtx_xstrdup(mqtx_outbox_qualified(ob));
+	mqtx_outbox_free(ob);
+	c->T = mqtx_xstrdup(c->ob_name);
+	char *qs = mqtx_pg_ident(conn, cfg->outbox_schema);
+	c->R = fmt("%s.mqtx_relays", qs);
+	c->C = fmt("%s.mqtx_completions", qs);
+	free(qs);
+	for (int i = 0; i < MQTX_COL__COUNT; i++) {
+		if (cfg->outbox_columns[i] == NULL || cfg->outbox_columns[i][0] == '\0')
+			continue;
+		c->q[i] = mqtx_pg_ident(conn, cfg->outbox_columns[i]);
+		c->t[i] = fmt("t.%s", c->q[i]);
+	}
+	if (c->t[MQTX_COL_KEY] != NULL) {
+		c->key_t = fmt("%s::text", c->t[MQTX_COL_KEY]);
+	} else {
+		char *lit = mqtx_outbox_key_prefix_literal(conn, cfg);
+		c->key_t = fmt("(%s || %s)", lit, c->t[MQTX_COL_ID]);
+		struct mqtx_buf sql = MQTX_BUF_INIT;
+		mqtx_buf_printf(&sql, "SELECT %s", lit);
+		free(lit);
+		PGresult *r = query(c, sql.data, 0, NULL, "cannot compute the key prefix");
+		mqtx_buf_free(&sql);
+		if (r == NULL) {
+			mqtx_db_check_free(c);
+			return NULL;
+		}
+		c->key_prefix = get_str(r, 0, 0);
+		PQclear(r);
+	}
+	snprintf(c->scap, sizeof(c->scap), "%lld", (long long)cfg->check_scan_limit);
+	snprintf(c->slist, sizeof(c->slist), "%lld", (long long)cfg->check_list_limit);
+	return c;
+}
+
+/* "x" or NULL::type when the column is unmapped. */
+static const char *tcol(const struct mqtx_db_check *c, enum mqtx_col k, const char *null_expr)
+{
+	return c->t[k] != NULL ? c->t[k] : null_expr;
+}
+
+/* How late pending row t is, in ms: since created_at, or, for a row
+ * scheduled for later that was never tried, since it became due (0 while
+ * it is not due yet). Rows parked at infinity count from created_at. */
+static void late_expr(const struct mqtx_db_check *c, struct mqtx_buf *b, const char *name)
+{
+	const char *ca = c->t[MQTX_COL_CREATED_AT], *av = c->t[MQTX_COL_AVAILABLE_AT];
+	mqtx_buf_printf(b,
+			"greatest((extract(epoch FROM now() - CASE WHEN %s = 0 AND isfinite(%s) AND %s > %s THEN %s ELSE %s END) "
+			"* 1000)::int8, 0) AS %s",
+			c->t[MQTX_COL_ATTEMPTS], av, av, ca, av, ca, name);
+}
+
+/* The columns of a struct mqtx_check_row for row alias t, named r_*. */
+static void row_cols(const struct mqtx_db_check *c, struct mqtx_buf *b)
+{
+	mqtx_buf_printf(b, "%s::int8 AS r_id, %s AS r_key, %s::text AS r_dest, %s::text AS r_okey, %s::text AS r_err, "
+			   "%s::int8 AS r_attempts, ",
+			c->t[MQTX_COL_ID], c->key_t, c->t[MQTX_COL_DESTINATION], tcol(c, MQTX_COL_ORDERING_KEY, "NULL"),
+			c->t[MQTX_COL_LAST_ERROR], c->t[MQTX_COL_ATTEMPTS]);
+	if (c->t[MQTX_COL_CREATED_AT] != NULL)
+		mqtx_buf_printf(b, "(extract(epoch FROM now() - %s) * 1000)::int8 AS r_age, ", c->t[MQTX_COL_CREATED_AT]);
+	else
+		mqtx_buf_adds(b, "NULL::int8 AS r_age, ");
+	/* txpub --sql parks rows at available_at = infinity */
+	mqtx_buf_printf(b, "CASE WHEN isfinite(%s) THEN (extract(epoch FROM %s - now()) * 1000)::int8 ELSE %lld END AS r_retry",
+			c->t[MQTX_COL_AVAILABLE_AT], c->t[MQTX_COL_AVAILABLE_AT], (long long)MQTX_CHECK_PARKED);
+}
+
+#define ROW_NCOLS 8
+
+static void read_row(const PGresult *r, int row, int col, struct mqtx_check_row *out)
+{
+	out->id = get_i64(r, row, col, 0);
+	out->key = get_str(r, row, col + 1);
+	out->destination = get_str(r, row, col + 2);
+	out->ordering_key = get_str(r, row, col + 3);
+	out->last_error = get_str(r, row, col + 4);
+	out->attempts = get_i64(r, row, col + 5, 0);
+	out->age_ms = get_i64(r, row, col + 6, -1);
+	out->retry_in_ms = get_i64(r, row, col + 7, 0);
+}
+
+void mqtx_check_row_free(struct mqtx_check_row *r)
+{
+	free(r->key);
+	free(r->destination);
+	free(r->ordering_key);
+	free(r->last_error);
+	memset(r, 0, sizeof(*r));
+}
+
+void mqtx_check_rows_free(struct mqtx_check_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mqtx_check_row_free(&rows[i]);
+	free(rows);
+}
+
+void mqtx_check_blocked_free(struct mqtx_check_blocked *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(keys[i].ordering_key);
+		mqtx_check_row_free(&keys[i].head);
+	}
+	free(keys);
+}
+
+void mqtx_check_relay_free(struct mqtx_check_relay *r)
+{
+	free(r->relay_id);
+	free(r->host);
+	free(r->version);
+	free(r->last_error);
+}
+
+/* Does a table exist (name: quoted, qualified)? */
+static int table_exists(struct mqtx_db_check *c, const char *qname, bool *out)
+{
+	const char *p[1] = {qname};
+	PGresult *r = query(c, "SELECT to_regclass($1) IS NOT NULL", 1, p, "cannot look up a table");
+	if (r == NULL)
+		return -1;
+	*out = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return 0;
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+static struct mqtx_check_dest *dest_get(struct mqtx_check_snapshot *rep, const char *name)
+{
+	for (size_t i = 0; i < rep->n_dests; i++)
+		if (strcmp(rep->dests[i].name, name) == 0)
+			return &rep->dests[i];
+	rep->dests = mqtx_xrealloc(rep->dests, (rep->n_dests + 1) * sizeof(*rep->dests));
+	struct mqtx_check_dest *d = &rep->dests[rep->n_dests++];
+	memset(d, 0, sizeof(*d));
+	d->name = mqtx_xstrdup(name);
+	d->oldest_pending_ms = -1;
+	d->relayed_minute = d->relayed_hour = -1;
+	d->exists = -1;
+	return d;
+}
+
+/* Database name, time, the table's size and its estimated rows. */
+static int q_meta(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool *small)
+{
+	const char *p[1] = {c->T};
+	PGresult *r = query(c,
+			    "SELECT current_database()::text, "
+			    "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+			    "pg_relation_size(cl.oid) / current_setting('block_size')::int8, "
+			    "coalesce(CASE WHEN cl.reltuples < 0 THEN NULL WHEN cl.relpages = 0 THEN cl.reltuples "
+			    "ELSE cl.reltuples / cl.relpages * (pg_relation_size(cl.oid) / current_setting('block_size')::int8) "
+			    "END, (SELECT s.n_live_tup FROM pg_stat_user_tables s WHERE s.relid = cl.oid))::int8 "
+			    "FROM pg_class cl WHERE cl.oid = $1::regclass",
+			    1, p, "cannot read the outbox table's size");
+	if (r == NULL)
+		return -1;
+	rep->database = get_str(r, 0, 0);
+	rep->checked_at = get_str(r, 0, 1);
+	int64_t pages = get_i64(r, 0, 2, 0);
+	rep->total_estimate = get_i64(r, 0, 3, -1);
+	PQclear(r);
+	/* small enough to count every row: what the scan limit allows anyway */
+	*small = rep->total_estimate >= 0 ? rep->total_estimate <= c->cfg->check_scan_limit : pages <= SMALL_TABLE_PAGES;
+	return 0;
+}
+
+/* Small tables (at most check.scan_limit rows): exact counts per status. */
+static int q_exact_counts(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
+{
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql, "SELECT %s::text, count(*)::int8 FROM %s t GROUP BY 1", c->t[MQTX_COL_STATUS], c->T);
+	PGresult *r = query(c, sql.data, 0, NULL, "cannot count the outbox rows");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	int64_t total = 0;
+	for (int s = 0; s < MQTX_ST__COUNT; s++)
+		rep->status[s] = (struct mqtx_check_count){0, false};
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *st = PQgetvalue(r, i, 0);
+		int64_t n = get_i64(r, i, 1, 0);
+		total += n;
+		for (int s = 0; s < MQTX_ST__COUNT; s++)
+			if (strcmp(st, mqtx_check_status_names[s]) == 0)
+				rep->status[s].n = n;
+	}
+	rep->total_estimate = total;
+	PQclear(r);
+	return 0;
+}
+
+/* Large tables: statuses other than pending and dead from the planner's
+ * statistics (most common values of the status column). */
+static int q_estimates(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
+{
+	const char *p[3] = {c->cfg->outbox_schema, c->cfg->outbox_table, c->cfg->outbox_columns[MQTX_COL_STATUS]};
+	PGresult *r = query(c,
+			    "SELECT u.v, u.f FROM pg_stats s, "
+			    "unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS u(v, f) "
+			    "WHERE s.schemaname = $1 AND s.tablename = $2 AND s.attname = $3",
+			    3, p, "cannot read the outbox statistics");
+	if (r == NULL)
+		return -1;
+	bool any = PQntuples(r) > 0;
+	for (int s = 0; s < MQTX_ST__COUNT; s++) {
+		if (s == MQTX_ST_PENDING || s == MQTX_ST_DEAD)
+			continue;
+		rep->status[s].approximate = true;
+		rep->status[s].n = rep->total_estimate < 0 ? -1 : 0;
+	}
+	for (int i = 0; i < PQntuples(r) && rep->total_estimate >= 0; i++) {
+		const char *v = PQgetvalue(r, i, 0);
+		double f = strtod(PQgetvalue(r, i, 1), NULL);
+		for (int s = 0; s < MQTX_ST__COUNT; s++)
+			if (s != MQTX_ST_PENDING && s != MQTX_ST_DEAD && strcmp(v, mqtx_check_status_names[s]) == 0)
+				rep->status[s].n = (int64_t)(f * (double)rep->total_estimate + 0.5);
+	}
+	PQclear(r);
+	rep->estimated_from_stats = any;
+	return 0;
+}
+
+/* A status count read up to check.scan_limit rows: with capped, there were
+ * more than were read, so it is a lower bound (never below an estimate). */
+static void set_count(struct mqtx_check_count *cnt, int64_t n, bool capped)
+{
+	if (!capped) {
+		*cnt = (struct mqtx_check_count){n, false};
+		return;
+	}
+	cnt->approximate = true;
+	if (cnt->n < n)
+		cnt->n = n;
+}
+
+/* Pending rows per destination (the first check.scan_limit by id, through
+ * the partial index): count, oldest, and how many are past the ages. */
+static int q_pending(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool small, int64_t *n_warn, int64_t *n_crit,
+		     bool *truncated)
+{
+	char swarn[32], scrit[32];
+	snprintf(swarn, sizeof(swarn), "%lld", (long long)c->cfg->check_warn_age_ms);
+	snprintf(scrit, sizeof(scrit), "%lld", (long long)c->cfg->check_crit_age_ms);
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_adds(&sql, "SELECT s.d, count(*)::int8, max(s.age)::int8, count(*) FILTER (WHERE s.age > $2::int8)::int8, "
+			    "count(*) FILTER (WHERE s.age > $3::int8)::int8 FROM (SELECT ");
+	mqtx_buf_printf(&sql, "%s::text AS d, ", c->t[MQTX_COL_DESTINATION]);
+	if (c->t[MQTX_COL_CREATED_AT] != NULL)
+		late_expr(c, &sql, "age");
+	else
+		mqtx_buf_adds(&sql, "NULL::int8 AS age");
+	mqtx_buf_printf(&sql, " FROM %s t WHERE %s = 'pending' ORDER BY %s LIMIT $1::int8) s GROUP BY s.d", c->T,
+			c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ID]);
+	const char *p[3] = {c->scap, swarn, scrit};
+	PGresult *r = query(c, sql.data, 3, p, "cannot read the pending rows");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	int64_t total = 0;
+	*n_warn = *n_crit = 0;
+	rep->oldest_pending_ms = -1;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct mqtx_check_dest *d = dest_get(rep, PQgetisnull(r, i, 0) ? "" : PQgetvalue(r, i, 0));
+		d->pending = get_i64(r, i, 1, 0);
+		d->oldest_pending_ms = get_i64(r, i, 2, -1);
+		total += d->pending;
+		*n_warn += get_i64(r, i, 3, 0);
+		*n_crit += get_i64(r, i, 4, 0);
+		if (d->oldest_pending_ms > rep->oldest_pending_ms)
+			rep->oldest_pending_ms = d->oldest_pending_ms;
+	}
+	PQclear(r);
+	*truncated = total >= c->cfg->check_scan_limit;
+	if (!small) /* small tables have exact counts already */
+		set_count(&rep->status[MQTX_ST_PENDING], total, *truncated);
+	return 0;
+}
+
+static int q_dead(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool small)
+{
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"SELECT s.d, count(*)::int8 FROM (SELECT %s::text AS d FROM %s t WHERE %s = 'dead' ORDER BY %s "
+			"LIMIT $1::int8) s GROUP BY s.d",
+			c->t[MQTX_COL_DESTINATION], c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ID]);
+	const char *p[1] = {c->scap};
+	PGresult *r = query(c, sql.data, 1, p, "cannot read the dead rows");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	int64_t total = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct mqtx_check_dest *d = dest_get(rep, PQgetisnull(r, i, 0) ? "" : PQgetvalue(r, i, 0));
+		d->dead = get_i64(r, i, 1, 0);
+		total += d->dead;
+	}
+	PQclear(r);
+	if (!small)
+		set_count(&rep->status[MQTX_ST_DEAD], total, total >= c->cfg->check_scan_limit);
+	return 0;
+}
+
+/* Large tables: txpub's half messages through their partial index. */
+static int q_prepared(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
+{
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql, "SELECT count(*)::int8 FROM (SELECT 1 FROM %s t WHERE %s = 'prepared' LIMIT $1::int8) s", c->T,
+			c->t[MQTX_COL_STATUS]);
+	const char *p[1] = {c->scap};
+	PGresult *r = query(c, sql.data, 1, p, "cannot count the prepared rows");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	int64_t n = get_i64(r, 0, 0, 0);
+	PQclear(r);
+	set_count(&rep->status[MQTX_ST_PREPARED], n, n >= c->cfg->check_scan_limit);
+	return 0;
+}
+
+/* Rows sent in the last minute and hour: a range of the sent_at index. */
+static int q_traffic(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
+{
+	if (c->t[MQTX_COL_SENT_AT] == NULL) {
+		rep->relayed_minute = rep->relayed_hour = -1;
+		return 0;
+	}
+	/* the newest check.scan_limit rows of the hour: beyond, a lower bound */
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"SELECT s.d, count(*) FILTER (WHERE s.at >= now() - interval '1 minute')::int8, count(*)::int8 "
+			"FROM (SELECT %s::text AS d, %s AS at FROM %s t WHERE %s = 'sent' AND %s >= now() - interval '1 hour' "
+			"ORDER BY %s DESC LIMIT $1::int8) s GROUP BY 1",
+			c->t[MQTX_COL_DESTINATION], c->t[MQTX_COL_SENT_AT], c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_SENT_AT],
+			c->t[MQTX_COL_SENT_AT]);
+	const char *p[1] = {c->scap};
+	PGresult *r = query(c, sql.data, 1, p, "cannot read the recent traffic");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	rep->relayed_minute = rep->relayed_hour = 0;
+	for (size_t i = 0; i < rep->n_dests; i++)
+		rep->dests[i].relayed_minute = rep->dests[i].relayed_hour = 0;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct mqtx_check_dest *d = dest_get(rep, PQgetisnull(r, i, 0) ? "" : PQgetvalue(r, i, 0));
+		d->relayed_minute = get_i64(r, i, 1, 0);
+		d->relayed_hour = get_i64(r, i, 2, 0);
+		rep->relayed_minute += d->relayed_minute;
+		rep->relayed_hour += d->relayed_hour;
+	}
+	for (size_t i = 0; i < rep->n_dests; i++)
+		if (rep->dests[i].relayed_hour < 0)
+			rep->dests[i].relayed_minute = rep->dests[i].relayed_hour = 0;
+	PQclear(r);
+	rep->relayed_approximate = rep->relayed_hour >= c->cfg->check_scan_limit;
+	return 0;
+}
+
+/* Rows of a query that selects row_cols first, plus *total from column
+ * total_col of the first row when total_col >= 0. */
+static int q_rows(struct mqtx_db_check *c, const char *sql, int n, const char *const *params, const char *doing,
+		  struct mqtx_check_row **rows, size_t *nrows, int total_col, int64_t *total)
+{
+	PGresult *r = query(c, sql, n, params, doing);
+	if (r == NULL)
+		return -1;
+	int nt = PQntuples(r);
+	*rows = mqtx_xcalloc((size_t)nt + 1, sizeof(**rows));
+	*nrows = (size_t)nt;
+	for (int i = 0; i < nt; i++)
+		read_row(r, i, 0, &(*rows)[i]);
+	if (total != NULL)
+		*total = nt > 0 && total_col >= 0 ? get_i64(r, 0, total_col, 0) : 0;
+	PQclear(r);
+	return 0;
+}
+
+/* The first check.scan_limit pending rows as a subquery "x" with row_cols. */
+static void pending_subquery(const struct mqtx_db_check *c, struct mqtx_buf *b, const char *extra_cols)
+{
+	mqtx_buf_adds(b, "(SELECT ");
+	row_cols(c, b);
+	if (extra_cols != NULL)
+		mqtx_buf_printf(b, ", %s", extra_cols);
+	mqtx_buf_printf(b, " FROM %s t WHERE %s = 'pending' ORDER BY %s LIMIT $1::int8) x", c->T, c->t[MQTX_COL_STATUS],
+			c->t[MQTX_COL_ID]);
+}
+
+static int q_oldest_pending(struct mqtx_db_check *c, struct mqtx_check_row **rows, size_t *n)
+{
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_adds(&sql, "SELECT x.r_id, x.r_key, x.r_dest, x.r_okey, x.r_err, x.r_attempts, x.r_age, x.r_retry FROM ");
+	struct mqtx_buf late = MQTX_BUF_INIT;
+	if (c->t[MQTX_COL_CREATED_AT] != NULL)
+		late_expr(c, &late, "r_late");
+	else
+		mqtx_buf_adds(&late, "NULL::int8 AS r_late");
+	pending_subquery(c, &sql, late.data);
+	mqtx_buf_free(&late);
+	mqtx_buf_adds(&sql, " ORDER BY x.r_late DESC NULLS LAST, x.r_id LIMIT 1");
+	const char *p[1] = {c->scap};
+	int rc = q_rows(c, sql.data, 1, p, "cannot read the oldest pending row", rows, n, -1, NULL);
+	mqtx_buf_free(&sql);
+	return rc;
+}
+
+static int q_high_attempts(struct mqtx_db_check *c, struct mqtx_check_row **rows, size_t *n, int64_t *total)
+{
+	char sa[32];
+	snprintf(sa, sizeof(sa), "%lld", (long long)c->cfg->check_warn_attempts);
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_adds(&sql, "SELECT x.r_id, x.r_key, x.r_dest, x.r_okey, x.r_err, x.r_attempts, x.r_age, x.r_retry, "
+			    "count(*) OVER ()::int8 FROM ");
+	pending_subquery(c, &sql, NULL);
+	mqtx_buf_adds(&sql, " WHERE x.r_attempts >= $2::int8 ORDER BY x.r_attempts DESC, x.r_id LIMIT $3::int8");
+	const char *p[3] = {c->scap, sa, c->slist};
+	int rc = q_rows(c, sql.data, 3, p, "cannot read the rows with many attempts", rows, n, ROW_NCOLS, total);
+	mqtx_buf_free(&sql);
+	return rc;
+}
+
+static int q_dead_rows(struct mqtx_db_check *c, struct mqtx_check_row **rows, size_t *n)
+{
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_adds(&sql, "SELECT ");
+	row_cols(c, &sql);
+	mqtx_buf_printf(&sql, " FROM %s t WHERE %s = 'dead' ORDER BY %s DESC LIMIT $1::int8", c->T, c->t[MQTX_COL_STATUS],
+			c->t[MQTX_COL_ID]);
+	const char *p[1] = {c->slist};
+	int rc = q_rows(c, sql.data, 1, p, "cannot read the dead rows", rows, n, -1, NULL);
+	mqtx_buf_free(&sql);
+	return rc;
+}
+
+/* Ordering keys whose first pending row has failed, with rows behind it:
+ * the relay publishes none of them until the head is sent or dead. */
+static int q_blocked(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, struct mqtx_check_blocked **keys, size_t *n)
+{
+	*keys = NULL;
+	*n = 0;
+	if (c->t[MQTX_COL_ORDERING_KEY] == NULL) {
+		rep->blocked_keys = rep->blocked_rows = -1;
+		return 0;
+	}
+	const char *ok = c->t[MQTX_COL_ORDERING_KEY], *id = c->t[MQTX_COL_ID];
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"WITH p AS (SELECT %s AS id, %s AS k FROM %s t WHERE %s = 'pending' AND %s IS NOT NULL "
+			"ORDER BY %s LIMIT $1::int8), "
+			"k AS (SELECT p.k, min(p.id) AS head, count(*) - 1 AS behind FROM p GROUP BY p.k HAVING count(*) > 1) "
+			"SELECT ",
+			id, ok, c->T, c->t[MQTX_COL_STATUS], ok, id);
+	row_cols(c, &sql);
+	mqtx_buf_printf(&sql,
+			", k.k::text, k.behind::int8, count(*) OVER ()::int8, (sum(k.behind) OVER ())::int8 "
+			"FROM k JOIN %s t ON %s = k.head WHERE %s > 0 AND %s IS NOT NULL "
+			"ORDER BY k.behind DESC, k.head LIMIT $2::int8",
+			c->T, id, c->t[MQTX_COL_ATTEMPTS], c->t[MQTX_COL_LAST_ERROR]);
+	const char *p[2] = {c->scap, c->slist};
+	PGresult *r = query(c, sql.data, 2, p, "cannot look for blocked ordering keys");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	int nt = PQntuples(r);
+	rep->blocked_keys = nt > 0 ? get_i64(r, 0, ROW_NCOLS + 2, 0) : 0;
+	rep->blocked_rows = nt > 0 ? get_i64(r, 0, ROW_NCOLS + 3, 0) : 0;
+	*keys = mqtx_xcalloc((size_t)nt + 1, sizeof(**keys));
+	*n = (size_t)nt;
+	for (int i = 0; i < nt; i++) {
+		read_row(r, i, 0, &(*keys)[i].head);
+		(*keys)[i].ordering_key = get_str(r, i, ROW_NCOLS);
+		(*keys)[i].behind = get_i64(r, i, ROW_NCOLS + 1, 0);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Relay heartbeats: running ones (unless forgotten) and the latest stopped. */
+static int q_relays(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
+{
+	bool exists;
+	if (table_exists(c, c->R, &exists) < 0)
+		return -1;
+	rep->relays_known = exists;
+	rep->last_relay_seen_ms = -1;
+	if (!exists)
+		return 0;
+	char sforget[32];
+	snprintf(sforget, sizeof(sforget), "%lld", (long long)c->cfg->check_relay_forget_ms);
+	static const char *cols = "relay_id, host, pid::int8, version, "
+				  "(extract(epoch FROM now() - last_seen) * 1000)::int8, "
+				  "(extract(epoch FROM now() - started_at) * 1000)::int8, stopped_at IS NOT NULL, relayed, "
+				  "failed, last_error";
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"(SELECT %s FROM %s WHERE outbox = $1 AND stopped_at IS NULL "
+			"AND ($2::int8 = 0 OR last_seen > now() - $2::int8 * interval '1 millisecond') "
+			"ORDER BY last_seen DESC LIMIT 1000) "
+			"UNION ALL (SELECT %s FROM %s WHERE outbox = $1 AND stopped_at IS NOT NULL "
+			"ORDER BY last_seen DESC LIMIT $3::int8) "
+			"UNION ALL (SELECT NULL, NULL, NULL, NULL, (extract(epoch FROM now() - max(last_seen)) * 1000)::int8, "
+			"NULL, NULL, NULL, NULL, NULL FROM %s WHERE outbox = $1)",
+			cols, c->R, cols, c->R, c->R);
+	const char *p[3] = {c->ob_name, sforget, c->slist};
+	PGresult *r = query(c, sql.data, 3, p, "cannot read the relay heartbeats");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	int nt = PQntuples(r);
+	rep->relays = mqtx_xcalloc((size_t)nt + 1, sizeof(*rep->relays));
+	for (int i = 0; i < nt; i++) {
+		if (PQgetisnull(r, i, 0)) {
+			rep->last_relay_seen_ms = get_i64(r, i, 4, -1);
+			continue;
+		}
+		struct mqtx_check_relay *x = &rep->relays[rep->n_relays++];
+		x->relay_id = get_str(r, i, 0);
+		x->host = get_str(r, i, 1);
+		x->pid = get_i64(r, i, 2, 0);
+		x->version = get_str(r, i, 3);
+		x->seen_ms = get_i64(r, i, 4, 0);
+		x->started_ms = get_i64(r, i, 5, 0);
+		bool stopped = PQgetvalue(r, i, 6)[0] == 't';
+		x->stopped = stopped;
+		x->relayed = get_i64(r, i, 7, 0);
+		x->failed = get_i64(r, i, 8, 0);
+		x->last_error = get_str(r, i, 9);
+		x->state = stopped ? MQTX_RELAY_STOPPED : MQTX_RELAY_LIVE; /* lib/check judges the running ones */
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Sent messages with no completion after check.completion_after, among
+ * those sent within check.completion_window. */
+static int q_completion(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, struct mqtx_check_row **rows, size_t *n,
+			bool *missing_table)
+{
+	*missing_table = false;
+	bool exists;
+	if (table_exists(c, c->C, &exists) < 0)
+		return -1;
+	if (!exists) {
+		*missing_table = true;
+		return 0;
+	}
+	char safter[32], swin[32];
+	snprintf(safter, sizeof(safter), "%lld", (long long)c->cfg->check_completion_after_ms);
+	snprintf(swin, sizeof(swin), "%lld", (long long)c->cfg->check_completion_window_ms);
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_adds(&sql, "SELECT ");
+	row_cols(c, &sql);
+	mqtx_buf_printf(&sql,
+			", (extract(epoch FROM now() - %s) * 1000)::int8 AS sent_age, count(*) OVER ()::int8, "
+			"(max(extract(epoch FROM now() - %s) * 1000) OVER ())::int8 "
+			"FROM %s t WHERE %s = 'sent' AND %s >= now() - $1::int8 * interval '1 millisecond' "
+			"AND %s < now() - $2::int8 * interval '1 millisecond' "
+			"AND NOT EXISTS (SELECT 1 FROM %s c WHERE c.idempotency_key = %s) ORDER BY %s LIMIT $3::int8",
+			c->t[MQTX_COL_SENT_AT], c->t[MQTX_COL_SENT_AT], c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_SENT_AT],
+			c->t[MQTX_COL_SENT_AT], c->C, c->key_t, c->t[MQTX_COL_SENT_AT]);
+	const char *p[3] = {swin, safter, c->slist};
+	PGresult *r = query(c, sql.data, 3, p, "cannot look for messages awaiting completion");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	int nt = PQntuples(r);
+	rep->completion_checked = true;
+	rep->awaiting_completion = nt > 0 ? get_i64(r, 0, ROW_NCOLS + 1, 0) : 0;
+	rep->oldest_awaiting_ms = nt > 0 ? get_i64(r, 0, ROW_NCOLS + 2, -1) : -1;
+	*rows = mqtx_xcalloc((size_t)nt + 1, sizeof(**rows));
+	*n = (size_t)nt;
+	for (int i = 0; i < nt; i++)
+		read_row(r, i, 0, &(*rows)[i]);
+	PQclear(r);
+	return 0;
+}
+
+/* Biggest backlog first, then most dead rows, then by name. */
+static int compare_dests(const void *a, const void *b)
+{
+	const struct mqtx_check_dest *x = a, *y = b;
+	if (x->pending != y->pending)
+		return x->pending > y->pending ? -1 : 1;
+	if (x->dead != y->dead)
+		return x->dead > y->dead ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+int mqtx_db_check_set_timeout(struct mqtx_db_check *c, struct mqtx_err *err)
+{
+	c->err = err;
+	char st[32];
+	snprintf(st, sizeof(st), "%lld", (long long)c->cfg->check_timeout_ms);
+	const char *p[1] = {st};
+	PGresult *r = query(c, "SELECT set_config('statement_timeout', $1, false)", 1, p, "cannot set statement_timeout");
+	if (r == NULL)
+		return -1;
+	PQclear(r);
+	return 0;
+}
+
+/* ------------------------------------------------------------ explain */
+
+static const char *ts(const struct mqtx_db_check *c, enum mqtx_col k)
+{
+	static char buf[MQTX_COL__COUNT][160];
+	if (c->t[k] == NULL)
+		return "NULL::text";
+	snprintf(buf[k], sizeof(buf[k]), "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", c->t[k]);
+	return buf[k];
+}
+
+/* Finds the row: by id when ident is a number, else (or then) by key. */
+static PGresult *explain_lookup(struct mqtx_db_check *c, const char *ident)
+{
+	struct mqtx_buf sel = MQTX_BUF_INIT;
+	mqtx_buf_adds(&sel, "SELECT ");
+	row_cols(c, &sel);
+	mqtx_buf_printf(&sel, ", %s::text, %s::text, ", tcol(c, MQTX_COL_ROUTING_KEY, "NULL"), c->t[MQTX_COL_STATUS]);
+	mqtx_buf_printf(&sel, "%s, ", ts(c, MQTX_COL_CREATED_AT));
+	mqtx_buf_printf(&sel, "%s, ", ts(c, MQTX_COL_AVAILABLE_AT));
+	mqtx_buf_printf(&sel, "%s, ", ts(c, MQTX_COL_SENT_AT));
+	mqtx_buf_printf(&sel, "%s, ", ts(c, MQTX_COL_REDELIVERED_AT));
+	mqtx_buf_printf(&sel, "%s::int8, ", tcol(c, MQTX_COL_REDELIVERY_COUNT, "0"));
+	if (c->t[MQTX_COL_SENT_AT] != NULL)
+		mqtx_buf_printf(&sel, "(extract(epoch FROM now() - %s) * 1000)::int8", c->t[MQTX_COL_SENT_AT]);
+	else
+		mqtx_buf_adds(&sel, "NULL::int8");
+	mqtx_buf_printf(&sel, " FROM %s t WHERE ", c->T);
+
+	const char *id_text = NULL;
+	char idbuf[32];
+	size_t n = strlen(ident);
+	bool numeric = n > 0 && n < 19 && strspn(ident, "0123456789") == n;
+	if (numeric)
+		id_text = ident;
+	PGresult *r = NULL;
+	if (id_text != NULL) {
+		struct mqtx_buf sql = MQTX_BUF_INIT;
+		mqtx_buf_printf(&sql, "%s%s = $1::int8", sel.data, c->t[MQTX_COL_ID]);
+		const char *p[1] = {id_text};
+		r = query(c, sql.data, 1, p, "cannot look up the message");
+		mqtx_buf_free(&sql);
+		if (r == NULL || PQntuples(r) > 0)
+			goto out;
+		PQclear(r);
+		r = NULL;
+	}
+	if (c->t[MQTX_COL_KEY] != NULL) {
+		struct mqtx_buf sql = MQTX_BUF_INIT;
+		mqtx_buf_printf(&sql, "%s%s = $1", sel.data, c->t[MQTX_COL_KEY]);
+		const char *p[1] = {ident};
+		r = query(c, sql.data, 1, p, "cannot look up the message");
+		mqtx_buf_free(&sql);
+	} else if (c->key_prefix != NULL && strncmp(ident, c->key_prefix, strlen(c->key_prefix)) == 0) {
+		/* derived keys are prefix || id */
+		const char *rest = ident + strlen(c->key_prefix);
+		size_t rl = strlen(rest);
+		if (rl > 0 && rl < 19 && strspn(rest, "0123456789") == rl) {
+			snprintf(idbuf, sizeof(idbuf), "%s", rest);
+			struct mqtx_buf sql = MQTX_BUF_INIT;
+			mqtx_buf_printf(&sql, "%s%s = $1::int8", sel.data, c->t[MQTX_COL_ID]);
+			const char *p[1] = {idbuf};
+			r = query(c, sql.data, 1, p, "cannot look up the message");
+			mqtx_buf_free(&sql);
+		}
+	}
+out:
+	mqtx_buf_free(&sel);
+	if (r == NULL && c->err->kind == MQTX_OK)
+		r = PQmakeEmptyPGresult(c->conn, PGRES_TUPLES_OK);
+	return r;
+}
+
+char *mqtx_db_check_retry_sql(const struct mqtx_db_check *c, int64_t id)
+{
+	return fmt("UPDATE %s SET %s = now() WHERE %s = %lld AND %s = 'pending'", c->T, c->q[MQTX_COL_AVAILABLE_AT],
+		   c->q[MQTX_COL_ID], (long long)id, c->q[MQTX_COL_STATUS]);
+}
+
+
+int mqtx_db_check_find(struct mqtx_db_check *c, const char *ident, struct mqtx_db_check_message *m, bool *found,
+		       struct mqtx_err *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->sent_ms = -1;
+	*found = false;
+	c->err = err;
+	mqtx_err_clear(err);
+	PGresult *r = explain_lookup(c, ident);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) > 0) {
+		*found = true;
+		read_row(r, 0, 0, &m->row);
+		m->routing_key = get_str(r, 0, ROW_NCOLS);
+		m->status = get_str(r, 0, ROW_NCOLS + 1);
+		m->created_at = get_str(r, 0, ROW_NCOLS + 2);
+		m->available_at = get_str(r, 0, ROW_NCOLS + 3);
+		m->sent_at = get_str(r, 0, ROW_NCOLS + 4);
+		m->redelivered_at = get_str(r, 0, ROW_NCOLS + 5);
+		m->redelivery_count = get_i64(r, 0, ROW_NCOLS + 6, 0);
+		m->sent_ms = get_i64(r, 0, ROW_NCOLS + 7, -1);
+	}
+	PQclear(r);
+	return 0;
+}
+
+int mqtx_db_check_key_neighbours(struct mqtx_db_check *c, const char *okey, int64_t id, struct mqtx_check_row *head,
+				 int64_t *ahead, int64_t *behind, struct mqtx_err *err)
+{
+	c->err = err;
+	*ahead = *behind = 0;
+	if (c->t[MQTX_COL_ORDERING_KEY] == NULL)
+		return 0;
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_adds(&sql, "SELECT ");
+	row_cols(c, &sql);
+	mqtx_buf_printf(&sql,
+			", count(*) OVER ()::int8 FROM %s t WHERE %s = 'pending' AND %s = $1 AND %s < $2::int8 "
+			"ORDER BY %s LIMIT 1",
+			c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ORDERING_KEY], c->t[MQTX_COL_ID], c->t[MQTX_COL_ID]);
+	char sid[32];
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	const char *p[2] = {okey, sid};
+	PGresult *r = query(c, sql.data, 2, p, "cannot look at the message's ordering key");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) > 0) {
+		read_row(r, 0, 0, head);
+		*ahead = get_i64(r, 0, ROW_NCOLS, 0);
+	}
+	PQclear(r);
+	mqtx_buf_printf(&sql, "SELECT count(*)::int8 FROM %s t WHERE %s = 'pending' AND %s = $1 AND %s > $2::int8", c->T,
+			c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ORDERING_KEY], c->t[MQTX_COL_ID]);
+	r = query(c, sql.data, 2, p, "cannot look at the message's ordering key");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	*behind = get_i64(r, 0, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int mqtx_db_check_relays_known(struct mqtx_db_check *c, bool *known, struct mqtx_err *err)
+{
+	c->err = err;
+	return table_exists(c, c->R, known);
+}
+
+int mqtx_db_check_relay_alive(struct mqtx_db_check *c, int64_t stale_ms, bool *alive, int64_t *seen_ms,
+			      struct mqtx_err *err)
+{
+	c->err = err;
+	char sstale[32];
+	snprintf(sstale, sizeof(sstale), "%lld", (long long)stale_ms);
+	const char *p[2] = {c->ob_name, sstale};
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"SELECT count(*) FILTER (WHERE last_seen > now() - $2::int8 * interval '1 millisecond')::int8, "
+			"(extract(epoch FROM now() - max(last_seen)) * 1000)::int8 FROM %s WHERE outbox = $1",
+			c->R);
+	PGresult *r = query(c, sql.data, 2, p, "cannot read the relay heartbeats");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	*alive = get_i64(r, 0, 0, 0) > 0;
+	*seen_ms = get_i64(r, 0, 1, -1);
+	PQclear(r);
+	return 0;
+}
+
+int mqtx_db_check_completion(struct mqtx_db_check *c, const char *key, bool *exists, char **completed_at,
+			     char **source, struct mqtx_err *err)
+{
+	c->err = err;
+	*completed_at = *source = NULL;
+	if (table_exists(c, c->C, exists) < 0)
+		return -1;
+	if (!*exists)
+		return 0;
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"SELECT to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), source FROM %s "
+			"WHERE idempotency_key = $1",
+			c->C);
+	const char *p[1] = {key};
+	PGresult *r = query(c, sql.data, 1, p, "cannot look up the completion");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) > 0) {
+		*completed_at = get_str(r, 0, 0);
+		*source = get_str(r, 0, 1);
+	}
+	PQclear(r);
+	return 0;
+}
+
+const char *mqtx_db_check_relays_table(const struct mqtx_db_check *c)
+{
+	return c->R;
+}
+
+const char *mqtx_db_check_completions_table(const struct mqtx_db_check *c)
+{
+	return c->C;
+}
+
+char *mqtx_db_check_literal(const char *s)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	if (strchr(s, '\\') != NULL)
+		mqtx_buf_adds(&b, " E");
+	mqtx_buf_addc(&b, '\'');
+	for (; *s != '\0'; s++) {
+		if (*s == '\'' || *s == '\\')
+			mqtx_buf_addc(&b, *s);
+		mqtx_buf_addc(&b, *s);
+	}
+	mqtx_buf_addc(&b, '\'');
+	return mqtx_buf_detach(&b);
+}
+
+/* ------------------------------------------------------------ the snapshot */
+
+void mqtx_check_snapshot_free(struct mqtx_check_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	free(s->database);
+	free(s->checked_at);
+	for (size_t i = 0; i < s->n_dests; i++) {
+		free(s->dests[i].name);
+		free(s->dests[i].broker_detail);
+	}
+	free(s->dests);
+	for (size_t i = 0; i < s->n_relays; i++)
+		mqtx_check_relay_free(&s->relays[i]);
+	free(s->relays);
+	mqtx_check_rows_free(s->oldest, s->n_oldest);
+	mqtx_check_rows_free(s->high, s->n_high);
+	mqtx_check_rows_free(s->dead, s->n_dead);
+	mqtx_check_blocked_free(s->blocked, s->n_blocked);
+	mqtx_check_rows_free(s->awaiting, s->n_awaiting);
+	free(s->relays_table);
+	free(s->completions_table);
+	memset(s, 0, sizeof(*s));
+}
+
+static int snapshot_tx(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
+{
+	const struct mqtx_config *cfg = c->cfg;
+	bool small = false;
+	if (q_meta(c, s, &small) < 0)
+		return -1;
+	if (small && q_exact_counts(c, s) < 0)
+		return -1;
+	if (q_pending(c, s, small, &s->n_warn_age, &s->n_crit_age, &s->pending_truncated) < 0 || q_dead(c, s, small) < 0)
+		return -1;
+	if (!small && (q_estimates(c, s) < 0 || q_prepared(c, s) < 0))
+		return -1;
+	if (!small && !s->estimated_from_stats && s->total_estimate >= 0) {
+		/* never analyzed: whatever is neither pending, dead nor prepared counts as sent */
+		int64_t rest = s->total_estimate - s->status[MQTX_ST_PENDING].n - s->status[MQTX_ST_DEAD].n -
+			       s->status[MQTX_ST_PREPARED].n;
+		s->status[MQTX_ST_SENT].n = rest > 0 ? rest : 0;
+	}
+	if (q_traffic(c, s) < 0)
+		return -1;
+	if (s->status[MQTX_ST_PENDING].n > 0 && q_oldest_pending(c, &s->oldest, &s->n_oldest) < 0)
+		return -1;
+	if (cfg->check_warn_attempts > 0 && s->status[MQTX_ST_PENDING].n > 0 &&
+	    q_high_attempts(c, &s->high, &s->n_high, &s->high_attempt_rows) < 0)
+		return -1;
+	if (s->status[MQTX_ST_DEAD].n > 0 && q_dead_rows(c, &s->dead, &s->n_dead) < 0)
+		return -1;
+	if (q_blocked(c, s, &s->blocked, &s->n_blocked) < 0)
+		return -1;
+	if (q_relays(c, s) < 0)
+		return -1;
+	if (cfg->check_completion && s->has_sent_at &&
+	    q_completion(c, s, &s->awaiting, &s->n_awaiting, &s->completion_table_missing) < 0)
+		return -1;
+	return 0;
+}
+
+int mqtx_db_check_snapshot(struct mqtx_db_check *c, struct mqtx_check_snapshot *s, struct mqtx_err *err)
+{
+	memset(s, 0, sizeof(*s));
+	c->err = err;
+	s->oldest_pending_ms = s->last_relay_seen_ms = s->oldest_awaiting_ms = -1;
+	s->has_sent_at = c->t[MQTX_COL_SENT_AT] != NULL;
+	s->relays_table = mqtx_xstrdup(c->R);
+	s->completions_table = mqtx_xstrdup(c->C);
+	if (mqtx_pg_exec(c->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0)
+		return -1;
+	if (snapshot_tx(c, s) < 0) {
+		PGresult *r = PQexec(c->conn, "ROLLBACK");
+		PQclear(r);
+		return -1;
+	}
+	if (mqtx_pg_exec(c->conn, "COMMIT", err) < 0)
+		return -1;
+	if (s->n_dests > 1)
+		qsort(s->dests, s->n_dests, sizeof(*s->dests), compare_dests);
+	return 0;
+}
