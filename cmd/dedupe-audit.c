@@ -10,6 +10,7 @@
 #include "audit/audit.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "broker/broker.h"
 #include "render/audit.h"
 #include "commands.h"
 
@@ -139,7 +140,8 @@ static int validate(struct mqtx_cmd *c)
 	if (c->cli.nargs > 0)
 		return mqtx_usage_error("dedupe-audit", "unexpected argument '%s' (the source goes after --source)", c->cli.args[0]);
 	if (a->source == NULL)
-		return mqtx_usage_error("dedupe-audit", "--source is required (a kafka:// or amqp:// URL, inbox:, a JSONL file or -)");
+		return mqtx_usage_error("dedupe-audit", "--source is required (a broker URL: %s; inbox:, a JSONL file or -)",
+					mqtx_broker_schemes_text());
 	return 0;
 }
 

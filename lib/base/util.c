@@ -102,19 +102,37 @@ void mqtx_buf_add_i64(struct mqtx_buf *b, int64_t v)
 	mqtx_buf_add(b, num, mqtx_fmt_i64(num, v));
 }
 
+void mqtx_buf_vprintf(struct mqtx_buf *b, const char *fmt, va_list ap)
+{
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	if (n >= 0) {
+		mqtx_buf_grow(b, (size_t)n);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+		b->len += (size_t)n;
+	}
+	va_end(again);
+}
+
 void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	mqtx_buf_vprintf(b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	mqtx_buf_grow(b, (size_t)n);
+}
+
+char *mqtx_xasprintf(const char *fmt, ...)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	mqtx_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	b->len += (size_t)n;
+	if (b.data == NULL)
+		return mqtx_xstrdup("");
+	return mqtx_buf_detach(&b);
 }
 
 void mqtx_buf_reset(struct mqtx_buf *b)

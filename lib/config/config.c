@@ -237,21 +237,6 @@ const char *mqtx_config_key_help(size_t i) { return keys[i].help; }
 bool mqtx_config_key_secret(size_t i) { return keys[i].secret; }
 bool mqtx_config_key_env(size_t i) { return keys[i].type != T_MAP; }
 
-const char *mqtx_config_key_type(size_t i)
-{
-	switch (keys[i].type) {
-	case T_STR: return "string";
-	case T_INT: return "integer";
-	case T_DUR: return "duration";
-	case T_BOOL: return "boolean";
-	case T_ENUM: return keys[i].choices;
-	case T_MAP: return "mapping";
-	case T_LIST: return "list";
-	case T_SIZE: return "size";
-	}
-	return "string";
-}
-
 static void *field(struct mqtx_config *cfg, size_t i)
 {
 	return (char *)cfg + keys[i].off;
@@ -367,7 +352,7 @@ static int parse_bool(const char *v, bool *out)
 
 /* Stores a scalar value into key i. Error text: "<what is wrong>". */
 /* Settings that name a database object or channel: quoted with libpq's
- * PQescapeIdentifier, which refuses invalidly encoded text. */
+ * identifier escaping (mqtx_pg_ident), which refuses invalidly encoded text. */
 static bool is_identifier(const char *name)
 {
 	static const char *const idents[] = {"outbox.schema", "outbox.table", "outbox.notify_channel",
@@ -379,110 +364,214 @@ static bool is_identifier(const char *name)
 	       (strncmp(name, "audit.inbox_", 12) == 0 && strlen(name) > 7 && strcmp(name + strlen(name) - 7, "_column") == 0);
 }
 
+/* ---- one parser and one printer per value type (the table below) ---- */
+
+static int store_str(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	if (v != NULL && is_identifier(k->name)) {
+		size_t bad = mqtx_utf8_invalid_at(v);
+		if (bad > 0)
+			return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); names must be UTF-8 text",
+					    k->name, bad);
+		if (strlen(v) > 63)
+			return mqtx_err_set(err, MQTX_E_CONFIG,
+					    "%s: '%s' is %zu bytes long; PostgreSQL names have at most 63 (it would cut it)",
+					    k->name, v, strlen(v));
+	}
+	set_str(slot, v);
+	return 0;
+}
+
+/* "a, b,,c" -> "a,b,c"; an empty list is unset */
+static int store_list(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	(void)k;
+	(void)err;
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	for (const char *p = v; *p != '\0';) {
+		size_t n = strcspn(p, ",");
+		const char *e = p + n;
+		while (p < e && isspace((unsigned char)*p))
+			p++;
+		while (e > p && isspace((unsigned char)e[-1]))
+			e--;
+		if (e > p) {
+			if (b.len > 0)
+				mqtx_buf_addc(&b, ',');
+			mqtx_buf_add(&b, p, (size_t)(e - p));
+		}
+		p += n + (p[n] == ',');
+	}
+	char **sp = slot;
+	free(*sp);
+	*sp = b.len > 0 ? mqtx_buf_detach(&b) : NULL;
+	mqtx_buf_free(&b);
+	return 0;
+}
+
+static int store_enum(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	size_t vl = strlen(v);
+	for (const char *c = k->choices; *c != '\0';) {
+		size_t cl = strcspn(c, "|");
+		if (cl == vl && strncmp(c, v, vl) == 0) {
+			set_str(slot, v);
+			return 0;
+		}
+		c += cl + (c[cl] == '|');
+	}
+	return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is not one of %s", v, k->choices);
+}
+
+static int store_int(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0)
+		return mqtx_err_set(err, MQTX_E_CONFIG, "expected a whole number, got '%s'", v);
+	if (n < k->min || n > k->max)
+		return mqtx_err_set(err, MQTX_E_CONFIG, "%lld is out of range (%lld to %lld)", n, (long long)k->min,
+				    (long long)k->max);
+	*(int64_t *)slot = n;
+	return 0;
+}
+
+static int store_dur(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	int64_t ms;
+	if (mqtx_parse_duration(v, &ms, err) < 0) {
+		err->kind = MQTX_E_CONFIG;
+		return -1;
+	}
+	if ((ms < k->min || ms > k->max) && (ms != 0 || k->min > 0)) {
+		char lo[32], hi[32];
+		mqtx_format_duration(k->min, lo, sizeof(lo));
+		mqtx_format_duration(k->max, hi, sizeof(hi));
+		return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is out of range (%s to %s)", v, lo, hi);
+	}
+	*(int64_t *)slot = ms;
+	return 0;
+}
+
+static int store_bool(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	(void)k;
+	if (parse_bool(v, slot) < 0)
+		return mqtx_err_set(err, MQTX_E_CONFIG, "expected true or false, got '%s'", v);
+	return 0;
+}
+
+static int store_map(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	(void)k, (void)slot, (void)v;
+	return mqtx_err_set(err, MQTX_E_CONFIG, "expected a mapping of properties, got a single value");
+}
+
+static int store_size(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	uint64_t bytes;
+	if (mqtx_parse_size(v, &bytes, err) < 0) {
+		err->kind = MQTX_E_CONFIG;
+		return -1;
+	}
+	if (bytes < (uint64_t)k->min || bytes > (uint64_t)k->max)
+		return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is out of range (%lld to %lld bytes)", v, (long long)k->min,
+				    (long long)k->max);
+	*(int64_t *)slot = (int64_t)bytes;
+	return 0;
+}
+
+static char *show_str(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
+{
+	(void)cfg;
+	const char *v = *(char *const *)slot;
+	if (v == NULL)
+		return mqtx_xstrdup("");
+	return k->secret ? mqtx_redact(v) : mqtx_xstrdup(v);
+}
+
+static char *show_int(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
+{
+	(void)cfg, (void)k;
+	char tmp[32];
+	snprintf(tmp, sizeof(tmp), "%lld", (long long)*(const int64_t *)slot);
+	return mqtx_xstrdup(tmp);
+}
+
+/* v in the largest of units[] (largest first, NULL-terminated) that
+ * divides it; "0" and values no unit divides as plain numbers + last. */
+struct unit {
+	int64_t size;
+	const char *suffix;
+};
+
+static char *show_in_units(int64_t v, const struct unit *units, const char *plain)
+{
+	char tmp[64];
+	size_t u = 0;
+	while (units[u].suffix != NULL && (v == 0 || v % units[u].size != 0))
+		u++;
+	if (v == 0)
+		return mqtx_xstrdup("0");
+	if (units[u].suffix != NULL)
+		snprintf(tmp, sizeof(tmp), "%lld%s", (long long)(v / units[u].size), units[u].suffix);
+	else
+		snprintf(tmp, sizeof(tmp), "%lld%s", (long long)v, plain);
+	return mqtx_xstrdup(tmp);
+}
+
+static char *show_dur(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
+{
+	(void)cfg, (void)k;
+	static const struct unit units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {0, NULL}};
+	return show_in_units(*(const int64_t *)slot, units, "ms");
+}
+
+static char *show_size(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
+{
+	(void)cfg, (void)k;
+	static const struct unit units[] = {{1073741824, "GiB"}, {1048576, "MiB"}, {1024, "KiB"}, {0, NULL}};
+	return show_in_units(*(const int64_t *)slot, units, "");
+}
+
+static char *show_bool(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
+{
+	(void)cfg, (void)k;
+	return mqtx_xstrdup(*(const bool *)slot ? "true" : "false");
+}
+
+static char *show_map(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
+{
+	(void)k, (void)slot;
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	for (size_t i = 0; i < cfg->n_kafka_props; i++) {
+		const char *key = cfg->kafka_props[i].key;
+		bool sensitive = strstr(key, "password") || strstr(key, "secret") || strstr(key, "key") ||
+				 strstr(key, "token") || strstr(key, "jaas");
+		mqtx_buf_printf(&b, "%s%s=%s", i ? "," : "", key, sensitive ? "***" : cfg->kafka_props[i].value);
+	}
+	return b.data != NULL ? mqtx_buf_detach(&b) : mqtx_xstrdup("");
+}
+
+static const struct type_def {
+	const char *name; /* for `mqtx config --keys`; T_ENUM shows its choices */
+	int (*store)(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err);
+	char *(*show)(const struct mqtx_config *cfg, const struct key_def *k, const void *slot);
+} types[] = {
+	[T_STR] = {"string", store_str, show_str},
+	[T_INT] = {"integer", store_int, show_int},
+	[T_DUR] = {"duration", store_dur, show_dur},
+	[T_BOOL] = {"boolean", store_bool, show_bool},
+	[T_ENUM] = {NULL, store_enum, show_str},
+	[T_MAP] = {"mapping", store_map, show_map},
+	[T_LIST] = {"list", store_list, show_str},
+	[T_SIZE] = {"size", store_size, show_size},
+};
+
 static int store(struct mqtx_config *cfg, size_t i, const char *v, struct mqtx_err *err)
 {
-	const struct key_def *k = &keys[i];
-	switch (k->type) {
-	case T_STR:
-		if (v != NULL && is_identifier(k->name)) {
-			size_t bad = mqtx_utf8_invalid_at(v);
-			if (bad > 0)
-				return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); names must be UTF-8 text",
-						    k->name, bad);
-			if (strlen(v) > 63)
-				return mqtx_err_set(err, MQTX_E_CONFIG,
-						    "%s: '%s' is %zu bytes long; PostgreSQL names have at most 63 (it would cut it)",
-						    k->name, v, strlen(v));
-		}
-		set_str(field(cfg, i), v);
-		return 0;
-	case T_LIST: {
-		/* "a, b,,c" -> "a,b,c"; an empty list is unset */
-		struct mqtx_buf b = MQTX_BUF_INIT;
-		for (const char *p = v; *p != '\0';) {
-			size_t n = strcspn(p, ",");
-			const char *e = p + n;
-			while (p < e && isspace((unsigned char)*p))
-				p++;
-			while (e > p && isspace((unsigned char)e[-1]))
-				e--;
-			if (e > p) {
-				if (b.len > 0)
-					mqtx_buf_addc(&b, ',');
-				mqtx_buf_add(&b, p, (size_t)(e - p));
-			}
-			p += n + (p[n] == ',');
-		}
-		char **slot = field(cfg, i);
-		free(*slot);
-		*slot = b.len > 0 ? mqtx_buf_detach(&b) : NULL;
-		mqtx_buf_free(&b);
-		return 0;
-	}
-	case T_ENUM: {
-		size_t vl = strlen(v);
-		const char *c = k->choices;
-		while (*c != '\0') {
-			size_t cl = strcspn(c, "|");
-			if (cl == vl && strncmp(c, v, vl) == 0) {
-				set_str(field(cfg, i), v);
-				return 0;
-			}
-			c += cl + (c[cl] == '|');
-		}
-		return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is not one of %s", v, k->choices);
-	}
-	case T_INT: {
-		char *end;
-		errno = 0;
-		long long n = strtoll(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || errno != 0)
-			return mqtx_err_set(err, MQTX_E_CONFIG, "expected a whole number, got '%s'", v);
-		if (n < k->min || n > k->max)
-			return mqtx_err_set(err, MQTX_E_CONFIG, "%lld is out of range (%lld to %lld)", n,
-					    (long long)k->min, (long long)k->max);
-		*(int64_t *)field(cfg, i) = n;
-		return 0;
-	}
-	case T_DUR: {
-		int64_t ms;
-		if (mqtx_parse_duration(v, &ms, err) < 0) {
-			err->kind = MQTX_E_CONFIG;
-			return -1;
-		}
-		if (ms < k->min || ms > k->max) {
-			char lo[32], hi[32];
-			mqtx_format_duration(k->min, lo, sizeof(lo));
-			mqtx_format_duration(k->max, hi, sizeof(hi));
-			if (ms != 0 || k->min > 0)
-				return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is out of range (%s to %s)", v, lo, hi);
-		}
-		*(int64_t *)field(cfg, i) = ms;
-		return 0;
-	}
-	case T_BOOL: {
-		bool b;
-		if (parse_bool(v, &b) < 0)
-			return mqtx_err_set(err, MQTX_E_CONFIG, "expected true or false, got '%s'", v);
-		*(bool *)field(cfg, i) = b;
-		return 0;
-	}
-	case T_MAP:
-		return mqtx_err_set(err, MQTX_E_CONFIG, "expected a mapping of properties, got a single value");
-	case T_SIZE: {
-		uint64_t bytes;
-		if (mqtx_parse_size(v, &bytes, err) < 0) {
-			err->kind = MQTX_E_CONFIG;
-			return -1;
-		}
-		if (bytes < (uint64_t)k->min || bytes > (uint64_t)k->max)
-			return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is out of range (%lld to %lld bytes)", v,
-					    (long long)k->min, (long long)k->max);
-		*(int64_t *)field(cfg, i) = (int64_t)bytes;
-		return 0;
-	}
-	}
-	return 0;
+	return types[keys[i].type].store(&keys[i], field(cfg, i), v, err);
 }
 
 static void set_origin(struct mqtx_config *cfg, size_t i, const char *origin)
@@ -1171,61 +1260,12 @@ char *mqtx_config_env_name(size_t i)
 	return mqtx_buf_detach(&b);
 }
 
+const char *mqtx_config_key_type(size_t i)
+{
+	return keys[i].type == T_ENUM ? keys[i].choices : types[keys[i].type].name;
+}
+
 char *mqtx_config_value_text(const struct mqtx_config *cfg, size_t i)
 {
-	char tmp[64];
-	switch (keys[i].type) {
-	case T_STR:
-	case T_LIST:
-	case T_ENUM: {
-		const char *v = *(char *const *)cfield(cfg, i);
-		if (v == NULL)
-			return mqtx_xstrdup("");
-		return keys[i].secret ? mqtx_redact(v) : mqtx_xstrdup(v);
-	}
-	case T_INT:
-		snprintf(tmp, sizeof(tmp), "%lld", (long long)*(const int64_t *)cfield(cfg, i));
-		return mqtx_xstrdup(tmp);
-	case T_DUR: {
-		int64_t ms = *(const int64_t *)cfield(cfg, i);
-		if (ms == 0)
-			return mqtx_xstrdup("0");
-		if (ms % 86400000 == 0)
-			snprintf(tmp, sizeof(tmp), "%lldd", (long long)(ms / 86400000));
-		else if (ms % 3600000 == 0)
-			snprintf(tmp, sizeof(tmp), "%lldh", (long long)(ms / 3600000));
-		else if (ms % 60000 == 0)
-			snprintf(tmp, sizeof(tmp), "%lldm", (long long)(ms / 60000));
-		else if (ms % 1000 == 0)
-			snprintf(tmp, sizeof(tmp), "%llds", (long long)(ms / 1000));
-		else
-			snprintf(tmp, sizeof(tmp), "%lldms", (long long)ms);
-		return mqtx_xstrdup(tmp);
-	}
-	case T_BOOL:
-		return mqtx_xstrdup(*(const bool *)cfield(cfg, i) ? "true" : "false");
-	case T_SIZE: {
-		int64_t n = *(const int64_t *)cfield(cfg, i);
-		if (n != 0 && n % 1073741824 == 0)
-			snprintf(tmp, sizeof(tmp), "%lldGiB", (long long)(n / 1073741824));
-		else if (n != 0 && n % 1048576 == 0)
-			snprintf(tmp, sizeof(tmp), "%lldMiB", (long long)(n / 1048576));
-		else if (n != 0 && n % 1024 == 0)
-			snprintf(tmp, sizeof(tmp), "%lldKiB", (long long)(n / 1024));
-		else
-			snprintf(tmp, sizeof(tmp), "%lld", (long long)n);
-		return mqtx_xstrdup(tmp);
-	}
-	case T_MAP: {
-		struct mqtx_buf b = MQTX_BUF_INIT;
-		for (size_t k = 0; k < cfg->n_kafka_props; k++) {
-			const char *key = cfg->kafka_props[k].key;
-			bool sensitive = strstr(key, "password") || strstr(key, "secret") || strstr(key, "key") ||
-					 strstr(key, "token") || strstr(key, "jaas");
-			mqtx_buf_printf(&b, "%s%s=%s", k ? "," : "", key, sensitive ? "***" : cfg->kafka_props[k].value);
-		}
-		return mqtx_buf_detach(&b);
-	}
-	}
-	return mqtx_xstrdup("");
+	return types[keys[i].type].show(cfg, &keys[i], cfield(cfg, i));
 }

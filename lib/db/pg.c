@@ -162,6 +162,16 @@ void mqtx_pg_close(PGconn *conn)
 		PQfinish(conn);
 }
 
+int mqtx_pg_socket(const PGconn *conn)
+{
+	return PQsocket(conn);
+}
+
+const char *mqtx_pg_dbname(const PGconn *conn)
+{
+	return PQdb(conn);
+}
+
 int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err *err)
 {
 	const char *msg = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn);

@@ -17,6 +17,10 @@
 PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_name, struct mqtx_err *err);
 /* Closes conn (NULL: nothing). */
 void mqtx_pg_close(PGconn *conn);
+/* The connection's socket (for poll and stop watches), -1 when none. */
+int mqtx_pg_socket(const PGconn *conn);
+/* The database name the connection is to; borrowed. */
+const char *mqtx_pg_dbname(const PGconn *conn);
 /* Fills err from a failed result (or the connection when res is NULL) and
  * clears res. Connection loss is marked retriable. Returns -1. */
 int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err *err);

@@ -104,8 +104,8 @@ static void drop_db(struct relay *r)
 		mqtx_outbox_free(r->slots[i].ob);
 		r->slots[i].ob = NULL;
 		if (r->slots[i].pg != NULL) {
-			mqtx_stop_unwatch(PQsocket(r->slots[i].pg)); /* before its number can be reused */
-			PQfinish(r->slots[i].pg);
+			mqtx_stop_unwatch(mqtx_pg_socket(r->slots[i].pg)); /* before its number can be reused */
+			mqtx_pg_close(r->slots[i].pg);
 		}
 		r->slots[i].pg = NULL;
 	}
@@ -215,7 +215,7 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		r->slots[i].pg = mqtx_pg_connect(r->cfg, "mqtx relay", err);
 		if (r->slots[i].pg == NULL)
 			goto fail;
-		mqtx_stop_watch(PQsocket(r->slots[i].pg)); /* a stop's grace bounds every call on it */
+		mqtx_stop_watch(mqtx_pg_socket(r->slots[i].pg)); /* a stop's grace bounds every call on it */
 		r->slots[i].ob = mqtx_outbox_new(r->slots[i].pg, r->cfg, err);
 		if (r->slots[i].ob == NULL)
 			goto fail;
@@ -255,7 +255,7 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 				drop_broker(r);
 				return -1;
 			}
-			snprintf(tid, sizeof(tid), "mqtx:%.100s:%.150s.%.150s:relay-%d", PQdb(r->slots[i].pg),
+			snprintf(tid, sizeof(tid), "mqtx:%.100s:%.150s.%.150s:relay-%d", mqtx_pg_dbname(r->slots[i].pg),
 				 r->cfg->outbox_schema, r->cfg->outbox_table, n);
 			bo.transactional_id = tid;
 			mqtx_debug("relay slot %d: transactional.id '%s'", i, tid);

@@ -11,7 +11,6 @@
 #ifndef MQTX_TXPUB_H
 #define MQTX_TXPUB_H
 
-#include <libpq-fe.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +18,7 @@
 #include "broker/broker.h"
 #include "config/config.h"
 #include "base/error.h"
+#include "db/pg.h"
 #include "txpub/input.h"
 #include "base/msg.h"
 

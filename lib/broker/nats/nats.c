@@ -231,17 +231,31 @@ static void free_subjects(struct nats_backend *nb)
 	nb->n_subjects = 0;
 }
 
+/* Closes the connection now. libnats takes about 500 ms to close one whose
+ * link stalled, so a publish() that gives up does it at once, in the
+ * caller's thread (the relay's lanes close theirs side by side), instead
+ * of leaving it to close() after the stop grace. */
+static void drop_connection(struct nats_backend *nb)
+{
+	if (nb->acks != NULL)
+		natsSubscription_Destroy(nb->acks);
+	nb->acks = NULL;
+	if (nb->nc != NULL) {
+		int64_t t0 = mqtx_now_ms();
+		natsConnection_Close(nb->nc);
+		natsConnection_Destroy(nb->nc);
+		mqtx_debug("nats: closed '%s' in %lldms", nb->where, (long long)(mqtx_now_ms() - t0));
+	}
+	nb->nc = NULL;
+	nb->broken = true;
+}
+
 static void nats_close(struct mqtx_backend *b)
 {
 	struct nats_backend *nb = (struct nats_backend *)b;
 	if (nb == NULL)
 		return;
-	if (nb->acks != NULL)
-		natsSubscription_Destroy(nb->acks);
-	if (nb->nc != NULL) {
-		natsConnection_Close(nb->nc);
-		natsConnection_Destroy(nb->nc);
-	}
+	drop_connection(nb);
 	free_subjects(nb);
 	mqtx_keyset_free(&nb->blocked);
 	free(nb->awaiting);
@@ -570,7 +584,7 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 {
 	struct nats_backend *nb = (struct nats_backend *)b;
 	if (nb->broken || natsConnection_Status(nb->nc) != NATS_CONN_STATUS_CONNECTED) {
-		nb->broken = true;
+		drop_connection(nb);
 		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", nb->where);
 	}
 	if (n == 0)
@@ -592,8 +606,8 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		if (t == NULL) {
 			free(last);
 			free(subs);
-			nb->broken = true;
 			end_call(nb, "");
+			drop_connection(nb);
 			return -1;
 		}
 		subs[i] = last_i = (size_t)(t - nb->subjects);
@@ -602,9 +616,9 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 	struct call c = {.deadline = mqtx_now_ms() + nb->confirm_timeout_ms};
 	int rc = 0;
 	if (publish_all(nb, &c, subs) < 0) {
-		nb->broken = true;
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost while publishing", nb->where);
 		end_call(nb, "connection lost before the publish acknowledgement: outcome unknown");
+		drop_connection(nb);
 		free(subs);
 		return rc;
 	}
@@ -622,13 +636,13 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost with %zu message(s) unacknowledged", nb->where,
 				    nb->outstanding);
 		end_call(nb, "connection lost before the publish acknowledgement: outcome unknown");
-		nb->broken = true;
+		drop_connection(nb);
 	} else if (stopping(nb)) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER,
-				    "stopped with %zu message(s) to '%s' unacknowledged when the shutdown grace ran out",
+				    "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out (no publish acknowledgement)",
 				    nb->outstanding, nb->where);
 		end_call(nb, "stopped before the publish acknowledgement came: outcome unknown");
-		nb->broken = true;
+		drop_connection(nb);
 	} else {
 		char why[128];
 		snprintf(why, sizeof(why), "no publish acknowledgement within %lldms: outcome unknown",
@@ -636,7 +650,7 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no publish acknowledgement from '%s' within %lldms for %zu message(s)",
 				    nb->where, (long long)nb->confirm_timeout_ms, nb->outstanding);
 		end_call(nb, why);
-		nb->broken = true;
+		drop_connection(nb);
 	}
 	return rc;
 }
@@ -733,6 +747,8 @@ static int nats_inspect(struct mqtx_backend *b, const char *destination, const c
 	(void)queue; /* NATS JetStream has no queues */
 	memset(info, 0, sizeof(*info));
 	info->depth = info->consumers = -1;
+	if (nb->nc == NULL)
+		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", nb->where);
 	if (destination == NULL)
 		return 0;
 	char *stream = NULL, why[200];
