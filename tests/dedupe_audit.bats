@@ -221,6 +221,11 @@ EOF
 	run_mqtx 2 dedupe-audit --source "amqp:///q" --to 2024-05-01T00:00:00Z
 	run_mqtx 2 dedupe-audit --source "kafka://host:9092"
 	stderr_has "names no topic"
+	# a broker source's shape is judged before anything connects (the database here is unreachable)
+	MQTX_DATABASE_URL=postgresql://127.0.0.1:1/x run_mqtx 2 dedupe-audit --source "amqp://127.0.0.1:1/q?x=1"
+	stderr_has "query strings are not supported"
+	MQTX_DATABASE_URL=postgresql://127.0.0.1:1/x run_mqtx 2 dedupe-audit --source "kafka://127.0.0.1:1"
+	stderr_has "names no topic"
 	run_mqtx 2 dedupe-audit --source x.jsonl extra
 }
 

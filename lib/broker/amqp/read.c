@@ -23,6 +23,7 @@
 #include "broker/internal.h"
 #include "broker/amqp/amqp.h"
 #include "broker/amqp/conn.h"
+#include "broker/url.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -53,14 +54,14 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 		      struct mqtx_err *err)
 {
 	memset(u, 0, sizeof(*u));
-	bool tls = strncmp(url, "amqps://", 8) == 0;
-	const char *rest = url + (tls ? 8 : 7);
-	size_t alen = strcspn(rest, "/?#");
-	const char *path = rest + alen;
-	if (*path == '?' || *path == '#' || strpbrk(path, "?#") != NULL)
+	const char *rest = url + (strncmp(url, "amqps://", 8) == 0 ? 8 : 7);
+	struct mqtx_url_parts up;
+	if (mqtx_url_split(rest, &up) < 0)
 		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s': query strings are not supported", where);
-	if (*path == '/')
-		path++;
+	/* amqp_parse_url takes the credentials from the URL itself */
+	const char *path = up.path, *authority_end = up.authority + up.authority_len;
+	size_t alen = (size_t)(authority_end - rest); /* with the credentials */
+	mqtx_url_parts_free(&up);
 	const char *slash = strchr(path, '/');
 	if (slash != NULL && strchr(slash + 1, '/') != NULL)
 		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s': expected amqp://HOST/[VHOST/]QUEUE", where);
@@ -76,7 +77,7 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 	}
 	if (alen > 0) {
 		struct mqtx_buf b = MQTX_BUF_INIT;
-		mqtx_buf_add(&b, url, (size_t)(rest + alen - url));
+		mqtx_buf_add(&b, url, (size_t)(authority_end - url));
 		u->conn_url = mqtx_buf_detach(&b);
 		if (u->vhost == NULL)
 			u->vhost = mqtx_xstrdup("/");
@@ -376,7 +377,14 @@ int mqtx_amqp_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 				    "--to with a time needs a Kafka source: RabbitMQ streams do not tell message times over AMQP 0-9-1 (use --to OFFSET)");
 	if (o->to.kind == MQTX_READ_POS_FIRST)
 		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
-	return 0;
+	/* the source's shape too, before anything connects */
+	struct aurl u;
+	char *where = mqtx_redact(o->url);
+	int rc = parse_aurl(o->url, o->cfg, where, &u, err);
+	if (rc == 0)
+		aurl_free(&u);
+	free(where);
+	return rc;
 }
 
 static void describe(const struct reading *rd, const char *queue, uint32_t count)

@@ -199,15 +199,6 @@ static void describe(const struct kreader *kr, const char *ending, struct mqtx_r
 	mqtx_buf_free(&b);
 }
 
-int mqtx_kafka_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
-{
-	if (o->destructive)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues; reading a Kafka topic never changes it");
-	if (o->to.kind == MQTX_READ_POS_FIRST)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
-	return 0;
-}
-
 /* Parses the source URL; kafka:///TOPIC takes the cluster (servers, TLS,
  * and credentials unless the source has its own) of broker.url. */
 static int source_url(const struct mqtx_read_opts *o, const char *where, struct mqtx_kafka_url *u, struct mqtx_err *err)
@@ -239,6 +230,21 @@ static int source_url(const struct mqtx_read_opts *o, const char *where, struct 
 	}
 	mqtx_kafka_url_free(&bu);
 	return 0;
+}
+
+int mqtx_kafka_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
+{
+	if (o->destructive)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues; reading a Kafka topic never changes it");
+	if (o->to.kind == MQTX_READ_POS_FIRST)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	/* the source's shape too, before anything connects */
+	struct mqtx_kafka_url u = {0};
+	char *where = mqtx_redact(o->url);
+	int rc = source_url(o, where, &u, err);
+	mqtx_kafka_url_free(&u);
+	free(where);
+	return rc;
 }
 
 static rd_kafka_t *new_consumer(const struct mqtx_config *cfg, const struct mqtx_kafka_url *u, const char *where,

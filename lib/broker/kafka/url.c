@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "broker/url.h"
 
 void mqtx_kafka_url_free(struct mqtx_kafka_url *u)
 {
@@ -47,29 +48,20 @@ int mqtx_kafka_url_parse(const char *url, const char *where, bool as_source, str
 	} else {
 		return mqtx_err_set(err, MQTX_E_CONFIG, "%s '%s' is not a kafka:// or kafkas:// URL", what, where);
 	}
-	size_t alen = strcspn(rest, "/?#");
-	const char *path = rest + alen;
-	if (strpbrk(path, "?#") != NULL)
+	struct mqtx_url_parts up;
+	if (mqtx_url_split(rest, &up) < 0)
 		return mqtx_err_set(err, kind, "%s '%s': query strings and fragments are not supported (broker.kafka holds settings)",
 				    what, where);
-	if (*path == '/')
-		path++;
-	if (strchr(path, '/') != NULL || (!as_source && *path != '\0'))
+	const char *path = up.path;
+	if (strchr(path, '/') != NULL || (!as_source && *path != '\0')) {
+		mqtx_url_parts_free(&up);
 		return mqtx_err_set(err, kind, "cannot parse %s '%s' (expected %s; use broker.kafka for settings)", what,
 				    where, shape);
-	const char *hosts = rest;
-	for (size_t i = alen; i > 0; i--) {
-		if (rest[i - 1] == '@') {
-			const char *colon = memchr(rest, ':', i - 1);
-			size_t ulen = colon != NULL ? (size_t)(colon - rest) : i - 1;
-			u->user = mqtx_pct_decode(rest, ulen);
-			if (colon != NULL)
-				u->password = mqtx_pct_decode(colon + 1, (size_t)(rest + i - 1 - (colon + 1)));
-			hosts = rest + i;
-			break;
-		}
 	}
-	size_t hlen = (size_t)(rest + alen - hosts);
+	u->user = up.user; /* u owns them now */
+	u->password = up.password;
+	const char *hosts = up.authority;
+	size_t hlen = up.authority_len;
 	if (!(as_source && hlen == 0) && !servers_ok(hosts, hlen)) {
 		mqtx_kafka_url_free(u);
 		return mqtx_err_set(err, kind, "%s '%s' names no brokers (expected %s)", what, where, shape);
