@@ -512,18 +512,20 @@ publish_ack() {
 
 @test "redeliver: broker down at start: the error, and no summary that looks like success (exit 5)" {
 	sent_rows 1
-	make_ack_source
-	if [[ $(backend_name) == amqp ]]; then
-		export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2f"
-	else
-		export MQTX_BROKER_URL="kafka://127.0.0.1:1" MQTX_BROKER_CONNECT_TIMEOUT=2s
-	fi
+	backend_can consume && make_ack_source
+	case $(backend_name) in
+	amqp) export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2f" ;;
+	kafka) export MQTX_BROKER_URL="kafka://127.0.0.1:1" MQTX_BROKER_CONNECT_TIMEOUT=2s ;;
+	nats) export MQTX_BROKER_URL="nats://127.0.0.1:1" MQTX_BROKER_CONNECT_TIMEOUT=2s ;;
+	esac
 	run_mqtx 5 redeliver --status sent --yes
 	stderr_has "cannot connect to"
 	stderr_lacks "redelivered"
-	run_mqtx 5 redeliver --collect-acks --yes
-	stderr_has "cannot connect to"
-	stderr_lacks "acks:"
+	if backend_can consume; then
+		run_mqtx 5 redeliver --collect-acks --yes
+		stderr_has "cannot connect to"
+		stderr_lacks "acks:"
+	fi
 	run rcounts
 	assert_output "1:0"
 }
