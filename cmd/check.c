@@ -31,6 +31,17 @@ static const struct mqtx_opt check_opts[] = {
 	OPT_END,
 };
 
+struct check_args {
+	enum mqtx_check_format format;
+	const char *explain;
+	bool resolve;
+};
+
+static int on_opt(void *ctx, const char *lng, const char *value);
+static int validate(struct mqtx_cmd *c);
+static int run(struct mqtx_cmd *c);
+static int setup_failed(struct mqtx_cmd *c, int rc, const struct mqtx_err *err);
+
 const struct mqtx_cmd_info cmd_check_info = {
 	.name = "check",
 	.synopsis = "[--format FORMAT] [--broker] [--queues LIST] [--completion] [--resolve] [--warn-age DURATION] "
@@ -42,12 +53,11 @@ const struct mqtx_cmd_info cmd_check_info = {
 		      "  2  CRITICAL: messages are not moving or were given up (dead rows, no relay, missing destination)\n"
 		      "  3  UNKNOWN: usage, configuration or database error; the check could not run\n"
 		      "     (check uses the Nagios codes, not the exit codes of the other commands)",
-};
-
-struct check_args {
-	enum mqtx_check_format format;
-	const char *explain;
-	bool resolve;
+	.args_size = sizeof(struct check_args),
+	.on_opt = on_opt,
+	.validate = validate,
+	.run = run, /* CMD_NEEDS_DB */
+	.setup_failed = setup_failed,
 };
 
 static int on_opt(void *ctx, const char *lng, const char *value)
@@ -124,46 +134,53 @@ static int run_check(struct mqtx_render *r, PGconn *conn, const struct mqtx_conf
 	return rc;
 }
 
-/* usage, configuration and output errors are UNKNOWN (main() names an output error) */
-int cmd_check(int argc, char **argv)
+/* Colours on a terminal, unless NO_COLOR is set (to anything). */
+static bool colour_on(bool tty)
 {
-	struct check_args a = {.format = MQTX_CHECK_FMT_TEXT};
-	struct mqtx_cli cli;
-	struct mqtx_err err;
-	bool tty = isatty(STDOUT_FILENO) == 1;
 	const char *nc = getenv("NO_COLOR");
+	return tty && (nc == NULL || nc[0] == '\0');
+}
 
-	int rc = mqtx_cli_parse(&cmd_check_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0)
-		return rc < 0 ? EXIT_OK : MQTX_CHECK_UNKNOWN;
-	if (cli.nargs > 0) {
-		mqtx_usage_error("check", "unexpected argument '%s'", cli.args[0]);
-		mqtx_cli_free(&cli);
+/* Usage and configuration errors are UNKNOWN too; so is a database that
+ * cannot be reached, said in the chosen format. */
+static int setup_failed(struct mqtx_cmd *c, int rc, const struct mqtx_err *err)
+{
+	const struct check_args *a = c->args;
+	(void)rc;
+	if (err == NULL)
 		return MQTX_CHECK_UNKNOWN;
-	}
-	if (a.explain != NULL && (a.format == MQTX_CHECK_FMT_PROMETHEUS || a.resolve)) {
-		mqtx_usage_error("check", "--explain cannot be combined with %s",
-				 a.resolve ? "--resolve" : "--format prometheus");
-		mqtx_cli_free(&cli);
-		return MQTX_CHECK_UNKNOWN;
-	}
-	char *explain = a.explain ? mqtx_xstrdup(a.explain) : NULL; /* outlives cli's arguments */
-	a.explain = explain;
-
+	bool tty = isatty(STDOUT_FILENO) == 1;
 	struct mqtx_render r;
-	mqtx_render_init_file(&r, stdout, tty && (nc == NULL || nc[0] == '\0'));
-	PGconn *conn = mqtx_pg_connect(cli.cfg, "mqtx check", &err);
-	if (conn == NULL)
-		rc = unknown(&r, a.format, cli.cfg, &err, tty);
-	else if (explain != NULL)
-		rc = run_explain(&r, conn, cli.cfg, &a, tty);
+	mqtx_render_init_file(&r, stdout, colour_on(tty));
+	unknown(&r, a->format, c->cli.cfg, err, tty);
+	mqtx_render_finish(&r); /* a failed write: main() says so */
+	return MQTX_CHECK_UNKNOWN;
+}
+
+static int validate(struct mqtx_cmd *c)
+{
+	const struct check_args *a = c->args;
+	if (a->explain != NULL && (a->format == MQTX_CHECK_FMT_PROMETHEUS || a->resolve))
+		return mqtx_usage_error("check", "--explain cannot be combined with %s",
+					a->resolve ? "--resolve" : "--format prometheus");
+	return 0;
+}
+
+/* Output errors are UNKNOWN (main() names them). */
+static int run(struct mqtx_cmd *c)
+{
+	const struct check_args *a = c->args;
+	const struct mqtx_config *cfg = c->cli.cfg;
+	bool tty = isatty(STDOUT_FILENO) == 1;
+	struct mqtx_render r;
+	int rc;
+
+	mqtx_render_init_file(&r, stdout, colour_on(tty));
+	if (a->explain != NULL)
+		rc = run_explain(&r, c->db, cfg, a, tty);
 	else
-		rc = run_check(&r, conn, cli.cfg, &a, tty);
-	if (conn != NULL)
-		mqtx_pg_close(conn);
+		rc = run_check(&r, c->db, cfg, a, tty);
 	if (mqtx_render_finish(&r) < 0)
 		rc = MQTX_CHECK_UNKNOWN;
-	free(explain);
-	mqtx_cli_free(&cli);
 	return rc;
 }

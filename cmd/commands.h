@@ -1,16 +1,9 @@
-/* The subcommands' entry points and help descriptions. */
+/* The subcommands: each file defines its cmd_NAME_info (help and hooks, see
+ * struct mqtx_cmd_info); cmd/mqtx.c holds the command table. */
 #ifndef MQTX_CMD_COMMANDS_H
 #define MQTX_CMD_COMMANDS_H
 
 #include "common.h"
-
-int cmd_init(int argc, char **argv);
-int cmd_relay(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_redeliver(int argc, char **argv);
-int cmd_txpub(int argc, char **argv);
-int cmd_dedupe_audit(int argc, char **argv);
-int cmd_config(int argc, char **argv);
 
 extern const struct mqtx_cmd_info cmd_init_info;
 extern const struct mqtx_cmd_info cmd_relay_info;

@@ -188,12 +188,13 @@ static const struct mqtx_opt *find_opt(const struct mqtx_cmd_info *info, const c
 	return NULL;
 }
 
-/* Hides a password given on the command line from /proc/PID/cmdline. */
-static void scrub_arg(char *arg)
+/* Hides a password given on the command line from /proc/PID/cmdline:
+ * the one place that does. */
+static void scrub_arg(char *arg, const char *warning)
 {
 	char *r = mqtx_redact(arg);
 	if (strcmp(r, arg) != 0) {
-		mqtx_warn("a password was given on the command line, where other local users can see it; use MQTX_DATABASE_URL/MQTX_BROKER_URL, a config file or password_file instead");
+		mqtx_warn("%s", warning);
 		size_t n = strlen(arg);
 		size_t rl = strlen(r);
 		memset(arg, 0, n);
@@ -202,129 +203,152 @@ static void scrub_arg(char *arg)
 	free(r);
 }
 
+/* An option as given, kept until the configuration is loaded: flags
+ * beat the configuration file and the environment. */
 struct pending_flag {
 	const struct mqtx_opt *opt;
-	char *value;
+	char *value; /* owned; NULL for a flag handed to on_opt */
 };
 
-int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, struct mqtx_cli *cli,
-		   int (*on_opt)(void *ctx, const char *lng, const char *value), void *ctx)
+struct pending {
+	struct pending_flag *flags;
+	size_t n;
+};
+
+/* getopt_long's view of the common options and a command's: long option k
+ * returns 256 + k. */
+struct getopt_tables {
+	struct option *lo;
+	struct mqtx_buf shorts;
+};
+
+static void tables_build(const struct mqtx_cmd_info *info, struct getopt_tables *t)
 {
-	size_t nopts = 0;
+	size_t nopts = 0, k = 0;
 	for (const struct mqtx_opt *o = mqtx_common_opts; o->lng != NULL; o++)
 		nopts++;
 	for (const struct mqtx_opt *o = info->opts; o->lng != NULL; o++)
 		nopts++;
-	struct option *lo = mqtx_xcalloc(nopts + 1, sizeof(*lo));
-	struct mqtx_buf shorts = MQTX_BUF_INIT;
-	struct pending_flag *flags = mqtx_xcalloc((size_t)argc + 1, sizeof(*flags));
-	size_t nflags = 0;
-	size_t k = 0;
-	int rc = 0;
-
-	memset(cli, 0, sizeof(*cli));
-	mqtx_buf_adds(&shorts, ":");
+	t->lo = mqtx_xcalloc(nopts + 1, sizeof(*t->lo));
+	t->shorts = (struct mqtx_buf)MQTX_BUF_INIT;
+	mqtx_buf_adds(&t->shorts, ":");
 	for (int pass = 0; pass < 2; pass++) {
 		for (const struct mqtx_opt *o = pass == 0 ? mqtx_common_opts : info->opts; o->lng != NULL; o++) {
-			lo[k].name = o->lng;
-			lo[k].has_arg = o->arg ? required_argument : no_argument;
-			lo[k].flag = NULL;
-			lo[k].val = 256 + (int)k;
+			t->lo[k].name = o->lng;
+			t->lo[k].has_arg = o->arg ? required_argument : no_argument;
+			t->lo[k].flag = NULL;
+			t->lo[k].val = 256 + (int)k;
 			k++;
 			if (o->shrt) {
-				mqtx_buf_addc(&shorts, o->shrt);
+				mqtx_buf_addc(&t->shorts, o->shrt);
 				if (o->arg)
-					mqtx_buf_addc(&shorts, ':');
+					mqtx_buf_addc(&t->shorts, ':');
 			}
 		}
 	}
+}
+
+static void tables_free(struct getopt_tables *t)
+{
+	free(t->lo);
+	mqtx_buf_free(&t->shorts);
+}
+
+/* The option behind getopt_long's answer c, or NULL. */
+static const struct mqtx_opt *opt_of(const struct mqtx_cmd_info *info, const struct getopt_tables *t, int c)
+{
+	if (c >= 256)
+		return find_opt(info, t->lo[c - 256].name);
+	for (int pass = 0; pass < 2; pass++)
+		for (const struct mqtx_opt *p = pass == 0 ? mqtx_common_opts : info->opts; p->lng != NULL; p++)
+			if (p->shrt == c)
+				return p;
+	return NULL;
+}
+
+/* The usage error for getopt_long's '?' or ':', or for an unknown answer. */
+static int getopt_error(const struct mqtx_cmd_info *info, int c, char **argv)
+{
+	if (c == '?' && optopt != 0)
+		return mqtx_usage_error(info->name, "unknown option '-%c'", optopt);
+	if (c == '?')
+		return mqtx_usage_error(info->name, "unknown option '%s'", argv[optind - 1]);
+	if (c == ':')
+		return mqtx_usage_error(info->name, "option '%s' needs a value", argv[optind - 1]);
+	return mqtx_usage_error(info->name, "unknown option");
+}
+
+/* Notes one option: the few the parser handles itself go into cli; the
+ * others are copied into p (a config key, or for on_opt); a URL that may
+ * hold a password is scrubbed from argv after the copy. Returns -1 for
+ * --help. */
+static int take_opt(const struct mqtx_cmd_info *info, const struct mqtx_opt *o, bool want_others, struct mqtx_cli *cli,
+		    struct pending *p)
+{
+	if (strcmp(o->lng, "help") == 0)
+		return -1;
+	if (strcmp(o->lng, "config") == 0) {
+		cli->config_path = optarg;
+	} else if (strcmp(o->lng, "verbose") == 0) {
+		cli->verbosity++;
+	} else if (strcmp(o->lng, "quiet") == 0) {
+		cli->verbosity = -1;
+	} else if (o->key != NULL) {
+		p->flags[p->n].value = mqtx_xstrdup(o->arg ? optarg : "true");
+		p->flags[p->n++].opt = o;
+	} else if (want_others) {
+		p->flags[p->n].opt = o;
+		p->flags[p->n++].value = o->arg ? mqtx_xstrdup(optarg) : NULL;
+	}
+	if (strcmp(o->lng, "database-url") == 0 || strcmp(o->lng, "broker-url") == 0)
+		scrub_arg(optarg, "a password was given on the command line, where other local users can see it; "
+				  "use MQTX_DATABASE_URL/MQTX_BROKER_URL, a config file or password_file instead");
+	else if (info->secret_opt != NULL && strcmp(o->lng, info->secret_opt) == 0)
+		scrub_arg(optarg, info->secret_warning);
+	return 0;
+}
+
+/* Reads argv: options into cli and p, positional arguments into cli.
+ * Returns 0, -1 after showing --help, or an exit code after the error. */
+static int scan_argv(const struct mqtx_cmd_info *info, int argc, char **argv, bool want_others, struct mqtx_cli *cli,
+		     struct pending *p)
+{
+	struct getopt_tables t;
+	int rc = 0, c, li;
+
+	tables_build(info, &t);
 	optind = 1;
 	opterr = 0;
-	int c;
-	int li;
-	while ((c = getopt_long(argc, argv, shorts.data, lo, &li)) != -1) {
-		const struct mqtx_opt *o = NULL;
-		if (c == '?') {
-			if (optopt != 0)
-				rc = mqtx_usage_error(info->name, "unknown option '-%c'", optopt);
-			else
-				rc = mqtx_usage_error(info->name, "unknown option '%s'", argv[optind - 1]);
-			goto out;
-		}
-		if (c == ':') {
-			rc = mqtx_usage_error(info->name, "option '%s' needs a value", argv[optind - 1]);
-			goto out;
-		}
-		if (c >= 256) {
-			o = find_opt(info, lo[c - 256].name);
-		} else {
-			for (int pass = 0; pass < 2 && o == NULL; pass++)
-				for (const struct mqtx_opt *p = pass == 0 ? mqtx_common_opts : info->opts; p->lng != NULL; p++)
-					if (p->shrt == c)
-						o = p;
-		}
-		if (o == NULL) {
-			rc = mqtx_usage_error(info->name, "unknown option");
-			goto out;
-		}
-		if (strcmp(o->lng, "help") == 0) {
-			mqtx_cli_help(info);
+	while (rc == 0 && (c = getopt_long(argc, argv, t.shorts.data, t.lo, &li)) != -1) {
+		const struct mqtx_opt *o = c == '?' || c == ':' ? NULL : opt_of(info, &t, c);
+		if (o == NULL)
+			rc = getopt_error(info, c, argv);
+		else if (take_opt(info, o, want_others, cli, p) < 0)
 			rc = -1;
-			goto out;
-		} else if (strcmp(o->lng, "config") == 0) {
-			cli->config_path = optarg;
-		} else if (strcmp(o->lng, "verbose") == 0) {
-			cli->verbosity++;
-		} else if (strcmp(o->lng, "quiet") == 0) {
-			cli->verbosity = -1;
-		} else if (o->key != NULL) {
-			if (strcmp(o->lng, "database-url") == 0 || strcmp(o->lng, "broker-url") == 0) {
-				flags[nflags].value = mqtx_xstrdup(optarg);
-				scrub_arg(optarg);
-			} else {
-				flags[nflags].value = mqtx_xstrdup(o->arg ? optarg : "true");
-			}
-			flags[nflags++].opt = o;
-		} else if (on_opt != NULL) {
-			flags[nflags].opt = o;
-			flags[nflags++].value = o->arg ? mqtx_xstrdup(optarg) : NULL;
-		}
 	}
+	tables_free(&t);
+	if (rc == -1)
+		mqtx_cli_help(info);
 	cli->args = argv + optind;
 	cli->nargs = argc - optind;
+	return rc;
+}
 
-	/* Logging first, so configuration errors already use --log-format. */
+/* Logging before the configuration is read, so that its errors already
+ * follow --log-format and --quiet/--verbose. */
+static void log_setup_early(const struct mqtx_cli *cli, const struct pending *p)
+{
 	enum mqtx_log_format early = mqtx_log_get_format(); /* see mqtx_log_early */
-	for (size_t i = 0; i < nflags; i++)
-		if (strcmp(flags[i].opt->lng, "log-format") == 0)
-			early = strcmp(flags[i].value, "json") == 0 ? MQTX_LOG_JSON : MQTX_LOG_TEXT;
+	for (size_t i = 0; i < p->n; i++)
+		if (strcmp(p->flags[i].opt->lng, "log-format") == 0)
+			early = strcmp(p->flags[i].value, "json") == 0 ? MQTX_LOG_JSON : MQTX_LOG_TEXT;
 	/* --quiet hides progress and summaries (info), never a warning or an error */
 	mqtx_log_setup(cli->verbosity < 0 ? MQTX_LOG_WARN : cli->verbosity > 0 ? MQTX_LOG_DEBUG : MQTX_LOG_INFO, early);
-	cli->cfg = mqtx_config_new();
-	struct mqtx_err err;
-	if (mqtx_config_load(cli->cfg, cli->config_path, &err) < 0) {
-		rc = mqtx_fail(&err);
-		goto out;
-	}
-	for (size_t i = 0; i < nflags; i++) {
-		const struct mqtx_opt *o = flags[i].opt;
-		if (o->key != NULL) {
-			char origin[96];
-			snprintf(origin, sizeof(origin), "option --%s", o->lng);
-			if (mqtx_config_set(cli->cfg, o->key, flags[i].value, origin, &err) < 0) {
-				rc = mqtx_usage_error(info->name, "%s", err.msg);
-				goto out;
-			}
-		} else if (on_opt(ctx, o->lng, flags[i].value) != 0) {
-			rc = EXIT_USAGE;
-			goto out;
-		}
-	}
-	if (mqtx_config_validate(cli->cfg, &err) < 0) {
-		rc = mqtx_fail(&err);
-		goto out;
-	}
-	/* Effective log settings: flags beat config. */
+}
+
+/* The effective log settings: flags beat the configuration. */
+static void log_setup(const struct mqtx_cli *cli)
+{
 	enum mqtx_log_level lvl = MQTX_LOG_INFO;
 	const char *ll = cli->cfg->log_level;
 	if (strcmp(ll, "error") == 0)
@@ -338,21 +362,71 @@ int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, stru
 	else if (cli->verbosity > 0)
 		lvl = MQTX_LOG_DEBUG;
 	mqtx_log_setup(lvl, strcmp(cli->cfg->log_format, "json") == 0 ? MQTX_LOG_JSON : MQTX_LOG_TEXT);
-out:
-	cli->values = mqtx_xcalloc(nflags + 1, sizeof(char *));
-	for (size_t i = 0; i < nflags; i++) {
-		if (flags[i].value == NULL)
-			continue;
-		if (flags[i].opt->key != NULL) {
-			explicit_bzero(flags[i].value, strlen(flags[i].value));
-			free(flags[i].value);
-		} else {
-			cli->values[cli->nvalues++] = flags[i].value;
+}
+
+/* Sets the flags' config keys over the loaded configuration and hands the
+ * other options to on_opt, in the order given. Returns 0 or an exit code. */
+static int apply_flags(const struct mqtx_cmd_info *info, struct mqtx_cli *cli, const struct pending *p,
+		       int (*on_opt)(void *ctx, const char *lng, const char *value), void *ctx)
+{
+	struct mqtx_err err;
+	for (size_t i = 0; i < p->n; i++) {
+		const struct mqtx_opt *o = p->flags[i].opt;
+		if (o->key != NULL) {
+			char origin[96];
+			snprintf(origin, sizeof(origin), "option --%s", o->lng);
+			if (mqtx_config_set(cli->cfg, o->key, p->flags[i].value, origin, &err) < 0)
+				return mqtx_usage_error(info->name, "%s", err.msg);
+		} else if (on_opt(ctx, o->lng, p->flags[i].value) != 0) {
+			return EXIT_USAGE;
 		}
 	}
-	free(flags);
-	free(lo);
-	mqtx_buf_free(&shorts);
+	return 0;
+}
+
+/* The values handed to on_opt stay in cli (they live until
+ * mqtx_cli_free); those copied into the configuration are wiped. */
+static void pending_finish(struct mqtx_cli *cli, struct pending *p)
+{
+	cli->values = mqtx_xcalloc(p->n + 1, sizeof(char *));
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->flags[i].value == NULL)
+			continue;
+		if (p->flags[i].opt->key != NULL) {
+			explicit_bzero(p->flags[i].value, strlen(p->flags[i].value));
+			free(p->flags[i].value);
+		} else {
+			cli->values[cli->nvalues++] = p->flags[i].value;
+		}
+	}
+	free(p->flags);
+}
+
+int mqtx_cli_parse(const struct mqtx_cmd_info *info, int argc, char **argv, struct mqtx_cli *cli,
+		   int (*on_opt)(void *ctx, const char *lng, const char *value), void *ctx)
+{
+	struct pending p = {mqtx_xcalloc((size_t)argc + 1, sizeof(*p.flags)), 0};
+	struct mqtx_err err;
+
+	memset(cli, 0, sizeof(*cli));
+	int rc = scan_argv(info, argc, argv, on_opt != NULL, cli, &p);
+	if (rc != 0)
+		goto out;
+	log_setup_early(cli, &p);
+	cli->cfg = mqtx_config_new();
+	if (mqtx_config_load(cli->cfg, cli->config_path, &err) < 0) {
+		rc = mqtx_fail(&err);
+		goto out;
+	}
+	if ((rc = apply_flags(info, cli, &p, on_opt, ctx)) != 0)
+		goto out;
+	if (mqtx_config_validate(cli->cfg, &err) < 0) {
+		rc = mqtx_fail(&err);
+		goto out;
+	}
+	log_setup(cli);
+out:
+	pending_finish(cli, &p);
 	if (rc != 0)
 		mqtx_cli_free(cli);
 	return rc;

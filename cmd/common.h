@@ -36,12 +36,47 @@ struct mqtx_opt {
 
 #define OPT_END {NULL, 0, NULL, NULL, NULL}
 
+struct mqtx_cmd;
+
+/* A command: its help, and the hooks the dispatcher in cmd/mqtx.c calls.
+ * The dispatcher allocates args (args_size bytes, zeroed, then args_init),
+ * parses argv into cli and args (on_opt), applies the command table's
+ * flags (CMD_NO_ARGS, CMD_NEEDS_DB, ...), calls validate and then run, and
+ * frees everything afterwards (args_free, the connection, cli). */
 struct mqtx_cmd_info {
 	const char *name;
 	const char *synopsis;     /* after "mqtx NAME " */
 	const char *summary;      /* one line */
 	const struct mqtx_opt *opts; /* command options, OPT_END-terminated */
 	const char *exit_codes;   /* one line per code */
+	/* Optional: a command option (long name) whose value may hold a
+	 * password, like --database-url and --broker-url. Parsing hides it
+	 * from /proc/PID/cmdline and, when it holds one, warns with the text. */
+	const char *secret_opt;
+	const char *secret_warning;
+
+	size_t args_size;                     /* the command's own option values (struct), 0: none */
+	void (*args_init)(void *args);        /* optional: defaults before parsing */
+	void (*args_free)(void *args);        /* optional: what on_opt allocated */
+	/* Options without a config key; non-zero fails (after printing the error). */
+	int (*on_opt)(void *args, const char *lng, const char *value);
+	/* Optional, before argv is parsed: an exit code, or -1 to go on
+	 * (config --keys works even when the configuration is broken). */
+	int (*before_parse)(int argc, char **argv);
+	/* Optional: usage checks that need no server; non-zero is the exit code. */
+	int (*validate)(struct mqtx_cmd *c);
+	int (*run)(struct mqtx_cmd *c);
+	/* Optional: the exit code when the preamble failed, with rc the usual
+	 * code (usage, configuration) and err NULL, or with the error that
+	 * stopped CMD_NEEDS_DB from connecting. Default: rc, or mqtx_fail(err). */
+	int (*setup_failed)(struct mqtx_cmd *c, int rc, const struct mqtx_err *err);
+};
+
+/* The command table's flags (cmd/mqtx.c): what the dispatcher does for a command. */
+enum mqtx_cmd_flags {
+	CMD_LONG_RUNNING = 1 << 0, /* SIGHUP is logged and ignored (no reload yet) */
+	CMD_NO_ARGS = 1 << 1,      /* a positional argument is a usage error */
+	CMD_NEEDS_DB = 1 << 2,     /* connected to PostgreSQL ("mqtx NAME") after validate, before run */
 };
 
 /* The result of parsing: config (owned) and what the command must handle. */
@@ -54,6 +89,16 @@ struct mqtx_cli {
 	int nargs;
 	char **values; /* option values handed to on_opt: live until mqtx_cli_free */
 	size_t nvalues;
+};
+
+struct pg_conn; /* libpq's PGconn */
+
+/* A command being run: what the dispatcher parsed and opened for it. */
+struct mqtx_cmd {
+	const struct mqtx_cmd_info *info;
+	struct mqtx_cli cli;
+	void *args;         /* the command's struct (info->args_size bytes), filled by info->on_opt */
+	struct pg_conn *db; /* CMD_NEEDS_DB: the connection, borrowed (the dispatcher closes it); else NULL */
 };
 
 extern const struct mqtx_opt mqtx_common_opts[];
@@ -86,7 +131,5 @@ int mqtx_usage_error(const char *cmd, const char *fmt, ...) __attribute__((forma
 extern volatile sig_atomic_t mqtx_stop;
 void mqtx_install_signals(bool long_running);
 
-/* Global-option pre-pass in main (before the command name). */
-int mqtx_global_parse(int *argc, char ***argv, char ***global_argv, int *global_argc);
 
 #endif

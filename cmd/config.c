@@ -12,22 +12,6 @@ static const struct mqtx_opt config_opts[] = {
 	OPT_END,
 };
 
-const struct mqtx_cmd_info cmd_config_info = {
-	.name = "config",
-	.synopsis = "[--keys]",
-	.summary = "show the effective configuration and where each value came from",
-	.opts = config_opts,
-	.exit_codes = "  0  shown\n  2  usage error\n  3  configuration error\n  7  cannot write standard output",
-};
-
-static int on_opt(void *ctx, const char *lng, const char *value)
-{
-	(void)ctx;
-	(void)lng;
-	(void)value;
-	return 0; /* --keys is handled before parsing */
-}
-
 static void print_keys(void)
 {
 	for (size_t i = 0; i < mqtx_config_key_count(); i++) {
@@ -39,30 +23,37 @@ static void print_keys(void)
 	}
 }
 
-int cmd_config(int argc, char **argv)
+/* The key list does not depend on any configuration: show it even when
+ * the configuration is broken. */
+static int before_parse(int argc, char **argv)
 {
-	/* The key list does not depend on any configuration: show it even when
-	 * the configuration is broken. */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--keys") == 0) {
 			print_keys();
 			return EXIT_OK;
 		}
 	}
-	struct mqtx_cli cli;
-	int rc = mqtx_cli_parse(&cmd_config_info, argc, argv, &cli, on_opt, NULL);
-	if (rc != 0)
-		return rc < 0 ? EXIT_OK : rc;
-	if (cli.nargs > 0) {
-		mqtx_cli_free(&cli);
-		return mqtx_usage_error("config", "unexpected argument '%s'", cli.args[0]);
-	}
+	return -1;
+}
+
+static int run(struct mqtx_cmd *c)
+{
+	const struct mqtx_config *cfg = c->cli.cfg;
 	for (size_t i = 0; i < mqtx_config_key_count(); i++) {
-		char *v = mqtx_config_value_text(cli.cfg, i);
-		const char *origin = cli.cfg->origin[i] ? cli.cfg->origin[i] : "default";
+		char *v = mqtx_config_value_text(cfg, i);
+		const char *origin = cfg->origin[i] ? cfg->origin[i] : "default";
 		printf("%s = %s\t# %s\n", mqtx_config_key_name(i), v, origin);
 		free(v);
 	}
-	mqtx_cli_free(&cli);
 	return EXIT_OK;
 }
+
+const struct mqtx_cmd_info cmd_config_info = {
+	.name = "config",
+	.synopsis = "[--keys]",
+	.summary = "show the effective configuration and where each value came from",
+	.opts = config_opts,
+	.exit_codes = "  0  shown\n  2  usage error\n  3  configuration error\n  7  cannot write standard output",
+	.before_parse = before_parse, /* --keys */
+	.run = run,
+};

@@ -18,17 +18,23 @@ static const struct mqtx_opt init_opts[] = {
 	OPT_END,
 };
 
+struct init_args {
+	bool print;
+	const char *grant;
+};
+
+static int on_opt(void *ctx, const char *lng, const char *value);
+static int run(struct mqtx_cmd *c);
+
 const struct mqtx_cmd_info cmd_init_info = {
 	.name = "init",
 	.synopsis = "[--print] [--schema NAME] [--table NAME] [--grant ROLE]",
 	.summary = "create the outbox table, indexes, triggers and heartbeat table (idempotent)",
 	.opts = init_opts,
 	.exit_codes = "  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, or a name init needs is taken\n  4  database error\n  7  cannot write standard output",
-};
-
-struct init_args {
-	bool print;
-	const char *grant;
+	.args_size = sizeof(struct init_args),
+	.on_opt = on_opt,
+	.run = run, /* CMD_NEEDS_DB */
 };
 
 static int on_opt(void *ctx, const char *lng, const char *value)
@@ -64,53 +70,35 @@ static int warn_key_not_unique(PGconn *conn, const struct mqtx_config *cfg, stru
 	return 0;
 }
 
-int cmd_init(int argc, char **argv)
+static int run(struct mqtx_cmd *c)
 {
-	struct init_args a = {0};
-	struct mqtx_cli cli;
+	const struct init_args *a = c->args;
+	const struct mqtx_config *cfg = c->cli.cfg;
+	PGconn *conn = c->db;
 	struct mqtx_err err;
-	char *grant = NULL;
+	int rc = EXIT_OK;
 
-	int rc = mqtx_cli_parse(&cmd_init_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0)
-		return rc < 0 ? EXIT_OK : rc;
-	if (a.grant != NULL)
-		grant = strdup(a.grant);
-	if (cli.nargs > 0) {
-		free(grant);
-		mqtx_cli_free(&cli);
-		return mqtx_usage_error("init", "unexpected argument '%s'", cli.args[0]);
-	}
-	PGconn *conn = mqtx_pg_connect(cli.cfg, "mqtx init", &err);
-	if (conn == NULL) {
-		free(grant);
-		mqtx_cli_free(&cli);
-		return mqtx_fail(&err);
-	}
 	bool exists = false, incomplete = false;
-	char *sql = mqtx_outbox_init_sql(conn, cli.cfg, grant, &exists, &incomplete, &err);
-	if (sql != NULL && exists && warn_key_not_unique(conn, cli.cfg, &err) < 0) {
+	char *sql = mqtx_outbox_init_sql(conn, cfg, a->grant, &exists, &incomplete, &err);
+	if (sql != NULL && exists && warn_key_not_unique(conn, cfg, &err) < 0) {
 		free(sql);
 		sql = NULL;
 	}
 	if (sql == NULL) {
 		rc = mqtx_fail(&err);
-	} else if (a.print) {
+	} else if (a->print) {
 		fputs(sql, stdout);
 	} else if (incomplete) {
 		mqtx_error("table %s.%s exists but lacks what the relay needs; review 'mqtx init --print' and apply it yourself",
-			   cli.cfg->outbox_schema, cli.cfg->outbox_table);
+			   cfg->outbox_schema, cfg->outbox_table);
 		rc = EXIT_CONFIG;
 	} else {
-		if (mqtx_outbox_init_apply(conn, cli.cfg, sql, &err) < 0)
+		if (mqtx_outbox_init_apply(conn, cfg, sql, &err) < 0)
 			rc = mqtx_fail(&err);
 		else
-			mqtx_info("outbox %s.%s is ready%s", cli.cfg->outbox_schema, cli.cfg->outbox_table,
+			mqtx_info("outbox %s.%s is ready%s", cfg->outbox_schema, cfg->outbox_table,
 				  exists ? " (it already existed)" : "");
 	}
 	free(sql);
-	free(grant);
-	mqtx_pg_close(conn);
-	mqtx_cli_free(&cli);
 	return rc;
 }

@@ -1,5 +1,7 @@
-/* main: global options, the command table, dispatch. `mqtx CMD -h` needs
- * no database or broker: commands connect only after parsing. */
+/* main: global options, the command table, dispatch. The dispatcher does
+ * what every command needs (parse, configuration, logging, the database
+ * for CMD_NEEDS_DB) so that cmd/NAME.c holds only what NAME does. `mqtx
+ * CMD -h` needs no database or broker: connecting comes after parsing. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -8,24 +10,27 @@
 #include <sys/prctl.h>
 
 #include "base/log.h"
+#include "base/util.h"
+#include "db/pg.h"
 #include "commands.h"
 #include "common.h"
 
+/* The command table, as git's: what the dispatcher does for each command
+ * before and after its run hook (the CMD_* flags of common.h). */
 struct command {
 	const char *name;
-	int (*fn)(int argc, char **argv);
 	const struct mqtx_cmd_info *info;
-	bool long_running; /* SIGHUP is logged and ignored */
+	unsigned flags;
 };
 
 static const struct command commands[] = {
-	{"init", cmd_init, &cmd_init_info, false},
-	{"relay", cmd_relay, &cmd_relay_info, true},
-	{"check", cmd_check, &cmd_check_info, false},
-	{"redeliver", cmd_redeliver, &cmd_redeliver_info, true},
-	{"txpub", cmd_txpub, &cmd_txpub_info, true},
-	{"dedupe-audit", cmd_dedupe_audit, &cmd_dedupe_audit_info, true},
-	{"config", cmd_config, &cmd_config_info, false},
+	{"init", &cmd_init_info, CMD_NO_ARGS | CMD_NEEDS_DB},
+	{"relay", &cmd_relay_info, CMD_NO_ARGS | CMD_LONG_RUNNING},
+	{"check", &cmd_check_info, CMD_NO_ARGS | CMD_NEEDS_DB},
+	{"redeliver", &cmd_redeliver_info, CMD_NO_ARGS | CMD_LONG_RUNNING},
+	{"txpub", &cmd_txpub_info, CMD_LONG_RUNNING},
+	{"dedupe-audit", &cmd_dedupe_audit_info, CMD_LONG_RUNNING},
+	{"config", &cmd_config_info, CMD_NO_ARGS},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -75,6 +80,61 @@ static void protect_memory(void)
 		return;
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
 		fprintf(stderr, "mqtx: warning: cannot make the process non-dumpable: %s\n", strerror(errno));
+}
+
+static int setup_failed(struct mqtx_cmd *c, int rc, const struct mqtx_err *err)
+{
+	if (c->info->setup_failed != NULL)
+		return c->info->setup_failed(c, rc, err);
+	return err != NULL ? mqtx_fail(err) : rc;
+}
+
+/* What every command needs before it runs: its options parsed, the
+ * configuration loaded and logging set up (mqtx_cli_parse), positional
+ * arguments refused, usage checked, the database connected; and after it,
+ * all of that freed. */
+static int run_command(const struct command *cmd, int argc, char **argv)
+{
+	const struct mqtx_cmd_info *info = cmd->info;
+	struct mqtx_cmd c = {.info = info};
+	struct mqtx_err err;
+	int rc;
+
+	if (info->before_parse != NULL && (rc = info->before_parse(argc, argv)) >= 0)
+		return rc;
+	c.args = mqtx_xcalloc(1, info->args_size > 0 ? info->args_size : 1);
+	if (info->args_init != NULL)
+		info->args_init(c.args);
+	rc = mqtx_cli_parse(info, argc, argv, &c.cli, info->on_opt, c.args);
+	if (rc != 0) {
+		rc = rc < 0 ? EXIT_OK : setup_failed(&c, rc, NULL); /* -1: --help was shown */
+		goto out_args;
+	}
+	if ((cmd->flags & CMD_NO_ARGS) && c.cli.nargs > 0)
+		rc = setup_failed(&c, mqtx_usage_error(info->name, "unexpected argument '%s'", c.cli.args[0]), NULL);
+	else if (info->validate != NULL && (rc = info->validate(&c)) != 0)
+		rc = setup_failed(&c, rc, NULL);
+	if (rc != 0)
+		goto out;
+	if (cmd->flags & CMD_NEEDS_DB) {
+		char client[64];
+		snprintf(client, sizeof(client), "mqtx %s", info->name);
+		c.db = mqtx_pg_connect(c.cli.cfg, client, &err);
+		if (c.db == NULL) {
+			rc = setup_failed(&c, 0, &err);
+			goto out;
+		}
+	}
+	rc = info->run(&c);
+	if (c.db != NULL)
+		mqtx_pg_close(c.db);
+out:
+	mqtx_cli_free(&c.cli);
+out_args:
+	if (info->args_free != NULL)
+		info->args_free(c.args);
+	free(c.args);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -137,8 +197,8 @@ int main(int argc, char **argv)
 		av[ac++] = argv[i];
 	av[ac] = NULL;
 
-	mqtx_install_signals(cmd->long_running);
-	int rc = cmd->fn(ac, av);
+	mqtx_install_signals((cmd->flags & CMD_LONG_RUNNING) != 0);
+	int rc = run_command(cmd, ac, av);
 	free(av);
 
 	/* Data goes to stdout: a failed write (full disk, closed pipe) must not pass silently. */

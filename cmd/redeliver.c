@@ -38,6 +38,19 @@ static const struct mqtx_opt redeliver_opts[] = {
 	OPT_END,
 };
 
+struct args {
+	struct mqtx_selection sel;
+	int64_t limit;
+	bool dry_run, yes, requeue, collect_acks;
+	bool any_selector;
+};
+
+static void args_init(void *ctx);
+static void args_free(void *ctx);
+static int on_opt(void *ctx, const char *lng, const char *value);
+static int validate(struct mqtx_cmd *c);
+static int run(struct mqtx_cmd *c);
+
 const struct mqtx_cmd_info cmd_redeliver_info = {
 	.name = "redeliver",
 	.synopsis = "[--id LIST] [--key KEY] [--ordering-key KEY] [--destination NAME] [--status STATUS] [--since TIME] "
@@ -52,14 +65,25 @@ const struct mqtx_cmd_info cmd_redeliver_info = {
 		      "  2  usage error, or a selection value the database rejected\n  3  configuration error\n"
 		      "  4  database unreachable or failing\n  5  broker unreachable or failing\n"
 		      "  7  cannot write standard output",
+	.args_size = sizeof(struct args),
+	.args_init = args_init,
+	.args_free = args_free,
+	.on_opt = on_opt,
+	.validate = validate,
+	.run = run,
 };
 
-struct args {
-	struct mqtx_selection sel;
-	int64_t limit;
-	bool dry_run, yes, requeue, collect_acks;
-	bool any_selector;
-};
+static void args_init(void *ctx)
+{
+	struct args *a = ctx;
+	a->sel.unacked_after_ms = -1;
+}
+
+static void args_free(void *ctx)
+{
+	struct args *a = ctx;
+	mqtx_selection_free(&a->sel);
+}
 
 /* on_opt fails with non-zero after printing the usage error. */
 #define BAD(...) (mqtx_usage_error("redeliver", __VA_ARGS__) != 0)
@@ -153,6 +177,11 @@ static int check_args(struct args *a, const struct mqtx_config *cfg)
 	s->time_sent = strcmp(cfg->redeliver_time_column, "sent") == 0;
 	s->max_redeliveries = cfg->redeliver_max_redeliveries;
 	return 0;
+}
+
+static int validate(struct mqtx_cmd *c)
+{
+	return check_args(c->args, c->cli.cfg);
 }
 
 /* ---- output ---- */
@@ -251,24 +280,14 @@ static int dry_run(struct mqtx_redeliver *r, const struct args *a, const struct 
 	return EXIT_OK;
 }
 
-int cmd_redeliver(int argc, char **argv)
+static int run(struct mqtx_cmd *cmd)
 {
-	struct args a = {.sel = {.unacked_after_ms = -1}};
-	struct mqtx_cli cli;
+	struct args *a = cmd->args;
+	const struct mqtx_cli cli = cmd->cli; /* borrowed */
 	struct mqtx_err err;
 	struct mqtx_redeliver *r = NULL;
+	int rc;
 
-	int rc = mqtx_cli_parse(&cmd_redeliver_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0) {
-		mqtx_selection_free(&a.sel);
-		return rc < 0 ? EXIT_OK : rc;
-	}
-	if (cli.nargs > 0) {
-		rc = mqtx_usage_error("redeliver", "unexpected argument '%s'", cli.args[0]);
-		goto out;
-	}
-	if ((rc = check_args(&a, cli.cfg)) != 0)
-		goto out;
 	double rate = 0;
 	if (mqtx_rate_parse(cli.cfg->redeliver_rate, &rate, &err) < 0) {
 		const char *o = origin_of(cli.cfg, "redeliver.rate");
@@ -282,19 +301,19 @@ int cmd_redeliver(int argc, char **argv)
 		goto out;
 	}
 
-	if (a.collect_acks && (cli.cfg->redeliver_ack_source == NULL || cli.cfg->redeliver_ack_source[0] == '\0')) {
+	if (a->collect_acks && (cli.cfg->redeliver_ack_source == NULL || cli.cfg->redeliver_ack_source[0] == '\0')) {
 		mqtx_err_set(&err, MQTX_E_CONFIG, "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
 		rc = mqtx_fail(&err);
 		goto out;
 	}
 	/* Every write (re-send, requeue, collecting acks) needs --yes, wherever
 	 * the output goes: without it this is a dry run. */
-	bool dry = !a.yes;
+	bool dry = !a->yes;
 	struct bar bar = {.on = isatty(STDERR_FILENO) && cli.verbosity >= 0 && mqtx_log_get_level() >= MQTX_LOG_INFO &&
 				strcmp(cli.cfg->log_format, "text") == 0};
 	struct mqtx_redeliver_opts ro = {
-		.sel = &a.sel,
-		.limit = a.limit,
+		.sel = &a->sel,
+		.limit = a->limit,
 		.rate = rate,
 		.stop = &mqtx_stop,
 		.progress = on_progress,
@@ -308,13 +327,13 @@ int cmd_redeliver(int argc, char **argv)
 		goto out;
 	}
 	if (dry) {
-		rc = dry_run(r, &a, cli.cfg);
+		rc = dry_run(r, a, cli.cfg);
 		goto out;
 	}
 
 	struct mqtx_redeliver_stats st = {0};
 	int64_t start = mqtx_now_ms();
-	if (a.collect_acks) {
+	if (a->collect_acks) {
 		int c = mqtx_redeliver_collect_acks(r, &st, &err);
 		if (c == 0 || st.acks > 0) /* no success-looking "0 collected" before an error */
 			mqtx_log(c < 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO, "%sacks: %lld collected, %lld new completion(s), %lld ignored",
@@ -324,7 +343,7 @@ int cmd_redeliver(int argc, char **argv)
 			rc = mqtx_fail(&err);
 			goto out;
 		}
-		if (st.interrupted || !a.any_selector)
+		if (st.interrupted || !a->any_selector)
 			goto done;
 	}
 	if (bar.on && mqtx_redeliver_count(r, &bar.total, &err) < 0) {
@@ -332,7 +351,7 @@ int cmd_redeliver(int argc, char **argv)
 		goto out;
 	}
 	bar.start = mqtx_now_ms();
-	int x = a.requeue ? mqtx_redeliver_requeue(r, &st, &err) : mqtx_redeliver_resend(r, &st, &err);
+	int x = a->requeue ? mqtx_redeliver_requeue(r, &st, &err) : mqtx_redeliver_resend(r, &st, &err);
 	bar_draw(&bar, &st, true);
 	bar_end(&bar);
 	double secs = (double)(mqtx_now_ms() - start) / 1000.0;
@@ -341,7 +360,7 @@ int cmd_redeliver(int argc, char **argv)
 	enum mqtx_log_level lvl = x < 0 || st.failed > 0 || st.held_back > 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO;
 	const char *pre = x < 0 ? "before the error: " : "";
 	if (x == 0 || st.done > 0) {
-		if (a.requeue)
+		if (a->requeue)
 			mqtx_log(lvl, "%srequeued %lld dead row(s) to pending in %.2fs; the relay sends them", pre,
 				 (long long)st.requeued, secs);
 		else
@@ -363,7 +382,5 @@ done:
 	rc = st.failed > 0 || st.held_back > 0 || st.interrupted ? EXIT_ROWS_FAILED : EXIT_OK;
 out:
 	mqtx_redeliver_free(r);
-	mqtx_selection_free(&a.sel);
-	mqtx_cli_free(&cli);
 	return rc;
 }

@@ -21,6 +21,13 @@ static const struct mqtx_opt relay_opts[] = {
 	OPT_END,
 };
 
+struct relay_args {
+	bool dry_run;
+};
+
+static int on_opt(void *ctx, const char *lng, const char *value);
+static int run(struct mqtx_cmd *c);
+
 const struct mqtx_cmd_info cmd_relay_info = {
 	.name = "relay",
 	.synopsis = "[--loop] [--batch N] [--max-messages N] [--max-time DURATION] [--poll-interval DURATION] [--dry-run] [--transactional] [--schema NAME] [--table NAME]",
@@ -30,10 +37,9 @@ const struct mqtx_cmd_info cmd_relay_info = {
 		      "  1  some rows failed: they are retried later, or became dead\n"
 		      "  2  usage error\n  3  configuration error\n  4  database unreachable or failing\n"
 		      "  5  broker unreachable or failing\n  7  cannot write standard output",
-};
-
-struct relay_args {
-	bool dry_run;
+	.args_size = sizeof(struct relay_args),
+	.on_opt = on_opt,
+	.run = run,
 };
 
 static int on_opt(void *ctx, const char *lng, const char *value)
@@ -76,19 +82,13 @@ static void summary(const struct mqtx_relay_stats *st, bool dry_run, bool failed
 		 (long long)st->dead, secs, secs > 0 ? (double)st->relayed / secs : 0.0);
 }
 
-int cmd_relay(int argc, char **argv)
+static int run(struct mqtx_cmd *c)
 {
-	struct relay_args a = {0};
-	struct mqtx_cli cli;
+	const struct relay_args a = *(const struct relay_args *)c->args;
+	const struct mqtx_cli cli = c->cli; /* borrowed */
 	struct mqtx_err err;
+	int rc = EXIT_OK;
 
-	int rc = mqtx_cli_parse(&cmd_relay_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0)
-		return rc < 0 ? EXIT_OK : rc;
-	if (cli.nargs > 0) {
-		mqtx_cli_free(&cli);
-		return mqtx_usage_error("relay", "unexpected argument '%s'", cli.args[0]);
-	}
 	if (a.dry_run)
 		printf("id\tkey\tdestination\trouting_key\tordering_key\tbytes\n");
 	struct mqtx_relay_opts ro = {
@@ -105,6 +105,5 @@ int cmd_relay(int argc, char **argv)
 		rc = mqtx_fail(&err);
 	else if ((st.failed > 0 || st.dead > 0) && !cli.cfg->relay_loop)
 		rc = EXIT_ROWS_FAILED; /* a loop retries by itself: a clean stop is success */
-	mqtx_cli_free(&cli);
 	return rc;
 }

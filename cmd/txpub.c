@@ -10,9 +10,9 @@
 
 #include "broker/broker.h"
 #include "txpub/input.h"
-#include "base/json.h"
 #include "base/log.h"
 #include "db/pg.h"
+#include "render/txpub.h"
 #include "txpub/txpub.h"
 #include "base/util.h"
 #include "commands.h"
@@ -49,23 +49,6 @@ static const struct mqtx_opt txpub_opts[] = {
 	OPT_END,
 };
 
-const struct mqtx_cmd_info cmd_txpub_info = {
-	.name = "txpub",
-	.synopsis = "[options] [--prepare | --sql FILE] [< messages]  |  --commit KEY...  |  --rollback KEY...",
-	.summary = "publish from scripts with a clear answer: published, not published, or unknown",
-	.opts = txpub_opts,
-	.exit_codes = "  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
-		      "  2  usage error\n"
-		      "  3  configuration error (e.g. a mode the broker does not have): nothing was published\n"
-		      "  4  database unreachable or failing: nothing was published or changed\n"
-		      "  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
-		      "  7  cannot write standard output or the report\n"
-		      " 10  nothing was published: refused, rolled back or broker unreachable (--sql: database rolled back)\n"
-		      " 11  partial: some batches (messages) confirmed, the rest not published\n"
-		      " 12  outcome unknown for some messages (their keys are on stderr): run the same command again\n"
-		      " 13  the half message was already resolved the other way (--commit of a rolled-back one, ...)",
-};
-
 enum op { OP_PUBLISH, OP_PREPARE, OP_COMMIT, OP_ROLLBACK, OP_SQL };
 
 struct source {
@@ -87,6 +70,38 @@ struct txpub_args {
 	size_t n_header_args;
 	bool message_opts; /* any option that describes messages */
 };
+
+static void args_free(void *ctx);
+static int on_opt(void *ctx, const char *lng, const char *value);
+static int run(struct mqtx_cmd *c);
+
+const struct mqtx_cmd_info cmd_txpub_info = {
+	.name = "txpub",
+	.synopsis = "[options] [--prepare | --sql FILE] [< messages]  |  --commit KEY...  |  --rollback KEY...",
+	.summary = "publish from scripts with a clear answer: published, not published, or unknown",
+	.opts = txpub_opts,
+	.exit_codes = "  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
+		      "  2  usage error\n"
+		      "  3  configuration error (e.g. a mode the broker cannot do): nothing was published\n"
+		      "  4  database unreachable or failing: nothing was published or changed\n"
+		      "  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
+		      "  7  cannot write standard output or the report\n"
+		      " 10  nothing was published: refused, rolled back or broker unreachable (--sql: database rolled back)\n"
+		      " 11  partial: some batches (messages) confirmed, the rest not published\n"
+		      " 12  outcome unknown for some messages (their keys are on stderr): run the same command again\n"
+		      " 13  the half message was already resolved the other way (--commit of a rolled-back one, ...)",
+	.args_size = sizeof(struct txpub_args),
+	.args_free = args_free,
+	.on_opt = on_opt,
+	.run = run,
+};
+
+static void args_free(void *ctx)
+{
+	struct txpub_args *a = ctx;
+	free(a->sources);
+	free(a->header_args);
+}
 
 static int on_opt(void *ctx, const char *lng, const char *value)
 {
@@ -205,6 +220,19 @@ static int code_from_counts(const struct mqtx_txpub_set *s)
 	if (c.confirmed == 0)
 		return EXIT_NOT_PUBLISHED;
 	return EXIT_PARTIAL;
+}
+
+/* The exit status in the words of the report. */
+static const char *outcome(int rc, enum op op)
+{
+	switch (rc) {
+	case EXIT_OK: return op == OP_PREPARE ? "prepared" : "published";
+	case EXIT_NOT_PUBLISHED: return "not_published";
+	case EXIT_PARTIAL: return "partial";
+	case EXIT_UNKNOWN: return "in_doubt";
+	case EXIT_CONFLICT: return "conflict";
+	default: return "error";
+	}
 }
 
 /* The messages that did not make it, on stderr: failures (the first few),
@@ -359,13 +387,16 @@ static int run_prepare(struct mqtx_txpub_set *s, struct mqtx_cli *cli, int *code
 			mqtx_info("%s: half message '%s' was committed earlier (status %s)", s->where[i], s->msgs[i].key, st);
 		}
 	}
-	for (size_t i = 0; i < s->n; i++)
-		printf("%s\n", s->msgs[i].key);
+	struct mqtx_render out;
+	mqtx_render_init_file(&out, stdout, false);
+	mqtx_render_txpub_keys(&out, s);
+	mqtx_render_finish(&out); /* a failed write: main() says so, exit 7 */
 	return 0;
 }
 
+/* --sql: *tried is set once the transaction was tried (r tells how it ended). */
 static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct mqtx_txpub_opts *o, const char *file,
-		   struct mqtx_buf *extra)
+		   struct mqtx_sql_result *r, bool *tried)
 {
 	struct mqtx_err err;
 	mqtx_err_clear(&err);
@@ -380,30 +411,26 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 		mqtx_error("the SQL in '%s' contains a NUL byte", file);
 		return EXIT_INPUT;
 	}
-	struct mqtx_sql_result r;
-	int rc = mqtx_txpub_sql(cli->cfg, o, sql, s, &r, &err);
+	int rc = mqtx_txpub_sql(cli->cfg, o, sql, s, r, &err);
 	mqtx_input_free(&sqlin);
-	static const char *const names[] = {"committed", "rolled_back", "in_doubt", "committed_earlier"};
-	mqtx_buf_adds(extra, "\"transaction\":{\"gid\":");
-	mqtx_json_add_cstr(extra, r.gid);
-	mqtx_buf_printf(extra, ",\"state\":\"%s\"}", names[r.outcome]);
+	*tried = true;
 	if (rc < 0)
 		mqtx_error("%s", err.msg);
-	switch (r.outcome) {
+	switch (r->outcome) {
 	case MQTX_SQL_ROLLED_BACK:
 		/* bad input or configuration, or the database gone before the SQL ran: the usual codes */
-		if (rc < 0 && (!r.ran || err.kind == MQTX_E_INPUT || err.kind == MQTX_E_CONFIG))
+		if (rc < 0 && (!r->ran || err.kind == MQTX_E_INPUT || err.kind == MQTX_E_CONFIG))
 			return mqtx_exit_code(err.kind);
 		tell(s, "--sql");
-		mqtx_warn("transaction '%s' rolled back: nothing was published", r.gid);
+		mqtx_warn("transaction '%s' rolled back: nothing was published", r->gid);
 		return EXIT_NOT_PUBLISHED;
 	case MQTX_SQL_IN_DOUBT:
 		mqtx_error("transaction '%s' is in doubt (prepared, neither committed nor rolled back); 'mqtx check --resolve' decides",
-			   r.gid);
+			   r->gid);
 		tell(s, "--sql");
 		return EXIT_UNKNOWN;
 	case MQTX_SQL_DONE_BEFORE:
-		mqtx_info("transaction '%s' was committed by an earlier run; nothing was run again", r.gid);
+		mqtx_info("transaction '%s' was committed by an earlier run; nothing was run again", r->gid);
 		tell(s, "--sql");
 		return code_from_counts(s);
 	case MQTX_SQL_COMMITTED:
@@ -413,25 +440,21 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 	int code = code_from_counts(s);
 	if (code != EXIT_OK)
 		mqtx_warn("transaction '%s' is committed; the messages not confirmed stay in the outbox, where the relay publishes them",
-			  r.gid);
+			  r->gid);
 	return code;
 }
 
-int cmd_txpub(int argc, char **argv)
+static int run(struct mqtx_cmd *c)
 {
-	struct txpub_args a = {0};
-	struct mqtx_cli cli;
+	struct txpub_args a = *(struct txpub_args *)c->args; /* borrowed: args_free frees what it holds */
+	struct mqtx_cli cli = c->cli;                         /* borrowed */
 	struct mqtx_err err;
-	int rc = mqtx_cli_parse(&cmd_txpub_info, argc, argv, &cli, on_opt, &a);
-	if (rc != 0) {
-		free(a.sources);
-		free(a.header_args);
-		return rc < 0 ? EXIT_OK : rc;
-	}
+	int rc;
 	struct mqtx_input_header *headers = NULL;
 	struct mqtx_input in = {0};
 	struct mqtx_txpub_set *s = NULL;
-	struct mqtx_buf extra = MQTX_BUF_INIT;
+	struct mqtx_sql_result sql_result;
+	bool sql_tried = false;
 	const char *mode_name = "";
 	const char *operation = a.op == OP_PREPARE ? "prepare" : a.op == OP_SQL ? "sql" : "publish";
 	rc = check_usage(&a, &cli);
@@ -481,7 +504,7 @@ int cmd_txpub(int argc, char **argv)
 		run_prepare(s, &cli, &rc);
 		break;
 	case OP_SQL:
-		rc = run_sql(s, &cli, &o, a.sql_file, &extra);
+		rc = run_sql(s, &cli, &o, a.sql_file, &sql_result, &sql_tried);
 		break;
 	default:
 		o.mode = eff;
@@ -498,29 +521,23 @@ int cmd_txpub(int argc, char **argv)
 	}
 out:
 	if (a.report != NULL && a.op != OP_COMMIT && a.op != OP_ROLLBACK) {
-		char *doc;
-		if (s != NULL) {
-			doc = mqtx_txpub_report(s, operation, mode_name, rc, extra.len > 0 ? extra.data : NULL);
-		} else {
-			/* stopped before there were messages: say so, and that nothing went out */
-			struct mqtx_buf b = MQTX_BUF_INIT;
-			mqtx_buf_adds(&b, "{\"operation\":");
-			mqtx_json_add_cstr(&b, operation);
-			mqtx_buf_printf(&b, ",\"exit_code\":%d,\"outcome\":\"not_published\",\"confirmed\":0,\"not_published\":0,"
-					   "\"in_doubt\":0,\"batches\":[],\"messages\":[]}\n",
-					rc);
-			doc = mqtx_buf_detach(&b);
-		}
-		if (write_report(a.report, doc) < 0 && rc == EXIT_OK)
+		struct mqtx_txpub_report rep = {
+			.operation = operation,
+			.mode = mode_name,
+			.exit_code = rc,
+			.outcome = s != NULL ? outcome(rc, a.op) : "not_published", /* stopped before there were messages */
+			.set = s,
+			.sql = sql_tried ? &sql_result : NULL,
+		};
+		struct mqtx_render r;
+		mqtx_render_init_buf(&r);
+		mqtx_render_txpub_report(&r, &rep);
+		if (write_report(a.report, r.b.data) < 0 && rc == EXIT_OK)
 			rc = EXIT_IO;
-		free(doc);
+		mqtx_render_free(&r);
 	}
 	mqtx_txpub_set_free(s);
 	mqtx_input_free(&in);
 	free_headers(headers, a.n_header_args);
-	mqtx_buf_free(&extra);
-	free(a.sources);
-	free(a.header_args);
-	mqtx_cli_free(&cli);
 	return rc;
 }

@@ -16,8 +16,8 @@
 #   backend_name             amqp | kafka | nats
 #   backend_can CAP          whether the broker can CAP (transactions,
 #                            fenced_transactions, queues, consume, inspect,
-#                            read, properties, returns): tests skip by
-#                            capability, not by name
+#                            read, properties, returns, dedupes): tests
+#                            skip by capability, not by name
 
 MQTX_TEST_BACKEND=${MQTX_TEST_BACKEND:-amqp}
 KAFKA_TOOL=${KAFKA_TOOL:-$BATS_TEST_DIRNAME/helpers/kafka_tool}
@@ -26,13 +26,15 @@ NATS_TOOL=${NATS_TOOL:-$BATS_TEST_DIRNAME/helpers/nats_tool}
 backend_name() { printf '%s\n' "$MQTX_TEST_BACKEND"; }
 
 # What each broker can do, as lib/broker's capability bits say (plus
-# "returns": unroutable messages come back, AMQP mandatory).
+# "returns": unroutable messages come back, AMQP mandatory; "dedupes": the
+# broker drops a message whose idempotency key it stored recently, NATS
+# JetStream's Nats-Msg-Id within the duplicate window).
 backend_can() {
 	local caps
 	case $MQTX_TEST_BACKEND in
 	amqp) caps="transactions queues consume inspect read properties returns" ;;
 	kafka) caps="transactions fenced_transactions consume inspect read" ;;
-	nats) caps="inspect read" ;;
+	nats) caps="inspect read dedupes" ;;
 	esac
 	[[ " $caps " == *" $1 "* ]]
 }
@@ -123,6 +125,35 @@ skip_unless_local_broker() {
 	amqp) skip_unless_local_amqp ;;
 	kafka) [[ ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]] || skip "needs the local Kafka mock cluster" ;;
 	nats) [[ ${MQTX_TEST_NATS_LOCAL:-0} == 1 ]] || skip "needs the local nats-server" ;;
+	esac
+}
+
+# backend_port: the local broker's TCP port (RabbitMQ, NATS), for a proxy in front of it.
+backend_port() {
+	local u
+	case $MQTX_TEST_BACKEND in
+	amqp) u=${MQTX_TEST_AMQP_URL##*:} ;;
+	nats) u=${MQTX_TEST_NATS_URL##*:} ;;
+	*) return 1 ;;
+	esac
+	printf '%s\n' "${u%%/*}"
+}
+
+# backend_url_via PORT: the broker URL through 127.0.0.1:PORT (a proxy).
+backend_url_via() {
+	case $MQTX_TEST_BACKEND in
+	amqp) printf 'amqp://guest:guest@127.0.0.1:%s/%%2f\n' "$1" ;;
+	nats) printf 'nats://127.0.0.1:%s\n' "$1" ;;
+	*) return 1 ;;
+	esac
+}
+
+# backend_url: the broker URL backend_setup exported.
+backend_url() {
+	case $MQTX_TEST_BACKEND in
+	amqp) printf '%s\n' "$MQTX_TEST_AMQP_URL" ;;
+	kafka) printf 'kafka://%s\n' "$MQTX_TEST_KAFKA_BROKERS" ;;
+	nats) printf '%s\n' "$MQTX_TEST_NATS_URL" ;;
 	esac
 }
 

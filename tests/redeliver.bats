@@ -331,6 +331,13 @@ publish_ack() {
 	run_mqtx 0 relay
 	run_mqtx 0 redeliver --id 2-3 --yes
 	stderr_has "redelivered 2, failed 0, held back 0"
+	if backend_can dedupes; then
+		# row 1 went again with its key within the duplicate window: the stream dropped it
+		backend_consume 5 >"$BATS_TEST_TMPDIR/got"
+		run delivered "$BATS_TEST_TMPDIR/got"
+		assert_output $'1:-\n2:-\n3:-\n2:1\n3:1'
+		return
+	fi
 	backend_consume 6 >"$BATS_TEST_TMPDIR/got"
 	run delivered "$BATS_TEST_TMPDIR/got"
 	assert_output $'1:-\n2:-\n3:-\n1:-\n2:1\n3:1'
@@ -402,9 +409,13 @@ publish_ack() {
 	assert_output "1:0 2:0 3:0"
 	run_mqtx 0 redeliver --where "redelivery_count = 0" --yes
 	stderr_has "redelivered 3,"
-	backend_consume 9 >"$BATS_TEST_TMPDIR/got"
+	# the second copy of each redelivery: a broker that dedupes by key (NATS
+	# JetStream's Nats-Msg-Id) dropped it
+	local copies=2 n=9
+	backend_can dedupes && copies=1 n=6
+	backend_consume $n >"$BATS_TEST_TMPDIR/got"
 	run bash -c "jq -r '\"\(.id):\(.headers[\"x-mqtx-redelivery-count\"] // \"-\" | tostring):\(.key)\"' '$BATS_TEST_TMPDIR/got' | sort | uniq -c | awk '{print \$1, \$2}'"
-	assert_output "$(for i in 1 2 3; do echo "1 $i:-:$(key_of $i)"; echo "2 $i:1:$(key_of $i)"; done)"
+	assert_output "$(for i in 1 2 3; do echo "1 $i:-:$(key_of $i)"; echo "$copies $i:1:$(key_of $i)"; done)"
 	run rcounts
 	assert_output "1:1 2:1 3:1"
 }

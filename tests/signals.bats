@@ -16,11 +16,6 @@ teardown() {
 	mqtx_test_teardown
 }
 
-amqp_port() {
-	local port=${MQTX_TEST_AMQP_URL##*:}
-	printf '%s\n' "${port%%/*}"
-}
-
 pg_port() {
 	local port=${MQTX_TEST_DATABASE_URL##*:}
 	printf '%s\n' "${port%%/*}"
@@ -60,11 +55,12 @@ insert_spread() {
 }
 
 @test "signals: --loop with the broker unreachable: NOTIFYs do not shorten the reconnect backoff; the rows go out once it is back" {
-	skip_on_backend kafka "the proxy sits in front of RabbitMQ"
-	skip_unless_local_amqp
-	start_proxy "$(amqp_port)"
+	skip_on_backend kafka "the proxy sits in front of RabbitMQ or NATS"
+	skip_unless_local_broker
+	start_proxy "$(backend_port)"
 	proxy_cmd refuse
-	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f"
+	MQTX_BROKER_URL=$(backend_url_via "$PROXY_PORT")
+	export MQTX_BROKER_URL
 	mqtx_bg relay --loop --poll-interval 200ms
 	wait_until 20 grep -q "retrying" "$MQTX_BG_ERR"
 	insert_spread 1000
@@ -95,8 +91,9 @@ stalled_stop() {
 	before=$(count_status sent)
 	insert_rows 30000
 	if [[ $link == broker ]]; then
-		start_proxy "$(amqp_port)"
-		export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f"
+		start_proxy "$(backend_port)"
+		MQTX_BROKER_URL=$(backend_url_via "$PROXY_PORT")
+		export MQTX_BROKER_URL
 		mqtx_bg "${args[@]}"
 	else
 		start_proxy "$(pg_port)"
@@ -114,22 +111,22 @@ stalled_stop() {
 }
 
 @test "signals: SIGTERM with a stalled broker link: one-shot exits 5 within the grace; nothing unconfirmed marked sent" {
-	skip_on_backend kafka "the proxy sits in front of RabbitMQ"
-	skip_unless_local_amqp
+	skip_on_backend kafka "the proxy sits in front of RabbitMQ or NATS"
+	skip_unless_local_broker
 	export MQTX_RELAY_SHUTDOWN_GRACE=3s
 	stalled_stop broker once
 	[[ $MQTX_BG_STATUS == 5 ]] || fail "one-shot exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
 	grep -q "still unconfirmed when the shutdown grace ran out" "$MQTX_BG_ERR"
-	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop"
+	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop: $(tail -5 "$MQTX_BG_ERR")"
 }
 
 @test "signals: SIGTERM with a stalled broker link: --loop exits 0 within the grace; nothing unconfirmed marked sent" {
-	skip_on_backend kafka "the proxy sits in front of RabbitMQ"
-	skip_unless_local_amqp
+	skip_on_backend kafka "the proxy sits in front of RabbitMQ or NATS"
+	skip_unless_local_broker
 	export MQTX_RELAY_SHUTDOWN_GRACE=3s
 	stalled_stop broker loop
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "--loop exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
-	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop"
+	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop: $(tail -5 "$MQTX_BG_ERR")"
 }
 
 @test "signals: SIGTERM with a stalled database link: one-shot exits 4 within the grace; nothing unconfirmed marked sent" {
@@ -149,12 +146,13 @@ stalled_stop() {
 }
 
 @test "signals: a second SIGTERM stops at once and still records the stop" {
-	skip_on_backend kafka "the proxy sits in front of RabbitMQ"
-	skip_unless_local_amqp
+	skip_on_backend kafka "the proxy sits in front of RabbitMQ or NATS"
+	skip_unless_local_broker
 	export MQTX_RELAY_SHUTDOWN_GRACE=60s
 	insert_rows 30000
-	start_proxy "$(amqp_port)"
-	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:$PROXY_PORT/%2f"
+	start_proxy "$(backend_port)"
+	MQTX_BROKER_URL=$(backend_url_via "$PROXY_PORT")
+	export MQTX_BROKER_URL
 	mqtx_bg relay --loop --batch 200
 	wait_sent 30 '>' 400
 	proxy_cmd stall
@@ -164,7 +162,7 @@ stalled_stop() {
 	proxy_cmd resume
 	(( ${ELAPSED%.*} < 5 )) || fail "exit ${ELAPSED}s after the second SIGTERM"
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
-	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop"
+	[[ $(heartbeat_row) == t ]] || fail "the heartbeat does not show the stop: $(tail -5 "$MQTX_BG_ERR")"
 	backend_consume >"$BATS_TEST_TMPDIR/got"
 	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
 }
@@ -187,7 +185,7 @@ stalled_stop() {
 }
 
 @test "signals: SIGHUP is logged and ignored by txpub too (redeliver and dedupe-audit share the handler)" {
-	skip_on_backend kafka "one broker is enough: the handler is shared"
+	[[ $(backend_name) == amqp ]] || skip "one broker is enough: the handler is shared"
 	mkfifo "$BATS_TEST_TMPDIR/in"
 	# txpub reading its input from a FIFO that stays open: it waits
 	mqtx_bg --stdin "$BATS_TEST_TMPDIR/in" txpub --destination "$T_DEST"

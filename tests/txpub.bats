@@ -178,6 +178,13 @@ $(printf 'y\ny' | base64)"
 		printf '{"payload":"ok"}\n{"payload":"b","routing_key":"%s"}\n' "$(printf 'r%.0s' {1..300})" >"$BATS_TEST_TMPDIR/stdin"
 		run_mqtx 6 txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"
 		stderr_has "stdin line 2: routing_key is 300 bytes; AMQP allows at most 255"
+	elif [[ $(backend_name) == nats ]]; then
+		run_mqtx 6 txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"
+		stderr_has "stdin line 2: the headers are at least 200"
+		stderr_has "JetStream stores at most 65535 bytes of headers"
+		printf '{"payload":"ok"}\n{"payload":"b","routing_key":"a.>"}\n' >"$BATS_TEST_TMPDIR/stdin"
+		run_mqtx 6 txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"
+		stderr_has "stdin line 2: routing_key (appended to the subject) 'a.>' has the wildcard token '>'"
 	else
 		# the size against message.max.bytes needs the producer: refused at publish, nothing committed
 		run_mqtx 10 --config "$BATS_TEST_TMPDIR/mqtx.yaml" txpub -d "$T_DEST" -f jsonl <"$BATS_TEST_TMPDIR/stdin"

@@ -1607,6 +1607,23 @@ out:
 	return rc;
 }
 
+/* The verdict: the findings against the tolerance. */
+static void judge(struct mqtx_audit_report *rep, const struct mqtx_audit_opts *o)
+{
+	rep->max_duplicates = o->max_duplicates;
+	rep->max_missing = o->max_missing;
+	rep->duplicates_over = rep->dup_unexplained_keys > o->max_duplicates;
+	rep->missing_over = rep->losses_checked && rep->missing > o->max_missing;
+	if (rep->duplicates_over && rep->missing_over)
+		rep->status = MQTX_AUDIT_BOTH;
+	else if (rep->duplicates_over)
+		rep->status = MQTX_AUDIT_DUPLICATES;
+	else if (rep->missing_over)
+		rep->status = MQTX_AUDIT_MISSING;
+	else
+		rep->status = MQTX_AUDIT_OK;
+}
+
 int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *o, struct mqtx_audit_report *rep,
 		   struct mqtx_err *err)
 {
@@ -1699,6 +1716,7 @@ int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *
 		goto out;
 	if (sink.bad_bytes > 0)
 		mqtx_warn("%lld byte(s) of delivered keys were not UTF-8 text; they are shown as \\xNN", (long long)sink.bad_bytes);
+	judge(rep, o);
 	rc = 0;
 out:
 	rep->elapsed_ms = mqtx_now_ms() - t0;

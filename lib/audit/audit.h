@@ -41,6 +41,8 @@ struct mqtx_audit_opts {
 	size_t n_destinations;
 	bool destructive;          /* allow consuming a classic or quorum queue */
 	int64_t max_details;       /* per finding */
+	int64_t max_duplicates;    /* the tolerance: unexplained duplicated keys, */
+	int64_t max_missing;       /* and missing messages, within the verdict OK */
 	volatile sig_atomic_t *stop; /* a signal ends reading early (the report says so) */
 };
 
@@ -125,7 +127,21 @@ struct mqtx_audit_report {
 	bool table_unique;
 	char table_unique_by[300]; /* "constraint x" / "unique index y" */
 
+	/* the verdict, judged with the tolerance of the options */
+	int64_t max_duplicates, max_missing;
+	bool duplicates_over;                      /* dup_unexplained_keys > max_duplicates */
+	bool missing_over;                         /* losses checked and missing > max_missing */
+	int status;                                /* enum mqtx_audit_status: dedupe-audit's exit status */
+
 	int64_t elapsed_ms, read_ms;
+};
+
+/* The verdict as dedupe-audit's exit status (mqtx-dedupe-audit(1)). */
+enum mqtx_audit_status {
+	MQTX_AUDIT_OK = 0,
+	MQTX_AUDIT_DUPLICATES = 1, /* more duplicated keys than tolerated */
+	MQTX_AUDIT_MISSING = 8,    /* more missing messages than tolerated */
+	MQTX_AUDIT_BOTH = 9,
 };
 
 /* Runs an audit. Connects to cfg's database, reads the source, compares.

@@ -104,15 +104,15 @@ void mqtx_buf_add_i64(struct mqtx_buf *b, int64_t v)
 
 void mqtx_buf_vprintf(struct mqtx_buf *b, const char *fmt, va_list ap)
 {
-	va_list aq;
-	va_copy(aq, ap);
-	int n = vsnprintf(NULL, 0, fmt, aq);
-	va_end(aq);
-	if (n < 0)
-		return;
-	mqtx_buf_grow(b, (size_t)n);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	b->len += (size_t)n;
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	if (n >= 0) {
+		mqtx_buf_grow(b, (size_t)n);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+		b->len += (size_t)n;
+	}
+	va_end(again);
 }
 
 void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...)
@@ -121,6 +121,18 @@ void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	mqtx_buf_vprintf(b, fmt, ap);
 	va_end(ap);
+}
+
+char *mqtx_xasprintf(const char *fmt, ...)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	mqtx_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	if (b.data == NULL)
+		return mqtx_xstrdup("");
+	return mqtx_buf_detach(&b);
 }
 
 int mqtx_keyidx_cmp(const void *a, const void *b)

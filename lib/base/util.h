@@ -36,6 +36,8 @@ void mqtx_buf_add_i64(struct mqtx_buf *b, int64_t v);
 size_t mqtx_fmt_i64(char *out, int64_t v);
 void mqtx_buf_printf(struct mqtx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mqtx_buf_vprintf(struct mqtx_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* An owned, formatted string (never NULL; aborts on OOM like mqtx_xmalloc). */
+char *mqtx_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mqtx_buf_reset(struct mqtx_buf *b);
 /* Returns the owned string and leaves b empty. */
 char *mqtx_buf_detach(struct mqtx_buf *b);

@@ -22,7 +22,8 @@ const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_er
 	const char *sep = strstr(url, "://");
 	if (sep == NULL) {
 		char *r = mqtx_redact(url);
-		mqtx_err_set(err, MQTX_E_CONFIG, "broker URL '%s' has no scheme (expected amqp://, amqps://, kafka:// or kafkas://)", r);
+		mqtx_err_set(err, MQTX_E_CONFIG, "broker URL '%s' has no scheme (expected %s)", r,
+			     mqtx_broker_schemes_text());
 		free(r);
 		return NULL;
 	}
@@ -30,8 +31,8 @@ const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_er
 	const struct mqtx_backend_ops *ops = mqtx_broker_of_url(url);
 	if (ops != NULL)
 		return ops;
-	mqtx_err_set(err, MQTX_E_CONFIG, "unsupported broker URL scheme '%.*s' (expected amqp, amqps, kafka or kafkas)",
-		     (int)(sl > 20 ? 20 : sl), url);
+	mqtx_err_set(err, MQTX_E_CONFIG, "unsupported broker URL scheme '%.*s' (expected %s)", (int)(sl > 20 ? 20 : sl), url,
+		     mqtx_broker_schemes_text());
 	return NULL;
 }
 

@@ -117,7 +117,11 @@ struct mqtx_read_result {
 	char *default_destination; /* owned (free()), or NULL: the destination the source receives, when it knows */
 };
 
-/* What a backend can do; callers ask this, never the backend's name. */
+/* What a backend can do; callers ask this, never the backend's name.
+ * Length limits are asked message by message: mqtx_backend_validate(ops,
+ * NULL, m) before connecting (txpub), with the connection for the limits
+ * it negotiated (AMQP frame_max, Kafka message.max.bytes); the answer
+ * names the field and the limit. */
 enum mqtx_broker_cap {
 	MQTX_CAP_TRANSACTIONS = 1u << 0,        /* MQTX_PUB_TX: a batch is one broker transaction */
 	MQTX_CAP_FENCED_TRANSACTIONS = 1u << 1, /* ... with a stable transactional id that fences an older producer */

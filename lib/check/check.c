@@ -7,7 +7,6 @@
 #define _DEFAULT_SOURCE
 #include "check/check.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,21 +62,6 @@ void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const st
 	t->broker = cfg->check_broker;
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	int n = vsnprintf(NULL, 0, f, ap);
-	va_end(ap);
-	s = mqtx_xmalloc((size_t)n + 1);
-	va_start(ap, f);
-	vsnprintf(s, (size_t)n + 1, f, ap);
-	va_end(ap);
-	return s;
-}
-
 static char *dur(int64_t ms)
 {
 	char b[64];
@@ -89,17 +73,17 @@ static char *dur(int64_t ms)
 static char *dur_arg(int64_t ms)
 {
 	if (ms > 0 && ms % 3600000 == 0)
-		return fmt("%lldh", (long long)(ms / 3600000));
+		return mqtx_xasprintf("%lldh", (long long)(ms / 3600000));
 	if (ms > 0 && ms % 60000 == 0)
-		return fmt("%lldm", (long long)(ms / 60000));
+		return mqtx_xasprintf("%lldm", (long long)(ms / 60000));
 	if (ms % 1000 == 0)
-		return fmt("%llds", (long long)(ms / 1000));
-	return fmt("%lldms", (long long)ms);
+		return mqtx_xasprintf("%llds", (long long)(ms / 1000));
+	return mqtx_xasprintf("%lldms", (long long)ms);
 }
 
 static char *explain_cmd(int64_t id)
 {
-	return fmt("mqtx check --explain %lld", (long long)id);
+	return mqtx_xasprintf("mqtx check --explain %lld", (long long)id);
 }
 
 /* ------------------------------------------------------------ report */
@@ -264,7 +248,7 @@ static void ask_broker(struct mqtx_check_report *rep, const struct mqtx_config *
 			break;
 		struct mqtx_dest_info info;
 		if (mqtx_backend_inspect(be, d->name, NULL, &info, &e) < 0) {
-			broker_failed(rep, MQTX_CHECK_CRITICAL, fmt("cannot ask the broker about '%s': %s", d->name, e.msg));
+			broker_failed(rep, MQTX_CHECK_CRITICAL, mqtx_xasprintf("cannot ask the broker about '%s': %s", d->name, e.msg));
 			goto out;
 		}
 		d->exists = info.exists ? 1 : 0;
@@ -276,11 +260,11 @@ static void ask_broker(struct mqtx_check_report *rep, const struct mqtx_config *
 	while ((q = next_queue(rep, &list)) != NULL) {
 		struct mqtx_dest_info info;
 		if (mqtx_backend_inspect(be, NULL, q->name, &info, &e) < 0) {
-			broker_failed(rep, MQTX_CHECK_CRITICAL, fmt("cannot ask the broker about queue '%s': %s", q->name, e.msg));
+			broker_failed(rep, MQTX_CHECK_CRITICAL, mqtx_xasprintf("cannot ask the broker about queue '%s': %s", q->name, e.msg));
 			goto out;
 		}
 		if (!rep->broker_has_queues) {
-			q->detail = fmt("the %s broker has no queues: consumer lag is the consumers' business",
+			q->detail = mqtx_xasprintf("the %s broker has no queues: consumer lag is the consumers' business",
 					mqtx_broker_name(ops));
 			continue;
 		}
@@ -340,10 +324,10 @@ static void rule_resolve_failed(struct mqtx_check_report *rep)
 	if (!rep->resolved)
 		return;
 	if (rep->resolve_error != NULL)
-		add_problem(rep, "resolve_failed", MQTX_CHECK_WARNING, fmt("--resolve: %s", rep->resolve_error), NULL);
+		add_problem(rep, "resolve_failed", MQTX_CHECK_WARNING, mqtx_xasprintf("--resolve: %s", rep->resolve_error), NULL);
 	else if (rep->resolve.failed > 0)
 		add_problem(rep, "resolve_failed", MQTX_CHECK_WARNING,
-			    fmt("--resolve: %lld item(s) could not be resolved (see the log above)",
+			    mqtx_xasprintf("--resolve: %lld item(s) could not be resolved (see the log above)",
 				(long long)rep->resolve.failed),
 			    mqtx_xstrdup("mqtx check --resolve -v"))
 			->count = rep->resolve.failed;
@@ -353,7 +337,7 @@ static void rule_in_doubt_unavailable(struct mqtx_check_report *rep)
 {
 	if (!rep->in_doubt_known && rep->in_doubt_error != NULL)
 		add_problem(rep, "in_doubt_unavailable", MQTX_CHECK_WARNING,
-			    fmt("cannot list in-doubt txpub items: %s", rep->in_doubt_error), NULL);
+			    mqtx_xasprintf("cannot list in-doubt txpub items: %s", rep->in_doubt_error), NULL);
 }
 
 static void rule_destination_missing(struct mqtx_check_report *rep)
@@ -364,9 +348,9 @@ static void rule_destination_missing(struct mqtx_check_report *rep)
 			continue;
 		struct mqtx_check_problem *p = add_problem(
 			rep, "destination_missing", MQTX_CHECK_CRITICAL,
-			fmt("destination '%s' does not exist on the broker; %lld pending row(s) wait for it%s%s", d->name,
+			mqtx_xasprintf("destination '%s' does not exist on the broker; %lld pending row(s) wait for it%s%s", d->name,
 			    (long long)d->pending, d->broker_detail ? ": " : "", d->broker_detail ? d->broker_detail : ""),
-			fmt("create the %s '%s' (the relay never creates it), or fix the rows' destination",
+			mqtx_xasprintf("create the %s '%s' (the relay never creates it), or fix the rows' destination",
 			    rep->dest_noun ? rep->dest_noun : "destination", d->name));
 		p->destination = mqtx_xstrdup(d->name);
 		p->count = d->pending;
@@ -382,22 +366,22 @@ static void rule_queues(struct mqtx_check_report *rep)
 			continue;
 		struct mqtx_check_problem *p = NULL;
 		if (!q->exists)
-			p = add_problem(rep, "queue_missing", MQTX_CHECK_CRITICAL, fmt("queue '%s' does not exist", q->name),
-					fmt("declare the queue and bind it, or remove it from check.queues"));
+			p = add_problem(rep, "queue_missing", MQTX_CHECK_CRITICAL, mqtx_xasprintf("queue '%s' does not exist", q->name),
+					mqtx_xasprintf("declare the queue and bind it, or remove it from check.queues"));
 		else if (q->consumers < t->queue_min_consumers)
 			p = add_problem(rep, "queue_consumers", MQTX_CHECK_WARNING,
-					fmt("queue '%s' has %lld consumer(s), fewer than %lld (check.queue_min_consumers)",
+					mqtx_xasprintf("queue '%s' has %lld consumer(s), fewer than %lld (check.queue_min_consumers)",
 					    q->name, (long long)q->consumers, (long long)t->queue_min_consumers),
-					fmt("start the consumers of '%s'", q->name));
+					mqtx_xasprintf("start the consumers of '%s'", q->name));
 		if (p != NULL) {
 			p->queue = mqtx_xstrdup(q->name);
 			p->count = q->exists ? q->consumers : -1;
 		}
 		if (q->exists && t->queue_max_depth > 0 && q->depth > t->queue_max_depth) {
 			p = add_problem(rep, "queue_depth", MQTX_CHECK_WARNING,
-					fmt("queue '%s' holds %lld message(s), more than %lld (check.queue_max_depth)", q->name,
+					mqtx_xasprintf("queue '%s' holds %lld message(s), more than %lld (check.queue_max_depth)", q->name,
 					    (long long)q->depth, (long long)t->queue_max_depth),
-					fmt("look at the consumers of '%s': too slow, or failing", q->name));
+					mqtx_xasprintf("look at the consumers of '%s': too slow, or failing", q->name));
 			p->queue = mqtx_xstrdup(q->name);
 			p->count = q->depth;
 		}
@@ -435,11 +419,11 @@ static void rule_pending_age(struct mqtx_check_report *rep)
 	if (lvl == MQTX_CHECK_OK)
 		return;
 	char *a = dur(s->oldest_pending_ms), *l = dur(limit);
-	char *where = s->n_oldest > 0 ? fmt(" (row %lld to '%s')", (long long)s->oldest[0].id, s->oldest[0].destination)
+	char *where = s->n_oldest > 0 ? mqtx_xasprintf(" (row %lld to '%s')", (long long)s->oldest[0].id, s->oldest[0].destination)
 				      : mqtx_xstrdup("");
 	struct mqtx_check_problem *p = add_problem(
 		rep, "pending_age", lvl,
-		fmt("%s%lld pending row(s) older than %s (check.%s); the oldest is %s old%s",
+		mqtx_xasprintf("%s%lld pending row(s) older than %s (check.%s); the oldest is %s old%s",
 		    s->pending_truncated ? "at least " : "", (long long)n, l,
 		    lvl == MQTX_CHECK_CRITICAL ? "crit_age" : "warn_age", a, where),
 		s->n_oldest > 0 ? explain_cmd(s->oldest[0].id) : NULL);
@@ -456,13 +440,13 @@ static void rule_dead_rows(struct mqtx_check_report *rep)
 	const struct mqtx_check_count *dead = &s->status[MQTX_ST_DEAD];
 	if (dead->n <= rep->thresholds.max_dead)
 		return;
-	char *newest = s->n_dead > 0 ? fmt("; the newest is row %lld to '%s': %s", (long long)s->dead[0].id,
+	char *newest = s->n_dead > 0 ? mqtx_xasprintf("; the newest is row %lld to '%s': %s", (long long)s->dead[0].id,
 					   s->dead[0].destination,
 					   s->dead[0].last_error ? s->dead[0].last_error : "no error recorded")
 				     : mqtx_xstrdup("");
 	struct mqtx_check_problem *p =
 		add_problem(rep, "dead_rows", MQTX_CHECK_CRITICAL,
-			    fmt("%s%lld dead row(s), more than check.max_dead (%lld): the relay gave up on them%s",
+			    mqtx_xasprintf("%s%lld dead row(s), more than check.max_dead (%lld): the relay gave up on them%s",
 				dead->approximate ? "at least " : "", (long long)dead->n,
 				(long long)rep->thresholds.max_dead, newest),
 			    s->n_dead > 0 ? explain_cmd(s->dead[0].id) : NULL);
@@ -479,7 +463,7 @@ static void rule_blocked_ordering_keys(struct mqtx_check_report *rep)
 	const struct mqtx_check_blocked *b = &s->blocked[0];
 	struct mqtx_check_problem *p = add_problem(
 		rep, "blocked_ordering_keys", MQTX_CHECK_WARNING,
-		fmt("%lld ordering key(s) blocked behind a failing row, %lld row(s) waiting; e.g. key '%s': row %lld "
+		mqtx_xasprintf("%lld ordering key(s) blocked behind a failing row, %lld row(s) waiting; e.g. key '%s': row %lld "
 		    "(attempt %lld: %s) holds back %lld row(s)",
 		    (long long)s->blocked_keys, (long long)s->blocked_rows, b->ordering_key, (long long)b->head.id,
 		    (long long)b->head.attempts, b->head.last_error ? b->head.last_error : "no error recorded",
@@ -499,7 +483,7 @@ static void rule_high_attempts(struct mqtx_check_report *rep)
 		return;
 	struct mqtx_check_problem *p = add_problem(
 		rep, "high_attempts", MQTX_CHECK_WARNING,
-		fmt("%lld pending row(s) failed at least %lld times (check.warn_attempts); e.g. row %lld to '%s': %s",
+		mqtx_xasprintf("%lld pending row(s) failed at least %lld times (check.warn_attempts); e.g. row %lld to '%s': %s",
 		    (long long)s->high_attempt_rows, (long long)rep->thresholds.warn_attempts, (long long)s->high[0].id,
 		    s->high[0].destination, s->high[0].last_error ? s->high[0].last_error : "no error recorded"),
 		explain_cmd(s->high[0].id));
@@ -524,7 +508,7 @@ static void rule_no_live_relay(struct mqtx_check_report *rep)
 	char *seen = s->last_relay_seen_ms >= 0 ? dur(s->last_relay_seen_ms) : NULL;
 	struct mqtx_check_problem *p = add_problem(
 		rep, "no_live_relay", MQTX_CHECK_CRITICAL,
-		fmt("%lld row(s) pending and no relay seen for %s (check.relay_stale); %s%s%s", (long long)pend->n, st,
+		mqtx_xasprintf("%lld row(s) pending and no relay seen for %s (check.relay_stale); %s%s%s", (long long)pend->n, st,
 		    seen ? "the last one was seen " : "no relay has ever run for this outbox", seen ? seen : "",
 		    seen ? " ago" : ""),
 		mqtx_xstrdup("start a relay: mqtx relay --loop (as a service), or mqtx relay from cron"));
@@ -551,10 +535,10 @@ static void rule_stale_relays(struct mqtx_check_report *rep)
 	char *lit = mqtx_db_check_literal(first->relay_id ? first->relay_id : "");
 	struct mqtx_check_problem *p = add_problem(
 		rep, "stale_relays", MQTX_CHECK_WARNING,
-		fmt("%zu relay(s) silent for longer than %s (check.relay_stale) without stopping cleanly; "
+		mqtx_xasprintf("%zu relay(s) silent for longer than %s (check.relay_stale) without stopping cleanly; "
 		    "e.g. '%s' (host %s, pid %lld) last seen %s ago",
 		    n_stale, st, first->relay_id, first->host ? first->host : "?", (long long)first->pid, seen),
-		fmt("look at the relay process on %s; if it is gone for good: DELETE FROM %s WHERE relay_id = %s",
+		mqtx_xasprintf("look at the relay process on %s; if it is gone for good: DELETE FROM %s WHERE relay_id = %s",
 		    first->host ? first->host : "its host", s->relays_table ? s->relays_table : "mqtx_relays", lit));
 	free(lit);
 	p->count = (int64_t)n_stale;
@@ -574,7 +558,7 @@ static void rule_in_doubt(struct mqtx_check_report *rep)
 	char *age = dur(x->age_ms);
 	struct mqtx_check_problem *p =
 		add_problem(rep, "in_doubt", MQTX_CHECK_WARNING,
-			    fmt("%zu txpub item(s) in doubt; e.g. %s '%s' prepared %s ago: %s", rep->n_in_doubt, x->kind,
+			    mqtx_xasprintf("%zu txpub item(s) in doubt; e.g. %s '%s' prepared %s ago: %s", rep->n_in_doubt, x->kind,
 				x->key, age, x->detail),
 			    mqtx_xstrdup("mqtx check --resolve"));
 	free(age);
@@ -602,7 +586,7 @@ static void rule_completion(struct mqtx_check_report *rep)
 			    mqtx_xstrdup("check.completion is on, but the outbox has no sent_at column"), NULL);
 	} else if (s->completion_table_missing) {
 		add_problem(rep, "completion_unavailable", MQTX_CHECK_WARNING,
-			    fmt("check.completion is on, but %s does not exist",
+			    mqtx_xasprintf("check.completion is on, but %s does not exist",
 				s->completions_table ? s->completions_table : "mqtx_completions"),
 			    mqtx_xstrdup("mqtx init"));
 	} else if (s->awaiting_completion > 0) {
@@ -610,10 +594,10 @@ static void rule_completion(struct mqtx_check_report *rep)
 		char *arg = dur_arg(t->completion_after_ms);
 		struct mqtx_check_problem *p =
 			add_problem(rep, "awaiting_completion", MQTX_CHECK_WARNING,
-				    fmt("%lld sent message(s) not completed by a consumer after %s (check.completion_after); "
+				    mqtx_xasprintf("%lld sent message(s) not completed by a consumer after %s (check.completion_after); "
 					"the oldest was sent %s ago",
 					(long long)s->awaiting_completion, a, o),
-				    fmt("mqtx redeliver --unacked-after %s --dry-run", arg));
+				    mqtx_xasprintf("mqtx redeliver --unacked-after %s --dry-run", arg));
 		p->count = s->awaiting_completion;
 		take_rows(p, &s->awaiting, &s->n_awaiting);
 		free(a);
@@ -685,7 +669,7 @@ int mqtx_check_run(PGconn *conn, const struct mqtx_config *cfg, const struct mqt
 	if (db == NULL)
 		return -1;
 	mqtx_check_thresholds_from_config(&rep->thresholds, cfg);
-	rep->outbox = fmt("%s.%s", cfg->outbox_schema, cfg->outbox_table);
+	rep->outbox = mqtx_xasprintf("%s.%s", cfg->outbox_schema, cfg->outbox_table);
 	if (mqtx_db_check_set_timeout(db, err) < 0)
 		goto fail;
 
@@ -782,49 +766,42 @@ static void find_indoubt(void *ctx, const struct mqtx_indoubt *it)
 	}
 }
 
-static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
-			   bool relays_known, struct mqtx_err *err)
+/* What holds a pending row back, in the relay's own order of reasons:
+ * an earlier row of its ordering key, parking, a retry later. */
+static int explain_wait(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			enum mqtx_check_level *level, struct mqtx_err *err)
 {
 	enum mqtx_check_level lvl = MQTX_CHECK_OK;
-	char *age = ex->age_ms >= 0 ? dur(ex->age_ms) : NULL;
-
-	story(ex, fmt("%s%s%s%lld failed attempt(s) so far", age ? "written " : "", age ? age : "", age ? " ago; " : "",
-		      (long long)ex->attempts));
-	if (ex->last_error != NULL && ex->attempts > 0)
-		story(ex, fmt("last error: %s", ex->last_error));
-	free(age);
-
-	/* what blocks it, in the relay's own order of reasons */
 	if (ex->ordering_key != NULL) {
 		if (mqtx_db_check_key_neighbours(db, ex->ordering_key, ex->id, &ex->head, &ex->ahead, &ex->behind, err) < 0)
 			return -1;
 		if (ex->ahead == 0 && ex->behind > 0)
-			story(ex, fmt("it heads ordering key '%s': %lld later row(s) of the key wait until it is sent (or dead)",
+			story(ex, mqtx_xasprintf("it heads ordering key '%s': %lld later row(s) of the key wait until it is sent (or dead)",
 				      ex->ordering_key, (long long)ex->behind));
 	}
 	if (ex->ahead > 0) {
 		const struct mqtx_check_row *h = &ex->head;
 		bool failing = h->attempts > 0 && h->last_error != NULL;
 		lvl = MQTX_CHECK_WARNING;
-		ex->verdict = fmt("pending, held back: %lld earlier row(s) of ordering key '%s' are still pending, the first "
+		ex->verdict = mqtx_xasprintf("pending, held back: %lld earlier row(s) of ordering key '%s' are still pending, the first "
 				  "is row %lld%s",
 				  (long long)ex->ahead, ex->ordering_key, (long long)h->id, failing ? ", which keeps failing" : "");
 		if (failing)
-			story(ex, fmt("row %lld (to '%s', %lld failed attempt(s)) heads the key: %s", (long long)h->id,
+			story(ex, mqtx_xasprintf("row %lld (to '%s', %lld failed attempt(s)) heads the key: %s", (long long)h->id,
 				      h->destination, (long long)h->attempts, h->last_error));
 		else
-			story(ex, fmt("row %lld (to '%s') heads the key and has not failed: it goes first, this one follows",
+			story(ex, mqtx_xasprintf("row %lld (to '%s') heads the key and has not failed: it goes first, this one follows",
 				      (long long)h->id, h->destination));
 		if (h->retry_in_ms == MQTX_CHECK_PARKED) {
-			story(ex, fmt("row %lld is parked (available_at is infinity) by txpub --sql", (long long)h->id));
+			story(ex, mqtx_xasprintf("row %lld is parked (available_at is infinity) by txpub --sql", (long long)h->id));
 		} else if (h->retry_in_ms > 0) {
 			char *w = dur(h->retry_in_ms);
-			story(ex, fmt("row %lld is retried in %s", (long long)h->id, w));
+			story(ex, mqtx_xasprintf("row %lld is retried in %s", (long long)h->id, w));
 			free(w);
 		}
 		action(ex, explain_cmd(h->id));
 		if (failing)
-			action(ex, fmt("fix what makes row %lld fail; this row follows once it is sent (or dead)", (long long)h->id));
+			action(ex, mqtx_xasprintf("fix what makes row %lld fail; this row follows once it is sent (or dead)", (long long)h->id));
 	} else if (ex->retry_in_ms == MQTX_CHECK_PARKED) {
 		lvl = MQTX_CHECK_WARNING;
 		ex->verdict = mqtx_xstrdup("pending but parked (available_at is infinity): txpub --sql holds it until its "
@@ -834,27 +811,35 @@ static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *c
 		char *w = dur(ex->retry_in_ms);
 		lvl = ex->attempts > 0 ? MQTX_CHECK_WARNING : MQTX_CHECK_OK;
 		if (ex->attempts > 0) {
-			ex->verdict = fmt("pending, waiting for retry %lld of %lld in %s (at %s)", (long long)ex->attempts + 1,
+			ex->verdict = mqtx_xasprintf("pending, waiting for retry %lld of %lld in %s (at %s)", (long long)ex->attempts + 1,
 					  (long long)cfg->relay_max_attempts, w, ex->available_at ? ex->available_at : "?");
-			action(ex, fmt("fix the cause (%s); the relay retries by itself",
+			action(ex, mqtx_xasprintf("fix the cause (%s); the relay retries by itself",
 				       ex->last_error ? ex->last_error : "see last_error"));
 			char *sql = mqtx_db_check_retry_sql(db, ex->id);
-			action(ex, fmt("to retry at once: %s", sql));
+			action(ex, mqtx_xasprintf("to retry at once: %s", sql));
 			free(sql);
 		} else {
-			ex->verdict = fmt("pending, scheduled: not before %s (in %s)", ex->available_at ? ex->available_at : "?", w);
+			ex->verdict = mqtx_xasprintf("pending, scheduled: not before %s (in %s)", ex->available_at ? ex->available_at : "?", w);
 		}
 		free(w);
 	}
 
-	/* is anyone there to take it? */
+	*level = lvl;
+	return 0;
+}
+
+/* Is anyone there to take it? */
+static int explain_relay(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			 bool relays_known, enum mqtx_check_level *level, struct mqtx_err *err)
+{
+	enum mqtx_check_level lvl = *level;
 	if (relays_known) {
 		int64_t seen;
 		if (mqtx_db_check_relay_alive(db, cfg->check_relay_stale_ms, &ex->relay_alive, &seen, err) < 0)
 			return -1;
 		if (!ex->relay_alive) {
 			char *s = seen >= 0 ? dur(seen) : NULL;
-			story(ex, s ? fmt("no relay seen for %s (check.relay_stale is %lldms)", s,
+			story(ex, s ? mqtx_xasprintf("no relay seen for %s (check.relay_stale is %lldms)", s,
 					  (long long)cfg->check_relay_stale_ms)
 				    : mqtx_xstrdup("no relay has ever run for this outbox"));
 			free(s);
@@ -865,8 +850,26 @@ static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *c
 		}
 	} else {
 		ex->relay_alive = true; /* unknown: no heartbeats table */
-		story(ex, fmt("relay heartbeats unknown: no table %s (mqtx init creates it)", mqtx_db_check_relays_table(db)));
+		story(ex, mqtx_xasprintf("relay heartbeats unknown: no table %s (mqtx init creates it)", mqtx_db_check_relays_table(db)));
 	}
+	*level = lvl;
+	return 0;
+}
+
+static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			   bool relays_known, struct mqtx_err *err)
+{
+	enum mqtx_check_level lvl = MQTX_CHECK_OK;
+	char *age = ex->age_ms >= 0 ? dur(ex->age_ms) : NULL;
+
+	story(ex, mqtx_xasprintf("%s%s%s%lld failed attempt(s) so far", age ? "written " : "", age ? age : "", age ? " ago; " : "",
+		      (long long)ex->attempts));
+	if (ex->last_error != NULL && ex->attempts > 0)
+		story(ex, mqtx_xasprintf("last error: %s", ex->last_error));
+	free(age);
+
+	if (explain_wait(db, cfg, ex, &lvl, err) < 0 || explain_relay(db, cfg, ex, relays_known, &lvl, err) < 0)
+		return -1;
 	if (ex->verdict == NULL) {
 		ex->verdict = mqtx_xstrdup("pending and eligible: the next relay batch takes it");
 		action(ex, mqtx_xstrdup("nothing: a running relay sends it shortly (mqtx relay --dry-run shows what goes next)"));
@@ -889,10 +892,10 @@ static int explain_sent(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 			struct mqtx_err *err)
 {
 	char *s = ex->sent_ms >= 0 ? dur(ex->sent_ms) : NULL;
-	ex->verdict = s ? fmt("sent %s ago (the broker confirmed it)", s) : mqtx_xstrdup("sent (the broker confirmed it)");
-	story(ex, fmt("published after %lld attempt(s); sent at %s", (long long)ex->attempts, ex->sent_at ? ex->sent_at : "?"));
+	ex->verdict = s ? mqtx_xasprintf("sent %s ago (the broker confirmed it)", s) : mqtx_xstrdup("sent (the broker confirmed it)");
+	story(ex, mqtx_xasprintf("published after %lld attempt(s); sent at %s", (long long)ex->attempts, ex->sent_at ? ex->sent_at : "?"));
 	if (ex->redelivery_count > 0)
-		story(ex, fmt("redelivered %lld time(s), last at %s", (long long)ex->redelivery_count,
+		story(ex, mqtx_xasprintf("redelivered %lld time(s), last at %s", (long long)ex->redelivery_count,
 			      ex->redelivered_at ? ex->redelivered_at : "?"));
 	free(s);
 	ex->level = MQTX_CHECK_OK;
@@ -903,18 +906,18 @@ static int explain_sent(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 	if (!exists)
 		return 0;
 	if (ex->completed_at != NULL) {
-		story(ex, fmt("completed by a consumer at %s%s%s", ex->completed_at, source ? " via " : "", source ? source : ""));
-		char *v = fmt("%s, completed", ex->verdict);
+		story(ex, mqtx_xasprintf("completed by a consumer at %s%s%s", ex->completed_at, source ? " via " : "", source ? source : ""));
+		char *v = mqtx_xasprintf("%s, completed", ex->verdict);
 		free(ex->verdict);
 		ex->verdict = v;
 	} else if (cfg->check_completion) {
 		bool late = ex->sent_ms >= 0 && ex->sent_ms > cfg->check_completion_after_ms;
-		story(ex, fmt("no consumer has completed it yet (no row in %s)%s", mqtx_db_check_completions_table(db),
+		story(ex, mqtx_xasprintf("no consumer has completed it yet (no row in %s)%s", mqtx_db_check_completions_table(db),
 			      late ? ", longer than check.completion_after" : ""));
 		if (late) {
 			ex->level = MQTX_CHECK_WARNING;
 			action(ex, mqtx_xstrdup("look at the consumer, then publish it again with its own key:"));
-			action(ex, fmt("mqtx redeliver --id %lld --yes", (long long)ex->id));
+			action(ex, mqtx_xasprintf("mqtx redeliver --id %lld --yes", (long long)ex->id));
 		}
 	}
 	free(source);
@@ -927,24 +930,24 @@ static int explain_sent(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 static void explain_other(struct mqtx_explain *ex, struct indoubt_find *f)
 {
 	if (strcmp(ex->status, "dead") == 0) {
-		ex->verdict = fmt("dead: the relay gave up after %lld failed attempt(s) and will not try again",
+		ex->verdict = mqtx_xasprintf("dead: the relay gave up after %lld failed attempt(s) and will not try again",
 				  (long long)ex->attempts);
-		story(ex, fmt("last error: %s", ex->last_error ? ex->last_error : "none recorded"));
+		story(ex, mqtx_xasprintf("last error: %s", ex->last_error ? ex->last_error : "none recorded"));
 		if (ex->ordering_key != NULL)
-			story(ex, fmt("later rows of ordering key '%s' no longer wait for it", ex->ordering_key));
-		action(ex, fmt("fix the cause (%s), then give it back to the relay:",
+			story(ex, mqtx_xasprintf("later rows of ordering key '%s' no longer wait for it", ex->ordering_key));
+		action(ex, mqtx_xasprintf("fix the cause (%s), then give it back to the relay:",
 			       ex->last_error ? ex->last_error : "see last_error"));
-		action(ex, fmt("mqtx redeliver --status dead --id %lld --requeue --yes", (long long)ex->id));
+		action(ex, mqtx_xasprintf("mqtx redeliver --status dead --id %lld --requeue --yes", (long long)ex->id));
 		ex->level = MQTX_CHECK_CRITICAL;
 	} else if (strcmp(ex->status, "prepared") == 0) {
 		char *a = ex->age_ms >= 0 ? dur(ex->age_ms) : mqtx_xstrdup("an unknown time");
-		ex->verdict = fmt("prepared: a txpub half message written %s ago, waiting for its transaction to commit", a);
+		ex->verdict = mqtx_xasprintf("prepared: a txpub half message written %s ago, waiting for its transaction to commit", a);
 		free(a);
 		story(ex, mqtx_xstrdup("the relay ignores it until txpub commits it (pending) or rolls it back"));
 		if (f->detail != NULL) {
 			ex->in_doubt = f->detail;
 			f->detail = NULL;
-			story(ex, fmt("in doubt: %s", ex->in_doubt));
+			story(ex, mqtx_xasprintf("in doubt: %s", ex->in_doubt));
 			action(ex, mqtx_xstrdup("mqtx check --resolve"));
 			ex->level = MQTX_CHECK_WARNING;
 		} else {
@@ -957,7 +960,7 @@ static void explain_other(struct mqtx_explain *ex, struct indoubt_find *f)
 		action(ex, mqtx_xstrdup("nothing"));
 		ex->level = MQTX_CHECK_OK;
 	} else {
-		ex->verdict = fmt("unknown status '%s'", ex->status);
+		ex->verdict = mqtx_xasprintf("unknown status '%s'", ex->status);
 		action(ex, mqtx_xstrdup("look at the row: mqtx does not know this status"));
 		ex->level = MQTX_CHECK_UNKNOWN;
 	}
@@ -975,9 +978,9 @@ static void explain_in_doubt(struct mqtx_explain *ex, const char *ident, struct 
 	ex->in_doubt = f->detail;
 	f->detail = NULL;
 	char *a = dur(f->age_ms);
-	ex->verdict = fmt("in doubt: a txpub %s prepared %s ago and not yet decided", f->kind, a);
+	ex->verdict = mqtx_xasprintf("in doubt: a txpub %s prepared %s ago and not yet decided", f->kind, a);
 	free(a);
-	story(ex, fmt("txpub: %s", ex->in_doubt));
+	story(ex, mqtx_xasprintf("txpub: %s", ex->in_doubt));
 	action(ex, mqtx_xstrdup("mqtx check --resolve"));
 	ex->level = MQTX_CHECK_WARNING;
 }

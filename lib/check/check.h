@@ -103,7 +103,7 @@ struct mqtx_check_report {
 	char *broker_error;  /* --broker: why the broker could not be asked, or NULL */
 	enum mqtx_check_level broker_error_level;
 	bool broker_has_queues;  /* the broker has queues (MQTX_CAP_QUEUES) */
-	const char *dest_noun;   /* what a destination is called there: "exchange", "topic", ... */
+	const char *dest_noun;   /* what a destination is called there ("exchange", "topic", ...); NULL: not reached */
 	struct mqtx_check_queue *queues;
 	size_t n_queues;
 
@@ -128,7 +128,6 @@ struct mqtx_check_rule {
 extern const struct mqtx_check_rule mqtx_check_rules[];
 extern const size_t mqtx_check_n_rules;
 void mqtx_check_judge(struct mqtx_check_report *rep);
-
 
 struct mqtx_check_opts {
 	bool resolve;    /* run mqtx_txpub_resolve first: the only write */

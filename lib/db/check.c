@@ -1,11 +1,10 @@
-/* The SQL of mqtx check (see check.h): one snapshot of an outbox in a
+/* The SQL of mqtx check (see db/check.h): one snapshot of an outbox in a
  * REPEATABLE READ READ ONLY transaction, and the look-ups of --explain.
  * Every identifier is quoted, every value a parameter. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include "db/check.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,21 +60,6 @@ static char *get_str(const PGresult *r, int row, int col)
 	return mqtx_xstrdup(PQgetvalue(r, row, col));
 }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	int n = vsnprintf(NULL, 0, f, ap);
-	va_end(ap);
-	s = mqtx_xmalloc((size_t)n + 1);
-	va_start(ap, f);
-	vsnprintf(s, (size_t)n + 1, f, ap);
-	va_end(ap);
-	return s;
-}
-
 void mqtx_db_check_free(struct mqtx_db_check *c)
 {
 	if (c == NULL)
@@ -110,20 +94,20 @@ struct mqtx_db_check *mqtx_db_check_new(PGconn *conn, const struct mqtx_config *
 	mqtx_outbox_free(ob);
 	c->T = mqtx_xstrdup(c->ob_name);
 	char *qs = mqtx_pg_ident(conn, cfg->outbox_schema);
-	c->R = fmt("%s.mqtx_relays", qs);
-	c->C = fmt("%s.mqtx_completions", qs);
+	c->R = mqtx_xasprintf("%s.mqtx_relays", qs);
+	c->C = mqtx_xasprintf("%s.mqtx_completions", qs);
 	free(qs);
 	for (int i = 0; i < MQTX_COL__COUNT; i++) {
 		if (cfg->outbox_columns[i] == NULL || cfg->outbox_columns[i][0] == '\0')
 			continue;
 		c->q[i] = mqtx_pg_ident(conn, cfg->outbox_columns[i]);
-		c->t[i] = fmt("t.%s", c->q[i]);
+		c->t[i] = mqtx_xasprintf("t.%s", c->q[i]);
 	}
 	if (c->t[MQTX_COL_KEY] != NULL) {
-		c->key_t = fmt("%s::text", c->t[MQTX_COL_KEY]);
+		c->key_t = mqtx_xasprintf("%s::text", c->t[MQTX_COL_KEY]);
 	} else {
 		char *lit = mqtx_outbox_key_prefix_literal(conn, cfg);
-		c->key_t = fmt("(%s || %s)", lit, c->t[MQTX_COL_ID]);
+		c->key_t = mqtx_xasprintf("(%s || %s)", lit, c->t[MQTX_COL_ID]);
 		struct mqtx_buf sql = MQTX_BUF_INIT;
 		mqtx_buf_printf(&sql, "SELECT %s", lit);
 		free(lit);
@@ -785,7 +769,7 @@ out:
 
 char *mqtx_db_check_retry_sql(const struct mqtx_db_check *c, int64_t id)
 {
-	return fmt("UPDATE %s SET %s = now() WHERE %s = %lld AND %s = 'pending'", c->T, c->q[MQTX_COL_AVAILABLE_AT],
+	return mqtx_xasprintf("UPDATE %s SET %s = now() WHERE %s = %lld AND %s = 'pending'", c->T, c->q[MQTX_COL_AVAILABLE_AT],
 		   c->q[MQTX_COL_ID], (long long)id, c->q[MQTX_COL_STATUS]);
 }
 

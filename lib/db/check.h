@@ -61,7 +61,7 @@ struct mqtx_check_relay {
 	int64_t started_ms; /* since started_at */
 	int64_t relayed, failed;
 	bool stopped;                /* stopped_at is set */
-	enum mqtx_relay_state state; /* judged by lib/check (check.relay_stale) */
+	enum mqtx_relay_state state; /* judged by lib/check's rules (check.relay_stale) */
 };
 void mqtx_check_relay_free(struct mqtx_check_relay *r);
 
@@ -129,7 +129,8 @@ const char *mqtx_db_check_completions_table(const struct mqtx_db_check *db);
 int mqtx_db_check_set_timeout(struct mqtx_db_check *db, struct mqtx_err *err);
 
 /* Reads the snapshot (fills s; free with mqtx_check_snapshot_free, also
- * after an error). relay_stale_ms classifies the relays read. */
+ * after an error). Relays come as LIVE or STOPPED: lib/check's rules
+ * tell the stale ones. */
 int mqtx_db_check_snapshot(struct mqtx_db_check *db, struct mqtx_check_snapshot *s, struct mqtx_err *err);
 void mqtx_check_snapshot_free(struct mqtx_check_snapshot *s);
 

@@ -66,15 +66,8 @@ void mqtx_render_printf(struct mqtx_render *r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	mqtx_buf_vprintf(&r->b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	mqtx_buf_grow(&r->b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(r->b.data + r->b.len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	r->b.len += (size_t)n;
 	maybe_write(r);
 }
 

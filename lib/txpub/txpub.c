@@ -1256,7 +1256,7 @@ int mqtx_txpub_list_in_doubt(PGconn *conn, const struct mqtx_config *cfg,
 
 /* ----------------------------------------------------------------- report */
 
-static const char *state_name(enum mqtx_msg_state st)
+const char *mqtx_txpub_state_name(enum mqtx_msg_state st)
 {
 	switch (st) {
 	case MQTX_MSG_CONFIRMED: return "confirmed";
@@ -1265,64 +1265,16 @@ static const char *state_name(enum mqtx_msg_state st)
 	}
 }
 
-char *mqtx_txpub_report(const struct mqtx_txpub_set *s, const char *operation, const char *mode, int exit_code,
-			const char *extra)
+const char *mqtx_txpub_batch_state(const struct mqtx_txpub_set *s, size_t bi, size_t *first, size_t *last)
 {
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	struct mqtx_txpub_counts c;
-	mqtx_txpub_count(s, &c);
-	const char *outcome = exit_code == 0 ? "published" : exit_code == 10 ? "not_published" : exit_code == 11 ? "partial"
-			      : exit_code == 12 ? "in_doubt" : exit_code == 13 ? "conflict" : "error";
-	if (exit_code == 0 && strcmp(operation, "prepare") == 0)
-		outcome = "prepared";
-	mqtx_buf_adds(&b, "{\"operation\":");
-	mqtx_json_add_cstr(&b, operation);
-	mqtx_buf_adds(&b, ",\"mode\":");
-	mqtx_json_add_cstr(&b, mode);
-	mqtx_buf_printf(&b, ",\"exit_code\":%d,\"outcome\":\"%s\",\"confirmed\":%zu,\"not_published\":%zu,\"in_doubt\":%zu",
-			exit_code, outcome, c.confirmed, c.not_published, c.in_doubt);
-	mqtx_buf_adds(&b, ",\"batches\":[");
-	size_t nb = mqtx_txpub_batches(s);
-	for (size_t bi = 0; bi < nb; bi++) {
-		size_t first = s->batch_size == 0 ? 0 : bi * s->batch_size;
-		size_t last = s->batch_size == 0 ? s->n : first + s->batch_size;
-		if (last > s->n)
-			last = s->n;
-		size_t ok = 0, doubt = 0;
-		for (size_t i = first; i < last; i++) {
-			ok += s->msgs[i].state == MQTX_MSG_CONFIRMED;
-			doubt += s->msgs[i].state == MQTX_MSG_UNKNOWN;
-		}
-		const char *st = doubt > 0 ? "in_doubt" : ok == last - first ? "confirmed" : ok == 0 ? "not_published" : "partial";
-		mqtx_buf_printf(&b, "%s{\"batch\":%zu,\"first\":%zu,\"last\":%zu,\"state\":\"%s\"}", bi ? "," : "", bi + 1,
-				first + 1, last, st);
+	*first = s->batch_size == 0 ? 0 : bi * s->batch_size;
+	*last = s->batch_size == 0 ? s->n : *first + s->batch_size;
+	if (*last > s->n)
+		*last = s->n;
+	size_t ok = 0, doubt = 0;
+	for (size_t i = *first; i < *last; i++) {
+		ok += s->msgs[i].state == MQTX_MSG_CONFIRMED;
+		doubt += s->msgs[i].state == MQTX_MSG_UNKNOWN;
 	}
-	mqtx_buf_adds(&b, "],\"messages\":[");
-	for (size_t i = 0; i < s->n; i++) {
-		const struct mqtx_msg *m = &s->msgs[i];
-		mqtx_buf_printf(&b, "%s{\"n\":%zu,\"input\":", i ? "," : "", i + 1);
-		mqtx_json_add_cstr(&b, s->where[i]);
-		mqtx_buf_adds(&b, ",\"key\":");
-		mqtx_json_add_cstr(&b, m->key);
-		mqtx_buf_adds(&b, ",\"destination\":");
-		mqtx_json_add_cstr(&b, m->destination);
-		mqtx_buf_adds(&b, ",\"routing_key\":");
-		mqtx_json_add_cstr(&b, m->routing_key);
-		mqtx_buf_printf(&b, ",\"bytes\":%zu,\"batch\":%zu,\"state\":\"%s\"", m->payload_len, mqtx_txpub_batch_of(s, i) + 1,
-				state_name(m->state));
-		if (s->status[i] != NULL) {
-			mqtx_buf_adds(&b, ",\"status\":");
-			mqtx_json_add_cstr(&b, s->status[i]);
-		}
-		if (m->error[0] != '\0' && m->state != MQTX_MSG_CONFIRMED) {
-			mqtx_buf_adds(&b, ",\"error\":");
-			mqtx_json_add_cstr(&b, m->error);
-		}
-		mqtx_buf_addc(&b, '}');
-	}
-	mqtx_buf_addc(&b, ']');
-	if (extra != NULL && extra[0] != '\0')
-		mqtx_buf_printf(&b, ",%s", extra);
-	mqtx_buf_adds(&b, "}\n");
-	return mqtx_buf_detach(&b);
+	return doubt > 0 ? "in_doubt" : ok == *last - *first ? "confirmed" : ok == 0 ? "not_published" : "partial";
 }

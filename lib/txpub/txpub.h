@@ -201,13 +201,12 @@ struct mqtx_sql_result {
 int mqtx_txpub_sql(const struct mqtx_config *cfg, const struct mqtx_txpub_opts *o, const char *sql,
 		   struct mqtx_txpub_set *s, struct mqtx_sql_result *r, struct mqtx_err *err);
 
-/* ---- report ---- */
+/* ---- report (rendered by lib/render/txpub.c) ---- */
 
-/* The --report document (owned string): per message and per batch,
- * confirmed / not_published / in_doubt (or, for outbox operations, the
- * status). operation: "publish", "prepare", "sql". extra: NULL or a JSON
- * member list appended to the top-level object ("\"transaction\":{...}"). */
-char *mqtx_txpub_report(const struct mqtx_txpub_set *s, const char *operation, const char *mode, int exit_code,
-			const char *extra);
+/* A message's state as the report names it: confirmed, not_published or in_doubt. */
+const char *mqtx_txpub_state_name(enum mqtx_msg_state st);
+/* Batch bi (0-based): its messages [*first, *last) and their state as a
+ * whole: confirmed, not_published, partial or in_doubt. */
+const char *mqtx_txpub_batch_state(const struct mqtx_txpub_set *s, size_t bi, size_t *first, size_t *last);
 
 #endif

@@ -1,7 +1,11 @@
 /* NATS backend: URL parsing, the subject a message goes to, and the
  * checks validate() makes without a connection. */
+#define _POSIX_C_SOURCE 200809L
+#include <nats/nats.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/nats/url.h"
@@ -121,4 +125,97 @@ TEST(nats_validate_without_connection)
 	m.headers = &mid;
 	CHECK(mqtx_backend_validate(ops, NULL, &m, why, sizeof(why)) < 0);
 	CHECK_CONTAINS(why, "Nats-Msg-Id");
+}
+
+/* ---- against a server: MQTX_TEST_NATS_URL (tests/run.sh starts one) ---- */
+
+struct got {
+	int n;
+	int64_t seqs[16];
+	char keys[16][32];
+};
+
+static int collect(void *ctx, const struct mqtx_read_record *r, struct mqtx_err *err)
+{
+	struct got *g = ctx;
+	(void)err;
+	if (g->n < 16) {
+		g->seqs[g->n] = r->offset;
+		snprintf(g->keys[g->n], sizeof(g->keys[0]), "%.*s", (int)r->key_len, r->key != NULL ? r->key : "");
+	}
+	g->n++;
+	return 0;
+}
+
+TEST(nats_publish_and_read_against_server)
+{
+	const char *url = getenv("MQTX_TEST_NATS_URL");
+	if (url == NULL || url[0] == '\0') {
+		fprintf(stderr, "  (skipped: MQTX_TEST_NATS_URL unset)\n");
+		return;
+	}
+	char stream[64], subject[64], api[128], body[256];
+	snprintf(stream, sizeof(stream), "unit_%ld", (long)getpid());
+	snprintf(subject, sizeof(subject), "unit.%ld", (long)getpid());
+	natsConnection *nc = NULL;
+	natsMsg *reply = NULL;
+	CHECK(natsConnection_ConnectTo(&nc, url) == NATS_OK);
+	if (nc == NULL)
+		return;
+	/* a stream with one literal subject */
+	snprintf(api, sizeof(api), "$JS.API.STREAM.CREATE.%s", stream);
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"subjects\":[\"%s\"],\"storage\":\"memory\"}", stream, subject);
+	CHECK(natsConnection_RequestString(&reply, nc, api, body, 5000) == NATS_OK);
+	natsMsg_Destroy(reply);
+
+	struct mqtx_config *cfg = mqtx_config_new();
+	struct mqtx_err e = {0};
+	cfg->broker_url = strdup(url);
+	struct mqtx_backend_opts opts = {.mode = MQTX_PUB_CONFIRM, .window = 2};
+	struct mqtx_backend *b = mqtx_backend_open(cfg, &opts, &e);
+	CHECK(b != NULL);
+	if (b != NULL) {
+		/* k2 twice: the second is a duplicate, acknowledged as such and CONFIRMED;
+		 * the routing key of the third names a subject no stream captures */
+		struct mqtx_msg m[4] = {
+			{.id = 1, .key = "k1", .destination = subject, .payload = "a", .payload_len = 1},
+			{.id = 2, .key = "k2", .destination = subject, .payload = "b", .payload_len = 1},
+			{.id = 3, .key = "k3", .destination = subject, .routing_key = "x", .payload = "c", .payload_len = 1},
+			{.id = 4, .key = "k2", .destination = subject, .payload = "b", .payload_len = 1},
+		};
+		CHECK(mqtx_backend_publish(b, m, 4, &e) == 0);
+		CHECK(m[0].state == MQTX_MSG_CONFIRMED && m[1].state == MQTX_MSG_CONFIRMED);
+		CHECK(m[2].state == MQTX_MSG_FAILED && !m[2].permanent);
+		CHECK_CONTAINS(m[2].error, "no JetStream stream captures subject");
+		CHECK(m[3].state == MQTX_MSG_CONFIRMED);
+		struct mqtx_dest_info info;
+		CHECK(mqtx_backend_inspect(b, subject, NULL, &info, &e) == 0);
+		CHECK(info.exists && info.depth == 2);
+		CHECK_CONTAINS(info.detail, "2 messages");
+		mqtx_backend_close(b);
+	}
+	/* read it back: sequences 1 and 2, and from sequence 2 only the second */
+	char src[256];
+	snprintf(src, sizeof(src), "%s/%s", url, stream);
+	const struct mqtx_backend_ops *ops = mqtx_backend_find(src, &e);
+	struct got g = {0};
+	struct mqtx_read_opts ro = {.cfg = cfg, .url = src, .idle_timeout_ms = 3000, .emit = collect, .emit_ctx = &g};
+	struct mqtx_read_result res;
+	CHECK(ops != NULL && mqtx_broker_read(ops, &ro, &res, &e) == 0);
+	CHECK(g.n == 2 && g.seqs[0] == 1 && g.seqs[1] == 2);
+	CHECK_STR(g.keys[1], "k2");
+	CHECK_STR(res.kind, "jetstream");
+	CHECK_STR(res.default_destination, subject);
+	free(res.default_destination);
+	memset(&g, 0, sizeof(g));
+	ro.from = (struct mqtx_read_pos){.kind = MQTX_READ_POS_OFFSET, .offset = 2};
+	CHECK(mqtx_broker_read(ops, &ro, &res, &e) == 0);
+	CHECK(g.n == 1 && g.seqs[0] == 2);
+	free(res.default_destination);
+
+	snprintf(api, sizeof(api), "$JS.API.STREAM.DELETE.%s", stream);
+	if (natsConnection_RequestString(&reply, nc, api, "", 5000) == NATS_OK)
+		natsMsg_Destroy(reply);
+	natsConnection_Destroy(nc);
+	mqtx_config_free(cfg);
 }

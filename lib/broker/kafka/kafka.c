@@ -522,7 +522,8 @@ static bool serve(struct kafka_backend *kb, int64_t until)
 }
 
 struct call {
-	int64_t deadline;
+	int64_t resolved;      /* when the topic lookups were done */
+	int64_t deadline;      /* for the delivery reports: counted from resolved */
 	int64_t stop_deadline; /* 0 until a stop is seen */
 };
 
@@ -686,15 +687,20 @@ static bool wait_reports(struct kafka_backend *kb, struct call *c)
 }
 
 /* Starts a publish call: the messages become this call's, and every
- * destination's topic is looked up. Returns tops (owned: tops[i] is
+ * destination's topic is looked up, and c's clock starts. Returns tops (owned: tops[i] is
  * msgs[i]'s entry in kb->topics), or NULL with err when the cluster cannot
  * say (the producer is then given up). */
-static size_t *start_call(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
+static size_t *start_call(struct kafka_backend *kb, struct call *c, struct mqtx_msg *msgs, size_t n,
+			  struct mqtx_err *err)
 {
 	size_t *tops = mqtx_xmalloc((n + 1) * sizeof(size_t));
 	begin_call(kb, msgs, n);
-	if (resolve_topics(kb, msgs, n, tops, err) == 0)
+	if (resolve_topics(kb, msgs, n, tops, err) == 0) {
+		/* the clock starts once metadata is in: a slow lookup must not eat it */
+		*c = (struct call){.resolved = mqtx_now_ms()};
+		c->deadline = c->resolved + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
 		return tops;
+	}
 	kb->broken = true;
 	end_call(kb, "");
 	free(tops);
@@ -704,15 +710,12 @@ static size_t *start_call(struct kafka_backend *kb, struct mqtx_msg *msgs, size_
 static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
 	int64_t start = mqtx_now_ms();
-	struct call c = {0};
+	struct call c;
 	size_t refused;
 	int rc = 0;
-	size_t *tops = start_call(kb, msgs, n, err);
+	size_t *tops = start_call(kb, &c, msgs, n, err);
 	if (tops == NULL)
 		return -1;
-	/* the clock starts once metadata is in: a slow lookup must not eat it */
-	int64_t resolved = mqtx_now_ms();
-	c.deadline = resolved + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
 	produce_all(kb, &c, tops, &refused);
 	(void)MQTX_FAILPOINT("relay.before_confirm");
 	bool done = wait_reports(kb, &c);
@@ -740,7 +743,7 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 		end_call(kb, "");
 	}
 	mqtx_debug("kafka: %zu message(s) in %lldms (topic lookups %lldms)", n, (long long)(mqtx_now_ms() - start),
-		   (long long)(resolved - start));
+		   (long long)(c.resolved - start));
 	free(tops);
 	return rc;
 }
@@ -908,13 +911,10 @@ static int finish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, 
 
 static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, struct mqtx_err *err)
 {
-	struct call c = {0};
-	size_t refused;
-	int rc = 0;
-	size_t *tops = start_call(kb, msgs, n, err);
+	struct call c;
+	size_t *tops = start_call(kb, &c, msgs, n, err);
 	if (tops == NULL)
 		return -1;
-	c.deadline = mqtx_now_ms() + kb->confirm_timeout_ms + DEADLINE_SLACK_MS;
 	if (unusable_topic(kb, msgs, n, tops)) {
 		end_call(kb, "");
 		free(tops);
@@ -926,8 +926,10 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 		free(tops);
 		return txn_err(kb, err, te, "cannot begin a transaction on");
 	}
+	size_t refused;
 	size_t left = produce_all(kb, &c, tops, &refused);
 	bool done = left == 0 && refused == n && wait_reports(kb, &c);
+	int rc = 0;
 	size_t bad = first_failed(msgs, n);
 	if (kb->fatal) {
 		rc = fatal_err(kb, err);

@@ -89,7 +89,7 @@ static bool stopping(const struct nats_backend *nb)
 /* ---- connecting (shared with the reader) ---- */
 
 int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url *u, const char *where,
-		      const char *name, natsConnection **out, struct mqtx_err *err)
+		      const char *name, int64_t write_deadline_ms, natsConnection **out, struct mqtx_err *err)
 {
 	natsOptions *o = NULL;
 	char *file_password = NULL;
@@ -106,10 +106,16 @@ int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url 
 	natsOptions_SetName(o, name != NULL ? name : "mqtx");
 	natsOptions_SetAllowReconnect(o, false);
 	natsOptions_SetTimeout(o, cfg->broker_connect_timeout_ms > 0 ? cfg->broker_connect_timeout_ms : 5000);
+	if (write_deadline_ms > 0)
+		natsOptions_SetWriteDeadline(o, write_deadline_ms);
 	if (cfg->broker_heartbeat_ms > 0)
 		natsOptions_SetPingInterval(o, cfg->broker_heartbeat_ms);
-	if (u->user != NULL || password != NULL)
-		natsOptions_SetUserInfo(o, u->user != NULL ? u->user : "", password != NULL ? password : "");
+	/* a user: user and password authentication; a password without a user
+	 * (broker.password_file, nats://:PASSWORD@...): an authentication token */
+	if (u->user != NULL && u->user[0] != '\0')
+		natsOptions_SetUserInfo(o, u->user, password != NULL ? password : "");
+	else if (password != NULL && password[0] != '\0')
+		natsOptions_SetToken(o, password);
 	if (u->tls) {
 		natsOptions_SetSecure(o, true);
 		if (cfg->broker_tls_ca_file != NULL && natsOptions_LoadCATrustedCertificates(o, cfg->broker_tls_ca_file) != NATS_OK) {
@@ -231,17 +237,31 @@ static void free_subjects(struct nats_backend *nb)
 	nb->n_subjects = 0;
 }
 
+/* Closes the connection now. libnats takes about 500 ms to close one whose
+ * link stalled, so a publish() that gives up does it at once, in the
+ * caller's thread (the relay's lanes close theirs side by side), instead
+ * of leaving it to close() after the stop grace. */
+static void drop_connection(struct nats_backend *nb)
+{
+	if (nb->acks != NULL)
+		natsSubscription_Destroy(nb->acks);
+	nb->acks = NULL;
+	if (nb->nc != NULL) {
+		int64_t t0 = mqtx_now_ms();
+		natsConnection_Close(nb->nc);
+		natsConnection_Destroy(nb->nc);
+		mqtx_debug("nats: closed '%s' in %lldms", nb->where, (long long)(mqtx_now_ms() - t0));
+	}
+	nb->nc = NULL;
+	nb->broken = true;
+}
+
 static void nats_close(struct mqtx_backend *b)
 {
 	struct nats_backend *nb = (struct nats_backend *)b;
 	if (nb == NULL)
 		return;
-	if (nb->acks != NULL)
-		natsSubscription_Destroy(nb->acks);
-	if (nb->nc != NULL) {
-		natsConnection_Close(nb->nc);
-		natsConnection_Destroy(nb->nc);
-	}
+	drop_connection(nb);
 	free_subjects(nb);
 	mqtx_keyset_free(&nb->blocked);
 	free(nb->awaiting);
@@ -270,7 +290,12 @@ static struct mqtx_backend *nats_open(const struct mqtx_config *cfg, const struc
 	}
 	if (mqtx_nats_url_parse(cfg->broker_url, nb->where, false, &u, err) < 0)
 		goto fail;
-	int r = mqtx_nats_connect(cfg, &u, nb->where, opts->client_name, &nb->nc, err);
+	/* A write that cannot finish (a stalled link) fails instead of blocking
+	 * past the confirm timeout or a stop's grace. */
+	int64_t wd = nb->confirm_timeout_ms;
+	if (opts->stop_grace_ms > 0 && opts->stop_grace_ms < wd)
+		wd = opts->stop_grace_ms;
+	int r = mqtx_nats_connect(cfg, &u, nb->where, opts->client_name, wd < 100 ? 100 : wd, &nb->nc, err);
 	mqtx_nats_url_free(&u);
 	if (r < 0)
 		goto fail;
@@ -570,7 +595,7 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 {
 	struct nats_backend *nb = (struct nats_backend *)b;
 	if (nb->broken || natsConnection_Status(nb->nc) != NATS_CONN_STATUS_CONNECTED) {
-		nb->broken = true;
+		drop_connection(nb);
 		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", nb->where);
 	}
 	if (n == 0)
@@ -592,8 +617,8 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		if (t == NULL) {
 			free(last);
 			free(subs);
-			nb->broken = true;
 			end_call(nb, "");
+			drop_connection(nb);
 			return -1;
 		}
 		subs[i] = last_i = (size_t)(t - nb->subjects);
@@ -602,9 +627,9 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 	struct call c = {.deadline = mqtx_now_ms() + nb->confirm_timeout_ms};
 	int rc = 0;
 	if (publish_all(nb, &c, subs) < 0) {
-		nb->broken = true;
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost while publishing", nb->where);
 		end_call(nb, "connection lost before the publish acknowledgement: outcome unknown");
+		drop_connection(nb);
 		free(subs);
 		return rc;
 	}
@@ -622,13 +647,13 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost with %zu message(s) unacknowledged", nb->where,
 				    nb->outstanding);
 		end_call(nb, "connection lost before the publish acknowledgement: outcome unknown");
-		nb->broken = true;
+		drop_connection(nb);
 	} else if (stopping(nb)) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER,
-				    "stopped with %zu message(s) to '%s' unacknowledged when the shutdown grace ran out",
+				    "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out (no publish acknowledgement)",
 				    nb->outstanding, nb->where);
 		end_call(nb, "stopped before the publish acknowledgement came: outcome unknown");
-		nb->broken = true;
+		drop_connection(nb);
 	} else {
 		char why[128];
 		snprintf(why, sizeof(why), "no publish acknowledgement within %lldms: outcome unknown",
@@ -636,7 +661,7 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no publish acknowledgement from '%s' within %lldms for %zu message(s)",
 				    nb->where, (long long)nb->confirm_timeout_ms, nb->outstanding);
 		end_call(nb, why);
-		nb->broken = true;
+		drop_connection(nb);
 	}
 	return rc;
 }
@@ -733,6 +758,8 @@ static int nats_inspect(struct mqtx_backend *b, const char *destination, const c
 	(void)queue; /* NATS JetStream has no queues */
 	memset(info, 0, sizeof(*info));
 	info->depth = info->consumers = -1;
+	if (nb->nc == NULL)
+		return mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' is broken", nb->where);
 	if (destination == NULL)
 		return 0;
 	char *stream = NULL, why[200];
