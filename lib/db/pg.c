@@ -274,3 +274,34 @@ int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drai
 	}
 	return rc;
 }
+
+int mqtx_pg_copy_in_begin(PGconn *conn, const char *sql, const char *doing, struct mqtx_err *err)
+{
+	PGresult *res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		return mqtx_pg_fail(conn, res, doing, err);
+	PQclear(res);
+	return 0;
+}
+
+int mqtx_pg_copy_put(PGconn *conn, const char *data, size_t n, const char *doing, struct mqtx_err *err)
+{
+	if (n > 0 && PQputCopyData(conn, data, (int)n) != 1)
+		return mqtx_pg_fail(conn, NULL, doing, err);
+	return 0;
+}
+
+int mqtx_pg_copy_in_end(PGconn *conn, const char *abort_msg, const char *doing, struct mqtx_err *err)
+{
+	if (PQputCopyEnd(conn, abort_msg) != 1)
+		return abort_msg != NULL ? -1 : mqtx_pg_fail(conn, NULL, doing, err);
+	PGresult *res;
+	int rc = abort_msg != NULL ? -1 : 0;
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
+			rc = mqtx_pg_fail(conn, res, doing, err);
+		else
+			PQclear(res);
+	}
+	return rc;
+}
