@@ -303,16 +303,13 @@ int mqtx_audit_db_rows(struct mqtx_audit_db *db, const int64_t *ids, size_t n,
 {
 	if (n == 0)
 		return 0;
-	struct mqtx_buf arr = MQTX_BUF_INIT, sql = MQTX_BUF_INIT;
-	mqtx_buf_addc(&arr, '{');
-	for (size_t i = 0; i < n; i++)
-		mqtx_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
-	mqtx_buf_addc(&arr, '}');
+	char *arr = mqtx_pg_int8_array(ids, n);
+	struct mqtx_buf sql = MQTX_BUF_INIT;
 	mqtx_buf_printf(&sql, "SELECT o.id, o.key, o.okey, o.status, " US_SQL("o.sent_at") " FROM %s o WHERE o.id = ANY($1::int8[])",
 			db->select);
-	const char *p[1] = {arr.data};
+	const char *p[1] = {arr};
 	PGresult *res = query(db, sql.data, 1, p, "cannot read the rows to show", err);
-	mqtx_buf_free(&arr);
+	free(arr);
 	mqtx_buf_free(&sql);
 	if (res == NULL)
 		return -1;

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "base/error.h"
@@ -46,6 +47,10 @@ char *mqtx_pg_ident(PGconn *conn, const char *name);
 int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drain,
 		     int (*fn)(void *ctx, char *line, size_t n, struct mqtx_err *err), void *ctx, struct mqtx_err *err);
 
+/* Array literals for a text[] or int8[] parameter (owned): every text
+ * element double-quoted, " and \ escaped. */
+char *mqtx_pg_text_array(const char *const *v, size_t n);
+char *mqtx_pg_int8_array(const int64_t *v, size_t n);
 /* COPY ... FROM STDIN: begin runs sql, put sends rows (COPY text), end
  * finishes it, or aborts it with abort_msg (then it returns -1 and leaves
  * err alone: the caller's err says why). doing names the step in errors. */
