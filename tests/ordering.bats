@@ -131,14 +131,13 @@ insert_k_rows() {
 		VALUES ('half-1', '$T_DEST', 'k.1', 'K', 'k1', 'pending'),
 		       ('k-2', '$T_DEST', 'k.2', 'K', 'k2', 'pending')"
 	# the re-run locks row 1 (FOR UPDATE) and holds the lock while it sleeps before its COMMIT
-	MQTX_FAILPOINTS=txpub.commit_before_db_commit=sleep:5000 \
-		"$MQTX" txpub --commit half-1 >"$BATS_TEST_TMPDIR/txpub.out" 2>&1 3>&- &
-	local txpub_pid=$!
-	wait_until 10 txpub_waits || { kill "$txpub_pid"; fail "txpub did not take its lock"; }
+	MQTX_FAILPOINTS=txpub.commit_before_db_commit=sleep:5000 mqtx_bg txpub --commit half-1
+	wait_until 10 txpub_waits || fail "txpub did not take its lock"
 	run_mqtx 0 relay
 	local during
 	during=$(psql_test "SELECT string_agg(id || ':' || status, ' ' ORDER BY id) FROM mqtx_outbox")
-	wait "$txpub_pid" || fail "txpub --commit failed: $(cat "$BATS_TEST_TMPDIR/txpub.out")"
+	mqtx_bg_wait 30
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "txpub --commit failed: $(cat "$MQTX_BG_ERR")"
 	[[ $during == "1:pending 2:pending" ]] || fail "while txpub held row 1: $during"
 	run_mqtx 0 relay
 	local got

@@ -188,16 +188,14 @@ stalled_stop() {
 	[[ $(backend_name) == amqp ]] || skip "one broker is enough: the handler is shared"
 	mkfifo "$BATS_TEST_TMPDIR/in"
 	# txpub reading its input from a FIFO that stays open: it waits
-	"$MQTX" txpub --destination "$T_DEST" <"$BATS_TEST_TMPDIR/in" 2>"$BATS_TEST_TMPDIR/txpub.err" 3>&- &
-	local pid=$!
+	mqtx_bg --stdin "$BATS_TEST_TMPDIR/in" txpub --destination "$T_DEST"
 	exec 5>"$BATS_TEST_TMPDIR/in"
-	wait_until 10 catches "$pid" 1
-	kill -HUP "$pid"
-	wait_until 10 grep -q "SIGHUP ignored" "$BATS_TEST_TMPDIR/txpub.err"
-	kill -0 "$pid" || fail "txpub died after SIGHUP"
+	wait_until 10 catches "$MQTX_BG_PID" 1
+	kill -HUP "$MQTX_BG_PID"
+	wait_until 10 grep -q "SIGHUP ignored" "$MQTX_BG_ERR"
+	kill -0 "$MQTX_BG_PID" || fail "txpub died after SIGHUP"
 	exec 5>&-
-	kill -TERM "$pid" 2>/dev/null || true
-	wait "$pid" || true
+	mqtx_bg_stop TERM 10
 }
 
 # dumpable_uid [ENV...]: runs relay --loop (as nobody when we are root, so

@@ -35,10 +35,13 @@
 #                            after SECS seconds
 #   insert_rows N [DEST] [OKEY_EXPR]  N pending outbox rows, payload {"n": i}
 #   wait_relay_listening SECS  until a relay --loop is connected and LISTENs
-#   mqtx_bg ARGS...          start "$MQTX" ARGS... in the background; sets
-#                            MQTX_BG_PID, output in $MQTX_BG_OUT/$MQTX_BG_ERR
+#   mqtx_bg [--stdin FILE] ARGS...  start "$MQTX" ARGS... in the background
+#                            (stdin FILE, else /dev/null); sets MQTX_BG_PID,
+#                            output in $MQTX_BG_OUT/$MQTX_BG_ERR
 #   mqtx_bg_stop [SIGNAL [SECS]]  signal it (TERM), wait up to SECS (10),
 #                            SIGKILL if needed; sets MQTX_BG_STATUS
+#   mqtx_bg_wait SECS        wait up to SECS for it to exit by itself (then
+#                            SIGKILL); sets MQTX_BG_STATUS
 #   skip_unless_local_pg / skip_unless_local_amqp
 
 _mqtx_load_lib() {
@@ -288,11 +291,16 @@ _sent_is() {
 # Start mqtx in the background. fd 3 is closed so that bats does not wait
 # for it; output goes to files in BATS_TEST_TMPDIR.
 mqtx_bg() {
+	local in=/dev/null
+	if [[ ${1:-} == --stdin ]]; then
+		in=$2
+		shift 2
+	fi
 	[[ -x $MQTX ]] || { fail "mqtx binary not found or not executable: $MQTX" || return 1; }
 	[[ -z ${MQTX_BG_PID:-} ]] || { fail "mqtx_bg: already running (pid $MQTX_BG_PID)" || return 1; }
 	MQTX_BG_OUT=$BATS_TEST_TMPDIR/mqtx_bg.out
 	MQTX_BG_ERR=$BATS_TEST_TMPDIR/mqtx_bg.err
-	"$MQTX" "$@" </dev/null >"$MQTX_BG_OUT" 2>"$MQTX_BG_ERR" 3>&- &
+	"$MQTX" "$@" <"$in" >"$MQTX_BG_OUT" 2>"$MQTX_BG_ERR" 3>&- &
 	MQTX_BG_PID=$!
 	MQTX_BG_STATUS=
 	export MQTX_BG_OUT MQTX_BG_ERR MQTX_BG_STATUS
@@ -314,6 +322,16 @@ mqtx_bg_stop() {
 	wait "$MQTX_BG_PID" || MQTX_BG_STATUS=$?
 	MQTX_BG_PID=
 	return 0
+}
+
+mqtx_bg_wait() {
+	local i
+	[[ -n ${MQTX_BG_PID:-} ]] || return 0
+	for ((i = 0; i < $1 * 10; i++)); do
+		kill -0 "$MQTX_BG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	mqtx_bg_stop KILL 5
 }
 
 skip_unless_local_pg() {

@@ -46,28 +46,6 @@ report() {
 	jq -c "$1" "$BATS_TEST_TMPDIR/report.json"
 }
 
-# mqtx_bg_in FILE ARGS...: like mqtx_bg, with standard input from FILE.
-mqtx_bg_in() {
-	local in=$1
-	shift
-	MQTX_BG_OUT=$BATS_TEST_TMPDIR/mqtx_bg.out
-	MQTX_BG_ERR=$BATS_TEST_TMPDIR/mqtx_bg.err
-	"$MQTX" "$@" <"$in" >"$MQTX_BG_OUT" 2>"$MQTX_BG_ERR" 3>&- &
-	MQTX_BG_PID=$!
-	MQTX_BG_STATUS=
-}
-
-# mqtx_bg_stop_wait SECS: waits for the background mqtx to exit by itself
-# (killing it after SECS); sets MQTX_BG_STATUS.
-mqtx_bg_stop_wait() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		kill -0 "$MQTX_BG_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	mqtx_bg_stop KILL 5
-}
-
 # Notes a check the Kafka mock cannot make (visible in the TAP output).
 note() {
 	echo "# note: $*" >&3
@@ -366,11 +344,11 @@ $(printf 'y\ny' | base64)"
 	local mode=tx
 	[[ $(backend_name) == kafka ]] && mode=kafka-tx
 	printf 'one\ntwo\n' >"$BATS_TEST_TMPDIR/in"
-	MQTX_FAILPOINTS="backend.before_tx_commit=sleep:6000" mqtx_bg_in "$BATS_TEST_TMPDIR/in" txpub --mode "$mode" -d "$T_DEST" \
+	MQTX_FAILPOINTS="backend.before_tx_commit=sleep:6000" mqtx_bg --stdin "$BATS_TEST_TMPDIR/in" txpub --mode "$mode" -d "$T_DEST" \
 		--report "$BATS_TEST_TMPDIR/report.json"
 	wait_until 10 grep -q "failpoint backend.before_tx_commit" "$MQTX_BG_ERR"
 	backend_stop
-	mqtx_bg_stop_wait 30
+	mqtx_bg_wait 30
 	backend_start
 	if [[ $(backend_name) == amqp ]]; then
 		# the broker said goodbye before tx.commit was sent: certainly not published
@@ -539,16 +517,16 @@ $k2|prepared|acme"
 		txpub.rollback_before_db_commit txpub.rollback_after_db_commit; do
 		step=$((step + 1))
 		# the script: prepare, its own transaction, then commit (or roll back)
-		MQTX_FAILPOINTS="$fp=crash" run --separate-stderr "$MQTX" txpub --prepare -d "$T_DEST" --key "order-$step" --payload "order $step"
+		MQTX_FAILPOINTS="$fp=crash" run_mqtx '*' txpub --prepare -d "$T_DEST" --key "order-$step" --payload "order $step"
 		if ((status != 0)); then
 			[[ $status == 137 && $stderr == *"failpoint $fp: crash"* ]] || fail "$fp: exit $status: $stderr"
 			continue # the script stops: no order
 		fi
 		if [[ $fp == txpub.rollback* ]]; then
-			MQTX_FAILPOINTS="$fp=crash" run --separate-stderr "$MQTX" txpub --rollback "order-$step"
+			MQTX_FAILPOINTS="$fp=crash" run_mqtx '*' txpub --rollback "order-$step"
 		else
 			psql_test "INSERT INTO orders VALUES ($step, 'order-$step')"
-			MQTX_FAILPOINTS="$fp=crash" run --separate-stderr "$MQTX" txpub --commit "order-$step"
+			MQTX_FAILPOINTS="$fp=crash" run_mqtx '*' txpub --commit "order-$step"
 		fi
 		[[ $status == 137 && $stderr == *"failpoint $fp: crash"* ]] || fail "$fp: exit $status: $stderr"
 	done
@@ -639,7 +617,7 @@ crash_sql_steps() {
 	for fp in "$@"; do
 		step=$((step + 1))
 		sql_for "$step" >"$BATS_TEST_TMPDIR/$step.sql"
-		MQTX_FAILPOINTS="$fp=crash" run --separate-stderr "$MQTX" txpub --mode "$mode" --sql "$BATS_TEST_TMPDIR/$step.sql" \
+		MQTX_FAILPOINTS="$fp=crash" run_mqtx '*' txpub --mode "$mode" --sql "$BATS_TEST_TMPDIR/$step.sql" \
 			-d "$T_DEST" --key "$(okey "$step")" --payload "order $step"
 		[[ $status == 137 && $stderr == *"failpoint $fp: crash"* ]] || fail "$fp: exit $status: $stderr"
 	done
@@ -685,11 +663,11 @@ crash_sql_steps() {
 	skip_unless_failpoints
 	skip_unless_local_broker
 	sql_for 1 >"$BATS_TEST_TMPDIR/one.sql"
-	MQTX_FAILPOINTS="backend.before_tx_commit=sleep:6000" mqtx_bg_in /dev/null txpub --sql "$BATS_TEST_TMPDIR/one.sql" \
+	MQTX_FAILPOINTS="backend.before_tx_commit=sleep:6000" mqtx_bg txpub --sql "$BATS_TEST_TMPDIR/one.sql" \
 		-d "$T_DEST" --key "$(okey 1)" --payload one --report "$BATS_TEST_TMPDIR/report.json"
 	wait_until 10 grep -q "failpoint backend.before_tx_commit" "$MQTX_BG_ERR"
 	backend_stop
-	mqtx_bg_stop_wait 40
+	mqtx_bg_wait 40
 	backend_start
 	if [[ $(backend_name) == amqp ]]; then
 		[[ $MQTX_BG_STATUS == 10 ]] || fail "exit $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"

@@ -14,7 +14,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +22,12 @@
 
 #include "audit/source.h"
 #include "base/log.h"
-#include "db/outbox.h"
-#include "db/pg.h"
+#include "db/audit.h"
 #include "base/util.h"
 
 #define COPY_FLUSH_BYTES (512 * 1024)
 #define MAX_WHERE 10
 
-#define TS_SQL(p) "('epoch'::timestamptz + (" p ")::int8 * interval '1 microsecond')"
-/* microseconds since 1970 of a timestamptz; NULL for infinity */
-#define US_SQL(e) "(CASE WHEN isfinite(" e ") THEN (extract(epoch FROM (" e ")) * 1000000)::int8 END)"
 
 /* ---- times and positions ---- */
 
@@ -267,7 +262,7 @@ struct loc {
 /* ---- the sink ---- */
 
 struct audit_sink {
-	PGconn *conn;        /* COPY IN of deliveries without an id, into pg_temp.mqtx_audit_k */
+	struct mqtx_audit_db *db; /* COPY IN of deliveries without an id, into pg_temp.mqtx_audit_k */
 	struct mqtx_buf buf;
 	int64_t seq;
 	int64_t unkeyed;
@@ -287,8 +282,8 @@ static int sink_flush(struct audit_sink *s, struct mqtx_err *err)
 {
 	if (s->buf.len == 0)
 		return 0;
-	if (PQputCopyData(s->conn, s->buf.data, (int)s->buf.len) != 1)
-		return mqtx_pg_fail(s->conn, NULL, "cannot send deliveries to the database", err);
+	if (mqtx_audit_db_put(s->db, s->buf.data, s->buf.len, err) < 0)
+		return -1;
 	mqtx_buf_reset(&s->buf);
 	return 0;
 }
@@ -453,57 +448,10 @@ static void where_of(const struct loc *l, struct mqtx_audit_where *w)
 	w->redelivery_count = l->rc;
 }
 
-/* ---- database helpers ---- */
-
-static PGresult *q(PGconn *conn, const char *sql, int n, const char *const *params, const char *doing,
-		   struct mqtx_err *err)
-{
-	int64_t t0 = mqtx_now_ms();
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	mqtx_debug("audit: %.1fs for: %s", (double)(mqtx_now_ms() - t0) / 1000.0, doing + (strncmp(doing, "cannot ", 7) == 0 ? 7 : 0));
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		mqtx_pg_fail(conn, res, doing, err);
-		return NULL;
-	}
-	return res;
-}
-
-static int qexec(PGconn *conn, const char *sql, int n, const char *const *params, const char *doing,
-		 struct mqtx_err *err)
-{
-	PGresult *res = q(conn, sql, n, params, doing, err);
-	if (res == NULL)
-		return -1;
-	PQclear(res);
-	return 0;
-}
-
 static int cmp_i32(const void *a, const void *b)
 {
 	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
 	return x < y ? -1 : x > y;
-}
-
-static int64_t v64(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return 0;
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-static int64_t vts(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return MQTX_AUDIT_NO_TS;
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-static char *vstr(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return mqtx_xstrdup(PQgetvalue(res, row, col));
 }
 
 /* ---- COPY text rows ---- */
@@ -568,55 +516,11 @@ static int on_copy_line(void *ctx, char *line, size_t n, struct mqtx_err *err)
 	return cf->fn(cf->ctx, f, err);
 }
 
-/* Runs a COPY ... TO STDOUT and hands each row's fields to fn. */
-static int copy_out(PGconn *conn, const char *sql, int nfields, const char *doing,
-		    int (*fn)(void *ctx, struct audit_field *f, struct mqtx_err *err), void *ctx, struct mqtx_err *err)
+/* A COPY row handler for lib/db that splits rows into nfields fields for fn. */
+static struct copy_fields fields(int nfields, const char *doing,
+				 int (*fn)(void *ctx, struct audit_field *f, struct mqtx_err *err), void *ctx)
 {
-	int64_t t0 = mqtx_now_ms();
-	struct copy_fields cf = {.nfields = nfields, .doing = doing, .fn = fn, .ctx = ctx};
-	int rc = mqtx_pg_copy_out(conn, sql, doing, true, on_copy_line, &cf, err);
-	mqtx_debug("audit: %.1fs for: %s", (double)(mqtx_now_ms() - t0) / 1000.0, doing + (strncmp(doing, "cannot ", 7) == 0 ? 7 : 0));
-	return rc;
-}
-
-/* ---- the outbox ---- */
-
-/* The outbox as a subquery "o": id, key, okey, status, sent_at, dest. */
-struct outbox_sql {
-	char *select; /* (SELECT ...) */
-	bool has_okey, has_sent_at;
-};
-
-static void outbox_select(PGconn *conn, const struct mqtx_config *cfg, const char *qualified, struct outbox_sql *os)
-{
-	char *qc[MQTX_COL__COUNT] = {0};
-	for (int c = 0; c < MQTX_COL__COUNT; c++)
-		if (cfg->outbox_columns[c] != NULL && cfg->outbox_columns[c][0] != '\0')
-			qc[c] = mqtx_pg_ident(conn, cfg->outbox_columns[c]);
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_printf(&b, "(SELECT t.%s::int8 AS id, ", qc[MQTX_COL_ID]);
-	if (qc[MQTX_COL_KEY] != NULL) {
-		mqtx_buf_printf(&b, "t.%s::text AS key, ", qc[MQTX_COL_KEY]);
-	} else {
-		char *prefix = mqtx_outbox_key_prefix_literal(conn, cfg);
-		mqtx_buf_printf(&b, "(%s || t.%s) AS key, ", prefix, qc[MQTX_COL_ID]);
-		free(prefix);
-	}
-	os->has_okey = qc[MQTX_COL_ORDERING_KEY] != NULL;
-	os->has_sent_at = qc[MQTX_COL_SENT_AT] != NULL;
-	if (os->has_okey)
-		mqtx_buf_printf(&b, "t.%s::text AS okey, ", qc[MQTX_COL_ORDERING_KEY]);
-	else
-		mqtx_buf_adds(&b, "NULL::text AS okey, ");
-	mqtx_buf_printf(&b, "t.%s::text AS status, ", qc[MQTX_COL_STATUS]);
-	if (os->has_sent_at)
-		mqtx_buf_printf(&b, "t.%s::timestamptz AS sent_at, ", qc[MQTX_COL_SENT_AT]);
-	else
-		mqtx_buf_adds(&b, "NULL::timestamptz AS sent_at, ");
-	mqtx_buf_printf(&b, "t.%s::text AS dest FROM %s t)", qc[MQTX_COL_DESTINATION], qualified);
-	os->select = mqtx_buf_detach(&b);
-	for (int c = 0; c < MQTX_COL__COUNT; c++)
-		free(qc[c]);
+	return (struct copy_fields){.nfields = nfields, .doing = doing, .fn = fn, .ctx = ctx};
 }
 
 /* ---- destinations ---- */
@@ -880,13 +784,11 @@ struct found {
 };
 
 struct run {
-	PGconn *conn;
+	struct mqtx_audit_db *db;
 	const struct mqtx_config *cfg;
 	const struct mqtx_audit_opts *o;
 	struct mqtx_audit_report *rep;
 	struct audit_sink *sink;
-	struct outbox_sql os;
-	char window[200];            /* " AND o.sent_at >= ... AND o.sent_at < ..." with literals */
 	const char *default_destination;
 	bool order_meaningful;
 	struct audit_sorter *s1b;    /* deliveries matched by key after their id did not fit */
@@ -963,17 +865,9 @@ static int on_resolved(void *ctx, struct audit_field *f, struct mqtx_err *err)
 
 static int resolve(struct run *r, const char *table, struct audit_sorter *into, struct mqtx_err *err)
 {
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_printf(&b, "ANALYZE pg_temp.%s", table);
-	int rc = qexec(r->conn, b.data, 0, NULL, "cannot analyze the deliveries without an id", err);
-	mqtx_buf_reset(&b);
-	mqtx_buf_printf(&b, "COPY (SELECT k.seq, o.id, k.rc FROM pg_temp.%s k LEFT JOIN %s o ON o.key = k.key) TO STDOUT", table,
-			r->os.select);
 	struct resolving rs = {.r = r, .into = into};
-	if (rc == 0)
-		rc = copy_out(r->conn, b.data, 3, "cannot find deliveries by key", on_resolved, &rs, err);
-	mqtx_buf_free(&b);
-	return rc;
+	struct copy_fields cf = fields(3, "cannot find deliveries by key", on_resolved, &rs);
+	return mqtx_audit_db_resolve(r->db, table, on_copy_line, &cf, err);
 }
 
 /* ---- the merge ---- */
@@ -1121,17 +1015,8 @@ static int merge(struct run *r, struct audit_sorter *s1, struct mqtx_err *err)
 	else if (m.have_b)
 		m.cur = m.b;
 	if (r->have_range) {
-		struct mqtx_buf b = MQTX_BUF_INIT;
-		mqtx_buf_printf(&b,
-				"COPY (SELECT o.id, o.key, o.okey, o.status, o.dest, " US_SQL("o.sent_at") ", (o.status = 'sent'%s) "
-				"FROM %s o WHERE o.id BETWEEN %lld AND %lld ORDER BY o.id) TO STDOUT",
-				r->window, r->os.select, (long long)r->lo, (long long)r->hi);
-		/* the outbox in id order: walk the primary key, never sort the table */
-		int rc = qexec(r->conn, "SET enable_sort = off", 0, NULL, "cannot set up the outbox scan", err);
-		if (rc == 0)
-			rc = copy_out(r->conn, b.data, 7, "cannot read the outbox", on_outbox_row, &m, err);
-		mqtx_buf_free(&b);
-		if (rc < 0 || qexec(r->conn, "RESET enable_sort", 0, NULL, "cannot set up the outbox scan", err) < 0)
+		struct copy_fields cf = fields(7, "cannot read the outbox", on_outbox_row, &m);
+		if (mqtx_audit_db_read_outbox(r->db, r->lo, r->hi, on_copy_line, &cf, err) < 0)
 			return -1;
 	}
 	while (m.have) {
@@ -1154,15 +1039,8 @@ static int on_outside_row(void *ctx, struct audit_field *fl, struct mqtx_err *er
 
 static int outside(struct run *r, struct mqtx_err *err)
 {
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_printf(&b, "COPY (SELECT o.id, o.dest, " US_SQL("o.sent_at") " FROM %s o WHERE o.status = 'sent'%s", r->os.select,
-			r->window);
-	if (r->have_range)
-		mqtx_buf_printf(&b, " AND (o.id < %lld OR o.id > %lld)", (long long)r->lo, (long long)r->hi);
-	mqtx_buf_adds(&b, ") TO STDOUT");
-	int rc = copy_out(r->conn, b.data, 3, "cannot read the sent rows", on_outside_row, r, err);
-	mqtx_buf_free(&b);
-	return rc;
+	struct copy_fields cf = fields(3, "cannot read the sent rows", on_outside_row, r);
+	return mqtx_audit_db_read_sent(r->db, r->have_range, r->lo, r->hi, on_copy_line, &cf, err);
 }
 
 static void choose_destinations(struct run *r)
@@ -1289,13 +1167,8 @@ static int scan_order(struct run *r, struct late *lates, size_t *nlate, struct g
 
 static int copy_seqs_in(struct run *r, FILE *seqs, const char *table, bool with_key, struct mqtx_err *err)
 {
-	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql, "COPY pg_temp.%s FROM STDIN", table);
-	PGresult *res = PQexec(r->conn, sql.data);
-	mqtx_buf_free(&sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-		return mqtx_pg_fail(r->conn, res, "cannot store deliveries", err);
-	PQclear(res);
+	if (mqtx_audit_db_store_begin(r->db, table, err) < 0)
+		return -1;
 	if (fflush(seqs) != 0 || fseek(seqs, 0, SEEK_SET) != 0)
 		return file_err(err);
 	struct mqtx_buf b = MQTX_BUF_INIT;
@@ -1322,23 +1195,35 @@ static int copy_seqs_in(struct run *r, FILE *seqs, const char *table, bool with_
 		}
 		mqtx_buf_addc(&b, '\n');
 		if (b.len >= COPY_FLUSH_BYTES) {
-			if (PQputCopyData(r->conn, b.data, (int)b.len) != 1)
-				rc = mqtx_pg_fail(r->conn, NULL, "cannot store deliveries", err);
+			rc = mqtx_audit_db_put(r->db, b.data, b.len, err);
 			mqtx_buf_reset(&b);
 		}
 	}
-	if (rc == 0 && b.len > 0 && PQputCopyData(r->conn, b.data, (int)b.len) != 1)
-		rc = mqtx_pg_fail(r->conn, NULL, "cannot store deliveries", err);
+	if (rc == 0)
+		rc = mqtx_audit_db_put(r->db, b.data, b.len, err);
 	mqtx_buf_free(&b);
-	if (PQputCopyEnd(r->conn, rc == 0 ? NULL : "failed") != 1 && rc == 0)
-		rc = mqtx_pg_fail(r->conn, NULL, "cannot store deliveries", err);
-	while ((res = PQgetResult(r->conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
-			rc = mqtx_pg_fail(r->conn, res, "cannot store deliveries", err);
-		else
-			PQclear(res);
-	}
+	if (mqtx_audit_db_store_end(r->db, rc != 0, err) < 0)
+		rc = -1;
 	return rc;
+}
+
+struct stranger_list {
+	struct run *r;
+	struct mqtx_audit_list *l;
+};
+
+static int on_stranger(void *ctx, const char *key, int64_t n, int64_t first, struct mqtx_err *err)
+{
+	struct stranger_list *sl = ctx;
+	struct mqtx_audit_row *row = &sl->l->rows[sl->l->n++];
+	row->key = key != NULL ? mqtx_xstrdup(key) : NULL;
+	row->count = n;
+	row->sent_at_us = MQTX_AUDIT_NO_TS;
+	struct loc l;
+	if (read_loc(sl->r->sink, first, &l, err) < 0)
+		return -1;
+	where_of(&l, &row->where);
+	return 0;
 }
 
 static int strangers(struct run *r, struct mqtx_err *err)
@@ -1346,52 +1231,34 @@ static int strangers(struct run *r, struct mqtx_err *err)
 	struct mqtx_audit_report *rep = r->rep;
 	if (r->n_strangers == 0)
 		return 0;
-	if (qexec(r->conn, "CREATE TEMP TABLE mqtx_audit_s (seq int8)", 0, NULL, "cannot create a work table", err) < 0 ||
-	    copy_seqs_in(r, r->strangers, "mqtx_audit_s", false, err) < 0)
+	if (mqtx_audit_db_strangers_table(r->db, err) < 0 || copy_seqs_in(r, r->strangers, "mqtx_audit_s", false, err) < 0 ||
+	    mqtx_audit_db_count_strangers(r->db, &rep->stranger_keys, &rep->stranger_deliveries, err) < 0)
 		return -1;
-	const char *groups = "(SELECT k.key, count(*)::int8 AS n, min(k.seq) AS first FROM "
-			     "(SELECT seq, key FROM pg_temp.mqtx_audit_k UNION ALL SELECT seq, key FROM pg_temp.mqtx_audit_km) k "
-			     "JOIN pg_temp.mqtx_audit_s s ON s.seq = k.seq GROUP BY k.key)";
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_printf(&b, "SELECT count(key), coalesce(sum(n), 0) FROM %s g", groups);
-	PGresult *res = q(r->conn, b.data, 0, NULL, "cannot count strangers", err);
-	mqtx_buf_reset(&b);
-	if (res == NULL)
-		goto fail;
-	rep->stranger_keys = v64(res, 0, 0);
-	rep->stranger_deliveries = v64(res, 0, 1);
-	PQclear(res);
 	if (rep->unkeyed > 0)
 		rep->stranger_keys++; /* the deliveries without a key count as one */
-	if (r->o->max_details > 0) {
-		char lim[32];
-		snprintf(lim, sizeof(lim), "%lld", (long long)r->o->max_details);
-		const char *p[1] = {lim};
-		mqtx_buf_printf(&b, "SELECT key, n, first FROM %s g ORDER BY first LIMIT $1::int8", groups);
-		res = q(r->conn, b.data, 1, p, "cannot list strangers", err);
-		if (res == NULL)
-			goto fail;
-		int n = PQntuples(res);
-		rep->strangers.rows = mqtx_xcalloc((size_t)n + 1, sizeof(struct mqtx_audit_row));
-		for (int i = 0; i < n; i++) {
-			struct mqtx_audit_row *row = &rep->strangers.rows[rep->strangers.n++];
-			row->key = vstr(res, i, 0);
-			row->count = v64(res, i, 1);
-			row->sent_at_us = MQTX_AUDIT_NO_TS;
-			struct loc l;
-			if (read_loc(r->sink, v64(res, i, 2), &l, err) < 0) {
-				PQclear(res);
-				goto fail;
-			}
-			where_of(&l, &row->where);
-		}
-		PQclear(res);
+	if (r->o->max_details <= 0)
+		return 0;
+	rep->strangers.rows = mqtx_xcalloc((size_t)r->o->max_details + 1, sizeof(struct mqtx_audit_row));
+	struct stranger_list sl = {.r = r, .l = &rep->strangers};
+	return mqtx_audit_db_list_strangers(r->db, r->o->max_details, on_stranger, &sl, err);
+}
+
+struct enriching {
+	struct mqtx_audit_row *rows;
+	size_t n;
+};
+
+static void on_row_facts(void *ctx, int64_t id, const char *key, const char *okey, const char *status, int64_t sent_at_us)
+{
+	struct enriching *e = ctx;
+	for (size_t j = 0; j < e->n; j++) {
+		if (e->rows[j].outbox_id != id)
+			continue;
+		e->rows[j].key = key != NULL ? mqtx_xstrdup(key) : NULL;
+		e->rows[j].ordering_key = okey != NULL ? mqtx_xstrdup(okey) : NULL;
+		e->rows[j].status = status != NULL ? mqtx_xstrdup(status) : NULL;
+		e->rows[j].sent_at_us = sent_at_us == INT64_MIN ? MQTX_AUDIT_NO_TS : sent_at_us;
 	}
-	mqtx_buf_free(&b);
-	return 0;
-fail:
-	mqtx_buf_free(&b);
-	return -1;
 }
 
 /* Fills key, ordering key, status and sent_at of rows from the outbox. */
@@ -1399,32 +1266,13 @@ static int enrich(struct run *r, struct mqtx_audit_row *rows, size_t n, struct m
 {
 	if (n == 0)
 		return 0;
-	struct mqtx_buf ids = MQTX_BUF_INIT, sql = MQTX_BUF_INIT;
-	mqtx_buf_addc(&ids, '{');
+	int64_t *ids = mqtx_xcalloc(n, sizeof(int64_t));
 	for (size_t i = 0; i < n; i++)
-		mqtx_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rows[i].outbox_id);
-	mqtx_buf_addc(&ids, '}');
-	mqtx_buf_printf(&sql, "SELECT o.id, o.key, o.okey, o.status, " US_SQL("o.sent_at") " FROM %s o WHERE o.id = ANY($1::int8[])",
-			r->os.select);
-	const char *p[1] = {ids.data};
-	PGresult *res = q(r->conn, sql.data, 1, p, "cannot read the rows to show", err);
-	mqtx_buf_free(&ids);
-	mqtx_buf_free(&sql);
-	if (res == NULL)
-		return -1;
-	for (int i = 0; i < PQntuples(res); i++) {
-		int64_t id = v64(res, i, 0);
-		for (size_t j = 0; j < n; j++) {
-			if (rows[j].outbox_id != id)
-				continue;
-			rows[j].key = vstr(res, i, 1);
-			rows[j].ordering_key = vstr(res, i, 2);
-			rows[j].status = vstr(res, i, 3);
-			rows[j].sent_at_us = vts(res, i, 4);
-		}
-	}
-	PQclear(res);
-	return 0;
+		ids[i] = rows[i].outbox_id;
+	struct enriching e = {.rows = rows, .n = n};
+	int rc = mqtx_audit_db_rows(r->db, ids, n, on_row_facts, &e, err);
+	free(ids);
+	return rc;
 }
 
 static struct mqtx_audit_row *new_rows(struct mqtx_audit_list *l, size_t n)
@@ -1491,46 +1339,11 @@ static int details(struct run *r, struct idheap *missing, struct late *lates, si
 
 /* ---- setup ---- */
 
-static int start_copy(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
-{
-	const char *p[1] = {cfg->audit_work_mem};
-	if (qexec(conn, "SELECT set_config('work_mem', $1, false), set_config('jit', 'off', false)", 1, p,
-		  "cannot set audit.work_mem", err) < 0) {
-		err->kind = MQTX_E_CONFIG;
-		return -1;
-	}
-	if (qexec(conn, "CREATE TEMP TABLE mqtx_audit_k (seq int8, key text, rc int4)", 0, NULL,
-		  "cannot create a work table (the role needs the TEMP privilege)", err) < 0 ||
-	    qexec(conn, "CREATE TEMP TABLE mqtx_audit_km (seq int8, key text, rc int4)", 0, NULL,
-		  "cannot create a work table", err) < 0)
-		return -1;
-	PGresult *res = PQexec(conn, "COPY pg_temp.mqtx_audit_k FROM STDIN");
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-		return mqtx_pg_fail(conn, res, "cannot start COPY", err);
-	PQclear(res);
-	return 0;
-}
-
-static int end_copy(PGconn *conn, struct audit_sink *sink, const char *abort_msg, struct mqtx_err *err)
+static int end_copy(struct audit_sink *sink, const char *abort_msg, struct mqtx_err *err)
 {
 	if (abort_msg == NULL && sink_flush(sink, err) < 0)
 		abort_msg = "flush failed";
-	if (PQputCopyEnd(conn, abort_msg) != 1)
-		return mqtx_pg_fail(conn, NULL, "cannot finish COPY", err);
-	PGresult *res;
-	int rc = 0;
-	while ((res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			if (abort_msg == NULL && rc == 0)
-				rc = mqtx_pg_fail(conn, res, "cannot store the deliveries", err);
-			else
-				PQclear(res);
-			rc = -1;
-			continue;
-		}
-		PQclear(res);
-	}
-	return rc;
+	return mqtx_audit_db_end(sink->db, abort_msg, err);
 }
 
 static FILE *temp(struct mqtx_err *err)
@@ -1631,7 +1444,6 @@ int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *
 	struct run r = {.cfg = cfg, .o = o, .rep = rep};
 	struct audit_sink sink = {0};
 	struct audit_ctx c = {0};
-	struct mqtx_outbox *ob = NULL;
 	int rc = -1;
 	int64_t t0 = mqtx_now_ms();
 
@@ -1644,48 +1456,32 @@ int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *
 	snprintf(rep->source, sizeof(rep->source), "%s", red);
 	free(red);
 
-	r.conn = mqtx_pg_connect(cfg, "mqtx dedupe-audit", err);
-	if (r.conn == NULL)
+	r.db = mqtx_audit_db_connect(cfg, err);
+	if (r.db == NULL)
 		goto out;
-	ob = mqtx_outbox_new(r.conn, cfg, err);
-	if (ob == NULL)
-		goto out;
-	outbox_select(r.conn, cfg, mqtx_outbox_qualified(ob), &r.os);
-	rep->sent_at_known = r.os.has_sent_at;
-	if (!r.os.has_sent_at && (o->has_since || o->has_until)) {
+	rep->sent_at_known = mqtx_audit_db_has_sent_at(r.db);
+	if (!rep->sent_at_known && (o->has_since || o->has_until)) {
 		mqtx_err_set(err, MQTX_E_USAGE, "--since/--until need a sent_at column (outbox.columns.sent_at)");
 		goto out;
 	}
 	/* The window ends when the audit starts, unless told otherwise: rows
 	 * sent later may not have reached the source yet. */
-	char *prefix = mqtx_outbox_key_prefix_literal(r.conn, cfg);
-	struct mqtx_buf pq = MQTX_BUF_INIT;
-	mqtx_buf_printf(&pq, "SELECT " US_SQL("now()") ", %s", prefix);
-	free(prefix);
-	PGresult *res = q(r.conn, pq.data, 0, NULL, "cannot read the database clock", err);
-	mqtx_buf_free(&pq);
-	if (res == NULL)
+	int64_t now_us;
+	if (mqtx_audit_db_clock(r.db, &now_us, &sink.derived_prefix, err) < 0)
 		goto out;
-	rep->until_us = o->has_until ? o->until_us : v64(res, 0, 0);
-	sink.derived_prefix = vstr(res, 0, 1);
+	rep->until_us = o->has_until ? o->until_us : now_us;
 	sink.derived_len = sink.derived_prefix != NULL ? strlen(sink.derived_prefix) : 0;
-	PQclear(res);
 	rep->has_since = o->has_since;
 	rep->since_us = o->since_us;
-	if (r.os.has_sent_at) {
-		int n = 0;
-		if (rep->has_since)
-			n = snprintf(r.window, sizeof(r.window), " AND o.sent_at >= " TS_SQL("%lld"), (long long)rep->since_us);
-		snprintf(r.window + n, sizeof(r.window) - (size_t)n, " AND o.sent_at < " TS_SQL("%lld"), (long long)rep->until_us);
-	}
+	mqtx_audit_db_set_window(r.db, rep->has_since, rep->since_us, rep->until_us);
 
-	if (start_copy(r.conn, cfg, err) < 0)
+	if (mqtx_audit_db_start(r.db, err) < 0)
 		goto out;
-	sink.conn = r.conn;
+	sink.db = r.db;
 	sink.s1 = audit_sorter_new(sizeof(struct r1), cmp_r1, 64u << 20);
 	if ((sink.loc = temp(err)) == NULL || (sink.keys = temp(err)) == NULL) {
 		struct mqtx_err ignored;
-		end_copy(r.conn, &sink, "no temporary file", &ignored);
+		end_copy(&sink, "no temporary file", &ignored);
 		goto out;
 	}
 	c = (struct audit_ctx){.cfg = cfg, .o = o, .rep = rep, .sink = &sink, .idle_timeout_ms = cfg->audit_idle_timeout_ms,
@@ -1693,10 +1489,10 @@ int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *
 	int64_t t_read = mqtx_now_ms();
 	if (read_source(&c, &s, err) < 0) {
 		struct mqtx_err ignored;
-		end_copy(r.conn, &sink, "source failed", &ignored);
+		end_copy(&sink, "source failed", &ignored);
 		goto out;
 	}
-	if (end_copy(r.conn, &sink, NULL, err) < 0)
+	if (end_copy(&sink, NULL, err) < 0)
 		goto out;
 	rep->read_ms = mqtx_now_ms() - t_read;
 	rep->deliveries = sink.seq;
@@ -1733,10 +1529,7 @@ out:
 	if (r.strangers != NULL)
 		fclose(r.strangers);
 	found_free(&r.f);
-	free(r.os.select);
-	mqtx_outbox_free(ob);
-	if (r.conn != NULL)
-		PQfinish(r.conn);
+	mqtx_audit_db_free(r.db);
 	free(s.table);
 	free(c.default_destination);
 	return rc;

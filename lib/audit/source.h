@@ -50,7 +50,7 @@ struct audit_field {
 	size_t len;
 	bool null;
 };
-/* Splits a row from PQgetCopyData (line[0..n), n not counting the
+/* Splits a COPY text row (line[0..n), n not counting the
  * terminator libpq adds) into at most want fields; returns how many. */
 int audit_copy_split(char *line, size_t n, struct audit_field *f, int want);
 

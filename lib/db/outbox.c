@@ -627,28 +627,15 @@ int mqtx_outbox_lock_keys(struct mqtx_outbox *ob, const char *const *keys, size_
 	char sbuckets[32], sbase[32];
 	snprintf(sbuckets, sizeof(sbuckets), "%lld", (long long)ob->cfg->relay_ordering_buckets);
 	snprintf(sbase, sizeof(sbase), "%ld", (long)ob->lock_class);
-	struct mqtx_buf arr = MQTX_BUF_INIT;
-	mqtx_buf_addc(&arr, '{');
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			mqtx_buf_addc(&arr, ',');
-		mqtx_buf_addc(&arr, '"');
-		for (const char *p = keys[i]; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\')
-				mqtx_buf_addc(&arr, '\\');
-			mqtx_buf_addc(&arr, *p);
-		}
-		mqtx_buf_addc(&arr, '"');
-	}
-	mqtx_buf_addc(&arr, '}');
-	const char *p[3] = {sbase, sbuckets, arr.data};
+	char *arr = mqtx_pg_text_array(keys, n);
+	const char *p[3] = {sbase, sbuckets, arr};
 	/* Ascending bucket order (OFFSET 0 keeps the sorted subquery apart), so
 	 * two waiting takers cannot deadlock; claiming only try-locks. */
 	PGresult *res = PQexecParams(ob->conn,
 				     "SELECT count(pg_advisory_xact_lock($1::int4, s.b)) FROM (SELECT DISTINCT "
 				     "(hashtext(k) & 2147483647) % $2::int4 AS b FROM unnest($3::text[]) k ORDER BY 1 OFFSET 0) s",
 				     3, NULL, p, NULL, NULL, 0);
-	mqtx_buf_free(&arr);
+	free(arr);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return mqtx_pg_fail(ob->conn, res, "cannot lock ordering-key buckets", err);
 	PQclear(res);

@@ -1,8 +1,8 @@
 /* Everything SQL about the outbox table: schema creation, claiming a
  * batch, recording outcomes, relay heartbeats (outbox.c, schema.c).
- * libpq is used only in lib/db/: the commands' own SQL lives beside this
- * (redeliver.c, inbox.c, txpub.c, ...), connections in pg.c, catalogue
- * look-ups in catalog.c.
+ * libpq and SQL live only in lib/db/: each command's own SQL beside this
+ * (redeliver.c, txpub.c, audit.c, inbox.c, check.c), connections and COPY
+ * in pg.c, catalogue look-ups in catalog.c.
  *
  * A batch lives in one database transaction: claiming takes row locks
  * (FOR UPDATE SKIP LOCKED) and transaction-scoped advisory locks on the

@@ -241,6 +241,19 @@ char *mqtx_pg_ident_checked(PGconn *conn, const char *name, const char *role, st
 	return s;
 }
 
+/* Reads the results after a COPY; the first failure sets err while rc is 0. */
+static int drain_results(PGconn *conn, int rc, const char *doing, struct mqtx_err *err)
+{
+	PGresult *res;
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
+			rc = mqtx_pg_fail(conn, res, doing, err);
+		else
+			PQclear(res);
+	}
+	return rc;
+}
+
 int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drain,
 		     int (*fn)(void *ctx, char *line, size_t n, struct mqtx_err *err), void *ctx, struct mqtx_err *err)
 {
@@ -266,11 +279,58 @@ int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drai
 		if (rc != 0 && !drain)
 			return rc;
 	}
-	while ((res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
-			rc = mqtx_pg_fail(conn, res, doing, err);
-		else
-			PQclear(res);
+	return drain_results(conn, rc, doing, err);
+}
+
+int mqtx_pg_copy_in_begin(PGconn *conn, const char *sql, const char *doing, struct mqtx_err *err)
+{
+	PGresult *res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		return mqtx_pg_fail(conn, res, doing, err);
+	PQclear(res);
+	return 0;
+}
+
+int mqtx_pg_copy_put(PGconn *conn, const char *data, size_t n, const char *doing, struct mqtx_err *err)
+{
+	if (n > 0 && PQputCopyData(conn, data, (int)n) != 1)
+		return mqtx_pg_fail(conn, NULL, doing, err);
+	return 0;
+}
+
+int mqtx_pg_copy_in_end(PGconn *conn, const char *abort_msg, const char *doing, struct mqtx_err *err)
+{
+	if (PQputCopyEnd(conn, abort_msg) != 1)
+		return abort_msg != NULL ? -1 : mqtx_pg_fail(conn, NULL, doing, err);
+	int rc = abort_msg != NULL ? -1 : 0;
+	return drain_results(conn, rc, doing, err);
+}
+
+char *mqtx_pg_text_array(const char *const *v, size_t n)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_addc(&b, '{');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			mqtx_buf_addc(&b, ',');
+		mqtx_buf_addc(&b, '"');
+		for (const char *p = v[i]; *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				mqtx_buf_addc(&b, '\\');
+			mqtx_buf_addc(&b, *p);
+		}
+		mqtx_buf_addc(&b, '"');
 	}
-	return rc;
+	mqtx_buf_addc(&b, '}');
+	return mqtx_buf_detach(&b);
+}
+
+char *mqtx_pg_int8_array(const int64_t *v, size_t n)
+{
+	struct mqtx_buf b = MQTX_BUF_INIT;
+	mqtx_buf_addc(&b, '{');
+	for (size_t i = 0; i < n; i++)
+		mqtx_buf_printf(&b, "%s%lld", i ? "," : "", (long long)v[i]);
+	mqtx_buf_addc(&b, '}');
+	return mqtx_buf_detach(&b);
 }

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "base/error.h"
@@ -45,5 +46,16 @@ char *mqtx_pg_ident(PGconn *conn, const char *name);
  * when every row was read, 1 after a stop, -1 with err. */
 int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drain,
 		     int (*fn)(void *ctx, char *line, size_t n, struct mqtx_err *err), void *ctx, struct mqtx_err *err);
+
+/* Array literals for a text[] or int8[] parameter (owned): every text
+ * element double-quoted, " and \ escaped. */
+char *mqtx_pg_text_array(const char *const *v, size_t n);
+char *mqtx_pg_int8_array(const int64_t *v, size_t n);
+/* COPY ... FROM STDIN: begin runs sql, put sends rows (COPY text), end
+ * finishes it, or aborts it with abort_msg (then it returns -1 and leaves
+ * err alone: the caller's err says why). doing names the step in errors. */
+int mqtx_pg_copy_in_begin(PGconn *conn, const char *sql, const char *doing, struct mqtx_err *err);
+int mqtx_pg_copy_put(PGconn *conn, const char *data, size_t n, const char *doing, struct mqtx_err *err);
+int mqtx_pg_copy_in_end(PGconn *conn, const char *abort_msg, const char *doing, struct mqtx_err *err);
 
 #endif

@@ -34,29 +34,9 @@ static int param_i64(struct stmt *s, int64_t v)
 	return param(s, buf);
 }
 
-/* A text[] literal: every element double-quoted, " and \ escaped. */
-static char *text_array(char *const *v, size_t n)
-{
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_addc(&b, '{');
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			mqtx_buf_addc(&b, ',');
-		mqtx_buf_addc(&b, '"');
-		for (const char *p = v[i]; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\')
-				mqtx_buf_addc(&b, '\\');
-			mqtx_buf_addc(&b, *p);
-		}
-		mqtx_buf_addc(&b, '"');
-	}
-	mqtx_buf_addc(&b, '}');
-	return mqtx_buf_detach(&b);
-}
-
 static int param_array(struct stmt *s, char *const *v, size_t n)
 {
-	char *a = text_array(v, n);
+	char *a = mqtx_pg_text_array((const char *const *)v, n);
 	int k = param(s, a);
 	free(a);
 	return k;
@@ -514,11 +494,7 @@ int mqtx_redeliver_db_record(struct mqtx_redeliver_db *r, const int64_t *ids, si
 	*changed = 0;
 	if (n == 0)
 		return 0;
-	struct mqtx_buf arr = MQTX_BUF_INIT;
-	mqtx_buf_addc(&arr, '{');
-	for (size_t i = 0; i < n; i++)
-		mqtx_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
-	mqtx_buf_addc(&arr, '}');
+	char *arr = mqtx_pg_int8_array(ids, n);
 	const char *st = r->c[MQTX_COL_STATUS], *rc = r->c[MQTX_COL_REDELIVERY_COUNT];
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	/* a dead row the broker now took is sent */
@@ -528,10 +504,10 @@ int mqtx_redeliver_db_record(struct mqtx_redeliver_db *r, const int64_t *ids, si
 		mqtx_buf_printf(&sql, ", %s = coalesce(t.%s, clock_timestamp())", r->c[MQTX_COL_SENT_AT],
 				r->c[MQTX_COL_SENT_AT]);
 	mqtx_buf_printf(&sql, " WHERE t.%s = ANY($1::int8[]) AND t.%s IN ('sent', 'dead')", r->c[MQTX_COL_ID], st);
-	const char *p[1] = {arr.data};
+	const char *p[1] = {arr};
 	PGresult *res = PQexecParams(r->pg, sql.data, 1, NULL, p, NULL, NULL, 0);
 	mqtx_buf_free(&sql);
-	mqtx_buf_free(&arr);
+	free(arr);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		return mqtx_pg_fail(r->pg, res, "cannot record the redeliveries", err);
 	*changed = strtoll(PQcmdTuples(res), NULL, 10);
@@ -595,7 +571,7 @@ int mqtx_redeliver_db_add_completions(struct mqtx_redeliver_db *r, char *const *
 			"INSERT INTO %s (idempotency_key, source) SELECT DISTINCT k, $2 FROM unnest($1::text[]) k "
 			"ON CONFLICT (idempotency_key) DO NOTHING",
 			r->completions);
-	char *arr = text_array(keys, n);
+	char *arr = mqtx_pg_text_array((const char *const *)keys, n);
 	const char *p[2] = {arr, source};
 	PGresult *res = PQexecParams(r->pg, sql.data, 2, NULL, p, NULL, NULL, 0);
 	free(arr);
