@@ -175,13 +175,7 @@ missing_dest() {
 
 # ---- outbox helpers shared by the relay, reliability and other suites
 
-# insert_rows N [DEST] [ORDERING_KEY_EXPR]: N rows with JSON payloads {"k":..,"n":..}
-insert_rows() {
-	local n=$1 dest=${2:-$T_DEST} okey=${3:-NULL}
-	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
-		SELECT '$dest', 'test.rk', $okey, convert_to(json_build_object('n', g)::text, 'UTF8')
-		FROM generate_series(1, $n) g"
-}
+# insert_rows: tests/test_helper.bash
 
 count_status() {
 	psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = '$1'"

@@ -22,7 +22,26 @@ setup() {
 
 teardown() {
 	[[ -z ${T_STREAM:-} ]] || "$NATS_TOOL" delete-stream "$MQTX_TEST_NATS_URL" "$T_STREAM" >/dev/null 2>&1 || true
+	stop_auth_server
 	mqtx_test_teardown
+}
+
+# start_auth_server ARGS...: a second nats-server (loopback, JetStream, its
+# own store) that wants the credentials in ARGS; AUTH_PORT is its port.
+start_auth_server() {
+	command -v nats-server >/dev/null || skip "nats-server not installed"
+	AUTH_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+	nats-server -js -a 127.0.0.1 -p "$AUTH_PORT" -sd "$BATS_TEST_TMPDIR/auth-store" "$@" \
+		>"$BATS_TEST_TMPDIR/auth.log" 2>&1 3>&- &
+	AUTH_PID=$!
+	wait_until 10 grep -q 'Server is ready' "$BATS_TEST_TMPDIR/auth.log"
+}
+
+stop_auth_server() {
+	[[ -n ${AUTH_PID:-} ]] || return 0
+	kill -TERM "$AUTH_PID" 2>/dev/null || true
+	wait "$AUTH_PID" 2>/dev/null || true
+	AUTH_PID=
 }
 
 consume() {
@@ -111,6 +130,50 @@ stream_messages() {
 	MQTX_BROKER_PASSWORD_FILE=$BATS_TEST_TMPDIR/pw MQTX_BROKER_URL="nats://mqtx@${MQTX_TEST_NATS_URL#nats://}" run_mqtx 0 relay -v
 	[[ $stderr != *s3cret* ]] || fail "password shown: $stderr"
 	[[ $(sent_count) == 1 ]]
+}
+
+@test "nats: user and password (URL or broker.password_file) and a token (password file without a user) authenticate; a wrong one is exit 5, never shown" {
+	start_auth_server --user mqtx --pass 's3cr3t'
+	"$NATS_TOOL" create-stream "nats://mqtx:s3cr3t@127.0.0.1:$AUTH_PORT" "$T_STREAM" "$T_DEST" "$T_DEST.>" >/dev/null
+	psql_test "INSERT INTO mqtx_outbox(destination, payload) VALUES ('$T_DEST', '\\x31'::bytea)"
+	MQTX_BROKER_URL="nats://mqtx:wr0ng@127.0.0.1:$AUTH_PORT" run_mqtx 5 relay
+	stderr_has "cannot connect to 'nats://mqtx:"
+	[[ $stderr != *wr0ng* ]] || fail "password shown: $stderr"
+	# percent-decoded: %33 is 3
+	MQTX_BROKER_URL="nats://mqtx:s3cr%33t@127.0.0.1:$AUTH_PORT" run_mqtx 0 relay
+	[[ $(sent_count) == 1 ]]
+	printf 's3cr3t\n' >"$BATS_TEST_TMPDIR/pw"
+	chmod 600 "$BATS_TEST_TMPDIR/pw"
+	psql_test "INSERT INTO mqtx_outbox(destination, payload) VALUES ('$T_DEST', '\\x32'::bytea)"
+	MQTX_BROKER_PASSWORD_FILE=$BATS_TEST_TMPDIR/pw MQTX_BROKER_URL="nats://mqtx@127.0.0.1:$AUTH_PORT" run_mqtx 0 relay
+	[[ $(sent_count) == 2 ]]
+	stop_auth_server
+	start_auth_server --auth 't0ken'
+	"$NATS_TOOL" create-stream "nats://t0ken@127.0.0.1:$AUTH_PORT" "$T_STREAM" "$T_DEST" "$T_DEST.>" >/dev/null
+	printf 't0ken\n' >"$BATS_TEST_TMPDIR/pw"
+	psql_test "INSERT INTO mqtx_outbox(destination, payload) VALUES ('$T_DEST', '\\x33'::bytea)"
+	MQTX_BROKER_PASSWORD_FILE=$BATS_TEST_TMPDIR/pw MQTX_BROKER_URL="nats://127.0.0.1:$AUTH_PORT" run_mqtx 0 relay -v
+	[[ $stderr != *t0ken* ]] || fail "token shown: $stderr"
+	[[ $(sent_count) == 3 ]]
+}
+
+@test "nats: tls:// verifies the server against broker.tls.ca_file; an untrusted CA is exit 5; verify false warns; a missing CA file is exit 3" {
+	local tls=${MQTX_TEST_STATEDIR:-}/tls
+	[[ -n ${MQTX_TEST_TLS_CA:-} && -s $tls/server.pem && -s $tls/server.key ]] || skip "no test CA (tests/helpers/servers.sh)"
+	start_auth_server --tls --tlscert "$tls/server.pem" --tlskey "$tls/server.key"
+	# connected once the rows reach the stream lookup: no stream captures this subject here
+	psql_test "INSERT INTO mqtx_outbox(destination, payload) VALUES ('$T_DEST', '\\x31'::bytea)"
+	MQTX_RELAY_BACKOFF_INITIAL=5m MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_CA_FILE=$MQTX_TEST_TLS_CA run_mqtx 1 relay
+	run psql_test "SELECT last_error FROM mqtx_outbox"
+	assert_output --partial "no JetStream stream captures subject '$T_DEST'"
+	MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_CA_FILE=$MQTX_TEST_TLS_OTHER_CA run_mqtx 5 relay
+	stderr_has "cannot connect to 'tls://localhost:$AUTH_PORT'"
+	MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_VERIFY=false run_mqtx 0 relay
+	stderr_has "TLS certificate verification is OFF"
+	MQTX_BROKER_URL="tls://localhost:$AUTH_PORT" MQTX_BROKER_TLS_CA_FILE=/nonexistent/ca.pem run_mqtx 3 relay
+	stderr_has "cannot load CA file '/nonexistent/ca.pem'"
+	# a plain nats:// client is refused by a TLS-only server
+	MQTX_BROKER_URL="nats://localhost:$AUTH_PORT" run_mqtx 5 relay
 }
 
 @test "nats: check --broker names the stream that captures each destination and its message count" {

@@ -26,16 +26,9 @@ teardown() {
 	mqtx_test_teardown
 }
 
-# insert_rows N [ORDERING_KEY_EXPR] [DEST]: N pending rows, payload {"n": i}
-insert_rows() {
-	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
-		SELECT '${3:-$T_DEST}', 'test.rk', ${2:-NULL}, convert_to(json_build_object('n', g)::text, 'UTF8')
-		FROM generate_series(1, $1) g"
-}
-
-# sent_rows N [ORDERING_KEY_EXPR]: N rows, relayed (status sent)
+# sent_rows N [ORDERING_KEY_EXPR]: N rows (insert_rows), relayed (status sent)
 sent_rows() {
-	insert_rows "$@"
+	insert_rows "$1" "$T_DEST" "${2:-NULL}"
 	run_mqtx 0 relay
 }
 
@@ -145,9 +138,9 @@ publish_ack() {
 @test "redeliver: --key, --ordering-key and --destination select by value (keys with quotes, commas and backslashes too)" {
 	local other
 	other=$(extra_dest)
-	insert_rows 3 "'k1'"
-	insert_rows 3 "'k2'"
-	insert_rows 1 NULL "$other"
+	insert_rows 3 "$T_DEST" "'k1'"
+	insert_rows 3 "$T_DEST" "'k2'"
+	insert_rows 1 "$other"
 	psql_test "INSERT INTO mqtx_outbox(idempotency_key, destination, payload)
 		VALUES ('we''ird,\"key\"\\x', '$T_DEST', '\\x01'::bytea)"
 	run_mqtx 0 relay
@@ -352,8 +345,8 @@ publish_ack() {
 
 @test "redeliver: while it re-sends a key's rows, a relay does not send that key's pending rows (same bucket locks)" {
 	sent_rows 2 "'K'"
-	insert_rows 1 "'K'"
-	insert_rows 1 "'other'"
+	insert_rows 1 "$T_DEST" "'K'"
+	insert_rows 1 "$T_DEST" "'other'"
 	MQTX_FAILPOINTS=redeliver.after_select=sleep:4000 mqtx_bg redeliver --id 1-2 --yes
 	wait_until 10 bash -c "[[ \$(psql -qAtX '$MQTX_TEST_DATABASE_URL' -c \"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted\") -gt 0 ]]"
 	run_mqtx 0 relay

@@ -13,6 +13,7 @@ teardown() {
 	mqtx_test_teardown
 }
 
+# bats test_tags=valgrind
 @test "relay: a row arrives with its key, headers, content type and exact bytes, then is marked sent" {
 	psql_test "INSERT INTO mqtx_outbox(idempotency_key, destination, routing_key, headers, content_type, payload)
 		VALUES ('order-1-created', '$T_DEST', 'order.created', '{\"tenant\":\"acme\",\"n\":5}', 'application/octet-stream',
@@ -102,6 +103,7 @@ teardown() {
 	"$AMQP_TOOL" delete-exchange "$MQTX_TEST_AMQP_URL" "$T_EXCHANGE.noq"
 }
 
+# bats test_tags=valgrind
 @test "relay: a row whose destination does not exist fails alone; every other row is relayed" {
 	insert_rows 5
 	insert_rows 1 "$(missing_dest)"
@@ -116,6 +118,7 @@ teardown() {
 	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == 10 ]]
 }
 
+# bats test_tags=valgrind
 @test "relay: a failing head row holds back later rows of its ordering key, not other keys" {
 	insert_rows 1 "$(missing_dest)" "'K'"
 	insert_rows 2 "$T_DEST" "'K'"
@@ -228,6 +231,7 @@ pending|0"
 	assert_sent_were_delivered "$BATS_TEST_TMPDIR/got"
 }
 
+# bats test_tags=valgrind
 @test "relay: --dry-run lists what would be sent and changes nothing" {
 	insert_rows 3 "$T_DEST" "'K'"
 	run_mqtx 0 relay --dry-run
@@ -241,7 +245,7 @@ pending|0"
 
 @test "relay: --loop relays rows inserted later, woken by NOTIFY" {
 	mqtx_bg relay --loop --poll-interval 10m
-	sleep 1
+	wait_relay_listening 30
 	insert_rows 5
 	wait_sent 10 == 5
 	mqtx_bg_stop TERM 10
@@ -266,6 +270,7 @@ pending|0"
 	MQTX_RELAY_ORDERING_BUCKETS=128 run_mqtx 0 relay
 }
 
+# bats test_tags=valgrind
 @test "relay: --max-messages and --batch bound a run" {
 	insert_rows 25
 	run_mqtx 0 relay --max-messages 10 --batch 4
@@ -274,6 +279,7 @@ pending|0"
 	[[ $(count_status sent) == 25 ]]
 }
 
+# bats test_tags=valgrind
 @test "relay: rows with NULL headers are relayed without extra headers" {
 	psql_test "INSERT INTO mqtx_outbox(destination, payload, headers) VALUES ('$T_DEST', '', NULL)"
 	run_mqtx 0 relay
@@ -311,6 +317,7 @@ pending|0"
 	assert_output --regexp '^OrderCreated\|\{"total": 12\}\|application/json\|mqtx:[a-z_]+:t_[a-z0-9_]+\.events:1$'
 }
 
+# bats test_tags=valgrind
 @test "relay: table and schema names with quotes, dots, spaces and SQL are quoted safely" {
 	export MQTX_OUTBOX_TABLE='we"ird.ta ble; DROP TABLE x; --'
 	run_mqtx 0 init

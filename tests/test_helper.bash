@@ -33,6 +33,8 @@
 #   publish_test RK BODY [OPTS...]  amqp_tool publish to $T_EXCHANGE
 #   wait_until SECS CMD...   poll CMD every 0.1 s until it succeeds; fails
 #                            after SECS seconds
+#   insert_rows N [DEST] [OKEY_EXPR]  N pending outbox rows, payload {"n": i}
+#   wait_relay_listening SECS  until a relay --loop is connected and LISTENs
 #   mqtx_bg ARGS...          start "$MQTX" ARGS... in the background; sets
 #                            MQTX_BG_PID, output in $MQTX_BG_OUT/$MQTX_BG_ERR
 #   mqtx_bg_stop [SIGNAL [SECS]]  signal it (TERM), wait up to SECS (10),
@@ -245,6 +247,27 @@ wait_until() {
 		fi
 		sleep 0.1
 	done
+}
+
+# insert_rows N [DEST] [ORDERING_KEY_EXPR]: N pending rows in the test's
+# outbox, routing key test.rk, JSON payloads {"n": 1..N}; DEST defaults to
+# $T_DEST (tests/backend.bash), else $T_EXCHANGE.
+insert_rows() {
+	[[ ${1:-} =~ ^[0-9]+$ ]] || { fail "usage: insert_rows N [DEST] [ORDERING_KEY_EXPR]" || return 1; }
+	local n=$1 dest=${2:-${T_DEST:-$T_EXCHANGE}} okey=${3:-NULL}
+	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
+		SELECT '$dest', 'test.rk', $okey, convert_to(json_build_object('n', g)::text, 'UTF8')
+		FROM generate_series(1, $n) g"
+}
+
+# wait_relay_listening SECS: waits until a relay of the test's outbox is
+# running and LISTENs for inserts: it writes its first heartbeat (a row in
+# mqtx_relays without stopped_at) right after its LISTEN.
+wait_relay_listening() {
+	wait_until "$1" _relay_listening
+}
+_relay_listening() {
+	[[ $(psql_test "SELECT count(*) FROM mqtx_relays WHERE stopped_at IS NULL" 2>/dev/null) =~ ^[1-9] ]]
 }
 
 # sent_count: how many rows of the test's outbox are marked sent.

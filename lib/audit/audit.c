@@ -552,38 +552,29 @@ int audit_copy_split(char *line, size_t n, struct audit_field *f, int want)
 	return k;
 }
 
+struct copy_fields {
+	int nfields;
+	const char *doing;
+	int (*fn)(void *ctx, struct audit_field *f, struct mqtx_err *err);
+	void *ctx;
+};
+
+static int on_copy_line(void *ctx, char *line, size_t n, struct mqtx_err *err)
+{
+	struct copy_fields *cf = ctx;
+	struct audit_field f[8];
+	if (audit_copy_split(line, n, f, cf->nfields) != cf->nfields)
+		return mqtx_err_set(err, MQTX_E_INTERNAL, "%s: unexpected COPY data", cf->doing);
+	return cf->fn(cf->ctx, f, err);
+}
+
 /* Runs a COPY ... TO STDOUT and hands each row's fields to fn. */
 static int copy_out(PGconn *conn, const char *sql, int nfields, const char *doing,
 		    int (*fn)(void *ctx, struct audit_field *f, struct mqtx_err *err), void *ctx, struct mqtx_err *err)
 {
 	int64_t t0 = mqtx_now_ms();
-	PGresult *res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_OUT)
-		return mqtx_pg_fail(conn, res, doing, err);
-	PQclear(res);
-	struct audit_field f[8];
-	int rc = 0;
-	for (;;) {
-		char *line = NULL;
-		int n = PQgetCopyData(conn, &line, 0);
-		if (n == -1)
-			break;
-		if (n < 0)
-			return mqtx_pg_fail(conn, NULL, doing, err);
-		if (rc == 0) {
-			if (audit_copy_split(line, (size_t)n, f, nfields) != nfields)
-				rc = mqtx_err_set(err, MQTX_E_INTERNAL, "%s: unexpected COPY data", doing);
-			else
-				rc = fn(ctx, f, err);
-		}
-		PQfreemem(line);
-	}
-	while ((res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
-			rc = mqtx_pg_fail(conn, res, doing, err);
-		else
-			PQclear(res);
-	}
+	struct copy_fields cf = {.nfields = nfields, .doing = doing, .fn = fn, .ctx = ctx};
+	int rc = mqtx_pg_copy_out(conn, sql, doing, true, on_copy_line, &cf, err);
 	mqtx_debug("audit: %.1fs for: %s", (double)(mqtx_now_ms() - t0) / 1000.0, doing + (strncmp(doing, "cannot ", 7) == 0 ? 7 : 0));
 	return rc;
 }

@@ -46,15 +46,10 @@ void mqtx_log(enum mqtx_log_level level, const char *fmt, ...)
 	struct mqtx_buf msg = MQTX_BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	mqtx_buf_vprintf(&msg, fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	if (msg.data == NULL)
 		return;
-	mqtx_buf_grow(&msg, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(msg.data, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	msg.len = (size_t)n;
 
 	struct mqtx_buf line = MQTX_BUF_INIT;
 	if (cur_format == MQTX_LOG_JSON) {

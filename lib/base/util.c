@@ -135,6 +135,15 @@ char *mqtx_xasprintf(const char *fmt, ...)
 	return mqtx_buf_detach(&b);
 }
 
+int mqtx_keyidx_cmp(const void *a, const void *b)
+{
+	const struct mqtx_keyidx *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	if (c != 0)
+		return c;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
 void mqtx_buf_reset(struct mqtx_buf *b)
 {
 	b->len = 0;

@@ -91,4 +91,12 @@ char *mqtx_pct_decode(const char *s, size_t n);
 /* Levenshtein distance, for "did you mean" suggestions. */
 size_t mqtx_edit_distance(const char *a, const char *b);
 
+/* A string and where it came from, for sorting keys while keeping their
+ * positions (qsort with mqtx_keyidx_cmp: by key, then by position). */
+struct mqtx_keyidx {
+	const char *key;
+	size_t i;
+};
+int mqtx_keyidx_cmp(const void *a, const void *b);
+
 #endif

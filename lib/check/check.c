@@ -766,19 +766,12 @@ static void find_indoubt(void *ctx, const struct mqtx_indoubt *it)
 	}
 }
 
-static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
-			   bool relays_known, struct mqtx_err *err)
+/* What holds a pending row back, in the relay's own order of reasons:
+ * an earlier row of its ordering key, parking, a retry later. */
+static int explain_wait(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			enum mqtx_check_level *level, struct mqtx_err *err)
 {
 	enum mqtx_check_level lvl = MQTX_CHECK_OK;
-	char *age = ex->age_ms >= 0 ? dur(ex->age_ms) : NULL;
-
-	story(ex, mqtx_xasprintf("%s%s%s%lld failed attempt(s) so far", age ? "written " : "", age ? age : "", age ? " ago; " : "",
-		      (long long)ex->attempts));
-	if (ex->last_error != NULL && ex->attempts > 0)
-		story(ex, mqtx_xasprintf("last error: %s", ex->last_error));
-	free(age);
-
-	/* what blocks it, in the relay's own order of reasons */
 	if (ex->ordering_key != NULL) {
 		if (mqtx_db_check_key_neighbours(db, ex->ordering_key, ex->id, &ex->head, &ex->ahead, &ex->behind, err) < 0)
 			return -1;
@@ -831,7 +824,15 @@ static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *c
 		free(w);
 	}
 
-	/* is anyone there to take it? */
+	*level = lvl;
+	return 0;
+}
+
+/* Is anyone there to take it? */
+static int explain_relay(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			 bool relays_known, enum mqtx_check_level *level, struct mqtx_err *err)
+{
+	enum mqtx_check_level lvl = *level;
 	if (relays_known) {
 		int64_t seen;
 		if (mqtx_db_check_relay_alive(db, cfg->check_relay_stale_ms, &ex->relay_alive, &seen, err) < 0)
@@ -851,6 +852,24 @@ static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *c
 		ex->relay_alive = true; /* unknown: no heartbeats table */
 		story(ex, mqtx_xasprintf("relay heartbeats unknown: no table %s (mqtx init creates it)", mqtx_db_check_relays_table(db)));
 	}
+	*level = lvl;
+	return 0;
+}
+
+static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			   bool relays_known, struct mqtx_err *err)
+{
+	enum mqtx_check_level lvl = MQTX_CHECK_OK;
+	char *age = ex->age_ms >= 0 ? dur(ex->age_ms) : NULL;
+
+	story(ex, mqtx_xasprintf("%s%s%s%lld failed attempt(s) so far", age ? "written " : "", age ? age : "", age ? " ago; " : "",
+		      (long long)ex->attempts));
+	if (ex->last_error != NULL && ex->attempts > 0)
+		story(ex, mqtx_xasprintf("last error: %s", ex->last_error));
+	free(age);
+
+	if (explain_wait(db, cfg, ex, &lvl, err) < 0 || explain_relay(db, cfg, ex, relays_known, &lvl, err) < 0)
+		return -1;
 	if (ex->verdict == NULL) {
 		ex->verdict = mqtx_xstrdup("pending and eligible: the next relay batch takes it");
 		action(ex, mqtx_xstrdup("nothing: a running relay sends it shortly (mqtx relay --dry-run shows what goes next)"));

@@ -132,20 +132,6 @@ static char *keys_json(const char *const *keys, size_t n)
 
 /* ---- outbox rows by key ---- */
 
-struct keyidx {
-	const char *key;
-	size_t i;
-};
-
-static int cmp_keyidx(const void *a, const void *b)
-{
-	const struct keyidx *x = a, *y = b;
-	int c = strcmp(x->key, y->key);
-	if (c != 0)
-		return c;
-	return x->i < y->i ? -1 : x->i > y->i;
-}
-
 int mqtx_txpub_db_statuses(struct mqtx_txpub_db *o, const char *const *keys, size_t n, bool lock, char (*out)[16],
 			   struct mqtx_err *err)
 {
@@ -160,13 +146,13 @@ int mqtx_txpub_db_statuses(struct mqtx_txpub_db *o, const char *const *keys, siz
 	free(json);
 	if (rc < 0)
 		return -1;
-	struct keyidx *ki = mqtx_xcalloc(n + 1, sizeof(*ki));
+	struct mqtx_keyidx *ki = mqtx_xcalloc(n + 1, sizeof(*ki));
 	for (size_t i = 0; i < n; i++) {
 		out[i][0] = '\0';
 		ki[i].key = keys[i];
 		ki[i].i = i;
 	}
-	qsort(ki, n, sizeof(*ki), cmp_keyidx);
+	qsort(ki, n, sizeof(*ki), mqtx_keyidx_cmp);
 	for (int r = 0; r < PQntuples(res); r++) {
 		const char *want = PQgetvalue(res, r, 0);
 		/* first entry with this key, then all equal ones */

@@ -81,13 +81,8 @@ static void summary_line(struct mqtx_render *r, const struct mqtx_check_report *
 	mqtx_render_printf(r, "\n");
 }
 
-void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_report *rep)
+static void text_status(struct mqtx_render *r, const struct mqtx_check_report *rep)
 {
-	const char *B = mqtx_render_sgr(r, MQTX_SGR_BOLD), *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
-	summary_line(r, rep);
-	mqtx_render_printf(r, "\n%sdatabase%s %s, checked %s in %lldms\n", B, R, rep->db.database ? rep->db.database : "?",
-	       rep->db.checked_at ? rep->db.checked_at : "?", (long long)rep->elapsed_ms);
-
 	static const struct mqtx_table_col status_cols[] = {{"status", 14, false}, {"rows", 12, true}};
 	mqtx_render_puts(r, "\n");
 	mqtx_table_header(r, status_cols, 2, NULL);
@@ -110,38 +105,46 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 	if (rep->db.relayed_hour >= 0)
 		mqtx_render_printf(r, "relayed: %s%lld in the last minute, %s%lld in the last hour\n", rep->db.relayed_approximate ? "~" : "",
 		       (long long)rep->db.relayed_minute, rep->db.relayed_approximate ? "at least " : "", (long long)rep->db.relayed_hour);
+}
 
-	if (rep->db.n_dests > 0) {
-		bool broker = false;
-		for (size_t i = 0; i < rep->db.n_dests; i++)
-			broker = broker || rep->db.dests[i].exists >= 0;
-		static const struct mqtx_table_col dest_cols[] = {{"destination", 30, false}, {"pending", 9, true},
-								  {"oldest", 9, true},	    {"dead", 7, true},
-								  {"last min", 9, true},    {"last hour", 9, true}};
-		mqtx_render_puts(r, "\n");
-		mqtx_table_header(r, dest_cols, 6, broker ? "  broker" : NULL);
-		size_t shown = 0;
-		for (size_t i = 0; i < rep->db.n_dests; i++) {
-			const struct mqtx_check_dest *d = &rep->db.dests[i];
-			if (shown++ >= 100) {
-				mqtx_render_printf(r, "... and %zu more destinations (see --format json)\n", rep->db.n_dests - 100);
-				break;
-			}
-			char name[64], age[32], m[32], h[32];
-			mqtx_render_cell(d->name[0] ? d->name : "(default exchange)", 30, name, sizeof(name));
-			mqtx_render_age(d->oldest_pending_ms, age, sizeof(age));
-			snprintf(m, sizeof(m), "%lld", (long long)d->relayed_minute);
-			snprintf(h, sizeof(h), "%lld", (long long)d->relayed_hour);
-			mqtx_render_printf(r, "%-30s %9lld %9s %7lld %9s %9s", name, (long long)d->pending, age, (long long)d->dead,
-			       d->relayed_minute >= 0 ? m : "-", d->relayed_hour >= 0 ? h : "-");
-			if (d->exists == 1)
-				mqtx_render_printf(r, "  exists");
-			else if (d->exists == 0)
-				mqtx_render_printf(r, "  %sMISSING%s", level_colour(r, MQTX_CHECK_CRITICAL), R);
-			mqtx_render_printf(r, "\n");
+static void text_dests(struct mqtx_render *r, const struct mqtx_check_report *rep)
+{
+	const char *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
+	if (rep->db.n_dests == 0)
+		return;
+	bool broker = false;
+	for (size_t i = 0; i < rep->db.n_dests; i++)
+		broker = broker || rep->db.dests[i].exists >= 0;
+	static const struct mqtx_table_col dest_cols[] = {{"destination", 30, false}, {"pending", 9, true},
+							  {"oldest", 9, true},	    {"dead", 7, true},
+							  {"last min", 9, true},    {"last hour", 9, true}};
+	mqtx_render_puts(r, "\n");
+	mqtx_table_header(r, dest_cols, 6, broker ? "  broker" : NULL);
+	size_t shown = 0;
+	for (size_t i = 0; i < rep->db.n_dests; i++) {
+		const struct mqtx_check_dest *d = &rep->db.dests[i];
+		if (shown++ >= 100) {
+			mqtx_render_printf(r, "... and %zu more destinations (see --format json)\n", rep->db.n_dests - 100);
+			break;
 		}
+		char name[64], age[32], m[32], h[32];
+		mqtx_render_cell(d->name[0] ? d->name : "(default exchange)", 30, name, sizeof(name));
+		mqtx_render_age(d->oldest_pending_ms, age, sizeof(age));
+		snprintf(m, sizeof(m), "%lld", (long long)d->relayed_minute);
+		snprintf(h, sizeof(h), "%lld", (long long)d->relayed_hour);
+		mqtx_render_printf(r, "%-30s %9lld %9s %7lld %9s %9s", name, (long long)d->pending, age, (long long)d->dead,
+		       d->relayed_minute >= 0 ? m : "-", d->relayed_hour >= 0 ? h : "-");
+		if (d->exists == 1)
+			mqtx_render_printf(r, "  exists");
+		else if (d->exists == 0)
+			mqtx_render_printf(r, "  %sMISSING%s", level_colour(r, MQTX_CHECK_CRITICAL), R);
+		mqtx_render_printf(r, "\n");
 	}
+}
 
+static void text_relays(struct mqtx_render *r, const struct mqtx_check_report *rep)
+{
+	const char *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
 	if (!rep->db.relays_known) {
 		mqtx_render_printf(r, "\nrelays: unknown (no mqtx_relays table: run 'mqtx init')\n");
 	} else if (rep->db.n_relays == 0) {
@@ -162,60 +165,79 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 			       mqtx_relay_state_name(x->state), R, seen, (long long)x->relayed, (long long)x->failed);
 		}
 	}
+}
+
+static void text_queues(struct mqtx_render *r, const struct mqtx_check_report *rep)
+{
+	if (rep->n_queues == 0)
+		return;
+	static const struct mqtx_table_col queue_cols[] = {
+		{"queue", 30, false}, {"messages", 10, true}, {"consumers", 10, true}};
+	mqtx_render_puts(r, "\n");
+	mqtx_table_header(r, queue_cols, 3, NULL);
+	for (size_t i = 0; i < rep->n_queues; i++) {
+		const struct mqtx_check_queue *q = &rep->queues[i];
+		char name[64];
+		mqtx_render_cell(q->name, 30, name, sizeof(name));
+		if (q->depth < 0)
+			mqtx_render_printf(r, "%-30s %10s %10s  %s\n", name, "-", "-", q->detail ? q->detail : "does not exist");
+		else
+			mqtx_render_printf(r, "%-30s %10lld %10lld\n", name, (long long)q->depth, (long long)q->consumers);
+	}
+}
+
+static void text_problem(struct mqtx_render *r, const struct mqtx_check_problem *p)
+{
+	const char *B = mqtx_render_sgr(r, MQTX_SGR_BOLD), *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
+	mqtx_render_printf(r, "%s%-8s%s %s: %s\n", level_colour(r, p->level), upper_level(p->level), R, p->check, p->message);
+	for (size_t k = 0; k < p->n_rows; k++)
+		row_line(r, "         ", &p->rows[k]);
+	for (size_t k = 0; k < p->n_keys; k++) {
+		const struct mqtx_check_blocked *b = &p->keys[k];
+		char err[160];
+		mqtx_render_cell(b->head.last_error, 100, err, sizeof(err));
+		mqtx_render_printf(r, "         key '%s': %lld row(s) wait behind row %lld (to '%s', %lld attempt(s): %s)\n",
+		       b->ordering_key, (long long)b->behind, (long long)b->head.id, b->head.destination,
+		       (long long)b->head.attempts, err);
+	}
+	for (size_t k = 0; k < p->n_relays; k++) {
+		char a[32];
+		mqtx_render_age(p->relays[k].seen_ms, a, sizeof(a));
+		mqtx_render_printf(r, "         relay %s (pid %lld) last seen %s ago\n", p->relays[k].relay_id, (long long)p->relays[k].pid, a);
+	}
+	for (size_t k = 0; k < p->n_items; k++) {
+		char a[32];
+		mqtx_render_age(p->items[k].age_ms, a, sizeof(a));
+		mqtx_render_printf(r, "         %s '%s', %s old: %s\n", p->items[k].kind, p->items[k].key, a, p->items[k].detail);
+	}
+	if (p->action != NULL)
+		mqtx_render_printf(r, "         %s-> %s%s\n", B, p->action, R);
+}
+
+void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_report *rep)
+{
+	const char *B = mqtx_render_sgr(r, MQTX_SGR_BOLD), *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
+	summary_line(r, rep);
+	mqtx_render_printf(r, "\n%sdatabase%s %s, checked %s in %lldms\n", B, R, rep->db.database ? rep->db.database : "?",
+			   rep->db.checked_at ? rep->db.checked_at : "?", (long long)rep->elapsed_ms);
+	text_status(r, rep);
+	text_dests(r, rep);
+	text_relays(r, rep);
 	if (rep->db.completion_checked)
 		mqtx_render_printf(r, "\ncompletion: %lld sent message(s) awaiting a consumer's completion\n",
-		       (long long)rep->db.awaiting_completion);
-	if (rep->n_queues > 0) {
-		static const struct mqtx_table_col queue_cols[] = {
-			{"queue", 30, false}, {"messages", 10, true}, {"consumers", 10, true}};
-		mqtx_render_puts(r, "\n");
-		mqtx_table_header(r, queue_cols, 3, NULL);
-		for (size_t i = 0; i < rep->n_queues; i++) {
-			const struct mqtx_check_queue *q = &rep->queues[i];
-			char name[64];
-			mqtx_render_cell(q->name, 30, name, sizeof(name));
-			if (q->depth < 0)
-				mqtx_render_printf(r, "%-30s %10s %10s  %s\n", name, "-", "-", q->detail ? q->detail : "does not exist");
-			else
-				mqtx_render_printf(r, "%-30s %10lld %10lld\n", name, (long long)q->depth, (long long)q->consumers);
-		}
-	}
+				   (long long)rep->db.awaiting_completion);
+	text_queues(r, rep);
 	if (rep->resolved)
 		mqtx_render_printf(r, "\nresolve: %lld committed, %lld rolled back, %lld still unknown, %lld failed\n",
-		       (long long)rep->resolve.committed, (long long)rep->resolve.rolled_back, (long long)rep->resolve.unknown,
-		       (long long)rep->resolve.failed);
-
+				   (long long)rep->resolve.committed, (long long)rep->resolve.rolled_back,
+				   (long long)rep->resolve.unknown, (long long)rep->resolve.failed);
 	if (rep->n_problems == 0) {
 		mqtx_render_printf(r, "\nno problems\n");
 		return;
 	}
 	mqtx_render_printf(r, "\n%sproblems%s\n", B, R);
-	for (size_t i = 0; i < rep->n_problems; i++) {
-		const struct mqtx_check_problem *p = &rep->problems[i];
-		mqtx_render_printf(r, "%s%-8s%s %s: %s\n", level_colour(r, p->level), upper_level(p->level), R, p->check, p->message);
-		for (size_t k = 0; k < p->n_rows; k++)
-			row_line(r, "         ", &p->rows[k]);
-		for (size_t k = 0; k < p->n_keys; k++) {
-			const struct mqtx_check_blocked *b = &p->keys[k];
-			char err[160];
-			mqtx_render_cell(b->head.last_error, 100, err, sizeof(err));
-			mqtx_render_printf(r, "         key '%s': %lld row(s) wait behind row %lld (to '%s', %lld attempt(s): %s)\n",
-			       b->ordering_key, (long long)b->behind, (long long)b->head.id, b->head.destination,
-			       (long long)b->head.attempts, err);
-		}
-		for (size_t k = 0; k < p->n_relays; k++) {
-			char a[32];
-			mqtx_render_age(p->relays[k].seen_ms, a, sizeof(a));
-			mqtx_render_printf(r, "         relay %s (pid %lld) last seen %s ago\n", p->relays[k].relay_id, (long long)p->relays[k].pid, a);
-		}
-		for (size_t k = 0; k < p->n_items; k++) {
-			char a[32];
-			mqtx_render_age(p->items[k].age_ms, a, sizeof(a));
-			mqtx_render_printf(r, "         %s '%s', %s old: %s\n", p->items[k].kind, p->items[k].key, a, p->items[k].detail);
-		}
-		if (p->action != NULL)
-			mqtx_render_printf(r, "         %s-> %s%s\n", B, p->action, R);
-	}
+	for (size_t i = 0; i < rep->n_problems; i++)
+		text_problem(r, &rep->problems[i]);
 }
 
 

@@ -77,20 +77,6 @@ static int cmp_hashidx(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
-struct keyidx {
-	const char *key;
-	size_t i;
-};
-
-static int cmp_keyidx(const void *a, const void *b)
-{
-	const struct keyidx *x = a, *y = b;
-	int c = strcmp(x->key, y->key);
-	if (c != 0)
-		return c;
-	return x->i < y->i ? -1 : x->i > y->i;
-}
-
 /* Merges the default headers with the message's own (which win by name; a
  * null value removes one; "headers": null drops them all). */
 static void merge_headers(struct mqtx_txpub_set *s, struct mqtx_msg *m, const struct mqtx_input_msg *im,
@@ -223,12 +209,12 @@ struct mqtx_txpub_set *mqtx_txpub_set_new(struct mqtx_input *in, const struct mq
 	}
 	derive_keys(s);
 	/* keys must be unique within the input: consumers would drop the second */
-	struct keyidx *ki = mqtx_xcalloc(s->n, sizeof(*ki));
+	struct mqtx_keyidx *ki = mqtx_xcalloc(s->n, sizeof(*ki));
 	for (size_t i = 0; i < s->n; i++) {
 		ki[i].key = s->msgs[i].key;
 		ki[i].i = i;
 	}
-	qsort(ki, s->n, sizeof(*ki), cmp_keyidx);
+	qsort(ki, s->n, sizeof(*ki), mqtx_keyidx_cmp);
 	for (size_t j = 1; j < s->n; j++) {
 		if (strcmp(ki[j].key, ki[j - 1].key) == 0) {
 			mqtx_err_set(err, MQTX_E_INPUT, "%s: key '%s' is also the key of %s (keys must be unique)",

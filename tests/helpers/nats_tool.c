@@ -55,6 +55,7 @@ static void die(const char *what, const char *fmt, ...)
 	exit(2);
 }
 
+static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr, "usage: nats_tool create-stream URL STREAM SUBJECT... [--dupe-window SECONDS]\n"
@@ -394,7 +395,7 @@ int main(int argc, char **argv)
 	if (np < 3)
 		usage();
 	const char *cmd = pos[0];
-	int rc;
+	int rc = 2;
 	connect_to(pos[1]);
 	if (strcmp(cmd, "create-stream") == 0 && np >= 4)
 		rc = cmd_create(pos[2], pos + 3, np - 3, dupe);

@@ -89,7 +89,7 @@ static bool stopping(const struct nats_backend *nb)
 /* ---- connecting (shared with the reader) ---- */
 
 int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url *u, const char *where,
-		      const char *name, natsConnection **out, struct mqtx_err *err)
+		      const char *name, int64_t write_deadline_ms, natsConnection **out, struct mqtx_err *err)
 {
 	natsOptions *o = NULL;
 	char *file_password = NULL;
@@ -106,10 +106,16 @@ int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url 
 	natsOptions_SetName(o, name != NULL ? name : "mqtx");
 	natsOptions_SetAllowReconnect(o, false);
 	natsOptions_SetTimeout(o, cfg->broker_connect_timeout_ms > 0 ? cfg->broker_connect_timeout_ms : 5000);
+	if (write_deadline_ms > 0)
+		natsOptions_SetWriteDeadline(o, write_deadline_ms);
 	if (cfg->broker_heartbeat_ms > 0)
 		natsOptions_SetPingInterval(o, cfg->broker_heartbeat_ms);
-	if (u->user != NULL || password != NULL)
-		natsOptions_SetUserInfo(o, u->user != NULL ? u->user : "", password != NULL ? password : "");
+	/* a user: user and password authentication; a password without a user
+	 * (broker.password_file, nats://:PASSWORD@...): an authentication token */
+	if (u->user != NULL && u->user[0] != '\0')
+		natsOptions_SetUserInfo(o, u->user, password != NULL ? password : "");
+	else if (password != NULL && password[0] != '\0')
+		natsOptions_SetToken(o, password);
 	if (u->tls) {
 		natsOptions_SetSecure(o, true);
 		if (cfg->broker_tls_ca_file != NULL && natsOptions_LoadCATrustedCertificates(o, cfg->broker_tls_ca_file) != NATS_OK) {
@@ -284,7 +290,12 @@ static struct mqtx_backend *nats_open(const struct mqtx_config *cfg, const struc
 	}
 	if (mqtx_nats_url_parse(cfg->broker_url, nb->where, false, &u, err) < 0)
 		goto fail;
-	int r = mqtx_nats_connect(cfg, &u, nb->where, opts->client_name, &nb->nc, err);
+	/* A write that cannot finish (a stalled link) fails instead of blocking
+	 * past the confirm timeout or a stop's grace. */
+	int64_t wd = nb->confirm_timeout_ms;
+	if (opts->stop_grace_ms > 0 && opts->stop_grace_ms < wd)
+		wd = opts->stop_grace_ms;
+	int r = mqtx_nats_connect(cfg, &u, nb->where, opts->client_name, wd < 100 ? 100 : wd, &nb->nc, err);
 	mqtx_nats_url_free(&u);
 	if (r < 0)
 		goto fail;

@@ -10,11 +10,14 @@
 #include "base/json.h"
 
 /* Connects to u's server with the broker.* settings of cfg (password
- * file, TLS files and verification, timeouts); no reconnects. where names
- * the server in messages (redacted). *out is owned (natsConnection_Close
- * and _Destroy). Returns 0, or -1 with err. */
+ * file, TLS files and verification, timeouts); no reconnects. A user
+ * authenticates with the password (the file's, else the URL's); a
+ * password without a user is a token. where names the server in messages
+ * (redacted). A socket write that cannot finish within write_deadline_ms
+ * fails (0: no deadline). *out is owned (natsConnection_Close and
+ * _Destroy). Returns 0, or -1 with err. */
 int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url *u, const char *where,
-		      const char *name, natsConnection **out, struct mqtx_err *err);
+		      const char *name, int64_t write_deadline_ms, natsConnection **out, struct mqtx_err *err);
 
 /* A JetStream API request: subj with body, the answer parsed into *out
  * (owned). Returns 0; 1 when nothing answers (no JetStream); -1 with err. */

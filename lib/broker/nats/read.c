@@ -168,7 +168,7 @@ int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 		return -1;
 	}
 	int64_t timeout = o->cfg->broker_connect_timeout_ms > 0 ? o->cfg->broker_connect_timeout_ms : 5000;
-	if (mqtx_nats_connect(o->cfg, &u, where, "mqtx dedupe-audit", &nc, err) < 0)
+	if (mqtx_nats_connect(o->cfg, &u, where, "mqtx dedupe-audit", timeout, &nc, err) < 0)
 		goto out;
 	size_t sl = strlen(u.stream) + 32;
 	char *subj = mqtx_xmalloc(sl);
