@@ -156,7 +156,7 @@ int mqtx_usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static void help_opts(const struct mqtx_opt *o)
+void mqtx_cli_help_opts(FILE *out, const struct mqtx_opt *o)
 {
 	for (; o->lng != NULL; o++) {
 		char left[64];
@@ -164,16 +164,16 @@ static void help_opts(const struct mqtx_opt *o)
 			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shrt, o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
-		printf("  %-28s %s\n", left, o->help);
+		fprintf(out, "  %-28s %s\n", left, o->help);
 	}
 }
 
 void mqtx_cli_help(const struct mqtx_cmd_info *info)
 {
 	printf("usage: mqtx %s %s\n\n%s\n\noptions:\n", info->name, info->synopsis, info->summary);
-	help_opts(info->opts);
+	mqtx_cli_help_opts(stdout, info->opts);
 	printf("\ncommon options:\n");
-	help_opts(mqtx_common_opts);
+	mqtx_cli_help_opts(stdout, mqtx_common_opts);
 	printf("\nexit status:\n%s\nSee mqtx-%s(1).\n", info->exit_codes, info->name);
 }
 

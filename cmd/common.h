@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "config/config.h"
 #include "base/error.h"
@@ -115,6 +116,8 @@ void mqtx_cli_free(struct mqtx_cli *cli);
 
 /* Prints the --help text of a command to stdout. */
 void mqtx_cli_help(const struct mqtx_cmd_info *info);
+/* One help line per option: "  -c, --config FILE  help". */
+void mqtx_cli_help_opts(FILE *out, const struct mqtx_opt *o);
 
 /* Maps an error to the exit code and prints "mqtx: <msg>" on stderr. */
 int mqtx_fail(const struct mqtx_err *err);
@@ -130,6 +133,5 @@ int mqtx_usage_error(const char *cmd, const char *fmt, ...) __attribute__((forma
  * long_running: SIGHUP is logged and otherwise ignored (no reload yet). */
 extern volatile sig_atomic_t mqtx_stop;
 void mqtx_install_signals(bool long_running);
-
 
 #endif

@@ -44,14 +44,7 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].info->summary);
 	fprintf(out, "\ncommon options (before or after COMMAND):\n");
-	for (const struct mqtx_opt *o = mqtx_common_opts; o->lng != NULL; o++) {
-		char left[64];
-		if (o->shrt)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shrt, o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
-		else
-			snprintf(left, sizeof(left), "    --%s%s%s", o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-28s %s\n", left, o->help);
-	}
+	mqtx_cli_help_opts(out, mqtx_common_opts);
 	fprintf(out, "  -V, --version                print the version and exit\n"
 		     "\nRun 'mqtx COMMAND --help' for a command's options. See mqtx(1).\n");
 }

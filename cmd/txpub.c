@@ -444,100 +444,106 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 	return code;
 }
 
-static int run(struct mqtx_cmd *c)
+/* What a run builds on its way to the answer; the report shows it. */
+struct txpub_run {
+	struct mqtx_input_header *headers;
+	struct mqtx_input in;
+	struct mqtx_txpub_set *s;     /* NULL until the messages are read and checked */
+	struct mqtx_txpub_opts o;
+	enum mqtx_txpub_mode eff;     /* the mode publishing uses */
+	const char *mode_name;        /* its name, "" for outbox operations */
+	struct mqtx_sql_result sql;   /* --sql, once sql_tried */
+	bool sql_tried;
+};
+
+/* The messages: headers, the mode, the input, each message checked and
+ * keyed. Returns 0 or an exit code after the error. */
+static int build_set(const struct txpub_args *a, const struct mqtx_config *cfg, struct txpub_run *t)
 {
-	struct txpub_args a = *(struct txpub_args *)c->args; /* borrowed: args_free frees what it holds */
-	struct mqtx_cli cli = c->cli;                         /* borrowed */
 	struct mqtx_err err;
-	int rc;
-	struct mqtx_input_header *headers = NULL;
-	struct mqtx_input in = {0};
-	struct mqtx_txpub_set *s = NULL;
-	struct mqtx_sql_result sql_result;
-	bool sql_tried = false;
-	const char *mode_name = "";
-	const char *operation = a.op == OP_PREPARE ? "prepare" : a.op == OP_SQL ? "sql" : "publish";
-	rc = check_usage(&a, &cli);
+	int rc = parse_headers(a, &t->headers);
 	if (rc != 0)
-		goto out;
-	if (a.op == OP_COMMIT || a.op == OP_ROLLBACK) {
-		rc = run_keys_op(&a, &cli);
-		goto out;
+		return rc;
+	parse_mode(cfg, &t->o);
+	t->eff = t->o.mode;
+	if (a->op == OP_PUBLISH || a->op == OP_SQL) {
+		if (mqtx_txpub_effective_mode(cfg, t->o.mode, a->op == OP_SQL, &t->eff, &err) < 0)
+			return mqtx_fail(&err);
+		t->mode_name = mqtx_txpub_mode_name(t->eff);
 	}
-	rc = parse_headers(&a, &headers);
-	if (rc != 0)
-		goto out;
-	struct mqtx_txpub_opts o = {0};
-	parse_mode(cli.cfg, &o);
-	enum mqtx_txpub_mode eff = o.mode;
-	if (a.op == OP_PUBLISH || a.op == OP_SQL) {
-		if (mqtx_txpub_effective_mode(cli.cfg, o.mode, a.op == OP_SQL, &eff, &err) < 0) {
-			rc = mqtx_fail(&err);
-			goto out;
-		}
-		mode_name = mqtx_txpub_mode_name(eff);
-	}
-	if (read_input(&a, cli.cfg, &in, &err) < 0) {
-		rc = mqtx_fail(&err);
-		goto out;
-	}
-	const struct mqtx_backend_ops *ops = cli.cfg->broker_url != NULL ? mqtx_backend_find(cli.cfg->broker_url, &err) : NULL;
+	if (read_input(a, cfg, &t->in, &err) < 0)
+		return mqtx_fail(&err);
+	const struct mqtx_backend_ops *ops = cfg->broker_url != NULL ? mqtx_backend_find(cfg->broker_url, &err) : NULL;
 	struct mqtx_txpub_defaults d = {
-		.destination = a.destination,
-		.routing_key = a.routing_key,
-		.ordering_key = a.ordering_key,
-		.content_type = a.content_type,
-		.key = a.key,
-		.headers = headers,
-		.n_headers = a.n_header_args,
-		.batch_size = a.op == OP_PUBLISH ? (size_t)cli.cfg->txpub_batch_size : 0,
-		.max_key_len = a.op == OP_SQL ? 194 : 255,
+		.destination = a->destination,
+		.routing_key = a->routing_key,
+		.ordering_key = a->ordering_key,
+		.content_type = a->content_type,
+		.key = a->key,
+		.headers = t->headers,
+		.n_headers = a->n_header_args,
+		.batch_size = a->op == OP_PUBLISH ? (size_t)cfg->txpub_batch_size : 0,
+		.max_key_len = a->op == OP_SQL ? 194 : 255,
 		.ops = ops,
 	};
-	s = mqtx_txpub_set_new(&in, &d, &err);
-	if (s == NULL) {
-		rc = mqtx_fail(&err);
-		goto out;
+	t->s = mqtx_txpub_set_new(&t->in, &d, &err);
+	return t->s == NULL ? mqtx_fail(&err) : 0;
+}
+
+static int publish(const struct mqtx_config *cfg, struct txpub_run *t)
+{
+	struct mqtx_err err;
+	t->o.mode = t->eff;
+	if (mqtx_txpub_publish(cfg, &t->o, t->s, &err) < 0) {
+		mqtx_error("%s", err.msg);
+		if (err.kind == MQTX_E_CONFIG)
+			return EXIT_CONFIG;
 	}
-	switch (a.op) {
-	case OP_PREPARE:
-		run_prepare(s, &cli, &rc);
-		break;
-	case OP_SQL:
-		rc = run_sql(s, &cli, &o, a.sql_file, &sql_result, &sql_tried);
-		break;
-	default:
-		o.mode = eff;
-		if (mqtx_txpub_publish(cli.cfg, &o, s, &err) < 0) {
-			mqtx_error("%s", err.msg);
-			if (err.kind == MQTX_E_CONFIG) {
-				rc = EXIT_CONFIG;
-				break;
-			}
+	tell(t->s, t->eff == MQTX_TXPUB_CONFIRM ? "confirm" : t->mode_name);
+	return code_from_counts(t->s);
+}
+
+/* --report FILE: what became of every message, and the exit status rc. */
+static int report(const struct txpub_args *a, const struct txpub_run *t, int rc)
+{
+	struct mqtx_txpub_report rep = {
+		.operation = a->op == OP_PREPARE ? "prepare" : a->op == OP_SQL ? "sql" : "publish",
+		.mode = t->mode_name,
+		.exit_code = rc,
+		.outcome = t->s != NULL ? outcome(rc, a->op) : "not_published", /* stopped before there were messages */
+		.set = t->s,
+		.sql = t->sql_tried ? &t->sql : NULL,
+	};
+	struct mqtx_render r;
+	mqtx_render_init_buf(&r);
+	mqtx_render_txpub_report(&r, &rep);
+	int w = write_report(a->report, r.b.data);
+	mqtx_render_free(&r);
+	return w;
+}
+
+static int run(struct mqtx_cmd *c)
+{
+	struct txpub_args *a = c->args;
+	struct mqtx_cli *cli = &c->cli;
+	struct txpub_run t = {.mode_name = ""};
+
+	int rc = check_usage(a, cli);
+	if (rc == 0 && (a->op == OP_COMMIT || a->op == OP_ROLLBACK))
+		return run_keys_op(a, cli);
+	if (rc == 0)
+		rc = build_set(a, cli->cfg, &t);
+	if (rc == 0) {
+		switch (a->op) {
+		case OP_PREPARE: run_prepare(t.s, cli, &rc); break;
+		case OP_SQL: rc = run_sql(t.s, cli, &t.o, a->sql_file, &t.sql, &t.sql_tried); break;
+		default: rc = publish(cli->cfg, &t); break;
 		}
-		tell(s, eff == MQTX_TXPUB_CONFIRM ? "confirm" : mode_name);
-		rc = code_from_counts(s);
-		break;
 	}
-out:
-	if (a.report != NULL && a.op != OP_COMMIT && a.op != OP_ROLLBACK) {
-		struct mqtx_txpub_report rep = {
-			.operation = operation,
-			.mode = mode_name,
-			.exit_code = rc,
-			.outcome = s != NULL ? outcome(rc, a.op) : "not_published", /* stopped before there were messages */
-			.set = s,
-			.sql = sql_tried ? &sql_result : NULL,
-		};
-		struct mqtx_render r;
-		mqtx_render_init_buf(&r);
-		mqtx_render_txpub_report(&r, &rep);
-		if (write_report(a.report, r.b.data) < 0 && rc == EXIT_OK)
-			rc = EXIT_IO;
-		mqtx_render_free(&r);
-	}
-	mqtx_txpub_set_free(s);
-	mqtx_input_free(&in);
-	free_headers(headers, a.n_header_args);
+	if (a->report != NULL && a->op != OP_COMMIT && a->op != OP_ROLLBACK && report(a, &t, rc) < 0 && rc == EXIT_OK)
+		rc = EXIT_IO;
+	mqtx_txpub_set_free(t.s);
+	mqtx_input_free(&t.in);
+	free_headers(t.headers, a->n_header_args);
 	return rc;
 }

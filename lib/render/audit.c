@@ -307,42 +307,45 @@ static void json_dups(struct mqtx_jw *w, const struct mqtx_audit_report *rep)
 	mqtx_jw_obj_end(w);
 }
 
+/* "name":{ ... the counts ..., "details":[rows]} */
+static void section_begin(struct mqtx_jw *w, const char *name)
+{
+	mqtx_jw_key(w, name);
+	mqtx_jw_obj(w);
+}
+
+static void section_end(struct mqtx_jw *w, const struct mqtx_audit_report *rep, const struct mqtx_audit_list *l,
+			enum row_kind kind)
+{
+	mqtx_jw_key(w, "details");
+	json_rows(w, rep, l, kind);
+	mqtx_jw_obj_end(w);
+}
+
 static void json_findings(struct mqtx_jw *w, const struct mqtx_audit_report *rep)
 {
-	mqtx_jw_key(w, "missing");
-	mqtx_jw_obj(w);
+	section_begin(w, "missing");
 	mqtx_jw_kbool(w, "checked", rep->losses_checked);
 	mqtx_jw_kint(w, "count", rep->missing);
-	mqtx_jw_key(w, "details");
-	json_rows(w, rep, &rep->missing_rows, ROW_MISSING);
-	mqtx_jw_obj_end(w);
+	section_end(w, rep, &rep->missing_rows, ROW_MISSING);
 
-	mqtx_jw_key(w, "strangers");
-	mqtx_jw_obj(w);
+	section_begin(w, "strangers");
 	mqtx_jw_kint(w, "keys", rep->stranger_keys);
 	mqtx_jw_kint(w, "deliveries", rep->stranger_deliveries);
 	mqtx_jw_kint(w, "unkeyed_deliveries", rep->unkeyed);
-	mqtx_jw_key(w, "details");
-	json_rows(w, rep, &rep->strangers, ROW_STRANGER);
-	mqtx_jw_obj_end(w);
+	section_end(w, rep, &rep->strangers, ROW_STRANGER);
 
-	mqtx_jw_key(w, "order");
-	mqtx_jw_obj(w);
+	section_begin(w, "order");
 	mqtx_jw_kbool(w, "checked", rep->order_checked);
 	mqtx_jw_kint(w, "ordering_keys", rep->order_keys);
 	mqtx_jw_kint(w, "out_of_order", rep->out_of_order);
 	mqtx_jw_kint(w, "out_of_order_keys", rep->out_of_order_keys);
-	mqtx_jw_key(w, "details");
-	json_rows(w, rep, &rep->order_rows, ROW_ORDER);
-	mqtx_jw_obj_end(w);
+	section_end(w, rep, &rep->order_rows, ROW_ORDER);
 
-	mqtx_jw_key(w, "gaps");
-	mqtx_jw_obj(w);
+	section_begin(w, "gaps");
 	mqtx_jw_kint(w, "count", rep->gaps);
 	mqtx_jw_kint(w, "ordering_keys", rep->gap_keys);
-	mqtx_jw_key(w, "details");
-	json_rows(w, rep, &rep->gap_rows, ROW_GAP);
-	mqtx_jw_obj_end(w);
+	section_end(w, rep, &rep->gap_rows, ROW_GAP);
 }
 
 static void json_table(struct mqtx_jw *w, const struct mqtx_audit_report *rep)
