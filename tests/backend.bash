@@ -32,8 +32,8 @@ backend_name() { printf '%s\n' "$MQTX_TEST_BACKEND"; }
 backend_can() {
 	local caps
 	case $MQTX_TEST_BACKEND in
-	amqp) caps="transactions queues consume inspect read properties returns" ;;
-	kafka) caps="transactions fenced_transactions consume inspect read" ;;
+	amqp) caps="transactions queues consume inspect read returns" ;;
+	kafka) caps="transactions fenced_transactions consume inspect read properties" ;;
 	nats) caps="inspect read dedupes" ;;
 	esac
 	[[ " $caps " == *" $1 "* ]]

@@ -289,6 +289,15 @@ pending|0"
 		[[ $(backend_name) == kafka ]]
 }
 
+@test "relay: a client property map (broker.kafka) on a broker that takes none is a warning, and relaying goes on" {
+	backend_can properties && skip "this broker takes a client property map"
+	insert_rows 1
+	printf 'broker:\n  kafka:\n    linger.ms: "5"\n' >"$BATS_TEST_TMPDIR/mqtx.yaml"
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/mqtx.yaml" relay
+	stderr_has "broker.kafka is set, but the $(backend_name) broker takes no client property map: its 1 setting(s) are ignored"
+	[[ $(count_status sent) == 1 ]]
+}
+
 @test "relay: an existing table adopted through a column mapping (Debezium layout, jsonb payload, no key column)" {
 	psql_test "CREATE TABLE events(event_id bigserial PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text, type text, payload jsonb NOT NULL)"
 	cat >"$BATS_TEST_TMPDIR/mqtx.yaml" <<-YAML

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/util.h"
 
 static const struct mqtx_backend_ops *const registry[] = {
@@ -55,6 +56,9 @@ struct mqtx_backend *mqtx_backend_open(const struct mqtx_config *cfg, const stru
 	const struct mqtx_backend_ops *ops = mqtx_backend_find(cfg->broker_url, err);
 	if (ops == NULL)
 		return NULL;
+	if (cfg->n_kafka_props > 0 && !mqtx_broker_can(ops, MQTX_CAP_PROPERTIES))
+		mqtx_warn("broker.kafka is set, but the %s broker takes no client property map: its %zu setting(s) are ignored",
+			  ops->name, cfg->n_kafka_props);
 	struct mqtx_backend *b = ops->open(cfg, opts, err);
 	if (b != NULL)
 		b->mode = opts->mode;

@@ -129,7 +129,7 @@ enum mqtx_broker_cap {
 	MQTX_CAP_CONSUME = 1u << 3,             /* consume() and consume_ack() */
 	MQTX_CAP_INSPECT = 1u << 4,             /* inspect() */
 	MQTX_CAP_READ = 1u << 5,                /* read(): dedupe-audit sources */
-	MQTX_CAP_PROPERTIES = 1u << 6,          /* a pass-through property map (AMQP basic properties) */
+	MQTX_CAP_PROPERTIES = 1u << 6,          /* takes a pass-through client property map (broker.kafka: librdkafka settings) */
 };
 
 /* Opaque outside lib/broker (see broker/internal.h). */

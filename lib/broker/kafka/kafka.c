@@ -1232,7 +1232,8 @@ static int kafka_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.name = "kafka",
 	.dest_noun = "topic",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ |
+		MQTX_CAP_PROPERTIES,
 	.schemes = kafka_schemes,
 	.open = kafka_open,
 	.close = kafka_close,
