@@ -344,16 +344,6 @@ static long parse_headers(struct mqtx_batch *b, const char *text, struct mqtx_he
 	return (long)k;
 }
 
-static char *int_array_literal(const int64_t *v, size_t n)
-{
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_addc(&b, '{');
-	for (size_t i = 0; i < n; i++)
-		mqtx_buf_printf(&b, "%s%lld", i ? "," : "", (long long)v[i]);
-	mqtx_buf_addc(&b, '}');
-	return mqtx_buf_detach(&b);
-}
-
 struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 {
 	struct mqtx_batch *b = mqtx_xcalloc(1, sizeof(*b));
@@ -425,7 +415,7 @@ struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool 
 		int64_t *bk = mqtx_xmalloc(((size_t)nb + 1) * sizeof(int64_t));
 		for (int i = 0; i < nb; i++)
 			bk[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		locked = int_array_literal(bk, (size_t)nb);
+		locked = mqtx_pg_int8_array(bk, (size_t)nb);
 		free(bk);
 		PQclear(res);
 		const char *p2[3] = {slimit, sbuckets, locked};
