@@ -19,7 +19,7 @@
 const struct mqtx_opt mqtx_common_opts[] = {
 	{"config", 'c', "FILE", NULL, "configuration file (default: $MQTX_CONFIG, ./mqtx.yaml, ~/.config/mqtx/config.yaml, /etc/mqtx/config.yaml)"},
 	{"database-url", 0, "URL", "database.url", "PostgreSQL URL or conninfo (prefer MQTX_DATABASE_URL: argv is visible to other users)"},
-	{"broker-url", 0, "URL", "broker.url", "broker URL: amqp://, amqps://, kafka://, kafkas:// (prefer MQTX_BROKER_URL)"},
+	{"broker-url", 0, "URL", "broker.url", "broker URL: amqp://, amqps://, kafka://, kafkas://, nats://, tls:// (NATS) (prefer MQTX_BROKER_URL)"},
 	{"verbose", 'v', NULL, NULL, "debug diagnostics"},
 	{"quiet", 'q', NULL, NULL, "only warnings and errors on stderr: no progress, no summaries"},
 	{"log-format", 0, "FORMAT", "log.format", "diagnostics format: text or json"},

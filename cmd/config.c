@@ -2,9 +2,9 @@
  * where each value came from, or list every key. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "render/config.h"
 #include "commands.h"
 
 static const struct mqtx_opt config_opts[] = {
@@ -14,13 +14,10 @@ static const struct mqtx_opt config_opts[] = {
 
 static void print_keys(void)
 {
-	for (size_t i = 0; i < mqtx_config_key_count(); i++) {
-		char *env = mqtx_config_env_name(i);
-		const char *d = mqtx_config_key_default(i);
-		printf("%s\t%s\t%s\t%s\t%s\n", mqtx_config_key_name(i), mqtx_config_key_type(i), d ? d : "",
-		       mqtx_config_key_env(i) ? env : "-", mqtx_config_key_help(i));
-		free(env);
-	}
+	struct mqtx_render r;
+	mqtx_render_init_file(&r, stdout, false);
+	mqtx_render_config_keys(&r);
+	mqtx_render_finish(&r); /* a failed write: main() says so, exit 7 */
 }
 
 /* The key list does not depend on any configuration: show it even when
@@ -38,13 +35,10 @@ static int before_parse(int argc, char **argv)
 
 static int run(struct mqtx_cmd *c)
 {
-	const struct mqtx_config *cfg = c->cli.cfg;
-	for (size_t i = 0; i < mqtx_config_key_count(); i++) {
-		char *v = mqtx_config_value_text(cfg, i);
-		const char *origin = cfg->origin[i] ? cfg->origin[i] : "default";
-		printf("%s = %s\t# %s\n", mqtx_config_key_name(i), v, origin);
-		free(v);
-	}
+	struct mqtx_render r;
+	mqtx_render_init_file(&r, stdout, false);
+	mqtx_render_config_values(&r, c->cli.cfg);
+	mqtx_render_finish(&r); /* a failed write: main() says so, exit 7 */
 	return EXIT_OK;
 }
 

@@ -16,9 +16,9 @@
 
 static const struct mqtx_opt audit_opts[] = {
 	{"source", 's', "SOURCE", NULL,
-	 "deliveries to check: kafka://BROKERS/TOPIC, amqp://HOST/[VHOST/]QUEUE, inbox:[TABLE], postgresql://URL, a JSONL file, or - (stdin)"},
-	{"from", 0, "POS", NULL, "Kafka topic or RabbitMQ stream: start at first, an offset, a time or a duration ago (default: first)"},
-	{"to", 0, "POS", NULL, "Kafka topic or RabbitMQ stream: stop before this offset (or time, Kafka); default: the end at start"},
+	 "deliveries to check: kafka://BROKERS/TOPIC, amqp://HOST/[VHOST/]QUEUE, nats://HOST:PORT/STREAM (or tls://), inbox:[TABLE], postgresql://URL, a JSONL file, or - (stdin)"},
+	{"from", 0, "POS", NULL, "Kafka topic, RabbitMQ or JetStream stream: start at first, an offset (JetStream: a sequence), a time or a duration ago (default: first)"},
+	{"to", 0, "POS", NULL, "Kafka topic, RabbitMQ or JetStream stream: stop before this offset or sequence (or time: Kafka, JetStream); default: the end at start"},
 	{"since", 0, "TIME", NULL, "expect rows sent at or after TIME (RFC 3339 or a duration ago such as 2h)"},
 	{"until", 0, "TIME", NULL, "expect rows sent before TIME (default: when the audit starts)"},
 	{"destination", 'd', "NAME", NULL,

@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "redeliver/redeliver.h"
+#include "render/rows.h"
 #include "base/util.h"
 #include "commands.h"
 
@@ -140,15 +141,6 @@ static int on_opt(void *ctx, const char *lng, const char *value)
 	return 0;
 }
 
-/* Origin of a key's value, for choosing between a usage and a config error. */
-static const char *origin_of(const struct mqtx_config *cfg, const char *key)
-{
-	for (size_t i = 0; i < mqtx_config_key_count(); i++)
-		if (strcmp(mqtx_config_key_name(i), key) == 0)
-			return cfg->origin[i];
-	return NULL;
-}
-
 /* Checks what the flags ask for, as a whole. Returns 0 or an exit code. */
 static int check_args(struct args *a, const struct mqtx_config *cfg)
 {
@@ -186,30 +178,13 @@ static int validate(struct mqtx_cmd *c)
 
 /* ---- output ---- */
 
-static void tsv(const char *s)
-{
-	if (s == NULL) {
-		fputs("-", stdout);
-		return;
-	}
-	for (; *s != '\0'; s++)
-		putchar(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s);
-}
-
 static void print_row(void *ctx, const struct mqtx_redeliver_row *r)
 {
-	(void)ctx;
-	const char *f[] = {r->id, r->key, r->status, r->destination, r->routing_key, r->ordering_key,
-			   r->attempts, r->redelivery_count, r->created_at, r->sent_at};
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		if (i)
-			putchar('\t');
-		tsv(i == 3 && f[i] != NULL && f[i][0] == '\0' ? "(default)" : f[i]);
-	}
-	putchar('\n');
+	mqtx_render_redeliver_row(ctx, r);
 }
 
-/* A progress bar on stderr when it is a terminal. */
+/* A progress bar on stderr when it is a terminal, redrawn at most every
+ * 100ms. */
 struct bar {
 	bool on;
 	int64_t total;
@@ -223,19 +198,10 @@ static void bar_draw(struct bar *b, const struct mqtx_redeliver_stats *st, bool 
 	if (!b->on || b->total <= 0 || (!force && now - b->last < 100))
 		return;
 	b->last = now;
-	int64_t done = st->done > b->total ? b->total : st->done;
-	int width = 30, fill = (int)(done * width / b->total);
-	double secs = (double)(now - b->start) / 1000.0;
-	double rate = secs > 0 ? (double)done / secs : 0;
-	char bar[64];
-	for (int i = 0; i < width; i++)
-		bar[i] = i < fill ? '#' : '-';
-	bar[width] = '\0';
-	fprintf(stderr, "\r[%s] %lld/%lld  %.1f rows/s", bar, (long long)done, (long long)b->total, rate);
-	if (rate > 0 && done < b->total)
-		fprintf(stderr, "  ETA %.0fs", (double)(b->total - done) / rate);
-	fputs("\033[K", stderr);
-	fflush(stderr);
+	struct mqtx_render r;
+	mqtx_render_init_file(&r, stderr, false);
+	mqtx_render_progress(&r, st->done, b->total, now - b->start);
+	mqtx_render_finish(&r);
 	b->drawn = true;
 }
 
@@ -246,8 +212,12 @@ static void on_progress(void *ctx, const struct mqtx_redeliver_stats *st)
 
 static void bar_end(struct bar *b)
 {
-	if (b->drawn)
-		fputs("\r\033[K", stderr);
+	if (b->drawn) {
+		struct mqtx_render r;
+		mqtx_render_init_file(&r, stderr, false);
+		mqtx_render_progress_clear(&r);
+		mqtx_render_finish(&r);
+	}
 	b->drawn = false;
 }
 
@@ -271,8 +241,12 @@ static int dry_run(struct mqtx_redeliver *r, const struct args *a, const struct 
 		return EXIT_OK;
 	if (mqtx_redeliver_count(r, &n, &err) < 0)
 		return mqtx_fail(&err);
-	printf("id\tkey\tstatus\tdestination\trouting_key\tordering_key\tattempts\tredelivery_count\tcreated_at\tsent_at\n");
-	if (mqtx_redeliver_sample(r, (size_t)cfg->redeliver_sample, print_row, NULL, &err) < 0)
+	struct mqtx_render out;
+	mqtx_render_init_file(&out, stdout, false);
+	mqtx_render_redeliver_header(&out);
+	int s = mqtx_redeliver_sample(r, (size_t)cfg->redeliver_sample, print_row, &out, &err);
+	mqtx_render_finish(&out); /* a failed write: main() says so, exit 7 */
+	if (s < 0)
 		return mqtx_fail(&err);
 	int64_t shown = n < cfg->redeliver_sample ? n : cfg->redeliver_sample;
 	mqtx_log(lvl, "dry run: %lld row(s) selected (%lld shown); they would be %s. %s", (long long)n, (long long)shown,
@@ -280,35 +254,73 @@ static int dry_run(struct mqtx_redeliver *r, const struct args *a, const struct 
 	return EXIT_OK;
 }
 
+/* --collect-acks with --yes: drains the ack source and says how many.
+ * Returns 0, or an exit code after reporting the error. */
+static int collect_acks(struct mqtx_redeliver *r, struct mqtx_redeliver_stats *st)
+{
+	struct mqtx_err err;
+	int c = mqtx_redeliver_collect_acks(r, st, &err);
+	if (c == 0 || st->acks > 0) /* no success-looking "0 collected" before an error */
+		mqtx_log(c < 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO, "%sacks: %lld collected, %lld new completion(s), %lld ignored",
+			 c < 0 ? "before the error: " : "", (long long)st->acks, (long long)st->completions,
+			 (long long)st->acks_ignored);
+	return c < 0 ? mqtx_fail(&err) : 0;
+}
+
+/* Re-sends (or requeues) the selected rows with --yes, drawing the bar,
+ * and logs the summary: a warning when rows were not re-sent (exit 1) or
+ * an error follows; none at all when an error came before any row.
+ * Returns 0, or an exit code after reporting the error. */
+static int act(struct mqtx_redeliver *r, const struct args *a, struct bar *bar, struct mqtx_redeliver_stats *st)
+{
+	struct mqtx_err err;
+	int64_t start = mqtx_now_ms();
+	if (bar->on && mqtx_redeliver_count(r, &bar->total, &err) < 0)
+		return mqtx_fail(&err);
+	bar->start = mqtx_now_ms();
+	int x = a->requeue ? mqtx_redeliver_requeue(r, st, &err) : mqtx_redeliver_resend(r, st, &err);
+	bar_draw(bar, st, true);
+	bar_end(bar);
+	double secs = (double)(mqtx_now_ms() - start) / 1000.0;
+	enum mqtx_log_level lvl = x < 0 || st->failed > 0 || st->held_back > 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO;
+	const char *pre = x < 0 ? "before the error: " : "";
+	if (x == 0 || st->done > 0) {
+		if (a->requeue)
+			mqtx_log(lvl, "%srequeued %lld dead row(s) to pending in %.2fs; the relay sends them", pre,
+				 (long long)st->requeued, secs);
+		else
+			mqtx_log(lvl, "%sredelivered %lld, failed %lld, held back %lld in %.2fs (%.1f msgs/s)", pre,
+				 (long long)st->redelivered, (long long)st->failed, (long long)st->held_back, secs,
+				 secs > 0 ? (double)st->redelivered / secs : 0.0);
+	}
+	if (st->held_back > 0)
+		mqtx_warn("%lld row(s) held back behind an earlier pending row of their ordering key: run again once the relay sent it",
+			  (long long)st->held_back);
+	return x < 0 ? mqtx_fail(&err) : 0;
+}
+
+/* What the configuration says before anything connects: the rate, and an
+ * ack source for --collect-acks. Returns 0, or an exit code. */
+static int check_config(const struct args *a, const struct mqtx_config *cfg, double *rate)
+{
+	struct mqtx_err err;
+	if (mqtx_redeliver_rate(cfg, rate, &err) < 0)
+		return err.kind == MQTX_E_USAGE ? mqtx_usage_error("redeliver", "%s", err.msg) : mqtx_fail(&err);
+	if (a->collect_acks && mqtx_redeliver_check_ack_source(cfg, &err) < 0)
+		return mqtx_fail(&err);
+	return 0;
+}
+
 static int run(struct mqtx_cmd *cmd)
 {
 	struct args *a = cmd->args;
 	const struct mqtx_cli cli = cmd->cli; /* borrowed */
 	struct mqtx_err err;
-	struct mqtx_redeliver *r = NULL;
-	int rc;
-
 	double rate = 0;
-	if (mqtx_rate_parse(cli.cfg->redeliver_rate, &rate, &err) < 0) {
-		const char *o = origin_of(cli.cfg, "redeliver.rate");
-		if (o != NULL && strncmp(o, "option", 6) == 0) {
-			rc = mqtx_usage_error("redeliver", "--rate: %s", err.msg);
-		} else {
-			mqtx_err_prefix(&err, "redeliver.rate (%s)", o != NULL ? o : "default");
-			err.kind = MQTX_E_CONFIG;
-			rc = mqtx_fail(&err);
-		}
-		goto out;
-	}
+	int rc = check_config(a, cli.cfg, &rate);
+	if (rc != 0)
+		return rc;
 
-	if (a->collect_acks && (cli.cfg->redeliver_ack_source == NULL || cli.cfg->redeliver_ack_source[0] == '\0')) {
-		mqtx_err_set(&err, MQTX_E_CONFIG, "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
-		rc = mqtx_fail(&err);
-		goto out;
-	}
-	/* Every write (re-send, requeue, collecting acks) needs --yes, wherever
-	 * the output goes: without it this is a dry run. */
-	bool dry = !a->yes;
 	struct bar bar = {.on = isatty(STDERR_FILENO) && cli.verbosity >= 0 && mqtx_log_get_level() >= MQTX_LOG_INFO &&
 				strcmp(cli.cfg->log_format, "text") == 0};
 	struct mqtx_redeliver_opts ro = {
@@ -321,61 +333,20 @@ static int run(struct mqtx_cmd *cmd)
 		.client_name = "mqtx redeliver",
 	};
 	mqtx_err_clear(&err);
-	r = mqtx_redeliver_new(cli.cfg, &ro, &err);
-	if (r == NULL) {
-		rc = mqtx_fail(&err);
-		goto out;
-	}
-	if (dry) {
+	struct mqtx_redeliver *r = mqtx_redeliver_new(cli.cfg, &ro, &err);
+	if (r == NULL)
+		return mqtx_fail(&err);
+	/* Every write (re-send, requeue, collecting acks) needs --yes, wherever
+	 * the output goes: without it this is a dry run. */
+	if (!a->yes) {
 		rc = dry_run(r, a, cli.cfg);
 		goto out;
 	}
-
 	struct mqtx_redeliver_stats st = {0};
-	int64_t start = mqtx_now_ms();
-	if (a->collect_acks) {
-		int c = mqtx_redeliver_collect_acks(r, &st, &err);
-		if (c == 0 || st.acks > 0) /* no success-looking "0 collected" before an error */
-			mqtx_log(c < 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO, "%sacks: %lld collected, %lld new completion(s), %lld ignored",
-				 c < 0 ? "before the error: " : "", (long long)st.acks, (long long)st.completions,
-				 (long long)st.acks_ignored);
-		if (c < 0) {
-			rc = mqtx_fail(&err);
-			goto out;
-		}
-		if (st.interrupted || !a->any_selector)
-			goto done;
-	}
-	if (bar.on && mqtx_redeliver_count(r, &bar.total, &err) < 0) {
-		rc = mqtx_fail(&err);
+	if (a->collect_acks && (rc = collect_acks(r, &st)) != 0)
 		goto out;
-	}
-	bar.start = mqtx_now_ms();
-	int x = a->requeue ? mqtx_redeliver_requeue(r, &st, &err) : mqtx_redeliver_resend(r, &st, &err);
-	bar_draw(&bar, &st, true);
-	bar_end(&bar);
-	double secs = (double)(mqtx_now_ms() - start) / 1000.0;
-	/* The summary: a warning when rows were not re-sent (exit 1) or an
-	 * error follows; none at all when an error came before any row. */
-	enum mqtx_log_level lvl = x < 0 || st.failed > 0 || st.held_back > 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO;
-	const char *pre = x < 0 ? "before the error: " : "";
-	if (x == 0 || st.done > 0) {
-		if (a->requeue)
-			mqtx_log(lvl, "%srequeued %lld dead row(s) to pending in %.2fs; the relay sends them", pre,
-				 (long long)st.requeued, secs);
-		else
-			mqtx_log(lvl, "%sredelivered %lld, failed %lld, held back %lld in %.2fs (%.1f msgs/s)", pre,
-				 (long long)st.redelivered, (long long)st.failed, (long long)st.held_back, secs,
-				 secs > 0 ? (double)st.redelivered / secs : 0.0);
-	}
-	if (st.held_back > 0)
-		mqtx_warn("%lld row(s) held back behind an earlier pending row of their ordering key: run again once the relay sent it",
-			  (long long)st.held_back);
-	if (x < 0) {
-		rc = mqtx_fail(&err);
+	if (!(a->collect_acks && (st.interrupted || !a->any_selector)) && (rc = act(r, a, &bar, &st)) != 0)
 		goto out;
-	}
-done:
 	if (st.interrupted)
 		mqtx_warn("interrupted: what was confirmed is recorded; run the same command again for the rest "
 			  "(a batch cut short may go out once more, with the same idempotency keys)");

@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "relay/relay.h"
+#include "render/rows.h"
 #include "commands.h"
 
 static const struct mqtx_opt relay_opts[] = {
@@ -54,9 +55,7 @@ static int on_opt(void *ctx, const char *lng, const char *value)
 static void print_row(void *ctx, int64_t id, const char *key, const char *destination, const char *routing_key,
 		      const char *ordering_key, size_t payload_len)
 {
-	(void)ctx;
-	printf("%lld\t%s\t%s\t%s\t%s\t%zu\n", (long long)id, key, destination[0] ? destination : "(default)",
-	       routing_key ? routing_key : "-", ordering_key ? ordering_key : "-", payload_len);
+	mqtx_render_relay_dry_run_row(ctx, id, key, destination, routing_key, ordering_key, payload_len);
 }
 
 /* The run's summary on stderr, before the error that ended it (if any).
@@ -89,17 +88,21 @@ static int run(struct mqtx_cmd *c)
 	struct mqtx_err err;
 	int rc = EXIT_OK;
 
+	struct mqtx_render out;
+	mqtx_render_init_file(&out, stdout, false);
 	if (a.dry_run)
-		printf("id\tkey\tdestination\trouting_key\tordering_key\tbytes\n");
+		mqtx_render_relay_dry_run_header(&out);
 	struct mqtx_relay_opts ro = {
 		.dry_run = a.dry_run,
 		.stop = &mqtx_stop,
 		.version = MQTX_VERSION,
 		.dry_run_row = print_row,
+		.ctx = &out,
 	};
 	struct mqtx_relay_stats st;
 	mqtx_err_clear(&err);
 	int r = mqtx_relay_run(cli.cfg, &ro, &st, &err);
+	mqtx_render_finish(&out); /* a failed write: main() says so, exit 7 */
 	summary(&st, a.dry_run, r < 0);
 	if (r < 0)
 		rc = mqtx_fail(&err);

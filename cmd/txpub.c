@@ -26,8 +26,8 @@ enum {
 };
 
 static const struct mqtx_opt txpub_opts[] = {
-	{"destination", 'd', "NAME", NULL, "exchange (AMQP, '' = default exchange) or topic (Kafka) of the messages"},
-	{"routing-key", 'r', "KEY", NULL, "routing key (AMQP) or record key (Kafka)"},
+	{"destination", 'd', "NAME", NULL, "exchange (AMQP, '' = default exchange), topic (Kafka) or subject (NATS) of the messages"},
+	{"routing-key", 'r', "KEY", NULL, "routing key (AMQP), record key (Kafka) or subject suffix (NATS: subject DESTINATION.KEY)"},
 	{"header", 'H', "NAME=VALUE", NULL, "a message header (repeatable)"},
 	{"key", 'k', "KEY", NULL, "idempotency key of the one message (default: derived, see mqtx-keys(7))"},
 	{"ordering-key", 0, "KEY", NULL, "ordering key (Kafka: picks the partition; outbox: delivery order)"},

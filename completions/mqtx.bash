@@ -72,7 +72,7 @@ _mqtx_value() {
 	fi
 	if [[ ${cmd-} == dedupe-audit ]]; then
 		case $1 in
-		-s | --source) compopt -o filenames 2>/dev/null && mapfile -t COMPREPLY < <(compgen -f -W "- inbox: kafka:// amqp://" -- "$2") && return ;;
+		-s | --source) compopt -o filenames 2>/dev/null && mapfile -t COMPREPLY < <(compgen -f -W "- inbox: kafka:// amqp:// nats:// tls://" -- "$2") && return ;;
 		-f | --format) mapfile -t COMPREPLY < <(compgen -W "text json csv" -- "$2") && return ;;
 		--from | --to) mapfile -t COMPREPLY < <(compgen -W "first 0 1h 2h 1d" -- "$2") && return ;;
 		--since | --until) mapfile -t COMPREPLY < <(compgen -W "5m 10m 1h 2h 1d" -- "$2") && return ;;

@@ -70,8 +70,8 @@ complete -c mqtx -n '__mqtx_using check' -s t -l table -x -d 'outbox table name'
 
 # cmd: txpub
 complete -c mqtx -n __mqtx_no_command -a txpub -d 'publish from scripts with a clear answer: published, not published, or unknown'
-complete -c mqtx -n '__mqtx_using txpub' -s d -l destination -x -d 'exchange (AMQP) or topic (Kafka) of the messages'
-complete -c mqtx -n '__mqtx_using txpub' -s r -l routing-key -x -d 'routing key (AMQP) or record key (Kafka)'
+complete -c mqtx -n '__mqtx_using txpub' -s d -l destination -x -d 'exchange (AMQP), topic (Kafka) or subject (NATS) of the messages'
+complete -c mqtx -n '__mqtx_using txpub' -s r -l routing-key -x -d 'routing key (AMQP), record key (Kafka) or subject suffix (NATS)'
 complete -c mqtx -n '__mqtx_using txpub' -s H -l header -x -d 'a message header: NAME=VALUE'
 complete -c mqtx -n '__mqtx_using txpub' -s k -l key -x -d 'idempotency key of the one message'
 complete -c mqtx -n '__mqtx_using txpub' -l ordering-key -x -d 'ordering key'
@@ -121,9 +121,9 @@ complete -c mqtx -n '__mqtx_using redeliver' -s t -l table -x -d 'outbox table n
 
 # cmd: dedupe-audit
 complete -c mqtx -n __mqtx_no_command -a dedupe-audit -d 'count duplicates, losses, strangers and reordering a source really saw'
-complete -c mqtx -n '__mqtx_using dedupe-audit' -s s -l source -r -F -a '- inbox: kafka:// amqp://' -d 'deliveries to check: kafka://, amqp://, inbox:, postgresql://, a JSONL file or -'
-complete -c mqtx -n '__mqtx_using dedupe-audit' -l from -x -a 'first 0 1h 2h 1d' -d 'Kafka topic or RabbitMQ stream: start at first, an offset, a time or a duration ago'
-complete -c mqtx -n '__mqtx_using dedupe-audit' -l to -x -d 'Kafka topic or RabbitMQ stream: stop before this offset (or time)'
+complete -c mqtx -n '__mqtx_using dedupe-audit' -s s -l source -r -F -a '- inbox: kafka:// amqp:// nats:// tls://' -d 'deliveries to check: kafka://, amqp://, nats://, tls://, inbox:, postgresql://, a JSONL file or -'
+complete -c mqtx -n '__mqtx_using dedupe-audit' -l from -x -a 'first 0 1h 2h 1d' -d 'Kafka topic, RabbitMQ or JetStream stream: start at first, an offset, a time or a duration ago'
+complete -c mqtx -n '__mqtx_using dedupe-audit' -l to -x -d 'Kafka topic, RabbitMQ or JetStream stream: stop before this offset or sequence (or time)'
 complete -c mqtx -n '__mqtx_using dedupe-audit' -l since -x -a '1h 2h 6h 1d' -d 'expect rows sent at or after TIME'
 complete -c mqtx -n '__mqtx_using dedupe-audit' -l until -x -a '5m 10m 1h' -d 'expect rows sent before TIME'
 complete -c mqtx -n '__mqtx_using dedupe-audit' -s d -l destination -x -d 'outbox destination the source receives'

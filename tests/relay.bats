@@ -243,6 +243,14 @@ pending|0"
 	assert_output 0
 }
 
+@test "relay: --dry-run keeps a row on one line when a field holds a tab or a newline" {
+	insert_rows 1 "" "E'o\\tk\\nx'"
+	run_mqtx 0 relay --dry-run
+	[[ ${#lines[@]} == 2 ]]
+	IFS=$'\t' read -r -a f <<<"${lines[1]}"
+	[[ ${#f[@]} == 6 && ${f[4]} == "o k x" ]]
+}
+
 @test "relay: --loop relays rows inserted later, woken by NOTIFY" {
 	mqtx_bg relay --loop --poll-interval 10m
 	wait_relay_listening 30

@@ -1,6 +1,6 @@
 /* dedupe-audit: compares the deliveries a source actually saw (a Kafka
- * topic, a RabbitMQ stream or queue, a consumer's inbox table, a JSONL
- * capture) with the outbox table, and reports duplicates, losses,
+ * topic, a RabbitMQ stream or queue, a NATS JetStream stream, a consumer's
+ * inbox table, a JSONL capture) with the outbox table, and reports duplicates, losses,
  * strangers, out-of-order deliveries and gaps.
  *
  * Deliveries are streamed, sorted by outbox id in bounded memory (runs
@@ -47,8 +47,9 @@ struct mqtx_audit_opts {
 };
 
 /* Where one delivery was seen. partition -1: none; offset -1: none. The
- * offset is the source's own position: a Kafka or stream offset, a JSONL
- * line number, a queue delivery number, an inbox row number. */
+ * offset is the source's own position: a Kafka or stream offset, a
+ * JetStream stream sequence, a JSONL line number, a queue delivery number,
+ * an inbox row number. */
 struct mqtx_audit_where {
 	int32_t partition;
 	int64_t offset;
@@ -85,8 +86,8 @@ struct mqtx_audit_list {
 
 struct mqtx_audit_report {
 	char source[512];      /* redacted */
-	const char *kind;      /* "kafka", "stream", "queue", "inbox", "jsonl" */
-	const char *position;  /* what a where.offset means: "offset", "line", "delivery", "row" */
+	const char *kind;      /* "kafka", "stream", "queue", "jetstream", "inbox", "jsonl" */
+	const char *position;  /* what a where.offset means: "offset", "sequence", "line", "delivery", "row" */
 	char detail[512];      /* partitions and offsets read, how reading ended */
 	bool stopped;          /* a signal ended reading early */
 

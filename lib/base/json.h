@@ -1,7 +1,11 @@
-/* A small, strict JSON reader (RFC 8259) and writer helpers. Used for
- * outbox headers (jsonb read back as text), txpub's jsonl input and all
- * machine-readable output. Strings may contain NUL (\u0000), so they carry
- * their length. */
+/* A small, strict JSON reader (RFC 8259) and writer helpers. The reader
+ * parses outbox headers (jsonb read back as text), txpub's jsonl input and
+ * what brokers answer (NATS publish acks). The helpers (string escaping,
+ * writing a parsed value back) build the JSON that goes on the wire and
+ * into the database: query parameters in lib/db, txpub's headers, JSON
+ * log lines, NATS API requests. Command output is not written here: lib/render's mqtx_jw
+ * is the output writer, on top of mqtx_json_add_str. Strings may contain
+ * NUL (\u0000), so they carry their length. */
 #ifndef MQTX_JSON_H
 #define MQTX_JSON_H
 

@@ -16,8 +16,8 @@
 #include "base/msg.h"
 
 enum mqtx_pub_mode {
-	MQTX_PUB_CONFIRM, /* per-message acknowledgements (AMQP confirms, Kafka delivery reports) */
-	MQTX_PUB_TX,      /* broker transactions: AMQP tx.select/commit, Kafka transactions */
+	MQTX_PUB_CONFIRM, /* per-message acknowledgements (AMQP confirms, Kafka delivery reports, NATS JetStream publish acks) */
+	MQTX_PUB_TX,      /* broker transactions: AMQP tx.select/commit, Kafka transactions (NATS has none: no MQTX_CAP_TRANSACTIONS) */
 };
 
 struct mqtx_backend_opts {

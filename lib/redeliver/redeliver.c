@@ -376,6 +376,38 @@ int mqtx_rate_parse(const char *text, double *per_sec, struct mqtx_err *err)
 	return 0;
 }
 
+/* Where the value of key came from (NULL: the default). */
+static const char *origin_of(const struct mqtx_config *cfg, const char *key)
+{
+	for (size_t i = 0; i < mqtx_config_key_count(); i++)
+		if (strcmp(mqtx_config_key_name(i), key) == 0)
+			return cfg->origin[i];
+	return NULL;
+}
+
+int mqtx_redeliver_rate(const struct mqtx_config *cfg, double *per_sec, struct mqtx_err *err)
+{
+	if (mqtx_rate_parse(cfg->redeliver_rate, per_sec, err) == 0)
+		return 0;
+	const char *o = origin_of(cfg, "redeliver.rate");
+	if (o != NULL && strncmp(o, "option", 6) == 0) {
+		mqtx_err_prefix(err, "--rate");
+		err->kind = MQTX_E_USAGE;
+	} else {
+		mqtx_err_prefix(err, "redeliver.rate (%s)", o != NULL ? o : "default");
+		err->kind = MQTX_E_CONFIG;
+	}
+	return -1;
+}
+
+int mqtx_redeliver_check_ack_source(const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	const char *source = cfg->redeliver_ack_source;
+	if (source == NULL || source[0] == '\0')
+		return mqtx_err_set(err, MQTX_E_CONFIG, "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
+	return 0;
+}
+
 struct mqtx_redeliver {
 	const struct mqtx_config *cfg;
 	const struct mqtx_redeliver_opts *o;
@@ -826,9 +858,9 @@ static char *ack_key(const struct mqtx_delivery *d)
 
 int mqtx_redeliver_collect_acks(struct mqtx_redeliver *r, struct mqtx_redeliver_stats *st, struct mqtx_err *err)
 {
+	if (mqtx_redeliver_check_ack_source(r->cfg, err) < 0)
+		return -1;
 	const char *source = r->cfg->redeliver_ack_source;
-	if (source == NULL || source[0] == '\0')
-		return mqtx_err_set(err, MQTX_E_CONFIG, "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
 	const struct mqtx_backend_ops *ops = mqtx_backend_find(r->cfg->broker_url, err);
 	if (ops == NULL)
 		return -1;

@@ -44,6 +44,13 @@ void mqtx_selection_free(struct mqtx_selection *s);
 
 /* "N", "N/s", "N/m" or "N/h" -> messages per second (0: no limit). */
 int mqtx_rate_parse(const char *text, double *per_sec, struct mqtx_err *err);
+/* cfg's redeliver.rate in messages per second. A bad value set by --rate
+ * is an MQTX_E_USAGE error "--rate: ..."; one from the file, the
+ * environment or the default an MQTX_E_CONFIG error that names where it
+ * came from: "redeliver.rate (FILE:LINE:COL): ...". */
+int mqtx_redeliver_rate(const struct mqtx_config *cfg, double *per_sec, struct mqtx_err *err);
+/* --collect-acks needs redeliver.ack_source: 0, or an MQTX_E_CONFIG error. */
+int mqtx_redeliver_check_ack_source(const struct mqtx_config *cfg, struct mqtx_err *err);
 
 /* ---- running ---- */
 

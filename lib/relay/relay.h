@@ -1,5 +1,6 @@
 /* The relay engine: claim a batch, publish it, record the outcome, repeat.
- * Used by `mqtx relay` (and by redeliver's requeue path). */
+ * Used by `mqtx relay`. (redeliver's requeue does not run it: it sets dead
+ * rows back to pending, and the relay sends them on its next claim.) */
 #ifndef MQTX_RELAY_H
 #define MQTX_RELAY_H
 

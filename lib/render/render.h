@@ -15,12 +15,15 @@
  * The pieces below are shared by every renderer:
  * - struct mqtx_render: where output goes (a FILE*, or a buffer that tests
  *   read back), whether text may use ANSI colours, printf-style writes.
- * - struct mqtx_jw: the JSON writer (objects, arrays, commas), on top of
- *   base/json.h's string escaping; there is no other JSON writer.
+ * - struct mqtx_jw: the JSON writer of command output (objects, arrays,
+ *   commas), on top of base/json.h's string escaping. (base/json.h's own
+ *   helpers build the JSON that goes to the database, brokers and logs.)
  * - mqtx_prom_*: Prometheus text exposition format (metric and label name
  *   checks, label value and HELP escaping, HELP/TYPE lines, samples).
  * - mqtx_csv_*: RFC 4180 fields (quoted only when needed, quotes doubled).
- * - mqtx_table_* and mqtx_render_cell: fixed-width text tables. */
+ * - mqtx_table_* and mqtx_render_cell: fixed-width text tables.
+ * Tab-separated rows (relay --dry-run, redeliver's sample, config --keys)
+ * and the progress bar are in render/rows.h. */
 #ifndef MQTX_RENDER_H
 #define MQTX_RENDER_H
 
