@@ -4,7 +4,6 @@
 #define _DEFAULT_SOURCE
 #include "db/outbox.h"
 
-#include <endian.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,13 +278,6 @@ void mqtx_outbox_abort(struct mqtx_outbox *ob)
 
 /* ---- claiming ---- */
 
-static int64_t get_i64(const PGresult *res, int row, int col)
-{
-	uint64_t v;
-	memcpy(&v, PQgetvalue(res, row, col), 8);
-	return (int64_t)be64toh(v);
-}
-
 static char *get_str(struct mqtx_batch *b, const PGresult *res, int row, int col)
 {
 	(void)b;
@@ -344,16 +336,6 @@ static long parse_headers(struct mqtx_batch *b, const char *text, struct mqtx_he
 	return (long)k;
 }
 
-static char *int_array_literal(const int64_t *v, size_t n)
-{
-	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_addc(&b, '{');
-	for (size_t i = 0; i < n; i++)
-		mqtx_buf_printf(&b, "%s%lld", i ? "," : "", (long long)v[i]);
-	mqtx_buf_addc(&b, '}');
-	return mqtx_buf_detach(&b);
-}
-
 struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 {
 	struct mqtx_batch *b = mqtx_xcalloc(1, sizeof(*b));
@@ -365,7 +347,7 @@ struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 	for (size_t i = 0; i < b->n; i++) {
 		int r = (int)i;
 		struct mqtx_msg *m = &b->msgs[i];
-		m->id = get_i64(res, r, 0);
+		m->id = mqtx_pg_get_i64(res, r, 0);
 		m->key = get_str(b, res, r, 1);
 		m->destination = get_str(b, res, r, 2);
 		m->routing_key = get_str(b, res, r, 3);
@@ -374,7 +356,7 @@ struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 		m->payload = PQgetvalue(res, r, 6);
 		m->payload_len = (size_t)PQgetlength(res, r, 6);
 		m->content_type = get_str(b, res, r, 7);
-		b->attempts[i] = get_i64(res, r, 8);
+		b->attempts[i] = mqtx_pg_get_i64(res, r, 8);
 		if (m->key == NULL || m->destination == NULL) {
 			b->bad_headers[i] = keep(b, mqtx_xstrdup(m->key == NULL ? "the idempotency key is NULL"
 									     : "the destination is NULL"));
@@ -425,7 +407,7 @@ struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool 
 		int64_t *bk = mqtx_xmalloc(((size_t)nb + 1) * sizeof(int64_t));
 		for (int i = 0; i < nb; i++)
 			bk[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		locked = int_array_literal(bk, (size_t)nb);
+		locked = mqtx_pg_int8_array(bk, (size_t)nb);
 		free(bk);
 		PQclear(res);
 		const char *p2[3] = {slimit, sbuckets, locked};
