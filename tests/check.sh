@@ -54,12 +54,14 @@ add_summary() {
 # pass NAME ENV...: tests/run.sh with ENV (MQTX_RUN_FILES: the files, else
 # all), output to stdout and $logdir/NAME.log; status of run.sh.
 pass() {
-	local name=$1
+	local name=$1 t0=$SECONDS rc
 	shift
 	echo "== $name =="
 	# shellcheck disable=SC2046 # MQTX_RUN_FILES is a plain list of paths
 	env "$@" tests/run.sh $(env "$@" printenv MQTX_RUN_FILES) 2>&1 | tee "$logdir/$name.log"
-	return "${PIPESTATUS[0]}"
+	rc=${PIPESTATUS[0]}
+	echo "== $name: $((SECONDS - t0))s =="
+	return "$rc"
 }
 
 ASAN_ENV=(MQTX="$PWD/mqtx-asan"

@@ -233,4 +233,9 @@ stream_messages() {
 	stderr_has "stream 'nosuch_$T_SCHEMA' does not exist"
 	run_mqtx 2 dedupe-audit --source "$src" --destructive
 	stderr_has "never changes it"
+	# a malformed source is a usage error before the database or the server is asked
+	MQTX_DATABASE_URL=postgresql://127.0.0.1:1/nothing run_mqtx 2 dedupe-audit --source "$MQTX_TEST_NATS_URL/a.b"
+	stderr_has "names no valid stream"
+	MQTX_DATABASE_URL=postgresql://127.0.0.1:1/nothing run_mqtx 2 dedupe-audit --source "$MQTX_TEST_NATS_URL/S" --from 0
+	stderr_has "stream sequences start at 1"
 }

@@ -149,7 +149,14 @@ int mqtx_nats_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
 	if (o->from.kind == MQTX_READ_POS_OFFSET && o->from.offset < 1)
 		return mqtx_err_set(err, MQTX_E_USAGE, "--from %lld: stream sequences start at 1", (long long)o->from.offset);
-	return 0;
+	/* the source's shape too, before anything connects */
+	struct mqtx_nats_url u;
+	char *where = mqtx_redact(o->url);
+	int rc = mqtx_nats_url_parse(o->url, where, true, &u, err);
+	if (rc == 0)
+		mqtx_nats_url_free(&u);
+	free(where);
+	return rc;
 }
 
 int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err)
