@@ -27,6 +27,7 @@
 #include <sys/time.h>
 
 #include "broker/internal.h"
+#include "broker/window.h"
 #include "broker/amqp/amqp.h"
 #include "broker/amqp/conn.h"
 #include "base/failpoint.h"
@@ -276,11 +277,6 @@ static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_r
 
 /* Reads one frame (waiting until deadline) and applies it. Returns 0, or
  * 1 on timeout, or -1 when the connection is gone. */
-static bool stopping(const struct amqp_backend *ab)
-{
-	return ab->opts.stop != NULL && *ab->opts.stop != 0;
-}
-
 static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, struct mqtx_err *err)
 {
 	amqp_frame_t f;
@@ -625,7 +621,7 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 		goto broken;
 
 	for (;;) {
-		while (pos < todo_n && !ps.channel_closed && !stopping(ab)) {
+		while (pos < todo_n && !ps.channel_closed && !mqtx_broker_stopping(ab->opts.stop)) {
 			struct mqtx_msg *m = &msgs[todo[pos]];
 			const char *gone = missing_why(&ps, m->destination);
 			if (gone != NULL) {
@@ -864,10 +860,10 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 			return -1;
 		if (r == 1)
 			return tx_discarded(ab, &tw, err);
-		if (!stopping(ab) && ab->opts.before_commit(ab->opts.before_commit_ctx, &herr) != 0)
+		if (!mqtx_broker_stopping(ab->opts.stop) && ab->opts.before_commit(ab->opts.before_commit_ctx, &herr) != 0)
 			rollback_why = herr.msg[0] != '\0' ? herr.msg : "refused before commit";
 	}
-	if (stopping(ab) || rollback_why != NULL) {
+	if (mqtx_broker_stopping(ab->opts.stop) || rollback_why != NULL) {
 		char why[256];
 		snprintf(why, sizeof(why), "transaction rolled back: %.200s", rollback_why != NULL ? rollback_why : "stopped");
 		tx_set_all(msgs, n, rollback_why != NULL ? MQTX_MSG_FAILED : MQTX_MSG_PENDING, rollback_why != NULL ? why : "");
@@ -1073,7 +1069,7 @@ static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *
 			return -1;
 		}
 		if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
-			if (c->n > start || mqtx_now_ms() >= deadline || stopping(ab))
+			if (c->n > start || mqtx_now_ms() >= deadline || mqtx_broker_stopping(ab->opts.stop))
 				break;
 			mqtx_sleep_ms(100);
 			continue;
