@@ -11,6 +11,8 @@
 # inside lib/broker, audit/source.h inside lib/audit. Every file under
 # lib/ lives in a known layer folder. Prints each violation as
 # FILE:LINE: reason, then a summary line; exit 1 when there is any.
+# Also: client libraries (libpq, rabbitmq-c, librdkafka, libnats) only in
+# their own folder, and no printing in lib/ outside lib/render and the log.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -54,6 +56,27 @@ while IFS= read -r f; do
 	done <"$f"
 done < <(find lib -type f \( -name '*.c' -o -name '*.h' \) | sort)
 
+# Client libraries stay in their layer: libpq in lib/db, each broker's
+# library in its own folder (cmd/ included: it reaches them through lib/).
+while IFS= read -r hit; do
+	f=${hit%%:*}
+	rest=${hit#*:}
+	n=${rest%%:*}
+	inc=$(sed -n "${n}p" "$f")
+	case $inc in
+	*libpq-fe.h*) [[ $f == lib/db/* ]] || violation "$f:$n: includes libpq outside lib/db (use db/pg.h's types and functions)" ;;
+	*amqp*.h* | *rabbitmq-c/*) [[ $f == lib/broker/amqp/* ]] || violation "$f:$n: includes rabbitmq-c outside lib/broker/amqp" ;;
+	*librdkafka/*) [[ $f == lib/broker/kafka/* ]] || violation "$f:$n: includes librdkafka outside lib/broker/kafka" ;;
+	*nats/nats.h*) [[ $f == lib/broker/nats/* ]] || violation "$f:$n: includes libnats outside lib/broker/nats" ;;
+	esac
+done < <(grep -nE '#[[:space:]]*include[[:space:]]*<(libpq-fe\.h|amqp[a-z_]*\.h|rabbitmq-c/|librdkafka/|nats/nats\.h)' -r lib cmd | sort)
+
+# lib/ never prints: output is lib/render's, messages go through lib/base/log.
+while IFS=: read -r f n _; do
+	violation "$f:$n: prints from lib/ (return an error, log through base/log.h, or render in lib/render)"
+done < <(grep -nE '\b(printf|puts|putchar|perror)[[:space:]]*\(|\bf(printf|puts|write)[[:space:]]*\([[:space:]]*std(out|err)' -r lib |
+	grep -vE '^lib/(render/|base/log\.c:)' || true)
+
 # cmd/ may include anything of lib/, and lib/ nothing of cmd/ (checked
 # above: "cmd" is in no layer's list); cmd/ must not reach private headers
 # (unit tests may: they test the private parts).
@@ -62,7 +85,7 @@ while IFS=: read -r f n _; do
 done < <(grep -nE '#[[:space:]]*include[[:space:]]+"(broker/internal|audit/source)\.h"' cmd/*.c cmd/*.h 2>/dev/null || true)
 
 if ((bad > 0)); then
-	printf 'layout: %d include(s) against the layer order in %d files\n' "$bad" "$files"
+	printf 'layout: %d violation(s) of the layer rules in %d files\n' "$bad" "$files"
 	exit 1
 fi
 printf 'layout: %d files, includes follow the layer order\n' "$files"

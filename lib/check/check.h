@@ -13,7 +13,6 @@
 #ifndef MQTX_CHECK_H
 #define MQTX_CHECK_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +20,7 @@
 #include "base/error.h"
 #include "config/config.h"
 #include "db/check.h"
+#include "db/pg.h"
 #include "txpub/txpub.h"
 
 /* Nagios levels; also the exit codes of mqtx check. */
