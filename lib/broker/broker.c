@@ -224,6 +224,16 @@ int mqtx_broker_read_check(const struct mqtx_backend_ops *ops, const struct mqtx
 {
 	if (ops->read == NULL || !mqtx_broker_can(ops, MQTX_CAP_READ))
 		return mqtx_err_set(err, MQTX_E_USAGE, "the %s backend cannot be read as an audit source", ops->name);
+	if (o->to.kind == MQTX_READ_POS_FIRST)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	if (o->destructive && !mqtx_broker_can(ops, MQTX_CAP_DESTRUCTIVE_READ)) {
+		char *where = mqtx_redact(o->url);
+		int rc = mqtx_err_set(err, MQTX_E_USAGE,
+				      "--destructive is for queues, which are read by consuming them; reading '%s' never changes it",
+				      where);
+		free(where);
+		return rc;
+	}
 	return ops->read_check != NULL ? ops->read_check(o, err) : 0;
 }
 

@@ -1126,7 +1126,8 @@ static int amqp_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.name = "amqp",
 	.dest_noun = "exchange",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ |
+		MQTX_CAP_DESTRUCTIVE_READ,
 	.schemes = amqp_schemes,
 	.open = amqp_open,
 	.close = amqp_close,

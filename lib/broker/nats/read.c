@@ -143,10 +143,7 @@ static int read_loop(struct reader *r, natsSubscription *sub, const char **endin
 
 int mqtx_nats_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 {
-	if (o->destructive)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues; reading a JetStream stream never changes it");
-	if (o->to.kind == MQTX_READ_POS_FIRST)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	/* --to first and --destructive: mqtx_broker_read_check */
 	if (o->from.kind == MQTX_READ_POS_OFFSET && o->from.offset < 1)
 		return mqtx_err_set(err, MQTX_E_USAGE, "--from %lld: stream sequences start at 1", (long long)o->from.offset);
 	/* the source's shape too, before anything connects */
