@@ -60,8 +60,7 @@ static int open_channel(struct amqp_backend *ab, struct mqtx_err *err)
 	if (ab->ch == 0 || ab->ch > 2000)
 		ab->ch = 1;
 	ab->published = 0; /* delivery tags restart on a new channel */
-	amqp_channel_open(ab->k.c, ab->ch);
-	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+	if (mqtx_amqp_channel_open(&ab->k, ab->ch, err) < 0)
 		return -1;
 	if (ab->opts.mode == MQTX_PUB_TX) {
 		amqp_tx_select(ab->k.c, ab->ch);
@@ -559,8 +558,7 @@ static int check_exchange(struct amqp_backend *ab, const char *name, char *why, 
 			  struct mqtx_err *err)
 {
 	*ok = false;
-	amqp_channel_open(ab->k.c, CHECK_CHANNEL);
-	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+	if (mqtx_amqp_channel_open(&ab->k, CHECK_CHANNEL, err) < 0)
 		return -1;
 	amqp_exchange_declare(ab->k.c, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0,
 			      amqp_empty_table);
@@ -941,8 +939,7 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 	info->depth = info->consumers = -1;
 	/* Passive declares close the channel when the object is missing: use a scratch channel. */
 	amqp_channel_t ch = (amqp_channel_t)(ab->ch + 1000);
-	amqp_channel_open(ab->k.c, ch);
-	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+	if (mqtx_amqp_channel_open(&ab->k, ch, err) < 0)
 		return -1;
 	if (destination != NULL) {
 		if (destination[0] == '\0') {
@@ -959,8 +956,7 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 				/* the broker closed the scratch channel: confirm, so that it can be opened again */
 				amqp_channel_close_ok_t cok;
 				amqp_send_method(ab->k.c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
-				amqp_channel_open(ab->k.c, ch);
-				if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+				if (mqtx_amqp_channel_open(&ab->k, ch, err) < 0)
 					return -1;
 			}
 		}
@@ -1045,8 +1041,7 @@ static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *
 	if (c->n > 0 && c->last_tag == 0)
 		consumer_clear(c); /* acknowledged already: let go of the bodies */
 	if (!c->open) {
-		amqp_channel_open(ab->k.c, CONSUME_CHANNEL);
-		if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+		if (mqtx_amqp_channel_open(&ab->k, CONSUME_CHANNEL, err) < 0)
 			return -1;
 		c->open = true;
 	}

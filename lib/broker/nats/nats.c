@@ -164,6 +164,17 @@ int mqtx_nats_api(natsConnection *nc, const char *subj, const char *body, int64_
 	return 0;
 }
 
+int mqtx_nats_stream_info(natsConnection *nc, const char *stream, int64_t timeout_ms, const char *where,
+			  struct mqtx_json **out, struct mqtx_err *err)
+{
+	size_t sl = strlen(stream) + 32;
+	char *subj = mqtx_xmalloc(sl);
+	snprintf(subj, sl, "$JS.API.STREAM.INFO.%s", stream);
+	int r = mqtx_nats_api(nc, subj, "", timeout_ms, where, out, err);
+	free(subj);
+	return r;
+}
+
 /* The JetStream API error in an answer, or NULL. */
 const char *mqtx_nats_api_error(const struct mqtx_json *ans, int *code)
 {
@@ -730,13 +741,8 @@ static int nats_inspect(struct mqtx_backend *b, const char *destination, const c
 		return 0;
 	}
 	info->exists = true;
-	size_t sl = strlen(stream) + 32;
-	char *subj = mqtx_xmalloc(sl);
-	snprintf(subj, sl, "$JS.API.STREAM.INFO.%s", stream);
 	struct mqtx_json *ans = NULL;
-	int r = mqtx_nats_api(nb->nc, subj, "", nb->connect_timeout_ms, nb->where, &ans, err);
-	free(subj);
-	if (r < 0) {
+	if (mqtx_nats_stream_info(nb->nc, stream, nb->connect_timeout_ms, nb->where, &ans, err) < 0) {
 		free(stream);
 		return -1;
 	}

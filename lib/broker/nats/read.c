@@ -174,11 +174,7 @@ int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 	int64_t timeout = o->cfg->broker_connect_timeout_ms > 0 ? o->cfg->broker_connect_timeout_ms : 5000;
 	if (mqtx_nats_connect(o->cfg, &u, where, "mqtx dedupe-audit", timeout, &nc, err) < 0)
 		goto out;
-	size_t sl = strlen(u.stream) + 32;
-	char *subj = mqtx_xmalloc(sl);
-	snprintf(subj, sl, "$JS.API.STREAM.INFO.%s", u.stream);
-	int r = mqtx_nats_api(nc, subj, "", timeout, where, &info, err);
-	free(subj);
+	int r = mqtx_nats_stream_info(nc, u.stream, timeout, where, &info, err);
 	if (r < 0)
 		goto out;
 	if (r == 1) {
