@@ -191,23 +191,32 @@ const struct mqtx_backend_ops *mqtx_broker_at(size_t i)
 	return i < sizeof(registry) / sizeof(registry[0]) ? registry[i] : NULL;
 }
 
+char *mqtx_broker_schemes_with(enum mqtx_broker_cap cap, char *buf, size_t len)
+{
+	size_t total = 0, k = 0;
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (const char *const *s = registry[i]->schemes; *s != NULL && mqtx_broker_can(registry[i], cap); s++)
+			total++;
+	size_t off = 0;
+	if (len > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (const char *const *s = registry[i]->schemes; *s != NULL && mqtx_broker_can(registry[i], cap);
+		     s++, k++) {
+			const char *sep = k == 0 ? "" : k + 1 == total ? " or " : ", ";
+			if (off + 1 >= len)
+				return buf; /* cut short */
+			int w = snprintf(buf + off, len - off, "%s%s://", sep, *s);
+			off = w < 0 ? len : off + (size_t)w;
+		}
+	return buf;
+}
+
 const char *mqtx_broker_schemes_text(void)
 {
 	static char text[256];
-	if (text[0] != '\0')
-		return text;
-	size_t total = 0, k = 0;
-	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		for (const char *const *s = registry[i]->schemes; *s != NULL; s++)
-			total++;
-	size_t off = 0;
-	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		for (const char *const *s = registry[i]->schemes; *s != NULL; s++, k++) {
-			const char *sep = k == 0 ? "" : k + 1 == total ? " or " : ", ";
-			int w = snprintf(text + off, sizeof(text) - off, "%s%s://", sep, *s);
-			if (w > 0 && (size_t)w < sizeof(text) - off)
-				off += (size_t)w;
-		}
+	if (text[0] == '\0')
+		mqtx_broker_schemes_with(0, text, sizeof(text));
 	return text;
 }
 

@@ -181,6 +181,10 @@ const char *mqtx_broker_name(const struct mqtx_backend_ops *ops);
 const char *mqtx_broker_dest_noun(const struct mqtx_backend_ops *ops);
 /* "amqp://, amqps://, kafka:// or kafkas://": every registered scheme, for error messages. */
 const char *mqtx_broker_schemes_text(void);
+/* The same for the backends that can do cap ("kafka:// or kafkas://" for
+ * MQTX_CAP_FENCED_TRANSACTIONS) into buf[0..len), NUL-terminated; "" when
+ * none can. Returns buf. */
+char *mqtx_broker_schemes_with(enum mqtx_broker_cap cap, char *buf, size_t len);
 /* The registered backends, for callers that list or probe them (check,
  * dedupe-audit): returns the i-th or NULL past the end. */
 const struct mqtx_backend_ops *mqtx_broker_at(size_t i);
