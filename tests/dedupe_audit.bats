@@ -210,7 +210,7 @@ EOF
 	run_mqtx 2 dedupe-audit
 	stderr_has "--source is required"
 	run_mqtx 2 dedupe-audit --source x.jsonl --from 5
-	stderr_has "--from and --to are for Kafka topics and RabbitMQ streams"
+	stderr_has "--from and --to are for broker sources that keep their messages"
 	run_mqtx 2 dedupe-audit --source "ftp://host/x"
 	stderr_has "unknown scheme"
 	run_mqtx 2 dedupe-audit --source x.jsonl --format xml
@@ -218,6 +218,9 @@ EOF
 	stderr_has "--since must be before --until"
 	run_mqtx 2 dedupe-audit --source x.jsonl --since tomorrow
 	run_mqtx 2 dedupe-audit --source "kafka://$MQTX_TEST_KAFKA_BROKERS/t" --destructive
+	stderr_has "--destructive is for queues, which are read by consuming them"
+	run_mqtx 2 dedupe-audit --source x.jsonl --destructive
+	stderr_has "--destructive is for broker queues"
 	run_mqtx 2 dedupe-audit --source "amqp:///q" --to 2024-05-01T00:00:00Z
 	run_mqtx 2 dedupe-audit --source "kafka://host:9092"
 	stderr_has "names no topic"

@@ -651,11 +651,15 @@ static int check_opts(const struct src *s, const struct mqtx_config *cfg, const 
 		read_opts_of(&c, s->url, &ro);
 		return mqtx_broker_read_check(s->broker, &ro, err);
 	}
+	const char *what = s->kind == SRC_JSONL ? "JSONL file" : "inbox table";
 	if (positions)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--from and --to are for Kafka topics and RabbitMQ streams; a %s is read whole",
-				    s->kind == SRC_JSONL ? "JSONL file" : "inbox table");
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "--from and --to are for broker sources that keep their messages (streams, topics); a %s is read whole",
+				    what);
 	if (o->destructive)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues");
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "--destructive is for broker queues, which are read by consuming them; reading a %s never changes it",
+				    what);
 	return 0;
 }
 

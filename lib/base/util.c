@@ -168,6 +168,13 @@ void mqtx_buf_free(struct mqtx_buf *b)
 	b->len = b->cap = 0;
 }
 
+void mqtx_strv_free(char **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
 bool mqtx_parse_i64n(const char *s, size_t n, int64_t *out)
 {
 	size_t i = 0;

@@ -43,6 +43,9 @@ void mqtx_buf_reset(struct mqtx_buf *b);
 char *mqtx_buf_detach(struct mqtx_buf *b);
 void mqtx_buf_free(struct mqtx_buf *b);
 
+/* Frees the n owned strings of l, then l itself (NULL l with n 0 is fine). */
+void mqtx_strv_free(char **l, size_t n);
+
 /* Durations are written with a unit: 250ms, 30s, 5m, 2h, 1d, or combined
  * (1m30s). "0" alone is accepted. Result in milliseconds. */
 int mqtx_parse_duration(const char *s, int64_t *ms_out, struct mqtx_err *err);

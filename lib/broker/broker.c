@@ -191,23 +191,32 @@ const struct mqtx_backend_ops *mqtx_broker_at(size_t i)
 	return i < sizeof(registry) / sizeof(registry[0]) ? registry[i] : NULL;
 }
 
+char *mqtx_broker_schemes_with(enum mqtx_broker_cap cap, char *buf, size_t len)
+{
+	size_t total = 0, k = 0;
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (const char *const *s = registry[i]->schemes; *s != NULL && mqtx_broker_can(registry[i], cap); s++)
+			total++;
+	size_t off = 0;
+	if (len > 0)
+		buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		for (const char *const *s = registry[i]->schemes; *s != NULL && mqtx_broker_can(registry[i], cap);
+		     s++, k++) {
+			const char *sep = k == 0 ? "" : k + 1 == total ? " or " : ", ";
+			if (off + 1 >= len)
+				return buf; /* cut short */
+			int w = snprintf(buf + off, len - off, "%s%s://", sep, *s);
+			off = w < 0 ? len : off + (size_t)w;
+		}
+	return buf;
+}
+
 const char *mqtx_broker_schemes_text(void)
 {
 	static char text[256];
-	if (text[0] != '\0')
-		return text;
-	size_t total = 0, k = 0;
-	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		for (const char *const *s = registry[i]->schemes; *s != NULL; s++)
-			total++;
-	size_t off = 0;
-	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
-		for (const char *const *s = registry[i]->schemes; *s != NULL; s++, k++) {
-			const char *sep = k == 0 ? "" : k + 1 == total ? " or " : ", ";
-			int w = snprintf(text + off, sizeof(text) - off, "%s%s://", sep, *s);
-			if (w > 0 && (size_t)w < sizeof(text) - off)
-				off += (size_t)w;
-		}
+	if (text[0] == '\0')
+		mqtx_broker_schemes_with(0, text, sizeof(text));
 	return text;
 }
 
@@ -224,6 +233,16 @@ int mqtx_broker_read_check(const struct mqtx_backend_ops *ops, const struct mqtx
 {
 	if (ops->read == NULL || !mqtx_broker_can(ops, MQTX_CAP_READ))
 		return mqtx_err_set(err, MQTX_E_USAGE, "the %s backend cannot be read as an audit source", ops->name);
+	if (o->to.kind == MQTX_READ_POS_FIRST)
+		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	if (o->destructive && !mqtx_broker_can(ops, MQTX_CAP_DESTRUCTIVE_READ)) {
+		char *where = mqtx_redact(o->url);
+		int rc = mqtx_err_set(err, MQTX_E_USAGE,
+				      "--destructive is for queues, which are read by consuming them; reading '%s' never changes it",
+				      where);
+		free(where);
+		return rc;
+	}
 	return ops->read_check != NULL ? ops->read_check(o, err) : 0;
 }
 

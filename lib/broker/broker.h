@@ -130,6 +130,7 @@ enum mqtx_broker_cap {
 	MQTX_CAP_INSPECT = 1u << 4,             /* inspect() */
 	MQTX_CAP_READ = 1u << 5,                /* read(): dedupe-audit sources */
 	MQTX_CAP_PROPERTIES = 1u << 6,          /* takes a pass-through client property map (broker.kafka: librdkafka settings) */
+	MQTX_CAP_DESTRUCTIVE_READ = 1u << 7,    /* read(): some sources (queues) can only be read by consuming them (--destructive) */
 };
 
 /* Opaque outside lib/broker (see broker/internal.h). */
@@ -180,6 +181,10 @@ const char *mqtx_broker_name(const struct mqtx_backend_ops *ops);
 const char *mqtx_broker_dest_noun(const struct mqtx_backend_ops *ops);
 /* "amqp://, amqps://, kafka:// or kafkas://": every registered scheme, for error messages. */
 const char *mqtx_broker_schemes_text(void);
+/* The same for the backends that can do cap ("kafka:// or kafkas://" for
+ * MQTX_CAP_FENCED_TRANSACTIONS) into buf[0..len), NUL-terminated; "" when
+ * none can. Returns buf. */
+char *mqtx_broker_schemes_with(enum mqtx_broker_cap cap, char *buf, size_t len);
 /* The registered backends, for callers that list or probe them (check,
  * dedupe-audit): returns the i-th or NULL past the end. */
 const struct mqtx_backend_ops *mqtx_broker_at(size_t i);
@@ -187,8 +192,10 @@ const struct mqtx_backend_ops *mqtx_broker_at(size_t i);
 int mqtx_broker_read(const struct mqtx_backend_ops *ops, const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 		     struct mqtx_err *err);
 /* Whether o's positions and flags fit the backend's sources, checked
- * before anything connects (mqtx_broker_read checks again). 0, or -1 with
- * err (MQTX_E_USAGE), also for a backend without MQTX_CAP_READ. */
+ * before anything connects (mqtx_broker_read checks again): the rules of
+ * every reader here (--to first, --destructive only with
+ * MQTX_CAP_DESTRUCTIVE_READ), then the backend's own. 0, or -1 with err
+ * (MQTX_E_USAGE), also for a backend without MQTX_CAP_READ. */
 int mqtx_broker_read_check(const struct mqtx_backend_ops *ops, const struct mqtx_read_opts *o, struct mqtx_err *err);
 
 /* Broker password from broker.password_file into *out (owned), or *out =

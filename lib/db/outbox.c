@@ -4,7 +4,6 @@
 #define _DEFAULT_SOURCE
 #include "db/outbox.h"
 
-#include <endian.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,13 +278,6 @@ void mqtx_outbox_abort(struct mqtx_outbox *ob)
 
 /* ---- claiming ---- */
 
-static int64_t get_i64(const PGresult *res, int row, int col)
-{
-	uint64_t v;
-	memcpy(&v, PQgetvalue(res, row, col), 8);
-	return (int64_t)be64toh(v);
-}
-
 static char *get_str(struct mqtx_batch *b, const PGresult *res, int row, int col)
 {
 	(void)b;
@@ -355,7 +347,7 @@ struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 	for (size_t i = 0; i < b->n; i++) {
 		int r = (int)i;
 		struct mqtx_msg *m = &b->msgs[i];
-		m->id = get_i64(res, r, 0);
+		m->id = mqtx_pg_get_i64(res, r, 0);
 		m->key = get_str(b, res, r, 1);
 		m->destination = get_str(b, res, r, 2);
 		m->routing_key = get_str(b, res, r, 3);
@@ -364,7 +356,7 @@ struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 		m->payload = PQgetvalue(res, r, 6);
 		m->payload_len = (size_t)PQgetlength(res, r, 6);
 		m->content_type = get_str(b, res, r, 7);
-		b->attempts[i] = get_i64(res, r, 8);
+		b->attempts[i] = mqtx_pg_get_i64(res, r, 8);
 		if (m->key == NULL || m->destination == NULL) {
 			b->bad_headers[i] = keep(b, mqtx_xstrdup(m->key == NULL ? "the idempotency key is NULL"
 									     : "the destination is NULL"));

@@ -3,6 +3,7 @@
 #define _DEFAULT_SOURCE
 #include "db/pg.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -333,4 +334,11 @@ char *mqtx_pg_int8_array(const int64_t *v, size_t n)
 		mqtx_buf_printf(&b, "%s%lld", i ? "," : "", (long long)v[i]);
 	mqtx_buf_addc(&b, '}');
 	return mqtx_buf_detach(&b);
+}
+
+int64_t mqtx_pg_get_i64(const PGresult *res, int row, int col)
+{
+	uint64_t v;
+	memcpy(&v, PQgetvalue(res, row, col), 8);
+	return (int64_t)be64toh(v);
 }

@@ -51,6 +51,8 @@ int mqtx_pg_copy_out(PGconn *conn, const char *sql, const char *doing, bool drai
  * element double-quoted, " and \ escaped. */
 char *mqtx_pg_text_array(const char *const *v, size_t n);
 char *mqtx_pg_int8_array(const int64_t *v, size_t n);
+/* The int8 at (row, col) of a binary-format result (not NULL). */
+int64_t mqtx_pg_get_i64(const PGresult *res, int row, int col);
 /* COPY ... FROM STDIN: begin runs sql, put sends rows (COPY text), end
  * finishes it, or aborts it with abort_msg (then it returns -1 and leaves
  * err alone: the caller's err says why). doing names the step in errors. */

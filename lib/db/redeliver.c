@@ -3,7 +3,6 @@
 #define _DEFAULT_SOURCE
 #include "db/redeliver.h"
 
-#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +53,6 @@ static void stmt_free(struct stmt *s)
 static PGresult *stmt_exec(PGconn *conn, const struct stmt *s, int format)
 {
 	return PQexecParams(conn, s->sql.data, s->n, NULL, (const char *const *)s->params, NULL, NULL, format);
-}
-
-static void list_free(char **l, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(l[i]);
-	free(l);
 }
 
 struct mqtx_redeliver_db {
@@ -403,13 +395,6 @@ static int next_keys(struct mqtx_redeliver_db *r, int64_t cursor, int64_t limit,
 /* Column indexes after the message columns in the phase-2 result. */
 enum { C_RCOUNT = 9, C_STATUS, C_LOCKED, C_BLOCKED };
 
-static int64_t get_i64(const PGresult *res, int row, int c)
-{
-	uint64_t v;
-	memcpy(&v, PQgetvalue(res, row, c), 8);
-	return (int64_t)be64toh(v);
-}
-
 static bool get_bool(const PGresult *res, int row, int c)
 {
 	return !PQgetisnull(res, row, c) && PQgetvalue(res, row, c)[0] != 0;
@@ -458,7 +443,7 @@ void mqtx_resend_rows_free(struct mqtx_resend_rows *rows)
 	mqtx_batch_free(rows->batch);
 	free(rows->blocked);
 	free(rows->redeliveries);
-	list_free(rows->keys, rows->n_keys);
+	mqtx_strv_free(rows->keys, rows->n_keys);
 	memset(rows, 0, sizeof(*rows));
 }
 
@@ -480,7 +465,7 @@ int mqtx_redeliver_db_lock_rows(struct mqtx_redeliver_db *r, int64_t cursor, int
 		out->n_locked++;
 	for (size_t i = 0; i < b->n; i++) {
 		out->blocked[i] = get_bool(b->res, (int)i, C_BLOCKED);
-		out->redeliveries[i] = get_i64(b->res, (int)i, C_RCOUNT);
+		out->redeliveries[i] = mqtx_pg_get_i64(b->res, (int)i, C_RCOUNT);
 	}
 	return 0;
 fail:

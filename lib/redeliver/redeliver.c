@@ -334,20 +334,13 @@ void mqtx_time_bound_set(struct mqtx_time_bound *t, const char *text)
 		t->at = mqtx_xstrdup(text);
 }
 
-static void list_free(char **l, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(l[i]);
-	free(l);
-}
-
 void mqtx_selection_free(struct mqtx_selection *s)
 {
 	free(s->ids);
-	list_free(s->keys, s->n_keys);
-	list_free(s->ordering_keys, s->n_ordering_keys);
-	list_free(s->destinations, s->n_destinations);
-	list_free(s->statuses, s->n_statuses);
+	mqtx_strv_free(s->keys, s->n_keys);
+	mqtx_strv_free(s->ordering_keys, s->n_ordering_keys);
+	mqtx_strv_free(s->destinations, s->n_destinations);
+	mqtx_strv_free(s->statuses, s->n_statuses);
 	free(s->since.at);
 	free(s->until.at);
 	mqtx_where_free(&s->where);
@@ -903,7 +896,7 @@ int mqtx_redeliver_collect_acks(struct mqtx_redeliver *r, struct mqtx_redeliver_
 		}
 		int64_t added;
 		int src = mqtx_redeliver_db_add_completions(r->db, keys, nk, label, &added, err);
-		list_free(keys, nk);
+		mqtx_strv_free(keys, nk);
 		if (src < 0) {
 			rc = -1;
 			break; /* not acknowledged: the broker keeps them */

@@ -517,10 +517,13 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	const struct mqtx_backend_ops *ops = opts->dry_run ? NULL : mqtx_backend_find(cfg->broker_url, err);
 	if (!opts->dry_run && ops == NULL)
 		return -1;
-	if (ops != NULL && cfg->relay_kafka_transactions && !mqtx_broker_can(ops, MQTX_CAP_FENCED_TRANSACTIONS))
+	if (ops != NULL && cfg->relay_kafka_transactions && !mqtx_broker_can(ops, MQTX_CAP_FENCED_TRANSACTIONS)) {
+		char schemes[128];
+		mqtx_broker_schemes_with(MQTX_CAP_FENCED_TRANSACTIONS, schemes, sizeof(schemes));
 		return mqtx_err_set(err, MQTX_E_CONFIG,
-				    "relay.kafka_transactions (--transactional) needs a kafka:// or kafkas:// broker: the %s broker cannot do fenced transactions",
-				    mqtx_broker_name(ops));
+				    "relay.kafka_transactions (--transactional) needs a %s broker: the %s broker cannot do fenced transactions",
+				    schemes[0] != '\0' ? schemes : "fencing-capable", mqtx_broker_name(ops));
+	}
 	if (cfg->database_url == NULL || cfg->database_url[0] == '\0')
 		return mqtx_err_set(err, MQTX_E_CONFIG, "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)");
 	gethostname(host, sizeof(host) - 1);

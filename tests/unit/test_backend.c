@@ -197,3 +197,14 @@ TEST(txpub_modes_by_capability)
 	CHECK_CONTAINS(e.msg, "use --mode kafka-tx");
 	CHECK(mqtx_txpub_mode_for(&fenced, MQTX_TXPUB_CONFIRM, true, &m, &e) == 0 && m == MQTX_TXPUB_CONFIRM);
 }
+
+TEST(broker_schemes_by_capability)
+{
+	char buf[128];
+	CHECK_STR(mqtx_broker_schemes_with(MQTX_CAP_FENCED_TRANSACTIONS, buf, sizeof(buf)), "kafka:// or kafkas://");
+	CHECK_CONTAINS(mqtx_broker_schemes_with(MQTX_CAP_DESTRUCTIVE_READ, buf, sizeof(buf)), "amqp://");
+	CHECK(strstr(buf, "kafka://") == NULL && strstr(buf, "nats://") == NULL);
+	CHECK_CONTAINS(mqtx_broker_schemes_text(), "nats://");
+	CHECK_CONTAINS(mqtx_broker_schemes_text(), "amqp://");
+	CHECK_STR(mqtx_broker_schemes_with(MQTX_CAP_FENCED_TRANSACTIONS, buf, 4), "kaf");
+}

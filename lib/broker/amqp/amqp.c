@@ -27,6 +27,7 @@
 #include <sys/time.h>
 
 #include "broker/internal.h"
+#include "broker/window.h"
 #include "broker/amqp/amqp.h"
 #include "broker/amqp/conn.h"
 #include "base/failpoint.h"
@@ -59,8 +60,7 @@ static int open_channel(struct amqp_backend *ab, struct mqtx_err *err)
 	if (ab->ch == 0 || ab->ch > 2000)
 		ab->ch = 1;
 	ab->published = 0; /* delivery tags restart on a new channel */
-	amqp_channel_open(ab->k.c, ab->ch);
-	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+	if (mqtx_amqp_channel_open(&ab->k, ab->ch, err) < 0)
 		return -1;
 	if (ab->opts.mode == MQTX_PUB_TX) {
 		amqp_tx_select(ab->k.c, ab->ch);
@@ -276,11 +276,6 @@ static void on_return(struct amqp_backend *ab, struct pubstate *ps, amqp_basic_r
 
 /* Reads one frame (waiting until deadline) and applies it. Returns 0, or
  * 1 on timeout, or -1 when the connection is gone. */
-static bool stopping(const struct amqp_backend *ab)
-{
-	return ab->opts.stop != NULL && *ab->opts.stop != 0;
-}
-
 static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, struct mqtx_err *err)
 {
 	amqp_frame_t f;
@@ -563,8 +558,7 @@ static int check_exchange(struct amqp_backend *ab, const char *name, char *why, 
 			  struct mqtx_err *err)
 {
 	*ok = false;
-	amqp_channel_open(ab->k.c, CHECK_CHANNEL);
-	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+	if (mqtx_amqp_channel_open(&ab->k, CHECK_CHANNEL, err) < 0)
 		return -1;
 	amqp_exchange_declare(ab->k.c, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0,
 			      amqp_empty_table);
@@ -625,7 +619,7 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 		goto broken;
 
 	for (;;) {
-		while (pos < todo_n && !ps.channel_closed && !stopping(ab)) {
+		while (pos < todo_n && !ps.channel_closed && !mqtx_broker_stopping(ab->opts.stop)) {
 			struct mqtx_msg *m = &msgs[todo[pos]];
 			const char *gone = missing_why(&ps, m->destination);
 			if (gone != NULL) {
@@ -864,10 +858,10 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 			return -1;
 		if (r == 1)
 			return tx_discarded(ab, &tw, err);
-		if (!stopping(ab) && ab->opts.before_commit(ab->opts.before_commit_ctx, &herr) != 0)
+		if (!mqtx_broker_stopping(ab->opts.stop) && ab->opts.before_commit(ab->opts.before_commit_ctx, &herr) != 0)
 			rollback_why = herr.msg[0] != '\0' ? herr.msg : "refused before commit";
 	}
-	if (stopping(ab) || rollback_why != NULL) {
+	if (mqtx_broker_stopping(ab->opts.stop) || rollback_why != NULL) {
 		char why[256];
 		snprintf(why, sizeof(why), "transaction rolled back: %.200s", rollback_why != NULL ? rollback_why : "stopped");
 		tx_set_all(msgs, n, rollback_why != NULL ? MQTX_MSG_FAILED : MQTX_MSG_PENDING, rollback_why != NULL ? why : "");
@@ -945,8 +939,7 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 	info->depth = info->consumers = -1;
 	/* Passive declares close the channel when the object is missing: use a scratch channel. */
 	amqp_channel_t ch = (amqp_channel_t)(ab->ch + 1000);
-	amqp_channel_open(ab->k.c, ch);
-	if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+	if (mqtx_amqp_channel_open(&ab->k, ch, err) < 0)
 		return -1;
 	if (destination != NULL) {
 		if (destination[0] == '\0') {
@@ -963,8 +956,7 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 				/* the broker closed the scratch channel: confirm, so that it can be opened again */
 				amqp_channel_close_ok_t cok;
 				amqp_send_method(ab->k.c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
-				amqp_channel_open(ab->k.c, ch);
-				if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+				if (mqtx_amqp_channel_open(&ab->k, ch, err) < 0)
 					return -1;
 			}
 		}
@@ -1049,8 +1041,7 @@ static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *
 	if (c->n > 0 && c->last_tag == 0)
 		consumer_clear(c); /* acknowledged already: let go of the bodies */
 	if (!c->open) {
-		amqp_channel_open(ab->k.c, CONSUME_CHANNEL);
-		if (mqtx_amqp_reply_err(&ab->k, amqp_get_rpc_reply(ab->k.c), 0, "cannot open a channel on", err) < 0)
+		if (mqtx_amqp_channel_open(&ab->k, CONSUME_CHANNEL, err) < 0)
 			return -1;
 		c->open = true;
 	}
@@ -1073,7 +1064,7 @@ static int amqp_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *
 			return -1;
 		}
 		if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) {
-			if (c->n > start || mqtx_now_ms() >= deadline || stopping(ab))
+			if (c->n > start || mqtx_now_ms() >= deadline || mqtx_broker_stopping(ab->opts.stop))
 				break;
 			mqtx_sleep_ms(100);
 			continue;
@@ -1130,7 +1121,8 @@ static int amqp_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_amqp = {
 	.name = "amqp",
 	.dest_noun = "exchange",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_QUEUES | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ |
+		MQTX_CAP_DESTRUCTIVE_READ,
 	.schemes = amqp_schemes,
 	.open = amqp_open,
 	.close = amqp_close,

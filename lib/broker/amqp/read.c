@@ -374,9 +374,7 @@ int mqtx_amqp_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 {
 	if (o->to.kind == MQTX_READ_POS_TIME)
 		return mqtx_err_set(err, MQTX_E_USAGE,
-				    "--to with a time needs a Kafka source: RabbitMQ streams do not tell message times over AMQP 0-9-1 (use --to OFFSET)");
-	if (o->to.kind == MQTX_READ_POS_FIRST)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+				    "--to with a time: RabbitMQ streams do not tell message times over AMQP 0-9-1 (use --to OFFSET)");
 	/* the source's shape too, before anything connects */
 	struct aurl u;
 	char *where = mqtx_redact(o->url);

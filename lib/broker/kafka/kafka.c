@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "broker/internal.h"
+#include "broker/window.h"
 #include "base/failpoint.h"
 #include "broker/kafka/conf.h"
 #include "broker/kafka/kafka.h"
@@ -60,20 +61,11 @@ struct kafka_backend {
 
 	struct topic_entry *topics;
 	size_t n_topics;
-	uint64_t call; /* publish calls so far */
-
-	/* The publish call in progress. Every produced message carries a
-	 * sequence number as its opaque; reports for numbers outside
-	 * [cur_base, cur_base + cur_n) belong to an earlier call and are
-	 * dropped, so a late report never touches a message we gave back. */
-	struct mqtx_msg *cur_msgs;
-	bool *awaiting; /* awaiting[i]: cur_msgs[i] was produced, no report yet */
-	uintptr_t cur_base;
-	size_t cur_n;
-	size_t outstanding;
+	/* The publish call in progress. Every produced message carries its
+	 * window token as its opaque, so a late report never touches a
+	 * message we gave back. */
+	struct mqtx_window win;
 	size_t timed_out; /* reports saying message.timeout.ms passed */
-	uintptr_t seq;
-	struct mqtx_keyset blocked; /* ordering keys with a failed message in this call */
 
 	bool fatal;
 	char fatal_text[256];
@@ -90,16 +82,15 @@ static const char *const kafka_schemes[] = {"kafka", "kafkas", NULL};
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct kafka_backend *kb = opaque;
-	uintptr_t seq = (uintptr_t)m->_private;
+	size_t i;
 	(void)rk;
-	if (kb->cur_msgs == NULL || seq - kb->cur_base >= kb->cur_n)
+	if (!mqtx_window_index(&kb->win, (uintptr_t)m->_private, &i))
 		return; /* not one of this call's messages */
-	size_t i = seq - kb->cur_base;
-	if (!kb->awaiting[i])
+	if (!kb->win.awaiting[i])
 		return;
-	kb->awaiting[i] = false;
-	kb->outstanding--;
-	struct mqtx_msg *msg = &kb->cur_msgs[i];
+	kb->win.awaiting[i] = false;
+	kb->win.outstanding--;
+	struct mqtx_msg *msg = &kb->win.msgs[i];
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		msg->state = MQTX_MSG_CONFIRMED;
 		msg->error[0] = '\0';
@@ -121,7 +112,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	msg->state = MQTX_MSG_FAILED;
 	snprintf(msg->error, sizeof(msg->error), "cannot deliver to topic '%s': %s", msg->destination,
 		 rd_kafka_err2str(m->err));
-	mqtx_keyset_add(&kb->blocked, msg->ordering_key);
+	mqtx_keyset_add(&kb->win.blocked, msg->ordering_key);
 }
 
 static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
@@ -229,7 +220,7 @@ static void kafka_close(struct mqtx_backend *b)
 	if (kb == NULL)
 		return;
 	consumer_free(kb); /* leaves the group without committing: unacknowledged messages are read again */
-	kb->cur_msgs = NULL; /* reports served from here on belong to nobody */
+	kb->win.msgs = NULL; /* reports served from here on belong to nobody */
 	if (kb->rk != NULL) {
 		/* Broken: what is still queued has been given up on (the caller
 		 * holds those rows as not sent); do not let destroy wait for it. */
@@ -246,7 +237,7 @@ static void kafka_close(struct mqtx_backend *b)
 		free_topics(kb);
 		rd_kafka_destroy(kb->rk);
 	}
-	mqtx_keyset_free(&kb->blocked);
+	mqtx_window_free(&kb->win);
 	free(kb->where);
 	free(kb);
 }
@@ -280,7 +271,7 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 	kb->confirm_timeout_ms = cfg->broker_confirm_timeout_ms;
 	kb->connect_timeout_ms = cfg->broker_connect_timeout_ms;
 	kb->where = mqtx_redact(cfg->broker_url);
-	kb->seq = 1;
+	kb->win.next = 1;
 
 	if (kb->tx && (opts->transactional_id == NULL || opts->transactional_id[0] == '\0')) {
 		mqtx_err_set(err, MQTX_E_CONFIG, "Kafka transactions need a transactional id");
@@ -367,7 +358,7 @@ static int topic_refresh(struct kafka_backend *kb, struct topic_entry *t, struct
 			snprintf(t->why, sizeof(t->why), "invalid topic name '%.150s': %s", t->name,
 				 rd_kafka_err2str(rd_kafka_last_error()));
 			t->fetched_at = mqtx_now_ms();
-			t->call = kb->call;
+			t->call = kb->win.call;
 			return 0;
 		}
 	}
@@ -378,7 +369,7 @@ static int topic_refresh(struct kafka_backend *kb, struct topic_entry *t, struct
 	topic_fill(t, md);
 	rd_kafka_metadata_destroy(md);
 	t->fetched_at = mqtx_now_ms();
-	t->call = kb->call;
+	t->call = kb->win.call;
 	if (t->partitions == 0) {
 		/* keep no handle: librdkafka would keep asking about the topic */
 		rd_kafka_topic_destroy(t->rkt);
@@ -403,7 +394,7 @@ static struct topic_entry *topic_get(struct kafka_backend *kb, const char *name,
 		t = &kb->topics[kb->n_topics++];
 		memset(t, 0, sizeof(*t));
 		t->name = mqtx_xstrdup(name);
-	} else if (t->call == kb->call || (t->partitions > 0 && mqtx_now_ms() - t->fetched_at < TOPIC_TTL_MS)) {
+	} else if (t->call == kb->win.call || (t->partitions > 0 && mqtx_now_ms() - t->fetched_at < TOPIC_TTL_MS)) {
 		return t;
 	}
 	return topic_refresh(kb, t, err) < 0 ? NULL : t;
@@ -432,45 +423,6 @@ static int resolve_topics(struct kafka_backend *kb, struct mqtx_msg *msgs, size_
 }
 
 /* ---- producing ---- */
-
-static bool stopping(const struct kafka_backend *kb)
-{
-	return kb->opts.stop != NULL && *kb->opts.stop != 0;
-}
-
-static void begin_call(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n)
-{
-	kb->call++;
-	kb->cur_msgs = msgs;
-	kb->cur_n = n;
-	kb->cur_base = kb->seq;
-	kb->seq += n;
-	kb->awaiting = mqtx_xcalloc(n + 1, sizeof(bool));
-	kb->outstanding = 0;
-	kb->timed_out = 0;
-	mqtx_keyset_free(&kb->blocked);
-	for (size_t i = 0; i < n; i++) {
-		msgs[i].state = MQTX_MSG_PENDING;
-		msgs[i].error[0] = '\0';
-	}
-}
-
-/* Messages still awaiting a report become UNKNOWN with why; later
- * reports for this call are dropped. */
-static void end_call(struct kafka_backend *kb, const char *why)
-{
-	for (size_t i = 0; i < kb->cur_n && kb->cur_msgs != NULL; i++) {
-		if (!kb->awaiting[i])
-			continue;
-		kb->cur_msgs[i].state = MQTX_MSG_UNKNOWN;
-		snprintf(kb->cur_msgs[i].error, sizeof(kb->cur_msgs[i].error), "%.255s", why);
-	}
-	kb->cur_msgs = NULL;
-	kb->cur_n = 0;
-	kb->outstanding = 0;
-	free(kb->awaiting);
-	kb->awaiting = NULL;
-}
 
 static void add_header(rd_kafka_headers_t *h, const char *name, const char *value, ssize_t len)
 {
@@ -524,19 +476,11 @@ static bool serve(struct kafka_backend *kb, int64_t until)
 struct call {
 	int64_t resolved;      /* when the topic lookups were done */
 	int64_t deadline;      /* for the delivery reports: counted from resolved */
-	int64_t stop_deadline; /* 0 until a stop is seen */
 };
 
-/* The time to wait until: the deadline, or the end of the stop grace
- * (counted from when the process first saw the stop) once stopping. */
-static int64_t until(struct kafka_backend *kb, struct call *c)
+static int64_t until(const struct kafka_backend *kb, const struct call *c)
 {
-	if (stopping(kb)) {
-		c->stop_deadline = mqtx_stop_deadline(kb->opts.stop, kb->opts.stop_grace_ms);
-		if (c->stop_deadline < c->deadline)
-			return c->stop_deadline;
-	}
-	return c->deadline;
+	return mqtx_broker_until(kb->opts.stop, kb->opts.stop_grace_ms, c->deadline);
 }
 
 enum produced { PRODUCED, REFUSED, GAVE_UP };
@@ -547,7 +491,7 @@ enum produced { PRODUCED, REFUSED, GAVE_UP };
 static enum produced produce_one(struct kafka_backend *kb, struct call *c, size_t i, const struct topic_entry *t)
 {
 	static const char empty[1] = "";
-	struct mqtx_msg *m = &kb->cur_msgs[i];
+	struct mqtx_msg *m = &kb->win.msgs[i];
 	const char *key = m->routing_key != NULL ? m->routing_key : m->ordering_key;
 	size_t klen = key != NULL ? strlen(key) : 0;
 	int32_t part = RD_KAFKA_PARTITION_UA;
@@ -560,14 +504,15 @@ static enum produced produce_one(struct kafka_backend *kb, struct call *c, size_
 		rd_kafka_resp_err_t e = rd_kafka_producev(
 			kb->rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_KEY(key, klen),
 			RD_KAFKA_V_VALUE(payload, m->payload_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(kb->cur_base + i)), RD_KAFKA_V_END);
+			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(kb->win.base + i)), RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) { /* h belongs to the message now */
-			kb->awaiting[i] = true;
-			kb->outstanding++;
+			kb->win.awaiting[i] = true;
+			kb->win.outstanding++;
 			m->state = MQTX_MSG_UNKNOWN;
 			return PRODUCED;
 		}
-		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !kb->fatal && serve(kb, until(kb, c)) && !stopping(kb))
+		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !kb->fatal && serve(kb, until(kb, c)) &&
+		    !mqtx_broker_stopping(kb->opts.stop))
 			continue;
 		rd_kafka_headers_destroy(h);
 		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL || e == RD_KAFKA_RESP_ERR__FATAL || kb->fatal)
@@ -627,7 +572,7 @@ static int fatal_err(struct kafka_backend *kb, struct mqtx_err *err)
 {
 	char why[300];
 	snprintf(why, sizeof(why), "fatal producer error: %s", kb->fatal_text[0] ? kb->fatal_text : "unknown");
-	end_call(kb, why);
+	mqtx_window_end(&kb->win, why);
 	kb->broken = true;
 	return mqtx_err_set(err, MQTX_E_BROKER, "fatal Kafka producer error on '%s': %s", kb->where,
 			    kb->fatal_text[0] ? kb->fatal_text : "unknown");
@@ -639,33 +584,33 @@ static int fatal_err(struct kafka_backend *kb, struct mqtx_err *err)
  * or 0; *first_refused gets the index of the first refused message or n. */
 static size_t produce_all(struct kafka_backend *kb, struct call *c, const size_t *tops, size_t *first_refused)
 {
-	size_t n = kb->cur_n;
+	size_t n = kb->win.n;
 	*first_refused = n;
 	for (size_t i = 0; i < n; i++) {
-		struct mqtx_msg *m = &kb->cur_msgs[i];
+		struct mqtx_msg *m = &kb->win.msgs[i];
 		const struct topic_entry *t = &kb->topics[tops[i]];
-		if (stopping(kb) || kb->fatal)
+		if (mqtx_broker_stopping(kb->opts.stop) || kb->fatal)
 			return n - i;
 		if (t->partitions == 0) {
 			m->state = MQTX_MSG_FAILED;
 			snprintf(m->error, sizeof(m->error), "%s", t->why);
-			mqtx_keyset_add(&kb->blocked, m->ordering_key);
+			mqtx_keyset_add(&kb->win.blocked, m->ordering_key);
 			if (*first_refused == n)
 				*first_refused = i;
 			continue;
 		}
-		while (kb->outstanding >= kb->opts.window && !kb->fatal && !stopping(kb))
+		while (kb->win.outstanding >= kb->opts.window && !kb->fatal && !mqtx_broker_stopping(kb->opts.stop))
 			if (!serve(kb, until(kb, c)))
 				return n - i;
-		if (stopping(kb) || kb->fatal)
+		if (mqtx_broker_stopping(kb->opts.stop) || kb->fatal)
 			return n - i;
-		if (mqtx_keyset_has(&kb->blocked, m->ordering_key))
+		if (mqtx_keyset_has(&kb->win.blocked, m->ordering_key))
 			continue; /* stays PENDING: it must not overtake the failed one */
 		enum produced p = produce_one(kb, c, i, t);
 		if (p == GAVE_UP)
 			return n - i;
 		if (p == REFUSED) {
-			mqtx_keyset_add(&kb->blocked, m->ordering_key);
+			mqtx_keyset_add(&kb->win.blocked, m->ordering_key);
 			if (*first_refused == n)
 				*first_refused = i;
 		}
@@ -680,9 +625,9 @@ static size_t produce_all(struct kafka_backend *kb, struct call *c, const size_t
 static bool wait_reports(struct kafka_backend *kb, struct call *c)
 {
 	rd_kafka_poll(kb->rk, 0);
-	while (kb->outstanding > 0 && !kb->fatal)
+	while (kb->win.outstanding > 0 && !kb->fatal)
 		if (!serve_how(kb, until(kb, c), true))
-			return kb->outstanding == 0;
+			return kb->win.outstanding == 0;
 	return true;
 }
 
@@ -694,7 +639,8 @@ static size_t *start_call(struct kafka_backend *kb, struct call *c, struct mqtx_
 			  struct mqtx_err *err)
 {
 	size_t *tops = mqtx_xmalloc((n + 1) * sizeof(size_t));
-	begin_call(kb, msgs, n);
+	mqtx_window_begin(&kb->win, msgs, n);
+	kb->timed_out = 0;
 	if (resolve_topics(kb, msgs, n, tops, err) == 0) {
 		/* the clock starts once metadata is in: a slow lookup must not eat it */
 		*c = (struct call){.resolved = mqtx_now_ms()};
@@ -702,7 +648,7 @@ static size_t *start_call(struct kafka_backend *kb, struct call *c, struct mqtx_
 		return tops;
 	}
 	kb->broken = true;
-	end_call(kb, "");
+	mqtx_window_end(&kb->win, "");
 	free(tops);
 	return NULL;
 }
@@ -721,26 +667,26 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 	bool done = wait_reports(kb, &c);
 	if (kb->fatal) {
 		rc = fatal_err(kb, err);
-	} else if (!done && stopping(kb)) {
+	} else if (!done && mqtx_broker_stopping(kb->opts.stop)) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped with %zu message(s) to '%s' unconfirmed when the shutdown grace ran out",
-				    kb->outstanding, kb->where);
-		end_call(kb, "stopped before a delivery report came: outcome unknown");
+				    kb->win.outstanding, kb->where);
+		mqtx_window_end(&kb->win, "stopped before a delivery report came: outcome unknown");
 		kb->broken = true;
 	} else if (!done) {
 		char why[128];
 		snprintf(why, sizeof(why), "no delivery report within %lldms: outcome unknown",
 			 (long long)kb->confirm_timeout_ms);
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no delivery report from '%s' within %lldms for %zu message(s)",
-				    kb->where, (long long)kb->confirm_timeout_ms, kb->outstanding);
-		end_call(kb, why);
+				    kb->where, (long long)kb->confirm_timeout_ms, kb->win.outstanding);
+		mqtx_window_end(&kb->win, why);
 		kb->broken = true;
 	} else if (kb->timed_out > 0) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "%zu message(s) to '%s' timed out after %lldms", kb->timed_out,
 				    kb->where, (long long)kb->confirm_timeout_ms);
-		end_call(kb, "");
+		mqtx_window_end(&kb->win, "");
 		kb->broken = true;
 	} else {
-		end_call(kb, "");
+		mqtx_window_end(&kb->win, "");
 	}
 	mqtx_debug("kafka: %zu message(s) in %lldms (topic lookups %lldms)", n, (long long)(mqtx_now_ms() - start),
 		   (long long)(c.resolved - start));
@@ -810,7 +756,7 @@ static int abort_and_fail(struct kafka_backend *kb, struct mqtx_msg *msgs, size_
 			  const char *reason, int64_t deadline, struct mqtx_err *err)
 {
 	char why[256];
-	end_call(kb, "");
+	mqtx_window_end(&kb->win, "");
 	snprintf(why, sizeof(why), "transaction aborted: %.200s", reason);
 	if (txn_abort(kb, deadline, err) < 0) {
 		set_all(msgs, n, MQTX_MSG_UNKNOWN, why);
@@ -916,13 +862,13 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 	if (tops == NULL)
 		return -1;
 	if (unusable_topic(kb, msgs, n, tops)) {
-		end_call(kb, "");
+		mqtx_window_end(&kb->win, "");
 		free(tops);
 		return 0;
 	}
 	rd_kafka_error_t *te = rd_kafka_begin_transaction(kb->rk);
 	if (te != NULL) {
-		end_call(kb, "");
+		mqtx_window_end(&kb->win, "");
 		free(tops);
 		return txn_err(kb, err, te, "cannot begin a transaction on");
 	}
@@ -940,8 +886,8 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 		rc = abort_and_fail(kb, msgs, n, culprit, reason, c.deadline, err);
 	} else if (left > 0 || !done) {
 		/* a stop or the deadline: nothing of this batch may become visible */
-		bool stopped = stopping(kb);
-		end_call(kb, "");
+		bool stopped = mqtx_broker_stopping(kb->opts.stop);
+		mqtx_window_end(&kb->win, "");
 		char why[128];
 		snprintf(why, sizeof(why), "%s", stopped ? "stopped before commit" : "no delivery report in time: transaction aborted");
 		if (txn_abort(kb, c.deadline + kb->confirm_timeout_ms, err) < 0) {
@@ -953,7 +899,7 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 			set_all(msgs, n, MQTX_MSG_FAILED, why);
 		}
 	} else {
-		end_call(kb, "");
+		mqtx_window_end(&kb->win, "");
 		rc = finish_tx(kb, msgs, n, c.deadline, err);
 	}
 	free(tops);
@@ -1155,7 +1101,7 @@ static int kafka_consume(struct mqtx_backend *b, const struct mqtx_consume_opts 
 	/* Joining the group takes a while; the idle wait starts once partitions are ours. */
 	int64_t join_deadline = mqtx_now_ms() + kb->connect_timeout_ms + 10000;
 	int64_t idle_since = mqtx_now_ms();
-	while (c->n - start < o->max && !stopping(kb)) {
+	while (c->n - start < o->max && !mqtx_broker_stopping(kb->opts.stop)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
 		int64_t now = mqtx_now_ms();
 		if (m == NULL) {
@@ -1208,7 +1154,7 @@ static int kafka_consume(struct mqtx_backend *b, const struct mqtx_consume_opts 
 		}
 		c->n++;
 	}
-	if (c->n == start && !c->assigned && !stopping(kb))
+	if (c->n == start && !c->assigned && !mqtx_broker_stopping(kb->opts.stop))
 		return mqtx_err_retry(err, MQTX_E_BROKER, "consumer group '%s' on '%s' assigned no partition of ack topic '%s'%s%s",
 				      o->group, kb->where, o->source, c->error[0] ? ": " : "", c->error);
 	*out = c->dels + start;

@@ -234,10 +234,7 @@ static int source_url(const struct mqtx_read_opts *o, const char *where, struct 
 
 int mqtx_kafka_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 {
-	if (o->destructive)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues; reading a Kafka topic never changes it");
-	if (o->to.kind == MQTX_READ_POS_FIRST)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	/* --to first and --destructive: mqtx_broker_read_check */
 	/* the source's shape too, before anything connects */
 	struct mqtx_kafka_url u = {0};
 	char *where = mqtx_redact(o->url);

@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "broker/internal.h"
+#include "broker/window.h"
 #include "broker/nats/nats.h"
 #include "broker/nats/url.h"
 #include "base/failpoint.h"
@@ -64,27 +65,13 @@ struct nats_backend {
 
 	struct subject_entry *subjects;
 	size_t n_subjects;
-	uint64_t call;
-
-	/* The publish call in progress: message i has reply token cur_base + i;
-	 * acks for tokens outside [cur_base, cur_base + cur_n) belong to an
-	 * earlier call and are dropped. */
-	struct mqtx_msg *cur_msgs;
-	bool *awaiting;
-	uint64_t cur_base;
-	size_t cur_n;
-	size_t outstanding;
+	/* The publish call in progress: message i has its window token as
+	 * reply token; acks for an earlier call's tokens are dropped. */
+	struct mqtx_window win;
 	size_t duplicates;
-	uint64_t seq;
-	struct mqtx_keyset blocked;
 };
 
 static const char *const nats_schemes[] = {"nats", "tls", NULL};
-
-static bool stopping(const struct nats_backend *nb)
-{
-	return nb->opts.stop != NULL && *nb->opts.stop != 0;
-}
 
 /* ---- connecting (shared with the reader) ---- */
 
@@ -177,6 +164,17 @@ int mqtx_nats_api(natsConnection *nc, const char *subj, const char *body, int64_
 	return 0;
 }
 
+int mqtx_nats_stream_info(natsConnection *nc, const char *stream, int64_t timeout_ms, const char *where,
+			  struct mqtx_json **out, struct mqtx_err *err)
+{
+	size_t sl = strlen(stream) + 32;
+	char *subj = mqtx_xmalloc(sl);
+	snprintf(subj, sl, "$JS.API.STREAM.INFO.%s", stream);
+	int r = mqtx_nats_api(nc, subj, "", timeout_ms, where, out, err);
+	free(subj);
+	return r;
+}
+
 /* The JetStream API error in an answer, or NULL. */
 const char *mqtx_nats_api_error(const struct mqtx_json *ans, int *code)
 {
@@ -263,8 +261,7 @@ static void nats_close(struct mqtx_backend *b)
 		return;
 	drop_connection(nb);
 	free_subjects(nb);
-	mqtx_keyset_free(&nb->blocked);
-	free(nb->awaiting);
+	mqtx_window_free(&nb->win);
 	free(nb->inbox);
 	free(nb->where);
 	free(nb);
@@ -282,7 +279,7 @@ static struct mqtx_backend *nats_open(const struct mqtx_config *cfg, const struc
 	nb->confirm_timeout_ms = cfg->broker_confirm_timeout_ms > 0 ? cfg->broker_confirm_timeout_ms : 30000;
 	nb->connect_timeout_ms = cfg->broker_connect_timeout_ms > 0 ? cfg->broker_connect_timeout_ms : 5000;
 	nb->where = mqtx_redact(cfg->broker_url);
-	nb->seq = 1;
+	nb->win.next = 1;
 	if (opts->mode == MQTX_PUB_TX) {
 		mqtx_err_set(err, MQTX_E_USAGE,
 			     "NATS JetStream ('%s') has no transactions: use the confirm mode (publish acknowledgements)", nb->where);
@@ -345,7 +342,7 @@ static struct subject_entry *subject_get(struct nats_backend *nb, const char *su
 		t = &nb->subjects[nb->n_subjects++];
 		memset(t, 0, sizeof(*t));
 		t->subject = mqtx_xstrdup(subject);
-	} else if (t->call == nb->call || (t->stream != NULL && mqtx_now_ms() - t->fetched_at < STREAM_TTL_MS)) {
+	} else if (t->call == nb->win.call || (t->stream != NULL && mqtx_now_ms() - t->fetched_at < STREAM_TTL_MS)) {
 		return t;
 	}
 	free(t->stream);
@@ -354,46 +351,11 @@ static struct subject_entry *subject_get(struct nats_backend *nb, const char *su
 				 err) < 0)
 		return NULL;
 	t->fetched_at = mqtx_now_ms();
-	t->call = nb->call;
+	t->call = nb->win.call;
 	return t;
 }
 
 /* ---- publishing ---- */
-
-static void begin_call(struct nats_backend *nb, struct mqtx_msg *msgs, size_t n)
-{
-	nb->call++;
-	nb->cur_msgs = msgs;
-	nb->cur_n = n;
-	nb->cur_base = nb->seq;
-	nb->seq += n;
-	free(nb->awaiting);
-	nb->awaiting = mqtx_xcalloc(n + 1, sizeof(bool));
-	nb->outstanding = 0;
-	nb->duplicates = 0;
-	mqtx_keyset_free(&nb->blocked);
-	for (size_t i = 0; i < n; i++) {
-		msgs[i].state = MQTX_MSG_PENDING;
-		msgs[i].error[0] = '\0';
-	}
-}
-
-/* Messages still awaiting an ack become UNKNOWN with why; later acks for
- * this call are dropped. */
-static void end_call(struct nats_backend *nb, const char *why)
-{
-	for (size_t i = 0; i < nb->cur_n && nb->cur_msgs != NULL; i++) {
-		if (!nb->awaiting[i])
-			continue;
-		nb->cur_msgs[i].state = MQTX_MSG_UNKNOWN;
-		snprintf(nb->cur_msgs[i].error, sizeof(nb->cur_msgs[i].error), "%.255s", why);
-	}
-	nb->cur_msgs = NULL;
-	nb->cur_n = 0;
-	nb->outstanding = 0;
-	free(nb->awaiting);
-	nb->awaiting = NULL;
-}
 
 static void fail_msg(struct nats_backend *nb, struct mqtx_msg *m, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -405,7 +367,7 @@ static void fail_msg(struct nats_backend *nb, struct mqtx_msg *m, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(m->error, sizeof(m->error), fmt, ap);
 	va_end(ap);
-	mqtx_keyset_add(&nb->blocked, m->ordering_key);
+	mqtx_keyset_add(&nb->win.blocked, m->ordering_key);
 }
 
 /* One ack: its message's outcome. */
@@ -416,14 +378,14 @@ static void on_ack(struct nats_backend *nb, natsMsg *a)
 	if (strncmp(subj, nb->inbox, il) != 0 || subj[il] != '.')
 		return;
 	uint64_t tok = strtoull(subj + il + 1, NULL, 10);
-	if (nb->cur_msgs == NULL || tok < nb->cur_base || tok - nb->cur_base >= nb->cur_n)
+	size_t i;
+	if (!mqtx_window_index(&nb->win, tok, &i))
 		return; /* not one of this call's messages */
-	size_t i = (size_t)(tok - nb->cur_base);
-	if (!nb->awaiting[i])
+	if (!nb->win.awaiting[i])
 		return;
-	nb->awaiting[i] = false;
-	nb->outstanding--;
-	struct mqtx_msg *m = &nb->cur_msgs[i];
+	nb->win.awaiting[i] = false;
+	nb->win.outstanding--;
+	struct mqtx_msg *m = &nb->win.msgs[i];
 	char sub[160];
 	snprintf(sub, sizeof(sub), "%.100s%s%.50s", m->destination, m->routing_key && m->routing_key[0] ? "." : "",
 		 m->routing_key && m->routing_key[0] ? m->routing_key : "");
@@ -463,14 +425,9 @@ struct call {
 	int64_t deadline;
 };
 
-static int64_t until(struct nats_backend *nb, const struct call *c)
+static int64_t until(const struct nats_backend *nb, const struct call *c)
 {
-	if (stopping(nb)) {
-		int64_t sd = mqtx_stop_deadline(nb->opts.stop, nb->opts.stop_grace_ms);
-		if (sd < c->deadline)
-			return sd;
-	}
-	return c->deadline;
+	return mqtx_broker_until(nb->opts.stop, nb->opts.stop_grace_ms, c->deadline);
 }
 
 /* Reads acks for up to 100 ms. Returns 1 while time is left, 0 once until
@@ -486,7 +443,7 @@ static int serve(struct nats_backend *nb, int64_t until_ms)
 		on_ack(nb, a);
 		natsMsg_Destroy(a);
 		/* take whatever else is there without waiting */
-		while (nb->outstanding > 0 && natsSubscription_NextMsg(&a, nb->acks, 0) == NATS_OK) {
+		while (nb->win.outstanding > 0 && natsSubscription_NextMsg(&a, nb->acks, 0) == NATS_OK) {
 			on_ack(nb, a);
 			natsMsg_Destroy(a);
 		}
@@ -547,27 +504,27 @@ static natsMsg *build_msg(struct nats_backend *nb, const struct mqtx_msg *m, con
  * Returns 0, or -1 when the connection is gone. */
 static int publish_all(struct nats_backend *nb, struct call *c, const size_t *subs)
 {
-	for (size_t i = 0; i < nb->cur_n; i++) {
-		struct mqtx_msg *m = &nb->cur_msgs[i];
+	for (size_t i = 0; i < nb->win.n; i++) {
+		struct mqtx_msg *m = &nb->win.msgs[i];
 		const struct subject_entry *t = &nb->subjects[subs[i]];
-		if (stopping(nb))
+		if (mqtx_broker_stopping(nb->opts.stop))
 			return 0;
-		if (mqtx_keyset_has(&nb->blocked, m->ordering_key))
+		if (mqtx_keyset_has(&nb->win.blocked, m->ordering_key))
 			continue; /* stays PENDING: it must not overtake the failed one */
 		if (t->stream == NULL) {
 			fail_msg(nb, m, "%.200s (checked before publishing)", t->why);
 			continue;
 		}
-		while (nb->outstanding >= nb->opts.window && !stopping(nb)) {
+		while (nb->win.outstanding >= nb->opts.window && !mqtx_broker_stopping(nb->opts.stop)) {
 			int r = serve(nb, until(nb, c));
 			if (r < 0)
 				return -1;
 			if (r == 0)
 				return 0;
 		}
-		if (stopping(nb) || mqtx_keyset_has(&nb->blocked, m->ordering_key))
+		if (mqtx_broker_stopping(nb->opts.stop) || mqtx_keyset_has(&nb->win.blocked, m->ordering_key))
 			continue;
-		natsMsg *nm = build_msg(nb, m, t->subject, nb->cur_base + i);
+		natsMsg *nm = build_msg(nb, m, t->subject, nb->win.base + i);
 		if (nm == NULL) {
 			fail_msg(nb, m, "cannot build the NATS message to subject '%.200s'", t->subject);
 			continue;
@@ -582,8 +539,8 @@ static int publish_all(struct nats_backend *nb, struct call *c, const size_t *su
 		}
 		if (s != NATS_OK)
 			return -1;
-		nb->awaiting[i] = true;
-		nb->outstanding++;
+		nb->win.awaiting[i] = true;
+		nb->win.outstanding++;
 		m->state = MQTX_MSG_UNKNOWN;
 		if ((i & 63) == 63 && serve(nb, mqtx_now_ms() + 0) < 0)
 			return -1;
@@ -600,7 +557,8 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 	}
 	if (n == 0)
 		return 0;
-	begin_call(nb, msgs, n);
+	mqtx_window_begin(&nb->win, msgs, n);
+	nb->duplicates = 0;
 	size_t *subs = mqtx_xcalloc(n + 1, sizeof(size_t));
 	char *last = NULL;
 	size_t last_i = 0;
@@ -617,7 +575,7 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		if (t == NULL) {
 			free(last);
 			free(subs);
-			end_call(nb, "");
+			mqtx_window_end(&nb->win, "");
 			drop_connection(nb);
 			return -1;
 		}
@@ -628,39 +586,39 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 	int rc = 0;
 	if (publish_all(nb, &c, subs) < 0) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost while publishing", nb->where);
-		end_call(nb, "connection lost before the publish acknowledgement: outcome unknown");
+		mqtx_window_end(&nb->win, "connection lost before the publish acknowledgement: outcome unknown");
 		drop_connection(nb);
 		free(subs);
 		return rc;
 	}
 	free(subs);
 	int r = 1;
-	if (nb->outstanding > 0 && MQTX_FAILPOINT("relay.before_confirm") < 0)
+	if (nb->win.outstanding > 0 && MQTX_FAILPOINT("relay.before_confirm") < 0)
 		r = -1; /* as if the connection broke before the acks came */
-	while (r > 0 && nb->outstanding > 0 && (r = serve(nb, until(nb, &c))) > 0)
+	while (r > 0 && nb->win.outstanding > 0 && (r = serve(nb, until(nb, &c))) > 0)
 		;
-	if (nb->outstanding == 0) {
+	if (nb->win.outstanding == 0) {
 		if (nb->duplicates > 0)
 			mqtx_debug("nats: %zu of %zu message(s) were duplicates the streams already held", nb->duplicates, n);
-		end_call(nb, "");
+		mqtx_window_end(&nb->win, "");
 	} else if (r < 0) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost with %zu message(s) unacknowledged", nb->where,
-				    nb->outstanding);
-		end_call(nb, "connection lost before the publish acknowledgement: outcome unknown");
+				    nb->win.outstanding);
+		mqtx_window_end(&nb->win, "connection lost before the publish acknowledgement: outcome unknown");
 		drop_connection(nb);
-	} else if (stopping(nb)) {
+	} else if (mqtx_broker_stopping(nb->opts.stop)) {
 		rc = mqtx_err_retry(err, MQTX_E_BROKER,
 				    "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out (no publish acknowledgement)",
-				    nb->outstanding, nb->where);
-		end_call(nb, "stopped before the publish acknowledgement came: outcome unknown");
+				    nb->win.outstanding, nb->where);
+		mqtx_window_end(&nb->win, "stopped before the publish acknowledgement came: outcome unknown");
 		drop_connection(nb);
 	} else {
 		char why[128];
 		snprintf(why, sizeof(why), "no publish acknowledgement within %lldms: outcome unknown",
 			 (long long)nb->confirm_timeout_ms);
 		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no publish acknowledgement from '%s' within %lldms for %zu message(s)",
-				    nb->where, (long long)nb->confirm_timeout_ms, nb->outstanding);
-		end_call(nb, why);
+				    nb->where, (long long)nb->confirm_timeout_ms, nb->win.outstanding);
+		mqtx_window_end(&nb->win, why);
 		drop_connection(nb);
 	}
 	return rc;
@@ -783,13 +741,8 @@ static int nats_inspect(struct mqtx_backend *b, const char *destination, const c
 		return 0;
 	}
 	info->exists = true;
-	size_t sl = strlen(stream) + 32;
-	char *subj = mqtx_xmalloc(sl);
-	snprintf(subj, sl, "$JS.API.STREAM.INFO.%s", stream);
 	struct mqtx_json *ans = NULL;
-	int r = mqtx_nats_api(nb->nc, subj, "", nb->connect_timeout_ms, nb->where, &ans, err);
-	free(subj);
-	if (r < 0) {
+	if (mqtx_nats_stream_info(nb->nc, stream, nb->connect_timeout_ms, nb->where, &ans, err) < 0) {
 		free(stream);
 		return -1;
 	}

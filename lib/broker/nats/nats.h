@@ -24,6 +24,12 @@ int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url 
 int mqtx_nats_api(natsConnection *nc, const char *subj, const char *body, int64_t timeout_ms, const char *where,
 		  struct mqtx_json **out, struct mqtx_err *err);
 
+/* $JS.API.STREAM.INFO for stream: the answer into *out (owned), which may
+ * carry an API error (mqtx_nats_api_error; 404: no such stream). Returns
+ * as mqtx_nats_api. */
+int mqtx_nats_stream_info(natsConnection *nc, const char *stream, int64_t timeout_ms, const char *where,
+			  struct mqtx_json **out, struct mqtx_err *err);
+
 /* The JetStream API error an answer carries (borrowed text; *code its
  * HTTP-like code), or NULL. */
 const char *mqtx_nats_api_error(const struct mqtx_json *ans, int *code);
@@ -35,7 +41,7 @@ int mqtx_nats_stream_for(natsConnection *nc, const char *subject, int64_t timeou
 
 /* ops->read: a dedupe-audit source nats://host:port/STREAM (read.c). */
 int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err);
-/* ops->read_check: --destructive and --to first do not fit a stream. */
+/* ops->read_check: the source URL and --from sequences (the generic rules: mqtx_broker_read_check). */
 int mqtx_nats_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err);
 
 #endif

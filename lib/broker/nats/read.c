@@ -143,10 +143,7 @@ static int read_loop(struct reader *r, natsSubscription *sub, const char **endin
 
 int mqtx_nats_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 {
-	if (o->destructive)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--destructive is for RabbitMQ queues; reading a JetStream stream never changes it");
-	if (o->to.kind == MQTX_READ_POS_FIRST)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
+	/* --to first and --destructive: mqtx_broker_read_check */
 	if (o->from.kind == MQTX_READ_POS_OFFSET && o->from.offset < 1)
 		return mqtx_err_set(err, MQTX_E_USAGE, "--from %lld: stream sequences start at 1", (long long)o->from.offset);
 	/* the source's shape too, before anything connects */
@@ -177,11 +174,7 @@ int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 	int64_t timeout = o->cfg->broker_connect_timeout_ms > 0 ? o->cfg->broker_connect_timeout_ms : 5000;
 	if (mqtx_nats_connect(o->cfg, &u, where, "mqtx dedupe-audit", timeout, &nc, err) < 0)
 		goto out;
-	size_t sl = strlen(u.stream) + 32;
-	char *subj = mqtx_xmalloc(sl);
-	snprintf(subj, sl, "$JS.API.STREAM.INFO.%s", u.stream);
-	int r = mqtx_nats_api(nc, subj, "", timeout, where, &info, err);
-	free(subj);
+	int r = mqtx_nats_stream_info(nc, u.stream, timeout, where, &info, err);
 	if (r < 0)
 		goto out;
 	if (r == 1) {
