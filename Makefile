@@ -88,17 +88,20 @@ $(UNIT): $(UNIT_SRC) $(UNIT_DEF) $(LIB_OBJ) $(HDRS)
 tests/unit/unit_tests-asan: $(UNIT_SRC) $(UNIT_DEF) $(ASAN_LIB_OBJ) $(HDRS)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -o $@ $(UNIT_SRC) $(ASAN_LIB_OBJ) $(LIBS)
 
-tests/helpers/amqp_tool: tests/helpers/amqp_tool.c
-	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs librabbitmq)
+# The tools share lib/base/util's UTF-8 check (the release objects; util needs error).
+HELPER_LIB = $(BUILD)/release/lib/base/util.o $(BUILD)/release/lib/base/error.o
+
+tests/helpers/amqp_tool: tests/helpers/amqp_tool.c $(HELPER_LIB) lib/base/util.h
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Ilib -o $@ $< $(HELPER_LIB) $(shell $(PKG_CONFIG) --cflags --libs librabbitmq)
 
 tests/helpers/kafka_mock: tests/helpers/kafka_mock.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
 
-tests/helpers/kafka_tool: tests/helpers/kafka_tool.c
-	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
+tests/helpers/kafka_tool: tests/helpers/kafka_tool.c $(HELPER_LIB) lib/base/util.h
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Ilib -o $@ $< $(HELPER_LIB) $(shell $(PKG_CONFIG) --cflags --libs rdkafka)
 
-tests/helpers/nats_tool: tests/helpers/nats_tool.c
-	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $< $(shell $(PKG_CONFIG) --cflags --libs libnats)
+tests/helpers/nats_tool: tests/helpers/nats_tool.c $(HELPER_LIB) lib/base/util.h
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Ilib -o $@ $< $(HELPER_LIB) $(shell $(PKG_CONFIG) --cflags --libs libnats)
 
 tests/helpers/tcp_proxy: tests/helpers/tcp_proxy.c
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -o $@ $<

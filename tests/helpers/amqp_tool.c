@@ -69,6 +69,8 @@
 #include <amqp_tcp_socket.h>
 #endif
 
+#include "base/util.h"
+
 #define EXIT_SHORT 1
 #define EXIT_ERROR 2
 #define CHANNEL 1
@@ -258,40 +260,6 @@ static const char *opt_value(int argc, char **argv, int *i)
 
 /* ------------------------------------------------------------------- JSON */
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len, k;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (k = 1; k < len; k++) {
-        if ((p[k] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[k] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-        return 0;
-    return len;
-}
-
 static bool is_text(amqp_bytes_t b)
 {
     const unsigned char *p = b.bytes;
@@ -300,7 +268,7 @@ static bool is_text(amqp_bytes_t b)
     while (i < b.len) {
         if (p[i] == 0)
             return false;
-        len = utf8_seq_len(p + i, b.len - i);
+        len = mqtx_utf8_seq(p + i, b.len - i);
         if (len == 0)
             return false;
         i += len;
@@ -332,7 +300,7 @@ static void json_bytes(FILE *out, const void *data, size_t n)
             i++;
             continue;
         }
-        len = utf8_seq_len(p + i, n - i);
+        len = mqtx_utf8_seq(p + i, n - i);
         if (len == 0) {
             fprintf(out, "\\u%04x", c);
             i++;

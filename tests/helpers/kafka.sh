@@ -63,12 +63,8 @@ write_env_var() {
 	printf 'export %s=%q\n' "$1" "$2"
 }
 
-read_pidfile() {
-	local pid=""
-	[[ -s $1 ]] && read -r pid <"$1"
-	[[ $pid =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
-	return 0
-}
+# read_pidfile, stop_pid
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 # True if PID is alive (not a zombie) and is the mock of this STATEDIR.
 is_our_mock() {
@@ -142,24 +138,11 @@ cmd_start() {
 cmd_stop() {
 	[[ -d $STATEDIR ]] || return 0
 	STATEDIR=$(cd "$STATEDIR" && pwd -P)
-	local pid i
+	local pid
 	pid=$(read_pidfile "$STATEDIR/kafka.pid")
 	if [[ -n $pid ]] && is_our_mock "$pid"; then
 		log "stopping kafka mock (pid $pid)"
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < STOP_WAIT * 10; i++)); do
-			is_our_mock "$pid" || break
-			sleep 0.1
-		done
-		if is_our_mock "$pid"; then
-			log "kafka mock did not stop within ${STOP_WAIT}s: sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-			for ((i = 0; i < 50; i++)); do
-				is_our_mock "$pid" || break
-				sleep 0.1
-			done
-			is_our_mock "$pid" && die "kafka mock (pid $pid) still alive after SIGKILL"
-		fi
+		stop_pid "$pid" "$STOP_WAIT" "kafka mock" is_our_mock || die "kafka mock (pid $pid) still alive after SIGKILL"
 	fi
 	rm -f "$STATEDIR/kafka.pid" "$STATEDIR/kafka.ctl"
 }

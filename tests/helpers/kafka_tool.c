@@ -58,6 +58,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "base/util.h"
+
 #define CONNECT_TIMEOUT_MS 10000
 
 static void usage(void)
@@ -133,45 +135,13 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
 		buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	if (p[0] < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static bool is_text(const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	for (size_t i = 0; i < len;) {
 		if (p[i] == 0)
 			return false;
-		size_t l = utf8_seq(p + i, len - i);
+		size_t l = mqtx_utf8_seq(p + i, len - i);
 		if (l == 0)
 			return false;
 		i += l;
@@ -203,7 +173,7 @@ static void json_str(struct buf *b, const void *data, size_t len)
 			buf_printf(b, "\\u%04x", c);
 			i++;
 		} else {
-			size_t l = utf8_seq(p + i, len - i);
+			size_t l = mqtx_utf8_seq(p + i, len - i);
 			if (l == 0) {
 				buf_printf(b, "\\u%04x", c);
 				i++;

@@ -45,12 +45,8 @@ usage() {
 }
 write_env_var() { printf 'export %s=%q\n' "$1" "$2"; }
 
-read_pidfile() {
-	local pid=""
-	[[ -s $1 ]] && read -r pid <"$1"
-	[[ $pid =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
-	return 0
-}
+# read_pidfile, stop_pid
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 # True if PID is alive and is the nats-server of this STATEDIR.
 is_our_server() {
@@ -92,23 +88,10 @@ run_server() {
 }
 
 stop_server() {
-	local pid i
+	local pid
 	pid=$(read_pidfile "$STATEDIR/nats.pid")
 	if [[ -n $pid ]] && is_our_server "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < STOP_WAIT * 10; i++)); do
-			is_our_server "$pid" || break
-			sleep 0.1
-		done
-		if is_our_server "$pid"; then
-			log "nats-server did not stop within ${STOP_WAIT}s: sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-			for ((i = 0; i < 50; i++)); do
-				is_our_server "$pid" || break
-				sleep 0.1
-			done
-			is_our_server "$pid" && die "nats-server (pid $pid) still alive after SIGKILL"
-		fi
+		stop_pid "$pid" "$STOP_WAIT" nats-server is_our_server || die "nats-server (pid $pid) still alive after SIGKILL"
 	fi
 	rm -f "$STATEDIR/nats.pid"
 }

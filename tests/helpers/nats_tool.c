@@ -43,6 +43,8 @@
 
 #include <nats/nats.h>
 
+#include "base/util.h"
+
 static void die(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static void die(const char *what, const char *fmt, ...)
 {
@@ -81,41 +83,10 @@ static void sleep_ms(long ms)
 
 /* ---- output ---- */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	if (p[0] < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static bool is_text(const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len;) {
-		size_t l = p[i] == 0 ? 0 : utf8_seq(p + i, len - i);
+		size_t l = p[i] == 0 ? 0 : mqtx_utf8_seq(p + i, len - i);
 		if (l == 0)
 			return false;
 		i += l;
@@ -139,7 +110,7 @@ static void json_str(const void *data, size_t len)
 			fputs("\\r", stdout);
 		else if (c == '\t')
 			fputs("\\t", stdout);
-		else if (c < 0x20 || c == 0x7f || (l = utf8_seq(p + i, len - i)) == 0) {
+		else if (c < 0x20 || c == 0x7f || (l = mqtx_utf8_seq(p + i, len - i)) == 0) {
 			printf("\\u%04x", c);
 			l = 1;
 		} else

@@ -54,6 +54,9 @@ die() {
 	exit 1
 }
 
+# read_pidfile
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+
 usage() {
 	printf 'usage: %s start|stop STATEDIR\n' "$0" >&2
 	exit 2
@@ -190,14 +193,6 @@ kill_leftovers() {
 		log "$what: still alive after SIGKILL: $(procs_alive "$@" | tr '\n' ' ')"
 		return 1
 	fi
-	return 0
-}
-
-# Read a PID file; prints the PID or nothing.
-read_pidfile() {
-	local pid=""
-	[[ -s $1 ]] && read -r pid <"$1"
-	[[ $pid =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
 	return 0
 }
 
