@@ -2,15 +2,19 @@
 #include "base/sha256.h"
 
 #include <openssl/evp.h>
-#include <stdio.h>
 #include <stdlib.h>
 
+#include "base/log.h"
+
 /* libcrypto fails here only when out of memory, or when SHA-256 is not
- * available at all (a broken OpenSSL configuration): neither can be
- * worked around, and a wrong key must never be produced. */
+ * available at all (a broken OpenSSL configuration): no input causes it,
+ * neither can be worked around, and a wrong key must never be produced. So,
+ * like mqtx_xmalloc, this aborts rather than return an error every caller
+ * would have to carry for a state that cannot be recovered from; the reason
+ * goes through the log (its format and stream), not straight to stderr. */
 static void crypto_die(const char *what)
 {
-	fprintf(stderr, "mqtx: fatal: SHA-256 (libcrypto): %s failed\n", what);
+	mqtx_error("fatal: SHA-256 (libcrypto): %s failed", what);
 	abort();
 }
 
