@@ -97,8 +97,9 @@ int main(int argc, char **argv)
 	for (long i = 0; i < count; i++) {
 		if (like_txpub) {
 			/* 64 hex digits, different per message, as a SHA-256 would give */
-			snprintf(id, sizeof(id), "txpub:%016lx%016lx%016lx%016lx", (unsigned long)i * 0x9e3779b97f4a7c15UL,
-				 (unsigned long)i, (unsigned long)~i, (unsigned long)i * 31);
+			snprintf(id, sizeof(id), "txpub:%016lx%016lx%016lx%016lx",
+				 (unsigned long)i * 0x9e3779b97f4a7c15UL, (unsigned long)i, (unsigned long)~i,
+				 (unsigned long)i * 31);
 			hdr[0].value.value.bytes = amqp_cstring_bytes(id);
 		} else if (like_mqtx) {
 			snprintf(num, sizeof(num), "%ld", i + 1);

@@ -37,8 +37,8 @@ static void line(const char *prefix, long long id, long long ts)
 {
 	if (used > sizeof(out) - 256)
 		flush();
-	used += (size_t)snprintf(out + used, sizeof(out) - used, "{\"key\":\"%s%lld\",\"id\":%lld,\"ts\":%lld}\n", prefix,
-				 id, id, ts);
+	used += (size_t)snprintf(out + used, sizeof(out) - used, "{\"key\":\"%s%lld\",\"id\":%lld,\"ts\":%lld}\n",
+				 prefix, id, id, ts);
 }
 
 int main(int argc, char **argv)
@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 		}
 	}
 	flush();
-	fprintf(stderr, "audit_gen: expect missing %lld, duplicated keys %lld, out of order %lld, strangers %lld\n", missing,
-		dups, late, strangers);
+	fprintf(stderr, "audit_gen: expect missing %lld, duplicated keys %lld, out of order %lld, strangers %lld\n",
+		missing, dups, late, strangers);
 	return 0;
 }

@@ -19,7 +19,8 @@ static const struct mqtx_opt check_opts[] = {
 	{"explain", 'e', "ID|KEY", NULL, "tell the story of one message: status, errors, what blocks it, what to do"},
 	{"warn-age", 0, "DURATION", "check.warn_age", "pending rows older than this: WARNING (default 5m, 0: off)"},
 	{"crit-age", 0, "DURATION", "check.crit_age", "pending rows older than this: CRITICAL (default 30m, 0: off)"},
-	{"warn-attempts", 0, "N", "check.warn_attempts", "pending rows that failed N times: WARNING (default 3, 0: off)"},
+	{"warn-attempts", 0, "N", "check.warn_attempts",
+	 "pending rows that failed N times: WARNING (default 3, 0: off)"},
 	{"max-dead", 0, "N", "check.max_dead", "more than N dead rows: CRITICAL (default 0)"},
 	{"relay-stale", 0, "DURATION", "check.relay_stale", "a running relay silent this long is stale (default 2m)"},
 	{"broker", 'b', NULL, "check.broker", "also ask the broker: destinations exist, queue depth and consumers"},
@@ -49,10 +50,11 @@ const struct mqtx_cmd_info cmd_check_info = {
 		    "[--table NAME] | --explain ID|KEY",
 	.summary = "report the health of the outbox, relays and broker (Nagios exit codes), or explain one message",
 	.opts = check_opts,
-	.exit_codes = "  0  OK\n  1  WARNING: something needs a look (old pending rows, blocked keys, stale relays, ...)\n"
-		      "  2  CRITICAL: messages are not moving or were given up (dead rows, no relay, missing destination)\n"
-		      "  3  UNKNOWN: usage, configuration or database error; the check could not run\n"
-		      "     (check uses the Nagios codes, not the exit codes of the other commands)",
+	.exit_codes =
+		"  0  OK\n  1  WARNING: something needs a look (old pending rows, blocked keys, stale relays, ...)\n"
+		"  2  CRITICAL: messages are not moving or were given up (dead rows, no relay, missing destination)\n"
+		"  3  UNKNOWN: usage, configuration or database error; the check could not run\n"
+		"     (check uses the Nagios codes, not the exit codes of the other commands)",
 	.args_size = sizeof(struct check_args),
 	.on_opt = on_opt,
 	.validate = validate,

@@ -17,9 +17,12 @@
 #include "base/util.h"
 
 const struct mqtx_opt mqtx_common_opts[] = {
-	{"config", 'c', "FILE", NULL, "configuration file (default: $MQTX_CONFIG, ./mqtx.yaml, ~/.config/mqtx/config.yaml, /etc/mqtx/config.yaml)"},
-	{"database-url", 0, "URL", "database.url", "PostgreSQL URL or conninfo (prefer MQTX_DATABASE_URL: argv is visible to other users)"},
-	{"broker-url", 0, "URL", "broker.url", "broker URL: amqp://, amqps://, kafka://, kafkas://, nats://, tls:// (NATS) (prefer MQTX_BROKER_URL)"},
+	{"config", 'c', "FILE", NULL,
+	 "configuration file (default: $MQTX_CONFIG, ./mqtx.yaml, ~/.config/mqtx/config.yaml, /etc/mqtx/config.yaml)"},
+	{"database-url", 0, "URL", "database.url",
+	 "PostgreSQL URL or conninfo (prefer MQTX_DATABASE_URL: argv is visible to other users)"},
+	{"broker-url", 0, "URL", "broker.url",
+	 "broker URL: amqp://, amqps://, kafka://, kafkas://, nats://, tls:// (NATS) (prefer MQTX_BROKER_URL)"},
 	{"verbose", 'v', NULL, NULL, "debug diagnostics"},
 	{"quiet", 'q', NULL, NULL, "only warnings and errors on stderr: no progress, no summaries"},
 	{"log-format", 0, "FORMAT", "log.format", "diagnostics format: text or json"},
@@ -65,7 +68,8 @@ static void *hup_main(void *arg)
 			continue;
 		if (n <= 0)
 			return NULL;
-		mqtx_warn("SIGHUP ignored: reloading the configuration is not supported yet; going on with the settings read at start");
+		mqtx_warn(
+			"SIGHUP ignored: reloading the configuration is not supported yet; going on with the settings read at start");
 	}
 }
 
@@ -161,7 +165,8 @@ void mqtx_cli_help_opts(FILE *out, const struct mqtx_opt *o)
 	for (; o->lng != NULL; o++) {
 		char left[64];
 		if (o->shrt)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shrt, o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->shrt, o->lng, o->arg ? " " : "",
+				 o->arg ? o->arg : "");
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", o->lng, o->arg ? " " : "", o->arg ? o->arg : "");
 		fprintf(out, "  %-28s %s\n", left, o->help);

@@ -29,13 +29,16 @@ enum mqtx_exit {
  * (value as given); options without a key are handled by the command. */
 struct mqtx_opt {
 	const char *lng;
-	char shrt;         /* 0: long only */
-	const char *arg;   /* metavariable, NULL for a flag */
-	const char *key;   /* config key set from the value ("true" for flags), or NULL */
+	char shrt;       /* 0: long only */
+	const char *arg; /* metavariable, NULL for a flag */
+	const char *key; /* config key set from the value ("true" for flags), or NULL */
 	const char *help;
 };
 
-#define OPT_END {NULL, 0, NULL, NULL, NULL}
+#define OPT_END                           \
+	{                                 \
+		NULL, 0, NULL, NULL, NULL \
+	}
 
 struct mqtx_cmd;
 
@@ -46,19 +49,19 @@ struct mqtx_cmd;
  * frees everything afterwards (args_free, the connection, cli). */
 struct mqtx_cmd_info {
 	const char *name;
-	const char *synopsis;     /* after "mqtx NAME " */
-	const char *summary;      /* one line */
+	const char *synopsis;        /* after "mqtx NAME " */
+	const char *summary;         /* one line */
 	const struct mqtx_opt *opts; /* command options, OPT_END-terminated */
-	const char *exit_codes;   /* one line per code */
+	const char *exit_codes;      /* one line per code */
 	/* Optional: a command option (long name) whose value may hold a
 	 * password, like --database-url and --broker-url. Parsing hides it
 	 * from /proc/PID/cmdline and, when it holds one, warns with the text. */
 	const char *secret_opt;
 	const char *secret_warning;
 
-	size_t args_size;                     /* the command's own option values (struct), 0: none */
-	void (*args_init)(void *args);        /* optional: defaults before parsing */
-	void (*args_free)(void *args);        /* optional: what on_opt allocated */
+	size_t args_size;              /* the command's own option values (struct), 0: none */
+	void (*args_init)(void *args); /* optional: defaults before parsing */
+	void (*args_free)(void *args); /* optional: what on_opt allocated */
 	/* Options without a config key; non-zero fails (after printing the error). */
 	int (*on_opt)(void *args, const char *lng, const char *value);
 	/* Optional, before argv is parsed: an exit code, or -1 to go on

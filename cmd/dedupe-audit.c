@@ -17,8 +17,10 @@
 static const struct mqtx_opt audit_opts[] = {
 	{"source", 's', "SOURCE", NULL,
 	 "deliveries to check: kafka://BROKERS/TOPIC, amqp://HOST/[VHOST/]QUEUE, nats://HOST:PORT/STREAM (or tls://), inbox:[TABLE], postgresql://URL, a JSONL file, or - (stdin)"},
-	{"from", 0, "POS", NULL, "Kafka topic, RabbitMQ or JetStream stream: start at first, an offset (JetStream: a sequence), a time or a duration ago (default: first)"},
-	{"to", 0, "POS", NULL, "Kafka topic, RabbitMQ or JetStream stream: stop before this offset or sequence (or time: Kafka, JetStream); default: the end at start"},
+	{"from", 0, "POS", NULL,
+	 "Kafka topic, RabbitMQ or JetStream stream: start at first, an offset (JetStream: a sequence), a time or a duration ago (default: first)"},
+	{"to", 0, "POS", NULL,
+	 "Kafka topic, RabbitMQ or JetStream stream: stop before this offset or sequence (or time: Kafka, JetStream); default: the end at start"},
 	{"since", 0, "TIME", NULL, "expect rows sent at or after TIME (RFC 3339 or a duration ago such as 2h)"},
 	{"until", 0, "TIME", NULL, "expect rows sent before TIME (default: when the audit starts)"},
 	{"destination", 'd', "NAME", NULL,
@@ -26,9 +28,11 @@ static const struct mqtx_opt audit_opts[] = {
 	{"destructive", 0, NULL, NULL, "allow consuming, and so emptying, a classic or quorum RabbitMQ queue"},
 	{"format", 'f', "FORMAT", NULL, "report: text (default), json or csv"},
 	{"max-details", 0, "N", "audit.max_details", "most detail lines per finding (default 20)"},
-	{"max-duplicates", 0, "N", "audit.max_duplicates", "duplicated keys tolerated, not counting redeliveries (default 0)"},
+	{"max-duplicates", 0, "N", "audit.max_duplicates",
+	 "duplicated keys tolerated, not counting redeliveries (default 0)"},
 	{"max-missing", 0, "N", "audit.max_missing", "missing messages tolerated (default 0)"},
-	{"idle-timeout", 0, "DURATION", "audit.idle_timeout", "a stream or queue is at its end after this long without a message (default 2s)"},
+	{"idle-timeout", 0, "DURATION", "audit.idle_timeout",
+	 "a stream or queue is at its end after this long without a message (default 2s)"},
 	{"schema", 0, "NAME", "outbox.schema", "schema of the outbox table (one identifier)"},
 	{"table", 't', "NAME", "outbox.table", "outbox table name (one identifier)"},
 	OPT_END,
@@ -55,14 +59,16 @@ const struct mqtx_cmd_info cmd_dedupe_audit_info = {
 		    "[--idle-timeout DURATION] [--schema NAME] [--table NAME]",
 	.summary = "count duplicates, losses, strangers and reordering a source really saw",
 	.opts = audit_opts,
-	.exit_codes = "  0  within --max-duplicates and --max-missing\n"
-		      "  1  more duplicated keys than --max-duplicates\n"
-		      "  2  usage error\n  3  configuration error\n  4  database unreachable or failing\n"
-		      "  5  broker unreachable or failing\n  6  bad input (a malformed JSONL line, an unusable inbox row)\n"
-		      "  7  cannot read the source file or write standard output\n"
-		      "  8  more missing messages than --max-missing\n  9  both 1 and 8",
+	.exit_codes =
+		"  0  within --max-duplicates and --max-missing\n"
+		"  1  more duplicated keys than --max-duplicates\n"
+		"  2  usage error\n  3  configuration error\n  4  database unreachable or failing\n"
+		"  5  broker unreachable or failing\n  6  bad input (a malformed JSONL line, an unusable inbox row)\n"
+		"  7  cannot read the source file or write standard output\n"
+		"  8  more missing messages than --max-missing\n  9  both 1 and 8",
 	.secret_opt = "source",
-	.secret_warning = "the --source URL holds a password, which other local users can see; prefer broker.password_file or a URL without one",
+	.secret_warning =
+		"the --source URL holds a password, which other local users can see; prefer broker.password_file or a URL without one",
 	.args_size = sizeof(struct args),
 	.args_free = args_free,
 	.on_opt = on_opt,
@@ -138,9 +144,11 @@ static int validate(struct mqtx_cmd *c)
 {
 	const struct args *a = c->args;
 	if (c->cli.nargs > 0)
-		return mqtx_usage_error("dedupe-audit", "unexpected argument '%s' (the source goes after --source)", c->cli.args[0]);
+		return mqtx_usage_error("dedupe-audit", "unexpected argument '%s' (the source goes after --source)",
+					c->cli.args[0]);
 	if (a->source == NULL)
-		return mqtx_usage_error("dedupe-audit", "--source is required (a broker URL: %s; inbox:, a JSONL file or -)",
+		return mqtx_usage_error("dedupe-audit",
+					"--source is required (a broker URL: %s; inbox:, a JSONL file or -)",
 					mqtx_broker_schemes_text());
 	return 0;
 }
@@ -167,13 +175,14 @@ static int run(struct mqtx_cmd *c)
 	mqtx_render_init_file(&r, stdout, false);
 	mqtx_render_audit(&r, a.format, &rep);
 	mqtx_render_finish(&r); /* a failed write: main() says so, exit 7 */
-	rc = rep.status; /* the verdict: 0, 1, 8 or 9 */
+	rc = rep.status;        /* the verdict: 0, 1, 8 or 9 */
 	if (rep.has_table && !rep.table_unique)
 		mqtx_warn("consumer table %s has no unique constraint or unique index on %s: nothing stops it from processing a duplicate twice",
 			  rep.table, rep.key_column);
 	mqtx_info("audit: %lld deliveries, %lld duplicated keys (%lld unexplained), %lld missing, %lld stranger keys, %lld out of order, %lld gaps in %.1fs",
-		  (long long)rep.deliveries, (long long)rep.dup_keys, (long long)rep.dup_unexplained_keys, (long long)rep.missing,
-		  (long long)rep.stranger_keys, (long long)rep.out_of_order, (long long)rep.gaps, (double)rep.elapsed_ms / 1000.0);
+		  (long long)rep.deliveries, (long long)rep.dup_keys, (long long)rep.dup_unexplained_keys,
+		  (long long)rep.missing, (long long)rep.stranger_keys, (long long)rep.out_of_order,
+		  (long long)rep.gaps, (double)rep.elapsed_ms / 1000.0);
 	mqtx_audit_report_free(&rep);
 	return rc;
 }

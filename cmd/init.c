@@ -31,7 +31,8 @@ const struct mqtx_cmd_info cmd_init_info = {
 	.synopsis = "[--print] [--schema NAME] [--table NAME] [--grant ROLE]",
 	.summary = "create the outbox table, indexes, triggers and heartbeat table (idempotent)",
 	.opts = init_opts,
-	.exit_codes = "  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, or a name init needs is taken\n  4  database error\n  7  cannot write standard output",
+	.exit_codes =
+		"  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, or a name init needs is taken\n  4  database error\n  7  cannot write standard output",
 	.args_size = sizeof(struct init_args),
 	.on_opt = on_opt,
 	.run = run, /* CMD_NEEDS_DB */
@@ -45,7 +46,9 @@ static int on_opt(void *ctx, const char *lng, const char *value)
 	else if (strcmp(lng, "grant") == 0) {
 		size_t bad = mqtx_utf8_invalid_at(value);
 		if (bad > 0)
-			return mqtx_usage_error("init", "option --grant: not valid UTF-8 (byte %zu); names must be UTF-8 text", bad);
+			return mqtx_usage_error("init",
+						"option --grant: not valid UTF-8 (byte %zu); names must be UTF-8 text",
+						bad);
 		a->grant = value;
 	}
 	return 0;

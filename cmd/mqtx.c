@@ -37,10 +37,9 @@ static const struct command commands[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mqtx [common options] COMMAND [options]\n\n"
-		"Reliable \"database change + message\": relays a PostgreSQL outbox table to\n"
-		"RabbitMQ, Kafka or NATS JetStream without losing messages.\n\ncommands:\n");
+	fprintf(out, "usage: mqtx [common options] COMMAND [options]\n\n"
+		     "Reliable \"database change + message\": relays a PostgreSQL outbox table to\n"
+		     "RabbitMQ, Kafka or NATS JetStream without losing messages.\n\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].info->summary);
 	fprintf(out, "\ncommon options (before or after COMMAND):\n");

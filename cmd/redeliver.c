@@ -20,13 +20,16 @@ static const struct mqtx_opt redeliver_opts[] = {
 	{"status", 's', "STATUS", NULL, "select by status: sent (the default) or dead (repeatable)"},
 	{"since", 0, "TIME", NULL, "select rows created at or after TIME: a timestamp, or a duration ago (2h)"},
 	{"until", 0, "TIME", NULL, "select rows created before TIME: a timestamp, or a duration ago"},
-	{"time-column", 0, "COLUMN", "redeliver.time_column", "what --since/--until compare: created (default) or sent"},
+	{"time-column", 0, "COLUMN", "redeliver.time_column",
+	 "what --since/--until compare: created (default) or sent"},
 	{"where", 'w', "EXPR", NULL, "select by 'column OP value [AND ...]' on whitelisted columns (repeatable)"},
 	{"unacked-after", 0, "DURATION", NULL, "select sent messages not completed DURATION after they were last sent"},
-	{"max-redeliveries", 0, "N", "redeliver.max_redeliveries", "--unacked-after: skip messages re-sent N times (default 10; 0: no limit)"},
+	{"max-redeliveries", 0, "N", "redeliver.max_redeliveries",
+	 "--unacked-after: skip messages re-sent N times (default 10; 0: no limit)"},
 	{"requeue", 0, NULL, NULL, "set the selected dead rows back to pending for the relay, instead of publishing"},
 	{"collect-acks", 0, NULL, NULL, "first move consumer acks from the ack queue or topic into mqtx_completions"},
-	{"ack-source", 0, "NAME", "redeliver.ack_source", "--collect-acks: the queue (RabbitMQ) or topic (Kafka) to drain"},
+	{"ack-source", 0, "NAME", "redeliver.ack_source",
+	 "--collect-acks: the queue (RabbitMQ) or topic (Kafka) to drain"},
 	{"ack-group", 0, "NAME", "redeliver.ack_group", "--collect-acks: Kafka consumer group (default mqtx-acks)"},
 	{"rate", 'r', "RATE", "redeliver.rate", "send at most RATE messages: N/s or N/m (default: no limit)"},
 	{"limit", 'n', "N", NULL, "handle at most N of the selected rows"},
@@ -54,10 +57,11 @@ static int run(struct mqtx_cmd *c);
 
 const struct mqtx_cmd_info cmd_redeliver_info = {
 	.name = "redeliver",
-	.synopsis = "[--id LIST] [--key KEY] [--ordering-key KEY] [--destination NAME] [--status STATUS] [--since TIME] "
-		    "[--until TIME] [--time-column COLUMN] [--where EXPR] [--unacked-after DURATION] [--max-redeliveries N] "
-		    "[--requeue] [--collect-acks] [--ack-source NAME] [--ack-group NAME] [--rate RATE] [--limit N] "
-		    "[--batch N] [--dry-run | --yes] [--sample N] [--schema NAME] [--table NAME]",
+	.synopsis =
+		"[--id LIST] [--key KEY] [--ordering-key KEY] [--destination NAME] [--status STATUS] [--since TIME] "
+		"[--until TIME] [--time-column COLUMN] [--where EXPR] [--unacked-after DURATION] [--max-redeliveries N] "
+		"[--requeue] [--collect-acks] [--ack-source NAME] [--ack-group NAME] [--rate RATE] [--limit N] "
+		"[--batch N] [--dry-run | --yes] [--sample N] [--schema NAME] [--table NAME]",
 	.summary = "re-send chosen outbox rows with their own keys, revive dead rows, collect consumer acks",
 	.opts = redeliver_opts,
 	.exit_codes = "  0  every selected row was re-sent (or requeued; acks collected); without --yes: a dry run\n"
@@ -105,9 +109,11 @@ static int on_opt(void *ctx, const char *lng, const char *value)
 	} else if (strcmp(lng, "status") == 0) {
 		if (strcmp(value, "sent") != 0 && strcmp(value, "dead") != 0) {
 			if (strcmp(value, "pending") == 0)
-				return BAD("--status %s: pending rows are the relay's to send; 'mqtx relay' sends them", value);
+				return BAD("--status %s: pending rows are the relay's to send; 'mqtx relay' sends them",
+					   value);
 			if (strcmp(value, "prepared") == 0 || strcmp(value, "rolled_back") == 0)
-				return BAD("--status %s: such rows were never committed for sending; see mqtx-txpub(1)", value);
+				return BAD("--status %s: such rows were never committed for sending; see mqtx-txpub(1)",
+					   value);
 			return BAD("--status: unknown status '%s' (expected sent or dead)", value);
 		}
 		mqtx_list_add(&a->sel.statuses, &a->sel.n_statuses, value);
@@ -153,16 +159,19 @@ static int check_args(struct args *a, const struct mqtx_config *cfg)
 					"--until, --where or --unacked-after (--status sent selects every sent row)");
 	if (a->requeue) {
 		if (s->unacked_after_ms >= 0)
-			return mqtx_usage_error("redeliver", "--requeue revives dead rows; --unacked-after selects sent ones");
+			return mqtx_usage_error("redeliver",
+						"--requeue revives dead rows; --unacked-after selects sent ones");
 		for (size_t i = 0; i < s->n_statuses; i++)
 			if (strcmp(s->statuses[i], "dead") != 0)
-				return mqtx_usage_error("redeliver", "--requeue works on dead rows only (--status dead)");
+				return mqtx_usage_error("redeliver",
+							"--requeue works on dead rows only (--status dead)");
 		if (s->n_statuses == 0)
 			mqtx_list_add(&s->statuses, &s->n_statuses, "dead");
 	} else if (s->unacked_after_ms >= 0) {
 		for (size_t i = 0; i < s->n_statuses; i++)
 			if (strcmp(s->statuses[i], "sent") != 0)
-				return mqtx_usage_error("redeliver", "--unacked-after selects sent rows only (--status sent)");
+				return mqtx_usage_error("redeliver",
+							"--unacked-after selects sent rows only (--status sent)");
 	}
 	if (s->n_statuses == 0 && a->any_selector)
 		mqtx_list_add(&s->statuses, &s->n_statuses, "sent");
@@ -249,8 +258,8 @@ static int dry_run(struct mqtx_redeliver *r, const struct args *a, const struct 
 	if (s < 0)
 		return mqtx_fail(&err);
 	int64_t shown = n < cfg->redeliver_sample ? n : cfg->redeliver_sample;
-	mqtx_log(lvl, "dry run: %lld row(s) selected (%lld shown); they would be %s. %s", (long long)n, (long long)shown,
-		 a->requeue ? "set back to pending for the relay" : "re-sent", end);
+	mqtx_log(lvl, "dry run: %lld row(s) selected (%lld shown); they would be %s. %s", (long long)n,
+		 (long long)shown, a->requeue ? "set back to pending for the relay" : "re-sent", end);
 	return EXIT_OK;
 }
 
@@ -261,7 +270,8 @@ static int collect_acks(struct mqtx_redeliver *r, struct mqtx_redeliver_stats *s
 	struct mqtx_err err;
 	int c = mqtx_redeliver_collect_acks(r, st, &err);
 	if (c == 0 || st->acks > 0) /* no success-looking "0 collected" before an error */
-		mqtx_log(c < 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO, "%sacks: %lld collected, %lld new completion(s), %lld ignored",
+		mqtx_log(c < 0 ? MQTX_LOG_WARN : MQTX_LOG_INFO,
+			 "%sacks: %lld collected, %lld new completion(s), %lld ignored",
 			 c < 0 ? "before the error: " : "", (long long)st->acks, (long long)st->completions,
 			 (long long)st->acks_ignored);
 	return c < 0 ? mqtx_fail(&err) : 0;

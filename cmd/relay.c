@@ -14,9 +14,11 @@ static const struct mqtx_opt relay_opts[] = {
 	{"batch", 'b', "N", "relay.batch_size", "rows per batch (default 500)"},
 	{"max-messages", 'n', "N", "relay.max_messages", "stop after handling N rows, retries included (0: no limit)"},
 	{"max-time", 0, "DURATION", "relay.max_time", "stop claiming after DURATION, e.g. 50s (0: no limit)"},
-	{"poll-interval", 0, "DURATION", "relay.poll_interval", "--loop: look for work this often without NOTIFY (default 1s)"},
+	{"poll-interval", 0, "DURATION", "relay.poll_interval",
+	 "--loop: look for work this often without NOTIFY (default 1s)"},
 	{"dry-run", 0, NULL, NULL, "show the rows that would be sent now; change nothing"},
-	{"transactional", 0, NULL, "relay.kafka_transactions", "Kafka: each batch is one producer transaction (fencing transactional.id)"},
+	{"transactional", 0, NULL, "relay.kafka_transactions",
+	 "Kafka: each batch is one producer transaction (fencing transactional.id)"},
 	{"schema", 0, "NAME", "outbox.schema", "schema of the outbox table (one identifier)"},
 	{"table", 't', "NAME", "outbox.table", "outbox table name (one identifier; a dot is part of the name)"},
 	OPT_END,
@@ -31,7 +33,8 @@ static int run(struct mqtx_cmd *c);
 
 const struct mqtx_cmd_info cmd_relay_info = {
 	.name = "relay",
-	.synopsis = "[--loop] [--batch N] [--max-messages N] [--max-time DURATION] [--poll-interval DURATION] [--dry-run] [--transactional] [--schema NAME] [--table NAME]",
+	.synopsis =
+		"[--loop] [--batch N] [--max-messages N] [--max-time DURATION] [--poll-interval DURATION] [--dry-run] [--transactional] [--schema NAME] [--table NAME]",
 	.summary = "move pending outbox rows to the broker (one-shot for cron, or --loop)",
 	.opts = relay_opts,
 	.exit_codes = "  0  every eligible row was relayed (or a signal stopped the loop cleanly)\n"
@@ -76,9 +79,10 @@ static void summary(const struct mqtx_relay_stats *st, bool dry_run, bool failed
 		return;
 	}
 	bool rows_failed = st->failed > 0 || st->dead > 0;
-	mqtx_log(failed || rows_failed ? MQTX_LOG_WARN : MQTX_LOG_INFO, "%srelayed %lld, failed %lld, dead %lld in %.2fs (%.0f msgs/s)",
-		 failed ? "before the error: " : "", (long long)st->relayed, (long long)st->failed,
-		 (long long)st->dead, secs, secs > 0 ? (double)st->relayed / secs : 0.0);
+	mqtx_log(failed || rows_failed ? MQTX_LOG_WARN : MQTX_LOG_INFO,
+		 "%srelayed %lld, failed %lld, dead %lld in %.2fs (%.0f msgs/s)", failed ? "before the error: " : "",
+		 (long long)st->relayed, (long long)st->failed, (long long)st->dead, secs,
+		 secs > 0 ? (double)st->relayed / secs : 0.0);
 }
 
 static int run(struct mqtx_cmd *c)

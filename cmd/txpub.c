@@ -26,8 +26,10 @@ enum {
 };
 
 static const struct mqtx_opt txpub_opts[] = {
-	{"destination", 'd', "NAME", NULL, "exchange (AMQP, '' = default exchange), topic (Kafka) or subject (NATS) of the messages"},
-	{"routing-key", 'r', "KEY", NULL, "routing key (AMQP), record key (Kafka) or subject suffix (NATS: subject DESTINATION.KEY)"},
+	{"destination", 'd', "NAME", NULL,
+	 "exchange (AMQP, '' = default exchange), topic (Kafka) or subject (NATS) of the messages"},
+	{"routing-key", 'r', "KEY", NULL,
+	 "routing key (AMQP), record key (Kafka) or subject suffix (NATS: subject DESTINATION.KEY)"},
 	{"header", 'H', "NAME=VALUE", NULL, "a message header (repeatable)"},
 	{"key", 'k', "KEY", NULL, "idempotency key of the one message (default: derived, see mqtx-keys(7))"},
 	{"ordering-key", 0, "KEY", NULL, "ordering key (Kafka: picks the partition; outbox: delivery order)"},
@@ -80,16 +82,17 @@ const struct mqtx_cmd_info cmd_txpub_info = {
 	.synopsis = "[options] [--prepare | --sql FILE] [< messages]  |  --commit KEY...  |  --rollback KEY...",
 	.summary = "publish from scripts with a clear answer: published, not published, or unknown",
 	.opts = txpub_opts,
-	.exit_codes = "  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
-		      "  2  usage error\n"
-		      "  3  configuration error (e.g. a mode the broker cannot do): nothing was published\n"
-		      "  4  database unreachable or failing: nothing was published or changed\n"
-		      "  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
-		      "  7  cannot write standard output or the report\n"
-		      " 10  nothing was published: refused, rolled back or broker unreachable (--sql: database rolled back)\n"
-		      " 11  partial: some batches (messages) confirmed, the rest not published\n"
-		      " 12  outcome unknown for some messages (their keys are on stderr): run the same command again\n"
-		      " 13  the half message was already resolved the other way (--commit of a rolled-back one, ...)",
+	.exit_codes =
+		"  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
+		"  2  usage error\n"
+		"  3  configuration error (e.g. a mode the broker cannot do): nothing was published\n"
+		"  4  database unreachable or failing: nothing was published or changed\n"
+		"  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
+		"  7  cannot write standard output or the report\n"
+		" 10  nothing was published: refused, rolled back or broker unreachable (--sql: database rolled back)\n"
+		" 11  partial: some batches (messages) confirmed, the rest not published\n"
+		" 12  outcome unknown for some messages (their keys are on stderr): run the same command again\n"
+		" 13  the half message was already resolved the other way (--commit of a rolled-back one, ...)",
 	.args_size = sizeof(struct txpub_args),
 	.args_free = args_free,
 	.on_opt = on_opt,
@@ -162,7 +165,8 @@ static int parse_headers(const struct txpub_args *a, struct mqtx_input_header **
 			return mqtx_usage_error("txpub", "--header '%s': %s", arg, bad);
 		for (size_t j = 0; j < i; j++)
 			if (strncmp((*out)[j].name, arg, (size_t)(eq - arg)) == 0 && (*out)[j].name[eq - arg] == '\0')
-				return mqtx_usage_error("txpub", "--header '%.*s' is given twice", (int)(eq - arg), arg);
+				return mqtx_usage_error("txpub", "--header '%.*s' is given twice", (int)(eq - arg),
+							arg);
 		(*out)[i].name = mqtx_xstrndup(arg, (size_t)(eq - arg));
 		(*out)[i].value = mqtx_xstrdup(eq + 1);
 		(*out)[i].value_len = strlen(eq + 1);
@@ -202,7 +206,9 @@ static int read_input(const struct txpub_args *a, const struct mqtx_config *cfg,
 	}
 	struct mqtx_input_opts io = {.delim = a->nul ? '\0' : '\n', .max_payload = max, .name = "stdin"};
 	const char *f = a->format != NULL ? a->format : "lines";
-	io.format = strcmp(f, "jsonl") == 0 ? MQTX_INPUT_JSONL : strcmp(f, "raw") == 0 ? MQTX_INPUT_RAW : MQTX_INPUT_LINES;
+	io.format = strcmp(f, "jsonl") == 0 ? MQTX_INPUT_JSONL
+		    : strcmp(f, "raw") == 0 ? MQTX_INPUT_RAW
+					    : MQTX_INPUT_LINES;
 	if (isatty(0))
 		mqtx_info("reading messages from the terminal (%s; end with Ctrl-D)", f);
 	return mqtx_input_read_fd(in, 0, &io, err);
@@ -247,13 +253,15 @@ static void tell(const struct mqtx_txpub_set *s, const char *what)
 		if (m->state == MQTX_MSG_CONFIRMED || m->state == MQTX_MSG_UNKNOWN)
 			continue;
 		if (shown++ < 5)
-			mqtx_warn("%s: key '%s' not published: %s", s->where[i], m->key, m->error[0] ? m->error : "not sent");
+			mqtx_warn("%s: key '%s' not published: %s", s->where[i], m->key,
+				  m->error[0] ? m->error : "not sent");
 	}
 	if (shown > 5)
 		mqtx_warn("... and %zu more not published", shown - 5);
 	/* a summary with losses is a warning: --quiet keeps it */
-	mqtx_log(c.confirmed == s->n ? MQTX_LOG_INFO : MQTX_LOG_WARN, "%s: %zu confirmed, %zu not published, %zu in doubt (of %zu)",
-		 what, c.confirmed, c.not_published, c.in_doubt, s->n);
+	mqtx_log(c.confirmed == s->n ? MQTX_LOG_INFO : MQTX_LOG_WARN,
+		 "%s: %zu confirmed, %zu not published, %zu in doubt (of %zu)", what, c.confirmed, c.not_published,
+		 c.in_doubt, s->n);
 	if (c.in_doubt > 0) {
 		mqtx_error("outcome unknown for %zu message(s): running the same command again publishes them again with the same keys",
 			   c.in_doubt);
@@ -284,11 +292,14 @@ static int write_report(const char *path, const char *doc)
 static int parse_mode(const struct mqtx_config *cfg, struct mqtx_txpub_opts *o)
 {
 	const char *m = cfg->txpub_mode;
-	o->mode = strcmp(m, "tx") == 0 ? MQTX_TXPUB_TX : strcmp(m, "confirm") == 0 ? MQTX_TXPUB_CONFIRM
-			: strcmp(m, "kafka-tx") == 0	    ? MQTX_TXPUB_KAFKA_TX
-							    : MQTX_TXPUB_AUTO;
+	o->mode = strcmp(m, "tx") == 0         ? MQTX_TXPUB_TX
+		  : strcmp(m, "confirm") == 0  ? MQTX_TXPUB_CONFIRM
+		  : strcmp(m, "kafka-tx") == 0 ? MQTX_TXPUB_KAFKA_TX
+					       : MQTX_TXPUB_AUTO;
 	const char *c = cfg->txpub_confirm;
-	o->confirm = strcmp(c, "sync") == 0 ? MQTX_TXPUB_SYNC : strcmp(c, "batch") == 0 ? MQTX_TXPUB_BATCH : MQTX_TXPUB_ASYNC;
+	o->confirm = strcmp(c, "sync") == 0    ? MQTX_TXPUB_SYNC
+		     : strcmp(c, "batch") == 0 ? MQTX_TXPUB_BATCH
+					       : MQTX_TXPUB_ASYNC;
 	o->window = (size_t)cfg->txpub_confirm_window;
 	o->stop = &mqtx_stop;
 	o->stop_grace_ms = 5000;
@@ -305,23 +316,27 @@ static int check_usage(const struct txpub_args *a, const struct mqtx_cli *cli)
 	if (keys_op && (a->message_opts || a->report != NULL))
 		return mqtx_usage_error("txpub", "%s takes only keys; message options do not apply", op_name(a->op));
 	if (!keys_op && cli->nargs > 0)
-		return mqtx_usage_error("txpub", "unexpected argument '%s' (payloads go in --payload or on stdin)", cli->args[0]);
+		return mqtx_usage_error("txpub", "unexpected argument '%s' (payloads go in --payload or on stdin)",
+					cli->args[0]);
 	if (a->format != NULL && strcmp(a->format, "lines") != 0 && strcmp(a->format, "jsonl") != 0 &&
 	    strcmp(a->format, "raw") != 0)
 		return mqtx_usage_error("txpub", "--format '%s': expected lines, jsonl or raw", a->format);
 	if (a->nul && a->format != NULL && strcmp(a->format, "raw") == 0)
 		return mqtx_usage_error("txpub", "-0 does not apply to --format raw (the whole input is one message)");
 	if (a->n_sources > 0 && (a->format != NULL || a->nul))
-		return mqtx_usage_error("txpub", "--format and -0 describe stdin, which is not read with --payload or --payload-file");
+		return mqtx_usage_error("txpub",
+					"--format and -0 describe stdin, which is not read with --payload or --payload-file");
 	bool stdin_payload = false;
 	for (size_t i = 0; i < a->n_sources; i++)
 		if (a->sources[i].file && strcmp(a->sources[i].value, "-") == 0) {
 			if (stdin_payload)
-				return mqtx_usage_error("txpub", "--payload-file - is given twice (stdin can be read once)");
+				return mqtx_usage_error("txpub",
+							"--payload-file - is given twice (stdin can be read once)");
 			stdin_payload = true;
 		}
 	if (a->op == OP_SQL && strcmp(a->sql_file, "-") == 0 && (a->n_sources == 0 || stdin_payload))
-		return mqtx_usage_error("txpub", "--sql - reads the SQL from stdin: give the messages with --payload or --payload-file FILE");
+		return mqtx_usage_error("txpub",
+					"--sql - reads the SQL from stdin: give the messages with --payload or --payload-file FILE");
 	return 0;
 }
 
@@ -345,7 +360,8 @@ static int run_keys_op(struct txpub_args *a, struct mqtx_cli *cli)
 			if (commit && strcmp(b, "rolled_back") == 0)
 				mqtx_error("cannot commit half message '%s': it was rolled back", keys[i].key);
 			else if (!commit && b[0] != '\0' && strcmp(b, "prepared") != 0 && strcmp(b, "rolled_back") != 0)
-				mqtx_error("cannot roll back half message '%s': it was committed (status %s)", keys[i].key, b);
+				mqtx_error("cannot roll back half message '%s': it was committed (status %s)",
+					   keys[i].key, b);
 		}
 		mqtx_error("nothing was changed");
 		rc = EXIT_CONFLICT;
@@ -381,10 +397,12 @@ static int run_prepare(struct mqtx_txpub_set *s, struct mqtx_cli *cli, int *code
 	for (size_t i = 0; i < s->n; i++) {
 		const char *st = s->status[i];
 		if (strcmp(st, "rolled_back") == 0) {
-			mqtx_error("%s: half message '%s' was rolled back earlier; give it a new key", s->where[i], s->msgs[i].key);
+			mqtx_error("%s: half message '%s' was rolled back earlier; give it a new key", s->where[i],
+				   s->msgs[i].key);
 			*code = EXIT_CONFLICT;
 		} else if (strcmp(st, "prepared") != 0) {
-			mqtx_info("%s: half message '%s' was committed earlier (status %s)", s->where[i], s->msgs[i].key, st);
+			mqtx_info("%s: half message '%s' was committed earlier (status %s)", s->where[i],
+				  s->msgs[i].key, st);
 		}
 	}
 	struct mqtx_render out;
@@ -433,8 +451,7 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 		mqtx_info("transaction '%s' was committed by an earlier run; nothing was run again", r->gid);
 		tell(s, "--sql");
 		return code_from_counts(s);
-	case MQTX_SQL_COMMITTED:
-		break;
+	case MQTX_SQL_COMMITTED: break;
 	}
 	tell(s, "--sql");
 	int code = code_from_counts(s);
@@ -448,11 +465,11 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 struct txpub_run {
 	struct mqtx_input_header *headers;
 	struct mqtx_input in;
-	struct mqtx_txpub_set *s;     /* NULL until the messages are read and checked */
+	struct mqtx_txpub_set *s; /* NULL until the messages are read and checked */
 	struct mqtx_txpub_opts o;
-	enum mqtx_txpub_mode eff;     /* the mode publishing uses */
-	const char *mode_name;        /* its name, "" for outbox operations */
-	struct mqtx_sql_result sql;   /* --sql, once sql_tried */
+	enum mqtx_txpub_mode eff;   /* the mode publishing uses */
+	const char *mode_name;      /* its name, "" for outbox operations */
+	struct mqtx_sql_result sql; /* --sql, once sql_tried */
 	bool sql_tried;
 };
 
@@ -507,7 +524,9 @@ static int publish(const struct mqtx_config *cfg, struct txpub_run *t)
 static int report(const struct txpub_args *a, const struct txpub_run *t, int rc)
 {
 	struct mqtx_txpub_report rep = {
-		.operation = a->op == OP_PREPARE ? "prepare" : a->op == OP_SQL ? "sql" : "publish",
+		.operation = a->op == OP_PREPARE ? "prepare"
+			     : a->op == OP_SQL   ? "sql"
+						 : "publish",
 		.mode = t->mode_name,
 		.exit_code = rc,
 		.outcome = t->s != NULL ? outcome(rc, a->op) : "not_published", /* stopped before there were messages */

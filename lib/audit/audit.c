@@ -28,7 +28,6 @@
 #define COPY_FLUSH_BYTES (512 * 1024)
 #define MAX_WHERE 10
 
-
 /* ---- times and positions ---- */
 
 static bool all_digits(const char *s)
@@ -267,14 +266,14 @@ struct audit_sink {
 	int64_t seq;
 	int64_t unkeyed;
 	int64_t bad_bytes;
-	int64_t to_resolve;  /* rows sent to pg_temp.mqtx_audit_k */
-	FILE *loc, *keys;    /* locations and key bytes, by seq */
+	int64_t to_resolve; /* rows sent to pg_temp.mqtx_audit_k */
+	FILE *loc, *keys;   /* locations and key bytes, by seq */
 	int64_t keys_len;
 	bool flushed;
 	struct audit_sorter *s1;
 	char *derived_prefix; /* "mqtx:<db>:<schema>.<table>:": a key's id follows */
 	size_t derived_len;
-	bool has_ids;        /* s1 holds deliveries with ids min_id..max_id */
+	bool has_ids; /* s1 holds deliveries with ids min_id..max_id */
 	int64_t min_id, max_id;
 };
 
@@ -287,7 +286,6 @@ static int sink_flush(struct audit_sink *s, struct mqtx_err *err)
 	mqtx_buf_reset(&s->buf);
 	return 0;
 }
-
 
 /* Appends s as a COPY text field. Bytes that cannot be stored in a text
  * column (NUL, invalid UTF-8) become the four characters \xNN. */
@@ -373,8 +371,13 @@ int audit_emit(struct audit_sink *s, const struct mqtx_read_record *d, struct mq
 {
 	s->seq++;
 	int32_t rc = d->redelivery_count > 0 && d->redelivery_count <= INT32_MAX ? (int32_t)d->redelivery_count : 0;
-	struct loc l = {.off = d->offset, .ts = d->ts_us, .keyoff = s->keys_len, .part = d->partition, .rc = rc,
-			.keylen = d->key != NULL ? (uint32_t)d->key_len : 0, .has_key = d->key != NULL};
+	struct loc l = {.off = d->offset,
+			.ts = d->ts_us,
+			.keyoff = s->keys_len,
+			.part = d->partition,
+			.rc = rc,
+			.keylen = d->key != NULL ? (uint32_t)d->key_len : 0,
+			.has_key = d->key != NULL};
 	if (fwrite(&l, sizeof(l), 1, s->loc) != 1)
 		return file_err(err);
 	if (d->key != NULL && d->key_len > 0) {
@@ -529,8 +532,8 @@ struct dict {
 	char **names;
 	uint32_t *slots; /* index + 1, 0 empty */
 	size_t n, nslots;
-	bool *matched;   /* a delivered row has this destination */
-	bool *checked;   /* losses and gaps are counted for it */
+	bool *matched;      /* a delivered row has this destination */
+	bool *checked;      /* losses and gaps are counted for it */
 	int64_t *sent_seen; /* delivered rows sent within the window */
 	int64_t *missing;
 };
@@ -592,8 +595,8 @@ enum src_kind { SRC_BROKER, SRC_JSONL, SRC_INBOX };
 struct src {
 	enum src_kind kind;
 	const struct mqtx_backend_ops *broker; /* SRC_BROKER: the backend of url's scheme */
-	const char *url;   /* broker or inbox database URL (NULL: configured), jsonl path */
-	char *table;       /* inbox:TABLE */
+	const char *url;                       /* broker or inbox database URL (NULL: configured), jsonl path */
+	char *table;                           /* inbox:TABLE */
 };
 
 static bool has_prefix(const char *s, const char *p)
@@ -606,7 +609,8 @@ static int classify(const char *s, struct src *out, struct mqtx_err *err)
 	memset(out, 0, sizeof(*out));
 	out->url = s;
 	if (s == NULL || s[0] == '\0')
-		return mqtx_err_set(err, MQTX_E_USAGE, "no source: give --source (a broker URL: %s; inbox:, a file, or - for stdin)",
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "no source: give --source (a broker URL: %s; inbox:, a file, or - for stdin)",
 				    mqtx_broker_schemes_text());
 	if ((out->broker = mqtx_broker_of_url(s)) != NULL) {
 		out->kind = SRC_BROKER;
@@ -622,9 +626,10 @@ static int classify(const char *s, struct src *out, struct mqtx_err *err)
 		out->url = s + 5;
 	} else if (strstr(s, "://") != NULL) {
 		char *r = mqtx_redact(s);
-		int rc = mqtx_err_set(err, MQTX_E_USAGE,
-				      "source '%s': unknown scheme (expected a broker URL: %s; postgresql://, inbox:, file: or a path)",
-				      r, mqtx_broker_schemes_text());
+		int rc =
+			mqtx_err_set(err, MQTX_E_USAGE,
+				     "source '%s': unknown scheme (expected a broker URL: %s; postgresql://, inbox:, file: or a path)",
+				     r, mqtx_broker_schemes_text());
 		free(r);
 		return rc;
 	} else {
@@ -635,8 +640,12 @@ static int classify(const char *s, struct src *out, struct mqtx_err *err)
 
 static void read_opts_of(const struct audit_ctx *c, const char *url, struct mqtx_read_opts *ro)
 {
-	*ro = (struct mqtx_read_opts){.cfg = c->cfg, .url = url, .from = c->o->from, .to = c->o->to,
-				      .destructive = c->o->destructive, .idle_timeout_ms = c->idle_timeout_ms,
+	*ro = (struct mqtx_read_opts){.cfg = c->cfg,
+				      .url = url,
+				      .from = c->o->from,
+				      .to = c->o->to,
+				      .destructive = c->o->destructive,
+				      .idle_timeout_ms = c->idle_timeout_ms,
 				      .stop = c->o->stop};
 }
 
@@ -795,12 +804,12 @@ struct run {
 	struct audit_sink *sink;
 	const char *default_destination;
 	bool order_meaningful;
-	struct audit_sorter *s1b;    /* deliveries matched by key after their id did not fit */
-	FILE *mismatched;            /* seqs (int64) whose id did not fit their key */
+	struct audit_sorter *s1b; /* deliveries matched by key after their id did not fit */
+	FILE *mismatched;         /* seqs (int64) whose id did not fit their key */
 	int64_t n_mismatched;
-	FILE *strangers;             /* seqs (int64) whose key the outbox does not know */
+	FILE *strangers; /* seqs (int64) whose key the outbox does not know */
 	int64_t n_strangers;
-	int64_t lo, hi;              /* delivered ids */
+	int64_t lo, hi; /* delivered ids */
 	bool have_range;
 	bool rerun;
 	struct found f;
@@ -861,7 +870,9 @@ static int on_resolved(void *ctx, struct audit_field *f, struct mqtx_err *err)
 		rs->r->n_strangers++;
 		return put_seq(rs->r->strangers, seq, err);
 	}
-	struct r1 x = {.id = strtoll(f[1].s, NULL, 10), .seq = seq, .rc = (int32_t)strtol(f[2].s, NULL, 10),
+	struct r1 x = {.id = strtoll(f[1].s, NULL, 10),
+		       .seq = seq,
+		       .rc = (int32_t)strtol(f[2].s, NULL, 10),
 		       .flags = R1_VERIFIED};
 	note_range(rs->r, x.id);
 	return audit_sorter_add(rs->into, &x, err);
@@ -911,7 +922,8 @@ static int mismatch(struct merge *m, struct mqtx_err *err)
 	return put_seq(m->r->mismatched, m->cur.seq, err);
 }
 
-static void add_dup(struct run *r, const char *key, int64_t id, int64_t n, int64_t nd, const int64_t *seqs, size_t nseqs)
+static void add_dup(struct run *r, const char *key, int64_t id, int64_t n, int64_t nd, const int64_t *seqs,
+		    size_t nseqs)
 {
 	struct found *f = &r->f;
 	bool explained = nd == n;
@@ -987,7 +999,9 @@ static int on_outbox_row(void *ctx, struct audit_field *fl, struct mqtx_err *err
 			add_dup(r, fl[1].s, id, n, nd, seqs, nseqs);
 		}
 	} else {
-		struct ru u = {.id = id, .sent_at = fl[5].null ? MQTX_AUDIT_NO_TS : strtoll(fl[5].s, NULL, 10), .dest = dest,
+		struct ru u = {.id = id,
+			       .sent_at = fl[5].null ? MQTX_AUDIT_NO_TS : strtoll(fl[5].s, NULL, 10),
+			       .dest = dest,
 			       .lost = inwin};
 		if (fwrite(&u, sizeof(u), 1, r->f.undelivered) != 1)
 			return file_err(err);
@@ -1034,8 +1048,10 @@ static int merge(struct run *r, struct audit_sorter *s1, struct mqtx_err *err)
 static int on_outside_row(void *ctx, struct audit_field *fl, struct mqtx_err *err)
 {
 	struct run *r = ctx;
-	struct ru u = {.id = strtoll(fl[0].s, NULL, 10), .sent_at = fl[2].null ? MQTX_AUDIT_NO_TS : strtoll(fl[2].s, NULL, 10),
-		       .dest = intern(&r->f.dests, fl[1].s, fl[1].len), .lost = 1};
+	struct ru u = {.id = strtoll(fl[0].s, NULL, 10),
+		       .sent_at = fl[2].null ? MQTX_AUDIT_NO_TS : strtoll(fl[2].s, NULL, 10),
+		       .dest = intern(&r->f.dests, fl[1].s, fl[1].len),
+		       .lost = 1};
 	if (fwrite(&u, sizeof(u), 1, r->f.undelivered) != 1)
 		return file_err(err);
 	return 0;
@@ -1148,7 +1164,9 @@ static int scan_order(struct run *r, struct late *lates, size_t *nlate, struct g
 				rep->out_of_order++;
 				inverted = true;
 				if (*nlate < cap)
-					lates[(*nlate)++] = (struct late){.id = prev_id, .after_id = x.id, .seq = prev_seq};
+					lates[(*nlate)++] = (struct late){.id = prev_id,
+									  .after_id = x.id,
+									  .seq = prev_seq};
 			}
 			if (pending > 0) {
 				rep->gaps += pending;
@@ -1235,7 +1253,8 @@ static int strangers(struct run *r, struct mqtx_err *err)
 	struct mqtx_audit_report *rep = r->rep;
 	if (r->n_strangers == 0)
 		return 0;
-	if (mqtx_audit_db_strangers_table(r->db, err) < 0 || copy_seqs_in(r, r->strangers, "mqtx_audit_s", false, err) < 0 ||
+	if (mqtx_audit_db_strangers_table(r->db, err) < 0 ||
+	    copy_seqs_in(r, r->strangers, "mqtx_audit_s", false, err) < 0 ||
 	    mqtx_audit_db_count_strangers(r->db, &rep->stranger_keys, &rep->stranger_deliveries, err) < 0)
 		return -1;
 	if (rep->unkeyed > 0)
@@ -1252,7 +1271,8 @@ struct enriching {
 	size_t n;
 };
 
-static void on_row_facts(void *ctx, int64_t id, const char *key, const char *okey, const char *status, int64_t sent_at_us)
+static void on_row_facts(void *ctx, int64_t id, const char *key, const char *okey, const char *status,
+			 int64_t sent_at_us)
 {
 	struct enriching *e = ctx;
 	for (size_t j = 0; j < e->n; j++) {
@@ -1385,7 +1405,8 @@ static int compare(struct run *r, struct mqtx_err *err)
 		mqtx_warn("%lld deliveries carry an outbox id that does not fit their key (another outbox publishing to the same place?); looking them up by key",
 			  (long long)r->n_mismatched);
 		r->s1b = audit_sorter_new(sizeof(struct r1), cmp_r1, 16u << 20);
-		if (copy_seqs_in(r, r->mismatched, "mqtx_audit_km", true, err) < 0 || resolve(r, "mqtx_audit_km", r->s1b, err) < 0)
+		if (copy_seqs_in(r, r->mismatched, "mqtx_audit_km", true, err) < 0 ||
+		    resolve(r, "mqtx_audit_km", r->s1b, err) < 0)
 			goto out;
 		if (audit_sorter_count(r->s1b) > 0) {
 			r->rerun = true;
@@ -1488,7 +1509,11 @@ int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *
 		end_copy(&sink, "no temporary file", &ignored);
 		goto out;
 	}
-	c = (struct audit_ctx){.cfg = cfg, .o = o, .rep = rep, .sink = &sink, .idle_timeout_ms = cfg->audit_idle_timeout_ms,
+	c = (struct audit_ctx){.cfg = cfg,
+			       .o = o,
+			       .rep = rep,
+			       .sink = &sink,
+			       .idle_timeout_ms = cfg->audit_idle_timeout_ms,
 			       .order_meaningful = true};
 	int64_t t_read = mqtx_now_ms();
 	if (read_source(&c, &s, err) < 0) {
@@ -1515,7 +1540,8 @@ int mqtx_audit_run(const struct mqtx_config *cfg, const struct mqtx_audit_opts *
 	if (compare(&r, err) < 0)
 		goto out;
 	if (sink.bad_bytes > 0)
-		mqtx_warn("%lld byte(s) of delivered keys were not UTF-8 text; they are shown as \\xNN", (long long)sink.bad_bytes);
+		mqtx_warn("%lld byte(s) of delivered keys were not UTF-8 text; they are shown as \\xNN",
+			  (long long)sink.bad_bytes);
 	judge(rep, o);
 	rc = 0;
 out:

@@ -33,16 +33,16 @@ int mqtx_audit_parse_time(const char *s, const char *what, int64_t now_us, int64
 void mqtx_audit_format_time(int64_t us, char *out, size_t outlen);
 
 struct mqtx_audit_opts {
-	const char *source;       /* URL, path, or "-" for stdin */
+	const char *source;            /* URL, path, or "-" for stdin */
 	struct mqtx_read_pos from, to; /* broker sources: where to start and stop */
 	bool has_since, has_until;
-	int64_t since_us, until_us; /* sent_at window; until defaults to the audit's start */
+	int64_t since_us, until_us;      /* sent_at window; until defaults to the audit's start */
 	const char *const *destinations; /* outbox destinations to expect (NULL: inferred) */
 	size_t n_destinations;
-	bool destructive;          /* allow consuming a classic or quorum queue */
-	int64_t max_details;       /* per finding */
-	int64_t max_duplicates;    /* the tolerance: unexplained duplicated keys, */
-	int64_t max_missing;       /* and missing messages, within the verdict OK */
+	bool destructive;            /* allow consuming a classic or quorum queue */
+	int64_t max_details;         /* per finding */
+	int64_t max_duplicates;      /* the tolerance: unexplained duplicated keys, */
+	int64_t max_missing;         /* and missing messages, within the verdict OK */
 	volatile sig_atomic_t *stop; /* a signal ends reading early (the report says so) */
 };
 
@@ -59,12 +59,12 @@ struct mqtx_audit_where {
 
 struct mqtx_audit_dup {
 	char *key;
-	int64_t outbox_id; /* 0: a stranger */
-	int64_t count;     /* deliveries of the key */
+	int64_t outbox_id;             /* 0: a stranger */
+	int64_t count;                 /* deliveries of the key */
 	int64_t distinct_redeliveries; /* distinct x-mqtx-redelivery-count values among them */
-	bool explained;    /* every copy carries its own redelivery count */
+	bool explained;                /* every copy carries its own redelivery count */
 	struct mqtx_audit_where *where;
-	size_t n_where;    /* at most 10 shown */
+	size_t n_where; /* at most 10 shown */
 };
 
 struct mqtx_audit_row {
@@ -74,8 +74,8 @@ struct mqtx_audit_row {
 	char *status;       /* outbox status, may be NULL */
 	int64_t sent_at_us; /* MQTX_AUDIT_NO_TS when unknown */
 	int64_t count;      /* strangers: deliveries of the key */
-	int64_t after_id;   /* out of order: the later outbox id delivered before this one; gaps: lowest delivered id of the key */
-	int64_t before_id;  /* gaps: highest delivered id of the key */
+	int64_t after_id; /* out of order: the later outbox id delivered before this one; gaps: lowest delivered id of the key */
+	int64_t before_id;             /* gaps: highest delivered id of the key */
 	struct mqtx_audit_where where; /* strangers, out of order: the (first) delivery */
 };
 
@@ -85,15 +85,15 @@ struct mqtx_audit_list {
 };
 
 struct mqtx_audit_report {
-	char source[512];      /* redacted */
-	const char *kind;      /* "kafka", "stream", "queue", "jetstream", "inbox", "jsonl" */
-	const char *position;  /* what a where.offset means: "offset", "sequence", "line", "delivery", "row" */
-	char detail[512];      /* partitions and offsets read, how reading ended */
-	bool stopped;          /* a signal ended reading early */
+	char source[512];     /* redacted */
+	const char *kind;     /* "kafka", "stream", "queue", "jetstream", "inbox", "jsonl" */
+	const char *position; /* what a where.offset means: "offset", "sequence", "line", "delivery", "row" */
+	char detail[512];     /* partitions and offsets read, how reading ended */
+	bool stopped;         /* a signal ended reading early */
 
 	int64_t deliveries;
 	int64_t distinct_keys;
-	int64_t unkeyed;       /* deliveries without an idempotency key (counted as strangers) */
+	int64_t unkeyed; /* deliveries without an idempotency key (counted as strangers) */
 
 	/* the window */
 	bool has_since;
@@ -101,19 +101,19 @@ struct mqtx_audit_report {
 	char **destinations; /* those checked for losses and gaps */
 	size_t n_destinations;
 	bool destinations_inferred;
-	bool losses_checked;   /* false: no destination known (nothing matched, none given) */
-	bool sent_at_known;    /* the outbox has a sent_at column */
-	int64_t outbox_sent;   /* rows sent within the window (for the destinations) */
+	bool losses_checked; /* false: no destination known (nothing matched, none given) */
+	bool sent_at_known;  /* the outbox has a sent_at column */
+	int64_t outbox_sent; /* rows sent within the window (for the destinations) */
 
-	int64_t dup_keys, dup_extra;               /* keys seen more than once; copies beyond the first */
+	int64_t dup_keys, dup_extra; /* keys seen more than once; copies beyond the first */
 	int64_t dup_explained_keys, dup_unexplained_keys;
-	int64_t dup_unexplained_extra;             /* copies not explained by a redelivery count */
+	int64_t dup_unexplained_extra; /* copies not explained by a redelivery count */
 	int64_t missing;
 	int64_t stranger_keys, stranger_deliveries;
-	int64_t delivered_unsent;                  /* delivered, but the outbox row is not 'sent' (pending, dead, ...) */
+	int64_t delivered_unsent; /* delivered, but the outbox row is not 'sent' (pending, dead, ...) */
 	bool order_checked;
-	char order_note[160];                      /* why not, or how */
-	int64_t order_keys;                        /* ordering keys delivered */
+	char order_note[160]; /* why not, or how */
+	int64_t order_keys;   /* ordering keys delivered */
 	int64_t out_of_order, out_of_order_keys;
 	int64_t gaps, gap_keys;
 
@@ -130,9 +130,9 @@ struct mqtx_audit_report {
 
 	/* the verdict, judged with the tolerance of the options */
 	int64_t max_duplicates, max_missing;
-	bool duplicates_over;                      /* dup_unexplained_keys > max_duplicates */
-	bool missing_over;                         /* losses checked and missing > max_missing */
-	int status;                                /* enum mqtx_audit_status: dedupe-audit's exit status */
+	bool duplicates_over; /* dup_unexplained_keys > max_duplicates */
+	bool missing_over;    /* losses checked and missing > max_missing */
+	int status;           /* enum mqtx_audit_status: dedupe-audit's exit status */
 
 	int64_t elapsed_ms, read_ms;
 };

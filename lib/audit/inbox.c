@@ -42,8 +42,9 @@ static int on_row(void *ctx, char *line, size_t n, struct mqtx_err *err)
 		d.key_len = f[0].len;
 	}
 	if (!f[1].null && (!mqtx_parse_i64n(f[1].s, f[1].len, &d.id) || d.id < 1))
-		return mqtx_err_set(err, MQTX_E_INPUT, "inbox table %s row %lld: %s '%.*s' is not an outbox id", c->rep->table,
-				    (long long)row, c->cfg->audit_inbox_id_column, (int)(f[1].len > 40 ? 40 : f[1].len), f[1].s);
+		return mqtx_err_set(err, MQTX_E_INPUT, "inbox table %s row %lld: %s '%.*s' is not an outbox id",
+				    c->rep->table, (long long)row, c->cfg->audit_inbox_id_column,
+				    (int)(f[1].len > 40 ? 40 : f[1].len), f[1].s);
 	if (!f[2].null) {
 		d.ordering_key = f[2].s;
 		d.ordering_key_len = f[2].len;
@@ -67,7 +68,8 @@ int audit_read_inbox(struct audit_ctx *c, const char *url, const char *table, st
 	if (table == NULL)
 		table = cfg->audit_inbox_table;
 	if (!set(table))
-		return mqtx_err_set(err, MQTX_E_CONFIG, "no inbox table: set audit.inbox_table (or use --source inbox:TABLE)");
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "no inbox table: set audit.inbox_table (or use --source inbox:TABLE)");
 	if (!set(cfg->audit_inbox_key_column))
 		return mqtx_err_set(err, MQTX_E_CONFIG, "audit.inbox_key_column must name the key column");
 	struct mqtx_inbox *in = mqtx_inbox_connect(cfg, url, table, err);
@@ -86,7 +88,8 @@ int audit_read_inbox(struct audit_ctx *c, const char *url, const char *table, st
 	bool ordered = mqtx_inbox_ordered(in);
 	c->order_meaningful = ordered;
 	if (!ordered)
-		snprintf(c->rep->order_note, sizeof(c->rep->order_note), "no audit.inbox_ts_column says in which order rows were processed");
+		snprintf(c->rep->order_note, sizeof(c->rep->order_note),
+			 "no audit.inbox_ts_column says in which order rows were processed");
 	struct inbox_read ir = {.c = c, .row = 0};
 	if (mqtx_inbox_read(in, on_row, &ir, err) < 0)
 		goto out;

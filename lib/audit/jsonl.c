@@ -56,7 +56,8 @@ static size_t string(struct scan *p)
 	p->pos++;
 	for (;;) {
 		size_t run = p->pos;
-		while (p->pos < p->len && p->s[p->pos] != '"' && p->s[p->pos] != '\\' && (unsigned char)p->s[p->pos] >= 0x20)
+		while (p->pos < p->len && p->s[p->pos] != '"' && p->s[p->pos] != '\\' &&
+		       (unsigned char)p->s[p->pos] >= 0x20)
 			p->pos++;
 		mqtx_buf_add(&p->scratch, p->s + run, p->pos - run);
 		if (p->pos >= p->len || (unsigned char)p->s[p->pos] < 0x20)
@@ -257,8 +258,16 @@ static int from_tree(struct scan *p, const struct mqtx_json *obj, const char **d
 		struct val *o = &p->v[f];
 		switch (v->type) {
 		case MQTX_JSON_NULL: o->type = V_NULL; break;
-		case MQTX_JSON_STRING: o->type = V_STR; o->s = v->str; o->len = v->len; break;
-		case MQTX_JSON_NUMBER: o->type = V_NUM; o->s = v->str; o->len = strlen(v->str); break;
+		case MQTX_JSON_STRING:
+			o->type = V_STR;
+			o->s = v->str;
+			o->len = v->len;
+			break;
+		case MQTX_JSON_NUMBER:
+			o->type = V_NUM;
+			o->s = v->str;
+			o->len = strlen(v->str);
+			break;
 		case MQTX_JSON_BOOL: o->type = V_BOOL; break;
 		default: o->type = V_OTHER; break;
 		}
@@ -291,7 +300,10 @@ static bool int_of(const struct val *v, int64_t *out)
 static int use_fields(struct reader *r, struct mqtx_err *err)
 {
 	struct val *v = r->sc.v;
-	struct mqtx_read_record d = {.partition = -1, .offset = r->line, .ts_us = MQTX_AUDIT_NO_TS, .redelivery_count = -1};
+	struct mqtx_read_record d = {.partition = -1,
+				     .offset = r->line,
+				     .ts_us = MQTX_AUDIT_NO_TS,
+				     .redelivery_count = -1};
 	if (v[F_KEY].type == V_NONE)
 		return bad(r, err, "no \"%s\" member (each line needs the delivery's idempotency key)", "key");
 	if (v[F_KEY].type != V_STR || v[F_KEY].len == 0)
@@ -317,10 +329,13 @@ static int use_fields(struct reader *r, struct mqtx_err *err)
 		memcpy(tmp, v[F_TS].s, v[F_TS].len);
 		tmp[v[F_TS].len] = '\0';
 		if (mqtx_audit_parse_time(tmp, "ts", r->now_us, &d.ts_us, &e) < 0 || strchr(tmp, '-') == NULL)
-			return bad(r, err, "\"%s\" is not an RFC 3339 time (2024-05-01T12:00:00.123Z) nor milliseconds since 1970", "ts");
+			return bad(r, err,
+				   "\"%s\" is not an RFC 3339 time (2024-05-01T12:00:00.123Z) nor milliseconds since 1970",
+				   "ts");
 	} else if (v[F_TS].type == V_NUM) {
 		int64_t ms;
-		if (!mqtx_parse_i64n(v[F_TS].s, v[F_TS].len, &ms) || ms < 0 || ms > 253402300799999) /* up to year 9999 */
+		if (!mqtx_parse_i64n(v[F_TS].s, v[F_TS].len, &ms) || ms < 0 ||
+		    ms > 253402300799999) /* up to year 9999 */
 			return bad(r, err, "\"%s\" as a number must be whole milliseconds since 1970", "ts");
 		d.ts_us = ms * 1000;
 	} else if (v[F_TS].type != V_NONE && v[F_TS].type != V_NULL) {
@@ -354,7 +369,9 @@ static int one_line(struct reader *r, const char *s, size_t n, struct mqtx_err *
 	int rc;
 	if (j->type != MQTX_JSON_OBJECT)
 		rc = bad(r, err, "expected a JSON object per line, got %s",
-			 j->type == MQTX_JSON_ARRAY ? "an array" : j->type == MQTX_JSON_STRING ? "a string" : "a scalar");
+			 j->type == MQTX_JSON_ARRAY    ? "an array"
+			 : j->type == MQTX_JSON_STRING ? "a string"
+						       : "a scalar");
 	else if (from_tree(&r->sc, j, &dup) < 0)
 		rc = bad(r, err, "member \"%s\" given twice", dup);
 	else

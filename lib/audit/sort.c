@@ -16,7 +16,7 @@
 
 struct run {
 	FILE *f;
-	char *buf;  /* read buffer */
+	char *buf;        /* read buffer */
 	size_t have, pos; /* bytes in buf, read position */
 	bool done;
 };
@@ -24,13 +24,13 @@ struct run {
 struct audit_sorter {
 	size_t rec;
 	int (*cmp)(const void *, const void *);
-	char *mem;         /* the current chunk */
-	size_t cap, n;     /* records */
+	char *mem;     /* the current chunk */
+	size_t cap, n; /* records */
 	struct run *runs;
 	size_t nruns;
 	bool merging;
-	size_t mem_pos;    /* no runs: position in mem */
-	size_t *heap;      /* run indexes, smallest head first */
+	size_t mem_pos; /* no runs: position in mem */
+	size_t *heap;   /* run indexes, smallest head first */
 	size_t nheap;
 	int64_t total;
 };

@@ -18,7 +18,7 @@ struct audit_ctx {
 	struct mqtx_audit_report *rep; /* readers set kind, position, detail; inbox: the table facts */
 	struct audit_sink *sink;
 	int64_t idle_timeout_ms;
-	bool order_meaningful; /* readers clear it when delivery order means nothing (inbox without ts) */
+	bool order_meaningful;     /* readers clear it when delivery order means nothing (inbox without ts) */
 	char *default_destination; /* owned; the destination the source receives, when it knows (a Kafka topic) */
 };
 

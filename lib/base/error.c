@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int err_vset(struct mqtx_err *err, enum mqtx_err_kind kind, bool retriable,
-		    const char *fmt, va_list ap)
+static int err_vset(struct mqtx_err *err, enum mqtx_err_kind kind, bool retriable, const char *fmt, va_list ap)
 {
 	if (err == NULL)
 		return -1;

@@ -30,8 +30,7 @@ int mqtx_err_set(struct mqtx_err *err, enum mqtx_err_kind kind, const char *fmt,
 int mqtx_err_retry(struct mqtx_err *err, enum mqtx_err_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Prefixes the existing message with "<prefix>: ". */
-void mqtx_err_prefix(struct mqtx_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void mqtx_err_prefix(struct mqtx_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mqtx_err_clear(struct mqtx_err *err);
 const char *mqtx_err_kind_name(enum mqtx_err_kind kind);
 

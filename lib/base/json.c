@@ -100,9 +100,7 @@ static int parse_string_raw(struct parser *p, struct mqtx_buf *out)
 				mqtx_buf_add_utf8(out, cp);
 				break;
 			}
-			default:
-				p->pos--;
-				return perr(p, "unknown escape");
+			default: p->pos--; return perr(p, "unknown escape");
 			}
 			continue;
 		}

@@ -27,9 +27,9 @@ struct mqtx_json {
 	enum mqtx_json_type type;
 	int boolean;
 	double number;
-	char *str;        /* STRING: decoded bytes; NUMBER: the literal text */
-	size_t len;       /* length of str */
-	char **keys;      /* OBJECT: member names (NUL-terminated; see key_lens) */
+	char *str;   /* STRING: decoded bytes; NUMBER: the literal text */
+	size_t len;  /* length of str */
+	char **keys; /* OBJECT: member names (NUL-terminated; see key_lens) */
 	size_t *key_lens;
 	struct mqtx_json **items; /* ARRAY items or OBJECT values */
 	size_t count;

@@ -9,12 +9,15 @@
 #include <stdint.h>
 
 struct mqtx_ratelimit {
-	char last[512];     /* the text last let through */
-	int64_t last_ms;    /* when (mqtx_now_ms) */
+	char last[512];      /* the text last let through */
+	int64_t last_ms;     /* when (mqtx_now_ms) */
 	uint64_t suppressed; /* identical texts held back since */
 };
 
-#define MQTX_RATELIMIT_INIT {"", 0, 0}
+#define MQTX_RATELIMIT_INIT \
+	{                   \
+		"", 0, 0    \
+	}
 
 /* True when msg should be logged now (it differs from the last text let
  * through, or interval_ms passed since); *repeats then gets the number of

@@ -98,7 +98,8 @@ static void *watchdog_main(void *arg)
 		if (mqtx_now_ms() >= mqtx_stop_cut_deadline()) {
 			pthread_mutex_lock(&watch_lock);
 			for (size_t i = 0; i < n_watched; i++) {
-				mqtx_debug("the shutdown grace ran out: closing a connection still in use (socket %d)", watched[i]);
+				mqtx_debug("the shutdown grace ran out: closing a connection still in use (socket %d)",
+					   watched[i]);
 				shutdown(watched[i], SHUT_RDWR);
 			}
 			n_watched = 0;

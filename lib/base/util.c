@@ -281,7 +281,8 @@ int mqtx_parse_duration(const char *s, int64_t *ms_out, struct mqtx_err *err)
 	*ms_out = total;
 	return 0;
 bad:
-	return mqtx_err_set(err, MQTX_E_USAGE, "invalid duration '%s' (use a number with a unit: 500ms, 30s, 5m, 2h, 1d)", s);
+	return mqtx_err_set(err, MQTX_E_USAGE,
+			    "invalid duration '%s' (use a number with a unit: 500ms, 30s, 5m, 2h, 1d)", s);
 }
 
 void mqtx_format_duration(int64_t ms, char *out, size_t outlen)
@@ -308,9 +309,9 @@ int mqtx_parse_size(const char *s, uint64_t *bytes_out, struct mqtx_err *err)
 		const char *suffix;
 		uint64_t mult;
 	} units[] = {
-		{"", 1}, {"b", 1}, {"kb", 1000}, {"kib", 1024}, {"k", 1024},
-		{"mb", 1000000}, {"mib", 1048576}, {"m", 1048576},
-		{"gb", 1000000000}, {"gib", 1073741824}, {"g", 1073741824},
+		{"", 1},           {"b", 1},         {"kb", 1000},   {"kib", 1024},      {"k", 1024},
+		{"mb", 1000000},   {"mib", 1048576}, {"m", 1048576}, {"gb", 1000000000}, {"gib", 1073741824},
+		{"g", 1073741824},
 	};
 
 	if (s == NULL || !isdigit((unsigned char)*s))
@@ -333,7 +334,8 @@ int mqtx_parse_size(const char *s, uint64_t *bytes_out, struct mqtx_err *err)
 		}
 	}
 bad:
-	return mqtx_err_set(err, MQTX_E_USAGE, "invalid size '%s' (use bytes or a unit: 512KiB, 16MiB, 1GiB)", s ? s : "");
+	return mqtx_err_set(err, MQTX_E_USAGE, "invalid size '%s' (use bytes or a unit: 512KiB, 16MiB, 1GiB)",
+			    s ? s : "");
 }
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -353,8 +355,8 @@ void mqtx_base64_encode(struct mqtx_buf *out, const void *data, size_t len)
 		uint32_t v = (uint32_t)p[i] << 16;
 		if (i + 1 < len)
 			v |= (uint32_t)p[i + 1] << 8;
-		char q[4] = {b64chars[v >> 18], b64chars[(v >> 12) & 63],
-			     i + 1 < len ? b64chars[(v >> 6) & 63] : '=', '='};
+		char q[4] = {b64chars[v >> 18], b64chars[(v >> 12) & 63], i + 1 < len ? b64chars[(v >> 6) & 63] : '=',
+			     '='};
 		mqtx_buf_add(out, q, 4);
 	}
 	if (out->data == NULL)

@@ -23,7 +23,10 @@ struct mqtx_buf {
 	size_t len;
 	size_t cap;
 };
-#define MQTX_BUF_INIT {NULL, 0, 0}
+#define MQTX_BUF_INIT      \
+	{                  \
+		NULL, 0, 0 \
+	}
 void mqtx_buf_grow(struct mqtx_buf *b, size_t extra);
 void mqtx_buf_add(struct mqtx_buf *b, const void *p, size_t n);
 void mqtx_buf_adds(struct mqtx_buf *b, const char *s);

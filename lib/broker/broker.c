@@ -32,8 +32,8 @@ const struct mqtx_backend_ops *mqtx_backend_find(const char *url, struct mqtx_er
 	const struct mqtx_backend_ops *ops = mqtx_broker_of_url(url);
 	if (ops != NULL)
 		return ops;
-	mqtx_err_set(err, MQTX_E_CONFIG, "unsupported broker URL scheme '%.*s' (expected %s)", (int)(sl > 20 ? 20 : sl), url,
-		     mqtx_broker_schemes_text());
+	mqtx_err_set(err, MQTX_E_CONFIG, "unsupported broker URL scheme '%.*s' (expected %s)", (int)(sl > 20 ? 20 : sl),
+		     url, mqtx_broker_schemes_text());
 	return NULL;
 }
 
@@ -76,7 +76,8 @@ int mqtx_backend_validate(const struct mqtx_backend_ops *ops, struct mqtx_backen
 {
 	for (size_t i = 0; i < m->n_headers; i++) {
 		if (strncmp(m->headers[i].name, "x-mqtx-", 7) == 0) {
-			snprintf(why, len, "header '%.100s': names starting with 'x-mqtx-' are reserved for mqtx's own headers",
+			snprintf(why, len,
+				 "header '%.100s': names starting with 'x-mqtx-' are reserved for mqtx's own headers",
 				 m->headers[i].name);
 			return -1;
 		}
@@ -237,9 +238,10 @@ int mqtx_broker_read_check(const struct mqtx_backend_ops *ops, const struct mqtx
 		return mqtx_err_set(err, MQTX_E_USAGE, "--to first reads nothing");
 	if (o->destructive && !mqtx_broker_can(ops, MQTX_CAP_DESTRUCTIVE_READ)) {
 		char *where = mqtx_redact(o->url);
-		int rc = mqtx_err_set(err, MQTX_E_USAGE,
-				      "--destructive is for queues, which are read by consuming them; reading '%s' never changes it",
-				      where);
+		int rc =
+			mqtx_err_set(err, MQTX_E_USAGE,
+				     "--destructive is for queues, which are read by consuming them; reading '%s' never changes it",
+				     where);
 		free(where);
 		return rc;
 	}

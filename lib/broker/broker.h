@@ -17,14 +17,14 @@
 
 enum mqtx_pub_mode {
 	MQTX_PUB_CONFIRM, /* per-message acknowledgements (AMQP confirms, Kafka delivery reports, NATS JetStream publish acks) */
-	MQTX_PUB_TX,      /* broker transactions: AMQP tx.select/commit, Kafka transactions (NATS has none: no MQTX_CAP_TRANSACTIONS) */
+	MQTX_PUB_TX, /* broker transactions: AMQP tx.select/commit, Kafka transactions (NATS has none: no MQTX_CAP_TRANSACTIONS) */
 };
 
 struct mqtx_backend_opts {
 	enum mqtx_pub_mode mode;
-	size_t window;               /* most unconfirmed messages in flight */
+	size_t window;                /* most unconfirmed messages in flight */
 	const char *transactional_id; /* Kafka transactions: stable id for fencing */
-	const char *client_name;     /* shown by the broker (connection name) */
+	const char *client_name;      /* shown by the broker (connection name) */
 	/* When *stop becomes non-zero (a signal), publish() hands over no more
 	 * messages and waits at most stop_grace_ms for outstanding answers. */
 	volatile sig_atomic_t *stop;
@@ -88,22 +88,22 @@ struct mqtx_read_pos {
 struct mqtx_read_record {
 	const char *key; /* idempotency key header, NULL when the message had none */
 	size_t key_len;
-	int64_t id;                 /* outbox id (x-mqtx-outbox-id), 0 unknown */
-	const char *ordering_key;   /* NULL unknown */
+	int64_t id;               /* outbox id (x-mqtx-outbox-id), 0 unknown */
+	const char *ordering_key; /* NULL unknown */
 	size_t ordering_key_len;
-	int64_t redelivery_count;   /* x-mqtx-redelivery-count, -1 unknown */
-	int32_t partition;          /* -1 none */
-	int64_t offset;             /* the source's own position (see mqtx_read_result.position), -1 none */
-	int64_t ts_us;              /* MQTX_READ_NO_TS unknown */
+	int64_t redelivery_count; /* x-mqtx-redelivery-count, -1 unknown */
+	int32_t partition;        /* -1 none */
+	int64_t offset;           /* the source's own position (see mqtx_read_result.position), -1 none */
+	int64_t ts_us;            /* MQTX_READ_NO_TS unknown */
 };
 
 struct mqtx_read_opts {
 	const struct mqtx_config *cfg; /* broker settings (TLS, password file, timeouts) */
 	const char *url;               /* the source: broker URL plus what to read */
 	struct mqtx_read_pos from, to;
-	bool destructive;              /* allow consuming a queue that cannot be read without removing */
-	int64_t idle_timeout_ms;       /* a source quiet for this long is drained */
-	volatile sig_atomic_t *stop;   /* non-zero: stop reading early (res->stopped) */
+	bool destructive;            /* allow consuming a queue that cannot be read without removing */
+	int64_t idle_timeout_ms;     /* a source quiet for this long is drained */
+	volatile sig_atomic_t *stop; /* non-zero: stop reading early (res->stopped) */
 	/* Called once per message in source order; non-zero stops with err. */
 	int (*emit)(void *ctx, const struct mqtx_read_record *r, struct mqtx_err *err);
 	void *emit_ctx;
@@ -125,12 +125,13 @@ struct mqtx_read_result {
 enum mqtx_broker_cap {
 	MQTX_CAP_TRANSACTIONS = 1u << 0,        /* MQTX_PUB_TX: a batch is one broker transaction */
 	MQTX_CAP_FENCED_TRANSACTIONS = 1u << 1, /* ... with a stable transactional id that fences an older producer */
-	MQTX_CAP_QUEUES = 1u << 2,              /* destinations route into named queues (inspect() reports their depth) */
-	MQTX_CAP_CONSUME = 1u << 3,             /* consume() and consume_ack() */
-	MQTX_CAP_INSPECT = 1u << 4,             /* inspect() */
-	MQTX_CAP_READ = 1u << 5,                /* read(): dedupe-audit sources */
-	MQTX_CAP_PROPERTIES = 1u << 6,          /* takes a pass-through client property map (broker.kafka: librdkafka settings) */
-	MQTX_CAP_DESTRUCTIVE_READ = 1u << 7,    /* read(): some sources (queues) can only be read by consuming them (--destructive) */
+	MQTX_CAP_QUEUES = 1u << 2,     /* destinations route into named queues (inspect() reports their depth) */
+	MQTX_CAP_CONSUME = 1u << 3,    /* consume() and consume_ack() */
+	MQTX_CAP_INSPECT = 1u << 4,    /* inspect() */
+	MQTX_CAP_READ = 1u << 5,       /* read(): dedupe-audit sources */
+	MQTX_CAP_PROPERTIES = 1u << 6, /* takes a pass-through client property map (broker.kafka: librdkafka settings) */
+	MQTX_CAP_DESTRUCTIVE_READ =
+		1u << 7, /* read(): some sources (queues) can only be read by consuming them (--destructive) */
 };
 
 /* Opaque outside lib/broker (see broker/internal.h). */

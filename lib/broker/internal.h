@@ -34,8 +34,8 @@ struct mqtx_backend_ops {
 	int (*validate)(struct mqtx_backend *b, const struct mqtx_msg *m, char *why, size_t len);
 
 	/* Optional: looks at a destination (exchange/topic) and, for AMQP, a queue. */
-	int (*inspect)(struct mqtx_backend *b, const char *destination, const char *queue,
-		       struct mqtx_dest_info *info, struct mqtx_err *err);
+	int (*inspect)(struct mqtx_backend *b, const char *destination, const char *queue, struct mqtx_dest_info *info,
+		       struct mqtx_err *err);
 
 	/* Optional: takes up to o->max messages from o->source without
 	 * acknowledging them; *out points at them (see struct mqtx_delivery).

@@ -12,7 +12,7 @@ struct mqtx_url_parts {
 	char *password;        /* percent-decoded; NULL when the URL has none; owned, wiped by _free */
 	const char *authority; /* borrowed from the URL: what follows the userinfo, up to the path */
 	size_t authority_len;
-	const char *path;      /* borrowed: after the '/' that ends the authority; "" when none */
+	const char *path; /* borrowed: after the '/' that ends the authority; "" when none */
 };
 
 /* Splits rest, a URL after its "scheme://", into p. Returns 0, or -1 when

@@ -105,7 +105,7 @@ static void indoubt_free(struct mqtx_check_indoubt *i)
 }
 
 static struct mqtx_check_problem *add_problem(struct mqtx_check_report *rep, const char *check,
-					       enum mqtx_check_level level, char *message, char *action)
+					      enum mqtx_check_level level, char *message, char *action)
 {
 	rep->problems = mqtx_xrealloc(rep->problems, (rep->n_problems + 1) * sizeof(*rep->problems));
 	struct mqtx_check_problem *p = &rep->problems[rep->n_problems++];
@@ -227,7 +227,8 @@ static void ask_broker(struct mqtx_check_report *rep, const struct mqtx_config *
 	};
 	if (cfg->broker_url == NULL || cfg->broker_url[0] == '\0') {
 		broker_failed(rep, MQTX_CHECK_UNKNOWN,
-			      mqtx_xstrdup("--broker: no broker URL (set --broker-url, MQTX_BROKER_URL or broker.url)"));
+			      mqtx_xstrdup(
+				      "--broker: no broker URL (set --broker-url, MQTX_BROKER_URL or broker.url)"));
 		return;
 	}
 	struct mqtx_backend *be = mqtx_backend_open(cfg, &bo, &e);
@@ -248,7 +249,8 @@ static void ask_broker(struct mqtx_check_report *rep, const struct mqtx_config *
 			break;
 		struct mqtx_dest_info info;
 		if (mqtx_backend_inspect(be, d->name, NULL, &info, &e) < 0) {
-			broker_failed(rep, MQTX_CHECK_CRITICAL, mqtx_xasprintf("cannot ask the broker about '%s': %s", d->name, e.msg));
+			broker_failed(rep, MQTX_CHECK_CRITICAL,
+				      mqtx_xasprintf("cannot ask the broker about '%s': %s", d->name, e.msg));
 			goto out;
 		}
 		d->exists = info.exists ? 1 : 0;
@@ -260,12 +262,14 @@ static void ask_broker(struct mqtx_check_report *rep, const struct mqtx_config *
 	while ((q = next_queue(rep, &list)) != NULL) {
 		struct mqtx_dest_info info;
 		if (mqtx_backend_inspect(be, NULL, q->name, &info, &e) < 0) {
-			broker_failed(rep, MQTX_CHECK_CRITICAL, mqtx_xasprintf("cannot ask the broker about queue '%s': %s", q->name, e.msg));
+			broker_failed(rep, MQTX_CHECK_CRITICAL,
+				      mqtx_xasprintf("cannot ask the broker about queue '%s': %s", q->name, e.msg));
 			goto out;
 		}
 		if (!rep->broker_has_queues) {
-			q->detail = mqtx_xasprintf("the %s broker has no queues: consumer lag is the consumers' business",
-					mqtx_broker_name(ops));
+			q->detail =
+				mqtx_xasprintf("the %s broker has no queues: consumer lag is the consumers' business",
+					       mqtx_broker_name(ops));
 			continue;
 		}
 		q->answered = true;
@@ -300,8 +304,8 @@ static void rule_relay_states(struct mqtx_check_report *rep)
 			continue;
 		for (size_t k = 0; k < s->n_relays; k++) {
 			const struct mqtx_check_relay *y = &s->relays[k];
-			if (y->state == MQTX_RELAY_LIVE && x->host != NULL && y->host != NULL && strcmp(x->host, y->host) == 0 &&
-			    y->started_ms <= x->seen_ms)
+			if (y->state == MQTX_RELAY_LIVE && x->host != NULL && y->host != NULL &&
+			    strcmp(x->host, y->host) == 0 && y->started_ms <= x->seen_ms)
 				x->state = MQTX_RELAY_REPLACED;
 		}
 	}
@@ -324,11 +328,12 @@ static void rule_resolve_failed(struct mqtx_check_report *rep)
 	if (!rep->resolved)
 		return;
 	if (rep->resolve_error != NULL)
-		add_problem(rep, "resolve_failed", MQTX_CHECK_WARNING, mqtx_xasprintf("--resolve: %s", rep->resolve_error), NULL);
+		add_problem(rep, "resolve_failed", MQTX_CHECK_WARNING,
+			    mqtx_xasprintf("--resolve: %s", rep->resolve_error), NULL);
 	else if (rep->resolve.failed > 0)
 		add_problem(rep, "resolve_failed", MQTX_CHECK_WARNING,
 			    mqtx_xasprintf("--resolve: %lld item(s) could not be resolved (see the log above)",
-				(long long)rep->resolve.failed),
+					   (long long)rep->resolve.failed),
 			    mqtx_xstrdup("mqtx check --resolve -v"))
 			->count = rep->resolve.failed;
 }
@@ -346,12 +351,13 @@ static void rule_destination_missing(struct mqtx_check_report *rep)
 		const struct mqtx_check_dest *d = &rep->db.dests[i];
 		if (d->exists != 0)
 			continue;
-		struct mqtx_check_problem *p = add_problem(
-			rep, "destination_missing", MQTX_CHECK_CRITICAL,
-			mqtx_xasprintf("destination '%s' does not exist on the broker; %lld pending row(s) wait for it%s%s", d->name,
-			    (long long)d->pending, d->broker_detail ? ": " : "", d->broker_detail ? d->broker_detail : ""),
-			mqtx_xasprintf("create the %s '%s' (the relay never creates it), or fix the rows' destination",
-			    rep->dest_noun ? rep->dest_noun : "destination", d->name));
+		struct mqtx_check_problem *p =
+			add_problem(rep, "destination_missing", MQTX_CHECK_CRITICAL,
+				    mqtx_xasprintf("destination '%s' does not exist on the broker; %lld pending row(s) wait for it%s%s",
+						   d->name, (long long)d->pending, d->broker_detail ? ": " : "",
+						   d->broker_detail ? d->broker_detail : ""),
+				    mqtx_xasprintf("create the %s '%s' (the relay never creates it), or fix the rows' destination",
+						   rep->dest_noun ? rep->dest_noun : "destination", d->name));
 		p->destination = mqtx_xstrdup(d->name);
 		p->count = d->pending;
 	}
@@ -366,12 +372,15 @@ static void rule_queues(struct mqtx_check_report *rep)
 			continue;
 		struct mqtx_check_problem *p = NULL;
 		if (!q->exists)
-			p = add_problem(rep, "queue_missing", MQTX_CHECK_CRITICAL, mqtx_xasprintf("queue '%s' does not exist", q->name),
-					mqtx_xasprintf("declare the queue and bind it, or remove it from check.queues"));
+			p = add_problem(rep, "queue_missing", MQTX_CHECK_CRITICAL,
+					mqtx_xasprintf("queue '%s' does not exist", q->name),
+					mqtx_xasprintf(
+						"declare the queue and bind it, or remove it from check.queues"));
 		else if (q->consumers < t->queue_min_consumers)
 			p = add_problem(rep, "queue_consumers", MQTX_CHECK_WARNING,
 					mqtx_xasprintf("queue '%s' has %lld consumer(s), fewer than %lld (check.queue_min_consumers)",
-					    q->name, (long long)q->consumers, (long long)t->queue_min_consumers),
+						       q->name, (long long)q->consumers,
+						       (long long)t->queue_min_consumers),
 					mqtx_xasprintf("start the consumers of '%s'", q->name));
 		if (p != NULL) {
 			p->queue = mqtx_xstrdup(q->name);
@@ -379,8 +388,8 @@ static void rule_queues(struct mqtx_check_report *rep)
 		}
 		if (q->exists && t->queue_max_depth > 0 && q->depth > t->queue_max_depth) {
 			p = add_problem(rep, "queue_depth", MQTX_CHECK_WARNING,
-					mqtx_xasprintf("queue '%s' holds %lld message(s), more than %lld (check.queue_max_depth)", q->name,
-					    (long long)q->depth, (long long)t->queue_max_depth),
+					mqtx_xasprintf("queue '%s' holds %lld message(s), more than %lld (check.queue_max_depth)",
+						       q->name, (long long)q->depth, (long long)t->queue_max_depth),
 					mqtx_xasprintf("look at the consumers of '%s': too slow, or failing", q->name));
 			p->queue = mqtx_xstrdup(q->name);
 			p->count = q->depth;
@@ -396,7 +405,9 @@ static void rule_broker_unreachable(struct mqtx_check_report *rep)
 	bool opened = rep->dest_noun != NULL; /* it failed while asking, not while connecting */
 	bool no_url = rep->broker_error_level == MQTX_CHECK_UNKNOWN;
 	add_problem(rep, "broker_unreachable", rep->broker_error_level, mqtx_xstrdup(rep->broker_error),
-		    opened || no_url ? NULL : mqtx_xstrdup("check the broker and broker.url; the relay cannot publish either"));
+		    opened || no_url
+			    ? NULL
+			    : mqtx_xstrdup("check the broker and broker.url; the relay cannot publish either"));
 }
 
 static void rule_pending_age(struct mqtx_check_report *rep)
@@ -419,14 +430,15 @@ static void rule_pending_age(struct mqtx_check_report *rep)
 	if (lvl == MQTX_CHECK_OK)
 		return;
 	char *a = dur(s->oldest_pending_ms), *l = dur(limit);
-	char *where = s->n_oldest > 0 ? mqtx_xasprintf(" (row %lld to '%s')", (long long)s->oldest[0].id, s->oldest[0].destination)
+	char *where = s->n_oldest > 0 ? mqtx_xasprintf(" (row %lld to '%s')", (long long)s->oldest[0].id,
+						       s->oldest[0].destination)
 				      : mqtx_xstrdup("");
-	struct mqtx_check_problem *p = add_problem(
-		rep, "pending_age", lvl,
-		mqtx_xasprintf("%s%lld pending row(s) older than %s (check.%s); the oldest is %s old%s",
-		    s->pending_truncated ? "at least " : "", (long long)n, l,
-		    lvl == MQTX_CHECK_CRITICAL ? "crit_age" : "warn_age", a, where),
-		s->n_oldest > 0 ? explain_cmd(s->oldest[0].id) : NULL);
+	struct mqtx_check_problem *p =
+		add_problem(rep, "pending_age", lvl,
+			    mqtx_xasprintf("%s%lld pending row(s) older than %s (check.%s); the oldest is %s old%s",
+					   s->pending_truncated ? "at least " : "", (long long)n, l,
+					   lvl == MQTX_CHECK_CRITICAL ? "crit_age" : "warn_age", a, where),
+			    s->n_oldest > 0 ? explain_cmd(s->oldest[0].id) : NULL);
 	p->count = n;
 	take_rows(p, &s->oldest, &s->n_oldest);
 	free(a);
@@ -440,15 +452,16 @@ static void rule_dead_rows(struct mqtx_check_report *rep)
 	const struct mqtx_check_count *dead = &s->status[MQTX_ST_DEAD];
 	if (dead->n <= rep->thresholds.max_dead)
 		return;
-	char *newest = s->n_dead > 0 ? mqtx_xasprintf("; the newest is row %lld to '%s': %s", (long long)s->dead[0].id,
-					   s->dead[0].destination,
-					   s->dead[0].last_error ? s->dead[0].last_error : "no error recorded")
-				     : mqtx_xstrdup("");
+	char *newest = s->n_dead > 0
+			       ? mqtx_xasprintf("; the newest is row %lld to '%s': %s", (long long)s->dead[0].id,
+						s->dead[0].destination,
+						s->dead[0].last_error ? s->dead[0].last_error : "no error recorded")
+			       : mqtx_xstrdup("");
 	struct mqtx_check_problem *p =
 		add_problem(rep, "dead_rows", MQTX_CHECK_CRITICAL,
 			    mqtx_xasprintf("%s%lld dead row(s), more than check.max_dead (%lld): the relay gave up on them%s",
-				dead->approximate ? "at least " : "", (long long)dead->n,
-				(long long)rep->thresholds.max_dead, newest),
+					   dead->approximate ? "at least " : "", (long long)dead->n,
+					   (long long)rep->thresholds.max_dead, newest),
 			    s->n_dead > 0 ? explain_cmd(s->dead[0].id) : NULL);
 	free(newest);
 	p->count = dead->n;
@@ -461,14 +474,15 @@ static void rule_blocked_ordering_keys(struct mqtx_check_report *rep)
 	if (s->blocked_keys <= 0 || s->n_blocked == 0)
 		return;
 	const struct mqtx_check_blocked *b = &s->blocked[0];
-	struct mqtx_check_problem *p = add_problem(
-		rep, "blocked_ordering_keys", MQTX_CHECK_WARNING,
-		mqtx_xasprintf("%lld ordering key(s) blocked behind a failing row, %lld row(s) waiting; e.g. key '%s': row %lld "
-		    "(attempt %lld: %s) holds back %lld row(s)",
-		    (long long)s->blocked_keys, (long long)s->blocked_rows, b->ordering_key, (long long)b->head.id,
-		    (long long)b->head.attempts, b->head.last_error ? b->head.last_error : "no error recorded",
-		    (long long)b->behind),
-		explain_cmd(b->head.id));
+	struct mqtx_check_problem *p =
+		add_problem(rep, "blocked_ordering_keys", MQTX_CHECK_WARNING,
+			    mqtx_xasprintf("%lld ordering key(s) blocked behind a failing row, %lld row(s) waiting; e.g. key '%s': row %lld "
+					   "(attempt %lld: %s) holds back %lld row(s)",
+					   (long long)s->blocked_keys, (long long)s->blocked_rows, b->ordering_key,
+					   (long long)b->head.id, (long long)b->head.attempts,
+					   b->head.last_error ? b->head.last_error : "no error recorded",
+					   (long long)b->behind),
+			    explain_cmd(b->head.id));
 	p->count = s->blocked_keys;
 	p->keys = s->blocked;
 	p->n_keys = s->n_blocked;
@@ -481,12 +495,13 @@ static void rule_high_attempts(struct mqtx_check_report *rep)
 	struct mqtx_check_snapshot *s = &rep->db;
 	if (s->high_attempt_rows <= 0 || s->n_high == 0)
 		return;
-	struct mqtx_check_problem *p = add_problem(
-		rep, "high_attempts", MQTX_CHECK_WARNING,
-		mqtx_xasprintf("%lld pending row(s) failed at least %lld times (check.warn_attempts); e.g. row %lld to '%s': %s",
-		    (long long)s->high_attempt_rows, (long long)rep->thresholds.warn_attempts, (long long)s->high[0].id,
-		    s->high[0].destination, s->high[0].last_error ? s->high[0].last_error : "no error recorded"),
-		explain_cmd(s->high[0].id));
+	struct mqtx_check_problem *p =
+		add_problem(rep, "high_attempts", MQTX_CHECK_WARNING,
+			    mqtx_xasprintf("%lld pending row(s) failed at least %lld times (check.warn_attempts); e.g. row %lld to '%s': %s",
+					   (long long)s->high_attempt_rows, (long long)rep->thresholds.warn_attempts,
+					   (long long)s->high[0].id, s->high[0].destination,
+					   s->high[0].last_error ? s->high[0].last_error : "no error recorded"),
+			    explain_cmd(s->high[0].id));
 	p->count = s->high_attempt_rows;
 	take_rows(p, &s->high, &s->n_high);
 }
@@ -506,12 +521,13 @@ static void rule_no_live_relay(struct mqtx_check_report *rep)
 		return;
 	char *st = dur(stale);
 	char *seen = s->last_relay_seen_ms >= 0 ? dur(s->last_relay_seen_ms) : NULL;
-	struct mqtx_check_problem *p = add_problem(
-		rep, "no_live_relay", MQTX_CHECK_CRITICAL,
-		mqtx_xasprintf("%lld row(s) pending and no relay seen for %s (check.relay_stale); %s%s%s", (long long)pend->n, st,
-		    seen ? "the last one was seen " : "no relay has ever run for this outbox", seen ? seen : "",
-		    seen ? " ago" : ""),
-		mqtx_xstrdup("start a relay: mqtx relay --loop (as a service), or mqtx relay from cron"));
+	struct mqtx_check_problem *p =
+		add_problem(rep, "no_live_relay", MQTX_CHECK_CRITICAL,
+			    mqtx_xasprintf("%lld row(s) pending and no relay seen for %s (check.relay_stale); %s%s%s",
+					   (long long)pend->n, st,
+					   seen ? "the last one was seen " : "no relay has ever run for this outbox",
+					   seen ? seen : "", seen ? " ago" : ""),
+			    mqtx_xstrdup("start a relay: mqtx relay --loop (as a service), or mqtx relay from cron"));
 	p->count = pend->n;
 	free(st);
 	free(seen);
@@ -533,13 +549,15 @@ static void rule_stale_relays(struct mqtx_check_report *rep)
 		return;
 	char *st = dur(rep->thresholds.relay_stale_ms), *seen = dur(first->seen_ms);
 	char *lit = mqtx_db_check_literal(first->relay_id ? first->relay_id : "");
-	struct mqtx_check_problem *p = add_problem(
-		rep, "stale_relays", MQTX_CHECK_WARNING,
-		mqtx_xasprintf("%zu relay(s) silent for longer than %s (check.relay_stale) without stopping cleanly; "
-		    "e.g. '%s' (host %s, pid %lld) last seen %s ago",
-		    n_stale, st, first->relay_id, first->host ? first->host : "?", (long long)first->pid, seen),
-		mqtx_xasprintf("look at the relay process on %s; if it is gone for good: DELETE FROM %s WHERE relay_id = %s",
-		    first->host ? first->host : "its host", s->relays_table ? s->relays_table : "mqtx_relays", lit));
+	struct mqtx_check_problem *p =
+		add_problem(rep, "stale_relays", MQTX_CHECK_WARNING,
+			    mqtx_xasprintf("%zu relay(s) silent for longer than %s (check.relay_stale) without stopping cleanly; "
+					   "e.g. '%s' (host %s, pid %lld) last seen %s ago",
+					   n_stale, st, first->relay_id, first->host ? first->host : "?",
+					   (long long)first->pid, seen),
+			    mqtx_xasprintf("look at the relay process on %s; if it is gone for good: DELETE FROM %s WHERE relay_id = %s",
+					   first->host ? first->host : "its host",
+					   s->relays_table ? s->relays_table : "mqtx_relays", lit));
 	free(lit);
 	p->count = (int64_t)n_stale;
 	p->relays = mqtx_xcalloc(n_stale + 1, sizeof(*p->relays));
@@ -558,8 +576,8 @@ static void rule_in_doubt(struct mqtx_check_report *rep)
 	char *age = dur(x->age_ms);
 	struct mqtx_check_problem *p =
 		add_problem(rep, "in_doubt", MQTX_CHECK_WARNING,
-			    mqtx_xasprintf("%zu txpub item(s) in doubt; e.g. %s '%s' prepared %s ago: %s", rep->n_in_doubt, x->kind,
-				x->key, age, x->detail),
+			    mqtx_xasprintf("%zu txpub item(s) in doubt; e.g. %s '%s' prepared %s ago: %s",
+					   rep->n_in_doubt, x->kind, x->key, age, x->detail),
 			    mqtx_xstrdup("mqtx check --resolve"));
 	free(age);
 	p->count = (int64_t)rep->n_in_doubt;
@@ -587,7 +605,7 @@ static void rule_completion(struct mqtx_check_report *rep)
 	} else if (s->completion_table_missing) {
 		add_problem(rep, "completion_unavailable", MQTX_CHECK_WARNING,
 			    mqtx_xasprintf("check.completion is on, but %s does not exist",
-				s->completions_table ? s->completions_table : "mqtx_completions"),
+					   s->completions_table ? s->completions_table : "mqtx_completions"),
 			    mqtx_xstrdup("mqtx init"));
 	} else if (s->awaiting_completion > 0) {
 		char *a = dur(t->completion_after_ms), *o = dur(s->oldest_awaiting_ms);
@@ -595,8 +613,8 @@ static void rule_completion(struct mqtx_check_report *rep)
 		struct mqtx_check_problem *p =
 			add_problem(rep, "awaiting_completion", MQTX_CHECK_WARNING,
 				    mqtx_xasprintf("%lld sent message(s) not completed by a consumer after %s (check.completion_after); "
-					"the oldest was sent %s ago",
-					(long long)s->awaiting_completion, a, o),
+						   "the oldest was sent %s ago",
+						   (long long)s->awaiting_completion, a, o),
 				    mqtx_xasprintf("mqtx redeliver --unacked-after %s --dry-run", arg));
 		p->count = s->awaiting_completion;
 		take_rows(p, &s->awaiting, &s->n_awaiting);
@@ -773,27 +791,34 @@ static int explain_wait(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 {
 	enum mqtx_check_level lvl = MQTX_CHECK_OK;
 	if (ex->ordering_key != NULL) {
-		if (mqtx_db_check_key_neighbours(db, ex->ordering_key, ex->id, &ex->head, &ex->ahead, &ex->behind, err) < 0)
+		if (mqtx_db_check_key_neighbours(db, ex->ordering_key, ex->id, &ex->head, &ex->ahead, &ex->behind,
+						 err) < 0)
 			return -1;
 		if (ex->ahead == 0 && ex->behind > 0)
-			story(ex, mqtx_xasprintf("it heads ordering key '%s': %lld later row(s) of the key wait until it is sent (or dead)",
-				      ex->ordering_key, (long long)ex->behind));
+			story(ex,
+			      mqtx_xasprintf("it heads ordering key '%s': %lld later row(s) of the key wait until it is sent (or dead)",
+					     ex->ordering_key, (long long)ex->behind));
 	}
 	if (ex->ahead > 0) {
 		const struct mqtx_check_row *h = &ex->head;
 		bool failing = h->attempts > 0 && h->last_error != NULL;
 		lvl = MQTX_CHECK_WARNING;
-		ex->verdict = mqtx_xasprintf("pending, held back: %lld earlier row(s) of ordering key '%s' are still pending, the first "
-				  "is row %lld%s",
-				  (long long)ex->ahead, ex->ordering_key, (long long)h->id, failing ? ", which keeps failing" : "");
+		ex->verdict =
+			mqtx_xasprintf("pending, held back: %lld earlier row(s) of ordering key '%s' are still pending, the first "
+				       "is row %lld%s",
+				       (long long)ex->ahead, ex->ordering_key, (long long)h->id,
+				       failing ? ", which keeps failing" : "");
 		if (failing)
-			story(ex, mqtx_xasprintf("row %lld (to '%s', %lld failed attempt(s)) heads the key: %s", (long long)h->id,
-				      h->destination, (long long)h->attempts, h->last_error));
+			story(ex,
+			      mqtx_xasprintf("row %lld (to '%s', %lld failed attempt(s)) heads the key: %s",
+					     (long long)h->id, h->destination, (long long)h->attempts, h->last_error));
 		else
-			story(ex, mqtx_xasprintf("row %lld (to '%s') heads the key and has not failed: it goes first, this one follows",
-				      (long long)h->id, h->destination));
+			story(ex,
+			      mqtx_xasprintf("row %lld (to '%s') heads the key and has not failed: it goes first, this one follows",
+					     (long long)h->id, h->destination));
 		if (h->retry_in_ms == MQTX_CHECK_PARKED) {
-			story(ex, mqtx_xasprintf("row %lld is parked (available_at is infinity) by txpub --sql", (long long)h->id));
+			story(ex, mqtx_xasprintf("row %lld is parked (available_at is infinity) by txpub --sql",
+						 (long long)h->id));
 		} else if (h->retry_in_ms > 0) {
 			char *w = dur(h->retry_in_ms);
 			story(ex, mqtx_xasprintf("row %lld is retried in %s", (long long)h->id, w));
@@ -801,25 +826,30 @@ static int explain_wait(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 		}
 		action(ex, explain_cmd(h->id));
 		if (failing)
-			action(ex, mqtx_xasprintf("fix what makes row %lld fail; this row follows once it is sent (or dead)", (long long)h->id));
+			action(ex,
+			       mqtx_xasprintf("fix what makes row %lld fail; this row follows once it is sent (or dead)",
+					      (long long)h->id));
 	} else if (ex->retry_in_ms == MQTX_CHECK_PARKED) {
 		lvl = MQTX_CHECK_WARNING;
-		ex->verdict = mqtx_xstrdup("pending but parked (available_at is infinity): txpub --sql holds it until its "
-					   "transaction is decided");
+		ex->verdict = mqtx_xstrdup(
+			"pending but parked (available_at is infinity): txpub --sql holds it until its "
+			"transaction is decided");
 		action(ex, mqtx_xstrdup("mqtx check --resolve"));
 	} else if (ex->retry_in_ms > 0) {
 		char *w = dur(ex->retry_in_ms);
 		lvl = ex->attempts > 0 ? MQTX_CHECK_WARNING : MQTX_CHECK_OK;
 		if (ex->attempts > 0) {
-			ex->verdict = mqtx_xasprintf("pending, waiting for retry %lld of %lld in %s (at %s)", (long long)ex->attempts + 1,
-					  (long long)cfg->relay_max_attempts, w, ex->available_at ? ex->available_at : "?");
+			ex->verdict = mqtx_xasprintf("pending, waiting for retry %lld of %lld in %s (at %s)",
+						     (long long)ex->attempts + 1, (long long)cfg->relay_max_attempts, w,
+						     ex->available_at ? ex->available_at : "?");
 			action(ex, mqtx_xasprintf("fix the cause (%s); the relay retries by itself",
-				       ex->last_error ? ex->last_error : "see last_error"));
+						  ex->last_error ? ex->last_error : "see last_error"));
 			char *sql = mqtx_db_check_retry_sql(db, ex->id);
 			action(ex, mqtx_xasprintf("to retry at once: %s", sql));
 			free(sql);
 		} else {
-			ex->verdict = mqtx_xasprintf("pending, scheduled: not before %s (in %s)", ex->available_at ? ex->available_at : "?", w);
+			ex->verdict = mqtx_xasprintf("pending, scheduled: not before %s (in %s)",
+						     ex->available_at ? ex->available_at : "?", w);
 		}
 		free(w);
 	}
@@ -840,17 +870,19 @@ static int explain_relay(struct mqtx_db_check *db, const struct mqtx_config *cfg
 		if (!ex->relay_alive) {
 			char *s = seen >= 0 ? dur(seen) : NULL;
 			story(ex, s ? mqtx_xasprintf("no relay seen for %s (check.relay_stale is %lldms)", s,
-					  (long long)cfg->check_relay_stale_ms)
+						     (long long)cfg->check_relay_stale_ms)
 				    : mqtx_xstrdup("no relay has ever run for this outbox"));
 			free(s);
 			if (ex->verdict == NULL)
 				ex->verdict = mqtx_xstrdup("pending and eligible, but no relay is running");
 			lvl = MQTX_CHECK_CRITICAL;
-			action(ex, mqtx_xstrdup("start a relay: mqtx relay --loop (as a service), or mqtx relay from cron"));
+			action(ex, mqtx_xstrdup(
+					   "start a relay: mqtx relay --loop (as a service), or mqtx relay from cron"));
 		}
 	} else {
 		ex->relay_alive = true; /* unknown: no heartbeats table */
-		story(ex, mqtx_xasprintf("relay heartbeats unknown: no table %s (mqtx init creates it)", mqtx_db_check_relays_table(db)));
+		story(ex, mqtx_xasprintf("relay heartbeats unknown: no table %s (mqtx init creates it)",
+					 mqtx_db_check_relays_table(db)));
 	}
 	*level = lvl;
 	return 0;
@@ -862,8 +894,8 @@ static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *c
 	enum mqtx_check_level lvl = MQTX_CHECK_OK;
 	char *age = ex->age_ms >= 0 ? dur(ex->age_ms) : NULL;
 
-	story(ex, mqtx_xasprintf("%s%s%s%lld failed attempt(s) so far", age ? "written " : "", age ? age : "", age ? " ago; " : "",
-		      (long long)ex->attempts));
+	story(ex, mqtx_xasprintf("%s%s%s%lld failed attempt(s) so far", age ? "written " : "", age ? age : "",
+				 age ? " ago; " : "", (long long)ex->attempts));
 	if (ex->last_error != NULL && ex->attempts > 0)
 		story(ex, mqtx_xasprintf("last error: %s", ex->last_error));
 	free(age);
@@ -872,7 +904,9 @@ static int explain_pending(struct mqtx_db_check *db, const struct mqtx_config *c
 		return -1;
 	if (ex->verdict == NULL) {
 		ex->verdict = mqtx_xstrdup("pending and eligible: the next relay batch takes it");
-		action(ex, mqtx_xstrdup("nothing: a running relay sends it shortly (mqtx relay --dry-run shows what goes next)"));
+		action(ex,
+		       mqtx_xstrdup(
+			       "nothing: a running relay sends it shortly (mqtx relay --dry-run shows what goes next)"));
 	}
 	/* late: as for pending_age, a row written for later counts from when it was due */
 	int64_t late = ex->age_ms;
@@ -892,11 +926,13 @@ static int explain_sent(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 			struct mqtx_err *err)
 {
 	char *s = ex->sent_ms >= 0 ? dur(ex->sent_ms) : NULL;
-	ex->verdict = s ? mqtx_xasprintf("sent %s ago (the broker confirmed it)", s) : mqtx_xstrdup("sent (the broker confirmed it)");
-	story(ex, mqtx_xasprintf("published after %lld attempt(s); sent at %s", (long long)ex->attempts, ex->sent_at ? ex->sent_at : "?"));
+	ex->verdict = s ? mqtx_xasprintf("sent %s ago (the broker confirmed it)", s)
+			: mqtx_xstrdup("sent (the broker confirmed it)");
+	story(ex, mqtx_xasprintf("published after %lld attempt(s); sent at %s", (long long)ex->attempts,
+				 ex->sent_at ? ex->sent_at : "?"));
 	if (ex->redelivery_count > 0)
 		story(ex, mqtx_xasprintf("redelivered %lld time(s), last at %s", (long long)ex->redelivery_count,
-			      ex->redelivered_at ? ex->redelivered_at : "?"));
+					 ex->redelivered_at ? ex->redelivered_at : "?"));
 	free(s);
 	ex->level = MQTX_CHECK_OK;
 	bool exists;
@@ -906,14 +942,16 @@ static int explain_sent(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 	if (!exists)
 		return 0;
 	if (ex->completed_at != NULL) {
-		story(ex, mqtx_xasprintf("completed by a consumer at %s%s%s", ex->completed_at, source ? " via " : "", source ? source : ""));
+		story(ex, mqtx_xasprintf("completed by a consumer at %s%s%s", ex->completed_at, source ? " via " : "",
+					 source ? source : ""));
 		char *v = mqtx_xasprintf("%s, completed", ex->verdict);
 		free(ex->verdict);
 		ex->verdict = v;
 	} else if (cfg->check_completion) {
 		bool late = ex->sent_ms >= 0 && ex->sent_ms > cfg->check_completion_after_ms;
-		story(ex, mqtx_xasprintf("no consumer has completed it yet (no row in %s)%s", mqtx_db_check_completions_table(db),
-			      late ? ", longer than check.completion_after" : ""));
+		story(ex, mqtx_xasprintf("no consumer has completed it yet (no row in %s)%s",
+					 mqtx_db_check_completions_table(db),
+					 late ? ", longer than check.completion_after" : ""));
 		if (late) {
 			ex->level = MQTX_CHECK_WARNING;
 			action(ex, mqtx_xstrdup("look at the consumer, then publish it again with its own key:"));
@@ -930,18 +968,22 @@ static int explain_sent(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 static void explain_other(struct mqtx_explain *ex, struct indoubt_find *f)
 {
 	if (strcmp(ex->status, "dead") == 0) {
-		ex->verdict = mqtx_xasprintf("dead: the relay gave up after %lld failed attempt(s) and will not try again",
-				  (long long)ex->attempts);
+		ex->verdict =
+			mqtx_xasprintf("dead: the relay gave up after %lld failed attempt(s) and will not try again",
+				       (long long)ex->attempts);
 		story(ex, mqtx_xasprintf("last error: %s", ex->last_error ? ex->last_error : "none recorded"));
 		if (ex->ordering_key != NULL)
-			story(ex, mqtx_xasprintf("later rows of ordering key '%s' no longer wait for it", ex->ordering_key));
+			story(ex, mqtx_xasprintf("later rows of ordering key '%s' no longer wait for it",
+						 ex->ordering_key));
 		action(ex, mqtx_xasprintf("fix the cause (%s), then give it back to the relay:",
-			       ex->last_error ? ex->last_error : "see last_error"));
+					  ex->last_error ? ex->last_error : "see last_error"));
 		action(ex, mqtx_xasprintf("mqtx redeliver --status dead --id %lld --requeue --yes", (long long)ex->id));
 		ex->level = MQTX_CHECK_CRITICAL;
 	} else if (strcmp(ex->status, "prepared") == 0) {
 		char *a = ex->age_ms >= 0 ? dur(ex->age_ms) : mqtx_xstrdup("an unknown time");
-		ex->verdict = mqtx_xasprintf("prepared: a txpub half message written %s ago, waiting for its transaction to commit", a);
+		ex->verdict =
+			mqtx_xasprintf("prepared: a txpub half message written %s ago, waiting for its transaction to commit",
+				       a);
 		free(a);
 		story(ex, mqtx_xstrdup("the relay ignores it until txpub commits it (pending) or rolls it back"));
 		if (f->detail != NULL) {
@@ -952,7 +994,9 @@ static void explain_other(struct mqtx_explain *ex, struct indoubt_find *f)
 			ex->level = MQTX_CHECK_WARNING;
 		} else {
 			story(ex, mqtx_xstrdup("not in doubt yet (younger than txpub.check_after)"));
-			action(ex, mqtx_xstrdup("nothing yet; mqtx check --resolve decides it once it is older than txpub.check_after"));
+			action(ex,
+			       mqtx_xstrdup(
+				       "nothing yet; mqtx check --resolve decides it once it is older than txpub.check_after"));
 			ex->level = MQTX_CHECK_OK;
 		}
 	} else if (strcmp(ex->status, "rolled_back") == 0) {

@@ -75,26 +75,26 @@ struct mqtx_check_thresholds {
 	int64_t warn_attempts;            /* 0: off */
 	int64_t max_dead;
 	int64_t relay_stale_ms;
-	bool completion;                  /* check.completion */
+	bool completion; /* check.completion */
 	int64_t completion_after_ms;
-	int64_t queue_max_depth;          /* 0: off */
+	int64_t queue_max_depth; /* 0: off */
 	int64_t queue_min_consumers;
 	int64_t scan_limit, list_limit;
-	bool broker;                      /* check.broker (--broker) asked */
+	bool broker; /* check.broker (--broker) asked */
 };
 void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const struct mqtx_config *cfg);
 
 /* What mqtx_check_run found and what it made of it. */
 struct mqtx_check_report {
 	struct mqtx_check_thresholds thresholds; /* what it was judged with */
-	char *outbox;     /* schema.table, unquoted, for people and labels */
+	char *outbox;                            /* schema.table, unquoted, for people and labels */
 	int64_t elapsed_ms;
 	struct mqtx_check_snapshot db; /* what the database said (dests[].exists: what the broker said) */
 
 	int64_t relays_live, relays_stale, relays_stopped; /* stopped: among those read; stale includes replaced */
 	int64_t relays_replaced;
 
-	bool in_doubt_known; /* false when listing failed (see problems) */
+	bool in_doubt_known;  /* false when listing failed (see problems) */
 	char *in_doubt_error; /* why listing failed */
 	struct mqtx_check_indoubt *in_doubt;
 	size_t n_in_doubt;
@@ -102,12 +102,12 @@ struct mqtx_check_report {
 	bool broker_checked; /* --broker asked and the broker answered */
 	char *broker_error;  /* --broker: why the broker could not be asked, or NULL */
 	enum mqtx_check_level broker_error_level;
-	bool broker_has_queues;  /* the broker has queues (MQTX_CAP_QUEUES) */
-	const char *dest_noun;   /* what a destination is called there ("exchange", "topic", ...); NULL: not reached */
+	bool broker_has_queues; /* the broker has queues (MQTX_CAP_QUEUES) */
+	const char *dest_noun;  /* what a destination is called there ("exchange", "topic", ...); NULL: not reached */
 	struct mqtx_check_queue *queues;
 	size_t n_queues;
 
-	bool resolved; /* --resolve ran */
+	bool resolved;       /* --resolve ran */
 	char *resolve_error; /* --resolve failed as a whole */
 	struct mqtx_resolve_stats resolve;
 
@@ -130,7 +130,7 @@ extern const size_t mqtx_check_n_rules;
 void mqtx_check_judge(struct mqtx_check_report *rep);
 
 struct mqtx_check_opts {
-	bool resolve;    /* run mqtx_txpub_resolve first: the only write */
+	bool resolve;            /* run mqtx_txpub_resolve first: the only write */
 	const char *client_name; /* shown by the broker, e.g. "mqtx check" */
 };
 
@@ -143,21 +143,21 @@ void mqtx_check_report_free(struct mqtx_check_report *rep);
 
 /* The story of one message. */
 struct mqtx_explain {
-	bool found;   /* an outbox row, or an in-doubt prepared transaction */
+	bool found; /* an outbox row, or an in-doubt prepared transaction */
 	bool in_outbox;
 	int64_t id;
 	char *key, *destination, *routing_key, *ordering_key, *status, *last_error;
 	int64_t attempts, redelivery_count;
 	char *created_at, *available_at, *sent_at, *redelivered_at, *completed_at; /* ISO 8601, NULL when unset */
-	int64_t age_ms, retry_in_ms, sent_ms; /* -1 unknown */
-	int64_t ahead;        /* pending rows of its ordering key before it */
-	int64_t behind;       /* ... and after it */
+	int64_t age_ms, retry_in_ms, sent_ms;                                      /* -1 unknown */
+	int64_t ahead;              /* pending rows of its ordering key before it */
+	int64_t behind;             /* ... and after it */
 	struct mqtx_check_row head; /* the first of them, when ahead > 0 */
 	bool relay_alive;
 	char *in_doubt; /* txpub's detail when the item is in doubt */
 	enum mqtx_check_level level;
-	char *verdict;  /* one line: where it is and why */
-	char **story;   /* what happened, what blocks it */
+	char *verdict; /* one line: where it is and why */
+	char **story;  /* what happened, what blocks it */
 	size_t n_story;
 	char **actions; /* what to do: commands */
 	size_t n_actions;

@@ -19,8 +19,16 @@
 #include "base/log.h"
 #include "base/util.h"
 
-enum key_type { T_STR, T_INT, T_DUR, T_BOOL, T_ENUM, T_MAP, T_LIST /* comma-separated text; YAML: a list too */,
-		T_SIZE /* bytes, written with a unit (16MiB); stored as int64 */ };
+enum key_type {
+	T_STR,
+	T_INT,
+	T_DUR,
+	T_BOOL,
+	T_ENUM,
+	T_MAP,
+	T_LIST /* comma-separated text; YAML: a list too */,
+	T_SIZE /* bytes, written with a unit (16MiB); stored as int64 */
+};
 
 struct key_def {
 	const char *name; /* dotted path */
@@ -34,9 +42,11 @@ struct key_def {
 };
 
 #define OFF(f) offsetof(struct mqtx_config, f)
-#define COL(c, n) \
-	{"outbox.columns." n, T_STR, OFF(outbox_columns) + (c) * sizeof(char *), n, NULL, 0, 0, false, \
-	 "column name for the '" n "' field (empty: the table has none)"}
+#define COL(c, n)                                                                                             \
+	{                                                                                                     \
+		"outbox.columns." n, T_STR, OFF(outbox_columns) + (c) * sizeof(char *), n, NULL, 0, 0, false, \
+			"column name for the '" n "' field (empty: the table has none)"                       \
+	}
 
 static const struct key_def keys[] = {
 	{"database.url", T_STR, OFF(database_url), NULL, NULL, 0, 0, true,
@@ -220,8 +230,8 @@ static const struct key_def keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"database", "broker", "outbox", "relay", "log",
-				       "txpub", "check", "redeliver", "audit"};
+static const char *const sections[] = {"database", "broker", "outbox",    "relay", "log",
+				       "txpub",    "check",  "redeliver", "audit"};
 
 static ssize_t find_key(const char *name);
 
@@ -230,12 +240,30 @@ const char *mqtx_config_column_key(enum mqtx_col c)
 	return keys[find_key("outbox.columns.id") + (ssize_t)c].name;
 }
 
-size_t mqtx_config_key_count(void) { return NKEYS; }
-const char *mqtx_config_key_name(size_t i) { return keys[i].name; }
-const char *mqtx_config_key_default(size_t i) { return keys[i].def; }
-const char *mqtx_config_key_help(size_t i) { return keys[i].help; }
-bool mqtx_config_key_secret(size_t i) { return keys[i].secret; }
-bool mqtx_config_key_env(size_t i) { return keys[i].type != T_MAP; }
+size_t mqtx_config_key_count(void)
+{
+	return NKEYS;
+}
+const char *mqtx_config_key_name(size_t i)
+{
+	return keys[i].name;
+}
+const char *mqtx_config_key_default(size_t i)
+{
+	return keys[i].def;
+}
+const char *mqtx_config_key_help(size_t i)
+{
+	return keys[i].help;
+}
+bool mqtx_config_key_secret(size_t i)
+{
+	return keys[i].secret;
+}
+bool mqtx_config_key_env(size_t i)
+{
+	return keys[i].type != T_MAP;
+}
 
 static void *field(struct mqtx_config *cfg, size_t i)
 {
@@ -361,7 +389,8 @@ static bool is_identifier(const char *name)
 		if (strcmp(name, idents[i]) == 0)
 			return true;
 	return strncmp(name, "outbox.columns.", 15) == 0 ||
-	       (strncmp(name, "audit.inbox_", 12) == 0 && strlen(name) > 7 && strcmp(name + strlen(name) - 7, "_column") == 0);
+	       (strncmp(name, "audit.inbox_", 12) == 0 && strlen(name) > 7 &&
+		strcmp(name + strlen(name) - 7, "_column") == 0);
 }
 
 /* ---- one parser and one printer per value type (the table below) ---- */
@@ -371,8 +400,8 @@ static int store_str(const struct key_def *k, void *slot, const char *v, struct 
 	if (v != NULL && is_identifier(k->name)) {
 		size_t bad = mqtx_utf8_invalid_at(v);
 		if (bad > 0)
-			return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); names must be UTF-8 text",
-					    k->name, bad);
+			return mqtx_err_set(err, MQTX_E_CONFIG,
+					    "%s: not valid UTF-8 (byte %zu); names must be UTF-8 text", k->name, bad);
 		if (strlen(v) > 63)
 			return mqtx_err_set(err, MQTX_E_CONFIG,
 					    "%s: '%s' is %zu bytes long; PostgreSQL names have at most 63 (it would cut it)",
@@ -476,8 +505,8 @@ static int store_size(const struct key_def *k, void *slot, const char *v, struct
 		return -1;
 	}
 	if (bytes < (uint64_t)k->min || bytes > (uint64_t)k->max)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is out of range (%lld to %lld bytes)", v, (long long)k->min,
-				    (long long)k->max);
+		return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is out of range (%lld to %lld bytes)", v,
+				    (long long)k->min, (long long)k->max);
 	*(int64_t *)slot = (int64_t)bytes;
 	return 0;
 }
@@ -559,14 +588,10 @@ static const struct type_def {
 	int (*store)(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err);
 	char *(*show)(const struct mqtx_config *cfg, const struct key_def *k, const void *slot);
 } types[] = {
-	[T_STR] = {"string", store_str, show_str},
-	[T_INT] = {"integer", store_int, show_int},
-	[T_DUR] = {"duration", store_dur, show_dur},
-	[T_BOOL] = {"boolean", store_bool, show_bool},
-	[T_ENUM] = {NULL, store_enum, show_str},
-	[T_MAP] = {"mapping", store_map, show_map},
-	[T_LIST] = {"list", store_list, show_str},
-	[T_SIZE] = {"size", store_size, show_size},
+	[T_STR] = {"string", store_str, show_str},   [T_INT] = {"integer", store_int, show_int},
+	[T_DUR] = {"duration", store_dur, show_dur}, [T_BOOL] = {"boolean", store_bool, show_bool},
+	[T_ENUM] = {NULL, store_enum, show_str},     [T_MAP] = {"mapping", store_map, show_map},
+	[T_LIST] = {"list", store_list, show_str},   [T_SIZE] = {"size", store_size, show_size},
 };
 
 static int store(struct mqtx_config *cfg, size_t i, const char *v, struct mqtx_err *err)
@@ -661,7 +686,8 @@ static int expand_env(const char *in, char **out, struct mqtx_err *err)
 			mqtx_buf_add(&b, dflt, (size_t)(close - dflt));
 		else {
 			mqtx_buf_free(&b);
-			return mqtx_err_set(err, MQTX_E_CONFIG, "environment variable '%s' is not set (write ${%s:-default} to allow that)",
+			return mqtx_err_set(err, MQTX_E_CONFIG,
+					    "environment variable '%s' is not set (write ${%s:-default} to allow that)",
 					    vname, vname);
 		}
 		p = close + 1;
@@ -715,8 +741,8 @@ static int next_event(struct yctx *y, yaml_event_t *ev)
 			}
 			return yerr_at(y, m, NULL, "%s (is this a UTF-8 text file?)", problem);
 		}
-		return yerr_at(y, y->parser.problem_mark, NULL, "%s%s%s", problem,
-			       y->parser.context ? " " : "", y->parser.context ? y->parser.context : "");
+		return yerr_at(y, y->parser.problem_mark, NULL, "%s%s%s", problem, y->parser.context ? " " : "",
+			       y->parser.context ? y->parser.context : "");
 	}
 	if (ev->type == YAML_ALIAS_EVENT) {
 		yaml_mark_t m = ev->start_mark;
@@ -1007,13 +1033,9 @@ int mqtx_config_load_string(struct mqtx_config *cfg, const char *name, const cha
 			goto out;
 		switch (ev.type) {
 		case YAML_STREAM_START_EVENT:
-		case YAML_DOCUMENT_END_EVENT:
-			break;
-		case YAML_DOCUMENT_START_EVENT:
-			break;
-		case YAML_STREAM_END_EVENT:
-			done = true;
-			break;
+		case YAML_DOCUMENT_END_EVENT: break;
+		case YAML_DOCUMENT_START_EVENT: break;
+		case YAML_STREAM_END_EVENT: done = true; break;
 		case YAML_MAPPING_START_EVENT:
 			yaml_event_delete(&ev);
 			if (parse_mapping(&y, "") < 0)
@@ -1040,9 +1062,10 @@ int mqtx_config_load_string(struct mqtx_config *cfg, const char *name, const cha
 		case YAML_SCALAR_EVENT:
 			if (scalar_is_null(&ev))
 				break; /* empty document */
-			/* fall through */
+				       /* fall through */
 		default:
-			yerr_at(&y, ev.start_mark, NULL, "the file must be a mapping of sections (database:, broker:, ...), got %s",
+			yerr_at(&y, ev.start_mark, NULL,
+				"the file must be a mapping of sections (database:, broker:, ...), got %s",
 				event_kind(&ev));
 			yaml_event_delete(&ev);
 			goto out;
@@ -1099,8 +1122,8 @@ static int load_file(struct mqtx_config *cfg, const char *path, struct mqtx_err 
 			}
 		}
 		mqtx_buf_free(&b);
-		return mqtx_err_set(err, MQTX_E_CONFIG, "%s:%zu:%zu: the file contains a NUL byte (not a text file?)", path,
-				    line, col);
+		return mqtx_err_set(err, MQTX_E_CONFIG, "%s:%zu:%zu: the file contains a NUL byte (not a text file?)",
+				    path, line, col);
 	}
 	int rc = mqtx_config_load_string(cfg, path, b.data ? b.data : "", b.len, err);
 	if (rc == 0) {
@@ -1214,19 +1237,21 @@ int mqtx_config_validate(const struct mqtx_config *cfg, struct mqtx_err *err)
 	if (cfg->outbox_schema == NULL || cfg->outbox_schema[0] == '\0')
 		return mqtx_err_set(err, MQTX_E_CONFIG, "%s: outbox.schema: must not be empty",
 				    origin_or_default(cfg, "outbox.schema"));
-	static const enum mqtx_col required[] = {MQTX_COL_ID, MQTX_COL_DESTINATION, MQTX_COL_PAYLOAD,
-						 MQTX_COL_STATUS, MQTX_COL_ATTEMPTS, MQTX_COL_AVAILABLE_AT,
+	static const enum mqtx_col required[] = {MQTX_COL_ID,        MQTX_COL_DESTINATION, MQTX_COL_PAYLOAD,
+						 MQTX_COL_STATUS,    MQTX_COL_ATTEMPTS,    MQTX_COL_AVAILABLE_AT,
 						 MQTX_COL_LAST_ERROR};
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		const char *c = cfg->outbox_columns[required[i]];
 		if (c == NULL || c[0] == '\0') {
 			const char *key = keys[find_key("outbox.columns.id") + (ssize_t)required[i]].name;
-			return mqtx_err_set(err, MQTX_E_CONFIG, "%s: %s: this column is required (mqtx init --print shows how to add it)",
+			return mqtx_err_set(err, MQTX_E_CONFIG,
+					    "%s: %s: this column is required (mqtx init --print shows how to add it)",
 					    origin_or_default(cfg, key), key);
 		}
 	}
 	if (cfg->relay_backoff_max_ms < cfg->relay_backoff_initial_ms)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "%s: relay.backoff_max: must not be smaller than relay.backoff_initial",
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "%s: relay.backoff_max: must not be smaller than relay.backoff_initial",
 				    origin_or_default(cfg, "relay.backoff_max"));
 	return 0;
 }

@@ -135,8 +135,8 @@ struct mqtx_config {
 	char *log_format; /* text | json */
 	char *log_level;  /* error | warning | info | debug */
 
-	char *path;      /* the file that was loaded, or NULL */
-	char **origin;   /* per key: "file:line:col", "env NAME", "flag --x" or NULL (default) */
+	char *path;    /* the file that was loaded, or NULL */
+	char **origin; /* per key: "file:line:col", "env NAME", "flag --x" or NULL (default) */
 };
 
 /* Where to look for a file when --config is not given: $MQTX_CONFIG,

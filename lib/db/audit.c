@@ -90,7 +90,8 @@ bool mqtx_audit_db_has_sent_at(const struct mqtx_audit_db *db)
 /* How long a step took, for --verbose. */
 static void took(const char *doing, int64_t t0)
 {
-	mqtx_debug("audit: %.1fs for: %s", (double)(mqtx_now_ms() - t0) / 1000.0, doing + (strncmp(doing, "cannot ", 7) == 0 ? 7 : 0));
+	mqtx_debug("audit: %.1fs for: %s", (double)(mqtx_now_ms() - t0) / 1000.0,
+		   doing + (strncmp(doing, "cannot ", 7) == 0 ? 7 : 0));
 }
 
 static int copy_out(struct mqtx_audit_db *db, const char *sql, const char *doing, mqtx_audit_db_line_fn fn, void *ctx,
@@ -162,7 +163,8 @@ void mqtx_audit_db_set_window(struct mqtx_audit_db *db, bool has_since, int64_t 
 	int n = 0;
 	if (has_since)
 		n = snprintf(db->window, sizeof(db->window), " AND o.sent_at >= " TS_SQL("%lld"), (long long)since_us);
-	snprintf(db->window + n, sizeof(db->window) - (size_t)n, " AND o.sent_at < " TS_SQL("%lld"), (long long)until_us);
+	snprintf(db->window + n, sizeof(db->window) - (size_t)n, " AND o.sent_at < " TS_SQL("%lld"),
+		 (long long)until_us);
 }
 
 /* ---- work tables ---- */
@@ -221,8 +223,9 @@ int mqtx_audit_db_resolve(struct mqtx_audit_db *db, const char *table, mqtx_audi
 	mqtx_buf_printf(&b, "ANALYZE pg_temp.%s", table);
 	int rc = command(db, b.data, 0, NULL, "cannot analyze the deliveries without an id", err);
 	mqtx_buf_reset(&b);
-	mqtx_buf_printf(&b, "COPY (SELECT k.seq, o.id, k.rc FROM pg_temp.%s k LEFT JOIN %s o ON o.key = k.key) TO STDOUT", table,
-			db->select);
+	mqtx_buf_printf(&b,
+			"COPY (SELECT k.seq, o.id, k.rc FROM pg_temp.%s k LEFT JOIN %s o ON o.key = k.key) TO STDOUT",
+			table, db->select);
 	if (rc == 0)
 		rc = copy_out(db, b.data, "cannot find deliveries by key", fn, ctx, err);
 	mqtx_buf_free(&b);
@@ -234,8 +237,9 @@ int mqtx_audit_db_read_outbox(struct mqtx_audit_db *db, int64_t lo, int64_t hi, 
 {
 	struct mqtx_buf b = MQTX_BUF_INIT;
 	mqtx_buf_printf(&b,
-			"COPY (SELECT o.id, o.key, o.okey, o.status, o.dest, " US_SQL("o.sent_at") ", (o.status = 'sent'%s) "
-			"FROM %s o WHERE o.id BETWEEN %lld AND %lld ORDER BY o.id) TO STDOUT",
+			"COPY (SELECT o.id, o.key, o.okey, o.status, o.dest, " US_SQL(
+				"o.sent_at") ", (o.status = 'sent'%s) "
+					     "FROM %s o WHERE o.id BETWEEN %lld AND %lld ORDER BY o.id) TO STDOUT",
 			db->window, db->select, (long long)lo, (long long)hi);
 	/* the outbox in id order: walk the primary key, never sort the table */
 	int rc = command(db, "SET enable_sort = off", 0, NULL, "cannot set up the outbox scan", err);
@@ -261,9 +265,9 @@ int mqtx_audit_db_read_sent(struct mqtx_audit_db *db, bool have_range, int64_t l
 	return rc;
 }
 
-#define STRANGER_GROUPS                                                                                            \
-	"(SELECT k.key, count(*)::int8 AS n, min(k.seq) AS first FROM "                                              \
-	"(SELECT seq, key FROM pg_temp.mqtx_audit_k UNION ALL SELECT seq, key FROM pg_temp.mqtx_audit_km) k "        \
+#define STRANGER_GROUPS                                                                                       \
+	"(SELECT k.key, count(*)::int8 AS n, min(k.seq) AS first FROM "                                       \
+	"(SELECT seq, key FROM pg_temp.mqtx_audit_k UNION ALL SELECT seq, key FROM pg_temp.mqtx_audit_km) k " \
 	"JOIN pg_temp.mqtx_audit_s s ON s.seq = k.seq GROUP BY k.key)"
 
 int mqtx_audit_db_count_strangers(struct mqtx_audit_db *db, int64_t *keys, int64_t *deliveries, struct mqtx_err *err)
@@ -305,7 +309,9 @@ int mqtx_audit_db_rows(struct mqtx_audit_db *db, const int64_t *ids, size_t n,
 		return 0;
 	char *arr = mqtx_pg_int8_array(ids, n);
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql, "SELECT o.id, o.key, o.okey, o.status, " US_SQL("o.sent_at") " FROM %s o WHERE o.id = ANY($1::int8[])",
+	mqtx_buf_printf(&sql,
+			"SELECT o.id, o.key, o.okey, o.status, " US_SQL(
+				"o.sent_at") " FROM %s o WHERE o.id = ANY($1::int8[])",
 			db->select);
 	const char *p[1] = {arr};
 	PGresult *res = query(db, sql.data, 1, p, "cannot read the rows to show", err);

@@ -19,8 +19,8 @@ struct mqtx_pg_column {
 
 /* A table's columns (owned; free with mqtx_pg_columns_free). */
 struct mqtx_pg_columns {
-	bool exists;  /* a relation of one of the asked kinds has the name */
-	int64_t oid;  /* its pg_class oid */
+	bool exists; /* a relation of one of the asked kinds has the name */
+	int64_t oid; /* its pg_class oid */
 	struct mqtx_pg_column *v;
 	size_t n;
 };

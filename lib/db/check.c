@@ -23,15 +23,15 @@ const char *const mqtx_check_status_names[MQTX_ST__COUNT] = {"pending", "sent", 
 struct mqtx_db_check {
 	PGconn *conn;
 	const struct mqtx_config *cfg;
-	struct mqtx_err *err; /* of the call in progress */
-	char *T;              /* "schema"."table" */
-	char *R;              /* "schema".mqtx_relays */
-	char *C;              /* "schema".mqtx_completions */
-	char *ob_name;        /* the outbox column of mqtx_relays: quoted qualified name */
+	struct mqtx_err *err;     /* of the call in progress */
+	char *T;                  /* "schema"."table" */
+	char *R;                  /* "schema".mqtx_relays */
+	char *C;                  /* "schema".mqtx_completions */
+	char *ob_name;            /* the outbox column of mqtx_relays: quoted qualified name */
 	char *t[MQTX_COL__COUNT]; /* t."column", NULL when unmapped */
 	char *q[MQTX_COL__COUNT]; /* "column", NULL when unmapped */
-	char *key_t;          /* idempotency key of row alias t */
-	char *key_prefix;     /* derived keys: the prefix (text), or NULL with a key column */
+	char *key_t;              /* idempotency key of row alias t */
+	char *key_prefix;         /* derived keys: the prefix (text), or NULL with a key column */
 	char scap[32], slist[32];
 };
 
@@ -146,16 +146,19 @@ static void late_expr(const struct mqtx_db_check *c, struct mqtx_buf *b, const c
 /* The columns of a struct mqtx_check_row for row alias t, named r_*. */
 static void row_cols(const struct mqtx_db_check *c, struct mqtx_buf *b)
 {
-	mqtx_buf_printf(b, "%s::int8 AS r_id, %s AS r_key, %s::text AS r_dest, %s::text AS r_okey, %s::text AS r_err, "
-			   "%s::int8 AS r_attempts, ",
+	mqtx_buf_printf(b,
+			"%s::int8 AS r_id, %s AS r_key, %s::text AS r_dest, %s::text AS r_okey, %s::text AS r_err, "
+			"%s::int8 AS r_attempts, ",
 			c->t[MQTX_COL_ID], c->key_t, c->t[MQTX_COL_DESTINATION], tcol(c, MQTX_COL_ORDERING_KEY, "NULL"),
 			c->t[MQTX_COL_LAST_ERROR], c->t[MQTX_COL_ATTEMPTS]);
 	if (c->t[MQTX_COL_CREATED_AT] != NULL)
-		mqtx_buf_printf(b, "(extract(epoch FROM now() - %s) * 1000)::int8 AS r_age, ", c->t[MQTX_COL_CREATED_AT]);
+		mqtx_buf_printf(b, "(extract(epoch FROM now() - %s) * 1000)::int8 AS r_age, ",
+				c->t[MQTX_COL_CREATED_AT]);
 	else
 		mqtx_buf_adds(b, "NULL::int8 AS r_age, ");
 	/* txpub --sql parks rows at available_at = infinity */
-	mqtx_buf_printf(b, "CASE WHEN isfinite(%s) THEN (extract(epoch FROM %s - now()) * 1000)::int8 ELSE %lld END AS r_retry",
+	mqtx_buf_printf(b,
+			"CASE WHEN isfinite(%s) THEN (extract(epoch FROM %s - now()) * 1000)::int8 ELSE %lld END AS r_retry",
 			c->t[MQTX_COL_AVAILABLE_AT], c->t[MQTX_COL_AVAILABLE_AT], (long long)MQTX_CHECK_PARKED);
 }
 
@@ -239,15 +242,16 @@ static struct mqtx_check_dest *dest_get(struct mqtx_check_snapshot *rep, const c
 static int q_meta(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool *small)
 {
 	const char *p[1] = {c->T};
-	PGresult *r = query(c,
-			    "SELECT current_database()::text, "
-			    "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-			    "pg_relation_size(cl.oid) / current_setting('block_size')::int8, "
-			    "coalesce(CASE WHEN cl.reltuples < 0 THEN NULL WHEN cl.relpages = 0 THEN cl.reltuples "
-			    "ELSE cl.reltuples / cl.relpages * (pg_relation_size(cl.oid) / current_setting('block_size')::int8) "
-			    "END, (SELECT s.n_live_tup FROM pg_stat_user_tables s WHERE s.relid = cl.oid))::int8 "
-			    "FROM pg_class cl WHERE cl.oid = $1::regclass",
-			    1, p, "cannot read the outbox table's size");
+	PGresult *r =
+		query(c,
+		      "SELECT current_database()::text, "
+		      "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+		      "pg_relation_size(cl.oid) / current_setting('block_size')::int8, "
+		      "coalesce(CASE WHEN cl.reltuples < 0 THEN NULL WHEN cl.relpages = 0 THEN cl.reltuples "
+		      "ELSE cl.reltuples / cl.relpages * (pg_relation_size(cl.oid) / current_setting('block_size')::int8) "
+		      "END, (SELECT s.n_live_tup FROM pg_stat_user_tables s WHERE s.relid = cl.oid))::int8 "
+		      "FROM pg_class cl WHERE cl.oid = $1::regclass",
+		      1, p, "cannot read the outbox table's size");
 	if (r == NULL)
 		return -1;
 	rep->database = get_str(r, 0, 0);
@@ -256,7 +260,8 @@ static int q_meta(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool
 	rep->total_estimate = get_i64(r, 0, 3, -1);
 	PQclear(r);
 	/* small enough to count every row: what the scan limit allows anyway */
-	*small = rep->total_estimate >= 0 ? rep->total_estimate <= c->cfg->check_scan_limit : pages <= SMALL_TABLE_PAGES;
+	*small = rep->total_estimate >= 0 ? rep->total_estimate <= c->cfg->check_scan_limit
+					  : pages <= SMALL_TABLE_PAGES;
 	return 0;
 }
 
@@ -331,15 +336,16 @@ static void set_count(struct mqtx_check_count *cnt, int64_t n, bool capped)
 
 /* Pending rows per destination (the first check.scan_limit by id, through
  * the partial index): count, oldest, and how many are past the ages. */
-static int q_pending(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool small, int64_t *n_warn, int64_t *n_crit,
-		     bool *truncated)
+static int q_pending(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool small, int64_t *n_warn,
+		     int64_t *n_crit, bool *truncated)
 {
 	char swarn[32], scrit[32];
 	snprintf(swarn, sizeof(swarn), "%lld", (long long)c->cfg->check_warn_age_ms);
 	snprintf(scrit, sizeof(scrit), "%lld", (long long)c->cfg->check_crit_age_ms);
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_adds(&sql, "SELECT s.d, count(*)::int8, max(s.age)::int8, count(*) FILTER (WHERE s.age > $2::int8)::int8, "
-			    "count(*) FILTER (WHERE s.age > $3::int8)::int8 FROM (SELECT ");
+	mqtx_buf_adds(&sql,
+		      "SELECT s.d, count(*)::int8, max(s.age)::int8, count(*) FILTER (WHERE s.age > $2::int8)::int8, "
+		      "count(*) FILTER (WHERE s.age > $3::int8)::int8 FROM (SELECT ");
 	mqtx_buf_printf(&sql, "%s::text AS d, ", c->t[MQTX_COL_DESTINATION]);
 	if (c->t[MQTX_COL_CREATED_AT] != NULL)
 		late_expr(c, &sql, "age");
@@ -400,8 +406,8 @@ static int q_dead(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool
 static int q_prepared(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
 {
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql, "SELECT count(*)::int8 FROM (SELECT 1 FROM %s t WHERE %s = 'prepared' LIMIT $1::int8) s", c->T,
-			c->t[MQTX_COL_STATUS]);
+	mqtx_buf_printf(&sql, "SELECT count(*)::int8 FROM (SELECT 1 FROM %s t WHERE %s = 'prepared' LIMIT $1::int8) s",
+			c->T, c->t[MQTX_COL_STATUS]);
 	const char *p[1] = {c->scap};
 	PGresult *r = query(c, sql.data, 1, p, "cannot count the prepared rows");
 	mqtx_buf_free(&sql);
@@ -426,8 +432,8 @@ static int q_traffic(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
 			"SELECT s.d, count(*) FILTER (WHERE s.at >= now() - interval '1 minute')::int8, count(*)::int8 "
 			"FROM (SELECT %s::text AS d, %s AS at FROM %s t WHERE %s = 'sent' AND %s >= now() - interval '1 hour' "
 			"ORDER BY %s DESC LIMIT $1::int8) s GROUP BY 1",
-			c->t[MQTX_COL_DESTINATION], c->t[MQTX_COL_SENT_AT], c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_SENT_AT],
-			c->t[MQTX_COL_SENT_AT]);
+			c->t[MQTX_COL_DESTINATION], c->t[MQTX_COL_SENT_AT], c->T, c->t[MQTX_COL_STATUS],
+			c->t[MQTX_COL_SENT_AT], c->t[MQTX_COL_SENT_AT]);
 	const char *p[1] = {c->scap};
 	PGresult *r = query(c, sql.data, 1, p, "cannot read the recent traffic");
 	mqtx_buf_free(&sql);
@@ -484,7 +490,8 @@ static void pending_subquery(const struct mqtx_db_check *c, struct mqtx_buf *b, 
 static int q_oldest_pending(struct mqtx_db_check *c, struct mqtx_check_row **rows, size_t *n)
 {
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_adds(&sql, "SELECT x.r_id, x.r_key, x.r_dest, x.r_okey, x.r_err, x.r_attempts, x.r_age, x.r_retry FROM ");
+	mqtx_buf_adds(&sql,
+		      "SELECT x.r_id, x.r_key, x.r_dest, x.r_okey, x.r_err, x.r_attempts, x.r_age, x.r_retry FROM ");
 	struct mqtx_buf late = MQTX_BUF_INIT;
 	if (c->t[MQTX_COL_CREATED_AT] != NULL)
 		late_expr(c, &late, "r_late");
@@ -519,8 +526,8 @@ static int q_dead_rows(struct mqtx_db_check *c, struct mqtx_check_row **rows, si
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	mqtx_buf_adds(&sql, "SELECT ");
 	row_cols(c, &sql);
-	mqtx_buf_printf(&sql, " FROM %s t WHERE %s = 'dead' ORDER BY %s DESC LIMIT $1::int8", c->T, c->t[MQTX_COL_STATUS],
-			c->t[MQTX_COL_ID]);
+	mqtx_buf_printf(&sql, " FROM %s t WHERE %s = 'dead' ORDER BY %s DESC LIMIT $1::int8", c->T,
+			c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ID]);
 	const char *p[1] = {c->slist};
 	int rc = q_rows(c, sql.data, 1, p, "cannot read the dead rows", rows, n, -1, NULL);
 	mqtx_buf_free(&sql);
@@ -529,7 +536,8 @@ static int q_dead_rows(struct mqtx_db_check *c, struct mqtx_check_row **rows, si
 
 /* Ordering keys whose first pending row has failed, with rows behind it:
  * the relay publishes none of them until the head is sent or dead. */
-static int q_blocked(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, struct mqtx_check_blocked **keys, size_t *n)
+static int q_blocked(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, struct mqtx_check_blocked **keys,
+		     size_t *n)
 {
 	*keys = NULL;
 	*n = 0;
@@ -582,10 +590,11 @@ static int q_relays(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
 		return 0;
 	char sforget[32];
 	snprintf(sforget, sizeof(sforget), "%lld", (long long)c->cfg->check_relay_forget_ms);
-	static const char *cols = "relay_id, host, pid::int8, version, "
-				  "(extract(epoch FROM now() - last_seen) * 1000)::int8, "
-				  "(extract(epoch FROM now() - started_at) * 1000)::int8, stopped_at IS NOT NULL, relayed, "
-				  "failed, last_error";
+	static const char *cols =
+		"relay_id, host, pid::int8, version, "
+		"(extract(epoch FROM now() - last_seen) * 1000)::int8, "
+		"(extract(epoch FROM now() - started_at) * 1000)::int8, stopped_at IS NOT NULL, relayed, "
+		"failed, last_error";
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	mqtx_buf_printf(&sql,
 			"(SELECT %s FROM %s WHERE outbox = $1 AND stopped_at IS NULL "
@@ -628,8 +637,8 @@ static int q_relays(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
 
 /* Sent messages with no completion after check.completion_after, among
  * those sent within check.completion_window. */
-static int q_completion(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, struct mqtx_check_row **rows, size_t *n,
-			bool *missing_table)
+static int q_completion(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, struct mqtx_check_row **rows,
+			size_t *n, bool *missing_table)
 {
 	*missing_table = false;
 	bool exists;
@@ -651,8 +660,8 @@ static int q_completion(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep
 			"FROM %s t WHERE %s = 'sent' AND %s >= now() - $1::int8 * interval '1 millisecond' "
 			"AND %s < now() - $2::int8 * interval '1 millisecond' "
 			"AND NOT EXISTS (SELECT 1 FROM %s c WHERE c.idempotency_key = %s) ORDER BY %s LIMIT $3::int8",
-			c->t[MQTX_COL_SENT_AT], c->t[MQTX_COL_SENT_AT], c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_SENT_AT],
-			c->t[MQTX_COL_SENT_AT], c->C, c->key_t, c->t[MQTX_COL_SENT_AT]);
+			c->t[MQTX_COL_SENT_AT], c->t[MQTX_COL_SENT_AT], c->T, c->t[MQTX_COL_STATUS],
+			c->t[MQTX_COL_SENT_AT], c->t[MQTX_COL_SENT_AT], c->C, c->key_t, c->t[MQTX_COL_SENT_AT]);
 	const char *p[3] = {swin, safter, c->slist};
 	PGresult *r = query(c, sql.data, 3, p, "cannot look for messages awaiting completion");
 	mqtx_buf_free(&sql);
@@ -687,7 +696,8 @@ int mqtx_db_check_set_timeout(struct mqtx_db_check *c, struct mqtx_err *err)
 	char st[32];
 	snprintf(st, sizeof(st), "%lld", (long long)c->cfg->check_timeout_ms);
 	const char *p[1] = {st};
-	PGresult *r = query(c, "SELECT set_config('statement_timeout', $1, false)", 1, p, "cannot set statement_timeout");
+	PGresult *r = query(c, "SELECT set_config('statement_timeout', $1, false)", 1, p,
+			    "cannot set statement_timeout");
 	if (r == NULL)
 		return -1;
 	PQclear(r);
@@ -701,7 +711,8 @@ static const char *ts(const struct mqtx_db_check *c, enum mqtx_col k)
 	static char buf[MQTX_COL__COUNT][160];
 	if (c->t[k] == NULL)
 		return "NULL::text";
-	snprintf(buf[k], sizeof(buf[k]), "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", c->t[k]);
+	snprintf(buf[k], sizeof(buf[k]), "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+		 c->t[k]);
 	return buf[k];
 }
 
@@ -769,10 +780,9 @@ out:
 
 char *mqtx_db_check_retry_sql(const struct mqtx_db_check *c, int64_t id)
 {
-	return mqtx_xasprintf("UPDATE %s SET %s = now() WHERE %s = %lld AND %s = 'pending'", c->T, c->q[MQTX_COL_AVAILABLE_AT],
-		   c->q[MQTX_COL_ID], (long long)id, c->q[MQTX_COL_STATUS]);
+	return mqtx_xasprintf("UPDATE %s SET %s = now() WHERE %s = %lld AND %s = 'pending'", c->T,
+			      c->q[MQTX_COL_AVAILABLE_AT], c->q[MQTX_COL_ID], (long long)id, c->q[MQTX_COL_STATUS]);
 }
-
 
 int mqtx_db_check_find(struct mqtx_db_check *c, const char *ident, struct mqtx_db_check_message *m, bool *found,
 		       struct mqtx_err *err)
@@ -827,8 +837,8 @@ int mqtx_db_check_key_neighbours(struct mqtx_db_check *c, const char *okey, int6
 		*ahead = get_i64(r, 0, ROW_NCOLS, 0);
 	}
 	PQclear(r);
-	mqtx_buf_printf(&sql, "SELECT count(*)::int8 FROM %s t WHERE %s = 'pending' AND %s = $1 AND %s > $2::int8", c->T,
-			c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ORDERING_KEY], c->t[MQTX_COL_ID]);
+	mqtx_buf_printf(&sql, "SELECT count(*)::int8 FROM %s t WHERE %s = 'pending' AND %s = $1 AND %s > $2::int8",
+			c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ORDERING_KEY], c->t[MQTX_COL_ID]);
 	r = query(c, sql.data, 2, p, "cannot look at the message's ordering key");
 	mqtx_buf_free(&sql);
 	if (r == NULL)
@@ -866,8 +876,8 @@ int mqtx_db_check_relay_alive(struct mqtx_db_check *c, int64_t stale_ms, bool *a
 	return 0;
 }
 
-int mqtx_db_check_completion(struct mqtx_db_check *c, const char *key, bool *exists, char **completed_at,
-			     char **source, struct mqtx_err *err)
+int mqtx_db_check_completion(struct mqtx_db_check *c, const char *key, bool *exists, char **completed_at, char **source,
+			     struct mqtx_err *err)
 {
 	c->err = err;
 	*completed_at = *source = NULL;
@@ -952,7 +962,8 @@ static int snapshot_tx(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
 		return -1;
 	if (small && q_exact_counts(c, s) < 0)
 		return -1;
-	if (q_pending(c, s, small, &s->n_warn_age, &s->n_crit_age, &s->pending_truncated) < 0 || q_dead(c, s, small) < 0)
+	if (q_pending(c, s, small, &s->n_warn_age, &s->n_crit_age, &s->pending_truncated) < 0 ||
+	    q_dead(c, s, small) < 0)
 		return -1;
 	if (!small && (q_estimates(c, s) < 0 || q_prepared(c, s) < 0))
 		return -1;

@@ -19,7 +19,14 @@
 #include "base/error.h"
 #include "config/config.h"
 
-enum mqtx_check_status { MQTX_ST_PENDING, MQTX_ST_SENT, MQTX_ST_DEAD, MQTX_ST_PREPARED, MQTX_ST_ROLLED_BACK, MQTX_ST__COUNT };
+enum mqtx_check_status {
+	MQTX_ST_PENDING,
+	MQTX_ST_SENT,
+	MQTX_ST_DEAD,
+	MQTX_ST_PREPARED,
+	MQTX_ST_ROLLED_BACK,
+	MQTX_ST__COUNT
+};
 extern const char *const mqtx_check_status_names[MQTX_ST__COUNT];
 
 struct mqtx_check_count {

@@ -12,16 +12,16 @@
 #include "db/pg.h"
 
 enum { C_KEY, C_ID, C_TS, C_OKEY, C__COUNT };
-static const char *const col_keys[C__COUNT] = {"audit.inbox_key_column", "audit.inbox_id_column", "audit.inbox_ts_column",
-					       "audit.inbox_ordering_key_column"};
+static const char *const col_keys[C__COUNT] = {"audit.inbox_key_column", "audit.inbox_id_column",
+					       "audit.inbox_ts_column", "audit.inbox_ordering_key_column"};
 
 struct mqtx_inbox {
 	const struct mqtx_config *cfg;
 	PGconn *conn;
-	const char *table;           /* borrowed: the table's name, unquoted */
-	const char *cols[C__COUNT];  /* borrowed: the mapped columns, NULL or "" when unmapped */
-	char *q[C__COUNT];           /* quoted column names, NULL when unmapped */
-	char *qualified;             /* "schema"."table" */
+	const char *table;          /* borrowed: the table's name, unquoted */
+	const char *cols[C__COUNT]; /* borrowed: the mapped columns, NULL or "" when unmapped */
+	char *q[C__COUNT];          /* quoted column names, NULL when unmapped */
+	char *qualified;            /* "schema"."table" */
 	char unique_by[300];
 };
 
@@ -63,7 +63,8 @@ struct mqtx_inbox *mqtx_inbox_connect(const struct mqtx_config *cfg, const char 
 	if (in->qualified == NULL)
 		goto fail;
 	for (int i = 0; i < C__COUNT; i++)
-		if (set(in->cols[i]) && (in->q[i] = mqtx_pg_ident_checked(in->conn, in->cols[i], col_keys[i], err)) == NULL)
+		if (set(in->cols[i]) &&
+		    (in->q[i] = mqtx_pg_ident_checked(in->conn, in->cols[i], col_keys[i], err)) == NULL)
 			goto fail;
 	return in;
 fail:
@@ -116,11 +117,13 @@ int mqtx_inbox_check(struct mqtx_inbox *in, struct mqtx_err *err)
 {
 	const char *schema = in->cfg->audit_inbox_schema;
 	struct mqtx_pg_columns cols;
-	if (mqtx_pg_table_columns(in->conn, schema, in->table, "rpvmf", &cols, "cannot look up the inbox table", err) < 0)
+	if (mqtx_pg_table_columns(in->conn, schema, in->table, "rpvmf", &cols, "cannot look up the inbox table", err) <
+	    0)
 		return -1;
 	int rc = 0;
 	if (!cols.exists)
-		rc = mqtx_err_set(err, MQTX_E_CONFIG, "inbox table %s does not exist (audit.inbox_schema, audit.inbox_table)",
+		rc = mqtx_err_set(err, MQTX_E_CONFIG,
+				  "inbox table %s does not exist (audit.inbox_schema, audit.inbox_table)",
 				  in->qualified);
 	for (int c = 0; c < C__COUNT && rc == 0; c++) {
 		if (!set(in->cols[c]))
@@ -141,13 +144,14 @@ int mqtx_inbox_check(struct mqtx_inbox *in, struct mqtx_err *err)
 	return 0;
 }
 
-int mqtx_inbox_read(struct mqtx_inbox *in, int (*row)(void *ctx, char *line, size_t n, struct mqtx_err *err),
-		    void *ctx, struct mqtx_err *err)
+int mqtx_inbox_read(struct mqtx_inbox *in, int (*row)(void *ctx, char *line, size_t n, struct mqtx_err *err), void *ctx,
+		    struct mqtx_err *err)
 {
 	char *const *q = in->q;
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	mqtx_buf_printf(&sql, "COPY (SELECT i.%s::text, %s%s%s, %s%s%s, ", q[C_KEY], q[C_ID] ? "i." : "NULL",
-			q[C_ID] ? q[C_ID] : "", "::text", q[C_OKEY] ? "i." : "NULL", q[C_OKEY] ? q[C_OKEY] : "", "::text");
+			q[C_ID] ? q[C_ID] : "", "::text", q[C_OKEY] ? "i." : "NULL", q[C_OKEY] ? q[C_OKEY] : "",
+			"::text");
 	if (q[C_TS] != NULL)
 		mqtx_buf_printf(&sql,
 				"CASE WHEN isfinite(i.%s::timestamptz) THEN (extract(epoch FROM i.%s::timestamptz) * 1000000)::int8 END "

@@ -38,7 +38,7 @@ bool mqtx_inbox_ordered(const struct mqtx_inbox *in);
  * 0 to go on, 1 to stop, -1 with err to fail; stopping or failing ends the
  * connection (the COPY cannot be left half read). Returns 0 at the end or
  * after a stop, -1 with err. */
-int mqtx_inbox_read(struct mqtx_inbox *in, int (*row)(void *ctx, char *line, size_t n, struct mqtx_err *err),
-		    void *ctx, struct mqtx_err *err);
+int mqtx_inbox_read(struct mqtx_inbox *in, int (*row)(void *ctx, char *line, size_t n, struct mqtx_err *err), void *ctx,
+		    struct mqtx_err *err);
 
 #endif

@@ -175,17 +175,16 @@ static void build_sql(struct mqtx_outbox *ob)
 				" AND p.%s NOT IN (SELECT c.i FROM c) ORDER BY p.%s LIMIT 1) AS gap"
 				" FROM (SELECT c.k, max(c.i) AS last FROM c WHERE c.k IS NOT NULL GROUP BY c.k) h) "
 				"SELECT ",
-				id, ok, T, st, av, ok, ok, av, T, id, id, T, ok, ok, st, id, id,
-				id, id, T, ok, st, id, id, id);
+				id, ok, T, st, av, ok, ok, av, T, id, id, T, ok, ok, st, id, id, id, id, T, ok, st, id,
+				id, id);
 		mqtx_outbox_msg_columns(ob, &b, "(c.r)");
 		mqtx_buf_adds(&b, " FROM c LEFT JOIN g ON g.k = c.k WHERE g.gap IS NULL OR c.i < g.gap ORDER BY c.i");
 	}
 	ob->sql_claim = mqtx_buf_detach(&b);
 
 	/* Outcomes of a batch in one statement. */
-	mqtx_buf_printf(&b,
-			"WITH s AS (UPDATE %s t SET %s = 'sent', %s = t.%s + 1",
-			T, st, ob->q[MQTX_COL_ATTEMPTS], ob->q[MQTX_COL_ATTEMPTS]);
+	mqtx_buf_printf(&b, "WITH s AS (UPDATE %s t SET %s = 'sent', %s = t.%s + 1", T, st, ob->q[MQTX_COL_ATTEMPTS],
+			ob->q[MQTX_COL_ATTEMPTS]);
 	if (ob->q[MQTX_COL_SENT_AT] != NULL)
 		mqtx_buf_printf(&b, ", %s = clock_timestamp()", ob->q[MQTX_COL_SENT_AT]);
 	mqtx_buf_printf(&b, " WHERE t.%s = ANY($1::int8[]) AND t.%s = 'pending' RETURNING 1), ", id, st);
@@ -224,11 +223,12 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 	if (MQTX_FAILPOINT("outbox.catalogue") < 0) /* as if the connection were cut during the read */
 		PQclear(PQexec(conn, "SELECT pg_terminate_backend(pg_backend_pid())"));
 	struct mqtx_pg_columns cols;
-	if (mqtx_pg_table_columns(conn, cfg->outbox_schema, cfg->outbox_table, "rp", &cols, "cannot look up the outbox table",
-				  err) < 0)
+	if (mqtx_pg_table_columns(conn, cfg->outbox_schema, cfg->outbox_table, "rp", &cols,
+				  "cannot look up the outbox table", err) < 0)
 		goto fail;
 	if (!cols.exists) {
-		mqtx_err_set(err, MQTX_E_DB, "outbox table %s does not exist (run 'mqtx init', or set outbox.schema/outbox.table)",
+		mqtx_err_set(err, MQTX_E_DB,
+			     "outbox table %s does not exist (run 'mqtx init', or set outbox.schema/outbox.table)",
 			     ob->qualified);
 		mqtx_pg_columns_free(&cols);
 		goto fail;
@@ -237,7 +237,8 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 	ob->lock_class = (int32_t)(uint32_t)(uint64_t)cols.oid;
 	for (int c = 0; c < MQTX_COL__COUNT; c++) {
 		if (ob->q[c] != NULL && mqtx_pg_columns_find(&cols, cfg->outbox_columns[c]) == NULL) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "outbox table %s has no column %s (outbox.columns: map it, or see 'mqtx init --print')",
+			mqtx_err_set(err, MQTX_E_CONFIG,
+				     "outbox table %s has no column %s (outbox.columns: map it, or see 'mqtx init --print')",
 				     ob->qualified, ob->q[c]);
 			mqtx_pg_columns_free(&cols);
 			goto fail;
@@ -359,7 +360,7 @@ struct mqtx_batch *mqtx_batch_decode(PGresult *res)
 		b->attempts[i] = mqtx_pg_get_i64(res, r, 8);
 		if (m->key == NULL || m->destination == NULL) {
 			b->bad_headers[i] = keep(b, mqtx_xstrdup(m->key == NULL ? "the idempotency key is NULL"
-									     : "the destination is NULL"));
+										: "the destination is NULL"));
 			if (m->key == NULL)
 				m->key = "";
 			if (m->destination == NULL)
@@ -428,7 +429,6 @@ fail:
 	return NULL;
 }
 
-
 void mqtx_batch_free(struct mqtx_batch *b)
 {
 	if (b == NULL)
@@ -478,8 +478,7 @@ static void add_text_elem(struct mqtx_buf *b, const char *s)
 	mqtx_buf_addc(b, '"');
 }
 
-int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx_finish_stats *st,
-		       struct mqtx_err *err)
+int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx_finish_stats *st, struct mqtx_err *err)
 {
 	struct mqtx_buf sent = MQTX_BUF_INIT, fid = MQTX_BUF_INIT, ferr = MQTX_BUF_INIT, fdelay = MQTX_BUF_INIT;
 	struct mqtx_buf fperm = MQTX_BUF_INIT;
@@ -509,16 +508,15 @@ int mqtx_outbox_finish(struct mqtx_outbox *ob, struct mqtx_batch *b, struct mqtx
 				mqtx_buf_addc(&fperm, ',');
 			}
 			mqtx_buf_add_i64(&fid, m->id);
-			add_text_elem(&ferr, m->error[0] != '\0' ? m->error
-								 : (m->state == MQTX_MSG_UNKNOWN ? "no confirm from the broker"
-												 : "failed"));
+			add_text_elem(&ferr, m->error[0] != '\0'
+						     ? m->error
+						     : (m->state == MQTX_MSG_UNKNOWN ? "no confirm from the broker"
+										     : "failed"));
 			mqtx_buf_add_i64(&fdelay, mqtx_backoff_ms(ob->cfg, b->attempts[i]));
 			mqtx_buf_addc(&fperm, m->state == MQTX_MSG_FAILED && m->permanent ? 't' : 'f');
 			nf++;
 			break;
-		case MQTX_MSG_PENDING:
-			st->released++;
-			break;
+		case MQTX_MSG_PENDING: st->released++; break;
 		}
 	}
 	mqtx_buf_addc(&sent, '}');
@@ -613,10 +611,11 @@ int mqtx_outbox_lock_keys(struct mqtx_outbox *ob, const char *const *keys, size_
 	const char *p[3] = {sbase, sbuckets, arr};
 	/* Ascending bucket order (OFFSET 0 keeps the sorted subquery apart), so
 	 * two waiting takers cannot deadlock; claiming only try-locks. */
-	PGresult *res = PQexecParams(ob->conn,
-				     "SELECT count(pg_advisory_xact_lock($1::int4, s.b)) FROM (SELECT DISTINCT "
-				     "(hashtext(k) & 2147483647) % $2::int4 AS b FROM unnest($3::text[]) k ORDER BY 1 OFFSET 0) s",
-				     3, NULL, p, NULL, NULL, 0);
+	PGresult *res =
+		PQexecParams(ob->conn,
+			     "SELECT count(pg_advisory_xact_lock($1::int4, s.b)) FROM (SELECT DISTINCT "
+			     "(hashtext(k) & 2147483647) % $2::int4 AS b FROM unnest($3::text[]) k ORDER BY 1 OFFSET 0) s",
+			     3, NULL, p, NULL, NULL, 0);
 	free(arr);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return mqtx_pg_fail(ob->conn, res, "cannot lock ordering-key buckets", err);
@@ -641,7 +640,8 @@ int mqtx_outbox_lease_slot(struct mqtx_outbox *ob, int max, struct mqtx_err *err
 		return mqtx_pg_fail(ob->conn, res, "cannot lease a relay slot", err);
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		return mqtx_err_set(err, MQTX_E_DB, "all %d relay slots of %s are taken by running relays", max, ob->qualified);
+		return mqtx_err_set(err, MQTX_E_DB, "all %d relay slots of %s are taken by running relays", max,
+				    ob->qualified);
 	}
 	int n = atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -664,7 +664,8 @@ int mqtx_outbox_agree_buckets(struct mqtx_outbox *ob, struct mqtx_err *err)
 	snprintf(cls, sizeof(cls), "%ld", (long)ob->lock_class);
 	snprintf(mark, sizeof(mark), "%lld", -BUCKETS_MARK_BASE - n);
 	const char *p[2] = {cls, mark};
-	PGresult *res = PQexecParams(ob->conn, "SELECT pg_advisory_lock_shared($1::int4, $2::int4)", 2, NULL, p, NULL, NULL, 0);
+	PGresult *res = PQexecParams(ob->conn, "SELECT pg_advisory_lock_shared($1::int4, $2::int4)", 2, NULL, p, NULL,
+				     NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return mqtx_pg_fail(ob->conn, res, "cannot announce relay.ordering_buckets", err);
 	PQclear(res);
@@ -681,7 +682,8 @@ int mqtx_outbox_agree_buckets(struct mqtx_outbox *ob, struct mqtx_err *err)
 			   "ORDER BY 1 LIMIT 1",
 			   3, NULL, q, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return mqtx_pg_fail(ob->conn, res, "cannot compare relay.ordering_buckets with the running relays", err);
+		return mqtx_pg_fail(ob->conn, res, "cannot compare relay.ordering_buckets with the running relays",
+				    err);
 	if (PQntuples(res) > 0) {
 		mqtx_err_set(err, MQTX_E_CONFIG,
 			     "relay.ordering_buckets is %lld here but %s in a running relay or redeliver of %s; per-key order "
@@ -715,8 +717,16 @@ int mqtx_outbox_heartbeat(struct mqtx_outbox *ob, const struct mqtx_heartbeat *h
 			"last_batch_at = CASE WHEN $9::bool THEN now() ELSE r.last_batch_at END, "
 			"stopped_at = CASE WHEN $10::bool THEN now() ELSE NULL END",
 			ob->qrelays);
-	const char *p[10] = {hb->relay_id, ob->qualified, host, pid, hb->version, relayed, failed, hb->last_error,
-			     hb->batch_done ? "true" : "false", hb->stopping ? "true" : "false"};
+	const char *p[10] = {hb->relay_id,
+			     ob->qualified,
+			     host,
+			     pid,
+			     hb->version,
+			     relayed,
+			     failed,
+			     hb->last_error,
+			     hb->batch_done ? "true" : "false",
+			     hb->stopping ? "true" : "false"};
 	PGresult *res = PQexecParams(ob->conn, sql.data, 10, NULL, p, NULL, NULL, 0);
 	mqtx_buf_free(&sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {

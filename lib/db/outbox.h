@@ -33,7 +33,7 @@ struct mqtx_batch {
 	struct mqtx_header *headers; /* storage for all msgs' headers */
 	char **owned;                /* strings decoded for this batch */
 	size_t n_owned;
-	char **bad_headers;          /* per message: why its headers were ignored, or NULL */
+	char **bad_headers; /* per message: why its headers were ignored, or NULL */
 };
 
 /* Binds to the configured table. conn is borrowed and must outlive ob. */

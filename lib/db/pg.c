@@ -53,7 +53,10 @@ static void on_notice(void *arg, const PGresult *res)
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 	struct mqtx_buf b = MQTX_BUF_INIT;
-	mqtx_buf_printf(&b, "database: %s: %s", shown != NULL ? shown : sev != NULL ? sev : "NOTICE",
+	mqtx_buf_printf(&b, "database: %s: %s",
+			shown != NULL ? shown
+			: sev != NULL ? sev
+				      : "NOTICE",
 			msg != NULL ? msg : PQresultErrorMessage(res));
 	if (detail != NULL)
 		mqtx_buf_printf(&b, " (%s)", detail);
@@ -67,7 +70,8 @@ static void on_notice(void *arg, const PGresult *res)
 	enum mqtx_log_level level = MQTX_LOG_WARN;
 	if (server && sev != NULL && strcmp(sev, "DEBUG") == 0)
 		level = MQTX_LOG_DEBUG;
-	else if (server && sev != NULL && (strcmp(sev, "NOTICE") == 0 || strcmp(sev, "INFO") == 0 || strcmp(sev, "LOG") == 0))
+	else if (server && sev != NULL &&
+		 (strcmp(sev, "NOTICE") == 0 || strcmp(sev, "INFO") == 0 || strcmp(sev, "LOG") == 0))
 		level = MQTX_LOG_INFO;
 	mqtx_log(level, "%s", b.data);
 	mqtx_buf_free(&b);
@@ -107,7 +111,8 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 	char timeout[32];
 
 	if (url == NULL || url[0] == '\0') {
-		mqtx_err_set(err, MQTX_E_CONFIG, "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)");
+		mqtx_err_set(err, MQTX_E_CONFIG,
+			     "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)");
 		return NULL;
 	}
 	if (cfg->database_password_file != NULL && cfg->database_password_file[0] != '\0') {
@@ -130,7 +135,7 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 	}
 	PQsetNoticeReceiver(conn, on_notice, NULL);
 	const char *why = PQstatus(conn) == CONNECTION_BAD ? PQerrorMessage(conn)
-							    : finish_connect(conn, cfg->database_connect_timeout_ms);
+							   : finish_connect(conn, cfg->database_connect_timeout_ms);
 	if (why != NULL) {
 		char *r = mqtx_redact(url);
 		char msg[600];
@@ -142,7 +147,9 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 		return NULL;
 	}
 	mqtx_stop_watch(PQsocket(conn));
-	PGresult *res = PQexec(conn, "SET search_path = pg_catalog; SET lock_timeout = '30s'; SET client_min_messages = warning");
+	PGresult *res =
+		PQexec(conn,
+		       "SET search_path = pg_catalog; SET lock_timeout = '30s'; SET client_min_messages = warning");
 	mqtx_stop_unwatch(PQsocket(conn));
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		mqtx_pg_fail(conn, res, "cannot set up the session", err);
@@ -221,13 +228,14 @@ static int quote_failed(PGconn *conn, const char *s, const char *role, const cha
 {
 	size_t bad = mqtx_utf8_invalid_at(s);
 	if (bad > 0)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); cannot use it as %s", role, bad, what);
+		return mqtx_err_set(err, MQTX_E_CONFIG, "%s: not valid UTF-8 (byte %zu); cannot use it as %s", role,
+				    bad, what);
 	char msg[300];
 	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
 	msg[strcspn(msg, "\n")] = '\0';
 	const char *enc = PQparameterStatus(conn, "client_encoding");
-	return mqtx_err_set(err, MQTX_E_CONFIG, "%s: cannot use it as %s in the connection's encoding %s: %s", role, what,
-			    enc != NULL ? enc : "?", msg[0] != '\0' ? msg : "refused by libpq");
+	return mqtx_err_set(err, MQTX_E_CONFIG, "%s: cannot use it as %s in the connection's encoding %s: %s", role,
+			    what, enc != NULL ? enc : "?", msg[0] != '\0' ? msg : "refused by libpq");
 }
 
 char *mqtx_pg_ident_checked(PGconn *conn, const char *name, const char *role, struct mqtx_err *err)

@@ -84,7 +84,8 @@ static int col(struct mqtx_redeliver_db *r, struct mqtx_buf *b, enum mqtx_col c,
 		return 0;
 	}
 	if (r->c[c] == NULL)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "%s needs the column '%s', which this outbox table lacks (outbox.columns.%s is empty)",
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "%s needs the column '%s', which this outbox table lacks (outbox.columns.%s is empty)",
 				    why, col_name(c), col_name(c));
 	mqtx_buf_printf(b, "t.%s", r->c[c]);
 	return 0;
@@ -116,7 +117,8 @@ static int add_time_bound(struct mqtx_redeliver_db *r, struct stmt *s, const str
 	if (col(r, &s->sql, c, "--since/--until", err) < 0)
 		return -1;
 	if (t->ago_ms >= 0)
-		mqtx_buf_printf(&s->sql, " %s now() - $%d::int8 * interval '1 millisecond'", cmp, param_i64(s, t->ago_ms));
+		mqtx_buf_printf(&s->sql, " %s now() - $%d::int8 * interval '1 millisecond'", cmp,
+				param_i64(s, t->ago_ms));
 	else
 		mqtx_buf_printf(&s->sql, " %s $%d::timestamptz", cmp, param(s, t->at));
 	return 0;
@@ -132,14 +134,13 @@ static void add_ids(struct mqtx_redeliver_db *r, struct stmt *s)
 		if (sel->ids[i].lo == sel->ids[i].hi)
 			mqtx_buf_printf(b, "%st.%s = $%d::int8", i ? " OR " : "", r->c[MQTX_COL_ID], lo);
 		else
-			mqtx_buf_printf(b, "%st.%s BETWEEN $%d::int8 AND $%d::int8", i ? " OR " : "", r->c[MQTX_COL_ID], lo,
-					param_i64(s, sel->ids[i].hi));
+			mqtx_buf_printf(b, "%st.%s BETWEEN $%d::int8 AND $%d::int8", i ? " OR " : "", r->c[MQTX_COL_ID],
+					lo, param_i64(s, sel->ids[i].hi));
 	}
 	mqtx_buf_addc(b, ')');
 }
 
-static int add_where(struct mqtx_redeliver_db *r, struct stmt *s, const struct mqtx_where_cond *c,
-		     struct mqtx_err *err)
+static int add_where(struct mqtx_redeliver_db *r, struct stmt *s, const struct mqtx_where_cond *c, struct mqtx_err *err)
 {
 	struct mqtx_buf *b = &s->sql;
 	char why[64];
@@ -154,7 +155,9 @@ static int add_where(struct mqtx_redeliver_db *r, struct stmt *s, const struct m
 	if (c->type == MQTX_WHERE_TEXT)
 		mqtx_buf_adds(b, "::text");
 	mqtx_buf_printf(b, " %s $%d::%s", op_sql(c->op), param(s, c->value),
-			c->type == MQTX_WHERE_INT ? "int8" : c->type == MQTX_WHERE_TIME ? "timestamptz" : "text");
+			c->type == MQTX_WHERE_INT    ? "int8"
+			: c->type == MQTX_WHERE_TIME ? "timestamptz"
+						     : "text");
 	return 0;
 }
 
@@ -196,7 +199,8 @@ static int add_selection(struct mqtx_redeliver_db *r, struct stmt *s, struct mqt
 		mqtx_buf_adds(b, " AND ");
 		if (col(r, b, MQTX_COL_ORDERING_KEY, "--ordering-key", err) < 0)
 			return -1;
-		mqtx_buf_printf(b, "::text = ANY($%d::text[])", param_array(s, sel->ordering_keys, sel->n_ordering_keys));
+		mqtx_buf_printf(b, "::text = ANY($%d::text[])",
+				param_array(s, sel->ordering_keys, sel->n_ordering_keys));
 	}
 	if (sel->n_destinations > 0)
 		mqtx_buf_printf(b, " AND t.%s::text = ANY($%d::text[])", r->c[MQTX_COL_DESTINATION],
@@ -333,8 +337,15 @@ int mqtx_redeliver_db_sample(struct mqtx_redeliver_db *r, int64_t n,
 	for (int i = 0; i < PQntuples(res); i++) {
 #define V(k) (PQgetisnull(res, i, k) ? NULL : PQgetvalue(res, i, k))
 		struct mqtx_redeliver_row rw = {
-			.id = V(0), .key = V(1), .status = V(2), .destination = V(3), .routing_key = V(4),
-			.ordering_key = V(5), .attempts = V(6), .redelivery_count = V(7), .created_at = V(8),
+			.id = V(0),
+			.key = V(1),
+			.status = V(2),
+			.destination = V(3),
+			.routing_key = V(4),
+			.ordering_key = V(5),
+			.attempts = V(6),
+			.redelivery_count = V(7),
+			.created_at = V(8),
 			.sent_at = V(9),
 		};
 #undef V
@@ -420,8 +431,8 @@ static struct mqtx_batch *next_rows(struct mqtx_redeliver_db *r, int64_t cursor,
 	} else {
 		mqtx_buf_adds(&s.sql, ", true, false");
 	}
-	mqtx_buf_printf(&s.sql, " FROM %s t WHERE t.%s > $%d::int8 AND t.%s IN ('sent', 'dead')", r->T, r->c[MQTX_COL_ID],
-			param_i64(&s, cursor), r->c[MQTX_COL_STATUS]);
+	mqtx_buf_printf(&s.sql, " FROM %s t WHERE t.%s > $%d::int8 AND t.%s IN ('sent', 'dead')", r->T,
+			r->c[MQTX_COL_ID], param_i64(&s, cursor), r->c[MQTX_COL_STATUS]);
 	if (add_selection(r, &s, err) < 0) {
 		stmt_free(&s);
 		return NULL;
@@ -524,9 +535,11 @@ int mqtx_redeliver_db_requeue(struct mqtx_redeliver_db *r, int64_t *cursor, int6
 		stmt_free(&s);
 		return -1;
 	}
-	mqtx_buf_printf(&s.sql, " ORDER BY t.%s LIMIT $%d::int8 FOR UPDATE OF t SKIP LOCKED) ", id, param_i64(&s, limit));
+	mqtx_buf_printf(&s.sql, " ORDER BY t.%s LIMIT $%d::int8 FOR UPDATE OF t SKIP LOCKED) ", id,
+			param_i64(&s, limit));
 	/* the update trigger installed by mqtx init wakes relays in --loop */
-	mqtx_buf_printf(&s.sql, "UPDATE %s u SET %s = 'pending', %s = 0, %s = now() FROM s WHERE u.%s = s.id AND u.%s = 'dead' "
+	mqtx_buf_printf(&s.sql,
+			"UPDATE %s u SET %s = 'pending', %s = 0, %s = now() FROM s WHERE u.%s = s.id AND u.%s = 'dead' "
 			"RETURNING u.%s::int8",
 			r->T, stc, r->c[MQTX_COL_ATTEMPTS], r->c[MQTX_COL_AVAILABLE_AT], id, stc, id);
 	PGresult *res = stmt_exec(r->pg, &s, 0);
@@ -565,7 +578,8 @@ int mqtx_redeliver_db_add_completions(struct mqtx_redeliver_db *r, char *const *
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		if (state != NULL && strcmp(state, "42P01") == 0) {
 			PQclear(res);
-			return mqtx_err_set(err, MQTX_E_DB, "no table %s: run 'mqtx init' to create it", r->completions);
+			return mqtx_err_set(err, MQTX_E_DB, "no table %s: run 'mqtx init' to create it",
+					    r->completions);
 		}
 		return mqtx_pg_fail(r->pg, res, "cannot record completions", err);
 	}

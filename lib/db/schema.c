@@ -15,8 +15,8 @@
 
 struct colspec {
 	enum mqtx_col col;
-	const char *type;    /* for CREATE TABLE */
-	const char *add;     /* for ALTER TABLE ADD COLUMN on an adopted table (NULL: the user must map it) */
+	const char *type; /* for CREATE TABLE */
+	const char *add;  /* for ALTER TABLE ADD COLUMN on an adopted table (NULL: the user must map it) */
 };
 
 static const struct colspec specs[] = {
@@ -48,11 +48,21 @@ static const struct colspec specs[] = {
  * and the suffix: unique per (schema, table). */
 #define PG_NAME_MAX 63
 
-enum { N_PENDING, N_PENDING_KEY, N_DEAD, N_SENT_AT, N_PREPARED, N_NOTIFY, N_NOTIFY_UPDATE, N_KEY_TRIGGER, N_KEY_FN,
-       N__COUNT };
-static const char *const name_suffix[N__COUNT] = {"pending_idx", "pending_key_idx", "dead_idx", "sent_at_idx",
-						 "prepared_idx", "mqtx_notify", "mqtx_notify_update", "mqtx_key",
-						 "mqtx_default_key"};
+enum {
+	N_PENDING,
+	N_PENDING_KEY,
+	N_DEAD,
+	N_SENT_AT,
+	N_PREPARED,
+	N_NOTIFY,
+	N_NOTIFY_UPDATE,
+	N_KEY_TRIGGER,
+	N_KEY_FN,
+	N__COUNT
+};
+static const char *const name_suffix[N__COUNT] = {"pending_idx",        "pending_key_idx", "dead_idx",
+						  "sent_at_idx",        "prepared_idx",    "mqtx_notify",
+						  "mqtx_notify_update", "mqtx_key",        "mqtx_default_key"};
 #define N_FIRST_TRIGGER N_NOTIFY
 
 struct names {
@@ -93,7 +103,8 @@ static void make_names(const struct mqtx_config *cfg, struct names *nm)
 		else
 			snprintf(nm->now[i], sizeof(nm->now[i]), "%.*s_%.10s_%s",
 				 (int)utf8_clip(table, PG_NAME_MAX - sl - 12), table, hex, suffix);
-		snprintf(nm->before[i], sizeof(nm->before[i]), "%.*s", PG_NAME_MAX, strcmp(old, nm->now[i]) == 0 ? "" : old);
+		snprintf(nm->before[i], sizeof(nm->before[i]), "%.*s", PG_NAME_MAX,
+			 strcmp(old, nm->now[i]) == 0 ? "" : old);
 	}
 }
 
@@ -159,7 +170,8 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 	char *chan = lit(conn, cfg->outbox_notify_channel);
 	struct mqtx_buf fn = MQTX_BUF_INIT;
 
-	mqtx_buf_printf(out, "-- the relay scans pending rows in id order, per ordering key, and check looks at dead ones\n");
+	mqtx_buf_printf(out,
+			"-- the relay scans pending rows in id order, per ordering key, and check looks at dead ones\n");
 	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'pending';\n", ix_pending, T,
 			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
 	if (q[MQTX_COL_ORDERING_KEY] != NULL)
@@ -186,7 +198,8 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 	add_function(out, fn.data,
 		     "BEGIN\n  IF current_setting('mqtx.skip_notify', true) = 'on' THEN\n    RETURN NULL;\n  END IF;\n"
 		     "  PERFORM pg_notify(TG_ARGV[0], TG_TABLE_NAME);\n  RETURN NULL;\nEND\n");
-	mqtx_buf_printf(out, "CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s);\n",
+	mqtx_buf_printf(out,
+			"CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s);\n",
 			tr_notify, T, fn.data, chan);
 	char *tr_requeue = derived(conn, nm, N_NOTIFY_UPDATE);
 	mqtx_buf_printf(out,
@@ -199,15 +212,17 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 		char *body = key_body(conn, cfg, q);
 		mqtx_buf_reset(&fn);
 		mqtx_buf_printf(&fn, "%s.%s", qschema, fn_key_name);
-		mqtx_buf_printf(out, "-- idempotency key derived from the id when the writer gives none (see mqtx-keys(7))\n");
+		mqtx_buf_printf(out,
+				"-- idempotency key derived from the id when the writer gives none (see mqtx-keys(7))\n");
 		add_function(out, fn.data, body);
-		mqtx_buf_printf(out, "CREATE OR REPLACE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n",
+		mqtx_buf_printf(out,
+				"CREATE OR REPLACE TRIGGER %s BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %s();\n",
 				tr_key, T, fn.data);
 		free(body);
 	}
 
 	mqtx_buf_printf(out, "-- consumer completion (Sent -> Completed): consumers insert their keys here, or\n"
-			      "-- publish them to an ack queue/topic that 'mqtx redeliver --collect-acks' drains\n");
+			     "-- publish them to an ack queue/topic that 'mqtx redeliver --collect-acks' drains\n");
 	mqtx_buf_printf(out,
 			"CREATE TABLE IF NOT EXISTS %s.mqtx_completions (\n  idempotency_key text PRIMARY KEY,\n"
 			"  completed_at timestamptz NOT NULL DEFAULT now(),\n  source text\n);\n",
@@ -219,8 +234,9 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 			"  last_seen timestamptz NOT NULL DEFAULT now(),\n  last_batch_at timestamptz,\n  stopped_at timestamptz,\n"
 			"  relayed bigint NOT NULL DEFAULT 0,\n  failed bigint NOT NULL DEFAULT 0,\n  last_error text\n);\n",
 			qschema);
-	mqtx_buf_printf(out, "-- txpub --sql coordinator records: a prepared transaction 'mqtx:<key>' with a record here is\n"
-			      "-- committed by mqtx check --resolve, one without is rolled back (see mqtx-txpub(1))\n");
+	mqtx_buf_printf(out,
+			"-- txpub --sql coordinator records: a prepared transaction 'mqtx:<key>' with a record here is\n"
+			"-- committed by mqtx check --resolve, one without is rolled back (see mqtx-txpub(1))\n");
 	mqtx_buf_printf(out,
 			"CREATE TABLE IF NOT EXISTS %s.mqtx_txpub_log (\n  gid text PRIMARY KEY,\n  idempotency_key text NOT NULL,\n"
 			"  confirmed_at timestamptz NOT NULL DEFAULT now()\n);\n",
@@ -243,7 +259,8 @@ static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema,
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_relays TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_completions TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_txpub_log TO %s;\n", qschema, r);
-	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n",
+			qschema, r);
 }
 
 /* JSON array of the names[first..last) that are set. */
@@ -273,29 +290,30 @@ static int add_replaced(struct mqtx_buf *out, PGconn *conn, const struct mqtx_co
 	char *indexes = names_json(nm->before, 0, N_FIRST_TRIGGER);
 	const char *fn = nm->before[N_KEY_FN][0] != '\0' ? nm->before[N_KEY_FN] : NULL;
 	const char *p[5] = {cfg->outbox_schema, cfg->outbox_table, triggers, indexes, fn};
-	PGresult *res = PQexecParams(
-		conn,
-		"WITH tb AS (SELECT c.oid, c.relnamespace FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		"WHERE n.nspname = $1 AND c.relname = $2), "
-		"trg AS (SELECT t.tgname::text AS name FROM pg_trigger t, tb WHERE t.tgrelid = tb.oid AND NOT t.tgisinternal "
-		"AND t.tgname IN (SELECT jsonb_array_elements_text($3::jsonb)) AND t.tgfoid IN (SELECT f.oid FROM pg_proc f "
-		"WHERE f.pronamespace = tb.relnamespace AND (f.proname = 'mqtx_notify' OR f.proname = $5))) "
-		"SELECT 1, name FROM trg "
-		"UNION ALL SELECT 2, ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, tb "
-		"WHERE i.indrelid = tb.oid AND NOT i.indisunique AND i.indpred IS NOT NULL "
-		"AND ic.relname IN (SELECT jsonb_array_elements_text($4::jsonb)) "
-		"UNION ALL SELECT 3, f.proname::text FROM pg_proc f, tb WHERE f.pronamespace = tb.relnamespace AND f.proname = $5 "
-		"AND f.pronargs = 0 AND f.prorettype = 'trigger'::regtype AND strpos(f.prosrc, 'current_database()') > 0 "
-		"AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = f.oid "
-		"AND NOT (t.tgrelid = tb.oid AND t.tgname IN (SELECT name FROM trg))) "
-		"ORDER BY 1, 2",
-		5, NULL, p, NULL, NULL, 0);
+	PGresult *res =
+		PQexecParams(conn,
+			     "WITH tb AS (SELECT c.oid, c.relnamespace FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+			     "WHERE n.nspname = $1 AND c.relname = $2), "
+			     "trg AS (SELECT t.tgname::text AS name FROM pg_trigger t, tb WHERE t.tgrelid = tb.oid AND NOT t.tgisinternal "
+			     "AND t.tgname IN (SELECT jsonb_array_elements_text($3::jsonb)) AND t.tgfoid IN (SELECT f.oid FROM pg_proc f "
+			     "WHERE f.pronamespace = tb.relnamespace AND (f.proname = 'mqtx_notify' OR f.proname = $5))) "
+			     "SELECT 1, name FROM trg "
+			     "UNION ALL SELECT 2, ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, tb "
+			     "WHERE i.indrelid = tb.oid AND NOT i.indisunique AND i.indpred IS NOT NULL "
+			     "AND ic.relname IN (SELECT jsonb_array_elements_text($4::jsonb)) "
+			     "UNION ALL SELECT 3, f.proname::text FROM pg_proc f, tb WHERE f.pronamespace = tb.relnamespace AND f.proname = $5 "
+			     "AND f.pronargs = 0 AND f.prorettype = 'trigger'::regtype AND strpos(f.prosrc, 'current_database()') > 0 "
+			     "AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = f.oid "
+			     "AND NOT (t.tgrelid = tb.oid AND t.tgname IN (SELECT name FROM trg))) "
+			     "ORDER BY 1, 2",
+			     5, NULL, p, NULL, NULL, 0);
 	free(triggers);
 	free(indexes);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return mqtx_pg_fail(conn, res, "cannot look for the table's objects under their old names", err);
 	if (PQntuples(res) > 0)
-		mqtx_buf_printf(out, "-- this table's objects under the names mqtx gave them before names were unique per table\n");
+		mqtx_buf_printf(out,
+				"-- this table's objects under the names mqtx gave them before names were unique per table\n");
 	for (int r = 0; r < PQntuples(res); r++) {
 		char *name = mqtx_pg_ident(conn, PQgetvalue(res, r, 1));
 		switch (PQgetvalue(res, r, 0)[0]) {
@@ -314,8 +332,10 @@ int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct 
 	struct names nm;
 	make_names(cfg, &nm);
 	bool has_key = cfg->outbox_columns[MQTX_COL_KEY] != NULL && cfg->outbox_columns[MQTX_COL_KEY][0] != '\0';
-	bool has_okey = cfg->outbox_columns[MQTX_COL_ORDERING_KEY] != NULL && cfg->outbox_columns[MQTX_COL_ORDERING_KEY][0] != '\0';
-	bool has_sent = cfg->outbox_columns[MQTX_COL_SENT_AT] != NULL && cfg->outbox_columns[MQTX_COL_SENT_AT][0] != '\0';
+	bool has_okey = cfg->outbox_columns[MQTX_COL_ORDERING_KEY] != NULL &&
+			cfg->outbox_columns[MQTX_COL_ORDERING_KEY][0] != '\0';
+	bool has_sent = cfg->outbox_columns[MQTX_COL_SENT_AT] != NULL &&
+			cfg->outbox_columns[MQTX_COL_SENT_AT][0] != '\0';
 	if (!has_okey)
 		nm.now[N_PENDING_KEY][0] = '\0';
 	if (!has_sent)
@@ -341,21 +361,22 @@ int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct 
 	char *lit = PQescapeLiteral(conn, name.data, name.len);
 	if (lit == NULL)
 		abort(); /* out of memory: the names were checked at connect */
-	const char *p[6] = {cfg->outbox_schema, cfg->outbox_table, indexes, trg.data, has_key ? nm.now[N_KEY_FN] : NULL, lit};
-	PGresult *res = PQexecParams(
-		conn,
-		"WITH tb AS (SELECT c.oid, c.relnamespace FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		"WHERE n.nspname = $1 AND c.relname = $2) "
-		"SELECT 'index ' || quote_ident(x) || ' is not an index of the table' FROM jsonb_array_elements_text($3::jsonb) x "
-		"WHERE NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, tb "
-		"WHERE ic.relnamespace = tb.relnamespace AND ic.relname = x AND i.indrelid = tb.oid) "
-		"UNION ALL SELECT 'trigger ' || quote_ident(e.key) || ' of the table does not call ' || quote_ident(e.value) "
-		"FROM jsonb_each_text($4::jsonb) e WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid, tb "
-		"WHERE t.tgrelid = tb.oid AND t.tgname = e.key AND f.proname = e.value AND f.pronamespace = tb.relnamespace) "
-		"UNION ALL SELECT 'function ' || quote_ident($5) || ' does not derive the keys of this table' WHERE $5 IS NOT NULL "
-		"AND NOT EXISTS (SELECT 1 FROM pg_proc f, tb WHERE f.pronamespace = tb.relnamespace AND f.proname = $5 "
-		"AND strpos(f.prosrc, $6) > 0)",
-		6, NULL, p, NULL, NULL, 0);
+	const char *p[6] =
+		{cfg->outbox_schema, cfg->outbox_table, indexes, trg.data, has_key ? nm.now[N_KEY_FN] : NULL, lit};
+	PGresult *res =
+		PQexecParams(conn,
+			     "WITH tb AS (SELECT c.oid, c.relnamespace FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+			     "WHERE n.nspname = $1 AND c.relname = $2) "
+			     "SELECT 'index ' || quote_ident(x) || ' is not an index of the table' FROM jsonb_array_elements_text($3::jsonb) x "
+			     "WHERE NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, tb "
+			     "WHERE ic.relnamespace = tb.relnamespace AND ic.relname = x AND i.indrelid = tb.oid) "
+			     "UNION ALL SELECT 'trigger ' || quote_ident(e.key) || ' of the table does not call ' || quote_ident(e.value) "
+			     "FROM jsonb_each_text($4::jsonb) e WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid, tb "
+			     "WHERE t.tgrelid = tb.oid AND t.tgname = e.key AND f.proname = e.value AND f.pronamespace = tb.relnamespace) "
+			     "UNION ALL SELECT 'function ' || quote_ident($5) || ' does not derive the keys of this table' WHERE $5 IS NOT NULL "
+			     "AND NOT EXISTS (SELECT 1 FROM pg_proc f, tb WHERE f.pronamespace = tb.relnamespace AND f.proname = $5 "
+			     "AND strpos(f.prosrc, $6) > 0)",
+			     6, NULL, p, NULL, NULL, 0);
 	PQfreemem(lit);
 	mqtx_buf_free(&name);
 	mqtx_buf_free(&trg);
@@ -410,8 +431,8 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 
 	/* Which of the mapped columns exist already (and with which type)? */
 	struct mqtx_pg_columns cols;
-	if (mqtx_pg_table_columns(conn, cfg->outbox_schema, cfg->outbox_table, NULL, &cols, "cannot look up the outbox table",
-				  err) < 0)
+	if (mqtx_pg_table_columns(conn, cfg->outbox_schema, cfg->outbox_table, NULL, &cols,
+				  "cannot look up the outbox table", err) < 0)
 		goto fail;
 	*table_exists = cols.exists;
 	*table_incomplete = false;
@@ -457,17 +478,20 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 				continue;
 			*table_incomplete = true;
 			if (specs[i].add == NULL) {
-				mqtx_buf_printf(&out, "-- column %s is missing: map outbox.columns to an existing column, or set it to \"\" if the table has none\n",
+				mqtx_buf_printf(&out,
+						"-- column %s is missing: map outbox.columns to an existing column, or set it to \"\" if the table has none\n",
 						q[c]);
 				continue;
 			}
 			if (!adopted_note) {
-				mqtx_buf_printf(&out, "-- existing rows become 'pending' and will be relayed; to skip them, after this run:\n"
-						      "--   UPDATE %s SET %s = 'sent';\n",
+				mqtx_buf_printf(&out,
+						"-- existing rows become 'pending' and will be relayed; to skip them, after this run:\n"
+						"--   UPDATE %s SET %s = 'sent';\n",
 						T.data, q[MQTX_COL_STATUS]);
 				adopted_note = true;
 			}
-			mqtx_buf_printf(&out, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s;\n", T.data, q[c], specs[i].add);
+			mqtx_buf_printf(&out, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s;\n", T.data, q[c],
+					specs[i].add);
 		}
 	}
 	mqtx_pg_columns_free(&cols);

@@ -137,8 +137,10 @@ int mqtx_txpub_db_statuses(struct mqtx_txpub_db *o, const char *const *keys, siz
 {
 	char *json = keys_json(keys, n);
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql, "SELECT t.%s::text, t.%s::text FROM %s t WHERE t.%s IN (SELECT jsonb_array_elements_text($1::jsonb))%s",
-			o->q[MQTX_COL_KEY], o->q[MQTX_COL_STATUS], o->T, o->q[MQTX_COL_KEY], lock ? " FOR UPDATE OF t" : "");
+	mqtx_buf_printf(&sql,
+			"SELECT t.%s::text, t.%s::text FROM %s t WHERE t.%s IN (SELECT jsonb_array_elements_text($1::jsonb))%s",
+			o->q[MQTX_COL_KEY], o->q[MQTX_COL_STATUS], o->T, o->q[MQTX_COL_KEY],
+			lock ? " FOR UPDATE OF t" : "");
 	const char *p[1] = {json};
 	PGresult *res = NULL;
 	int rc = exec_params(o, sql.data, 1, p, PGRES_TUPLES_OK, "cannot look up keys in the outbox", &res, err);
@@ -178,8 +180,9 @@ static int headers_json(const struct mqtx_msg *m, const char *where, struct mqtx
 	mqtx_buf_addc(b, '{');
 	for (size_t i = 0; i < m->n_headers; i++) {
 		if (memchr(m->headers[i].value, '\0', m->headers[i].value_len) != NULL)
-			return mqtx_err_set(err, MQTX_E_INPUT, "%s: header '%s' contains a NUL byte, which the outbox cannot store",
-					    where, m->headers[i].name);
+			return mqtx_err_set(err, MQTX_E_INPUT,
+					    "%s: header '%s' contains a NUL byte, which the outbox cannot store", where,
+					    m->headers[i].name);
 		if (i > 0)
 			mqtx_buf_addc(b, ',');
 		mqtx_json_add_cstr(b, m->headers[i].name);
@@ -208,15 +211,16 @@ static int check_rows(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, cons
 						    "%s: the message has a %s, but the outbox has no column for it (outbox.columns.%s is empty)",
 						    where[idx[k]], names[c], names[c]);
 		if (!bytea && memchr(m->payload, '\0', m->payload_len) != NULL)
-			return mqtx_err_set(err, MQTX_E_INPUT, "%s: the payload contains a NUL byte, which outbox.payload_type %s cannot store",
+			return mqtx_err_set(err, MQTX_E_INPUT,
+					    "%s: the payload contains a NUL byte, which outbox.payload_type %s cannot store",
 					    where[idx[k]], o->cfg->outbox_payload_type);
 	}
 	return 0;
 }
 
 /* One INSERT of msgs[idx[0..rows)]. */
-static int insert_chunk(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const char *const *where, const size_t *idx,
-			size_t rows, enum mqtx_txpub_row kind, struct mqtx_err *err)
+static int insert_chunk(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const char *const *where,
+			const size_t *idx, size_t rows, enum mqtx_txpub_row kind, struct mqtx_err *err)
 {
 	bool bytea = strcmp(o->cfg->outbox_payload_type, "bytea") == 0;
 	const char *status_sql = kind == MQTX_TXPUB_ROW_PREPARED ? "'prepared'" : "'pending'";
@@ -280,8 +284,8 @@ static int insert_chunk(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, co
 	return rc;
 }
 
-int mqtx_txpub_db_insert(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const char *const *where, const size_t *idx,
-			 size_t n, enum mqtx_txpub_row kind, struct mqtx_err *err)
+int mqtx_txpub_db_insert(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const char *const *where,
+			 const size_t *idx, size_t n, enum mqtx_txpub_row kind, struct mqtx_err *err)
 {
 	if (check_rows(o, msgs, where, idx, n, err) < 0)
 		return -1;
@@ -317,15 +321,16 @@ int mqtx_txpub_db_lock_class(struct mqtx_txpub_db *o, int32_t *out, struct mqtx_
 {
 	const char *p[1] = {o->L};
 	PGresult *res = NULL;
-	if (exec_params(o, "SELECT to_regclass($1)::oid::int8", 1, p, PGRES_TUPLES_OK, "cannot look up the coordinator table",
-			&res, err) < 0)
+	if (exec_params(o, "SELECT to_regclass($1)::oid::int8", 1, p, PGRES_TUPLES_OK,
+			"cannot look up the coordinator table", &res, err) < 0)
 		return -1;
 	bool missing = PQgetisnull(res, 0, 0);
 	if (!missing)
 		*out = (int32_t)(uint32_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	if (missing)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "table %s does not exist: run 'mqtx init' (it creates the coordinator table)",
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "table %s does not exist: run 'mqtx init' (it creates the coordinator table)",
 				    o->L);
 	return 0;
 }
@@ -371,7 +376,8 @@ int mqtx_txpub_db_run_user_sql(struct mqtx_txpub_db *o, const char *sql, struct 
 		while ((res = PQgetResult(A)) != NULL)
 			PQclear(res);
 		mqtx_txpub_db_rollback(o);
-		return mqtx_err_set(err, MQTX_E_INPUT, "the SQL uses COPY FROM STDIN or TO STDOUT, which txpub --sql cannot serve");
+		return mqtx_err_set(err, MQTX_E_INPUT,
+				    "the SQL uses COPY FROM STDIN or TO STDOUT, which txpub --sql cannot serve");
 	}
 	if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
 		int rc = mqtx_pg_fail(A, res, "the SQL failed", err);
@@ -391,8 +397,8 @@ int mqtx_txpub_db_run_user_sql(struct mqtx_txpub_db *o, const char *sql, struct 
 	return 0;
 }
 
-int mqtx_txpub_db_park_and_prepare(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const char *const *where, size_t n,
-				   const char *gid, struct mqtx_err *err)
+int mqtx_txpub_db_park_and_prepare(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const char *const *where,
+				   size_t n, const char *gid, struct mqtx_err *err)
 {
 	PGconn *A = o->conn;
 	size_t *idx = mqtx_xcalloc(n + 1, sizeof(size_t));
@@ -415,10 +421,12 @@ int mqtx_txpub_db_park_and_prepare(struct mqtx_txpub_db *o, const struct mqtx_ms
 	if (rc < 0) {
 		mqtx_txpub_db_rollback(o);
 		if (strstr(err->msg, "max_prepared_transactions") != NULL)
-			mqtx_err_prefix(err, "txpub --sql needs PREPARE TRANSACTION (set max_prepared_transactions > 0 in postgresql.conf)");
+			mqtx_err_prefix(err,
+					"txpub --sql needs PREPARE TRANSACTION (set max_prepared_transactions > 0 in postgresql.conf)");
 		else if (strstr(err->msg, "NOTIFY") != NULL)
-			mqtx_err_prefix(err, "the SQL (or an outbox trigger older than this mqtx: run 'mqtx init' again) sent a NOTIFY, "
-					     "which a prepared transaction cannot");
+			mqtx_err_prefix(err,
+					"the SQL (or an outbox trigger older than this mqtx: run 'mqtx init' again) sent a NOTIFY, "
+					"which a prepared transaction cannot");
 		return -1;
 	}
 	return 0;
@@ -438,7 +446,8 @@ int mqtx_txpub_db_finish_prepared(struct mqtx_txpub_db *o, const char *gid, bool
 	mqtx_buf_free(&sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		char doing[300];
-		snprintf(doing, sizeof(doing), "cannot %s prepared transaction '%s'", commit ? "commit" : "roll back", gid);
+		snprintf(doing, sizeof(doing), "cannot %s prepared transaction '%s'", commit ? "commit" : "roll back",
+			 gid);
 		return mqtx_pg_fail(conn, res, doing, err);
 	}
 	PQclear(res);
@@ -519,7 +528,8 @@ int mqtx_txpub_db_settle(struct mqtx_txpub_db *o, const char *const *sent, size_
 long mqtx_txpub_db_unpark(struct mqtx_txpub_db *o, const char *xid_or_key, bool by_key, struct mqtx_err *err)
 {
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql, "UPDATE %s t SET %s = now() WHERE t.%s = 'pending' AND t.%s = 'infinity' AND t.xmin = ", o->T,
+	mqtx_buf_printf(&sql,
+			"UPDATE %s t SET %s = now() WHERE t.%s = 'pending' AND t.%s = 'infinity' AND t.xmin = ", o->T,
 			o->q[MQTX_COL_AVAILABLE_AT], o->q[MQTX_COL_STATUS], o->q[MQTX_COL_AVAILABLE_AT]);
 	if (by_key)
 		mqtx_buf_printf(&sql, "(SELECT k.xmin FROM %s k WHERE k.%s = $1 LIMIT 1)", o->T, o->q[MQTX_COL_KEY]);
@@ -527,7 +537,8 @@ long mqtx_txpub_db_unpark(struct mqtx_txpub_db *o, const char *xid_or_key, bool 
 		mqtx_buf_adds(&sql, "$1::text::xid");
 	const char *p[1] = {xid_or_key};
 	PGresult *res = NULL;
-	int rc = exec_params(o, sql.data, 1, p, PGRES_COMMAND_OK, "cannot hand parked messages to the relay", &res, err);
+	int rc = exec_params(o, sql.data, 1, p, PGRES_COMMAND_OK, "cannot hand parked messages to the relay", &res,
+			     err);
 	mqtx_buf_free(&sql);
 	if (rc < 0)
 		return -1;
@@ -549,8 +560,8 @@ int mqtx_txpub_db_halves(struct mqtx_txpub_db *o, int64_t after_ms, bool details
 			 struct mqtx_err *err)
 {
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql, "SELECT t.%s::int8, t.%s::text, (extract(epoch FROM now() - t.%s) * 1000)::int8", o->q[MQTX_COL_ID],
-			o->q[MQTX_COL_KEY], o->q[MQTX_COL_AVAILABLE_AT]);
+	mqtx_buf_printf(&sql, "SELECT t.%s::int8, t.%s::text, (extract(epoch FROM now() - t.%s) * 1000)::int8",
+			o->q[MQTX_COL_ID], o->q[MQTX_COL_KEY], o->q[MQTX_COL_AVAILABLE_AT]);
 	if (details) {
 		if (o->q[MQTX_COL_HEADERS] != NULL)
 			mqtx_buf_printf(&sql, ", t.%s::text", o->q[MQTX_COL_HEADERS]);
@@ -562,8 +573,9 @@ int mqtx_txpub_db_halves(struct mqtx_txpub_db *o, int64_t after_ms, bool details
 		else
 			mqtx_buf_adds(&sql, ", NULL::text");
 	}
-	mqtx_buf_printf(&sql, " FROM %s t WHERE t.%s = 'prepared' AND t.%s <= now() - $1::int8 * interval '1 millisecond' "
-			      "ORDER BY t.%s LIMIT %d",
+	mqtx_buf_printf(&sql,
+			" FROM %s t WHERE t.%s = 'prepared' AND t.%s <= now() - $1::int8 * interval '1 millisecond' "
+			"ORDER BY t.%s LIMIT %d",
 			o->T, o->q[MQTX_COL_STATUS], o->q[MQTX_COL_AVAILABLE_AT], o->q[MQTX_COL_ID], RESOLVE_LIMIT);
 	char after[32];
 	snprintf(after, sizeof(after), "%lld", (long long)after_ms);
@@ -666,9 +678,10 @@ int mqtx_txpub_db_xacts(struct mqtx_txpub_db *o, bool with_log, int32_t cls,
 				"WHERE p.gid LIKE 'mqtx:%%' AND p.database = current_database() ORDER BY p.prepared",
 				o->L);
 	else
-		mqtx_buf_adds(&sql, "SELECT p.gid, p.transaction::text, (extract(epoch FROM now() - p.prepared) * 1000)::int8, "
-				    "false, false FROM pg_catalog.pg_prepared_xacts p WHERE p.gid LIKE 'mqtx:%' AND $1::text IS NOT NULL "
-				    "AND p.database = current_database() ORDER BY p.prepared");
+		mqtx_buf_adds(&sql,
+			      "SELECT p.gid, p.transaction::text, (extract(epoch FROM now() - p.prepared) * 1000)::int8, "
+			      "false, false FROM pg_catalog.pg_prepared_xacts p WHERE p.gid LIKE 'mqtx:%' AND $1::text IS NOT NULL "
+			      "AND p.database = current_database() ORDER BY p.prepared");
 	const char *p[1] = {clsbuf};
 	PGresult *rows = NULL;
 	int rc = exec_params(o, sql.data, 1, p, PGRES_TUPLES_OK, "cannot list prepared transactions", &rows, err);

@@ -57,8 +57,8 @@ enum mqtx_txpub_row {
 /* Inserts msgs[idx[0..n)] as rows of kind; where[idx[k]] names each in
  * errors (a field the table has no column for, a NUL the column cannot
  * hold: checked before anything is written). */
-int mqtx_txpub_db_insert(struct mqtx_txpub_db *db, const struct mqtx_msg *msgs, const char *const *where, const size_t *idx,
-			 size_t n, enum mqtx_txpub_row kind, struct mqtx_err *err);
+int mqtx_txpub_db_insert(struct mqtx_txpub_db *db, const struct mqtx_msg *msgs, const char *const *where,
+			 const size_t *idx, size_t n, enum mqtx_txpub_row kind, struct mqtx_err *err);
 /* Half messages keys[0..n) still prepared become pending (commit) or
  * rolled_back, in the open transaction. */
 int mqtx_txpub_db_finish_half(struct mqtx_txpub_db *db, const char *const *keys, size_t n, bool commit,
@@ -81,8 +81,8 @@ int mqtx_txpub_db_run_user_sql(struct mqtx_txpub_db *db, const char *sql, struct
 /* In that transaction: the parked rows msgs[0..n), then PREPARE
  * TRANSACTION gid; rolled back on failure, with what a missing
  * max_prepared_transactions or a NOTIFY means said in err. */
-int mqtx_txpub_db_park_and_prepare(struct mqtx_txpub_db *db, const struct mqtx_msg *msgs, const char *const *where, size_t n,
-				   const char *gid, struct mqtx_err *err);
+int mqtx_txpub_db_park_and_prepare(struct mqtx_txpub_db *db, const struct mqtx_msg *msgs, const char *const *where,
+				   size_t n, const char *gid, struct mqtx_err *err);
 /* COMMIT PREPARED / ROLLBACK PREPARED gid. */
 int mqtx_txpub_db_finish_prepared(struct mqtx_txpub_db *db, const char *gid, bool commit, struct mqtx_err *err);
 /* The coordinator record: written (or refreshed) before the broker may

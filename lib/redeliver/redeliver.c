@@ -182,7 +182,8 @@ static int parse_cond(struct lexer *lx, struct mqtx_where_cond *c, struct mqtx_e
 	}
 	if (!found) {
 		lx->pos = start;
-		return mqtx_err_set(err, MQTX_E_USAGE, "--where: column '%.*s' at offset %zu cannot be used (allowed: %s)",
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "--where: column '%.*s' at offset %zu cannot be used (allowed: %s)",
 				    (int)(n > 64 ? 64 : n), lx->text + start, start, mqtx_where_columns());
 	}
 	enum wtype type = col_type(c->col);
@@ -195,7 +196,8 @@ static int parse_cond(struct lexer *lx, struct mqtx_where_cond *c, struct mqtx_e
 		bool not = keyword(lx, "NOT");
 		skip_space(lx);
 		if (!keyword(lx, "NULL"))
-			return where_err(lx, err, not ? "expected NULL after IS NOT" : "expected NULL or NOT NULL after IS");
+			return where_err(lx, err,
+					 not ? "expected NULL after IS NOT" : "expected NULL or NOT NULL after IS");
 		c->op = not ? MQTX_OP_NOT_NULL : MQTX_OP_IS_NULL;
 		c->value = NULL;
 		return 0;
@@ -364,7 +366,8 @@ int mqtx_rate_parse(const char *text, double *per_sec, struct mqtx_err *err)
 			end = (char *)text;
 	}
 	if (end == text || errno != 0 || !(v >= 0) || v > 1e9 || isspace((unsigned char)text[0]))
-		return mqtx_err_set(err, MQTX_E_USAGE, "invalid rate '%s' (expected N, N/s, N/m or N/h; 0: no limit)", text);
+		return mqtx_err_set(err, MQTX_E_USAGE, "invalid rate '%s' (expected N, N/s, N/m or N/h; 0: no limit)",
+				    text);
 	*per_sec = v / div;
 	return 0;
 }
@@ -397,7 +400,8 @@ int mqtx_redeliver_check_ack_source(const struct mqtx_config *cfg, struct mqtx_e
 {
 	const char *source = cfg->redeliver_ack_source;
 	if (source == NULL || source[0] == '\0')
-		return mqtx_err_set(err, MQTX_E_CONFIG, "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "--collect-acks needs an ack queue or topic (--ack-source, redeliver.ack_source)");
 	return 0;
 }
 
@@ -537,12 +541,12 @@ static void log_row(const struct mqtx_msg *m, const char *why, int64_t *shown)
  * (go[i] is rows->batch->msgs[from[i]]). */
 struct resend {
 	struct mqtx_resend_rows rows;
-	size_t n;               /* rows->n_locked: the rows this batch handles */
-	struct mqtx_msg *go;    /* owned */
-	size_t *from;           /* owned */
+	size_t n;            /* rows->n_locked: the rows this batch handles */
+	struct mqtx_msg *go; /* owned */
+	size_t *from;        /* owned */
 	size_t ngo;
-	int64_t shown;          /* rows named in warnings */
-	int prc;                /* the broker's answer: 0, or -1 with perr */
+	int64_t shown; /* rows named in warnings */
+	int prc;       /* the broker's answer: 0, or -1 with perr */
 	struct mqtx_err perr;
 };
 
@@ -731,7 +735,8 @@ static int need_col(struct mqtx_redeliver *r, enum mqtx_col c, const char *what,
 {
 	if (mqtx_redeliver_db_has_col(r->db, c))
 		return 0;
-	return mqtx_err_set(err, MQTX_E_CONFIG, "%s needs the column '%s', which this outbox table lacks (outbox.columns.%s is empty; 'mqtx init --print' shows how to add it)",
+	return mqtx_err_set(err, MQTX_E_CONFIG,
+			    "%s needs the column '%s', which this outbox table lacks (outbox.columns.%s is empty; 'mqtx init --print' shows how to add it)",
 			    what, col_name(c), col_name(c));
 }
 
@@ -763,7 +768,8 @@ int mqtx_redeliver_resend(struct mqtx_redeliver *r, struct mqtx_redeliver_stats 
 		}
 		/* the head row's key changed between looking and locking, or it is locked by someone else */
 		if (++again > 10)
-			return mqtx_err_set(err, MQTX_E_DB, "the selected rows keep changing or stay locked by another session; try again");
+			return mqtx_err_set(err, MQTX_E_DB,
+					    "the selected rows keep changing or stay locked by another session; try again");
 		mqtx_sleep_ms(100 * again);
 	}
 }
@@ -822,8 +828,8 @@ static bool printable_utf8(const unsigned char *s, size_t n)
 			if ((s[i + k] & 0xc0) != 0x80)
 				return false;
 		/* overlong 3- and 4-byte forms, surrogates, beyond U+10FFFF */
-		if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] > 0x9f) || (c == 0xf0 && s[i + 1] < 0x90) ||
-		    (c == 0xf4 && s[i + 1] > 0x8f))
+		if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] > 0x9f) ||
+		    (c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] > 0x8f))
 			return false;
 		i += len;
 	}
@@ -858,7 +864,8 @@ int mqtx_redeliver_collect_acks(struct mqtx_redeliver *r, struct mqtx_redeliver_
 	if (ops == NULL)
 		return -1;
 	if (!mqtx_broker_can(ops, MQTX_CAP_CONSUME))
-		return mqtx_err_set(err, MQTX_E_CONFIG, "--collect-acks: the %s broker cannot consume messages", mqtx_broker_name(ops));
+		return mqtx_err_set(err, MQTX_E_CONFIG, "--collect-acks: the %s broker cannot consume messages",
+				    mqtx_broker_name(ops));
 	if (open_broker(r, err) < 0)
 		return -1;
 	char label[300];

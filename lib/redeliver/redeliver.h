@@ -55,15 +55,15 @@ int mqtx_redeliver_check_ack_source(const struct mqtx_config *cfg, struct mqtx_e
 /* ---- running ---- */
 
 struct mqtx_redeliver_stats {
-	int64_t done;        /* selected rows handled: re-sent, failed or held back (or requeued) */
-	int64_t redelivered; /* confirmed by the broker and recorded */
-	int64_t failed;      /* refused by the broker or unusable (bad headers); not recorded */
-	int64_t held_back;   /* an earlier row of the ordering key is still pending */
-	int64_t requeued;    /* dead rows set back to pending */
-	int64_t acks;        /* ack messages taken from the ack source */
-	int64_t completions; /* keys new to mqtx_completions */
+	int64_t done;         /* selected rows handled: re-sent, failed or held back (or requeued) */
+	int64_t redelivered;  /* confirmed by the broker and recorded */
+	int64_t failed;       /* refused by the broker or unusable (bad headers); not recorded */
+	int64_t held_back;    /* an earlier row of the ordering key is still pending */
+	int64_t requeued;     /* dead rows set back to pending */
+	int64_t acks;         /* ack messages taken from the ack source */
+	int64_t completions;  /* keys new to mqtx_completions */
 	int64_t acks_ignored; /* ack messages without a usable key (acknowledged anyway) */
-	bool interrupted;    /* a stop request ended the run early */
+	bool interrupted;     /* a stop request ended the run early */
 };
 
 struct mqtx_redeliver_opts {
@@ -90,7 +90,8 @@ void mqtx_redeliver_free(struct mqtx_redeliver *r);
 int mqtx_redeliver_count(struct mqtx_redeliver *r, int64_t *n, struct mqtx_err *err);
 /* Calls row for the first n selected rows in id order. Changes nothing. */
 int mqtx_redeliver_sample(struct mqtx_redeliver *r, size_t n,
-			  void (*row)(void *ctx, const struct mqtx_redeliver_row *row), void *ctx, struct mqtx_err *err);
+			  void (*row)(void *ctx, const struct mqtx_redeliver_row *row), void *ctx,
+			  struct mqtx_err *err);
 /* Re-sends the selected rows whose status is sent or dead, in id order,
  * in batches of redeliver.batch_size (one transaction each). */
 int mqtx_redeliver_resend(struct mqtx_redeliver *r, struct mqtx_redeliver_stats *st, struct mqtx_err *err);

@@ -39,7 +39,7 @@ struct slot {
 	int index;
 	pthread_t thread;
 	struct mqtx_batch *first; /* claimed before the lane started, or NULL */
-	int prc, frc;	 /* -1: broker broken (perr) / database error (ferr) */
+	int prc, frc;             /* -1: broker broken (perr) / database error (ferr) */
 	struct mqtx_err perr, ferr;
 };
 
@@ -53,9 +53,9 @@ struct relay {
 	char last_error[1024];
 	int64_t reconnect_delay; /* the current reconnect step before jitter, 0 when connected */
 	struct mqtx_ratelimit retry_log;
-	int64_t claimed; /* rows taken so far, for relay.max_messages */
+	int64_t claimed;      /* rows taken so far, for relay.max_messages */
 	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
-	bool halt;	      /* a lane failed: the other one stops after its batch */
+	bool halt;            /* a lane failed: the other one stops after its batch */
 };
 
 static bool stop_requested(const struct relay *r)
@@ -388,11 +388,11 @@ static int dry_run(struct relay *r, struct mqtx_err *err)
 	for (size_t i = 0; i < b->n; i++) {
 		const struct mqtx_msg *m = &b->msgs[i];
 		if (r->opts->dry_run_row != NULL)
-			r->opts->dry_run_row(r->opts->ctx, m->id, m->key, m->destination, m->routing_key, m->ordering_key,
-					     m->payload_len);
+			r->opts->dry_run_row(r->opts->ctx, m->id, m->key, m->destination, m->routing_key,
+					     m->ordering_key, m->payload_len);
 	}
 	r->stats->relayed += (int64_t)b->n; /* "would relay" */
-	release(r, 0, b); /* rows stay pending: one look is all a dry run can take */
+	release(r, 0, b);                   /* rows stay pending: one look is all a dry run can take */
 	return 0;
 }
 
@@ -525,7 +525,8 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 				    schemes[0] != '\0' ? schemes : "fencing-capable", mqtx_broker_name(ops));
 	}
 	if (cfg->database_url == NULL || cfg->database_url[0] == '\0')
-		return mqtx_err_set(err, MQTX_E_CONFIG, "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)");
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "no database URL (set --database-url, MQTX_DATABASE_URL or database.url)");
 	gethostname(host, sizeof(host) - 1);
 	snprintf(r.relay_id, sizeof(r.relay_id), "%s:%ld:%lld", host, (long)getpid(), (long long)mqtx_wall_ms());
 	srandom((unsigned)(mqtx_wall_ms() ^ getpid()));

@@ -12,17 +12,17 @@
 #include "base/error.h"
 
 struct mqtx_relay_stats {
-	int64_t relayed;  /* rows marked sent */
-	int64_t failed;   /* failed attempts recorded (row stays pending) */
-	int64_t dead;     /* rows that became dead */
+	int64_t relayed; /* rows marked sent */
+	int64_t failed;  /* failed attempts recorded (row stays pending) */
+	int64_t dead;    /* rows that became dead */
 	int64_t batches;
-	int64_t claims;   /* claims that ran (an empty one too): 0 means nothing was relayed or looked at */
+	int64_t claims; /* claims that ran (an empty one too): 0 means nothing was relayed or looked at */
 	int64_t elapsed_ms;
 };
 
 struct mqtx_relay_opts {
-	bool dry_run;                     /* print what would be sent; change nothing */
-	volatile sig_atomic_t *stop;      /* set by a signal handler: finish up */
+	bool dry_run;                /* print what would be sent; change nothing */
+	volatile sig_atomic_t *stop; /* set by a signal handler: finish up */
 	const char *version;
 	/* dry-run output goes here (stdout in cmd/); lib/ never picks a stream */
 	void (*dry_run_row)(void *ctx, int64_t id, const char *key, const char *destination, const char *routing_key,

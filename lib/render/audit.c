@@ -48,7 +48,8 @@ void mqtx_render_audit_verdict(struct mqtx_buf *b, const struct mqtx_audit_repor
 		mqtx_buf_printf(b, " %lld duplicated %s > --max-duplicates %lld;", (long long)rep->dup_unexplained_keys,
 				plural(rep->dup_unexplained_keys, "key", "keys"), (long long)rep->max_duplicates);
 	if (rep->missing_over)
-		mqtx_buf_printf(b, " %lld missing > --max-missing %lld;", (long long)rep->missing, (long long)rep->max_missing);
+		mqtx_buf_printf(b, " %lld missing > --max-missing %lld;", (long long)rep->missing,
+				(long long)rep->max_missing);
 	if (b->len > start && b->data[b->len - 1] == ';')
 		b->data[--b->len] = '\0';
 	mqtx_buf_printf(b, " (exit %d)", rep->status);
@@ -62,9 +63,11 @@ static void text_summary(struct mqtx_render *r, const struct mqtx_audit_report *
 	struct mqtx_buf b = MQTX_BUF_INIT;
 	mqtx_render_printf(r, "dedupe-audit of %s\n", rep->source);
 	mqtx_render_printf(r, "  %-15s %lld %s (%s) in %.1fs\n", "read", (long long)rep->deliveries,
-			   plural(rep->deliveries, "delivery", "deliveries"), rep->detail, (double)rep->read_ms / 1000.0);
+			   plural(rep->deliveries, "delivery", "deliveries"), rep->detail,
+			   (double)rep->read_ms / 1000.0);
 	if (rep->stopped)
-		mqtx_render_printf(r, "  %-15s a signal ended reading early: losses and order cover only what was read\n",
+		mqtx_render_printf(r,
+				   "  %-15s a signal ended reading early: losses and order cover only what was read\n",
 				   "stopped");
 	mqtx_audit_format_time(rep->until_us, t2, sizeof(t2));
 	if (rep->has_since) {
@@ -81,7 +84,8 @@ static void text_summary(struct mqtx_render *r, const struct mqtx_audit_report *
 		mqtx_render_printf(r, "  %-15s %s%s\n", "destinations", b.data ? b.data : "",
 				   rep->destinations_inferred ? " (of the delivered rows)" : "");
 	else
-		mqtx_render_printf(r, "  %-15s none known: losses and gaps not checked (give --destination)\n", "destinations");
+		mqtx_render_printf(r, "  %-15s none known: losses and gaps not checked (give --destination)\n",
+				   "destinations");
 	if (rep->losses_checked)
 		mqtx_render_printf(r, "  %-15s %lld\n", "outbox sent", (long long)rep->outbox_sent);
 	mqtx_render_printf(r, "  %-15s %lld\n", "distinct keys", (long long)rep->distinct_keys);
@@ -110,11 +114,13 @@ static void text_summary(struct mqtx_render *r, const struct mqtx_audit_report *
 				   (long long)rep->gap_keys, plural(rep->gap_keys, "key", "keys"));
 	if (rep->delivered_unsent > 0)
 		mqtx_render_printf(r, "  %-15s %lld delivered %s not marked sent in the outbox (yet)\n", "unmarked",
-				   (long long)rep->delivered_unsent, plural(rep->delivered_unsent, "row is", "rows are"));
+				   (long long)rep->delivered_unsent,
+				   plural(rep->delivered_unsent, "row is", "rows are"));
 	if (rep->has_table)
 		mqtx_render_printf(r, "  %-15s %s: %s\n", "consumer table", rep->table,
-				   rep->table_unique ? rep->table_unique_by
-						     : "NO unique constraint or index on the key column: duplicates are not prevented");
+				   rep->table_unique
+					   ? rep->table_unique_by
+					   : "NO unique constraint or index on the key column: duplicates are not prevented");
 	mqtx_buf_reset(&b);
 	mqtx_render_audit_verdict(&b, rep);
 	mqtx_render_printf(r, "  %-15s %s\n", "result", b.data);
@@ -128,7 +134,8 @@ static void text_dups(struct mqtx_render *r, const struct mqtx_audit_report *rep
 	struct mqtx_buf b = MQTX_BUF_INIT;
 	mqtx_buf_adds(&b, ""); /* b.data is a string from here on, empty or not */
 	mqtx_render_printf(r, "\nduplicates (%s):\n",
-			   rep->dup_keys > (int64_t)rep->n_dups ? "first ones, unexplained first" : "unexplained first");
+			   rep->dup_keys > (int64_t)rep->n_dups ? "first ones, unexplained first"
+								: "unexplained first");
 	for (size_t i = 0; i < rep->n_dups; i++) {
 		const struct mqtx_audit_dup *d = &rep->dups[i];
 		mqtx_buf_reset(&b);
@@ -153,8 +160,8 @@ static void text_rows(struct mqtx_render *r, const struct mqtx_audit_report *rep
 			if (row->sent_at_us != MQTX_AUDIT_NO_TS)
 				mqtx_audit_format_time(row->sent_at_us, t, sizeof(t));
 			mqtx_render_printf(r, "  %s  id %lld%s%s  sent %s\n", row->key, (long long)row->outbox_id,
-					   row->ordering_key ? "  ordering key " : "", row->ordering_key ? row->ordering_key : "",
-					   t);
+					   row->ordering_key ? "  ordering key " : "",
+					   row->ordering_key ? row->ordering_key : "", t);
 		}
 	}
 	if (rep->strangers.n > 0) {
@@ -163,8 +170,9 @@ static void text_rows(struct mqtx_render *r, const struct mqtx_audit_report *rep
 			const struct mqtx_audit_row *row = &rep->strangers.rows[i];
 			mqtx_buf_reset(&b);
 			where_text(rep, &row->where, &b);
-			mqtx_render_printf(r, "  %s  %lld %s, first at %s\n", row->key ? row->key : "(no idempotency key)",
-					   (long long)row->count, plural(row->count, "delivery", "deliveries"), b.data);
+			mqtx_render_printf(r, "  %s  %lld %s, first at %s\n",
+					   row->key ? row->key : "(no idempotency key)", (long long)row->count,
+					   plural(row->count, "delivery", "deliveries"), b.data);
 		}
 	}
 	if (rep->order_rows.n > 0) {
@@ -174,14 +182,16 @@ static void text_rows(struct mqtx_render *r, const struct mqtx_audit_report *rep
 			mqtx_buf_reset(&b);
 			where_text(rep, &row->where, &b);
 			mqtx_render_printf(r, "  %s  id %lld  ordering key %s  after id %lld, at %s\n", row->key,
-					   (long long)row->outbox_id, row->ordering_key, (long long)row->after_id, b.data);
+					   (long long)row->outbox_id, row->ordering_key, (long long)row->after_id,
+					   b.data);
 		}
 	}
 	if (rep->gap_rows.n > 0) {
 		mqtx_render_puts(r, "\ngaps (not seen, between delivered rows of its ordering key):\n");
 		for (size_t i = 0; i < rep->gap_rows.n; i++) {
 			const struct mqtx_audit_row *row = &rep->gap_rows.rows[i];
-			mqtx_render_printf(r, "  %s  id %lld  ordering key %s  %s, between delivered ids %lld and %lld\n",
+			mqtx_render_printf(r,
+					   "  %s  id %lld  ordering key %s  %s, between delivered ids %lld and %lld\n",
 					   row->key, (long long)row->outbox_id, row->ordering_key, row->status,
 					   (long long)row->after_id, (long long)row->before_id);
 		}
@@ -417,8 +427,8 @@ void mqtx_render_audit_csv(struct mqtx_render *r, const struct mqtx_audit_report
 		const struct mqtx_audit_dup *d = &rep->dups[i];
 		mqtx_buf_reset(&w);
 		dup_where_text(rep, d, &w);
-		csv_row(&b, "duplicate", d->key, d->outbox_id, NULL, d->count, d->explained ? "explained" : "unexplained",
-			w.data);
+		csv_row(&b, "duplicate", d->key, d->outbox_id, NULL, d->count,
+			d->explained ? "explained" : "unexplained", w.data);
 	}
 	for (size_t i = 0; i < rep->missing_rows.n; i++) {
 		const struct mqtx_audit_row *row = &rep->missing_rows.rows[i];

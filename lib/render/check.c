@@ -38,7 +38,6 @@ static void count_text(const struct mqtx_check_count *c, char *out, size_t n)
 		snprintf(out, n, "%s%lld", c->approximate ? "~" : "", (long long)c->n);
 }
 
-
 static void row_line(struct mqtx_render *r, const char *indent, const struct mqtx_check_row *row)
 {
 	char age[32], err[200];
@@ -46,19 +45,20 @@ static void row_line(struct mqtx_render *r, const char *indent, const struct mqt
 	mqtx_render_cell(row->last_error, 120, err, sizeof(err));
 	mqtx_render_printf(r, "%srow %lld to '%s'%s%s%s, %lld attempt(s)%s%s%s%s%s\n", indent, (long long)row->id,
 			   row->destination, row->ordering_key ? " (ordering key '" : "",
-			   row->ordering_key ? row->ordering_key : "", row->ordering_key ? "')" : "", (long long)row->attempts,
-			   row->age_ms >= 0 ? ", written " : "", row->age_ms >= 0 ? age : "", row->age_ms >= 0 ? " ago" : "",
-			   row->last_error ? ": " : "", row->last_error ? err : "");
+			   row->ordering_key ? row->ordering_key : "", row->ordering_key ? "')" : "",
+			   (long long)row->attempts, row->age_ms >= 0 ? ", written " : "", row->age_ms >= 0 ? age : "",
+			   row->age_ms >= 0 ? " ago" : "", row->last_error ? ": " : "", row->last_error ? err : "");
 }
 
 static void summary_line(struct mqtx_render *r, const struct mqtx_check_report *rep)
 {
-	mqtx_render_printf(r, "%s%s%s - outbox %s: ", level_colour(r, rep->level), upper_level(rep->level), mqtx_render_sgr(r, MQTX_SGR_RESET),
-	       rep->outbox);
+	mqtx_render_printf(r, "%s%s%s - outbox %s: ", level_colour(r, rep->level), upper_level(rep->level),
+			   mqtx_render_sgr(r, MQTX_SGR_RESET), rep->outbox);
 	if (rep->n_problems > 0) {
 		mqtx_render_printf(r, "%s", rep->problems[0].message);
 		if (rep->n_problems > 1)
-			mqtx_render_printf(r, " (and %zu more problem%s)", rep->n_problems - 1, rep->n_problems > 2 ? "s" : "");
+			mqtx_render_printf(r, " (and %zu more problem%s)", rep->n_problems - 1,
+					   rep->n_problems > 2 ? "s" : "");
 		mqtx_render_printf(r, "\n");
 		return;
 	}
@@ -72,7 +72,8 @@ static void summary_line(struct mqtx_render *r, const struct mqtx_check_report *
 	if (rep->db.relayed_hour >= 0)
 		mqtx_render_printf(r, ", %lld relayed in the last hour", (long long)rep->db.relayed_hour);
 	if (rep->relays_live > 0) {
-		mqtx_render_printf(r, ", %lld relay%s live", (long long)rep->relays_live, rep->relays_live == 1 ? "" : "s");
+		mqtx_render_printf(r, ", %lld relay%s live", (long long)rep->relays_live,
+				   rep->relays_live == 1 ? "" : "s");
 	} else if (rep->db.last_relay_seen_ms >= 0) {
 		char seen[32];
 		mqtx_render_age(rep->db.last_relay_seen_ms, seen, sizeof(seen));
@@ -101,10 +102,12 @@ static void text_status(struct mqtx_render *r, const struct mqtx_check_report *r
 		mqtx_render_printf(r, "\n");
 	}
 	if (approx)
-		mqtx_render_printf(r, "(~ approximately: estimated from table statistics, or more rows than check.scan_limit)\n");
+		mqtx_render_printf(r,
+				   "(~ approximately: estimated from table statistics, or more rows than check.scan_limit)\n");
 	if (rep->db.relayed_hour >= 0)
-		mqtx_render_printf(r, "relayed: %s%lld in the last minute, %s%lld in the last hour\n", rep->db.relayed_approximate ? "~" : "",
-		       (long long)rep->db.relayed_minute, rep->db.relayed_approximate ? "at least " : "", (long long)rep->db.relayed_hour);
+		mqtx_render_printf(r, "relayed: %s%lld in the last minute, %s%lld in the last hour\n",
+				   rep->db.relayed_approximate ? "~" : "", (long long)rep->db.relayed_minute,
+				   rep->db.relayed_approximate ? "at least " : "", (long long)rep->db.relayed_hour);
 }
 
 static void text_dests(struct mqtx_render *r, const struct mqtx_check_report *rep)
@@ -116,15 +119,16 @@ static void text_dests(struct mqtx_render *r, const struct mqtx_check_report *re
 	for (size_t i = 0; i < rep->db.n_dests; i++)
 		broker = broker || rep->db.dests[i].exists >= 0;
 	static const struct mqtx_table_col dest_cols[] = {{"destination", 30, false}, {"pending", 9, true},
-							  {"oldest", 9, true},	    {"dead", 7, true},
-							  {"last min", 9, true},    {"last hour", 9, true}};
+							  {"oldest", 9, true},        {"dead", 7, true},
+							  {"last min", 9, true},      {"last hour", 9, true}};
 	mqtx_render_puts(r, "\n");
 	mqtx_table_header(r, dest_cols, 6, broker ? "  broker" : NULL);
 	size_t shown = 0;
 	for (size_t i = 0; i < rep->db.n_dests; i++) {
 		const struct mqtx_check_dest *d = &rep->db.dests[i];
 		if (shown++ >= 100) {
-			mqtx_render_printf(r, "... and %zu more destinations (see --format json)\n", rep->db.n_dests - 100);
+			mqtx_render_printf(r, "... and %zu more destinations (see --format json)\n",
+					   rep->db.n_dests - 100);
 			break;
 		}
 		char name[64], age[32], m[32], h[32];
@@ -132,8 +136,9 @@ static void text_dests(struct mqtx_render *r, const struct mqtx_check_report *re
 		mqtx_render_age(d->oldest_pending_ms, age, sizeof(age));
 		snprintf(m, sizeof(m), "%lld", (long long)d->relayed_minute);
 		snprintf(h, sizeof(h), "%lld", (long long)d->relayed_hour);
-		mqtx_render_printf(r, "%-30s %9lld %9s %7lld %9s %9s", name, (long long)d->pending, age, (long long)d->dead,
-		       d->relayed_minute >= 0 ? m : "-", d->relayed_hour >= 0 ? h : "-");
+		mqtx_render_printf(r, "%-30s %9lld %9s %7lld %9s %9s", name, (long long)d->pending, age,
+				   (long long)d->dead, d->relayed_minute >= 0 ? m : "-",
+				   d->relayed_hour >= 0 ? h : "-");
 		if (d->exists == 1)
 			mqtx_render_printf(r, "  exists");
 		else if (d->exists == 0)
@@ -150,8 +155,11 @@ static void text_relays(struct mqtx_render *r, const struct mqtx_check_report *r
 	} else if (rep->db.n_relays == 0) {
 		mqtx_render_printf(r, "\nrelays: none has run for this outbox\n");
 	} else {
-		static const struct mqtx_table_col relay_cols[] = {
-			{"relay", 40, false}, {"state", 9, false}, {"seen", 10, true}, {"relayed", 10, true}, {"failed", 8, true}};
+		static const struct mqtx_table_col relay_cols[] = {{"relay", 40, false},
+								   {"state", 9, false},
+								   {"seen", 10, true},
+								   {"relayed", 10, true},
+								   {"failed", 8, true}};
 		mqtx_render_puts(r, "\n");
 		mqtx_table_header(r, relay_cols, 5, NULL);
 		for (size_t i = 0; i < rep->db.n_relays; i++) {
@@ -161,8 +169,11 @@ static void text_relays(struct mqtx_render *r, const struct mqtx_check_report *r
 			mqtx_render_age(x->seen_ms, a, sizeof(a));
 			snprintf(seen, sizeof(seen), "%s ago", a);
 			mqtx_render_printf(r, "%-40s %s%-9s%s %10s %10lld %8lld\n", id,
-					   x->state == MQTX_RELAY_STOPPED ? "" : level_colour(r, mqtx_relay_state_level(x->state)),
-			       mqtx_relay_state_name(x->state), R, seen, (long long)x->relayed, (long long)x->failed);
+					   x->state == MQTX_RELAY_STOPPED
+						   ? ""
+						   : level_colour(r, mqtx_relay_state_level(x->state)),
+					   mqtx_relay_state_name(x->state), R, seen, (long long)x->relayed,
+					   (long long)x->failed);
 		}
 	}
 }
@@ -171,8 +182,9 @@ static void text_queues(struct mqtx_render *r, const struct mqtx_check_report *r
 {
 	if (rep->n_queues == 0)
 		return;
-	static const struct mqtx_table_col queue_cols[] = {
-		{"queue", 30, false}, {"messages", 10, true}, {"consumers", 10, true}};
+	static const struct mqtx_table_col queue_cols[] = {{"queue", 30, false},
+							   {"messages", 10, true},
+							   {"consumers", 10, true}};
 	mqtx_render_puts(r, "\n");
 	mqtx_table_header(r, queue_cols, 3, NULL);
 	for (size_t i = 0; i < rep->n_queues; i++) {
@@ -180,35 +192,41 @@ static void text_queues(struct mqtx_render *r, const struct mqtx_check_report *r
 		char name[64];
 		mqtx_render_cell(q->name, 30, name, sizeof(name));
 		if (q->depth < 0)
-			mqtx_render_printf(r, "%-30s %10s %10s  %s\n", name, "-", "-", q->detail ? q->detail : "does not exist");
+			mqtx_render_printf(r, "%-30s %10s %10s  %s\n", name, "-", "-",
+					   q->detail ? q->detail : "does not exist");
 		else
-			mqtx_render_printf(r, "%-30s %10lld %10lld\n", name, (long long)q->depth, (long long)q->consumers);
+			mqtx_render_printf(r, "%-30s %10lld %10lld\n", name, (long long)q->depth,
+					   (long long)q->consumers);
 	}
 }
 
 static void text_problem(struct mqtx_render *r, const struct mqtx_check_problem *p)
 {
 	const char *B = mqtx_render_sgr(r, MQTX_SGR_BOLD), *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
-	mqtx_render_printf(r, "%s%-8s%s %s: %s\n", level_colour(r, p->level), upper_level(p->level), R, p->check, p->message);
+	mqtx_render_printf(r, "%s%-8s%s %s: %s\n", level_colour(r, p->level), upper_level(p->level), R, p->check,
+			   p->message);
 	for (size_t k = 0; k < p->n_rows; k++)
 		row_line(r, "         ", &p->rows[k]);
 	for (size_t k = 0; k < p->n_keys; k++) {
 		const struct mqtx_check_blocked *b = &p->keys[k];
 		char err[160];
 		mqtx_render_cell(b->head.last_error, 100, err, sizeof(err));
-		mqtx_render_printf(r, "         key '%s': %lld row(s) wait behind row %lld (to '%s', %lld attempt(s): %s)\n",
-		       b->ordering_key, (long long)b->behind, (long long)b->head.id, b->head.destination,
-		       (long long)b->head.attempts, err);
+		mqtx_render_printf(r,
+				   "         key '%s': %lld row(s) wait behind row %lld (to '%s', %lld attempt(s): %s)\n",
+				   b->ordering_key, (long long)b->behind, (long long)b->head.id, b->head.destination,
+				   (long long)b->head.attempts, err);
 	}
 	for (size_t k = 0; k < p->n_relays; k++) {
 		char a[32];
 		mqtx_render_age(p->relays[k].seen_ms, a, sizeof(a));
-		mqtx_render_printf(r, "         relay %s (pid %lld) last seen %s ago\n", p->relays[k].relay_id, (long long)p->relays[k].pid, a);
+		mqtx_render_printf(r, "         relay %s (pid %lld) last seen %s ago\n", p->relays[k].relay_id,
+				   (long long)p->relays[k].pid, a);
 	}
 	for (size_t k = 0; k < p->n_items; k++) {
 		char a[32];
 		mqtx_render_age(p->items[k].age_ms, a, sizeof(a));
-		mqtx_render_printf(r, "         %s '%s', %s old: %s\n", p->items[k].kind, p->items[k].key, a, p->items[k].detail);
+		mqtx_render_printf(r, "         %s '%s', %s old: %s\n", p->items[k].kind, p->items[k].key, a,
+				   p->items[k].detail);
 	}
 	if (p->action != NULL)
 		mqtx_render_printf(r, "         %s-> %s%s\n", B, p->action, R);
@@ -218,8 +236,9 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 {
 	const char *B = mqtx_render_sgr(r, MQTX_SGR_BOLD), *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
 	summary_line(r, rep);
-	mqtx_render_printf(r, "\n%sdatabase%s %s, checked %s in %lldms\n", B, R, rep->db.database ? rep->db.database : "?",
-			   rep->db.checked_at ? rep->db.checked_at : "?", (long long)rep->elapsed_ms);
+	mqtx_render_printf(r, "\n%sdatabase%s %s, checked %s in %lldms\n", B, R,
+			   rep->db.database ? rep->db.database : "?", rep->db.checked_at ? rep->db.checked_at : "?",
+			   (long long)rep->elapsed_ms);
 	text_status(r, rep);
 	text_dests(r, rep);
 	text_relays(r, rep);
@@ -240,13 +259,12 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 		text_problem(r, &rep->problems[i]);
 }
 
-
 void mqtx_render_explain_text(struct mqtx_render *r, const struct mqtx_explain *ex, const char *ident)
 {
 	const char *B = mqtx_render_sgr(r, MQTX_SGR_BOLD), *R = mqtx_render_sgr(r, MQTX_SGR_RESET);
 	if (!ex->found) {
 		mqtx_render_printf(r, "%s%s%s - no outbox row and no in-doubt txpub item with id or key '%s'\n",
-		       level_colour(r, MQTX_CHECK_UNKNOWN), upper_level(MQTX_CHECK_UNKNOWN), R, ident);
+				   level_colour(r, MQTX_CHECK_UNKNOWN), upper_level(MQTX_CHECK_UNKNOWN), R, ident);
 		return;
 	}
 	mqtx_render_printf(r, "%s%s%s - ", level_colour(r, ex->level), upper_level(ex->level), R);
@@ -259,19 +277,24 @@ void mqtx_render_explain_text(struct mqtx_render *r, const struct mqtx_explain *
 		mqtx_render_printf(r, "%s%-16s%s %lld\n", B, "id", R, (long long)ex->id);
 		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "key", R, ex->key ? ex->key : "-");
 		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "status", R, ex->status);
-		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "destination", R, ex->destination ? (ex->destination[0] ? ex->destination : "(default exchange)") : "-");
+		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "destination", R,
+				   ex->destination ? (ex->destination[0] ? ex->destination : "(default exchange)")
+						   : "-");
 		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "routing key", R, ex->routing_key ? ex->routing_key : "-");
-		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "ordering key", R, ex->ordering_key ? ex->ordering_key : "-");
+		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "ordering key", R,
+				   ex->ordering_key ? ex->ordering_key : "-");
 		mqtx_render_printf(r, "%s%-16s%s %lld\n", B, "attempts", R, (long long)ex->attempts);
 		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "last error", R, ex->last_error ? ex->last_error : "-");
 		mqtx_render_age(ex->age_ms, a, sizeof(a));
 		mqtx_render_printf(r, "%s%-16s%s %s%s%s%s\n", B, "created", R, ex->created_at ? ex->created_at : "-",
-		       ex->age_ms >= 0 ? " (" : "", ex->age_ms >= 0 ? a : "", ex->age_ms >= 0 ? " ago)" : "");
+				   ex->age_ms >= 0 ? " (" : "", ex->age_ms >= 0 ? a : "",
+				   ex->age_ms >= 0 ? " ago)" : "");
 		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "available", R, ex->available_at ? ex->available_at : "-");
 		mqtx_render_printf(r, "%s%-16s%s %s\n", B, "sent", R, ex->sent_at ? ex->sent_at : "-");
 		if (ex->redelivery_count > 0)
-			mqtx_render_printf(r, "%s%-16s%s %lld (last %s)\n", B, "redelivered", R, (long long)ex->redelivery_count,
-			       ex->redelivered_at ? ex->redelivered_at : "-");
+			mqtx_render_printf(r, "%s%-16s%s %lld (last %s)\n", B, "redelivered", R,
+					   (long long)ex->redelivery_count,
+					   ex->redelivered_at ? ex->redelivered_at : "-");
 		if (ex->completed_at != NULL)
 			mqtx_render_printf(r, "%s%-16s%s %s\n", B, "completed", R, ex->completed_at);
 	}
@@ -615,7 +638,8 @@ static void prom_outbox(struct prom *p, const struct mqtx_check_report *rep)
 	for (int s = 0; s < MQTX_ST__COUNT; s++)
 		if (rep->db.status[s].n >= 0)
 			prom_int(p, "mqtx_outbox_rows", "status", mqtx_check_status_names[s], rep->db.status[s].n);
-	prom_family(p, "mqtx_outbox_rows_approximate", "1 when mqtx_outbox_rows of the status is an estimate or a lower bound");
+	prom_family(p, "mqtx_outbox_rows_approximate",
+		    "1 when mqtx_outbox_rows of the status is an estimate or a lower bound");
 	for (int s = 0; s < MQTX_ST__COUNT; s++)
 		if (rep->db.status[s].n >= 0)
 			prom_int(p, "mqtx_outbox_rows_approximate", "status", mqtx_check_status_names[s],
@@ -633,7 +657,8 @@ static void prom_outbox(struct prom *p, const struct mqtx_check_report *rep)
 	if (rep->db.blocked_keys >= 0) {
 		prom_family(p, "mqtx_outbox_blocked_ordering_keys", "Ordering keys held back by a failing first row");
 		prom_int(p, "mqtx_outbox_blocked_ordering_keys", NULL, NULL, rep->db.blocked_keys);
-		prom_family(p, "mqtx_outbox_blocked_rows", "Pending rows waiting behind a failing row of their ordering key");
+		prom_family(p, "mqtx_outbox_blocked_rows",
+			    "Pending rows waiting behind a failing row of their ordering key");
 		prom_int(p, "mqtx_outbox_blocked_rows", NULL, NULL, rep->db.blocked_rows);
 	}
 }
@@ -644,7 +669,8 @@ static void prom_dests(struct prom *p, const struct mqtx_check_report *rep)
 		return;
 	prom_family(p, "mqtx_destination_pending_rows", "Pending rows per destination");
 	for (size_t i = 0; i < rep->db.n_dests; i++)
-		prom_int(p, "mqtx_destination_pending_rows", "destination", rep->db.dests[i].name, rep->db.dests[i].pending);
+		prom_int(p, "mqtx_destination_pending_rows", "destination", rep->db.dests[i].name,
+			 rep->db.dests[i].pending);
 	prom_family(p, "mqtx_destination_dead_rows", "Dead rows per destination");
 	for (size_t i = 0; i < rep->db.n_dests; i++)
 		prom_int(p, "mqtx_destination_dead_rows", "destination", rep->db.dests[i].name, rep->db.dests[i].dead);
@@ -665,7 +691,8 @@ static void prom_dests(struct prom *p, const struct mqtx_check_report *rep)
 		prom_family(p, "mqtx_destination_exists", "--broker: 1 when the destination exists on the broker");
 		for (size_t i = 0; i < rep->db.n_dests; i++)
 			if (rep->db.dests[i].exists >= 0)
-				prom_int(p, "mqtx_destination_exists", "destination", rep->db.dests[i].name, rep->db.dests[i].exists);
+				prom_int(p, "mqtx_destination_exists", "destination", rep->db.dests[i].name,
+					 rep->db.dests[i].exists);
 	}
 }
 
@@ -724,9 +751,11 @@ void mqtx_render_check_prometheus(struct mqtx_render *r, const struct mqtx_check
 		prom_int(&p, "mqtx_in_doubt_items", NULL, NULL, (int64_t)rep->n_in_doubt);
 	}
 	if (rep->db.completion_checked) {
-		prom_family(&p, "mqtx_completion_awaiting_rows", "Sent messages not completed after check.completion_after");
+		prom_family(&p, "mqtx_completion_awaiting_rows",
+			    "Sent messages not completed after check.completion_after");
 		prom_int(&p, "mqtx_completion_awaiting_rows", NULL, NULL, rep->db.awaiting_completion);
-		prom_family(&p, "mqtx_completion_oldest_age_seconds", "Time since the oldest of them was sent (0: none)");
+		prom_family(&p, "mqtx_completion_oldest_age_seconds",
+			    "Time since the oldest of them was sent (0: none)");
 		prom_secs(&p, "mqtx_completion_oldest_age_seconds", NULL, NULL, rep->db.oldest_awaiting_ms);
 	}
 	prom_queues(&p, rep);

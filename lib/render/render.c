@@ -390,8 +390,8 @@ void mqtx_prom_sample_int(struct mqtx_buf *b, const char *name, const struct mqt
 	mqtx_prom_sample(b, name, labels, n_labels, num);
 }
 
-void mqtx_prom_sample_secs(struct mqtx_buf *b, const char *name, const struct mqtx_prom_label *labels,
-			   size_t n_labels, int64_t ms)
+void mqtx_prom_sample_secs(struct mqtx_buf *b, const char *name, const struct mqtx_prom_label *labels, size_t n_labels,
+			   int64_t ms)
 {
 	char num[48];
 	snprintf(num, sizeof(num), "%.3f", (double)(ms < 0 ? 0 : ms) / 1000.0);

@@ -160,8 +160,8 @@ void mqtx_prom_sample(struct mqtx_buf *b, const char *name, const struct mqtx_pr
 void mqtx_prom_sample_int(struct mqtx_buf *b, const char *name, const struct mqtx_prom_label *labels, size_t n_labels,
 			  int64_t v);
 /* Milliseconds as seconds with three decimals; negative shows as 0. */
-void mqtx_prom_sample_secs(struct mqtx_buf *b, const char *name, const struct mqtx_prom_label *labels,
-			   size_t n_labels, int64_t ms);
+void mqtx_prom_sample_secs(struct mqtx_buf *b, const char *name, const struct mqtx_prom_label *labels, size_t n_labels,
+			   int64_t ms);
 
 /* ------------------------------------------------------------ CSV */
 

@@ -63,16 +63,11 @@ void mqtx_render_redeliver_header(struct mqtx_render *r)
 
 void mqtx_render_redeliver_row(struct mqtx_render *r, const struct mqtx_redeliver_row *row)
 {
-	const char *f[] = {row->id,
-			   row->key,
-			   row->status,
-			   mqtx_render_destination(row->destination),
-			   row->routing_key,
-			   row->ordering_key,
-			   row->attempts,
-			   row->redelivery_count,
-			   row->created_at,
-			   row->sent_at};
+	const char *f[] = {row->id,          row->key,
+			   row->status,      mqtx_render_destination(row->destination),
+			   row->routing_key, row->ordering_key,
+			   row->attempts,    row->redelivery_count,
+			   row->created_at,  row->sent_at};
 	mqtx_render_tsv_row(r, f, sizeof(f) / sizeof(f[0]));
 }
 

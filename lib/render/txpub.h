@@ -13,7 +13,7 @@ struct mqtx_txpub_report {
 	const char *operation; /* "publish", "prepare", "sql" */
 	const char *mode;      /* the effective mode's name, "" when none was chosen */
 	int exit_code;
-	const char *outcome;   /* published, prepared, not_published, partial, in_doubt, conflict, error */
+	const char *outcome;               /* published, prepared, not_published, partial, in_doubt, conflict, error */
 	const struct mqtx_txpub_set *set;  /* NULL: the run stopped before there were messages */
 	const struct mqtx_sql_result *sql; /* --sql once the transaction was tried, else NULL */
 };

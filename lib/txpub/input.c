@@ -13,8 +13,8 @@
 #include "base/util.h"
 
 /* Fields a JSON line may have. */
-static const char *const fields[] = {"payload",      "payload_base64", "key",          "destination",
-				     "routing_key",  "ordering_key",   "content_type", "headers"};
+static const char *const fields[] = {"payload",     "payload_base64", "key",          "destination",
+				     "routing_key", "ordering_key",   "content_type", "headers"};
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static struct mqtx_input_msg *new_msg(struct mqtx_input *in, const char *where)
@@ -58,8 +58,8 @@ static void drop_last(struct mqtx_input *in)
 
 static int too_big(struct mqtx_err *err, const char *where, uint64_t len, uint64_t max)
 {
-	return mqtx_err_set(err, MQTX_E_INPUT, "%s: payload is %llu bytes, more than txpub.max_payload (%llu bytes)", where,
-			    (unsigned long long)len, (unsigned long long)max);
+	return mqtx_err_set(err, MQTX_E_INPUT, "%s: payload is %llu bytes, more than txpub.max_payload (%llu bytes)",
+			    where, (unsigned long long)len, (unsigned long long)max);
 }
 
 const char *mqtx_input_bad_header_name(const char *name, size_t len)
@@ -105,7 +105,8 @@ static int slurp(int fd, struct mqtx_buf *b, uint64_t limit, const char *name, s
 		b->len += (size_t)r;
 		b->data[b->len] = '\0';
 		if (b->len > limit)
-			return mqtx_err_set(err, MQTX_E_INPUT, "%s: payload is more than txpub.max_payload (%llu bytes)", name,
+			return mqtx_err_set(err, MQTX_E_INPUT,
+					    "%s: payload is more than txpub.max_payload (%llu bytes)", name,
 					    (unsigned long long)limit);
 	}
 	if (b->data == NULL)
@@ -149,7 +150,8 @@ static int string_field(const struct mqtx_json *v, const char *name, bool nullab
 	if (v->type == MQTX_JSON_NULL && nullable)
 		return 0;
 	if (v->type != MQTX_JSON_STRING)
-		return mqtx_err_set(err, MQTX_E_INPUT, "%s: '%s' must be a string%s", where, name, nullable ? " or null" : "");
+		return mqtx_err_set(err, MQTX_E_INPUT, "%s: '%s' must be a string%s", where, name,
+				    nullable ? " or null" : "");
 	if (memchr(v->str, '\0', v->len) != NULL)
 		return mqtx_err_set(err, MQTX_E_INPUT, "%s: '%s' contains a NUL byte (\\u0000)", where, name);
 	*out = dup_field(v);
@@ -172,7 +174,8 @@ static int headers_field(struct mqtx_input_msg *m, const struct mqtx_json *v, st
 			return mqtx_err_set(err, MQTX_E_INPUT, "%s: headers: %s", m->where, bad);
 		for (size_t j = 0; j < i; j++)
 			if (v->key_lens[j] == v->key_lens[i] && memcmp(v->keys[j], v->keys[i], v->key_lens[i]) == 0)
-				return mqtx_err_set(err, MQTX_E_INPUT, "%s: headers: '%s' appears twice", m->where, v->keys[i]);
+				return mqtx_err_set(err, MQTX_E_INPUT, "%s: headers: '%s' appears twice", m->where,
+						    v->keys[i]);
 		struct mqtx_input_header *h = &m->headers[m->n_headers++];
 		h->name = mqtx_xstrndup(v->keys[i], v->key_lens[i]);
 		const struct mqtx_json *item = v->items[i];
@@ -198,8 +201,7 @@ static const char *suggest_field(const char *name)
 	return best;
 }
 
-static int parse_object(struct mqtx_input_msg *m, const struct mqtx_json *o, uint64_t max_payload,
-			struct mqtx_err *err)
+static int parse_object(struct mqtx_input_msg *m, const struct mqtx_json *o, uint64_t max_payload, struct mqtx_err *err)
 {
 	const char *where = m->where;
 	if (o->type != MQTX_JSON_OBJECT)
@@ -215,7 +217,8 @@ static int parse_object(struct mqtx_input_msg *m, const struct mqtx_json *o, uin
 		if (f == NFIELDS) {
 			const char *s = memchr(name, '\0', o->key_lens[i]) == NULL ? suggest_field(name) : NULL;
 			if (s != NULL)
-				return mqtx_err_set(err, MQTX_E_INPUT, "%s: unknown field '%s' (did you mean '%s'?)", where, name, s);
+				return mqtx_err_set(err, MQTX_E_INPUT, "%s: unknown field '%s' (did you mean '%s'?)",
+						    where, name, s);
 			return mqtx_err_set(err, MQTX_E_INPUT,
 					    "%s: unknown field '%s' (known: payload, payload_base64, key, destination, routing_key, "
 					    "ordering_key, content_type, headers)",
@@ -226,12 +229,8 @@ static int parse_object(struct mqtx_input_msg *m, const struct mqtx_json *o, uin
 				return mqtx_err_set(err, MQTX_E_INPUT, "%s: field '%s' appears twice", where, name);
 		int rc = 0;
 		switch (f) {
-		case 0:
-			payload = v;
-			break;
-		case 1:
-			b64 = v;
-			break;
+		case 0: payload = v; break;
+		case 1: b64 = v; break;
 		case 2:
 			m->has_key = true;
 			rc = string_field(v, "key", false, &m->key, where, err);
@@ -254,9 +253,7 @@ static int parse_object(struct mqtx_input_msg *m, const struct mqtx_json *o, uin
 			m->has_content_type = true;
 			rc = string_field(v, "content_type", true, &m->content_type, where, err);
 			break;
-		case 7:
-			rc = headers_field(m, v, err);
-			break;
+		case 7: rc = headers_field(m, v, err); break;
 		}
 		if (rc < 0)
 			return -1;

@@ -114,7 +114,8 @@ static void merge_headers(struct mqtx_txpub_set *s, struct mqtx_msg *m, const st
 static int check_len(const char *what, const char *v, size_t max, const char *where, struct mqtx_err *err)
 {
 	if (v != NULL && strlen(v) > max)
-		return mqtx_err_set(err, MQTX_E_INPUT, "%s: %s is %zu bytes long, more than %zu", where, what, strlen(v), max);
+		return mqtx_err_set(err, MQTX_E_INPUT, "%s: %s is %zu bytes long, more than %zu", where, what,
+				    strlen(v), max);
 	return 0;
 }
 
@@ -196,7 +197,8 @@ struct mqtx_txpub_set *mqtx_txpub_set_new(struct mqtx_input *in, const struct mq
 			default_key_user = where;
 		}
 		if (m->destination == NULL) {
-			mqtx_err_set(err, MQTX_E_INPUT, "%s: no destination (give --destination or a 'destination' field)", where);
+			mqtx_err_set(err, MQTX_E_INPUT,
+				     "%s: no destination (give --destination or a 'destination' field)", where);
 			goto fail;
 		}
 		if (check_len("the key", m->key, max_key, where, err) < 0)
@@ -286,14 +288,15 @@ int mqtx_txpub_mode_for(const struct mqtx_backend_ops *ops, enum mqtx_txpub_mode
 	if (mode == MQTX_TXPUB_AUTO)
 		mode = fenced ? MQTX_TXPUB_KAFKA_TX : for_sql && tx ? MQTX_TXPUB_TX : MQTX_TXPUB_CONFIRM;
 	if (mode == MQTX_TXPUB_TX && !tx)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "txpub mode 'tx': the %s broker cannot do transactions (use --mode confirm)",
-				    name);
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "txpub mode 'tx': the %s broker cannot do transactions (use --mode confirm)", name);
 	if (mode == MQTX_TXPUB_TX && fenced)
 		return mqtx_err_set(err, MQTX_E_CONFIG,
 				    "txpub mode 'tx': the %s broker's transactions need a fencing transactional id (use --mode kafka-tx)",
 				    name);
 	if (mode == MQTX_TXPUB_KAFKA_TX && !fenced)
-		return mqtx_err_set(err, MQTX_E_CONFIG, "txpub mode 'kafka-tx': the %s broker cannot do fenced transactions (use --mode %s)",
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "txpub mode 'kafka-tx': the %s broker cannot do fenced transactions (use --mode %s)",
 				    name, tx ? "tx" : "confirm");
 	*out = mode;
 	return 0;
@@ -379,7 +382,8 @@ int mqtx_txpub_publish(const struct mqtx_config *cfg, const struct mqtx_txpub_op
 		for (size_t i = pos; i < pos + len; i++)
 			all = all && s->msgs[i].state == MQTX_MSG_CONFIRMED;
 		mark_unsent(s, pos, pos + len,
-			    r < 0 ? "not sent: the broker connection broke" : "not sent: held back behind a failed message");
+			    r < 0 ? "not sent: the broker connection broke"
+				  : "not sent: held back behind a failed message");
 		pos += len;
 		if (r < 0) {
 			rc = -1;
@@ -388,7 +392,8 @@ int mqtx_txpub_publish(const struct mqtx_config *cfg, const struct mqtx_txpub_op
 		}
 		if (!all) {
 			mark_unsent(s, pos, s->n,
-				    unit == 1 ? "not sent: an earlier message was not published" : "not sent: an earlier batch was not published");
+				    unit == 1 ? "not sent: an earlier message was not published"
+					      : "not sent: an earlier batch was not published");
 			break;
 		}
 	}
@@ -402,7 +407,8 @@ static int need_key_column(const struct mqtx_txpub_db *o, const char *what, stru
 {
 	if (!mqtx_txpub_db_has_col(o, MQTX_COL_KEY))
 		return mqtx_err_set(err, MQTX_E_CONFIG,
-				    "%s needs an idempotency key column in the outbox (outbox.columns.idempotency_key is empty)", what);
+				    "%s needs an idempotency key column in the outbox (outbox.columns.idempotency_key is empty)",
+				    what);
 	return 0;
 }
 
@@ -421,7 +427,7 @@ int mqtx_txpub_prepare(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_
 {
 	struct mqtx_txpub_db *o = mqtx_txpub_db_new(conn, cfg);
 	int rc = -1;
-	char (*found)[16] = mqtx_xcalloc(s->n + 1, 16);
+	char(*found)[16] = mqtx_xcalloc(s->n + 1, 16);
 	const char **keys = set_keys(s);
 	size_t *idx = mqtx_xcalloc(s->n + 1, sizeof(size_t));
 	size_t nnew = 0;
@@ -473,7 +479,7 @@ int mqtx_txpub_finish_half(PGconn *conn, const struct mqtx_config *cfg, bool com
 	struct mqtx_txpub_db *o = mqtx_txpub_db_new(conn, cfg);
 	int rc = -1;
 	const char **kv = mqtx_xcalloc(n + 1, sizeof(char *));
-	char (*found)[16] = mqtx_xcalloc(n + 1, 16);
+	char(*found)[16] = mqtx_xcalloc(n + 1, 16);
 	const char *op = commit ? "commit" : "rollback";
 
 	if (need_key_column(o, commit ? "txpub --commit" : "txpub --rollback", err) < 0)
@@ -518,8 +524,8 @@ int mqtx_txpub_finish_half(PGconn *conn, const struct mqtx_config *cfg, bool com
 		else if (found[i][0] == '\0')
 			mqtx_info("half message '%s': no such message; nothing to roll back", keys[i].key);
 		else
-			mqtx_info("half message '%s': already %s (status %s)", keys[i].key, commit ? "committed" : "rolled back",
-				  found[i]);
+			mqtx_info("half message '%s': already %s (status %s)", keys[i].key,
+				  commit ? "committed" : "rolled back", found[i]);
 	}
 	rc = MQTX_HALF_DONE;
 out:
@@ -595,8 +601,8 @@ static void settle_rows(struct lrc *c)
 			  "hands them to the relay",
 			  c->gid, e.msg);
 	} else {
-		mqtx_debug("transaction '%s': %lld row(s) marked sent, %lld handed to the relay", c->gid, (long long)marked,
-			   (long long)handed);
+		mqtx_debug("transaction '%s': %lld row(s) marked sent, %lld handed to the relay", c->gid,
+			   (long long)marked, (long long)handed);
 		if (handed > 0)
 			mqtx_txpub_db_notify_relays(c->a);
 	}
@@ -620,7 +626,7 @@ static int sql_precheck(struct lrc *c, struct mqtx_sql_result *r, struct mqtx_er
 				    c->gid);
 	}
 	const char **keys = set_keys(s);
-	char (*found)[16] = mqtx_xcalloc(s->n + 1, 16);
+	char(*found)[16] = mqtx_xcalloc(s->n + 1, 16);
 	int rc = mqtx_txpub_db_statuses(c->b, keys, s->n, false, found, err);
 	size_t have = 0;
 	for (size_t i = 0; rc == 0 && i < s->n; i++)
@@ -635,7 +641,8 @@ static int sql_precheck(struct lrc *c, struct mqtx_sql_result *r, struct mqtx_er
 			} else {
 				s->msgs[i].state = MQTX_MSG_UNKNOWN;
 				snprintf(s->msgs[i].error, sizeof(s->msgs[i].error),
-					 "committed by an earlier run; outbox status %s (pending: the relay publishes it)", found[i]);
+					 "committed by an earlier run; outbox status %s (pending: the relay publishes it)",
+					 found[i]);
 			}
 		}
 		rc = 1;
@@ -669,13 +676,14 @@ static int sql_connect(struct lrc *c, const struct mqtx_config *cfg, struct mqtx
 	if (got < 0)
 		return -1;
 	if (got == 0)
-		return mqtx_err_set(err, MQTX_E_DB, "another 'mqtx txpub --sql' is working on transaction '%s'", c->gid);
+		return mqtx_err_set(err, MQTX_E_DB, "another 'mqtx txpub --sql' is working on transaction '%s'",
+				    c->gid);
 	return 0;
 }
 
 /* The broker connection for the transaction's mode. */
-static struct mqtx_backend *sql_open_broker(struct lrc *c, const struct mqtx_config *cfg, const struct mqtx_txpub_opts *o,
-					    struct mqtx_err *err)
+static struct mqtx_backend *sql_open_broker(struct lrc *c, const struct mqtx_config *cfg,
+					    const struct mqtx_txpub_opts *o, struct mqtx_err *err)
 {
 	struct mqtx_backend_opts bo;
 	backend_opts(o, c->mode, c->s->n, &bo);
@@ -740,7 +748,8 @@ static int sql_commit(struct lrc *c, int pr, struct mqtx_err *err)
 		/* cannot happen: the broker commits only after the record; stay in doubt */
 		return mqtx_err_set(err, MQTX_E_DB, "%s", e2.msg);
 	if (mqtx_txpub_db_finish_prepared(c->a, c->gid, true, &e2) < 0)
-		return mqtx_err_set(err, MQTX_E_DB, "%s; the coordinator record is written, so 'mqtx check --resolve' commits it",
+		return mqtx_err_set(err, MQTX_E_DB,
+				    "%s; the coordinator record is written, so 'mqtx check --resolve' commits it",
 				    e2.msg);
 	c->r->outcome = MQTX_SQL_COMMITTED;
 	(void)MQTX_FAILPOINT("txpub.after_commit_prepared");
@@ -766,8 +775,8 @@ int mqtx_txpub_sql(const struct mqtx_config *cfg, const struct mqtx_txpub_opts *
 	if (mqtx_txpub_effective_mode(cfg, o->mode, true, &c.mode, err) < 0)
 		goto out;
 	if (strlen(s->msgs[0].key) > MAX_SQL_KEY) {
-		mqtx_err_set(err, MQTX_E_INPUT, "%s: the key is longer than %d bytes, too long for a transaction id", s->where[0],
-			     MAX_SQL_KEY);
+		mqtx_err_set(err, MQTX_E_INPUT, "%s: the key is longer than %d bytes, too long for a transaction id",
+			     s->where[0], MAX_SQL_KEY);
 		goto out;
 	}
 	if (sql_connect(&c, cfg, err) < 0)
@@ -944,7 +953,8 @@ static enum decision check_by_command(const struct mqtx_config *cfg, const char 
 		snprintf(why, wl, "txpub.check_command exited %d (expected 0 commit, 1 rollback, 2 unknown)%s",
 			 WEXITSTATUS(status), WEXITSTATUS(status) == 127 ? ": command not found?" : "");
 	} else {
-		snprintf(why, wl, "txpub.check_command was killed by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		snprintf(why, wl, "txpub.check_command was killed by signal %d",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	}
 out:
 	free(envp);
@@ -984,8 +994,9 @@ static int half_decision(struct resolve *rs, const struct mqtx_half_row *h, enum
 	} else if (cfg->txpub_check_command != NULL && cfg->txpub_check_command[0] != '\0') {
 		*d = check_by_command(cfg, h->key, h->headers, h->destination, h->routing_key, h->age_ms, why, wl);
 	} else {
-		snprintf(why, wl, "no check-back configured (txpub.check_sql or txpub.check_command); "
-				  "txpub.check_default applies after txpub.check_max_age (%s)",
+		snprintf(why, wl,
+			 "no check-back configured (txpub.check_sql or txpub.check_command); "
+			 "txpub.check_default applies after txpub.check_max_age (%s)",
 			 maxtxt);
 	}
 	return 0;
@@ -1003,10 +1014,12 @@ static int resolve_one_half(void *ctx, const struct mqtx_half_row *h, struct mqt
 	if (d == D_UNKNOWN || d == D_FAILED) {
 		if (d == D_FAILED) {
 			st->failed++;
-			mqtx_warn("half message '%s' (id %s, prepared %s ago): left for a later check: %s", h->key, h->id, agetxt, why);
+			mqtx_warn("half message '%s' (id %s, prepared %s ago): left for a later check: %s", h->key,
+				  h->id, agetxt, why);
 		} else {
 			st->unknown++;
-			mqtx_info("half message '%s' (id %s, prepared %s ago): left for a later check: %s", h->key, h->id, agetxt, why);
+			mqtx_info("half message '%s' (id %s, prepared %s ago): left for a later check: %s", h->key,
+				  h->id, agetxt, why);
 		}
 		return 0;
 	}
@@ -1063,7 +1076,8 @@ static void commit_logged(struct resolve *rs, const struct mqtx_xact_row *x, con
 	if (n > 0)
 		mqtx_txpub_db_notify_relays(rs->o);
 	if (n < 0 || mqtx_txpub_db_delete_log(rs->o, x->gid, &e) < 0)
-		mqtx_warn("prepared transaction '%s' is committed, but: %s (the next --resolve finishes it)", x->gid, e.msg);
+		mqtx_warn("prepared transaction '%s' is committed, but: %s (the next --resolve finishes it)", x->gid,
+			  e.msg);
 	rs->st->committed++;
 	mqtx_info("prepared transaction '%s' (%s old): committed: its coordinator record (%s) says the broker may "
 		  "have its messages; %ld message(s) handed to the relay, which publishes them with the same keys",
@@ -1081,8 +1095,8 @@ static int resolve_one_xact(void *ctx, const struct mqtx_xact_row *x, struct mqt
 		return -1;
 	if (got == 0) {
 		st->unknown++;
-		mqtx_info("prepared transaction '%s' (%s old): left alone: the txpub that prepared it is still running", x->gid,
-			  agetxt);
+		mqtx_info("prepared transaction '%s' (%s old): left alone: the txpub that prepared it is still running",
+			  x->gid, agetxt);
 		return 0;
 	}
 	char confirmed[64];
@@ -1167,8 +1181,7 @@ static int resolve_xacts(struct resolve *rs, struct mqtx_err *err)
 	return mqtx_txpub_db_orphan_logs(rs->o, resolve_orphan, rs, err);
 }
 
-int mqtx_txpub_resolve(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_resolve_stats *st,
-		       struct mqtx_err *err)
+int mqtx_txpub_resolve(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_resolve_stats *st, struct mqtx_err *err)
 {
 	memset(st, 0, sizeof(*st));
 	struct resolve rs = {.o = mqtx_txpub_db_new(conn, cfg), .cfg = cfg, .st = st};
@@ -1199,16 +1212,21 @@ static int list_half(void *ctx, const struct mqtx_half_row *h, struct mqtx_err *
 	bool by_sql = cfg->txpub_check_sql != NULL && cfg->txpub_check_sql[0] != '\0';
 	bool checks = by_sql || (cfg->txpub_check_command != NULL && cfg->txpub_check_command[0] != '\0');
 	if (h->age_ms >= cfg->txpub_check_max_age_ms)
-		snprintf(detail, sizeof(detail), "older than txpub.check_max_age (%s): --resolve applies txpub.check_default (%s)",
-			 maxtxt, cfg->txpub_check_default);
+		snprintf(detail, sizeof(detail),
+			 "older than txpub.check_max_age (%s): --resolve applies txpub.check_default (%s)", maxtxt,
+			 cfg->txpub_check_default);
 	else if (checks)
-		snprintf(detail, sizeof(detail), "--resolve asks %s", by_sql ? "txpub.check_sql" : "txpub.check_command");
+		snprintf(detail, sizeof(detail), "--resolve asks %s",
+			 by_sql ? "txpub.check_sql" : "txpub.check_command");
 	else
 		snprintf(detail, sizeof(detail),
 			 "no check-back configured: txpub.check_default (%s) applies after txpub.check_max_age (%s)",
 			 cfg->txpub_check_default, maxtxt);
-	struct mqtx_indoubt it = {
-		.kind = "half-message", .key = h->key, .id = strtoll(h->id, NULL, 10), .age_ms = h->age_ms, .detail = detail};
+	struct mqtx_indoubt it = {.kind = "half-message",
+				  .key = h->key,
+				  .id = strtoll(h->id, NULL, 10),
+				  .age_ms = h->age_ms,
+				  .detail = detail};
 	l->cb(l->ctx, &it);
 	return 0;
 }
@@ -1225,14 +1243,18 @@ static int list_xact(void *ctx, const struct mqtx_xact_row *x, struct mqtx_err *
 	else if (x->busy)
 		snprintf(detail, sizeof(detail), "the txpub that prepared it is still running");
 	else if (x->logged)
-		snprintf(detail, sizeof(detail), "coordinator record present: --resolve commits it and hands its messages to the relay");
+		snprintf(detail, sizeof(detail),
+			 "coordinator record present: --resolve commits it and hands its messages to the relay");
 	else if (x->age_ms >= l->cfg->txpub_prepared_timeout_ms)
 		snprintf(detail, sizeof(detail), "no coordinator record: --resolve rolls it back");
 	else
-		snprintf(detail, sizeof(detail), "no coordinator record yet: rolled back once older than txpub.prepared_timeout (%s)",
-			 tmo);
-	struct mqtx_indoubt it = {
-		.kind = "prepared-xact", .key = x->gid + strlen(GID_PREFIX), .id = 0, .age_ms = x->age_ms, .detail = detail};
+		snprintf(detail, sizeof(detail),
+			 "no coordinator record yet: rolled back once older than txpub.prepared_timeout (%s)", tmo);
+	struct mqtx_indoubt it = {.kind = "prepared-xact",
+				  .key = x->gid + strlen(GID_PREFIX),
+				  .id = 0,
+				  .age_ms = x->age_ms,
+				  .detail = detail};
 	l->cb(l->ctx, &it);
 	return 0;
 }

@@ -56,8 +56,8 @@ int mqtx_txpub_resolve(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_
 /* ---- messages ---- */
 
 enum mqtx_txpub_mode {
-	MQTX_TXPUB_AUTO,     /* by capability: kafka-tx with fenced transactions, else --sql: tx with transactions, else confirm */
-	MQTX_TXPUB_TX,       /* MQTX_CAP_TRANSACTIONS without fencing: a broker transaction per batch (AMQP tx.select/commit) */
+	MQTX_TXPUB_AUTO, /* by capability: kafka-tx with fenced transactions, else --sql: tx with transactions, else confirm */
+	MQTX_TXPUB_TX, /* MQTX_CAP_TRANSACTIONS without fencing: a broker transaction per batch (AMQP tx.select/commit) */
 	MQTX_TXPUB_CONFIRM,  /* publisher confirms / delivery reports: every broker */
 	MQTX_TXPUB_KAFKA_TX, /* MQTX_CAP_FENCED_TRANSACTIONS: one producer transaction per batch (Kafka) */
 };
@@ -89,8 +89,8 @@ struct mqtx_txpub_defaults {
  * [first(b), first(b) + len(b)). All strings are owned by the set. */
 struct mqtx_txpub_set {
 	struct mqtx_msg *msgs;
-	const char **where;   /* per message: "stdin line 7" */
-	const char **status;  /* per message, outbox operations: status found or set ("prepared", ...) */
+	const char **where;  /* per message: "stdin line 7" */
+	const char **status; /* per message, outbox operations: status found or set ("prepared", ...) */
 	size_t n;
 	size_t batch_size;    /* 0: one batch */
 	struct mqtx_input in; /* owns the strings msgs[] point at */
@@ -121,8 +121,8 @@ void mqtx_txpub_count(const struct mqtx_txpub_set *s, struct mqtx_txpub_counts *
 struct mqtx_txpub_opts {
 	enum mqtx_txpub_mode mode;
 	enum mqtx_txpub_confirm confirm;
-	size_t window;                /* async confirms: most outstanding */
-	volatile sig_atomic_t *stop;  /* a signal: stop handing over, settle what is out */
+	size_t window;               /* async confirms: most outstanding */
+	volatile sig_atomic_t *stop; /* a signal: stop handing over, settle what is out */
 	int64_t stop_grace_ms;
 };
 
@@ -156,9 +156,9 @@ int mqtx_txpub_prepare(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_
 
 /* One key of --commit / --rollback. */
 struct mqtx_half_key {
-	const char *key;    /* borrowed */
-	char before[16];    /* status found: "prepared", "pending", ..., or "" when there is no such row */
-	bool changed;       /* this call resolved it */
+	const char *key; /* borrowed */
+	char before[16]; /* status found: "prepared", "pending", ..., or "" when there is no such row */
+	bool changed;    /* this call resolved it */
 };
 
 enum mqtx_half_result {

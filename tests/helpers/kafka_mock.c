@@ -103,19 +103,32 @@ static const struct {
 	const char *name;
 	int16_t key;
 } api_keys[] = {
-	{"Produce", 0},           {"Fetch", 1},
-	{"ListOffsets", 2},       {"Metadata", 3},
-	{"OffsetCommit", 8},      {"OffsetFetch", 9},
-	{"FindCoordinator", 10},  {"JoinGroup", 11},
-	{"Heartbeat", 12},        {"LeaveGroup", 13},
-	{"SyncGroup", 14},        {"DescribeGroups", 15},
-	{"ListGroups", 16},       {"SaslHandshake", 17},
-	{"ApiVersions", 18},      {"CreateTopics", 19},
-	{"DeleteTopics", 20},     {"DeleteRecords", 21},
-	{"InitProducerId", 22},   {"OffsetForLeaderEpoch", 23},
-	{"AddPartitionsToTxn", 24}, {"AddOffsetsToTxn", 25},
-	{"EndTxn", 26},           {"WriteTxnMarkers", 27},
-	{"TxnOffsetCommit", 28},  {"SaslAuthenticate", 36},
+	{"Produce", 0},
+	{"Fetch", 1},
+	{"ListOffsets", 2},
+	{"Metadata", 3},
+	{"OffsetCommit", 8},
+	{"OffsetFetch", 9},
+	{"FindCoordinator", 10},
+	{"JoinGroup", 11},
+	{"Heartbeat", 12},
+	{"LeaveGroup", 13},
+	{"SyncGroup", 14},
+	{"DescribeGroups", 15},
+	{"ListGroups", 16},
+	{"SaslHandshake", 17},
+	{"ApiVersions", 18},
+	{"CreateTopics", 19},
+	{"DeleteTopics", 20},
+	{"DeleteRecords", 21},
+	{"InitProducerId", 22},
+	{"OffsetForLeaderEpoch", 23},
+	{"AddPartitionsToTxn", 24},
+	{"AddOffsetsToTxn", 25},
+	{"EndTxn", 26},
+	{"WriteTxnMarkers", 27},
+	{"TxnOffsetCommit", 28},
+	{"SaslAuthenticate", 36},
 };
 
 static bool parse_api_key(const char *s, int16_t *out)
@@ -170,8 +183,8 @@ static int split(char *line, char **words, int max)
 	return n;
 }
 
-static int create_topic(rd_kafka_mock_cluster_t *mc, const char *name, const char *parts, int brokers,
-			char *why, size_t whylen)
+static int create_topic(rd_kafka_mock_cluster_t *mc, const char *name, const char *parts, int brokers, char *why,
+			size_t whylen)
 {
 	long p;
 	if (!parse_int(parts, 1, 100000, &p)) {
@@ -242,8 +255,9 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int brokers, char *line, cha
 		int16_t api;
 		rd_kafka_resp_err_t code;
 		long cnt;
-		if (!parse_int(w[1], -1, INT32_MAX, &id) || !parse_api_key(w[2], &api) || !parse_int(w[3], 1, 100000, &cnt) ||
-		    !parse_err_code(w[4], &code) || !parse_int(w[5], 0, INT_MAX, &v)) {
+		if (!parse_int(w[1], -1, INT32_MAX, &id) || !parse_api_key(w[2], &api) ||
+		    !parse_int(w[3], 1, 100000, &cnt) || !parse_err_code(w[4], &code) ||
+		    !parse_int(w[5], 0, INT_MAX, &v)) {
 			snprintf(why, whylen, "expected: errors-rtt BROKERID APIKEY COUNT ERRCODE MS");
 			return -1;
 		}

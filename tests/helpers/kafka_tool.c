@@ -359,7 +359,8 @@ static int cmd_consume(const char *brokers, const char *topic, long expect, doub
 	free(eof);
 	free(line.data);
 	if (expect >= 0 && got < expect) {
-		fprintf(stderr, "kafka_tool: consume: expected %ld message(s) from '%s', got %ld\n", expect, topic, got);
+		fprintf(stderr, "kafka_tool: consume: expected %ld message(s) from '%s', got %ld\n", expect, topic,
+			got);
 		return 1;
 	}
 	return 0;
@@ -391,7 +392,8 @@ static int wait_for_topic(rd_kafka_t *rk, const char *brokers, const char *topic
 		sleep_ms(100);
 	rd_kafka_destroy(rk);
 	if (have == 0)
-		die("create-topic", "topic '%s' did not show up in metadata within %ds", topic, CONNECT_TIMEOUT_MS / 1000);
+		die("create-topic", "topic '%s' did not show up in metadata within %ds", topic,
+		    CONNECT_TIMEOUT_MS / 1000);
 	return 0;
 }
 
@@ -401,7 +403,8 @@ static int cmd_create_topic(const char *brokers, const char *topic, long partiti
 	int have = partition_count(rk, brokers, topic);
 	if (have > 0) {
 		if (have != partitions)
-			fprintf(stderr, "kafka_tool: create-topic: '%s' already exists with %d partition(s)\n", topic, have);
+			fprintf(stderr, "kafka_tool: create-topic: '%s' already exists with %d partition(s)\n", topic,
+				have);
 		rd_kafka_destroy(rk);
 		return 0;
 	}
@@ -424,7 +427,8 @@ static int cmd_create_topic(const char *brokers, const char *topic, long partiti
 		snprintf(why, sizeof(why), "%s", rd_kafka_event_error_string(ev));
 		const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
 		size_t cnt = 0;
-		const rd_kafka_topic_result_t **tr = res != NULL ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+		const rd_kafka_topic_result_t **tr = res != NULL ? rd_kafka_CreateTopics_result_topics(res, &cnt)
+								 : NULL;
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR && cnt == 1) {
 			e = rd_kafka_topic_result_error(tr[0]);
 			const char *s = rd_kafka_topic_result_error_string(tr[0]);
@@ -461,8 +465,7 @@ static int cmd_produce(const char *brokers, const char *topic, const char *key, 
 	rd_kafka_resp_err_t result = RD_KAFKA_RESP_ERR__IN_PROGRESS;
 	size_t klen = strlen(key);
 	const char *k = klen > 0 ? key : NULL;
-	rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-						  RD_KAFKA_V_KEY(k, klen),
+	rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(k, klen),
 						  RD_KAFKA_V_VALUE((void *)body, strlen(body)),
 						  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&result),
 						  RD_KAFKA_V_END);

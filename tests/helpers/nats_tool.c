@@ -226,8 +226,8 @@ static int cmd_create(const char *stream, const char **subjects, int n, double d
 		cfg.Duplicates = (int64_t)(dupe_window * 1e9);
 	natsStatus s = js_AddStream(&si, js, &cfg, NULL, &je);
 	if (s != NATS_OK && je != JSStreamNameExistErr)
-		die("create-stream", "'%s': %s (%d)", stream, nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s),
-		    (int)je);
+		die("create-stream", "'%s': %s (%d)", stream,
+		    nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(s), (int)je);
 	jsStreamInfo_Destroy(si);
 	return 0;
 }
@@ -252,7 +252,8 @@ static int cmd_info(const char *stream)
 			putchar(',');
 		json_str(si->Config->Subjects[i], strlen(si->Config->Subjects[i]));
 	}
-	printf("],\"messages\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"duplicate_window_ms\":%" PRId64 "}\n",
+	printf("],\"messages\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
+	       ",\"duplicate_window_ms\":%" PRId64 "}\n",
 	       si->State.Msgs, si->State.FirstSeq, si->State.LastSeq, si->Config->Duplicates / 1000000);
 	jsStreamInfo_Destroy(si);
 	return 0;
@@ -284,7 +285,8 @@ static int cmd_consume(const char *stream, const char *subject, long expect, dou
 			if (s == NATS_NOT_FOUND || je == JSNoMessageFoundErr)
 				continue; /* deleted */
 			if (s != NATS_OK)
-				die("consume", "stream '%s' seq %" PRIu64 ": %s (%d)", stream, next, natsStatus_GetText(s), (int)je);
+				die("consume", "stream '%s' seq %" PRIu64 ": %s (%d)", stream, next,
+				    natsStatus_GetText(s), (int)je);
 			if (subject_matches(natsMsg_GetSubject(m), subject)) {
 				message_json(stream, m);
 				got++;
@@ -295,7 +297,8 @@ static int cmd_consume(const char *stream, const char *subject, long expect, dou
 		if (expect < 0 || got >= expect)
 			return 0;
 		if (now_ms() >= deadline) {
-			fprintf(stderr, "nats_tool: consume: expected %ld message(s) from '%s', got %ld\n", expect, stream, got);
+			fprintf(stderr, "nats_tool: consume: expected %ld message(s) from '%s', got %ld\n", expect,
+				stream, got);
 			return 1;
 		}
 		sleep_ms(100);

@@ -204,7 +204,8 @@ int main(int argc, char **argv)
 					doomed = -1;
 					break;
 				}
-				if (side == 0 && cut_after[0] != '\0' && memmem(buf, (size_t)r, cut_after, strlen(cut_after)) != NULL) {
+				if (side == 0 && cut_after[0] != '\0' &&
+				    memmem(buf, (size_t)r, cut_after, strlen(cut_after)) != NULL) {
 					doomed = i;
 					cut_after[0] = '\0';
 				}

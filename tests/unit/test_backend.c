@@ -127,7 +127,8 @@ TEST(validate_amqp_frame)
 TEST(validate_reserved_headers)
 {
 	char why[256];
-	const char *names[] = {"x-mqtx-outbox-id", "x-mqtx-idempotency-key", "x-mqtx-redelivery-count", "x-mqtx-anything"};
+	const char *names[] = {"x-mqtx-outbox-id", "x-mqtx-idempotency-key", "x-mqtx-redelivery-count",
+			       "x-mqtx-anything"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		struct mqtx_header h[2] = {{.name = "ok", .value = "1", .value_len = 1},
 					   {.name = names[i], .value = "999", .value_len = 3}};
@@ -178,7 +179,8 @@ TEST(txpub_modes_by_capability)
 	static const char *const none[] = {NULL};
 	const struct mqtx_backend_ops plain = {.name = "plain", .schemes = none, .caps = MQTX_CAP_CONSUME};
 	const struct mqtx_backend_ops txonly = {.name = "txonly", .schemes = none, .caps = MQTX_CAP_TRANSACTIONS};
-	const struct mqtx_backend_ops fenced = {.name = "fenced", .schemes = none,
+	const struct mqtx_backend_ops fenced = {.name = "fenced",
+						.schemes = none,
 						.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS};
 	enum mqtx_txpub_mode m;
 	struct mqtx_err e;

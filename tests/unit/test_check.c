@@ -115,7 +115,8 @@ TEST(check_rule_pending_age)
 	if (p != NULL) {
 		CHECK(p->level == MQTX_CHECK_WARNING);
 		CHECK(p->count == 2);
-		CHECK_STR(p->message, "2 pending row(s) older than 5m0s (check.warn_age); the oldest is 6m0s old (row 7 to 'orders')");
+		CHECK_STR(p->message,
+			  "2 pending row(s) older than 5m0s (check.warn_age); the oldest is 6m0s old (row 7 to 'orders')");
 		CHECK_STR(p->action, "mqtx check --explain 7");
 		CHECK(p->n_rows == 1 && p->rows[0].id == 7);
 	}
@@ -133,7 +134,8 @@ TEST(check_rule_pending_age)
 	p = find(&rep, "pending_age");
 	CHECK(p != NULL && p->level == MQTX_CHECK_CRITICAL && rep.level == MQTX_CHECK_CRITICAL);
 	if (p != NULL) {
-		CHECK_STR(p->message, "at least 1 pending row(s) older than 30m0s (check.crit_age); the oldest is 31m0s old");
+		CHECK_STR(p->message,
+			  "at least 1 pending row(s) older than 30m0s (check.crit_age); the oldest is 31m0s old");
 		CHECK(p->action == NULL);
 	}
 	mqtx_check_report_free(&rep);
@@ -168,8 +170,9 @@ TEST(check_rule_dead_rows)
 	const struct mqtx_check_problem *p = find(&rep, "dead_rows");
 	CHECK(p != NULL && p->level == MQTX_CHECK_CRITICAL && p->count == 5);
 	if (p != NULL)
-		CHECK_STR(p->message, "at least 5 dead row(s), more than check.max_dead (0): the relay gave up on them; the "
-				      "newest is row 9 to 'orders': boom");
+		CHECK_STR(p->message,
+			  "at least 5 dead row(s), more than check.max_dead (0): the relay gave up on them; the "
+			  "newest is row 9 to 'orders': boom");
 	mqtx_check_report_free(&rep);
 }
 
@@ -210,8 +213,9 @@ TEST(check_rule_no_live_relay)
 	const struct mqtx_check_problem *p = find(&rep, "no_live_relay");
 	CHECK(p != NULL && p->level == MQTX_CHECK_CRITICAL && p->count == 4);
 	if (p != NULL)
-		CHECK_STR(p->message, "4 row(s) pending and no relay seen for 2m0s (check.relay_stale); no relay has ever run "
-				      "for this outbox");
+		CHECK_STR(p->message,
+			  "4 row(s) pending and no relay seen for 2m0s (check.relay_stale); no relay has ever run "
+			  "for this outbox");
 	mqtx_check_report_free(&rep);
 
 	synthetic(&rep);
@@ -222,8 +226,9 @@ TEST(check_rule_no_live_relay)
 	p = find(&rep, "no_live_relay");
 	CHECK(p != NULL);
 	if (p != NULL)
-		CHECK_STR(p->message, "4 row(s) pending and no relay seen for 2m0s (check.relay_stale); the last one was seen "
-				      "1h0m ago");
+		CHECK_STR(p->message,
+			  "4 row(s) pending and no relay seen for 2m0s (check.relay_stale); the last one was seen "
+			  "1h0m ago");
 	mqtx_check_report_free(&rep);
 
 	/* no relays table: not judged */
@@ -256,9 +261,11 @@ TEST(check_rules_broker_by_capability)
 	const struct mqtx_check_problem *p = find(&rep, "destination_missing");
 	CHECK(p != NULL && p->count == 2);
 	if (p != NULL) {
-		CHECK_STR(p->message, "destination 'orders' does not exist on the broker; 2 pending row(s) wait for it: unknown "
-				      "topic");
-		CHECK_STR(p->action, "create the topic 'orders' (the relay never creates it), or fix the rows' destination");
+		CHECK_STR(p->message,
+			  "destination 'orders' does not exist on the broker; 2 pending row(s) wait for it: unknown "
+			  "topic");
+		CHECK_STR(p->action,
+			  "create the topic 'orders' (the relay never creates it), or fix the rows' destination");
 		CHECK_STR(p->destination, "orders");
 	}
 	mqtx_check_report_free(&rep);
@@ -285,7 +292,8 @@ TEST(check_rules_broker_by_capability)
 		CHECK_STR(rep.problems[2].check, "queue_consumers");
 		CHECK_STR(rep.problems[3].check, "queue_depth");
 		CHECK(rep.problems[3].count == 50);
-		CHECK_STR(rep.problems[2].message, "queue 'deep' has 0 consumer(s), fewer than 1 (check.queue_min_consumers)");
+		CHECK_STR(rep.problems[2].message,
+			  "queue 'deep' has 0 consumer(s), fewer than 1 (check.queue_min_consumers)");
 	}
 	mqtx_check_report_free(&rep);
 
@@ -312,8 +320,8 @@ TEST(check_rules_sorted_by_severity_stably)
 	struct mqtx_check_report rep;
 	synthetic(&rep);
 	rep.resolved = true;
-	rep.resolve.failed = 2;            /* WARNING, first rule */
-	rep.in_doubt_known = false;        /* WARNING */
+	rep.resolve.failed = 2;     /* WARNING, first rule */
+	rep.in_doubt_known = false; /* WARNING */
 	rep.in_doubt_error = mqtx_xstrdup("permission denied");
 	rep.db.status[MQTX_ST_DEAD].n = 1; /* CRITICAL */
 	mqtx_check_judge(&rep);

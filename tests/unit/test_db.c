@@ -30,7 +30,8 @@ TEST(where_conditions_carry_their_bind_type)
 {
 	struct mqtx_where w = {0};
 	struct mqtx_err e;
-	CHECK(mqtx_where_parse(&w, "id > 3 AND destination = 'x' AND sent_at < '2026-01-01' AND last_error IS NULL", &e) == 0);
+	CHECK(mqtx_where_parse(&w, "id > 3 AND destination = 'x' AND sent_at < '2026-01-01' AND last_error IS NULL",
+			       &e) == 0);
 	CHECK(w.n == 4);
 	if (w.n == 4) {
 		CHECK(w.conds[0].type == MQTX_WHERE_INT);
@@ -63,12 +64,12 @@ TEST(config_values_parse_and_show_by_type)
 	static const struct {
 		const char *key, *in, *out;
 	} cases[] = {
-		{"relay.poll_interval", "90s", "90s"},   {"relay.poll_interval", "120000ms", "2m"},
-		{"relay.max_time", "0", "0"},            {"relay.max_time", "1500ms", "1500ms"},
-		{"relay.max_time", "48h", "2d"},         {"txpub.max_payload", "2048", "2KiB"},
-		{"txpub.max_payload", "3MiB", "3MiB"},   {"txpub.max_payload", "1000", "1000"},
-		{"relay.loop", "true", "true"},          {"check.queues", " a, b,,c ", "a,b,c"},
-		{"log.format", "json", "json"},          {"relay.batch_size", "7", "7"},
+		{"relay.poll_interval", "90s", "90s"}, {"relay.poll_interval", "120000ms", "2m"},
+		{"relay.max_time", "0", "0"},          {"relay.max_time", "1500ms", "1500ms"},
+		{"relay.max_time", "48h", "2d"},       {"txpub.max_payload", "2048", "2KiB"},
+		{"txpub.max_payload", "3MiB", "3MiB"}, {"txpub.max_payload", "1000", "1000"},
+		{"relay.loop", "true", "true"},        {"check.queues", " a, b,,c ", "a,b,c"},
+		{"log.format", "json", "json"},        {"relay.batch_size", "7", "7"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		CHECK(mqtx_config_set(c, cases[i].key, cases[i].in, "test", &e) == 0);

@@ -46,9 +46,9 @@ TEST(nats_url_errors)
 {
 	struct mqtx_nats_url u;
 	struct mqtx_err e = {0};
-	static const char *const bad[] = {"tls://", "tls://:4222", "tls://h:0", "tls://h:65536", "tls://h:12x",
-					  "nats://h:4222/STREAM", "nats://h?x=1", "nats://a:1,b:2", "tls://h:4222/a/b",
-					  "http://h:4222"};
+	static const char *const bad[] = {"tls://",           "tls://:4222",          "tls://h:0",    "tls://h:65536",
+					  "tls://h:12x",      "nats://h:4222/STREAM", "nats://h?x=1", "nats://a:1,b:2",
+					  "tls://h:4222/a/b", "http://h:4222"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		mqtx_err_clear(&e);
 		CHECK(mqtx_nats_url_parse(bad[i], "<redacted>", false, &u, &e) < 0);
@@ -101,8 +101,13 @@ TEST(nats_validate_without_connection)
 	CHECK(!mqtx_broker_can(ops, MQTX_CAP_TRANSACTIONS) && !mqtx_broker_can(ops, MQTX_CAP_QUEUES));
 	char why[256];
 	struct mqtx_header h = {"tenant", "acme", 4};
-	struct mqtx_msg m = {.destination = "orders", .routing_key = "eu.created", .key = "k1", .headers = &h,
-			     .n_headers = 1, .payload = "{}", .payload_len = 2};
+	struct mqtx_msg m = {.destination = "orders",
+			     .routing_key = "eu.created",
+			     .key = "k1",
+			     .headers = &h,
+			     .n_headers = 1,
+			     .payload = "{}",
+			     .payload_len = 2};
 	CHECK(mqtx_backend_validate(ops, NULL, &m, why, sizeof(why)) == 0);
 	m.routing_key = "eu..created";
 	CHECK(mqtx_backend_validate(ops, NULL, &m, why, sizeof(why)) < 0);
@@ -180,7 +185,12 @@ TEST(nats_publish_and_read_against_server)
 		struct mqtx_msg m[4] = {
 			{.id = 1, .key = "k1", .destination = subject, .payload = "a", .payload_len = 1},
 			{.id = 2, .key = "k2", .destination = subject, .payload = "b", .payload_len = 1},
-			{.id = 3, .key = "k3", .destination = subject, .routing_key = "x", .payload = "c", .payload_len = 1},
+			{.id = 3,
+			 .key = "k3",
+			 .destination = subject,
+			 .routing_key = "x",
+			 .payload = "c",
+			 .payload_len = 1},
 			{.id = 4, .key = "k2", .destination = subject, .payload = "b", .payload_len = 1},
 		};
 		CHECK(mqtx_backend_publish(b, m, 4, &e) == 0);

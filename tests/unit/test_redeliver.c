@@ -11,7 +11,8 @@ TEST(where_parses_conditions_joined_by_and)
 {
 	struct mqtx_where w = {0};
 	struct mqtx_err e;
-	CHECK(mqtx_where_parse(&w, "status = 'sent' and attempts>=3 AND routing_key LIKE 'a.%' AND last_error IS NOT NULL",
+	CHECK(mqtx_where_parse(&w,
+			       "status = 'sent' and attempts>=3 AND routing_key LIKE 'a.%' AND last_error IS NOT NULL",
 			       &e) == 0);
 	CHECK(w.n == 4);
 	if (w.n == 4) {
@@ -95,8 +96,8 @@ TEST(id_lists_and_ranges)
 		CHECK(s.ids[2].lo == 100 && s.ids[2].hi == 200);
 		CHECK(s.ids[3].lo == 7 && s.ids[3].hi == 7);
 	}
-	static const char *const bad[] = {"", ",", "1,", "1,,2", "a", "5-1", "1-", "-3", "1-2-3", "1 ", "0x10",
-					  "99999999999999999999"};
+	static const char *const bad[] = {"",   ",",  "1,",    "1,,2", "a",    "5-1",
+					  "1-", "-3", "1-2-3", "1 ",   "0x10", "99999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK(mqtx_id_list_parse(&s, bad[i], &e) < 0);
 		CHECK(s.n_ids == 4);

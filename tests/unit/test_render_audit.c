@@ -67,17 +67,28 @@ static void fixture(struct fixture *f)
 	f->dups[1] = (struct mqtx_audit_dup){"p-1", 1, 2, 2, true, f->dw, 1};
 	r->dups = f->dups;
 	r->n_dups = 2;
-	f->missing[0] = (struct mqtx_audit_row){.key = "p-4", .outbox_id = 4, .ordering_key = "acct,0", .status = "sent",
+	f->missing[0] = (struct mqtx_audit_row){.key = "p-4",
+						.outbox_id = 4,
+						.ordering_key = "acct,0",
+						.status = "sent",
 						.sent_at_us = T0 + 60000000};
 	r->missing_rows = (struct mqtx_audit_list){f->missing, 1};
 	f->strangers[0] = (struct mqtx_audit_row){.key = "not-ours", .count = 1, .where = {1, 0, MQTX_AUDIT_NO_TS, 0}};
 	f->strangers[1] = (struct mqtx_audit_row){.key = NULL, .count = 1, .where = {-1, -1, T0, 2}};
 	r->strangers = (struct mqtx_audit_list){f->strangers, 2};
-	f->order[0] = (struct mqtx_audit_row){.key = "p-3", .outbox_id = 3, .ordering_key = "acct-1", .after_id = 5,
+	f->order[0] = (struct mqtx_audit_row){.key = "p-3",
+					      .outbox_id = 3,
+					      .ordering_key = "acct-1",
+					      .after_id = 5,
 					      .where = {0, 1, MQTX_AUDIT_NO_TS, 0}};
 	r->order_rows = (struct mqtx_audit_list){f->order, 1};
-	f->gaps[0] = (struct mqtx_audit_row){.key = "p-4", .outbox_id = 4, .ordering_key = "acct,0", .status = "sent",
-					     .sent_at_us = MQTX_AUDIT_NO_TS, .after_id = 2, .before_id = 6};
+	f->gaps[0] = (struct mqtx_audit_row){.key = "p-4",
+					     .outbox_id = 4,
+					     .ordering_key = "acct,0",
+					     .status = "sent",
+					     .sent_at_us = MQTX_AUDIT_NO_TS,
+					     .after_id = 2,
+					     .before_id = 6};
 	r->gap_rows = (struct mqtx_audit_list){f->gaps, 1};
 	r->has_table = true;
 	snprintf(r->table, sizeof(r->table), "\"public\".\"inbox\"");
@@ -240,13 +251,14 @@ TEST(render_audit_csv)
 	struct fixture f;
 	fixture(&f);
 	char *out = render(MQTX_AUDIT_FMT_CSV, &f.rep);
-	CHECK_STR(out, "finding,key,outbox_id,ordering_key,count,status,where\n"
-		       "duplicate,p-2,2,,3,unexplained,partition 0 offset 3 at 2024-05-01T12:00:01.000Z; partition 1 offset 2 (redelivery 1)\n"
-		       "duplicate,p-1,1,,2,explained,partition 0 offset 3 at 2024-05-01T12:00:01.000Z\n"
-		       "missing,p-4,4,\"acct,0\",0,sent,\n"
-		       "stranger,not-ours,,,1,,partition 1 offset 0\n"
-		       "stranger,,,,1,,2024-05-01T12:00:00.000Z (redelivery 2)\n"
-		       "out_of_order,p-3,3,acct-1,1,,after id 5 at partition 0 offset 1\n"
-		       "gap,p-4,4,\"acct,0\",0,sent,between ids 2 and 6\n");
+	CHECK_STR(out,
+		  "finding,key,outbox_id,ordering_key,count,status,where\n"
+		  "duplicate,p-2,2,,3,unexplained,partition 0 offset 3 at 2024-05-01T12:00:01.000Z; partition 1 offset 2 (redelivery 1)\n"
+		  "duplicate,p-1,1,,2,explained,partition 0 offset 3 at 2024-05-01T12:00:01.000Z\n"
+		  "missing,p-4,4,\"acct,0\",0,sent,\n"
+		  "stranger,not-ours,,,1,,partition 1 offset 0\n"
+		  "stranger,,,,1,,2024-05-01T12:00:00.000Z (redelivery 2)\n"
+		  "out_of_order,p-3,3,acct-1,1,,after id 5 at partition 0 offset 1\n"
+		  "gap,p-4,4,\"acct,0\",0,sent,between ids 2 and 6\n");
 	free(out);
 }

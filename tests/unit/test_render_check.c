@@ -43,17 +43,41 @@ static void report(struct mqtx_check_report *rep)
 	s->n_dests = 1;
 	s->relays_known = true;
 	s->relays = mqtx_xcalloc(2, sizeof(*s->relays));
-	s->relays[0] = (struct mqtx_check_relay){mqtx_xstrdup("r1"), mqtx_xstrdup("h1"), mqtx_xstrdup("1.0"), NULL, 10,
-						 1000, 60000, 40, 0, false, MQTX_RELAY_LIVE};
-	s->relays[1] = (struct mqtx_check_relay){mqtx_xstrdup("r2"), mqtx_xstrdup("h2"), mqtx_xstrdup("1.0"),
-						 mqtx_xstrdup("gone"), 11, 600000, 900000, 5, 1, false, MQTX_RELAY_LIVE};
+	s->relays[0] = (struct mqtx_check_relay){mqtx_xstrdup("r1"),
+						 mqtx_xstrdup("h1"),
+						 mqtx_xstrdup("1.0"),
+						 NULL,
+						 10,
+						 1000,
+						 60000,
+						 40,
+						 0,
+						 false,
+						 MQTX_RELAY_LIVE};
+	s->relays[1] = (struct mqtx_check_relay){mqtx_xstrdup("r2"),
+						 mqtx_xstrdup("h2"),
+						 mqtx_xstrdup("1.0"),
+						 mqtx_xstrdup("gone"),
+						 11,
+						 600000,
+						 900000,
+						 5,
+						 1,
+						 false,
+						 MQTX_RELAY_LIVE};
 	s->n_relays = 2;
 	s->last_relay_seen_ms = 1000;
 	s->has_sent_at = true;
 	s->oldest_awaiting_ms = -1;
 	s->dead = mqtx_xcalloc(1, sizeof(*s->dead));
-	s->dead[0] = (struct mqtx_check_row){9, mqtx_xstrdup("k9"), mqtx_xstrdup("orders"), NULL, mqtx_xstrdup("boom"), 10,
-					     3600000, 0};
+	s->dead[0] = (struct mqtx_check_row){9,
+					     mqtx_xstrdup("k9"),
+					     mqtx_xstrdup("orders"),
+					     NULL,
+					     mqtx_xstrdup("boom"),
+					     10,
+					     3600000,
+					     0};
 	s->n_dead = 1;
 	s->relays_table = mqtx_xstrdup("\"public\".mqtx_relays");
 	s->completions_table = mqtx_xstrdup("\"public\".mqtx_completions");
@@ -128,7 +152,8 @@ TEST(render_check_json)
 	mqtx_render_init_buf(&r);
 	mqtx_render_check_json(&r, &rep);
 	CHECK(r.b.len > 0 && r.b.data[r.b.len - 1] == '\n');
-	CHECK(starts_with(r.b.data, "{\"version\":1,\"status\":\"critical\",\"exit_code\":2,\"outbox\":\"public.ob\\\"x\","));
+	CHECK(starts_with(r.b.data,
+			  "{\"version\":1,\"status\":\"critical\",\"exit_code\":2,\"outbox\":\"public.ob\\\"x\","));
 	struct mqtx_err err;
 	mqtx_err_clear(&err);
 	struct mqtx_json *v = mqtx_json_parse(r.b.data, r.b.len, &err);
@@ -197,7 +222,8 @@ TEST(render_check_prometheus)
 		if (nl == NULL)
 			break;
 		if (line[0] != '#')
-			CHECK(memchr(line, '{', (size_t)(nl - line)) != NULL && memchr(line, ' ', (size_t)(nl - line)) != NULL);
+			CHECK(memchr(line, '{', (size_t)(nl - line)) != NULL &&
+			      memchr(line, ' ', (size_t)(nl - line)) != NULL);
 		line = nl + 1;
 	}
 	mqtx_render_free(&r);
@@ -209,7 +235,8 @@ TEST(render_check_unknown)
 	struct mqtx_render r;
 	mqtx_render_init_buf(&r);
 	mqtx_render_check_unknown(&r, MQTX_CHECK_FMT_JSON, NULL, "no \"db\"");
-	CHECK_STR(r.b.data, "{\"version\":1,\"status\":\"unknown\",\"exit_code\":3,\"outbox\":null,\"error\":\"no \\\"db\\\"\"}\n");
+	CHECK_STR(r.b.data,
+		  "{\"version\":1,\"status\":\"unknown\",\"exit_code\":3,\"outbox\":null,\"error\":\"no \\\"db\\\"\"}\n");
 	mqtx_render_free(&r);
 	mqtx_render_init_buf(&r);
 	mqtx_render_check_unknown(&r, MQTX_CHECK_FMT_PROMETHEUS, "a.b", "x");
@@ -233,7 +260,8 @@ TEST(render_explain)
 	mqtx_render_free(&r);
 	mqtx_render_init_buf(&r);
 	mqtx_render_explain_json(&r, &ex, "nope");
-	CHECK_STR(r.b.data, "{\"version\":1,\"query\":\"nope\",\"found\":false,\"severity\":\"unknown\",\"exit_code\":3}\n");
+	CHECK_STR(r.b.data,
+		  "{\"version\":1,\"query\":\"nope\",\"found\":false,\"severity\":\"unknown\",\"exit_code\":3}\n");
 	mqtx_render_free(&r);
 
 	ex.found = ex.in_outbox = true;

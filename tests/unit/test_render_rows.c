@@ -41,12 +41,20 @@ TEST(render_redeliver_rows)
 	struct mqtx_render r;
 	mqtx_render_init_buf(&r);
 	mqtx_render_redeliver_header(&r);
-	struct mqtx_redeliver_row row = {.id = "3", .key = "a\tb", .status = "sent", .destination = "", .routing_key = NULL,
-					 .ordering_key = "o", .attempts = "1", .redelivery_count = "0",
-					 .created_at = "2024-05-01 12:00:00+00", .sent_at = NULL};
+	struct mqtx_redeliver_row row = {.id = "3",
+					 .key = "a\tb",
+					 .status = "sent",
+					 .destination = "",
+					 .routing_key = NULL,
+					 .ordering_key = "o",
+					 .attempts = "1",
+					 .redelivery_count = "0",
+					 .created_at = "2024-05-01 12:00:00+00",
+					 .sent_at = NULL};
 	mqtx_render_redeliver_row(&r, &row);
-	CHECK_STR(r.b.data, "id\tkey\tstatus\tdestination\trouting_key\tordering_key\tattempts\tredelivery_count\tcreated_at\tsent_at\n"
-			    "3\ta b\tsent\t(default)\t-\to\t1\t0\t2024-05-01 12:00:00+00\t-\n");
+	CHECK_STR(r.b.data,
+		  "id\tkey\tstatus\tdestination\trouting_key\tordering_key\tattempts\tredelivery_count\tcreated_at\tsent_at\n"
+		  "3\ta b\tsent\t(default)\t-\to\t1\t0\t2024-05-01 12:00:00+00\t-\n");
 	mqtx_render_free(&r);
 }
 

@@ -95,8 +95,9 @@ TEST(input_jsonl_fields)
 	struct mqtx_input in = {0};
 	struct mqtx_err e;
 	struct mqtx_input_opts o = opts(MQTX_INPUT_JSONL, '\n', 100);
-	const char *text = "{\"payload\":\"a\\u0000b\",\"key\":\"k1\",\"routing_key\":null,\"headers\":{\"n\":5,\"s\":\"x\",\"z\":null}}\n"
-			   "{\"payload_base64\":\"/wA=\",\"destination\":\"d\",\"ordering_key\":\"o\"}\n";
+	const char *text =
+		"{\"payload\":\"a\\u0000b\",\"key\":\"k1\",\"routing_key\":null,\"headers\":{\"n\":5,\"s\":\"x\",\"z\":null}}\n"
+		"{\"payload_base64\":\"/wA=\",\"destination\":\"d\",\"ordering_key\":\"o\"}\n";
 	CHECK(mqtx_input_parse(&in, text, strlen(text), &o, &e) == 0);
 	CHECK(in.n == 2);
 	if (in.n == 2) {
@@ -154,7 +155,10 @@ static struct mqtx_txpub_set *set_of(const char *text, const char *dest, size_t 
 		mqtx_input_free(&in);
 		return NULL;
 	}
-	struct mqtx_txpub_defaults d = {.destination = dest, .routing_key = "rk", .batch_size = batch, .max_key_len = 255};
+	struct mqtx_txpub_defaults d = {.destination = dest,
+					.routing_key = "rk",
+					.batch_size = batch,
+					.max_key_len = 255};
 	struct mqtx_txpub_set *s = mqtx_txpub_set_new(&in, &d, e);
 	mqtx_input_free(&in);
 	return s;
@@ -165,7 +169,8 @@ TEST(txpub_derived_keys)
 	struct mqtx_err e;
 	/* the same message twice gets the same hash, then ":2"; the key is
 	 * sha256(destination NUL routing key NUL payload) */
-	struct mqtx_txpub_set *s = set_of("{\"payload\":\"a\"}\n{\"payload\":\"b\"}\n{\"payload\":\"a\"}\n", "ex", 2, &e);
+	struct mqtx_txpub_set *s = set_of("{\"payload\":\"a\"}\n{\"payload\":\"b\"}\n{\"payload\":\"a\"}\n", "ex", 2,
+					  &e);
 	CHECK(s != NULL);
 	if (s == NULL)
 		return;

@@ -105,13 +105,15 @@ TEST(redact_urls_and_conninfo)
 		const char *in, *out;
 	} cases[] = {
 		{"amqp://user:s3cret@host:5672/%2f", "amqp://user:***@host:5672/%2f"},
-		{"postgresql://u:p%40ss@db/x?sslmode=require&password=zz", "postgresql://u:***@db/x?sslmode=require&password=***"},
+		{"postgresql://u:p%40ss@db/x?sslmode=require&password=zz",
+		 "postgresql://u:***@db/x?sslmode=require&password=***"},
 		{"host=db user=u password='a b\\'c' dbname=x", "host=db user=u password=*** dbname=x"},
 		/* found by fuzz_values: "password=" at the very start of a URL-like
 		 * string was checked for a preceding '?' by reading before the buffer */
 		{"password=kafka://u@m", "password=kafka://u@m"},
 		/* every password parameter is hidden, also without user info */
-		{"postgresql://h/db?x=password=&password=s1&password=s2#f", "postgresql://h/db?x=password=&password=***&password=***#f"},
+		{"postgresql://h/db?x=password=&password=s1&password=s2#f",
+		 "postgresql://h/db?x=password=&password=***&password=***#f"},
 		/* found by fuzz_values: text glued to a quoted password is hidden too */
 		{"host=q password='x y'm1We ub", "host=q password=*** ub"},
 		{"host=db user=u", "host=db user=u"},
@@ -129,7 +131,8 @@ TEST(redact_urls_and_conninfo)
 TEST(json_parse_and_write)
 {
 	struct mqtx_err e;
-	const char *t = "{\"a\":\"x\\u0000y\",\"n\":-1.5e3,\"b\":true,\"z\":null,\"arr\":[1,{\"k\":\"\\ud83d\\ude00\"}]}";
+	const char *t =
+		"{\"a\":\"x\\u0000y\",\"n\":-1.5e3,\"b\":true,\"z\":null,\"arr\":[1,{\"k\":\"\\ud83d\\ude00\"}]}";
 	struct mqtx_json *v = mqtx_json_parse(t, strlen(t), &e);
 	CHECK(v != NULL);
 	if (v == NULL)
@@ -139,7 +142,8 @@ TEST(json_parse_and_write)
 	CHECK(mqtx_json_get(v, "n")->number == -1500.0);
 	struct mqtx_buf b = MQTX_BUF_INIT;
 	mqtx_json_write(&b, v);
-	CHECK_STR(b.data, "{\"a\":\"x\\u0000y\",\"n\":-1.5e3,\"b\":true,\"z\":null,\"arr\":[1,{\"k\":\"\xf0\x9f\x98\x80\"}]}");
+	CHECK_STR(b.data,
+		  "{\"a\":\"x\\u0000y\",\"n\":-1.5e3,\"b\":true,\"z\":null,\"arr\":[1,{\"k\":\"\xf0\x9f\x98\x80\"}]}");
 	mqtx_buf_free(&b);
 	mqtx_json_free(v);
 }
@@ -147,8 +151,8 @@ TEST(json_parse_and_write)
 TEST(json_rejects_malformed)
 {
 	struct mqtx_err e;
-	const char *bad[] = {"{", "{\"a\"}", "[1,]", "{\"a\":1,}", "01", "\"\\x\"", "\"\xff\"", "nul", "{} x",
-			     "\"\\ud800\"", "1.", "-", ""};
+	const char *bad[] = {"{",   "{\"a\"}", "[1,]",        "{\"a\":1,}", "01", "\"\\x\"", "\"\xff\"",
+			     "nul", "{} x",    "\"\\ud800\"", "1.",         "-",  ""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct mqtx_json *v = mqtx_json_parse(bad[i], strlen(bad[i]), &e);
 		if (v != NULL)
@@ -191,7 +195,8 @@ static struct mqtx_config *load(const char *yaml, struct mqtx_err *e)
 TEST(config_defaults_and_values)
 {
 	struct mqtx_err e;
-	struct mqtx_config *c = load("relay:\n  batch_size: 42\n  backoff_max: 1m\n  loop: yes\noutbox:\n  table: \"my.table\"\n", &e);
+	struct mqtx_config *c =
+		load("relay:\n  batch_size: 42\n  backoff_max: 1m\n  loop: yes\noutbox:\n  table: \"my.table\"\n", &e);
 	CHECK(c != NULL);
 	if (c == NULL)
 		return;
@@ -274,7 +279,8 @@ TEST(config_env_expansion)
 TEST(config_kafka_passthrough_and_set)
 {
 	struct mqtx_err e;
-	struct mqtx_config *c = load("broker:\n  kafka:\n    security.protocol: SASL_SSL\n    sasl.password: hunter2\n", &e);
+	struct mqtx_config *c = load("broker:\n  kafka:\n    security.protocol: SASL_SSL\n    sasl.password: hunter2\n",
+				     &e);
 	CHECK(c != NULL);
 	if (c == NULL)
 		return;
@@ -381,8 +387,8 @@ TEST(identifier_settings_must_be_utf8_names)
 	CHECK_CONTAINS(e.msg, "outbox.table: not valid UTF-8 (byte 4)");
 	CHECK(mqtx_config_set(cfg, "outbox.columns.payload", "p\xc3", "test", &e) < 0);
 	CHECK_CONTAINS(e.msg, "outbox.columns.payload: not valid UTF-8 (byte 2)");
-	CHECK(mqtx_config_set(cfg, "outbox.table",
-			      "a123456789b123456789c123456789d123456789e123456789f123456789g1234", "test", &e) < 0);
+	CHECK(mqtx_config_set(cfg, "outbox.table", "a123456789b123456789c123456789d123456789e123456789f123456789g1234",
+			      "test", &e) < 0);
 	CHECK_CONTAINS(e.msg, "is 65 bytes long");
 	CHECK(mqtx_config_set(cfg, "outbox.table", "caf\xc3\xa9", "test", &e) == 0);
 	CHECK(mqtx_config_set(cfg, "database.password_file", "/tmp/\xff", "test", &e) == 0); /* paths are bytes */

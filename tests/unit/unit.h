@@ -11,35 +11,35 @@ struct unit_test {
 	void (*fn)(int *failed);
 };
 
-#define CHECK(cond)                                                                     \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
 			fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			*failed_ = 1;                                                   \
-		}                                                                       \
+			*failed_ = 1;                                                              \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                                          \
-	do {                                                                                     \
-		const char *a_ = (a), *b_ = (b);                                                  \
-		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                            \
+#define CHECK_STR(a, b)                                                                                    \
+	do {                                                                                               \
+		const char *a_ = (a), *b_ = (b);                                                           \
+		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                                     \
 			fprintf(stderr, "  %s:%d: '%s' != '%s'\n", __FILE__, __LINE__, a_ ? a_ : "(null)", \
-				b_ ? b_ : "(null)");                                              \
-			*failed_ = 1;                                                            \
-		}                                                                                \
+				b_ ? b_ : "(null)");                                                       \
+			*failed_ = 1;                                                                      \
+		}                                                                                          \
 	} while (0)
 
-#define CHECK_CONTAINS(hay, needle)                                                              \
-	do {                                                                                     \
-		const char *h_ = (hay), *n_ = (needle);                                           \
-		if (h_ == NULL || strstr(h_, n_) == NULL) {                                       \
+#define CHECK_CONTAINS(hay, needle)                                                                  \
+	do {                                                                                         \
+		const char *h_ = (hay), *n_ = (needle);                                              \
+		if (h_ == NULL || strstr(h_, n_) == NULL) {                                          \
 			fprintf(stderr, "  %s:%d: '%s' does not contain '%s'\n", __FILE__, __LINE__, \
-				h_ ? h_ : "(null)", n_);                                          \
-			*failed_ = 1;                                                            \
-		}                                                                                \
+				h_ ? h_ : "(null)", n_);                                             \
+			*failed_ = 1;                                                                \
+		}                                                                                    \
 	} while (0)
 
-#define TEST(name)                       \
+#define TEST(name)                      \
 	void test_##name(int *failed_); \
 	void test_##name(int *failed_)
 

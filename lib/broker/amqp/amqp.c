@@ -42,13 +42,13 @@
 
 struct amqp_backend {
 	struct mqtx_backend base; /* must be first */
-	char **exchanges; /* exchanges known to exist on this connection */
+	char **exchanges;         /* exchanges known to exist on this connection */
 	size_t n_exchanges;
 	struct mqtx_amqp_conn k; /* the connection, its redacted URL, whether it broke, its socket */
 	amqp_channel_t ch;
 	struct mqtx_backend_opts opts;
 	int64_t confirm_timeout_ms;
-	uint64_t published; /* messages published on the current channel: the last delivery tag */
+	uint64_t published;         /* messages published on the current channel: the last delivery tag */
 	struct amqp_consumer *cons; /* consume(): NULL until first used */
 };
 
@@ -129,16 +129,16 @@ struct pubstate {
 	size_t n;
 	size_t *chan_idx; /* delivery tag t on this channel -> chan_idx[t-1] */
 	size_t chan_count;
-	size_t chan_low;  /* lowest tag index that may still be unresolved */
+	size_t chan_low; /* lowest tag index that may still be unresolved */
 	size_t inflight;
-	char **missing;   /* destinations the broker said do not exist */
+	char **missing;     /* destinations the broker said do not exist */
 	char **missing_why; /* per missing destination: what the broker said */
 	size_t n_missing;
 	bool channel_closed;
 	char close_text[256];
 	int close_code;
-	int64_t stop_deadline; /* set once a stop was requested */
-	uint64_t tag_base;     /* delivery tag of chan_idx[0] is tag_base + 1 */
+	int64_t stop_deadline;      /* set once a stop was requested */
+	uint64_t tag_base;          /* delivery tag of chan_idx[0] is tag_base + 1 */
 	struct mqtx_keyset blocked; /* ordering keys with a failed message */
 };
 
@@ -310,7 +310,8 @@ static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, 
 	case AMQP_BASIC_NACK_METHOD: {
 		amqp_basic_nack_t *a = f.payload.method.decoded;
 		if (f.channel == ab->ch)
-			on_ack(ps, a->delivery_tag, a->multiple, MQTX_MSG_FAILED, "the broker refused the message (basic.nack)");
+			on_ack(ps, a->delivery_tag, a->multiple, MQTX_MSG_FAILED,
+			       "the broker refused the message (basic.nack)");
 		return 0;
 	}
 	case AMQP_BASIC_RETURN_METHOD:
@@ -335,8 +336,7 @@ static int pump(struct amqp_backend *ab, struct pubstate *ps, int64_t deadline, 
 		return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection: %.*s", ab->k.where,
 				      (int)c->reply_text.len, (const char *)c->reply_text.bytes);
 	}
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -560,8 +560,8 @@ static int check_exchange(struct amqp_backend *ab, const char *name, char *why, 
 	*ok = false;
 	if (mqtx_amqp_channel_open(&ab->k, CHECK_CHANNEL, err) < 0)
 		return -1;
-	amqp_exchange_declare(ab->k.c, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0, 0,
-			      amqp_empty_table);
+	amqp_exchange_declare(ab->k.c, CHECK_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"), 1, 0, 0,
+			      0, amqp_empty_table);
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->k.c);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
 		*ok = true;
@@ -675,7 +675,8 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 		if (!ps.channel_closed)
 			break;
 		if (++reopen > 50) {
-			mqtx_err_set(err, MQTX_E_BROKER, "broker '%s' keeps closing the channel: %s", ab->k.where, ps.close_text);
+			mqtx_err_set(err, MQTX_E_BROKER, "broker '%s' keeps closing the channel: %s", ab->k.where,
+				     ps.close_text);
 			ab->k.broken = true;
 			rc = -1;
 			break;
@@ -690,11 +691,12 @@ static int publish_confirm(struct amqp_backend *ab, struct mqtx_msg *msgs, size_
 timeout:
 	ab->k.broken = true;
 	if (ps.stop_deadline != 0 && mqtx_now_ms() < deadline)
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out",
+		rc = mqtx_err_retry(err, MQTX_E_BROKER,
+				    "stopped: %zu message(s) to '%s' still unconfirmed when the shutdown grace ran out",
 				    ps.inflight, ab->k.where);
 	else
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)", ab->k.where,
-				    (long long)ab->confirm_timeout_ms, ps.inflight);
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no confirm from '%s' within %lldms for %zu message(s)",
+				    ab->k.where, (long long)ab->confirm_timeout_ms, ps.inflight);
 	goto out;
 broken:
 	ab->k.broken = true;
@@ -768,13 +770,14 @@ static int tx_wait(struct amqp_backend *ab, struct txwait *tw, amqp_method_numbe
 			return 2;
 		if (st == AMQP_STATUS_TIMEOUT) {
 			ab->k.broken = true;
-			return mqtx_err_retry(err, MQTX_E_BROKER, "no answer to %s from '%s' within %lldms", what, ab->k.where,
-					      (long long)ab->confirm_timeout_ms);
+			return mqtx_err_retry(err, MQTX_E_BROKER, "no answer to %s from '%s' within %lldms", what,
+					      ab->k.where, (long long)ab->confirm_timeout_ms);
 		}
 		if (st != AMQP_STATUS_OK) {
 			ab->k.broken = true;
-			return mqtx_err_retry(err, MQTX_E_BROKER, "lost connection to '%s' waiting for the answer to %s: %s",
-					      ab->k.where, what, amqp_error_string2(st));
+			return mqtx_err_retry(err, MQTX_E_BROKER,
+					      "lost connection to '%s' waiting for the answer to %s: %s", ab->k.where,
+					      what, amqp_error_string2(st));
 		}
 		if (f.frame_type != AMQP_FRAME_METHOD)
 			continue;
@@ -783,8 +786,9 @@ static int tx_wait(struct amqp_backend *ab, struct txwait *tw, amqp_method_numbe
 			amqp_connection_close_ok_t ok;
 			amqp_send_method(ab->k.c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
 			ab->k.broken = true;
-			return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection during %s: %.*s", ab->k.where,
-					      what, (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+			return mqtx_err_retry(err, MQTX_E_BROKER, "broker '%s' closed the connection during %s: %.*s",
+					      ab->k.where, what, (int)c->reply_text.len,
+					      (const char *)c->reply_text.bytes);
 		}
 		if (f.channel != ab->ch)
 			continue;
@@ -826,7 +830,8 @@ static int send_method(struct amqp_backend *ab, amqp_method_number_t id, void *m
 	int st = amqp_send_method(ab->k.c, ab->ch, id, m);
 	if (st != AMQP_STATUS_OK) {
 		ab->k.broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot send %s to '%s': %s", what, ab->k.where, amqp_error_string2(st));
+		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot send %s to '%s': %s", what, ab->k.where,
+				      amqp_error_string2(st));
 	}
 	return 0;
 }
@@ -858,13 +863,16 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 			return -1;
 		if (r == 1)
 			return tx_discarded(ab, &tw, err);
-		if (!mqtx_broker_stopping(ab->opts.stop) && ab->opts.before_commit(ab->opts.before_commit_ctx, &herr) != 0)
+		if (!mqtx_broker_stopping(ab->opts.stop) &&
+		    ab->opts.before_commit(ab->opts.before_commit_ctx, &herr) != 0)
 			rollback_why = herr.msg[0] != '\0' ? herr.msg : "refused before commit";
 	}
 	if (mqtx_broker_stopping(ab->opts.stop) || rollback_why != NULL) {
 		char why[256];
-		snprintf(why, sizeof(why), "transaction rolled back: %.200s", rollback_why != NULL ? rollback_why : "stopped");
-		tx_set_all(msgs, n, rollback_why != NULL ? MQTX_MSG_FAILED : MQTX_MSG_PENDING, rollback_why != NULL ? why : "");
+		snprintf(why, sizeof(why), "transaction rolled back: %.200s",
+			 rollback_why != NULL ? rollback_why : "stopped");
+		tx_set_all(msgs, n, rollback_why != NULL ? MQTX_MSG_FAILED : MQTX_MSG_PENDING,
+			   rollback_why != NULL ? why : "");
 		amqp_tx_rollback_t rb = {0};
 		if (send_method(ab, AMQP_TX_ROLLBACK_METHOD, &rb, "tx.rollback", err) < 0)
 			return -1;
@@ -880,8 +888,8 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 	 * commit was never sent and nothing was published. */
 	if (MQTX_FAILPOINT("backend.before_tx_commit") < 0) {
 		ab->k.broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.before_tx_commit: connection to '%s' given up",
-				      ab->k.where);
+		return mqtx_err_retry(err, MQTX_E_BROKER,
+				      "failpoint backend.before_tx_commit: connection to '%s' given up", ab->k.where);
 	}
 	int d = tx_wait(ab, &tw, 0, "publishing", deadline, err);
 	if (d < 0)
@@ -892,14 +900,16 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 	tx_set_all(msgs, n, MQTX_MSG_UNKNOWN, "");
 	amqp_tx_commit_t commit = {0};
 	if (send_method(ab, AMQP_TX_COMMIT_METHOD, &commit, "tx.commit", err) < 0) {
-		tx_set_all(msgs, n, MQTX_MSG_UNKNOWN, "tx.commit may or may not have reached the broker: outcome unknown");
+		tx_set_all(msgs, n, MQTX_MSG_UNKNOWN,
+			   "tx.commit may or may not have reached the broker: outcome unknown");
 		return -1;
 	}
 	int r = tx_wait(ab, &tw, AMQP_TX_COMMIT_OK_METHOD, "tx.commit", deadline, err);
 	if (r < 0) {
 		for (size_t i = 0; i < n; i++)
 			if (msgs[i].state == MQTX_MSG_UNKNOWN)
-				snprintf(msgs[i].error, sizeof(msgs[i].error), "no answer to tx.commit: outcome unknown");
+				snprintf(msgs[i].error, sizeof(msgs[i].error),
+					 "no answer to tx.commit: outcome unknown");
 		return -1;
 	}
 	if (r == 1)
@@ -909,8 +919,10 @@ static int publish_tx(struct amqp_backend *ab, struct mqtx_msg *msgs, size_t n, 
 		ab->k.broken = true;
 		for (size_t i = 0; i < n; i++)
 			if (msgs[i].state == MQTX_MSG_UNKNOWN)
-				snprintf(msgs[i].error, sizeof(msgs[i].error), "no answer to tx.commit: outcome unknown");
-		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.after_tx_commit: lost the answer to tx.commit from '%s'",
+				snprintf(msgs[i].error, sizeof(msgs[i].error),
+					 "no answer to tx.commit: outcome unknown");
+		return mqtx_err_retry(err, MQTX_E_BROKER,
+				      "failpoint backend.after_tx_commit: lost the answer to tx.commit from '%s'",
 				      ab->k.where);
 	}
 	for (size_t i = 0; i < n; i++)
@@ -931,8 +943,8 @@ static int amqp_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 	return publish_confirm(ab, msgs, n, err);
 }
 
-static int amqp_inspect(struct mqtx_backend *b, const char *destination, const char *queue,
-			struct mqtx_dest_info *info, struct mqtx_err *err)
+static int amqp_inspect(struct mqtx_backend *b, const char *destination, const char *queue, struct mqtx_dest_info *info,
+			struct mqtx_err *err)
 {
 	struct amqp_backend *ab = (struct amqp_backend *)b;
 	memset(info, 0, sizeof(*info));
@@ -945,13 +957,15 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 		if (destination[0] == '\0') {
 			info->exists = true; /* the default exchange always exists */
 		} else {
-			amqp_exchange_declare(ab->k.c, ch, amqp_cstring_bytes(destination), amqp_cstring_bytes("direct"), 1, 0,
-					      0, 0, amqp_empty_table);
+			amqp_exchange_declare(ab->k.c, ch, amqp_cstring_bytes(destination),
+					      amqp_cstring_bytes("direct"), 1, 0, 0, 0, amqp_empty_table);
 			amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->k.c);
 			info->exists = r.reply_type == AMQP_RESPONSE_NORMAL;
 			if (!info->exists) {
-				snprintf(info->detail, sizeof(info->detail), "exchange '%s' does not exist", destination);
-				if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+				snprintf(info->detail, sizeof(info->detail), "exchange '%s' does not exist",
+					 destination);
+				if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+				    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
 					return mqtx_amqp_reply_err(&ab->k, r, 0, "cannot inspect exchange on", err);
 				/* the broker closed the scratch channel: confirm, so that it can be opened again */
 				amqp_channel_close_ok_t cok;
@@ -963,7 +977,7 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 	}
 	if (queue != NULL) {
 		amqp_queue_declare_ok_t *ok = amqp_queue_declare(ab->k.c, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0,
-								  amqp_empty_table);
+								 amqp_empty_table);
 		amqp_rpc_reply_t r = amqp_get_rpc_reply(ab->k.c);
 		if (r.reply_type == AMQP_RESPONSE_NORMAL && ok != NULL) {
 			info->depth = ok->message_count;
@@ -991,8 +1005,8 @@ static int amqp_inspect(struct mqtx_backend *b, const char *destination, const c
 #define CONSUME_CHANNEL 4000 /* apart from publishing (1..2000) and inspect's scratch channels */
 
 struct amqp_consumer {
-	bool open;          /* the channel is open */
-	uint64_t last_tag;  /* last delivery tag taken and not acknowledged, 0: none */
+	bool open;         /* the channel is open */
+	uint64_t last_tag; /* last delivery tag taken and not acknowledged, 0: none */
 	amqp_message_t *msgs;
 	struct mqtx_delivery *dels;
 	size_t n, cap;

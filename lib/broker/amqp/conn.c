@@ -26,19 +26,17 @@ int mqtx_amqp_reply_err(struct mqtx_amqp_conn *k, amqp_rpc_reply_t r, amqp_chann
 			struct mqtx_err *err)
 {
 	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		return 0;
+	case AMQP_RESPONSE_NORMAL: return 0;
 	case AMQP_RESPONSE_NONE:
 		k->broken = true;
 		return mqtx_err_retry(err, MQTX_E_BROKER, "%s '%s': no reply from the broker", doing, k->where);
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		return mqtx_amqp_status_err(k, r.library_error, doing, err);
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION: return mqtx_amqp_status_err(k, r.library_error, doing, err);
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
 		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
 			amqp_connection_close_t *m = r.reply.decoded;
 			k->broken = true;
-			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the connection: %.*s", doing, k->where,
-					    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+			return mqtx_err_set(err, MQTX_E_BROKER, "%s '%s': broker closed the connection: %.*s", doing,
+					    k->where, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
 		}
 		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
 			amqp_channel_close_t *m = r.reply.decoded;
@@ -69,14 +67,16 @@ static amqp_socket_t *tls_socket(struct mqtx_amqp_conn *k, const struct mqtx_con
 		mqtx_err_set(err, MQTX_E_BROKER, "cannot create a TLS socket for '%s'", k->where);
 		return NULL;
 	}
-	if (cfg->broker_tls_ca_file != NULL && amqp_ssl_socket_set_cacert(sock, cfg->broker_tls_ca_file) != AMQP_STATUS_OK) {
-		mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)", cfg->broker_tls_ca_file);
+	if (cfg->broker_tls_ca_file != NULL &&
+	    amqp_ssl_socket_set_cacert(sock, cfg->broker_tls_ca_file) != AMQP_STATUS_OK) {
+		mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)",
+			     cfg->broker_tls_ca_file);
 		return NULL;
 	}
 	if (cfg->broker_tls_cert_file != NULL && cfg->broker_tls_key_file != NULL &&
 	    amqp_ssl_socket_set_key(sock, cfg->broker_tls_cert_file, cfg->broker_tls_key_file) != AMQP_STATUS_OK) {
-		mqtx_err_set(err, MQTX_E_CONFIG, "cannot load client certificate '%s' or key '%s'", cfg->broker_tls_cert_file,
-			     cfg->broker_tls_key_file);
+		mqtx_err_set(err, MQTX_E_CONFIG, "cannot load client certificate '%s' or key '%s'",
+			     cfg->broker_tls_cert_file, cfg->broker_tls_key_file);
 		return NULL;
 	}
 	amqp_ssl_socket_set_verify_peer(sock, cfg->broker_tls_verify);
@@ -109,7 +109,8 @@ int mqtx_amqp_connect(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, c
 		k->where = mqtx_redact(l->url);
 	amqp_default_connection_info(&info);
 	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
-		mqtx_err_set(err, l->bad_url_kind, "cannot parse %s '%s' (expected %s)", l->what, k->where, l->bad_url_hint);
+		mqtx_err_set(err, l->bad_url_kind, "cannot parse %s '%s' (expected %s)", l->what, k->where,
+			     l->bad_url_hint);
 		goto out;
 	}
 	if (mqtx_backend_password(cfg, &password, err) < 0)
@@ -135,10 +136,12 @@ int mqtx_amqp_connect(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, c
 	amqp_set_rpc_timeout(k->c, &tv);
 	amqp_table_entry_t prop = {.key = amqp_cstring_bytes("connection_name"),
 				   .value = {.kind = AMQP_FIELD_KIND_UTF8,
-					     .value.bytes = amqp_cstring_bytes(l->client_name != NULL ? l->client_name : "mqtx")}};
+					     .value.bytes = amqp_cstring_bytes(l->client_name != NULL ? l->client_name
+												      : "mqtx")}};
 	amqp_table_t props = {.num_entries = 1, .entries = &prop};
-	amqp_rpc_reply_t r = amqp_login_with_properties(k->c, l->vhost != NULL ? l->vhost : info.vhost, 0, MQTX_AMQP_FRAME_MAX,
-							l->heartbeat_s, &props, AMQP_SASL_METHOD_PLAIN, info.user,
+	amqp_rpc_reply_t r = amqp_login_with_properties(k->c, l->vhost != NULL ? l->vhost : info.vhost, 0,
+							MQTX_AMQP_FRAME_MAX, l->heartbeat_s, &props,
+							AMQP_SASL_METHOD_PLAIN, info.user,
 							password != NULL ? password : info.password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		mqtx_amqp_reply_err(k, r, 0, "cannot log in to", err);

@@ -73,7 +73,8 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 	}
 	if (u->queue[0] == '\0') {
 		aurl_free(u);
-		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s' names no queue (expected amqp://HOST/[VHOST/]QUEUE)", where);
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "source '%s' names no queue (expected amqp://HOST/[VHOST/]QUEUE)", where);
 	}
 	if (alen > 0) {
 		struct mqtx_buf b = MQTX_BUF_INIT;
@@ -86,13 +87,15 @@ static int parse_aurl(const char *url, const struct mqtx_config *cfg, const char
 	const char *b = cfg->broker_url;
 	if (b == NULL || mqtx_broker_of_url(b) != &mqtx_backend_amqp) {
 		aurl_free(u);
-		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s' names no host, and broker.url is not an amqp:// URL", where);
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "source '%s' names no host, and broker.url is not an amqp:// URL", where);
 	}
 	u->conn_url = mqtx_xstrdup(b);
 	return 0;
 }
 
-static int connect_to(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, const struct aurl *u, struct mqtx_err *err)
+static int connect_to(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, const struct aurl *u,
+		      struct mqtx_err *err)
 {
 	const struct mqtx_amqp_login l = {
 		.url = u->conn_url,
@@ -115,8 +118,8 @@ enum qtype { Q_STREAM, Q_OTHER, Q_UNKNOWN };
  * retention settings) leaves it unknown: the first delivery tells. */
 static int inspect(struct mqtx_amqp_conn *k, const char *queue, uint32_t *count, enum qtype *type, struct mqtx_err *err)
 {
-	amqp_queue_declare_ok_t *ok =
-		amqp_queue_declare(k->c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+	amqp_queue_declare_ok_t *ok = amqp_queue_declare(k->c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+							 amqp_empty_table);
 	if (ok == NULL) {
 		amqp_rpc_reply_t r = amqp_get_rpc_reply(k->c);
 		if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
@@ -148,7 +151,8 @@ static int inspect(struct mqtx_amqp_conn *k, const char *queue, uint32_t *count,
 	amqp_channel_close_ok_t cok = {0};
 	amqp_send_method(k->c, 2, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
 	mqtx_debug("audit: queue type probe: %s", text);
-	if (strstr(text, "'x-queue-type'") != NULL || strstr(text, "'durable'") != NULL || strstr(text, "'exclusive'") != NULL)
+	if (strstr(text, "'x-queue-type'") != NULL || strstr(text, "'durable'") != NULL ||
+	    strstr(text, "'exclusive'") != NULL)
 		*type = Q_OTHER;
 	else
 		*type = Q_UNKNOWN;
@@ -191,7 +195,7 @@ struct reading {
 	struct mqtx_read_result *res;
 	struct mqtx_amqp_conn *k;
 	bool stream;
-	bool unknown; /* the probe could not tell: the first delivery does */
+	bool unknown;         /* the probe could not tell: the first delivery does */
 	uint64_t unacked_tag; /* last delivery tag not yet acknowledged */
 	int unacked;
 	int64_t n;
@@ -204,7 +208,8 @@ static int ack(struct reading *rd, struct mqtx_err *err)
 	int st = amqp_basic_ack(rd->k->c, 1, rd->unacked_tag, 1);
 	if (st != AMQP_STATUS_OK) {
 		rd->k->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot acknowledge on '%s': %s", rd->k->where, amqp_error_string2(st));
+		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot acknowledge on '%s': %s", rd->k->where,
+				      amqp_error_string2(st));
 	}
 	rd->unacked = 0;
 	return 0;
@@ -220,13 +225,15 @@ static int other_frame(struct reading *rd, struct mqtx_err *err)
 		return 0;
 	if (st != AMQP_STATUS_OK) {
 		rd->k->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "lost the connection to '%s': %s", rd->k->where, amqp_error_string2(st));
+		return mqtx_err_retry(err, MQTX_E_BROKER, "lost the connection to '%s': %s", rd->k->where,
+				      amqp_error_string2(st));
 	}
 	if (f.frame_type != AMQP_FRAME_METHOD)
 		return 0;
 	switch (f.payload.method.id) {
 	case AMQP_BASIC_CANCEL_METHOD:
-		return mqtx_err_set(err, MQTX_E_BROKER, "the broker cancelled reading '%s' (queue deleted?)", rd->k->where);
+		return mqtx_err_set(err, MQTX_E_BROKER, "the broker cancelled reading '%s' (queue deleted?)",
+				    rd->k->where);
 	case AMQP_CHANNEL_CLOSE_METHOD: {
 		amqp_channel_close_t *m = f.payload.method.decoded;
 		mqtx_err_set(err, MQTX_E_BROKER, "cannot read '%s': %.*s", rd->k->where, (int)m->reply_text.len,
@@ -241,8 +248,7 @@ static int other_frame(struct reading *rd, struct mqtx_err *err)
 		return mqtx_err_set(err, MQTX_E_BROKER, "the broker closed the connection to '%s': %.*s", rd->k->where,
 				    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
 	}
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -346,7 +352,8 @@ static int consume(struct reading *rd, const char *queue, uint32_t count, struct
 		amqp_rpc_reply_t r = amqp_consume_message(k->c, &env, &tv, 0);
 		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
 			continue;
-		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+		    r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
 			if (other_frame(rd, err) < 0)
 				return -1;
 			continue;
@@ -392,15 +399,17 @@ static void describe(const struct reading *rd, const char *queue, uint32_t count
 	if (rd->stream)
 		snprintf(res->detail, sizeof(res->detail), "stream %s from %s; %s", queue,
 			 o->from.kind == MQTX_READ_POS_NONE ? "its first offset" : "--from",
-			 res->stopped ? "stopped by a signal"
+			 res->stopped                         ? "stopped by a signal"
 			 : o->to.kind == MQTX_READ_POS_OFFSET ? "up to --to or audit.idle_timeout without a message"
-							       : "until audit.idle_timeout without a message");
+							      : "until audit.idle_timeout without a message");
 	else
-		snprintf(res->detail, sizeof(res->detail), "queue %s, consumed %lld of the %u message%s it held at start%s",
-			 queue, (long long)rd->n, count, count == 1 ? "" : "s", res->stopped ? ", stopped by a signal" : "");
+		snprintf(res->detail, sizeof(res->detail),
+			 "queue %s, consumed %lld of the %u message%s it held at start%s", queue, (long long)rd->n,
+			 count, count == 1 ? "" : "s", res->stopped ? ", stopped by a signal" : "");
 }
 
-#define NOT_A_STREAM "reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive"
+#define NOT_A_STREAM \
+	"reading it removes its messages; bind a queue of its own for the audit to the exchange and give --destructive"
 
 int mqtx_amqp_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res, struct mqtx_err *err)
 {

@@ -106,28 +106,33 @@ int mqtx_kafka_conf_connection(const struct mqtx_kafka_conf *kc, const struct mq
 	bool tls = strstr(eff, "ssl") != NULL || strstr(eff, "SSL") != NULL;
 	if (tls) {
 		if ((cfg->broker_tls_ca_file != NULL &&
-		     mqtx_kafka_conf_set(kc, "ssl.ca.location", cfg->broker_tls_ca_file, "broker.tls.ca_file", err) < 0) ||
+		     mqtx_kafka_conf_set(kc, "ssl.ca.location", cfg->broker_tls_ca_file, "broker.tls.ca_file", err) <
+			     0) ||
 		    (cfg->broker_tls_cert_file != NULL &&
-		     mqtx_kafka_conf_set(kc, "ssl.certificate.location", cfg->broker_tls_cert_file, "broker.tls.cert_file",
-					 err) < 0) ||
+		     mqtx_kafka_conf_set(kc, "ssl.certificate.location", cfg->broker_tls_cert_file,
+					 "broker.tls.cert_file", err) < 0) ||
 		    (cfg->broker_tls_key_file != NULL &&
-		     mqtx_kafka_conf_set(kc, "ssl.key.location", cfg->broker_tls_key_file, "broker.tls.key_file", err) < 0))
+		     mqtx_kafka_conf_set(kc, "ssl.key.location", cfg->broker_tls_key_file, "broker.tls.key_file", err) <
+			     0))
 			return -1;
-		if (mqtx_kafka_conf_set(kc, "enable.ssl.certificate.verification", cfg->broker_tls_verify ? "true" : "false",
-					"broker.tls.verify", err) < 0 ||
-		    (!cfg->broker_tls_verify &&
-		     mqtx_kafka_conf_set(kc, "ssl.endpoint.identification.algorithm", "none", "broker.tls.verify", err) < 0))
+		if (mqtx_kafka_conf_set(kc, "enable.ssl.certificate.verification",
+					cfg->broker_tls_verify ? "true" : "false", "broker.tls.verify", err) < 0 ||
+		    (!cfg->broker_tls_verify && mqtx_kafka_conf_set(kc, "ssl.endpoint.identification.algorithm", "none",
+								    "broker.tls.verify", err) < 0))
 			return -1;
 	}
 
 	for (size_t i = 0; i < cfg->n_kafka_props; i++)
-		if (mqtx_kafka_conf_set(kc, cfg->kafka_props[i].key, cfg->kafka_props[i].value, "broker.kafka", err) < 0)
+		if (mqtx_kafka_conf_set(kc, cfg->kafka_props[i].key, cfg->kafka_props[i].value, "broker.kafka", err) <
+		    0)
 			return -1;
 
 	const char *verify = mqtx_kafka_conf_user_prop(cfg, "enable.ssl.certificate.verification");
 	if (tls && ((verify == NULL && !cfg->broker_tls_verify) || (verify != NULL && strcmp(verify, "false") == 0)))
 		mqtx_warn("TLS certificate verification is OFF for '%s' (%s): anyone on the path can read and change messages",
-			  where, verify != NULL ? "broker.kafka: enable.ssl.certificate.verification" : "broker.tls.verify: false");
+			  where,
+			  verify != NULL ? "broker.kafka: enable.ssl.certificate.verification"
+					 : "broker.tls.verify: false");
 	return 0;
 }
 
@@ -137,10 +142,11 @@ rd_kafka_t *mqtx_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, c
 	char errstr[512] = "";
 	rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
 	if (rk != NULL)
-		return rk; /* it owns conf now */
+		return rk;           /* it owns conf now */
 	rd_kafka_conf_destroy(conf); /* rd_kafka_new() takes conf only on success */
 	if (errstr[0] == '\0' || mqtx_kafka_conf_leaks(kc, errstr))
-		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka %s for '%s': invalid configuration", what, where);
+		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka %s for '%s': invalid configuration", what,
+			     where);
 	else
 		mqtx_err_set(err, MQTX_E_CONFIG, "cannot create a Kafka %s for '%s': %s", what, where, errstr);
 	return NULL;

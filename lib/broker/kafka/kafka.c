@@ -56,7 +56,7 @@ struct kafka_backend {
 	int64_t connect_timeout_ms;
 	bool tx;
 	bool broken;
-	char *where; /* redacted URL for messages */
+	char *where;          /* redacted URL for messages */
 	size_t max_msg_bytes; /* the producer's effective message.max.bytes */
 
 	struct topic_entry *topics;
@@ -71,7 +71,7 @@ struct kafka_backend {
 	char fatal_text[256];
 	char last_error[256]; /* the latest client error, for "cannot connect" */
 
-	struct kafka_consumer *cons; /* consume(): NULL until first used */
+	struct kafka_consumer *cons;   /* consume(): NULL until first used */
 	const struct mqtx_config *cfg; /* borrowed from open()'s caller, for the consumer's settings */
 };
 
@@ -105,8 +105,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	}
 	if (rd_kafka_message_status(m) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED) {
 		msg->state = MQTX_MSG_UNKNOWN;
-		snprintf(msg->error, sizeof(msg->error), "delivery to topic '%s' may have happened: %s", msg->destination,
-			 rd_kafka_err2str(m->err));
+		snprintf(msg->error, sizeof(msg->error), "delivery to topic '%s' may have happened: %s",
+			 msg->destination, rd_kafka_err2str(m->err));
 		return;
 	}
 	msg->state = MQTX_MSG_FAILED;
@@ -142,9 +142,7 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 		/* will not go away by itself: say so */
 		mqtx_warn("Kafka '%s': %s", kb->where, reason);
 		break;
-	default:
-		mqtx_debug("kafka: %s: %s", rd_kafka_err2name(e), reason);
-		break;
+	default: mqtx_debug("kafka: %s: %s", rd_kafka_err2name(e), reason); break;
 	}
 }
 
@@ -181,12 +179,14 @@ static int build_conf(struct kafka_backend *kb, const struct mqtx_config *cfg, c
 		goto out;
 	if (kb->connect_timeout_ms >= 1000) {
 		snprintf(num, sizeof(num), "%lld", (long long)kb->connect_timeout_ms);
-		if (mqtx_kafka_conf_set(&kc, "socket.connection.setup.timeout.ms", num, "broker.connect_timeout", err) < 0)
+		if (mqtx_kafka_conf_set(&kc, "socket.connection.setup.timeout.ms", num, "broker.connect_timeout", err) <
+		    0)
 			goto out;
 	}
 	if (kb->tx && !consumer) {
 		/* message.timeout.ms may not exceed transaction.timeout.ms */
-		snprintf(num, sizeof(num), "%lld", (long long)(kb->confirm_timeout_ms > 60000 ? kb->confirm_timeout_ms : 60000));
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)(kb->confirm_timeout_ms > 60000 ? kb->confirm_timeout_ms : 60000));
 		if (mqtx_kafka_conf_set(&kc, "transactional.id", opts->transactional_id, "transactional id", err) < 0 ||
 		    mqtx_kafka_conf_set(&kc, "transaction.timeout.ms", num, def, err) < 0)
 			goto out;
@@ -219,7 +219,7 @@ static void kafka_close(struct mqtx_backend *b)
 	struct kafka_backend *kb = (struct kafka_backend *)b;
 	if (kb == NULL)
 		return;
-	consumer_free(kb); /* leaves the group without committing: unacknowledged messages are read again */
+	consumer_free(kb);   /* leaves the group without committing: unacknowledged messages are read again */
 	kb->win.msgs = NULL; /* reports served from here on belong to nobody */
 	if (kb->rk != NULL) {
 		/* Broken: what is still queued has been given up on (the caller
@@ -301,10 +301,11 @@ static struct mqtx_backend *kafka_open(const struct mqtx_config *cfg, const stru
 		kb->broken = true;
 		rd_kafka_poll(kb->rk, 0); /* collect the client's own account of it */
 		if (kb->last_error[0] != '\0')
-			mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s (%s)", kb->where, rd_kafka_err2str(e),
-				       kb->last_error);
+			mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s (%s)", kb->where,
+				       rd_kafka_err2str(e), kb->last_error);
 		else
-			mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", kb->where, rd_kafka_err2str(e));
+			mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", kb->where,
+				       rd_kafka_err2str(e));
 		goto fail;
 	}
 	mqtx_debug("connected to '%s': %d broker(s)", kb->where, md->broker_cnt);
@@ -402,8 +403,7 @@ static struct topic_entry *topic_get(struct kafka_backend *kb, const char *name,
 
 /* Topic entries for msgs[0..n), in tops[]. Entries stay valid for the call:
  * the array only grows by topic_get, so indexes are kept, not pointers. */
-static int resolve_topics(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, size_t *tops,
-			  struct mqtx_err *err)
+static int resolve_topics(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, size_t *tops, struct mqtx_err *err)
 {
 	const char *last = NULL;
 	size_t last_i = 0;
@@ -474,8 +474,8 @@ static bool serve(struct kafka_backend *kb, int64_t until)
 }
 
 struct call {
-	int64_t resolved;      /* when the topic lookups were done */
-	int64_t deadline;      /* for the delivery reports: counted from resolved */
+	int64_t resolved; /* when the topic lookups were done */
+	int64_t deadline; /* for the delivery reports: counted from resolved */
 };
 
 static int64_t until(const struct kafka_backend *kb, const struct call *c)
@@ -501,10 +501,13 @@ static enum produced produce_one(struct kafka_backend *kb, struct call *c, size_
 	void *payload = (void *)(m->payload != NULL ? m->payload : empty);
 	rd_kafka_headers_t *h = build_headers(m);
 	for (;;) {
-		rd_kafka_resp_err_t e = rd_kafka_producev(
-			kb->rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_KEY(key, klen),
-			RD_KAFKA_V_VALUE(payload, m->payload_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(kb->win.base + i)), RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e = rd_kafka_producev(kb->rk, RD_KAFKA_V_RKT(t->rkt), RD_KAFKA_V_PARTITION(part),
+							  RD_KAFKA_V_KEY(key, klen),
+							  RD_KAFKA_V_VALUE(payload, m->payload_len),
+							  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+							  RD_KAFKA_V_HEADERS(h),
+							  RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(kb->win.base + i)),
+							  RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) { /* h belongs to the message now */
 			kb->win.awaiting[i] = true;
 			kb->win.outstanding++;
@@ -520,8 +523,8 @@ static enum produced produce_one(struct kafka_backend *kb, struct call *c, size_
 		m->state = MQTX_MSG_FAILED;
 		/* too large for message.max.bytes: it never fits as it is */
 		m->permanent = e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
-		snprintf(m->error, sizeof(m->error), "cannot produce to topic '%s': %s%s", m->destination, rd_kafka_err2str(e),
-			 m->permanent ? " (more than the producer's message.max.bytes)" : "");
+		snprintf(m->error, sizeof(m->error), "cannot produce to topic '%s': %s%s", m->destination,
+			 rd_kafka_err2str(e), m->permanent ? " (more than the producer's message.max.bytes)" : "");
 		return REFUSED;
 	}
 }
@@ -547,7 +550,8 @@ static int kafka_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char
 	}
 	size_t bad = strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
 	if (bad < tl) {
-		snprintf(why, len, "destination (the topic) '%.100s' has byte 0x%02x at %zu; Kafka topic names allow only [a-zA-Z0-9._-]",
+		snprintf(why, len,
+			 "destination (the topic) '%.100s' has byte 0x%02x at %zu; Kafka topic names allow only [a-zA-Z0-9._-]",
 			 t, (unsigned char)t[bad], bad);
 		return -1;
 	}
@@ -561,7 +565,8 @@ static int kafka_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char
 	if (m->content_type != NULL)
 		sz += 12 + strlen(m->content_type);
 	if (sz > kb->max_msg_bytes) {
-		snprintf(why, len, "the message is at least %zu bytes (payload, key, headers); the producer's message.max.bytes is %zu",
+		snprintf(why, len,
+			 "the message is at least %zu bytes (payload, key, headers); the producer's message.max.bytes is %zu",
 			 sz, kb->max_msg_bytes);
 		return -1;
 	}
@@ -668,7 +673,8 @@ static int publish_confirm(struct kafka_backend *kb, struct mqtx_msg *msgs, size
 	if (kb->fatal) {
 		rc = fatal_err(kb, err);
 	} else if (!done && mqtx_broker_stopping(kb->opts.stop)) {
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "stopped with %zu message(s) to '%s' unconfirmed when the shutdown grace ran out",
+		rc = mqtx_err_retry(err, MQTX_E_BROKER,
+				    "stopped with %zu message(s) to '%s' unconfirmed when the shutdown grace ran out",
 				    kb->win.outstanding, kb->where);
 		mqtx_window_end(&kb->win, "stopped before a delivery report came: outcome unknown");
 		kb->broken = true;
@@ -752,8 +758,8 @@ static size_t first_failed(const struct mqtx_msg *msgs, size_t n)
 }
 
 /* Aborts, then fails every message because of msgs[culprit]. */
-static int abort_and_fail(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, size_t culprit,
-			  const char *reason, int64_t deadline, struct mqtx_err *err)
+static int abort_and_fail(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, size_t culprit, const char *reason,
+			  int64_t deadline, struct mqtx_err *err)
 {
 	char why[256];
 	mqtx_window_end(&kb->win, "");
@@ -789,8 +795,8 @@ static int commit(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, int
 		snprintf(why, sizeof(why), "transaction commit timed out: outcome unknown");
 		set_all(msgs, n, MQTX_MSG_UNKNOWN, why);
 		kb->broken = true;
-		return mqtx_err_retry(err, MQTX_E_BROKER, "commit of %zu message(s) to '%s' timed out: outcome unknown", n,
-				      kb->where);
+		return mqtx_err_retry(err, MQTX_E_BROKER, "commit of %zu message(s) to '%s' timed out: outcome unknown",
+				      n, kb->where);
 	}
 	if (rd_kafka_error_txn_requires_abort(e)) {
 		snprintf(why, sizeof(why), "commit failed: %.200s", rd_kafka_error_string(e));
@@ -841,15 +847,16 @@ static int finish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n, 
 		/* as if the producer broke before committing: never visible */
 		kb->broken = true;
 		set_all(msgs, n, MQTX_MSG_PENDING, "");
-		return mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.before_tx_commit: producer for '%s' given up",
-				      kb->where);
+		return mqtx_err_retry(err, MQTX_E_BROKER,
+				      "failpoint backend.before_tx_commit: producer for '%s' given up", kb->where);
 	}
 	int rc = commit(kb, msgs, n, deadline, err);
 	if (rc == 0 && MQTX_FAILPOINT("backend.after_tx_commit") < 0) {
 		/* as if the answer to the commit was lost */
 		kb->broken = true;
 		set_all(msgs, n, MQTX_MSG_UNKNOWN, "transaction commit not answered: outcome unknown");
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "failpoint backend.after_tx_commit: lost the answer to the commit from '%s'",
+		rc = mqtx_err_retry(err, MQTX_E_BROKER,
+				    "failpoint backend.after_tx_commit: lost the answer to the commit from '%s'",
 				    kb->where);
 	}
 	return rc;
@@ -889,7 +896,8 @@ static int publish_tx(struct kafka_backend *kb, struct mqtx_msg *msgs, size_t n,
 		bool stopped = mqtx_broker_stopping(kb->opts.stop);
 		mqtx_window_end(&kb->win, "");
 		char why[128];
-		snprintf(why, sizeof(why), "%s", stopped ? "stopped before commit" : "no delivery report in time: transaction aborted");
+		snprintf(why, sizeof(why), "%s",
+			 stopped ? "stopped before commit" : "no delivery report in time: transaction aborted");
 		if (txn_abort(kb, c.deadline + kb->confirm_timeout_ms, err) < 0) {
 			set_all(msgs, n, MQTX_MSG_UNKNOWN, why);
 			rc = -1;
@@ -957,8 +965,8 @@ static int kafka_inspect(struct mqtx_backend *b, const char *destination, const 
 struct kafka_consumer {
 	rd_kafka_t *rk;
 	char *topic;
-	bool assigned;          /* the group gave us partitions (a rebalance finished) */
-	bool *eof;              /* per partition: at its end since the last message */
+	bool assigned; /* the group gave us partitions (a rebalance finished) */
+	bool *eof;     /* per partition: at its end since the last message */
 	size_t n_eof;
 	rd_kafka_message_t **msgs; /* taken and not committed */
 	struct mqtx_delivery *dels;
@@ -1124,9 +1132,10 @@ static int kafka_consume(struct mqtx_backend *b, const struct mqtx_consume_opts 
 			snprintf(why, sizeof(why), "%s", rd_kafka_message_errstr(m));
 			rd_kafka_message_destroy(m);
 			if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-			    e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || e == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
-				return mqtx_err_set(err, MQTX_E_BROKER, "cannot read ack topic '%s' on '%s': %s", o->source,
-						    kb->where, why);
+			    e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+			    e == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED)
+				return mqtx_err_set(err, MQTX_E_BROKER, "cannot read ack topic '%s' on '%s': %s",
+						    o->source, kb->where, why);
 			mqtx_debug("kafka consumer: %s", why);
 			continue;
 		}
@@ -1155,7 +1164,8 @@ static int kafka_consume(struct mqtx_backend *b, const struct mqtx_consume_opts 
 		c->n++;
 	}
 	if (c->n == start && !c->assigned && !mqtx_broker_stopping(kb->opts.stop))
-		return mqtx_err_retry(err, MQTX_E_BROKER, "consumer group '%s' on '%s' assigned no partition of ack topic '%s'%s%s",
+		return mqtx_err_retry(err, MQTX_E_BROKER,
+				      "consumer group '%s' on '%s' assigned no partition of ack topic '%s'%s%s",
 				      o->group, kb->where, o->source, c->error[0] ? ": " : "", c->error);
 	*out = c->dels + start;
 	return (int)(c->n - start);
@@ -1169,8 +1179,8 @@ static int kafka_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 		return 0;
 	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0); /* synchronous: the positions of what poll returned */
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot commit offsets of ack topic '%s' on '%s': %s", c->topic,
-				      kb->where, rd_kafka_err2str(e));
+		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot commit offsets of ack topic '%s' on '%s': %s",
+				      c->topic, kb->where, rd_kafka_err2str(e));
 	consumer_clear(c);
 	return 0;
 }
@@ -1178,8 +1188,8 @@ static int kafka_consume_ack(struct mqtx_backend *b, struct mqtx_err *err)
 const struct mqtx_backend_ops mqtx_backend_kafka = {
 	.name = "kafka",
 	.dest_noun = "topic",
-	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT | MQTX_CAP_READ |
-		MQTX_CAP_PROPERTIES,
+	.caps = MQTX_CAP_TRANSACTIONS | MQTX_CAP_FENCED_TRANSACTIONS | MQTX_CAP_CONSUME | MQTX_CAP_INSPECT |
+		MQTX_CAP_READ | MQTX_CAP_PROPERTIES,
 	.schemes = kafka_schemes,
 	.open = kafka_open,
 	.close = kafka_close,

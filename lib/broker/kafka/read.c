@@ -27,7 +27,8 @@
 
 /* Our consumer defaults, then the connection settings (the URL's servers
  * and credentials, broker.tls.*, broker.kafka verbatim). */
-static int build_conf(const struct mqtx_config *cfg, const struct mqtx_kafka_url *u, rd_kafka_conf_t *conf, struct mqtx_err *err)
+static int build_conf(const struct mqtx_config *cfg, const struct mqtx_kafka_url *u, rd_kafka_conf_t *conf,
+		      struct mqtx_err *err)
 {
 	struct mqtx_kafka_conf kc = {0};
 	char group[64], num[32];
@@ -61,7 +62,7 @@ struct part {
 	int64_t start, stop; /* [start, stop) */
 	int64_t next;        /* next offset expected */
 	bool done;
-	bool filter_from;    /* drop records older than --from (no offsetsForTimes answer) */
+	bool filter_from; /* drop records older than --from (no offsetsForTimes answer) */
 	int64_t read;
 };
 
@@ -72,7 +73,8 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, const char *where, s
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, META_TIMEOUT_MS);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot get metadata from '%s': %s", where, rd_kafka_err2str(e));
+		return mqtx_err_retry(err, MQTX_E_BROKER, "cannot get metadata from '%s': %s", where,
+				      rd_kafka_err2str(e));
 	int n = 0;
 	for (int i = 0; i < md->topic_cnt; i++) {
 		if (strcmp(md->topics[i].topic, topic) != 0)
@@ -82,7 +84,8 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, const char *where, s
 			n = md->topics[i].partition_cnt;
 		} else if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
 			rd_kafka_metadata_destroy(md);
-			return mqtx_err_set(err, MQTX_E_BROKER, "topic '%s' on '%s': %s", topic, where, rd_kafka_err2str(e));
+			return mqtx_err_set(err, MQTX_E_BROKER, "topic '%s' on '%s': %s", topic, where,
+					    rd_kafka_err2str(e));
 		}
 	}
 	rd_kafka_metadata_destroy(md);
@@ -103,8 +106,9 @@ static int plan(rd_kafka_t *rk, const char *topic, const struct mqtx_read_opts *
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			if (times != NULL)
 				rd_kafka_topic_partition_list_destroy(times);
-			return mqtx_err_retry(err, MQTX_E_BROKER, "cannot read the offsets of '%s' partition %d on '%s': %s", topic,
-					      p, where, rd_kafka_err2str(e));
+			return mqtx_err_retry(err, MQTX_E_BROKER,
+					      "cannot read the offsets of '%s' partition %d on '%s': %s", topic, p,
+					      where, rd_kafka_err2str(e));
 		}
 		ps[p].start = lo;
 		ps[p].stop = hi;
@@ -113,15 +117,16 @@ static int plan(rd_kafka_t *rk, const char *topic, const struct mqtx_read_opts *
 		if (o->to.kind == MQTX_READ_POS_OFFSET && o->to.offset < ps[p].stop)
 			ps[p].stop = o->to.offset;
 		if (o->from.kind == MQTX_READ_POS_OFFSET && o->from.offset < lo)
-			mqtx_warn("topic '%s' partition %d starts at offset %lld now: earlier records are gone", topic, p,
-				  (long long)lo);
+			mqtx_warn("topic '%s' partition %d starts at offset %lld now: earlier records are gone", topic,
+				  p, (long long)lo);
 		if (times != NULL && o->from.kind == MQTX_READ_POS_TIME)
 			rd_kafka_topic_partition_list_add(times, topic, p)->offset = o->from.time_us / 1000;
 	}
 	if (times != NULL && o->from.kind == MQTX_READ_POS_TIME) {
 		rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, times, META_TIMEOUT_MS);
 		for (int p = 0; p < np; p++) {
-			int64_t off = e == RD_KAFKA_RESP_ERR_NO_ERROR && times->elems[p].err == RD_KAFKA_RESP_ERR_NO_ERROR
+			int64_t off = e == RD_KAFKA_RESP_ERR_NO_ERROR &&
+						      times->elems[p].err == RD_KAFKA_RESP_ERR_NO_ERROR
 					      ? times->elems[p].offset
 					      : -1;
 			/* -1: the broker found no record at or after the time, or
@@ -173,7 +178,9 @@ static int on_message(struct kreader *kr, struct part *pp, const rd_kafka_messag
 	rd_kafka_headers_t *h = NULL;
 	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		h = NULL;
-	struct mqtx_read_record d = {.partition = m->partition, .offset = m->offset, .redelivery_count = -1,
+	struct mqtx_read_record d = {.partition = m->partition,
+				     .offset = m->offset,
+				     .redelivery_count = -1,
 				     .ts_us = ts_ms >= 0 ? ts_ms * 1000 : MQTX_READ_NO_TS};
 	size_t n;
 	const char *v;
@@ -210,7 +217,8 @@ static int source_url(const struct mqtx_read_opts *o, const char *where, struct 
 		return 0;
 	const char *b = o->cfg->broker_url;
 	if (b == NULL || mqtx_broker_of_url(b) != &mqtx_backend_kafka)
-		return mqtx_err_set(err, MQTX_E_USAGE, "source '%s' names no brokers, and broker.url is not a kafka:// URL", where);
+		return mqtx_err_set(err, MQTX_E_USAGE,
+				    "source '%s' names no brokers, and broker.url is not a kafka:// URL", where);
 	char *bw = mqtx_redact(b);
 	int r = mqtx_kafka_url_parse(b, bw, false, &bu, err);
 	free(bw);
@@ -307,8 +315,8 @@ static int on_polled(struct kreader *kr, const rd_kafka_message_t *m, struct mqt
 			mqtx_debug("kafka: %s (retrying)", rd_kafka_message_errstr(m));
 			return 0;
 		}
-		return mqtx_err_set(err, MQTX_E_BROKER, "cannot read topic '%s' partition %d on '%s': %.300s", kr->topic, p,
-				    kr->where, rd_kafka_message_errstr(m));
+		return mqtx_err_set(err, MQTX_E_BROKER, "cannot read topic '%s' partition %d on '%s': %.300s",
+				    kr->topic, p, kr->where, rd_kafka_message_errstr(m));
 	}
 	if (m->offset < pp->stop) {
 		pp->next = m->offset + 1;

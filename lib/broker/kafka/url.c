@@ -50,13 +50,14 @@ int mqtx_kafka_url_parse(const char *url, const char *where, bool as_source, str
 	}
 	struct mqtx_url_parts up;
 	if (mqtx_url_split(rest, &up) < 0)
-		return mqtx_err_set(err, kind, "%s '%s': query strings and fragments are not supported (broker.kafka holds settings)",
+		return mqtx_err_set(err, kind,
+				    "%s '%s': query strings and fragments are not supported (broker.kafka holds settings)",
 				    what, where);
 	const char *path = up.path;
 	if (strchr(path, '/') != NULL || (!as_source && *path != '\0')) {
 		mqtx_url_parts_free(&up);
-		return mqtx_err_set(err, kind, "cannot parse %s '%s' (expected %s; use broker.kafka for settings)", what,
-				    where, shape);
+		return mqtx_err_set(err, kind, "cannot parse %s '%s' (expected %s; use broker.kafka for settings)",
+				    what, where, shape);
 	}
 	u->user = up.user; /* u owns them now */
 	u->password = up.password;

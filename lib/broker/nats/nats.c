@@ -75,8 +75,8 @@ static const char *const nats_schemes[] = {"nats", "tls", NULL};
 
 /* ---- connecting (shared with the reader) ---- */
 
-int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url *u, const char *where,
-		      const char *name, int64_t write_deadline_ms, natsConnection **out, struct mqtx_err *err)
+int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url *u, const char *where, const char *name,
+		      int64_t write_deadline_ms, natsConnection **out, struct mqtx_err *err)
 {
 	natsOptions *o = NULL;
 	char *file_password = NULL;
@@ -105,13 +105,17 @@ int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url 
 		natsOptions_SetToken(o, password);
 	if (u->tls) {
 		natsOptions_SetSecure(o, true);
-		if (cfg->broker_tls_ca_file != NULL && natsOptions_LoadCATrustedCertificates(o, cfg->broker_tls_ca_file) != NATS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)", cfg->broker_tls_ca_file);
+		if (cfg->broker_tls_ca_file != NULL &&
+		    natsOptions_LoadCATrustedCertificates(o, cfg->broker_tls_ca_file) != NATS_OK) {
+			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load CA file '%s' (broker.tls.ca_file)",
+				     cfg->broker_tls_ca_file);
 			goto out;
 		}
 		if (cfg->broker_tls_cert_file != NULL && cfg->broker_tls_key_file != NULL &&
-		    natsOptions_LoadCertificatesChain(o, cfg->broker_tls_cert_file, cfg->broker_tls_key_file) != NATS_OK) {
-			mqtx_err_set(err, MQTX_E_CONFIG, "cannot load client certificate '%s' or key '%s' (broker.tls.cert_file, broker.tls.key_file)",
+		    natsOptions_LoadCertificatesChain(o, cfg->broker_tls_cert_file, cfg->broker_tls_key_file) !=
+			    NATS_OK) {
+			mqtx_err_set(err, MQTX_E_CONFIG,
+				     "cannot load client certificate '%s' or key '%s' (broker.tls.cert_file, broker.tls.key_file)",
 				     cfg->broker_tls_cert_file, cfg->broker_tls_key_file);
 			goto out;
 		}
@@ -121,7 +125,8 @@ int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url 
 				  where);
 		}
 	} else if (cfg->broker_tls_ca_file != NULL || cfg->broker_tls_cert_file != NULL) {
-		mqtx_warn("broker.tls.* is set but '%s' is a nats:// URL: the connection is not encrypted (use tls://)", where);
+		mqtx_warn("broker.tls.* is set but '%s' is a nats:// URL: the connection is not encrypted (use tls://)",
+			  where);
 	}
 	natsStatus s = natsConnection_Connect(out, o);
 	if (s != NATS_OK) {
@@ -159,7 +164,8 @@ int mqtx_nats_api(natsConnection *nc, const char *subj, const char *body, int64_
 	if (*out == NULL || (*out)->type != MQTX_JSON_OBJECT) {
 		mqtx_json_free(*out);
 		*out = NULL;
-		return mqtx_err_set(err, MQTX_E_BROKER, "JetStream answer to '%s' from '%s' is not a JSON object", subj, where);
+		return mqtx_err_set(err, MQTX_E_BROKER, "JetStream answer to '%s' from '%s' is not a JSON object", subj,
+				    where);
 	}
 	return 0;
 }
@@ -282,7 +288,8 @@ static struct mqtx_backend *nats_open(const struct mqtx_config *cfg, const struc
 	nb->win.next = 1;
 	if (opts->mode == MQTX_PUB_TX) {
 		mqtx_err_set(err, MQTX_E_USAGE,
-			     "NATS JetStream ('%s') has no transactions: use the confirm mode (publish acknowledgements)", nb->where);
+			     "NATS JetStream ('%s') has no transactions: use the confirm mode (publish acknowledgements)",
+			     nb->where);
 		goto fail;
 	}
 	if (mqtx_nats_url_parse(cfg->broker_url, nb->where, false, &u, err) < 0)
@@ -316,8 +323,8 @@ static struct mqtx_backend *nats_open(const struct mqtx_config *cfg, const struc
 		s = natsConnection_FlushTimeout(nb->nc, nb->connect_timeout_ms);
 	}
 	if (s != NATS_OK) {
-		mqtx_err_retry(err, MQTX_E_BROKER, "cannot subscribe to publish acknowledgements on '%s': %s", nb->where,
-			       natsStatus_GetText(s));
+		mqtx_err_retry(err, MQTX_E_BROKER, "cannot subscribe to publish acknowledgements on '%s': %s",
+			       nb->where, natsStatus_GetText(s));
 		goto fail;
 	}
 	mqtx_debug("connected to '%s' (max_payload %lld)", nb->where, (long long)nb->max_payload);
@@ -397,8 +404,8 @@ static void on_ack(struct nats_backend *nb, natsMsg *a)
 	struct mqtx_json *ans = mqtx_json_parse(natsMsg_GetData(a), (size_t)natsMsg_GetDataLength(a), &je);
 	if (ans == NULL || ans->type != MQTX_JSON_OBJECT) {
 		m->state = MQTX_MSG_UNKNOWN;
-		snprintf(m->error, sizeof(m->error), "the publish acknowledgement for subject '%s' is not JSON: outcome unknown",
-			 sub);
+		snprintf(m->error, sizeof(m->error),
+			 "the publish acknowledgement for subject '%s' is not JSON: outcome unknown", sub);
 		mqtx_json_free(ans);
 		return;
 	}
@@ -413,7 +420,8 @@ static void on_ack(struct nats_backend *nb, natsMsg *a)
 		if (d != NULL && d->type == MQTX_JSON_BOOL && d->boolean) {
 			/* the stream holds it already (same Nats-Msg-Id within its duplicate window) */
 			nb->duplicates++;
-			mqtx_debug("nats: message %lld to '%s' was a duplicate within the stream's window", (long long)m->id, sub);
+			mqtx_debug("nats: message %lld to '%s' was a duplicate within the stream's window",
+				   (long long)m->id, sub);
 		}
 		m->state = MQTX_MSG_CONFIRMED;
 		m->error[0] = '\0';
@@ -533,7 +541,8 @@ static int publish_all(struct nats_backend *nb, struct call *c, const size_t *su
 		natsMsg_Destroy(nm);
 		if (s == NATS_MAX_PAYLOAD) {
 			m->permanent = true;
-			fail_msg(nb, m, "cannot publish to subject '%.150s': more than the server's max_payload (%lld bytes)",
+			fail_msg(nb, m,
+				 "cannot publish to subject '%.150s': more than the server's max_payload (%lld bytes)",
 				 t->subject, (long long)nb->max_payload);
 			continue;
 		}
@@ -599,11 +608,12 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		;
 	if (nb->win.outstanding == 0) {
 		if (nb->duplicates > 0)
-			mqtx_debug("nats: %zu of %zu message(s) were duplicates the streams already held", nb->duplicates, n);
+			mqtx_debug("nats: %zu of %zu message(s) were duplicates the streams already held",
+				   nb->duplicates, n);
 		mqtx_window_end(&nb->win, "");
 	} else if (r < 0) {
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost with %zu message(s) unacknowledged", nb->where,
-				    nb->win.outstanding);
+		rc = mqtx_err_retry(err, MQTX_E_BROKER, "connection to '%s' lost with %zu message(s) unacknowledged",
+				    nb->where, nb->win.outstanding);
 		mqtx_window_end(&nb->win, "connection lost before the publish acknowledgement: outcome unknown");
 		drop_connection(nb);
 	} else if (mqtx_broker_stopping(nb->opts.stop)) {
@@ -616,8 +626,9 @@ static int nats_publish(struct mqtx_backend *b, struct mqtx_msg *msgs, size_t n,
 		char why[128];
 		snprintf(why, sizeof(why), "no publish acknowledgement within %lldms: outcome unknown",
 			 (long long)nb->confirm_timeout_ms);
-		rc = mqtx_err_retry(err, MQTX_E_BROKER, "no publish acknowledgement from '%s' within %lldms for %zu message(s)",
-				    nb->where, (long long)nb->confirm_timeout_ms, nb->win.outstanding);
+		rc = mqtx_err_retry(err, MQTX_E_BROKER,
+				    "no publish acknowledgement from '%s' within %lldms for %zu message(s)", nb->where,
+				    (long long)nb->confirm_timeout_ms, nb->win.outstanding);
 		mqtx_window_end(&nb->win, why);
 		drop_connection(nb);
 	}
@@ -637,7 +648,8 @@ static int header_check(const char *name, const char *value, size_t vlen, char *
 	for (size_t i = 0; i < nl; i++) {
 		unsigned char c = (unsigned char)name[i];
 		if (c <= ' ' || c >= 0x7f || c == ':') {
-			snprintf(why, len, "header '%.100s' has byte 0x%02x at %zu; NATS header names are printable ASCII without ':'",
+			snprintf(why, len,
+				 "header '%.100s' has byte 0x%02x at %zu; NATS header names are printable ASCII without ':'",
 				 name, c, i);
 			return -1;
 		}
@@ -645,7 +657,8 @@ static int header_check(const char *name, const char *value, size_t vlen, char *
 	for (size_t i = 0; value != NULL && i < vlen; i++) {
 		unsigned char c = (unsigned char)value[i];
 		if (c == '\r' || c == '\n' || c == '\0') {
-			snprintf(why, len, "header '%.100s' has byte 0x%02x in its value at %zu; NATS header values hold no CR, LF or NUL",
+			snprintf(why, len,
+				 "header '%.100s' has byte 0x%02x in its value at %zu; NATS header values hold no CR, LF or NUL",
 				 name, c, i);
 			return -1;
 		}
@@ -693,14 +706,15 @@ static int nats_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char 
 	if (m->content_type != NULL)
 		hs += strlen(m->content_type) + 12 + 4;
 	if (hs > JS_MAX_HEADER_BYTES) {
-		snprintf(why, len, "the headers are at least %zu bytes; JetStream stores at most %d bytes of headers", hs,
-			 JS_MAX_HEADER_BYTES);
+		snprintf(why, len, "the headers are at least %zu bytes; JetStream stores at most %d bytes of headers",
+			 hs, JS_MAX_HEADER_BYTES);
 		return -1;
 	}
 	if (nb == NULL || nb->max_payload <= 0)
 		return 0;
 	if (m->payload_len + hs > (size_t)nb->max_payload) {
-		snprintf(why, len, "the message is at least %zu bytes (payload %zu, headers); the server's max_payload is %lld",
+		snprintf(why, len,
+			 "the message is at least %zu bytes (payload %zu, headers); the server's max_payload is %lld",
 			 m->payload_len + hs, m->payload_len, (long long)nb->max_payload);
 		return -1;
 	}
@@ -709,8 +723,8 @@ static int nats_validate(struct mqtx_backend *b, const struct mqtx_msg *m, char 
 
 /* ---- inspect ---- */
 
-static int nats_inspect(struct mqtx_backend *b, const char *destination, const char *queue,
-			struct mqtx_dest_info *info, struct mqtx_err *err)
+static int nats_inspect(struct mqtx_backend *b, const char *destination, const char *queue, struct mqtx_dest_info *info,
+			struct mqtx_err *err)
 {
 	struct nats_backend *nb = (struct nats_backend *)b;
 	(void)queue; /* NATS JetStream has no queues */
@@ -721,7 +735,8 @@ static int nats_inspect(struct mqtx_backend *b, const char *destination, const c
 	if (destination == NULL)
 		return 0;
 	char *stream = NULL, why[200];
-	if (mqtx_nats_stream_for(nb->nc, destination, nb->connect_timeout_ms, nb->where, &stream, why, sizeof(why), err) < 0)
+	if (mqtx_nats_stream_for(nb->nc, destination, nb->connect_timeout_ms, nb->where, &stream, why, sizeof(why),
+				 err) < 0)
 		return -1;
 	const char *how = "";
 	if (stream == NULL) {
@@ -730,7 +745,8 @@ static int nats_inspect(struct mqtx_backend *b, const char *destination, const c
 		char *wild = mqtx_xmalloc(wl);
 		snprintf(wild, wl, "%s.>", destination);
 		char why2[200];
-		int r = mqtx_nats_stream_for(nb->nc, wild, nb->connect_timeout_ms, nb->where, &stream, why2, sizeof(why2), err);
+		int r = mqtx_nats_stream_for(nb->nc, wild, nb->connect_timeout_ms, nb->where, &stream, why2,
+					     sizeof(why2), err);
 		free(wild);
 		if (r < 0)
 			return -1;
@@ -753,7 +769,8 @@ static int nats_inspect(struct mqtx_backend *b, const char *destination, const c
 		const struct mqtx_json *cons = mqtx_json_get(state, "consumer_count");
 		if (cons != NULL && cons->type == MQTX_JSON_NUMBER)
 			info->consumers = (long long)cons->number;
-		snprintf(info->detail, sizeof(info->detail), "stream '%.100s'%s: %lld messages", stream, how, info->depth);
+		snprintf(info->detail, sizeof(info->detail), "stream '%.100s'%s: %lld messages", stream, how,
+			 info->depth);
 	} else {
 		snprintf(info->detail, sizeof(info->detail), "stream '%.100s'%s", stream, how);
 	}

@@ -16,8 +16,8 @@
  * (redacted). A socket write that cannot finish within write_deadline_ms
  * fails (0: no deadline). *out is owned (natsConnection_Close and
  * _Destroy). Returns 0, or -1 with err. */
-int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url *u, const char *where,
-		      const char *name, int64_t write_deadline_ms, natsConnection **out, struct mqtx_err *err);
+int mqtx_nats_connect(const struct mqtx_config *cfg, const struct mqtx_nats_url *u, const char *where, const char *name,
+		      int64_t write_deadline_ms, natsConnection **out, struct mqtx_err *err);
 
 /* A JetStream API request: subj with body, the answer parsed into *out
  * (owned). Returns 0; 1 when nothing answers (no JetStream); -1 with err. */

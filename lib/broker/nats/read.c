@@ -32,7 +32,8 @@ static int64_t json_int(const struct mqtx_json *obj, const char *key, int64_t df
 static char *stream_destination(const struct mqtx_json *config)
 {
 	const struct mqtx_json *subs = config != NULL ? mqtx_json_get(config, "subjects") : NULL;
-	if (subs == NULL || subs->type != MQTX_JSON_ARRAY || subs->count != 1 || subs->items[0]->type != MQTX_JSON_STRING)
+	if (subs == NULL || subs->type != MQTX_JSON_ARRAY || subs->count != 1 ||
+	    subs->items[0]->type != MQTX_JSON_STRING)
 		return NULL;
 	const char *s = subs->items[0]->str;
 	size_t n = strlen(s);
@@ -127,8 +128,8 @@ static int read_loop(struct reader *r, natsSubscription *sub, const char **endin
 		if (s == NATS_TIMEOUT)
 			continue;
 		if (s != NATS_OK)
-			return mqtx_err_retry(err, MQTX_E_BROKER, "reading stream '%s' on '%s' failed: %s", r->stream, r->where,
-					      natsStatus_GetText(s));
+			return mqtx_err_retry(err, MQTX_E_BROKER, "reading stream '%s' on '%s' failed: %s", r->stream,
+					      r->where, natsStatus_GetText(s));
 		quiet_since = mqtx_now_ms();
 		int t = take(r, m, err);
 		natsMsg_Destroy(m);
@@ -145,7 +146,8 @@ int mqtx_nats_read_check(const struct mqtx_read_opts *o, struct mqtx_err *err)
 {
 	/* --to first and --destructive: mqtx_broker_read_check */
 	if (o->from.kind == MQTX_READ_POS_OFFSET && o->from.offset < 1)
-		return mqtx_err_set(err, MQTX_E_USAGE, "--from %lld: stream sequences start at 1", (long long)o->from.offset);
+		return mqtx_err_set(err, MQTX_E_USAGE, "--from %lld: stream sequences start at 1",
+				    (long long)o->from.offset);
 	/* the source's shape too, before anything connects */
 	struct mqtx_nats_url u;
 	char *where = mqtx_redact(o->url);
@@ -187,7 +189,8 @@ int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 		if (code == 404)
 			mqtx_err_set(err, MQTX_E_BROKER, "source '%s': stream '%s' does not exist", where, u.stream);
 		else
-			mqtx_err_set(err, MQTX_E_BROKER, "source '%s': cannot get stream '%s': %s (%d)", where, u.stream, je, code);
+			mqtx_err_set(err, MQTX_E_BROKER, "source '%s': cannot get stream '%s': %s (%d)", where,
+				     u.stream, je, code);
 		goto out;
 	}
 	res->default_destination = stream_destination(mqtx_json_get(info, "config"));
@@ -232,8 +235,9 @@ int mqtx_nats_read(const struct mqtx_read_opts *o, struct mqtx_read_result *res,
 			goto out;
 	}
 	if (rd.n > 0)
-		snprintf(res->detail, sizeof(res->detail), "stream '%.100s': %llu message(s), sequences %llu..%llu; read %s",
-			 u.stream, (unsigned long long)rd.n, (unsigned long long)rd.lo, (unsigned long long)rd.hi, ending);
+		snprintf(res->detail, sizeof(res->detail),
+			 "stream '%.100s': %llu message(s), sequences %llu..%llu; read %s", u.stream,
+			 (unsigned long long)rd.n, (unsigned long long)rd.lo, (unsigned long long)rd.hi, ending);
 	else
 		snprintf(res->detail, sizeof(res->detail), "stream '%.100s': no message read (%s)", u.stream, ending);
 	rc = 0;

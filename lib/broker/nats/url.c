@@ -71,7 +71,8 @@ int mqtx_nats_url_parse(const char *url, const char *where, bool as_source, stru
 {
 	enum mqtx_err_kind kind = as_source ? MQTX_E_USAGE : MQTX_E_CONFIG;
 	const char *what = as_source ? "source" : "broker URL";
-	const char *shape = as_source ? "nats://host:port/STREAM or tls://host:port/STREAM" : "nats://host:port or tls://host:port";
+	const char *shape = as_source ? "nats://host:port/STREAM or tls://host:port/STREAM"
+				      : "nats://host:port or tls://host:port";
 	const char *rest;
 	memset(u, 0, sizeof(*u));
 	if (strncmp(url, "nats://", 7) == 0) {
@@ -84,8 +85,8 @@ int mqtx_nats_url_parse(const char *url, const char *where, bool as_source, stru
 	}
 	struct mqtx_url_parts up;
 	if (mqtx_url_split(rest, &up) < 0)
-		return mqtx_err_set(err, kind, "%s '%s': query strings and fragments are not supported (expected %s)", what,
-				    where, shape);
+		return mqtx_err_set(err, kind, "%s '%s': query strings and fragments are not supported (expected %s)",
+				    what, where, shape);
 	const char *path = up.path;
 	if (strchr(path, '/') != NULL || (!as_source && *path != '\0')) {
 		mqtx_url_parts_free(&up);
@@ -101,8 +102,8 @@ int mqtx_nats_url_parse(const char *url, const char *where, bool as_source, stru
 	}
 	if (memchr(hosts, ',', hlen) != NULL) {
 		mqtx_nats_url_free(u);
-		return mqtx_err_set(err, kind, "%s '%s' names several servers; mqtx connects to one (expected %s)", what,
-				    where, shape);
+		return mqtx_err_set(err, kind, "%s '%s' names several servers; mqtx connects to one (expected %s)",
+				    what, where, shape);
 	}
 	if (!split_hostport(hosts, hlen, &host_len, &u->port)) {
 		mqtx_nats_url_free(u);
@@ -120,7 +121,8 @@ int mqtx_nats_url_parse(const char *url, const char *where, bool as_source, stru
 		size_t bad = strcspn(s, " \t\r\n.*>");
 		if (s[0] == '\0' || s[bad] != '\0') {
 			mqtx_nats_url_free(u);
-			return mqtx_err_set(err, kind, "source '%s' names no valid stream (expected %s; stream names have no blank, '.', '*' or '>')",
+			return mqtx_err_set(err, kind,
+					    "source '%s' names no valid stream (expected %s; stream names have no blank, '.', '*' or '>')",
 					    where, shape);
 		}
 	}
@@ -139,12 +141,14 @@ int mqtx_nats_subject_check(const char *field, const char *s, char *why, size_t 
 		unsigned char c = (unsigned char)s[i];
 		if (i == n || c == '.') {
 			if (i == tok) {
-				snprintf(why, len, "%s '%.100s' has an empty subject token at byte %zu (a NATS subject is tokens separated by '.')",
+				snprintf(why, len,
+					 "%s '%.100s' has an empty subject token at byte %zu (a NATS subject is tokens separated by '.')",
 					 field, s, i);
 				return -1;
 			}
 			if (i - tok == 1 && (s[tok] == '*' || s[tok] == '>')) {
-				snprintf(why, len, "%s '%.100s' has the wildcard token '%c'; messages cannot be published to wildcards",
+				snprintf(why, len,
+					 "%s '%.100s' has the wildcard token '%c'; messages cannot be published to wildcards",
 					 field, s, s[tok]);
 				return -1;
 			}
@@ -152,7 +156,8 @@ int mqtx_nats_subject_check(const char *field, const char *s, char *why, size_t 
 			continue;
 		}
 		if (c <= ' ' || c == 0x7f) {
-			snprintf(why, len, "%s '%.100s' has byte 0x%02x at %zu; NATS subjects allow no blank or control byte",
+			snprintf(why, len,
+				 "%s '%.100s' has byte 0x%02x at %zu; NATS subjects allow no blank or control byte",
 				 field, s, c, i);
 			return -1;
 		}
