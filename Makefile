@@ -116,10 +116,13 @@ bench/bin/%: bench/%.c
 deps:
 	@sh tests/deps.sh
 
-# The test command: packages, -Werror build, servers, unit + bats tests,
-# then the same under ASan+UBSan. Stops what it started even on failure.
+# The test command: packages, the format and layer checks (make
+# format-check, tests/layout.sh), -Werror build, servers, unit + bats
+# tests, then the same under ASan+UBSan. Stops what it started even on failure.
 # The builds run one job per core (nproc); the tests run in two lanes.
 check: deps
+	@$(MAKE) --no-print-directory format-check
+	@bash tests/layout.sh
 	@$(MAKE) --no-print-directory -j$$(nproc) all mqtx-test mqtx-asan $(UNIT) tests/unit/unit_tests-asan helpers
 	@bash tests/check.sh
 
