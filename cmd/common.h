@@ -74,6 +74,9 @@ struct mqtx_cmd_info {
 	 * code (usage, configuration) and err NULL, or with the error that
 	 * stopped CMD_NEEDS_DB from connecting. Default: rc, or mqtx_fail(err). */
 	int (*setup_failed)(struct mqtx_cmd *c, int rc, const struct mqtx_err *err);
+	/* Optional, with CMD_NEEDS_BROKER: whether this run uses a broker at
+	 * all (relay --dry-run does not). Default: it does. */
+	bool (*needs_broker)(const struct mqtx_cmd *c);
 };
 
 /* The command table's flags (cmd/mqtx.c): what the dispatcher does for a command. */
@@ -81,6 +84,11 @@ enum mqtx_cmd_flags {
 	CMD_LONG_RUNNING = 1 << 0, /* SIGHUP is logged and ignored (no reload yet) */
 	CMD_NO_ARGS = 1 << 1,      /* a positional argument is a usage error */
 	CMD_NEEDS_DB = 1 << 2,     /* connected to PostgreSQL ("mqtx NAME") after validate, before run */
+	/* broker.url found in the broker registry after validate, before the
+	 * database (a missing or unknown URL: exit 3, nothing touched), unless
+	 * info->needs_broker says this run has no use for one; c->broker then
+	 * says what the broker can do. The engines connect when they publish. */
+	CMD_NEEDS_BROKER = 1 << 3,
 };
 
 /* The result of parsing: config (owned) and what the command must handle. */
@@ -95,7 +103,8 @@ struct mqtx_cli {
 	size_t nvalues;
 };
 
-struct pg_conn; /* libpq's PGconn */
+struct pg_conn;          /* libpq's PGconn */
+struct mqtx_backend_ops; /* broker/broker.h: what a broker can do */
 
 /* A command being run: what the dispatcher parsed and opened for it. */
 struct mqtx_cmd {
@@ -103,6 +112,7 @@ struct mqtx_cmd {
 	struct mqtx_cli cli;
 	void *args;         /* the command's struct (info->args_size bytes), filled by info->on_opt */
 	struct pg_conn *db; /* CMD_NEEDS_DB: the connection, borrowed (the dispatcher closes it); else NULL */
+	const struct mqtx_backend_ops *broker; /* CMD_NEEDS_BROKER: broker.url's backend (static); else NULL */
 };
 
 extern const struct mqtx_opt mqtx_common_opts[];

@@ -1,6 +1,6 @@
 /* main: global options, the command table, dispatch. The dispatcher does
- * what every command needs (parse, configuration, logging, the database
- * for CMD_NEEDS_DB) so that cmd/NAME.c holds only what NAME does. `mqtx
+ * what every command needs (parse, configuration, logging, the broker's
+ * capabilities for CMD_NEEDS_BROKER, the database for CMD_NEEDS_DB) so that cmd/NAME.c holds only what NAME does. `mqtx
  * CMD -h` needs no database or broker: connecting comes after parsing. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "broker/broker.h"
 #include "db/pg.h"
 #include "commands.h"
 #include "common.h"
@@ -25,9 +26,11 @@ struct command {
 
 static const struct command commands[] = {
 	{"init", &cmd_init_info, CMD_NO_ARGS | CMD_NEEDS_DB},
-	{"relay", &cmd_relay_info, CMD_NO_ARGS | CMD_LONG_RUNNING},
+	{"relay", &cmd_relay_info, CMD_NO_ARGS | CMD_NEEDS_BROKER | CMD_LONG_RUNNING},
 	{"check", &cmd_check_info, CMD_NO_ARGS | CMD_NEEDS_DB},
-	{"redeliver", &cmd_redeliver_info, CMD_NO_ARGS | CMD_LONG_RUNNING},
+	{"redeliver", &cmd_redeliver_info, CMD_NO_ARGS | CMD_NEEDS_BROKER | CMD_LONG_RUNNING},
+	/* txpub finds its broker itself: its --report is written even when the
+	 * broker URL is wrong, and half messages need none */
 	{"txpub", &cmd_txpub_info, CMD_LONG_RUNNING},
 	{"dedupe-audit", &cmd_dedupe_audit_info, CMD_LONG_RUNNING},
 	{"config", &cmd_config_info, CMD_NO_ARGS},
@@ -83,7 +86,7 @@ static int setup_failed(struct mqtx_cmd *c, int rc, const struct mqtx_err *err)
 
 /* What every command needs before it runs: its options parsed, the
  * configuration loaded and logging set up (mqtx_cli_parse), positional
- * arguments refused, usage checked, the database connected; and after it,
+ * arguments refused, usage checked, the broker found, the database connected; and after it,
  * all of that freed. */
 static int run_command(const struct command *cmd, int argc, char **argv)
 {
@@ -108,6 +111,13 @@ static int run_command(const struct command *cmd, int argc, char **argv)
 		rc = setup_failed(&c, rc, NULL);
 	if (rc != 0)
 		goto out;
+	if ((cmd->flags & CMD_NEEDS_BROKER) && (info->needs_broker == NULL || info->needs_broker(&c))) {
+		c.broker = mqtx_backend_find(c.cli.cfg->broker_url, &err);
+		if (c.broker == NULL) {
+			rc = setup_failed(&c, 0, &err);
+			goto out;
+		}
+	}
 	if (cmd->flags & CMD_NEEDS_DB) {
 		char client[64];
 		snprintf(client, sizeof(client), "mqtx %s", info->name);

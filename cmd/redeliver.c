@@ -53,6 +53,7 @@ static void args_init(void *ctx);
 static void args_free(void *ctx);
 static int on_opt(void *ctx, const char *lng, const char *value);
 static int validate(struct mqtx_cmd *c);
+static bool needs_broker(const struct mqtx_cmd *c);
 static int run(struct mqtx_cmd *c);
 
 const struct mqtx_cmd_info cmd_redeliver_info = {
@@ -75,6 +76,7 @@ const struct mqtx_cmd_info cmd_redeliver_info = {
 	.args_free = args_free,
 	.on_opt = on_opt,
 	.validate = validate,
+	.needs_broker = needs_broker,
 	.run = run,
 };
 
@@ -183,6 +185,13 @@ static int check_args(struct args *a, const struct mqtx_config *cfg)
 static int validate(struct mqtx_cmd *c)
 {
 	return check_args(c->args, c->cli.cfg);
+}
+
+/* A dry run and --requeue (without --collect-acks) only touch the outbox. */
+static bool needs_broker(const struct mqtx_cmd *c)
+{
+	const struct args *a = c->args;
+	return a->yes && !a->dry_run && (!a->requeue || a->collect_acks);
 }
 
 /* ---- output ---- */

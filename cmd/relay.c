@@ -29,6 +29,7 @@ struct relay_args {
 };
 
 static int on_opt(void *ctx, const char *lng, const char *value);
+static bool needs_broker(const struct mqtx_cmd *c);
 static int run(struct mqtx_cmd *c);
 
 const struct mqtx_cmd_info cmd_relay_info = {
@@ -43,8 +44,15 @@ const struct mqtx_cmd_info cmd_relay_info = {
 		      "  5  broker unreachable or failing\n  7  cannot write standard output",
 	.args_size = sizeof(struct relay_args),
 	.on_opt = on_opt,
+	.needs_broker = needs_broker,
 	.run = run,
 };
+
+/* --dry-run only reads the outbox */
+static bool needs_broker(const struct mqtx_cmd *c)
+{
+	return !((const struct relay_args *)c->args)->dry_run;
+}
 
 static int on_opt(void *ctx, const char *lng, const char *value)
 {

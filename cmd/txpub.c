@@ -84,8 +84,8 @@ const struct mqtx_cmd_info cmd_txpub_info = {
 	.opts = txpub_opts,
 	.exit_codes =
 		"  0  all messages published and confirmed (--prepare: stored; --commit, --rollback: done)\n"
-		"  2  usage error\n"
-		"  3  configuration error (e.g. a mode the broker cannot do): nothing was published\n"
+		"  2  usage error (e.g. a --mode the broker cannot do): nothing was published\n"
+		"  3  configuration error (e.g. a txpub.mode the broker cannot do): nothing was published\n"
 		"  4  database unreachable or failing: nothing was published or changed\n"
 		"  6  bad input, found before anything was sent (invalid JSON, too large, duplicate keys, ...)\n"
 		"  7  cannot write standard output or the report\n"

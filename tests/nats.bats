@@ -195,8 +195,8 @@ stream_messages() {
 	"$NATS_TOOL" delete-stream "$MQTX_TEST_NATS_URL" "${T_STREAM}_below" >/dev/null
 }
 
-@test "nats: --mode tx (broker transactions) is refused: NATS JetStream has none (exit 3)" {
-	run_mqtx 3 txpub --mode tx -d "$T_DEST" --payload a
+@test "nats: --mode tx (broker transactions) is refused: NATS JetStream has none (a usage error, exit 2)" {
+	run_mqtx 2 txpub --mode tx -d "$T_DEST" --payload a
 	stderr_has "transactions"
 	[[ $(stream_messages) == 0 ]]
 }

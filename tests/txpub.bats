@@ -235,7 +235,7 @@ $(printf 'y\ny' | base64)"
 
 @test "txpub: --mode kafka-tx publishes each batch in one producer transaction; a missing topic aborts its batch" {
 	if ! backend_can fenced_transactions; then
-		run_mqtx 3 txpub --mode kafka-tx -d "$T_DEST" --payload a
+		run_mqtx 2 txpub --mode kafka-tx -d "$T_DEST" --payload a
 		stderr_has "txpub mode 'kafka-tx': the $(backend_name) broker cannot do fenced transactions (use --mode $(backend_can transactions && echo tx || echo confirm))"
 		return
 	fi
@@ -253,11 +253,11 @@ $(printf 'y\ny' | base64)"
 	run_mqtx 0 txpub -d "$T_DEST" --payload x --report "$BATS_TEST_TMPDIR/report.json"
 	run report .mode
 	assert_output '"kafka-tx"'
-	run_mqtx 3 txpub --mode tx -d "$T_DEST" --payload a
+	run_mqtx 2 txpub --mode tx -d "$T_DEST" --payload a
 	stderr_has "txpub mode 'tx': the kafka broker's transactions need a fencing transactional id (use --mode kafka-tx)"
 }
 
-@test "txpub: a mode the broker cannot do is exit 3 naming the capability, before any input is read; half messages need none" {
+@test "txpub: a mode the broker cannot do is a usage error (exit 2; from the environment exit 3, saying where) naming the capability, before any input is read; half messages need none" {
 	local bad want
 	if [[ $(backend_name) == kafka ]]; then
 		bad=tx want="the kafka broker's transactions need a fencing transactional id (use --mode kafka-tx)"
@@ -265,13 +265,13 @@ $(printf 'y\ny' | base64)"
 		bad=kafka-tx want="the $(backend_name) broker cannot do fenced transactions (use --mode $(backend_can transactions && echo tx || echo confirm))"
 	fi
 	# the input is not read: a mode error comes first
-	run_mqtx 3 txpub --mode "$bad" -d "$T_DEST" --payload-file "$BATS_TEST_TMPDIR/no-such-file"
+	run_mqtx 2 txpub --mode "$bad" -d "$T_DEST" --payload-file "$BATS_TEST_TMPDIR/no-such-file"
 	stderr_has "txpub mode '$bad': $want"
 	printf 'SELECT 1;\n' >"$BATS_TEST_TMPDIR/ok.sql"
-	run_mqtx 3 txpub --mode "$bad" --sql "$BATS_TEST_TMPDIR/ok.sql" -d "$T_DEST" --payload a
+	run_mqtx 2 txpub --mode "$bad" --sql "$BATS_TEST_TMPDIR/ok.sql" -d "$T_DEST" --payload a
 	stderr_has "txpub mode '$bad': $want"
 	MQTX_TXPUB_MODE=$bad run_mqtx 3 txpub -d "$T_DEST" --payload a
-	stderr_has "txpub mode '$bad'"
+	stderr_has "txpub mode '$bad': $want (txpub.mode from env MQTX_TXPUB_MODE)"
 	[[ -z $(backend_consume) ]] || fail "a message was published"
 	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 0 ]] || fail "a row was written"
 	# --prepare writes half messages to the outbox only: any mode will do

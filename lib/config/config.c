@@ -1294,3 +1294,11 @@ char *mqtx_config_value_text(const struct mqtx_config *cfg, size_t i)
 {
 	return types[keys[i].type].show(cfg, &keys[i], cfield(cfg, i));
 }
+
+const char *mqtx_config_origin(const struct mqtx_config *cfg, const char *key)
+{
+	for (size_t i = 0; i < mqtx_config_key_count(); i++)
+		if (strcmp(mqtx_config_key_name(i), key) == 0)
+			return cfg->origin != NULL ? cfg->origin[i] : NULL;
+	return NULL;
+}

@@ -165,6 +165,9 @@ char *mqtx_read_secret_file(const char *path, struct mqtx_err *err);
 const char *mqtx_config_column_key(enum mqtx_col c);
 size_t mqtx_config_key_count(void);
 const char *mqtx_config_key_name(size_t i);
+/* Where cfg's value of key came from: "file:line:col", "env NAME",
+ * "option --flag", or NULL for the default (and for an unknown key). */
+const char *mqtx_config_origin(const struct mqtx_config *cfg, const char *key);
 const char *mqtx_config_key_type(size_t i);
 const char *mqtx_config_key_default(size_t i);
 const char *mqtx_config_key_help(size_t i);

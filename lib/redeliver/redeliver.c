@@ -372,20 +372,11 @@ int mqtx_rate_parse(const char *text, double *per_sec, struct mqtx_err *err)
 	return 0;
 }
 
-/* Where the value of key came from (NULL: the default). */
-static const char *origin_of(const struct mqtx_config *cfg, const char *key)
-{
-	for (size_t i = 0; i < mqtx_config_key_count(); i++)
-		if (strcmp(mqtx_config_key_name(i), key) == 0)
-			return cfg->origin[i];
-	return NULL;
-}
-
 int mqtx_redeliver_rate(const struct mqtx_config *cfg, double *per_sec, struct mqtx_err *err)
 {
 	if (mqtx_rate_parse(cfg->redeliver_rate, per_sec, err) == 0)
 		return 0;
-	const char *o = origin_of(cfg, "redeliver.rate");
+	const char *o = mqtx_config_origin(cfg, "redeliver.rate");
 	if (o != NULL && strncmp(o, "option", 6) == 0) {
 		mqtx_err_prefix(err, "--rate");
 		err->kind = MQTX_E_USAGE;

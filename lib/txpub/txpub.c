@@ -308,7 +308,18 @@ int mqtx_txpub_effective_mode(const struct mqtx_config *cfg, enum mqtx_txpub_mod
 	const struct mqtx_backend_ops *ops = mqtx_backend_find(cfg->broker_url, err);
 	if (ops == NULL)
 		return -1;
-	return mqtx_txpub_mode_for(ops, mode, for_sql, out, err);
+	if (mqtx_txpub_mode_for(ops, mode, for_sql, out, err) == 0)
+		return 0;
+	/* --mode on the command line is a usage error; txpub.mode from the
+	 * file or the environment a configuration error that says where */
+	const char *o = mqtx_config_origin(cfg, "txpub.mode");
+	if (o != NULL && strncmp(o, "option", 6) == 0) {
+		err->kind = MQTX_E_USAGE;
+	} else if (o != NULL) {
+		size_t n = strlen(err->msg);
+		snprintf(err->msg + n, sizeof(err->msg) - n, " (txpub.mode from %s)", o);
+	}
+	return -1;
 }
 
 /* Messages in [from, to) that were never handed over say so. */

@@ -81,19 +81,6 @@ static void die(const char *what, const char *fmt, ...)
 	exit(2);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* ---- output buffer and JSON ---- */
 
 struct buf {
@@ -322,7 +309,7 @@ static int cmd_consume(const char *brokers, const char *topic, long expect, doub
 	struct buf line = {0};
 	long got = 0;
 	int64_t quiet_limit = (int64_t)(timeout_s * 1000.0);
-	int64_t last_new = now_ms();
+	int64_t last_new = mqtx_now_ms();
 	if (eof == NULL)
 		die("consume", "out of memory");
 	for (;;) {
@@ -331,7 +318,7 @@ static int cmd_consume(const char *brokers, const char *topic, long expect, doub
 			at_end += eof[p];
 		if (at_end == np && (expect < 0 || got >= expect))
 			break;
-		if (now_ms() - last_new >= quiet_limit)
+		if (mqtx_now_ms() - last_new >= quiet_limit)
 			break;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 		if (m == NULL)
@@ -348,7 +335,7 @@ static int cmd_consume(const char *brokers, const char *topic, long expect, doub
 			if (m->partition >= 0 && m->partition < np)
 				eof[m->partition] = false;
 			got++;
-			last_new = now_ms();
+			last_new = mqtx_now_ms();
 		}
 		rd_kafka_message_destroy(m);
 	}
@@ -387,9 +374,9 @@ static bool create_via_mock(const char *topic, long partitions)
 static int wait_for_topic(rd_kafka_t *rk, const char *brokers, const char *topic)
 {
 	int have;
-	int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
-	while ((have = partition_count(rk, brokers, topic)) == 0 && now_ms() < deadline)
-		sleep_ms(100);
+	int64_t deadline = mqtx_now_ms() + CONNECT_TIMEOUT_MS;
+	while ((have = partition_count(rk, brokers, topic)) == 0 && mqtx_now_ms() < deadline)
+		mqtx_sleep_ms(100);
 	rd_kafka_destroy(rk);
 	if (have == 0)
 		die("create-topic", "topic '%s' did not show up in metadata within %ds", topic,

@@ -68,19 +68,6 @@ static void usage(void)
 	exit(2);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* ---- output ---- */
 
 static bool is_text(const unsigned char *p, size_t len)
@@ -269,7 +256,7 @@ static bool subject_matches(const char *subj, const char *want)
 
 static int cmd_consume(const char *stream, const char *subject, long expect, double timeout)
 {
-	int64_t deadline = now_ms() + (int64_t)(timeout * 1000);
+	int64_t deadline = mqtx_now_ms() + (int64_t)(timeout * 1000);
 	uint64_t next = 1;
 	long got = 0;
 	for (;;) {
@@ -296,12 +283,12 @@ static int cmd_consume(const char *stream, const char *subject, long expect, dou
 		fflush(stdout);
 		if (expect < 0 || got >= expect)
 			return 0;
-		if (now_ms() >= deadline) {
+		if (mqtx_now_ms() >= deadline) {
 			fprintf(stderr, "nats_tool: consume: expected %ld message(s) from '%s', got %ld\n", expect,
 				stream, got);
 			return 1;
 		}
-		sleep_ms(100);
+		mqtx_sleep_ms(100);
 	}
 }
 
