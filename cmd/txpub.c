@@ -214,17 +214,15 @@ static int read_input(const struct txpub_args *a, const struct mqtx_config *cfg,
 	return mqtx_input_read_fd(in, 0, &io, err);
 }
 
-/* Exit code from what happened to the messages. */
+/* The exit code of what happened to the messages. */
 static int code_from_counts(const struct mqtx_txpub_set *s)
 {
-	struct mqtx_txpub_counts c;
-	mqtx_txpub_count(s, &c);
-	if (c.confirmed == s->n)
-		return EXIT_OK;
-	if (c.in_doubt > 0)
-		return EXIT_UNKNOWN;
-	if (c.confirmed == 0)
-		return EXIT_NOT_PUBLISHED;
+	switch (mqtx_txpub_verdict(s)) {
+	case MQTX_TXPUB_ALL_CONFIRMED: return EXIT_OK;
+	case MQTX_TXPUB_IN_DOUBT: return EXIT_UNKNOWN;
+	case MQTX_TXPUB_NONE_PUBLISHED: return EXIT_NOT_PUBLISHED;
+	case MQTX_TXPUB_PARTIAL: break;
+	}
 	return EXIT_PARTIAL;
 }
 
@@ -239,54 +237,6 @@ static const char *outcome(int rc, enum op op)
 	case EXIT_CONFLICT: return "conflict";
 	default: return "error";
 	}
-}
-
-/* The messages that did not make it, on stderr: failures (the first few),
- * then every key in doubt, one per line, for scripts to pick up. */
-static void tell(const struct mqtx_txpub_set *s, const char *what)
-{
-	struct mqtx_txpub_counts c;
-	mqtx_txpub_count(s, &c);
-	size_t shown = 0;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct mqtx_msg *m = &s->msgs[i];
-		if (m->state == MQTX_MSG_CONFIRMED || m->state == MQTX_MSG_UNKNOWN)
-			continue;
-		if (shown++ < 5)
-			mqtx_warn("%s: key '%s' not published: %s", s->where[i], m->key,
-				  m->error[0] ? m->error : "not sent");
-	}
-	if (shown > 5)
-		mqtx_warn("... and %zu more not published", shown - 5);
-	/* a summary with losses is a warning: --quiet keeps it */
-	mqtx_log(c.confirmed == s->n ? MQTX_LOG_INFO : MQTX_LOG_WARN,
-		 "%s: %zu confirmed, %zu not published, %zu in doubt (of %zu)", what, c.confirmed, c.not_published,
-		 c.in_doubt, s->n);
-	if (c.in_doubt > 0) {
-		mqtx_error("outcome unknown for %zu message(s): running the same command again publishes them again with the same keys",
-			   c.in_doubt);
-		for (size_t i = 0; i < s->n; i++)
-			if (s->msgs[i].state == MQTX_MSG_UNKNOWN)
-				mqtx_error("in doubt: %s", s->msgs[i].key);
-	}
-}
-
-static int write_report(const char *path, const char *doc)
-{
-	struct mqtx_buf tmp = MQTX_BUF_INIT;
-	mqtx_buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-	FILE *f = fopen(tmp.data, "w");
-	bool ok = f != NULL && fputs(doc, f) >= 0;
-	if (f != NULL && fclose(f) != 0)
-		ok = false;
-	if (ok && rename(tmp.data, path) != 0)
-		ok = false;
-	if (!ok) {
-		mqtx_error("cannot write the report '%s': %s", path, strerror(errno));
-		unlink(tmp.data);
-	}
-	mqtx_buf_free(&tmp);
-	return ok ? 0 : -1;
 }
 
 static int parse_mode(const struct mqtx_config *cfg, struct mqtx_txpub_opts *o)
@@ -439,21 +389,21 @@ static int run_sql(struct mqtx_txpub_set *s, struct mqtx_cli *cli, const struct 
 		/* bad input or configuration, or the database gone before the SQL ran: the usual codes */
 		if (rc < 0 && (!r->ran || err.kind == MQTX_E_INPUT || err.kind == MQTX_E_CONFIG))
 			return mqtx_exit_code(err.kind);
-		tell(s, "--sql");
+		mqtx_render_txpub_problems(s, "--sql");
 		mqtx_warn("transaction '%s' rolled back: nothing was published", r->gid);
 		return EXIT_NOT_PUBLISHED;
 	case MQTX_SQL_IN_DOUBT:
 		mqtx_error("transaction '%s' is in doubt (prepared, neither committed nor rolled back); 'mqtx check --resolve' decides",
 			   r->gid);
-		tell(s, "--sql");
+		mqtx_render_txpub_problems(s, "--sql");
 		return EXIT_UNKNOWN;
 	case MQTX_SQL_DONE_BEFORE:
 		mqtx_info("transaction '%s' was committed by an earlier run; nothing was run again", r->gid);
-		tell(s, "--sql");
+		mqtx_render_txpub_problems(s, "--sql");
 		return code_from_counts(s);
 	case MQTX_SQL_COMMITTED: break;
 	}
-	tell(s, "--sql");
+	mqtx_render_txpub_problems(s, "--sql");
 	int code = code_from_counts(s);
 	if (code != EXIT_OK)
 		mqtx_warn("transaction '%s' is committed; the messages not confirmed stay in the outbox, where the relay publishes them",
@@ -516,7 +466,7 @@ static int publish(const struct mqtx_config *cfg, struct txpub_run *t)
 		if (err.kind == MQTX_E_CONFIG)
 			return EXIT_CONFIG;
 	}
-	tell(t->s, t->eff == MQTX_TXPUB_CONFIRM ? "confirm" : t->mode_name);
+	mqtx_render_txpub_problems(t->s, t->eff == MQTX_TXPUB_CONFIRM ? "confirm" : t->mode_name);
 	return code_from_counts(t->s);
 }
 
@@ -536,7 +486,10 @@ static int report(const struct txpub_args *a, const struct txpub_run *t, int rc)
 	struct mqtx_render r;
 	mqtx_render_init_buf(&r);
 	mqtx_render_txpub_report(&r, &rep);
-	int w = write_report(a->report, r.b.data);
+	struct mqtx_err err;
+	int w = mqtx_render_write_file(a->report, "the report", r.b.data, r.b.len, &err);
+	if (w < 0)
+		mqtx_error("%s", err.msg);
 	mqtx_render_free(&r);
 	return w;
 }

@@ -2,8 +2,10 @@
  * writer, Prometheus text format, CSV fields and text tables. */
 #include "render/render.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/json.h"
 
@@ -433,4 +435,27 @@ void mqtx_csv_row(struct mqtx_buf *b, const char *const *fields, size_t n)
 		mqtx_csv_field(b, fields[i]);
 	}
 	mqtx_buf_addc(b, '\n');
+}
+
+int mqtx_render_write_file(const char *path, const char *what, const char *doc, size_t len, struct mqtx_err *err)
+{
+	struct mqtx_buf tmp = MQTX_BUF_INIT;
+	mqtx_buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+	FILE *f = fopen(tmp.data, "w");
+	bool ok = f != NULL && fwrite(doc, 1, len, f) == len;
+	int e = errno;
+	if (f != NULL && fclose(f) != 0 && ok) {
+		ok = false;
+		e = errno;
+	}
+	if (ok && rename(tmp.data, path) != 0) {
+		ok = false;
+		e = errno;
+	}
+	if (!ok) {
+		mqtx_err_set(err, MQTX_E_IO, "cannot write %s '%s': %s", what, path, strerror(e));
+		unlink(tmp.data);
+	}
+	mqtx_buf_free(&tmp);
+	return ok ? 0 : -1;
 }

@@ -55,6 +55,11 @@ int mqtx_render_flush(struct mqtx_render *r);
  * context keeps r->b for the caller, who frees it with mqtx_render_free). */
 int mqtx_render_finish(struct mqtx_render *r);
 void mqtx_render_free(struct mqtx_render *r);
+/* Writes a rendered document to path as a whole: into path.tmp.PID, then
+ * renamed over path, so a reader never sees half of it. what names the
+ * document in the error ("the report"). 0, or -1 with err (MQTX_E_IO)
+ * naming it and the file; the temporary file is removed then. */
+int mqtx_render_write_file(const char *path, const char *what, const char *doc, size_t len, struct mqtx_err *err);
 
 void mqtx_render_printf(struct mqtx_render *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mqtx_render_puts(struct mqtx_render *r, const char *s); /* no newline added */

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "render/txpub.h"
 
+#include "base/log.h"
+
 static const char *sql_state_name(enum mqtx_sql_outcome o)
 {
 	switch (o) {
@@ -91,4 +93,34 @@ void mqtx_render_txpub_keys(struct mqtx_render *r, const struct mqtx_txpub_set *
 {
 	for (size_t i = 0; i < s->n; i++)
 		mqtx_render_printf(r, "%s\n", s->msgs[i].key);
+}
+
+/* The messages that did not make it, on stderr: failures (the first few),
+ * then every key in doubt, one per line, for scripts to pick up. */
+void mqtx_render_txpub_problems(const struct mqtx_txpub_set *s, const char *what)
+{
+	struct mqtx_txpub_counts c;
+	mqtx_txpub_count(s, &c);
+	size_t shown = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct mqtx_msg *m = &s->msgs[i];
+		if (m->state == MQTX_MSG_CONFIRMED || m->state == MQTX_MSG_UNKNOWN)
+			continue;
+		if (shown++ < 5)
+			mqtx_warn("%s: key '%s' not published: %s", s->where[i], m->key,
+				  m->error[0] ? m->error : "not sent");
+	}
+	if (shown > 5)
+		mqtx_warn("... and %zu more not published", shown - 5);
+	/* a summary with losses is a warning: --quiet keeps it */
+	mqtx_log(c.confirmed == s->n ? MQTX_LOG_INFO : MQTX_LOG_WARN,
+		 "%s: %zu confirmed, %zu not published, %zu in doubt (of %zu)", what, c.confirmed, c.not_published,
+		 c.in_doubt, s->n);
+	if (c.in_doubt > 0) {
+		mqtx_error("outcome unknown for %zu message(s): running the same command again publishes them again with the same keys",
+			   c.in_doubt);
+		for (size_t i = 0; i < s->n; i++)
+			if (s->msgs[i].state == MQTX_MSG_UNKNOWN)
+				mqtx_error("in doubt: %s", s->msgs[i].key);
+	}
 }

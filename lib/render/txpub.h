@@ -22,5 +22,10 @@ struct mqtx_txpub_report {
 void mqtx_render_txpub_report(struct mqtx_render *r, const struct mqtx_txpub_report *rep);
 /* --prepare: the key of every half message, one a line. */
 void mqtx_render_txpub_keys(struct mqtx_render *r, const struct mqtx_txpub_set *s);
+/* On stderr, through the log: the messages that did not make it (the
+ * first few failures), a summary (a warning when any was lost, which
+ * --quiet keeps), then every key in doubt, one a line, for scripts to pick
+ * up. what names the step ("confirm", "--sql", ...). */
+void mqtx_render_txpub_problems(const struct mqtx_txpub_set *s, const char *what);
 
 #endif

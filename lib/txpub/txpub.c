@@ -266,6 +266,17 @@ void mqtx_txpub_count(const struct mqtx_txpub_set *s, struct mqtx_txpub_counts *
 	}
 }
 
+enum mqtx_txpub_verdict mqtx_txpub_verdict(const struct mqtx_txpub_set *s)
+{
+	struct mqtx_txpub_counts c;
+	mqtx_txpub_count(s, &c);
+	if (c.confirmed == s->n)
+		return MQTX_TXPUB_ALL_CONFIRMED;
+	if (c.in_doubt > 0)
+		return MQTX_TXPUB_IN_DOUBT;
+	return c.confirmed == 0 ? MQTX_TXPUB_NONE_PUBLISHED : MQTX_TXPUB_PARTIAL;
+}
+
 /* ------------------------------------------------------ direct publishing */
 
 const char *mqtx_txpub_mode_name(enum mqtx_txpub_mode m)

@@ -118,6 +118,15 @@ struct mqtx_txpub_counts {
 };
 void mqtx_txpub_count(const struct mqtx_txpub_set *s, struct mqtx_txpub_counts *c);
 
+/* What happened to a set's messages as a whole. */
+enum mqtx_txpub_verdict {
+	MQTX_TXPUB_ALL_CONFIRMED,
+	MQTX_TXPUB_IN_DOUBT,       /* some outcome unknown: run the same command again */
+	MQTX_TXPUB_NONE_PUBLISHED, /* nothing confirmed, nothing in doubt */
+	MQTX_TXPUB_PARTIAL,        /* some confirmed, the rest not published */
+};
+enum mqtx_txpub_verdict mqtx_txpub_verdict(const struct mqtx_txpub_set *s);
+
 struct mqtx_txpub_opts {
 	enum mqtx_txpub_mode mode;
 	enum mqtx_txpub_confirm confirm;

@@ -1,9 +1,11 @@
 /* lib/render/txpub: the --report document of a synthetic message set and
  * --prepare's keys. The expected document is what lib/txpub built before
  * the rendering moved to lib/render (compared byte for byte then). */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "render/txpub.h"
@@ -108,4 +110,40 @@ TEST(render_txpub_keys)
 	mqtx_render_txpub_keys(&r, &f.s);
 	CHECK_STR(r.b.data, "k1\nk\n2\n");
 	mqtx_render_free(&r);
+}
+
+TEST(txpub_verdict_of_a_set)
+{
+	struct txpub_fixture f;
+	txpub_fixture(&f);
+	CHECK(mqtx_txpub_verdict(&f.s) == MQTX_TXPUB_IN_DOUBT); /* one in doubt decides */
+	f.msgs[3].state = MQTX_MSG_FAILED;
+	CHECK(mqtx_txpub_verdict(&f.s) == MQTX_TXPUB_PARTIAL);
+	f.s.n = 2;
+	CHECK(mqtx_txpub_verdict(&f.s) == MQTX_TXPUB_ALL_CONFIRMED);
+	f.msgs[0].state = f.msgs[1].state = MQTX_MSG_FAILED;
+	CHECK(mqtx_txpub_verdict(&f.s) == MQTX_TXPUB_NONE_PUBLISHED);
+}
+
+TEST(render_write_file_whole_or_not_at_all)
+{
+	char dir[] = "/tmp/mqtx-unit-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[64], bad[96];
+	snprintf(path, sizeof(path), "%s/report.json", dir);
+	snprintf(bad, sizeof(bad), "%s/no/such/dir/report.json", dir);
+	struct mqtx_err err;
+	CHECK(mqtx_render_write_file(path, "the report", "{}\n", 3, &err) == 0);
+	FILE *fp = fopen(path, "r");
+	char got[8] = {0};
+	CHECK(fp != NULL && fread(got, 1, sizeof(got) - 1, fp) == 3);
+	if (fp != NULL)
+		fclose(fp);
+	CHECK_STR(got, "{}\n");
+	CHECK(mqtx_render_write_file(bad, "the report", "{}\n", 3, &err) == -1);
+	CHECK(err.kind == MQTX_E_IO);
+	CHECK_CONTAINS(err.msg, "cannot write the report '");
+	CHECK_CONTAINS(err.msg, "No such file or directory");
+	remove(path);
+	rmdir(dir);
 }
