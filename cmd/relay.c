@@ -93,6 +93,27 @@ static void summary(const struct mqtx_relay_stats *st, bool dry_run, bool failed
 		 secs > 0 ? (double)st->relayed / secs : 0.0);
 }
 
+/* What retention deleted, when a pass ran and did something or was cut short. */
+static void prune_summary(const struct mqtx_relay_stats *st)
+{
+	const struct mqtx_retention_stats *p = &st->pruned;
+	if (!st->prune_ran)
+		return;
+	int64_t rows = p->deleted[MQTX_RET_SENT] + p->deleted[MQTX_RET_DEAD] + p->deleted[MQTX_RET_ROLLED_BACK];
+	int64_t book = p->deleted[MQTX_RET_RELAYS] + p->deleted[MQTX_RET_COMPLETIONS];
+	if (rows == 0 && book == 0 && p->partitions_dropped == 0 && p->partitions_created == 0 && !p->more)
+		return;
+	char parts[128] = "";
+	if (p->partitions_dropped > 0 || p->partitions_created > 0)
+		snprintf(parts, sizeof(parts), ", %lld partition(s) dropped, %lld created",
+			 (long long)p->partitions_dropped, (long long)p->partitions_created);
+	mqtx_info("retention: deleted %lld outbox row(s) (%lld sent, %lld dead, %lld rolled back), %lld relay and "
+		  "completion record(s)%s%s",
+		  (long long)rows, (long long)p->deleted[MQTX_RET_SENT], (long long)p->deleted[MQTX_RET_DEAD],
+		  (long long)p->deleted[MQTX_RET_ROLLED_BACK], (long long)book, parts,
+		  p->more ? "; more remain (stopped by --max-time or a signal; the next run goes on)" : "");
+}
+
 static int run(struct mqtx_cmd *c)
 {
 	const struct relay_args a = *(const struct relay_args *)c->args;
@@ -116,6 +137,7 @@ static int run(struct mqtx_cmd *c)
 	int r = mqtx_relay_run(cli.cfg, &ro, &st, &err);
 	mqtx_render_finish(&out); /* a failed write: main() says so, exit 7 */
 	summary(&st, a.dry_run, r < 0);
+	prune_summary(&st);
 	if (r < 0)
 		rc = mqtx_fail(&err);
 	else if ((st.failed > 0 || st.dead > 0) && !cli.cfg->relay_loop)

@@ -27,7 +27,8 @@ enum key_type {
 	T_ENUM,
 	T_MAP,
 	T_LIST /* comma-separated text; YAML: a list too */,
-	T_SIZE /* bytes, written with a unit (16MiB); stored as int64 */
+	T_SIZE /* bytes, written with a unit (16MiB); stored as int64 */,
+	T_DUR_OFF /* a duration from min up, or "off" (stored as 0) */
 };
 
 struct key_def {
@@ -99,6 +100,15 @@ static const struct key_def keys[] = {
 	 "SQL type of the payload column"},
 	{"outbox.notify_channel", T_STR, OFF(outbox_notify_channel), "mqtx_outbox", NULL, 0, 0, false,
 	 "LISTEN/NOTIFY channel the insert trigger signals"},
+	{"outbox.retention", T_DUR_OFF, OFF(outbox_retention_ms), "7d", NULL, 1000, INT64_MAX / 2, false,
+	 "relay: delete rows relayed longer ago than this (off: keep everything)"},
+	{"outbox.dead_retention", T_DUR_OFF, OFF(outbox_dead_retention_ms), "off", NULL, 1000, INT64_MAX / 2, false,
+	 "relay: delete dead rows whose last attempt was longer ago than this (off: they wait for ops)"},
+	{"outbox.retain_uncompleted", T_DUR_OFF, OFF(outbox_retain_uncompleted_ms), "off", NULL, 1000, INT64_MAX / 2,
+	 false,
+	 "completion tracking: keep sent rows no consumer completed for up to this long (off: outbox.retention for all)"},
+	{"outbox.partition_by", T_ENUM, OFF(outbox_partition_by), "none", "none|hour|day", 0, 0, false,
+	 "init: range-partition the outbox by creation time; relay: create partitions ahead, drop expired ones"},
 	{"relay.batch_size", T_INT, OFF(relay_batch_size), "500", NULL, 1, 100000, false,
 	 "rows claimed and published per batch"},
 	{"relay.max_attempts", T_INT, OFF(relay_max_attempts), "10", NULL, 1, 1000000, false,
@@ -483,6 +493,28 @@ static int store_dur(const struct key_def *k, void *slot, const char *v, struct 
 	return 0;
 }
 
+static int store_dur_off(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
+{
+	if (strcmp(v, "off") == 0) {
+		*(int64_t *)slot = 0;
+		return 0;
+	}
+	int64_t ms;
+	if (mqtx_parse_duration(v, &ms, err) < 0) {
+		mqtx_err_prefix(err, "expected a duration or off");
+		err->kind = MQTX_E_CONFIG;
+		return -1;
+	}
+	if (ms < k->min || ms > k->max) {
+		char lo[32];
+		mqtx_format_duration(k->min, lo, sizeof(lo));
+		return mqtx_err_set(err, MQTX_E_CONFIG, "'%s' is too %s (from %s up, or off)", v,
+				    ms < k->min ? "short" : "long", lo);
+	}
+	*(int64_t *)slot = ms;
+	return 0;
+}
+
 static int store_bool(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err)
 {
 	(void)k;
@@ -557,6 +589,11 @@ static char *show_dur(const struct mqtx_config *cfg, const struct key_def *k, co
 	return show_in_units(*(const int64_t *)slot, units, "ms");
 }
 
+static char *show_dur_off(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
+{
+	return *(const int64_t *)slot == 0 ? mqtx_xstrdup("off") : show_dur(cfg, k, slot);
+}
+
 static char *show_size(const struct mqtx_config *cfg, const struct key_def *k, const void *slot)
 {
 	(void)cfg, (void)k;
@@ -588,10 +625,15 @@ static const struct type_def {
 	int (*store)(const struct key_def *k, void *slot, const char *v, struct mqtx_err *err);
 	char *(*show)(const struct mqtx_config *cfg, const struct key_def *k, const void *slot);
 } types[] = {
-	[T_STR] = {"string", store_str, show_str},   [T_INT] = {"integer", store_int, show_int},
-	[T_DUR] = {"duration", store_dur, show_dur}, [T_BOOL] = {"boolean", store_bool, show_bool},
-	[T_ENUM] = {NULL, store_enum, show_str},     [T_MAP] = {"mapping", store_map, show_map},
-	[T_LIST] = {"list", store_list, show_str},   [T_SIZE] = {"size", store_size, show_size},
+	[T_STR] = {"string", store_str, show_str},
+	[T_INT] = {"integer", store_int, show_int},
+	[T_DUR] = {"duration", store_dur, show_dur},
+	[T_BOOL] = {"boolean", store_bool, show_bool},
+	[T_ENUM] = {NULL, store_enum, show_str},
+	[T_MAP] = {"mapping", store_map, show_map},
+	[T_LIST] = {"list", store_list, show_str},
+	[T_SIZE] = {"size", store_size, show_size},
+	[T_DUR_OFF] = {"duration|off", store_dur_off, show_dur_off},
 };
 
 static int store(struct mqtx_config *cfg, size_t i, const char *v, struct mqtx_err *err)
@@ -1229,6 +1271,35 @@ static const char *origin_or_default(const struct mqtx_config *cfg, const char *
 	return cfg->origin[ki];
 }
 
+/* Retention against completion tracking: a sent row nobody completed must
+ * outlive what looks for it. */
+static int validate_retention(const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	char a[32], b[32];
+	int64_t keep = cfg->outbox_retention_ms, unc = cfg->outbox_retain_uncompleted_ms;
+	if (keep != 0 && unc != 0 && unc < keep) {
+		mqtx_format_duration(unc, a, sizeof(a));
+		mqtx_format_duration(keep, b, sizeof(b));
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "%s: outbox.retain_uncompleted: %s is shorter than outbox.retention (%s): sent rows "
+				    "that no consumer completed would go before completed ones; make it at least %s, or off",
+				    origin_or_default(cfg, "outbox.retain_uncompleted"), a, b, b);
+	}
+	/* how long an uncompleted sent row stays: 0 = for ever */
+	int64_t uncompleted = keep == 0 ? 0 : unc != 0 ? unc : keep;
+	if (cfg->check_completion && uncompleted != 0 && uncompleted < cfg->check_completion_window_ms) {
+		const char *key = unc != 0 ? "outbox.retain_uncompleted" : "outbox.retention";
+		mqtx_format_duration(uncompleted, a, sizeof(a));
+		mqtx_format_duration(cfg->check_completion_window_ms, b, sizeof(b));
+		return mqtx_err_set(err, MQTX_E_CONFIG,
+				    "%s: %s: %s is shorter than check.completion_window (%s), which check.completion "
+				    "switches on: sent rows no consumer completed would be deleted before mqtx check "
+				    "reports them; set outbox.retain_uncompleted to at least %s",
+				    origin_or_default(cfg, key), key, a, b, b);
+	}
+	return 0;
+}
+
 int mqtx_config_validate(const struct mqtx_config *cfg, struct mqtx_err *err)
 {
 	if (cfg->outbox_table == NULL || cfg->outbox_table[0] == '\0')
@@ -1253,7 +1324,7 @@ int mqtx_config_validate(const struct mqtx_config *cfg, struct mqtx_err *err)
 		return mqtx_err_set(err, MQTX_E_CONFIG,
 				    "%s: relay.backoff_max: must not be smaller than relay.backoff_initial",
 				    origin_or_default(cfg, "relay.backoff_max"));
-	return 0;
+	return validate_retention(cfg, err);
 }
 
 char *mqtx_read_secret_file(const char *path, struct mqtx_err *err)

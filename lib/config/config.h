@@ -60,6 +60,10 @@ struct mqtx_config {
 	char *outbox_columns[MQTX_COL__COUNT];
 	char *outbox_payload_type; /* bytea | text | json | jsonb */
 	char *outbox_notify_channel;
+	int64_t outbox_retention_ms;          /* 0: off */
+	int64_t outbox_dead_retention_ms;     /* 0: off */
+	int64_t outbox_retain_uncompleted_ms; /* 0: off (completion tracking for retention is off) */
+	char *outbox_partition_by;            /* none | hour | day */
 
 	int64_t relay_batch_size;
 	int64_t relay_max_attempts;

@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "db/outbox.h"
 #include "db/pg.h"
+#include "db/retention.h"
 #include "base/ratelimit.h"
 #include "base/stop.h"
 #include "base/util.h"
@@ -56,6 +57,10 @@ struct relay {
 	int64_t claimed;      /* rows taken so far, for relay.max_messages */
 	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
 	bool halt;            /* a lane failed: the other one stops after its batch */
+	/* retention, on lane 0's connection (see prune()) */
+	struct mqtx_retention *rt;
+	int64_t next_prune; /* mqtx_now_ms() when the next --loop pass is due */
+	bool prune_warned, note_warned;
 };
 
 static bool stop_requested(const struct relay *r)
@@ -100,6 +105,8 @@ static void drop_db(struct relay *r)
 	 * them another relay may take the same ids, so the producers go too. */
 	if (r->cfg->relay_kafka_transactions)
 		drop_broker(r);
+	mqtx_retention_free(r->rt);
+	r->rt = NULL;
 	for (int i = 0; i < 2; i++) {
 		mqtx_outbox_free(r->slots[i].ob);
 		r->slots[i].ob = NULL;
@@ -224,6 +231,16 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		goto fail;
 	if (r->cfg->relay_loop && mqtx_outbox_listen(r->slots[0].ob, err) < 0)
 		goto fail;
+	if (!r->opts->dry_run) {
+		r->rt = mqtx_retention_new(r->slots[0].pg, r->cfg, err);
+		if (r->rt == NULL)
+			goto fail;
+		const char *note = mqtx_retention_note(r->rt);
+		if (note != NULL && !r->note_warned) {
+			mqtx_warn("%s", note);
+			r->note_warned = true;
+		}
+	}
 	r->last_heartbeat = 0;
 	heartbeat(r, r->slots[0].ob, false, false);
 	return 0;
@@ -267,6 +284,66 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 		}
 	}
 	return 0;
+}
+
+/* ---- retention ---- */
+
+/* In --loop a pass is due this often: a minute, or the shortest retention
+ * when that is shorter (at least a second). */
+static int64_t prune_interval_ms(const struct mqtx_config *cfg)
+{
+	int64_t every = 60000;
+	const int64_t v[2] = {cfg->outbox_retention_ms, cfg->outbox_dead_retention_ms};
+	for (int i = 0; i < 2; i++)
+		if (v[i] != 0 && v[i] < every)
+			every = v[i];
+	return every < 1000 ? 1000 : every;
+}
+
+/* A --loop pass takes at most this long; when rows are left, the next one
+ * runs after lane 0's next batch (or at once when idle). */
+#define PRUNE_SLICE_MS 200
+
+/* One retention pass on lane 0's connection (idle: no batch open),
+ * until deadline_ms (0: until done). Problems are logged, never fatal:
+ * relaying goes on; mqtx check shows a pruning that stopped. */
+static void prune(struct relay *r, int64_t deadline_ms)
+{
+	if (r->rt == NULL)
+		return;
+	struct mqtx_err e;
+	struct mqtx_retention_stats st = {0};
+	int rc = mqtx_retention_run(r->rt, deadline_ms, r->opts->stop, &st, &e);
+	pthread_mutex_lock(&r->lock);
+	struct mqtx_retention_stats *tot = &r->stats->pruned;
+	for (int k = 0; k < MQTX_RET__COUNT; k++)
+		tot->deleted[k] += st.deleted[k];
+	tot->partitions_created += st.partitions_created;
+	tot->partitions_dropped += st.partitions_dropped;
+	tot->more = st.more;
+	r->stats->prune_ran = true;
+	if (rc < 0)
+		r->stats->prune_failed = true;
+	pthread_mutex_unlock(&r->lock);
+	if (st.warning[0] != '\0' && !r->prune_warned) {
+		mqtx_warn("%s", st.warning);
+		r->prune_warned = true;
+	}
+	if (rc < 0)
+		mqtx_warn("%s; retention tries again later", e.msg);
+	int64_t now = mqtx_now_ms();
+	r->next_prune = st.more && rc == 0 ? now : now + prune_interval_ms(r->cfg);
+	if (st.deleted[MQTX_RET_SENT] + st.deleted[MQTX_RET_DEAD] + st.deleted[MQTX_RET_ROLLED_BACK] > 0)
+		mqtx_debug("retention: deleted %lld sent, %lld dead, %lld rolled back row(s)%s",
+			   (long long)st.deleted[MQTX_RET_SENT], (long long)st.deleted[MQTX_RET_DEAD],
+			   (long long)st.deleted[MQTX_RET_ROLLED_BACK], st.more ? "; more to go" : "");
+}
+
+/* --loop: a bounded pass when one is due. */
+static void prune_if_due(struct relay *r)
+{
+	if (r->cfg->relay_loop && r->rt != NULL && mqtx_now_ms() >= r->next_prune)
+		prune(r, mqtx_now_ms() + PRUNE_SLICE_MS);
 }
 
 /* ---- the lanes ---- */
@@ -440,6 +517,8 @@ static void *lane_main(void *arg)
 		sl->frc = finish(r, s, b, &sl->ferr);
 		if (sl->prc < 0 || sl->frc < 0)
 			break;
+		if (s == 0)
+			prune_if_due(r); /* between batches: a steady backlog must not stop pruning */
 	}
 	if (sl->prc < 0 || sl->frc < 0)
 		halt(r);
@@ -566,7 +645,11 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			if (!cfg->relay_loop)
 				break;
 			heartbeat(&r, r.slots[0].ob, false, false);
-			nap(&r, cfg->relay_poll_interval_ms, true);
+			prune_if_due(&r);
+			int64_t wait = cfg->relay_poll_interval_ms;
+			if (r.rt != NULL && r.next_prune - mqtx_now_ms() < wait)
+				wait = r.next_prune > mqtx_now_ms() ? r.next_prune - mqtx_now_ms() : 0;
+			nap(&r, wait, true);
 			continue;
 		}
 		remember_error(&r, err);
@@ -587,6 +670,10 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 		}
 		retry_later(&r, err);
 	}
+	/* a one-shot run prunes at its end, also when it found nothing to
+	 * relay, within what is left of relay.max_time */
+	if (!cfg->relay_loop && !opts->dry_run && r.rt != NULL && !stop_requested(&r))
+		prune(&r, cfg->relay_max_time_ms > 0 ? start + cfg->relay_max_time_ms : 0);
 	heartbeat(&r, r.slots[0].ob, false, true);
 	drop_broker(&r);
 	drop_db(&r);

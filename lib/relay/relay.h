@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "base/error.h"
+#include "db/retention.h"
 
 struct mqtx_relay_stats {
 	int64_t relayed; /* rows marked sent */
@@ -18,6 +19,9 @@ struct mqtx_relay_stats {
 	int64_t batches;
 	int64_t claims; /* claims that ran (an empty one too): 0 means nothing was relayed or looked at */
 	int64_t elapsed_ms;
+	struct mqtx_retention_stats pruned; /* what retention deleted (see db/retention.h) */
+	bool prune_ran;                     /* a retention pass ran (at the end of a one-shot run, always) */
+	bool prune_failed;                  /* a pass failed on a database error (logged) */
 };
 
 struct mqtx_relay_opts {

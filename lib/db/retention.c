@@ -1,0 +1,337 @@
+/* Retention (see retention.h). Each kind is a candidate query: the rows
+ * of one table that may go, oldest first. Deleting takes a batch of them
+ * FOR UPDATE SKIP LOCKED; the preview counts them. The ages are numbers
+ * mqtx formats itself (milliseconds), identifiers are quoted. */
+#define _POSIX_C_SOURCE 200809L
+#include "db/retention.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "db/outbox.h"
+#include "db/partition.h"
+#include "db/pg.h"
+
+struct kind {
+	char *from;    /* "FROM <table> t WHERE <condition>" */
+	char *order;   /* ORDER BY list */
+	char *pk;      /* the key column of t that DELETE matches on */
+	char *table;   /* the table, quoted */
+	char *overdue; /* ms the row has been due, for the preview; NULL: not reported */
+	bool off;      /* turned off for this connection (a warning said why) */
+};
+
+struct mqtx_retention {
+	PGconn *conn;
+	const struct mqtx_config *cfg;
+	struct mqtx_outbox *ob;
+	struct kind k[MQTX_RET__COUNT]; /* from == NULL: not pruned */
+	char *deletable;                /* the outbox kinds' conditions on t, or'ed; NULL when none */
+	const char *note;
+};
+
+static const char *const kind_names[MQTX_RET__COUNT] = {"sent", "rolled_back", "dead", "relays", "completions"};
+
+const char *mqtx_retention_kind_name(enum mqtx_retention_kind kind)
+{
+	return kind_names[kind];
+}
+
+/* "now() - interval 'N milliseconds'" */
+static void add_cutoff(struct mqtx_buf *b, int64_t ms)
+{
+	mqtx_buf_printf(b, "now() - interval '%lld milliseconds'", (long long)ms);
+}
+
+static int64_t max3(int64_t a, int64_t b, int64_t c)
+{
+	int64_t m = a > b ? a : b;
+	return m > c ? m : c;
+}
+
+static void set_kind(struct kind *k, const char *table, const char *pk, const char *cond, const char *order,
+		     const char *overdue)
+{
+	k->table = mqtx_xstrdup(table);
+	k->from = mqtx_xasprintf("FROM %s t WHERE %s", table, cond);
+	k->pk = mqtx_xstrdup(pk);
+	k->order = mqtx_xstrdup(order);
+	k->overdue = overdue != NULL ? mqtx_xstrdup(overdue) : NULL;
+}
+
+/* The outbox kinds: a condition on t per kind (NULL: not pruned). */
+static void build_outbox(struct mqtx_retention *rt, const char *qschema)
+{
+	const struct mqtx_config *cfg = rt->cfg;
+	const char *T = mqtx_outbox_qualified(rt->ob);
+	const char *st = mqtx_outbox_col(rt->ob, MQTX_COL_STATUS);
+	const char *id = mqtx_outbox_col(rt->ob, MQTX_COL_ID);
+	const char *sent_at = mqtx_outbox_col(rt->ob, MQTX_COL_SENT_AT);
+	const char *created = mqtx_outbox_col(rt->ob, MQTX_COL_CREATED_AT);
+	const char *avail = mqtx_outbox_col(rt->ob, MQTX_COL_AVAILABLE_AT);
+	int64_t keep = cfg->outbox_retention_ms;
+	struct mqtx_buf c = MQTX_BUF_INIT, o = MQTX_BUF_INIT, all = MQTX_BUF_INIT;
+	char tid[256], ord[256];
+	snprintf(tid, sizeof(tid), "t.%s", id);
+
+	if (sent_at == NULL) {
+		rt->note = "the outbox has no sent_at column (outbox.columns.sent_at): relayed rows are never deleted";
+	} else {
+		mqtx_buf_printf(&c, "(t.%s = 'sent' AND t.%s < ", st, sent_at);
+		add_cutoff(&c, keep);
+		if (cfg->outbox_retain_uncompleted_ms != 0) {
+			mqtx_buf_printf(&c, " AND (t.%s < ", sent_at);
+			add_cutoff(&c, cfg->outbox_retain_uncompleted_ms);
+			mqtx_buf_printf(&c,
+					" OR EXISTS (SELECT 1 FROM %s.mqtx_completions c WHERE c.idempotency_key = ",
+					qschema);
+			mqtx_outbox_key_sql(rt->ob, &c, "t");
+			mqtx_buf_adds(&c, "))");
+		}
+		mqtx_buf_addc(&c, ')');
+		mqtx_buf_printf(&o, "(extract(epoch FROM (");
+		add_cutoff(&o, keep);
+		mqtx_buf_printf(&o, ") - t.%s) * 1000)::int8", sent_at);
+		snprintf(ord, sizeof(ord), "t.%s", sent_at);
+		set_kind(&rt->k[MQTX_RET_SENT], T, tid, c.data, ord, o.data);
+		mqtx_buf_adds(&all, c.data);
+	}
+	if (created != NULL) {
+		mqtx_buf_reset(&c);
+		mqtx_buf_reset(&o);
+		mqtx_buf_printf(&c, "(t.%s = 'rolled_back' AND t.%s < ", st, created);
+		add_cutoff(&c, keep);
+		mqtx_buf_addc(&c, ')');
+		mqtx_buf_printf(&o, "(extract(epoch FROM (");
+		add_cutoff(&o, keep);
+		mqtx_buf_printf(&o, ") - t.%s) * 1000)::int8", created);
+		set_kind(&rt->k[MQTX_RET_ROLLED_BACK], T, tid, c.data, tid, o.data);
+		mqtx_buf_printf(&all, "%s%s", all.len > 0 ? " OR " : "", c.data);
+	}
+	if (cfg->outbox_dead_retention_ms != 0) {
+		mqtx_buf_reset(&c);
+		mqtx_buf_reset(&o);
+		mqtx_buf_printf(&c, "(t.%s = 'dead' AND t.%s < ", st, avail);
+		add_cutoff(&c, cfg->outbox_dead_retention_ms);
+		mqtx_buf_addc(&c, ')');
+		mqtx_buf_printf(&o, "(extract(epoch FROM (");
+		add_cutoff(&o, cfg->outbox_dead_retention_ms);
+		mqtx_buf_printf(&o, ") - t.%s) * 1000)::int8", avail);
+		set_kind(&rt->k[MQTX_RET_DEAD], T, tid, c.data, tid, o.data);
+		mqtx_buf_printf(&all, "%s%s", all.len > 0 ? " OR " : "", c.data);
+	}
+	rt->deletable = all.len > 0 ? mqtx_buf_detach(&all) : NULL;
+	mqtx_buf_free(&all);
+	mqtx_buf_free(&c);
+	mqtx_buf_free(&o);
+}
+
+static void build_bookkeeping(struct mqtx_retention *rt, const char *qschema)
+{
+	const struct mqtx_config *cfg = rt->cfg;
+	int64_t keep = cfg->outbox_retention_ms;
+	struct mqtx_buf c = MQTX_BUF_INIT, t = MQTX_BUF_INIT;
+	char *outbox = PQescapeLiteral(rt->conn, mqtx_outbox_qualified(rt->ob), strlen(mqtx_outbox_qualified(rt->ob)));
+	if (outbox == NULL)
+		abort(); /* out of memory: the names were checked at connect */
+
+	/* mqtx_relays: this outbox's relays that stopped long ago or are
+	 * beyond the newest few, and those silent for longer than check
+	 * reports them */
+	mqtx_buf_printf(&t, "%s.mqtx_relays", qschema);
+	mqtx_buf_printf(&c, "t.outbox = %s AND ((t.stopped_at IS NOT NULL AND (t.stopped_at < ", outbox);
+	add_cutoff(&c, keep);
+	mqtx_buf_printf(&c,
+			" OR t.relay_id NOT IN (SELECT n.relay_id FROM %s n WHERE n.outbox = %s AND n.stopped_at IS NOT NULL "
+			"ORDER BY n.stopped_at DESC LIMIT %d))) OR (t.stopped_at IS NULL AND t.last_seen < ",
+			t.data, outbox, MQTX_RETENTION_KEEP_STOPPED);
+	add_cutoff(&c, max3(keep, cfg->check_relay_forget_ms, cfg->check_relay_stale_ms));
+	mqtx_buf_adds(&c, "))");
+	set_kind(&rt->k[MQTX_RET_RELAYS], t.data, "t.relay_id", c.data, "t.last_seen", NULL);
+
+	/* mqtx_completions: kept as long as the longer bound of sent rows */
+	mqtx_buf_reset(&t);
+	mqtx_buf_reset(&c);
+	mqtx_buf_printf(&t, "%s.mqtx_completions", qschema);
+	mqtx_buf_adds(&c, "t.completed_at < ");
+	add_cutoff(&c, keep > cfg->outbox_retain_uncompleted_ms ? keep : cfg->outbox_retain_uncompleted_ms);
+	set_kind(&rt->k[MQTX_RET_COMPLETIONS], t.data, "t.idempotency_key", c.data, "t.completed_at", NULL);
+	PQfreemem(outbox);
+	mqtx_buf_free(&c);
+	mqtx_buf_free(&t);
+}
+
+struct mqtx_retention *mqtx_retention_new(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	struct mqtx_outbox *ob = mqtx_outbox_new(conn, cfg, err);
+	if (ob == NULL)
+		return NULL;
+	struct mqtx_retention *rt = mqtx_xcalloc(1, sizeof(*rt));
+	rt->conn = conn;
+	rt->cfg = cfg;
+	rt->ob = ob;
+	if (cfg->outbox_retention_ms != 0) {
+		char *qschema = mqtx_pg_ident(conn, cfg->outbox_schema);
+		build_outbox(rt, qschema);
+		build_bookkeeping(rt, qschema);
+		free(qschema);
+	} else if (cfg->outbox_dead_retention_ms != 0) {
+		char *qschema = mqtx_pg_ident(conn, cfg->outbox_schema);
+		build_outbox(rt, qschema); /* retention off keeps sent rows: only dead ones go */
+		for (int k = 0; k < MQTX_RET_DEAD; k++) {
+			free(rt->k[k].from);
+			rt->k[k].from = NULL;
+		}
+		free(rt->deletable);
+		rt->deletable = NULL; /* partitions: only with outbox.retention */
+		rt->note = NULL;
+		free(qschema);
+	}
+	return rt;
+}
+
+void mqtx_retention_free(struct mqtx_retention *rt)
+{
+	if (rt == NULL)
+		return;
+	for (int k = 0; k < MQTX_RET__COUNT; k++) {
+		free(rt->k[k].from);
+		free(rt->k[k].order);
+		free(rt->k[k].pk);
+		free(rt->k[k].table);
+		free(rt->k[k].overdue);
+	}
+	free(rt->deletable);
+	mqtx_outbox_free(rt->ob);
+	free(rt);
+}
+
+const char *mqtx_retention_note(const struct mqtx_retention *rt)
+{
+	return rt->note;
+}
+
+bool mqtx_retention_enabled(const struct mqtx_retention *rt, enum mqtx_retention_kind kind)
+{
+	return rt->k[kind].from != NULL && !rt->k[kind].off;
+}
+
+/* A failure that turns the kind off instead of failing the pass: no
+ * privilege (42501), no such table (42P01: an adopted outbox without the
+ * bookkeeping tables). 1 when it was one (warning set, res cleared). */
+static int soft_failure(struct mqtx_retention *rt, enum mqtx_retention_kind kind, PGresult *res,
+			struct mqtx_retention_stats *st)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state == NULL || (strcmp(state, "42501") != 0 && strcmp(state, "42P01") != 0))
+		return 0;
+	struct kind *k = &rt->k[kind];
+	k->off = true;
+	if (st != NULL && st->warning[0] == '\0') {
+		char *msg = mqtx_xstrdup(PQresultErrorMessage(res));
+		msg[strcspn(msg, "\n")] = '\0';
+		const char *m = strncmp(msg, "ERROR:  ", 8) == 0 ? msg + 8 : msg;
+		if (strcmp(state, "42501") == 0)
+			snprintf(st->warning, sizeof(st->warning),
+				 "retention: cannot delete from %s (%s): its rows are kept; 'mqtx init --grant ROLE' grants "
+				 "what retention needs",
+				 k->table, m);
+		else
+			snprintf(st->warning, sizeof(st->warning), "retention: %s: %s is not pruned (run 'mqtx init')",
+				 m, k->table);
+		free(msg);
+	}
+	PQclear(res);
+	return 1;
+}
+
+/* Deletes one batch of kind; the number deleted, or -1 with err. */
+static int64_t delete_batch(struct mqtx_retention *rt, enum mqtx_retention_kind kind, struct mqtx_retention_stats *st,
+			    struct mqtx_err *err)
+{
+	struct kind *k = &rt->k[kind];
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"DELETE FROM %s d WHERE d.%s IN (SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED)",
+			k->table, strchr(k->pk, '.') + 1, k->pk, k->from, k->order, MQTX_RETENTION_BATCH);
+	PGresult *res = PQexec(rt->conn, sql.data);
+	mqtx_buf_free(&sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (soft_failure(rt, kind, res, st))
+			return 0;
+		char doing[128];
+		snprintf(doing, sizeof(doing), "retention: cannot delete %s rows", kind_names[kind]);
+		return mqtx_pg_fail(rt->conn, res, doing, err);
+	}
+	int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return n;
+}
+
+static bool past(int64_t deadline_ms, volatile sig_atomic_t *stop)
+{
+	return (stop != NULL && *stop != 0) || (deadline_ms > 0 && mqtx_now_ms() >= deadline_ms);
+}
+
+int mqtx_retention_run(struct mqtx_retention *rt, int64_t deadline_ms, volatile sig_atomic_t *stop,
+		       struct mqtx_retention_stats *st, struct mqtx_err *err)
+{
+	mqtx_err_clear(err);
+	if (strcmp(rt->cfg->outbox_partition_by, "none") != 0) {
+		size_t wl = strlen(st->warning);
+		if (mqtx_partitions_maintain(rt->conn, rt->cfg, rt->deletable, deadline_ms, &st->partitions_created,
+					     &st->partitions_dropped, st->warning + wl, sizeof(st->warning) - wl,
+					     err) < 0)
+			return -1;
+	}
+	for (int kind = 0; kind < MQTX_RET__COUNT; kind++) {
+		if (!mqtx_retention_enabled(rt, kind))
+			continue;
+		for (;;) {
+			int64_t n = delete_batch(rt, kind, st, err);
+			if (n < 0)
+				return -1;
+			st->deleted[kind] += n;
+			if (n < MQTX_RETENTION_BATCH)
+				break;
+			if (past(deadline_ms, stop)) {
+				st->more = true;
+				return 0;
+			}
+		}
+	}
+	return 0;
+}
+
+int mqtx_retention_preview(struct mqtx_retention *rt, int64_t limit, struct mqtx_retention_preview *p,
+			   struct mqtx_err *err)
+{
+	memset(p, 0, sizeof(*p));
+	p->overdue_ms = -1;
+	for (int kind = 0; kind < MQTX_RET__COUNT; kind++) {
+		struct kind *k = &rt->k[kind];
+		if (k->from == NULL)
+			continue;
+		struct mqtx_buf sql = MQTX_BUF_INIT;
+		mqtx_buf_printf(&sql,
+				"SELECT count(*), coalesce(max(o), -1) FROM (SELECT %s AS o %s ORDER BY %s LIMIT %lld) s",
+				k->overdue != NULL ? k->overdue : "-1::int8", k->from, k->order, (long long)limit + 1);
+		PGresult *res = PQexec(rt->conn, sql.data);
+		mqtx_buf_free(&sql);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			if (soft_failure(rt, kind, res, NULL))
+				continue;
+			return mqtx_pg_fail(rt->conn, res, "cannot count what retention will delete", err);
+		}
+		int64_t n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		int64_t o = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		PQclear(res);
+		p->capped[kind] = n > limit;
+		p->due[kind] = n > limit ? limit : n;
+		if (o > p->overdue_ms)
+			p->overdue_ms = o;
+	}
+	return 0;
+}
