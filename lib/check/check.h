@@ -32,6 +32,9 @@ enum mqtx_check_level {
 };
 const char *mqtx_check_level_name(enum mqtx_check_level l); /* "ok", "warning", ... */
 
+/* bytes for people: "512 B", "48.0 KiB", "1.2 GiB"; "unknown" when < 0. */
+void mqtx_check_size_text(int64_t bytes, char *out, size_t n);
+
 const char *mqtx_relay_state_name(enum mqtx_relay_state s);
 /* The verdict of a relay's state: STALE is a WARNING, the others OK. */
 enum mqtx_check_level mqtx_relay_state_level(enum mqtx_relay_state s);
@@ -80,7 +83,11 @@ struct mqtx_check_thresholds {
 	int64_t queue_max_depth; /* 0: off */
 	int64_t queue_min_consumers;
 	int64_t scan_limit, list_limit;
-	bool broker; /* check.broker (--broker) asked */
+	bool broker;               /* check.broker (--broker) asked */
+	int64_t max_table_size;    /* check.max_table_size, bytes; 0: off */
+	int64_t retention_lag_ms;  /* check.retention_lag; 0: off */
+	int64_t retention_ms;      /* outbox.retention; 0: off */
+	int64_t dead_retention_ms; /* outbox.dead_retention; 0: off */
 };
 void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const struct mqtx_config *cfg);
 
