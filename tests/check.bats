@@ -12,6 +12,9 @@ setup() {
 }
 
 teardown() {
+	if [[ -n ${LOCKER:-} ]]; then
+		unlock_tables
+	fi
 	if [[ -n ${GID:-} ]]; then
 		psql_test "ROLLBACK PREPARED '$GID'" >/dev/null 2>&1 || true
 	fi
@@ -57,6 +60,26 @@ jq_is() {
 }
 
 id_of() { psql_test "SELECT min(id) FROM mqtx_outbox WHERE $1"; }
+
+# lock_table TABLE: another session holds an ACCESS EXCLUSIVE lock on TABLE
+# (of the test's schema) until unlock_tables.
+lock_table() {
+	PGAPPNAME="lock-$T_SCHEMA" psql_test "BEGIN; LOCK TABLE $1 IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" >/dev/null 2>&1 3>&- &
+	LOCKER=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ $(psql_test "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE c.oid = '$1'::regclass AND l.mode = 'AccessExclusiveLock' AND l.granted") == 1 ]] && return 0
+		sleep 0.1
+	done
+	fail "the lock on $1 was not taken within 10s"
+}
+
+unlock_tables() {
+	psql_test "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock-$T_SCHEMA'" >/dev/null || true
+	wait "$LOCKER" 2>/dev/null || true
+	LOCKER=
+}
 
 @test "check: an empty outbox is OK (exit 0), with a version 1 JSON document and a Nagios status line" {
 	check_json 0
@@ -641,4 +664,28 @@ EOF
 	assert_line --regexp '^table: [0-9.]+ KiB \(table, indexes and TOAST, 2 partitions\), oldest row written [0-9]+d[0-9]+h ago$'
 	MQTX_CHECK_RETENTION_LAG=0 run_mqtx 0 check --table part_outbox --format prometheus
 	assert_line "mqtx_outbox_partitions{outbox=\"$T_SCHEMA.part_outbox\"} 2"
+}
+
+@test "check retention: a preview that does not finish within check.timeout is a WARNING; the rest of the check runs" {
+	add_rows 2 sent '1 minute'
+	fake_relay live-1 '5 seconds'
+	lock_table mqtx_completions
+	MQTX_CHECK_TIMEOUT=300ms check_json 1
+	jq_is '[.problems[].check] | join(",")' retention_unavailable
+	jq -e '.problems[0].message | test("^cannot tell what retention will delete: .*statement timeout")' <<<"$output" >/dev/null ||
+		fail "message: $output"
+	jq_is .retention.due null
+	jq_is .retention.overdue_seconds null
+	jq -e '.retention.error | test("statement timeout")' <<<"$output" >/dev/null || fail "error: $output"
+	jq_is .counts.sent.rows 2
+	jq_is '.table_bytes > 0' true
+	MQTX_CHECK_TIMEOUT=300ms run_mqtx 1 check --format prometheus
+	assert_line "mqtx_check_problems{outbox=\"$T_SCHEMA.mqtx_outbox\",severity=\"warning\"} 1"
+	refute_line --partial mqtx_retention_due_rows
+	refute_line --partial mqtx_retention_overdue_seconds
+	MQTX_CHECK_TIMEOUT=300ms run_mqtx 1 check
+	assert_line --regexp '^retention: 7d0h; what it deletes next is unknown \(see problems\)$'
+	unlock_tables
+	check_json 0
+	jq_is .retention.due.completions.rows 0
 }
