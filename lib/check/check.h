@@ -1,7 +1,7 @@
 /* mqtx check: the health of one outbox as data. mqtx_check_run looks at
  * the outbox (counts, ages, dead rows, blocked ordering keys), the relay
- * heartbeats, txpub's in-doubt items, optionally the broker and consumer
- * completion, and judges every finding against the check.* thresholds;
+ * heartbeats, txpub's in-doubt items, the table's size and what retention
+ * deletes next, optionally the broker and consumer completion, and judges every finding against the check.* thresholds;
  * mqtx_check_explain tells the story of one message. Nothing here prints:
  * lib/render/check.h renders the report (a table, JSON or Prometheus
  * text); the report carries every verdict and the thresholds behind them,
