@@ -16,8 +16,8 @@ _mqtx_args[common]="-c --config --database-url --broker-url --log-format"
 # end: common
 
 # cmd: init
-_mqtx_opts[init]="-p --print --schema -t --table --grant"
-_mqtx_args[init]="--schema -t --table --grant"
+_mqtx_opts[init]="-p --print --schema -t --table --grant --partition-by"
+_mqtx_args[init]="--schema -t --table --grant --partition-by"
 # end: init
 
 # cmd: relay
@@ -100,6 +100,9 @@ _mqtx_value() {
 		;;
 	--confirm)
 		mapfile -t COMPREPLY < <(compgen -W "sync batch async" -- "$2")
+		;;
+	--partition-by)
+		mapfile -t COMPREPLY < <(compgen -W "hour day" -- "$2")
 		;;
 	-F | --payload-file | --sql | --report)
 		compopt -o filenames 2>/dev/null
