@@ -36,7 +36,7 @@ complete -c mqtx -n '__mqtx_using init' -s p -l print -d 'print the SQL instead 
 complete -c mqtx -n '__mqtx_using init' -l schema -x -d 'schema of the outbox table'
 complete -c mqtx -n '__mqtx_using init' -s t -l table -x -d 'outbox table name'
 complete -c mqtx -n '__mqtx_using init' -l grant -x -d 'also grant ROLE the privileges mqtx commands need'
-complete -c mqtx -n '__mqtx_using init' -l partition-by -x -a 'hour day' -d 'create the outbox range-partitioned by creation time'
+complete -c mqtx -n '__mqtx_using init' -l partition-by -x -a 'hour day' -d 'range-partition a new outbox by created_at, per hour or day'
 # end: init
 
 # cmd: relay
