@@ -11,7 +11,11 @@
 #     and of the 10,000,000-delivery audit
 #   BENCH_RELAY_BATCH (default 1000): --batch of the relay_classic scenario
 #   BENCH_ONLY="name ...": run only these scenarios (names as in the table,
-#     e.g. "broker_limit_classic relay_classic"; loop_latency for --loop)
+#     e.g. "broker_limit_classic relay_classic"; loop_latency for --loop;
+#     steady_delete and steady_partition for the steady state)
+#   BENCH_SKIP_STEADY=1: skip the steady-state scenarios (about 11 minutes);
+#   BENCH_STEADY_SECS (default 300), BENCH_STEADY_RATE (500 rows/s),
+#     BENCH_STEADY_RETENTION, BENCH_STEADY_FIRST: see bench/steady.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT"
@@ -248,10 +252,34 @@ LAT=$(psql_b -F ' ' -c "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER B
 say "loop latency p50/p99 ms, rows: $LAT"
 fi
 
+# Steady state (issue 16): writers at a fixed rate, one relay --loop, a short
+# retention; does the outbox stay small? See bench/steady.sh (durations, rate,
+# retention, and why 5 minutes). BENCH_SKIP_STEADY=1 skips both.
+STEADY_FILE=$STATE/steady.jsonl
+: >"$STEADY_FILE"
+if [[ ${BENCH_SKIP_STEADY:-0} != 1 ]]; then
+	for s in steady_delete steady_partition; do
+		want "$s" || continue
+		rc=0
+		MQTX=$MQTX "$ROOT/bench/steady.sh" "$s" "$STATE/$s" >"$STATE/$s.json" || rc=$?
+		case $rc in
+		0)
+			cat "$STATE/$s.json" >>"$STEADY_FILE"
+			# the scenario table's row: relayed messages over the writers' seconds, the relay's peak RSS
+			python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print("%s\t%d\t%d %d" % (d["scenario"], d["relayed"], d["seconds"], d["relay_peak_rss_kib"]))' \
+				"$STATE/$s.json" >>"$ROWS_FILE"
+			;;
+		3) printf '{"scenario": "%s", "skipped": "mqtx init has no --partition-by yet"}\n' "$s" >>"$STEADY_FILE" ;;
+		*) say "$s failed (status $rc, see above); scenario skipped" ;;
+		esac
+	done
+fi
+
 # ---- the table ----
-python3 - "$ROWS_FILE" "$RESULTS" "$LAT" "$(nproc)" "$(uname -srm)" <<'PY'
+python3 - "$ROWS_FILE" "$RESULTS" "$LAT" "$(nproc)" "$(uname -srm)" "$STEADY_FILE" <<'PY'
 import json, statistics, sys
-rows_file, out, lat, cores, machine = sys.argv[1:6]
+rows_file, out, lat, cores, machine, steady_file = sys.argv[1:7]
+steady = [json.loads(l) for l in open(steady_file) if l.strip()]
 runs = {}
 for line in open(rows_file):
     name, msgs, t = line.rstrip("\n").split("\t")
@@ -332,6 +360,25 @@ if res.get("audit_10m"):
 p50, p99, n = lat.split()
 if p99 != "-":
     add("loop_latency", "p99 ms (p50 %s ms, %s rows)" % (p50, n), float(p99), "< 50 ms", float(p99) < 50)
+# steady state: size at the end against the size after the first minute
+# (the goal), dead tuples the same way (shown: autovacuum makes them a saw
+# tooth, an instant's count says little), and the backlog at the end
+for d in steady:
+    if "skipped" in d:
+        continue
+    f, e = d["first"], d["end"]
+    r = e["size_bytes"] / f["size_bytes"] if f["size_bytes"] else None
+    add(d["scenario"], "size end/%ds (%.1f -> %.1f MiB)" % (d["first_at"], f["size_bytes"] / 2**20, e["size_bytes"] / 2**20),
+        r, "<= 1.5", r is not None and r <= 1.5 and d["deleted"] > 0)
+    r = e["dead_tuples"] / f["dead_tuples"] if f["dead_tuples"] else None
+    add(d["scenario"], "dead tuples end/%ds (%d -> %d)" % (d["first_at"], f["dead_tuples"], e["dead_tuples"]), r,
+        "(reported)", r is not None)
+    add(d["scenario"], "pending rows at end (oldest %d ms)" % e["oldest_pending_ms"],
+        e["pending"], "< %d" % d["rate"], e["pending"] < d["rate"])
+    add(d["scenario"], "retention deleted (rows; of %d written)" % d["written"], d["deleted"], "(reported)", True)
+    if d["partitions_created"] or d["partitions_dropped"] or d["scenario"] == "steady_partition":
+        add(d["scenario"], "partitions dropped (%d created)" % d["partitions_created"], d["partitions_dropped"],
+            "(reported)", True)
 
 print()
 print("%-30s %9s %8s %22s %10s" % ("scenario", "messages", "seconds", "msgs/s median (min-max)", "peak RSS"))
@@ -341,10 +388,14 @@ for name, s in res.items():
 print()
 print("%-20s %-45s %10s %-11s %s" % ("target", "reference", "value", "goal", "met"))
 for c in checks:
-    v = "-" if c["ratio"] is None else ("%.2f" % c["ratio"])
+    v = "-" if c["ratio"] is None else ("%d" % c["ratio"] if isinstance(c["ratio"], int) else "%.2f" % c["ratio"])
     met = "-" if c["met"] is None else ("yes" if c["met"] else "NO")
     print("%-20s %-45s %10s %-11s %s" % (c["scenario"], c["reference"], v, c["target"], met))
+for d in steady:
+    if "skipped" in d:
+        print("%-20s skipped: %s" % (d["scenario"], d["skipped"]))
 json.dump({"machine": {"cores": int(cores), "kernel": machine}, "scenarios": res, "targets": checks,
+           "steady_state": {d["scenario"]: d for d in steady},
            "loop_latency_ms": None if p99 == "-" else {"p50": float(p50), "p99": float(p99), "rows": int(n)}},
           open(out, "w"), indent=2)
 print("\nwritten: " + out)
