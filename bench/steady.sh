@@ -140,8 +140,9 @@ SELECT (SELECT sum(pg_total_relation_size(oid)) FROM r),
 # each relation's size (table, TOAST, every index), at the reference and the end
 REL_SQL="SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c
 WHERE c.relnamespace = '$SCHEMA'::regnamespace AND c.relname LIKE 'mqtx\_outbox%' AND c.relkind IN ('r', 'i', 't', 'p', 'I')
-  AND pg_relation_size(c.oid) > 0 ORDER BY 2 DESC"
-HALF=$((SECS / 2)) # the first sample from then on
+  AND pg_relation_size(c.oid) > 8192 ORDER BY 2 DESC" # not the empty ones (a page)
+HALF=$((SECS / 2)) # the first sample from then on (not before FIRST)
+((HALF >= FIRST)) || HALF=$FIRST
 
 printf "INSERT INTO %s(destination, routing_key, payload) VALUES ('bench.steady', 'rk', convert_to(repeat('x', %d), 'UTF8'));\n" \
 	"$TABLE" "$SIZE" >"$OUT/writer.sql"
