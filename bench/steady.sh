@@ -32,19 +32,20 @@
 # (they still write). Goal: size at the end <= 1.5 x the reference; the
 # backlog at the end (pending rows) below one second of writes. Shown too:
 # the size at the end against the size at exactly 60 s (what a minute of
-# writes left before a vacuum cycle with retention on: 1.7-2.3 in our
-# runs, because the steady state holds up to a naptime of dead row
-# versions on top; the table is bounded all the same) and at half time.
+# writes left before a vacuum cycle with retention on: 1.2-2.3 in our
+# runs, depending on when autovacuum first ran, because the steady state
+# holds up to a naptime of dead row versions on top; the table is bounded
+# all the same) and at half time.
 #
 # Settings (environment):
 #   BENCH_STEADY_SECS (default 300): how long the writers write. The issue
 #     asks for 10 minutes or a documented shorter run: 5 minutes is 30
 #     retention periods of 10 s and about 3 autovacuum rounds (naptime 1 min)
 #     after the reference; in our 10-minute run the size was flat (28-34
-#     MiB, 500 rows/s) from 2.5 minutes on, only the idempotency-key index
-#     crept (7.9 -> 10.5 MiB from 4 to 10 minutes), so 5 minutes shows a
-#     table that keeps growing, while make bench runs both cases in ~11
-#     minutes instead of ~21.
+#     MiB, 500 rows/s) from 2.5 minutes on, only the indexes crept (14.0 ->
+#     16.3 MiB from 4 to 10 minutes, mostly the idempotency-key index), so
+#     5 minutes shows a table that keeps growing, while make bench runs
+#     both cases in ~11 minutes instead of ~21.
 #     BENCH_STEADY_SECS=600 is the full 10 minutes.
 #   BENCH_STEADY_FIRST (default 60): the earliest reference sample (s)
 #   BENCH_STEADY_RATE (default 500): rows a second
