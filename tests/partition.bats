@@ -239,6 +239,20 @@ old-1|sent"
 	run_mqtx 0 txpub --prepare -d "$T_DEST" -k half-1 --payload one
 	run psql_test "SELECT idempotency_key, status FROM mqtx_outbox"
 	assert_output "half-1|pending"
+	# at once: the second waits for the first and finds its row
+	local i a b ra rb
+	for i in 1 2 3 4 5; do
+		"$MQTX" txpub --prepare -d "$T_DEST" -k "race-$i" --payload x >/dev/null 2>&1 3>&- &
+		a=$!
+		"$MQTX" txpub --prepare -d "$T_DEST" -k "race-$i" --payload x >/dev/null 2>&1 3>&- &
+		b=$!
+		ra=0 rb=0
+		wait "$a" || ra=$?
+		wait "$b" || rb=$?
+		((ra == 0 && rb == 0)) || fail "round $i: exit $ra / $rb"
+	done
+	run psql_test "SELECT count(*), count(DISTINCT idempotency_key) FROM mqtx_outbox WHERE idempotency_key LIKE 'race-%'"
+	assert_output "5|5"
 }
 
 # holds_lock: another session holds a lock on mqtx_outbox (granted)
