@@ -108,6 +108,7 @@ old_partition() {
 	run partitions
 	[[ $output != *"$ahead"* ]] || fail "not dropped: $output"
 	run_mqtx 0 relay
+	stderr_has "0 partition(s) dropped, 1 created"
 	run partitions
 	[[ $output == *"$ahead"* ]] || fail "not created again: $output"
 	run psql_test "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.relname = '$ahead'"
@@ -136,6 +137,7 @@ old_partition() {
 	# old sent rows in the default partition: deleted row by row, the default stays
 	psql_test "INSERT INTO mqtx_outbox(destination, payload, status, created_at, sent_at) VALUES ('$T_DEST', 'x', 'sent', '2019-06-01', '2019-06-01')"
 	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
+	stderr_has "1 partition(s) dropped, 0 created"
 	run partitions
 	[[ $output != *mqtx_outbox_p20200101* ]] || fail "expired partition kept: $output"
 	[[ $output == *mqtx_outbox_p20200102* && $output == *mqtx_outbox_p20200103* ]] || fail "partition with a row to keep dropped: $output"
@@ -275,4 +277,32 @@ holds_lock() {
 	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
 	run partitions
 	[[ $output != *mqtx_outbox_p20200101* ]] || fail "not dropped: $output"
+}
+
+@test "partitions: an outbox partitioned another way than by range of created_at is a warning naming outbox.partition_by" {
+	run_mqtx 0 init
+	psql_test "CREATE TABLE byid (LIKE mqtx_outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (id)"
+	psql_test "CREATE TABLE byid_all PARTITION OF byid DEFAULT"
+	MQTX_OUTBOX_PARTITION_BY=none run_mqtx 0 init --table byid
+	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay --table byid
+	stderr_has "outbox.partition_by is day, but \"$T_SCHEMA\".\"byid\" is not partitioned by range of its created_at column"
+	run partitions byid
+	assert_output byid_all
+}
+
+@test "partitions: a relay role that does not own the table relays, and says once that it cannot keep partitions up" {
+	skip_unless_local_pg
+	run_mqtx 0 init --partition-by day
+	psql_test "DROP TABLE mqtx_outbox_p$(psql_test "SELECT to_char((date_trunc('day', now(), 'UTC') + 3 * interval '24 hours') AT TIME ZONE 'UTC', 'YYYYMMDD')")"
+	T_ROLE="r_${T_SCHEMA}"
+	psql_test "CREATE ROLE \"$T_ROLE\" LOGIN PASSWORD 'relaypw'"
+	run_mqtx 0 init --grant "$T_ROLE"
+	insert_rows 3
+	local url="postgresql://$T_ROLE@127.0.0.1:${MQTX_TEST_DATABASE_URL##*127.0.0.1:}"
+	printf 'relaypw\n' >"$BATS_TEST_TMPDIR/pw"
+	MQTX_DATABASE_URL=$url MQTX_DATABASE_PASSWORD_FILE=$BATS_TEST_TMPDIR/pw run_mqtx 0 relay
+	[[ $(count_status sent) == 3 ]]
+	stderr_has "partitions: cannot create partition"
+	[[ $(grep -c "partitions: cannot" <<<"$stderr") == 1 ]] || fail "more than one warning: $stderr"
+	psql_test "DROP OWNED BY \"$T_ROLE\"; DROP ROLE \"$T_ROLE\""
 }

@@ -233,7 +233,7 @@ static int soft(struct upkeep *u, PGresult *res, const char *doing, const char *
 	if (strcmp(st, "55P03") == 0) { /* lock_not_available: busy, next pass */
 		mqtx_debug("partitions: cannot %s %s now (%s); next pass", doing, name, msg);
 		u->stop = true;
-	} else if (strcmp(st, "42501") == 0) { /* insufficient_privilege */
+	} else if (strcmp(st, "42501") == 0 || strcmp(st, "42P01") == 0) { /* no privilege; no mqtx_completions */
 		set_warning(u->warning, u->wsize,
 			    "partitions: cannot %s %s (%s): partitions of %s are not kept up (run the relay as the "
 			    "table's owner, or do it yourself; see mqtx.yaml(5), \"Partitions\")",
@@ -351,8 +351,11 @@ static int holds_rows_to_keep(struct upkeep *u, const char *qpart, bool cheap, s
 	mqtx_buf_printf(&sql, "(%s) IS NOT TRUE LIMIT 1", u->deletable);
 	PGresult *res = PQexec(u->conn, sql.data);
 	mqtx_buf_free(&sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (soft(u, res, "look at the rows of partition", qpart))
+			return 1; /* kept: the next pass looks again */
 		return mqtx_pg_fail(u->conn, res, "partitions: cannot look at the rows of a partition", err);
+	}
 	int found = PQntuples(res) > 0;
 	PQclear(res);
 	return found;
