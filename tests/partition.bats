@@ -158,9 +158,13 @@ mqtx_outbox_p20200103:pending"
 @test "partitions: retention off drops nothing; outbox.partition_by on an unpartitioned outbox is a warning" {
 	run_mqtx 0 init --partition-by day
 	old_partition mqtx_outbox_p20200101 2020-01-01 2020-01-02
+	local ahead
+	ahead=mqtx_outbox_p$(psql_test "SELECT to_char((date_trunc('day', now(), 'UTC') + interval '24 hours') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+	psql_test "DROP TABLE $ahead"
 	MQTX_OUTBOX_RETENTION=off run_mqtx 0 relay
 	run partitions
 	[[ $output == *mqtx_outbox_p20200101* ]] || fail "dropped with retention off: $output"
+	[[ $output == *"$ahead"* ]] || fail "not created with retention off: $output"
 	psql_test "CREATE TABLE plain (LIKE mqtx_outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
 	MQTX_OUTBOX_TABLE=plain MQTX_OUTBOX_PARTITION_BY=none run_mqtx 0 init
 	MQTX_OUTBOX_TABLE=plain MQTX_OUTBOX_PARTITION_BY=day run_mqtx 0 init --print
