@@ -18,6 +18,12 @@ teardown() {
 	mqtx_test_teardown
 }
 
+# db_only: the test looks at the database side only: it runs on the
+# default backend, not again on each broker
+db_only() {
+	[[ $(backend_name) == amqp ]] || skip "the database side only: runs on the default backend"
+}
+
 # partitions: the partitions of the test's outbox, one per line, sorted
 partitions() {
 	psql_test "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -30,6 +36,7 @@ old_partition() {
 }
 
 @test "partitions: init --partition-by day creates the parent, the default partition and today's and the next 3 days' partitions" {
+	db_only
 	# the option overrides outbox.partition_by
 	MQTX_OUTBOX_PARTITION_BY=none run_mqtx 0 init --partition-by day --print
 	[[ $output == *'PARTITION BY RANGE ("created_at")'* ]] || fail "no PARTITION BY in: $output"
@@ -53,6 +60,7 @@ old_partition() {
 }
 
 @test "partitions: init --partition-by hour names partitions by hour; outbox.partition_by from the environment works too" {
+	db_only
 	MQTX_OUTBOX_PARTITION_BY=hour run_mqtx 0 init
 	run psql_test "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'mqtx_outbox'::regclass AND c.relname ~ '^mqtx_outbox_p[0-9]{10}$'"
@@ -63,6 +71,7 @@ old_partition() {
 }
 
 @test "partitions: a bad outbox.partition_by is a configuration error naming the key" {
+	db_only
 	printf 'outbox:\n  partition_by: week\n' >"$BATS_TEST_TMPDIR/bad.yaml"
 	run_mqtx 3 --config "$BATS_TEST_TMPDIR/bad.yaml" config
 	stderr_has "outbox.partition_by: 'week' is not one of none|hour|day"
@@ -86,21 +95,21 @@ old_partition() {
 	done
 	wait_sent 30 == 200
 	mqtx_bg_stop TERM 10
-	run drain_queue --timeout 3
 	local got
-	got=$(jq -r '.body' <<<"$output" | jq -r '.n' | sort -n | uniq | wc -l)
-	[[ $got == 200 ]] || fail "delivered $got distinct rows"
-	[[ $(jq -r '.body' <<<"$output" | wc -l) == 200 ]] || fail "not every row once"
+	got=$(backend_consume 200)
+	[[ $(jq -r '.id' <<<"$got" | sort -n -u | wc -l) == 200 ]] || fail "not every row: $(jq -r '.id' <<<"$got" | wc -l) delivered"
+	[[ $(jq -r '.id' <<<"$got" | wc -l) == 200 ]] || fail "not every row once"
 	# per ordering key: delivered in id order
 	local k want have
 	for k in 0 1 2; do
 		want=$(psql_test "SELECT string_agg(id::text, ' ' ORDER BY id) FROM mqtx_outbox WHERE ordering_key = 'k$k'")
-		have=$(jq -r --arg k "k$k" 'select(.body | fromjson | .n % 100 % 3 == ($k[1:] | tonumber)) | .headers["x-mqtx-outbox-id"]' <<<"$output" | tr '\n' ' ')
+		have=$(jq -r --argjson k "$k" 'select(.body | fromjson | .n % 100 % 3 == $k) | .id' <<<"$got" | tr '\n' ' ')
 		[[ ${have% } == "$want" ]] || fail "key k$k: delivered $have, ids $want"
 	done
 }
 
 @test "partitions: the relay creates missing partitions ahead" {
+	db_only
 	run_mqtx 0 init --partition-by day
 	local ahead
 	ahead=mqtx_outbox_p$(psql_test "SELECT to_char((date_trunc('day', now(), 'UTC') + 3 * interval '24 hours') AT TIME ZONE 'UTC', 'YYYYMMDD')")
@@ -124,6 +133,7 @@ old_partition() {
 }
 
 @test "partitions: expired partitions without rows to keep are dropped; one with a dead or pending row stays, its sent rows go; the default stays" {
+	db_only
 	run_mqtx 0 init --partition-by day
 	old_partition mqtx_outbox_p20200101 2020-01-01 2020-01-02
 	old_partition mqtx_outbox_p20200102 2020-01-02 2020-01-03
@@ -156,6 +166,7 @@ mqtx_outbox_p20200103:pending"
 }
 
 @test "partitions: retention off drops nothing; outbox.partition_by on an unpartitioned outbox is a warning" {
+	db_only
 	run_mqtx 0 init --partition-by day
 	old_partition mqtx_outbox_p20200101 2020-01-01 2020-01-02
 	local ahead
@@ -174,6 +185,7 @@ mqtx_outbox_p20200103:pending"
 }
 
 @test "partitions: two relays doing the upkeep at once do not fail" {
+	db_only
 	run_mqtx 0 init --partition-by day
 	local i
 	for i in 1 2 3 4 5; do
@@ -201,6 +213,7 @@ mqtx_outbox_p20200103:pending"
 }
 
 @test "partitions: an adopted range-partitioned table with other column names relays and prunes" {
+	db_only
 	psql_test "CREATE TABLE events(event_id bigserial, dest text NOT NULL, msg_key text NOT NULL, body bytea NOT NULL,
 		made timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (event_id, made)) PARTITION BY RANGE (made)"
 	psql_test "CREATE TABLE events_old PARTITION OF events FOR VALUES FROM ('2020-01-01') TO ('2020-02-01')"
@@ -236,6 +249,7 @@ old-1|sent"
 }
 
 @test "partitions: txpub --prepare twice with one key on a partitioned outbox leaves one row" {
+	db_only
 	run_mqtx 0 init --partition-by day
 	run_mqtx 0 txpub --prepare -d "$T_DEST" -k half-1 --payload one
 	run_mqtx 0 txpub --prepare -d "$T_DEST" -k half-1 --payload one
@@ -267,6 +281,7 @@ holds_lock() {
 }
 
 @test "partitions: a partition the relay cannot lock in time is left for the next pass, without a warning" {
+	db_only
 	run_mqtx 0 init --partition-by day
 	old_partition mqtx_outbox_p20200101 2020-01-01 2020-01-02
 	psql_test "BEGIN; LOCK TABLE mqtx_outbox IN ACCESS SHARE MODE; SELECT pg_sleep(20); COMMIT" >/dev/null 2>&1 3>&- &
@@ -284,6 +299,7 @@ holds_lock() {
 }
 
 @test "partitions: an outbox partitioned another way than by range of created_at is a warning naming outbox.partition_by" {
+	db_only
 	run_mqtx 0 init
 	psql_test "CREATE TABLE byid (LIKE mqtx_outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (id)"
 	psql_test "CREATE TABLE byid_all PARTITION OF byid DEFAULT"
@@ -295,6 +311,7 @@ holds_lock() {
 }
 
 @test "partitions: a relay role that does not own the table relays, and says once that it cannot keep partitions up" {
+	db_only
 	skip_unless_local_pg
 	run_mqtx 0 init --partition-by day
 	psql_test "DROP TABLE mqtx_outbox_p$(psql_test "SELECT to_char((date_trunc('day', now(), 'UTC') + 3 * interval '24 hours') AT TIME ZONE 'UTC', 'YYYYMMDD')")"
