@@ -233,7 +233,11 @@ static int soft(struct upkeep *u, PGresult *res, const char *doing, const char *
 	if (strcmp(st, "55P03") == 0) { /* lock_not_available: busy, next pass */
 		mqtx_debug("partitions: cannot %s %s now (%s); next pass", doing, name, msg);
 		u->stop = true;
-	} else if (strcmp(st, "42501") == 0 || strcmp(st, "42P01") == 0) { /* no privilege; no mqtx_completions */
+	} else if (strcmp(st, "42P01") == 0) { /* a table the rows' condition needs (mqtx_completions) */
+		set_warning(u->warning, u->wsize, "partitions: cannot %s %s (%s): it is kept (run 'mqtx init')", doing,
+			    name, msg);
+		u->stop = true;
+	} else if (strcmp(st, "42501") == 0) { /* insufficient_privilege */
 		set_warning(u->warning, u->wsize,
 			    "partitions: cannot %s %s (%s): partitions of %s are not kept up (run the relay as the "
 			    "table's owner, or do it yourself; see mqtx.yaml(5), \"Partitions\")",
