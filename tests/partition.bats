@@ -327,3 +327,20 @@ holds_lock() {
 	[[ $(grep -c "partitions: cannot" <<<"$stderr") == 1 ]] || fail "more than one warning: $stderr"
 	psql_test "DROP OWNED BY \"$T_ROLE\"; DROP ROLE \"$T_ROLE\""
 }
+
+@test "partitions: sent rows of a partition that has not expired are left for its DROP; an unpartitioned outbox deletes them row by row" {
+	db_only
+	run_mqtx 0 init --partition-by day
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, status, sent_at) SELECT '$T_DEST', 'x', 'sent', now() - interval '2 hours' FROM generate_series(1, 3)"
+	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
+	run psql_test "SELECT count(*) FROM mqtx_outbox"
+	assert_output 3
+	# partition_by on a table that is not partitioned: no effect, rows go as always
+	psql_test "CREATE TABLE plain (LIKE mqtx_outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+	MQTX_OUTBOX_PARTITION_BY=none run_mqtx 0 init --table plain
+	psql_test "INSERT INTO plain(destination, payload, status, sent_at) SELECT '$T_DEST', 'x', 'sent', now() - interval '2 hours' FROM generate_series(1, 3)"
+	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay --table plain
+	stderr_has "retention: deleted 3 outbox row(s)"
+	run psql_test "SELECT count(*) FROM plain"
+	assert_output 0
+}

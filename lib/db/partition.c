@@ -254,6 +254,8 @@ static int soft(struct upkeep *u, PGresult *res, const char *doing, const char *
 	return 1;
 }
 
+static bool usable(struct upkeep *u);
+
 static bool past(const struct upkeep *u)
 {
 	return u->deadline_ms > 0 && mqtx_now_ms() >= u->deadline_ms;
@@ -452,6 +454,32 @@ static bool usable(struct upkeep *u)
 		return false;
 	}
 	return true;
+}
+
+int mqtx_partitions_row_guard(PGconn *conn, const struct mqtx_config *cfg, char **guard, struct mqtx_err *err)
+{
+	*guard = NULL;
+	const char *by = cfg->outbox_partition_by;
+	if ((strcmp(by, "hour") != 0 && strcmp(by, "day") != 0) || cfg->outbox_retention_ms == 0)
+		return 0;
+	struct upkeep u = {.conn = conn, .cfg = cfg};
+	if (look_up(conn, cfg, &u.p, err) < 0)
+		return -1;
+	if (u.p.exists) {
+		char w[8] = ""; /* the warning is the upkeep's to give */
+		u.warning = w;
+		u.wsize = sizeof(w);
+		u.qparent = mqtx_xstrdup("");
+		if (usable(&u)) {
+			char *qc = mqtx_pg_ident(conn, cfg->outbox_columns[MQTX_COL_CREATED_AT]);
+			*guard = mqtx_xasprintf("t.%s < date_trunc('%s', now() - interval '%lld milliseconds', 'UTC')",
+						qc, by, (long long)cfg->outbox_retention_ms);
+			free(qc);
+		}
+		free(u.qparent);
+	}
+	parent_free(&u.p);
+	return 0;
 }
 
 int mqtx_partitions_maintain(PGconn *conn, const struct mqtx_config *cfg, const char *deletable_sql,

@@ -42,6 +42,17 @@ int mqtx_partitions_periods(PGconn *conn, const struct mqtx_config *cfg, const c
  * `mqtx init --partition-by` makes): 1, 0, or -1 with err. */
 int mqtx_partitions_key_unique_per_period(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err);
 
+/* Row retention on a partitioned outbox: a condition on alias t (in
+ * *guard, malloc'd) that retention ANDs to the sent and rolled_back
+ * kinds, so that rows of a partition whose range has not ended
+ * outbox.retention ago are left for the DROP of their partition (no dead
+ * tuples), while those of an expired partition kept for a row in it, and
+ * of the default partition, still go row by row (at most one period later
+ * than without partitions). *guard NULL: no guard (outbox.partition_by
+ * none, retention off, or the table is not partitioned by range of
+ * created_at). 0, or -1 with err. */
+int mqtx_partitions_row_guard(PGconn *conn, const struct mqtx_config *cfg, char **guard, struct mqtx_err *err);
+
 /* Partition upkeep, on conn (autocommit, no transaction open):
  * - creates the partitions of the current period and the next
  *   MQTX_PARTITIONS_AHEAD that are missing;
