@@ -504,7 +504,7 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 		if (partitioned)
 			mqtx_buf_printf(&out,
 					"-- partitioned by %s of %s (UTC): the relay creates partitions ahead and drops expired\n"
-					"-- ones; keys are unique per %s only (see mqtx.yaml(5), \"Partitions\")\n",
+					"-- ones; idempotency keys are unique together with %s only (see mqtx.yaml(5), \"Partitions\")\n",
 					by, q[MQTX_COL_CREATED_AT], q[MQTX_COL_CREATED_AT]);
 		mqtx_buf_printf(&out, "CREATE TABLE IF NOT EXISTS %s (\n", T.data);
 		bool first = true;
