@@ -379,8 +379,18 @@ for d in steady:
         continue
     f, e, m = d["first"], d["end"], d["minute"]
     r = e["size_bytes"] / f["size_bytes"] if f["size_bytes"] else None
-    add(d["scenario"], "size end/%ds (%.1f -> %.1f MiB)" % (round(f["t"]), f["size_bytes"] / 2**20, e["size_bytes"] / 2**20),
-        r, "<= 1.5", r is not None and r <= 1.5 and d["deleted"] > 0)
+    if d["scenario"] == "steady_partition" and not d["partitions_dropped"]:
+        # rows of an unexpired partition wait for its DROP (an hour + retention):
+        # the goal is on the bytes per row held, i.e. no bloat (see bench/steady.sh)
+        add(d["scenario"], "size end/%ds (%.1f->%.1f MiB, kept to DROP)" % (
+            round(f["t"]), f["size_bytes"] / 2**20, e["size_bytes"] / 2**20), r, "(reported)", r is not None)
+        bf = f["size_bytes"] / max(f["rows"], 1)
+        be = e["size_bytes"] / max(e["rows"], 1)
+        add(d["scenario"], "bytes per row end/%ds (%.0f -> %.0f B; %d rows)" % (round(f["t"]), bf, be, e["rows"]),
+            be / bf, "<= 1.5", be / bf <= 1.5)
+    else:
+        add(d["scenario"], "size end/%ds (%.1f -> %.1f MiB)" % (round(f["t"]), f["size_bytes"] / 2**20,
+            e["size_bytes"] / 2**20), r, "<= 1.5", r is not None and r <= 1.5 and d["deleted"] > 0)
     r = e["size_bytes"] / m["size_bytes"] if m["size_bytes"] else None
     add(d["scenario"], "size end/%ds (first minute: %.1f MiB)" % (round(m["t"]), m["size_bytes"] / 2**20),
         r, "(reported)", r is not None)
