@@ -119,6 +119,22 @@ deleted_in() {
 	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 2 ]]
 }
 
+@test "retention: --dry-run and a one-shot run stopped by a signal delete nothing" {
+	aged_sent 3 '2 hours'
+	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay --dry-run
+	stderr_lacks "retention:"
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 3 ]]
+	skip_unless_failpoints
+	insert_rows 1
+	MQTX_OUTBOX_RETENTION=1h MQTX_FAILPOINTS="relay.after_confirm=sleep:2000" mqtx_bg relay
+	sleep 1
+	mqtx_bg_stop TERM 10
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox WHERE sent_at < now() - interval '1 hour'") == 3 ]] ||
+		fail "a stopped run pruned: $(cat "$MQTX_BG_ERR")"
+	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
+	stderr_has "retention: deleted 3 outbox row(s)"
+}
+
 @test "retention: a run that relays nothing still prunes" {
 	aged_sent 4 '2 hours'
 	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
@@ -285,11 +301,16 @@ deleted_in() {
 
 @test "retention: --max-time bounds the pruning; the summary says more remain and the next run goes on" {
 	aged_sent 100000 '2 hours'
+	stopped_relays 60 '2 hours'
+	psql_test "INSERT INTO mqtx_completions(idempotency_key, completed_at) VALUES ('c-old', now() - interval '30 days')"
 	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay --max-time 200ms
 	stderr_has "; more remain"
 	local n
 	n=$(psql_test "SELECT count(*) FROM mqtx_outbox")
 	((n > 0 && n < 100000)) || fail "$n rows left"
+	# the backlog of sent rows does not starve the other kinds: each gets its batch
+	[[ $(psql_test "SELECT count(*) FROM mqtx_relays") == 1 ]]
+	[[ $(psql_test "SELECT count(*) FROM mqtx_completions") == 0 ]]
 	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
 	stderr_lacks "more remain"
 	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 0 ]]

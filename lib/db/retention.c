@@ -297,8 +297,10 @@ int mqtx_retention_run(struct mqtx_retention *rt, int64_t deadline_ms, volatile 
 			if (n < MQTX_RETENTION_BATCH)
 				break;
 			if (past(deadline_ms, stop)) {
+				/* the next kind still gets its one batch: a big
+				 * backlog of one kind must not starve the others */
 				st->more = true;
-				return 0;
+				break;
 			}
 		}
 	}
