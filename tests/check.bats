@@ -12,6 +12,9 @@ setup() {
 }
 
 teardown() {
+	if [[ -n ${LOCKER:-} ]]; then
+		unlock_tables
+	fi
 	if [[ -n ${GID:-} ]]; then
 		psql_test "ROLLBACK PREPARED '$GID'" >/dev/null 2>&1 || true
 	fi
@@ -57,6 +60,26 @@ jq_is() {
 }
 
 id_of() { psql_test "SELECT min(id) FROM mqtx_outbox WHERE $1"; }
+
+# lock_table TABLE: another session holds an ACCESS EXCLUSIVE lock on TABLE
+# (of the test's schema) until unlock_tables.
+lock_table() {
+	PGAPPNAME="lock-$T_SCHEMA" psql_test "BEGIN; LOCK TABLE $1 IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)" >/dev/null 2>&1 3>&- &
+	LOCKER=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ $(psql_test "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE c.oid = '$1'::regclass AND l.mode = 'AccessExclusiveLock' AND l.granted") == 1 ]] && return 0
+		sleep 0.1
+	done
+	fail "the lock on $1 was not taken within 10s"
+}
+
+unlock_tables() {
+	psql_test "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lock-$T_SCHEMA'" >/dev/null || true
+	wait "$LOCKER" 2>/dev/null || true
+	LOCKER=
+}
 
 @test "check: an empty outbox is OK (exit 0), with a version 1 JSON document and a Nagios status line" {
 	check_json 0
@@ -474,4 +497,195 @@ EOF
 	run_mqtx 3 check --explain 1 --resolve
 	run_mqtx 0 check --help
 	assert_output --partial "3  UNKNOWN"
+}
+
+@test "check retention: the table's size, the oldest row and what retention deletes next, in every format" {
+	add_rows 3 sent '2 hours'
+	add_rows 2 sent '10 minutes'
+	export MQTX_OUTBOX_RETENTION=1h30m
+	check_json 0
+	jq_is .table_bytes "$(psql_test "SELECT pg_total_relation_size('mqtx_outbox')")"
+	jq_is '.table_bytes > 0' true
+	jq_is .partitions null
+	jq_is '.oldest_row_age_seconds | floor >= 7200 and . < 7500' true
+	jq_is .retention.enabled true
+	jq_is .retention.retention_seconds 5400
+	jq_is .retention.due.sent.rows 3
+	jq_is .retention.due.sent.approximate false
+	jq_is .retention.due.rolled_back.rows 0
+	jq_is .retention.due.dead null
+	jq_is .retention.due.relays.rows 0
+	jq_is '.retention.overdue_seconds | floor >= 1800 and . < 2100' true
+	jq_is .retention.note null
+	jq_is .thresholds.max_table_size_bytes 1073741824
+	jq_is .thresholds.retention_lag_seconds 3600
+	run_mqtx 0 check
+	assert_line --index 0 --regexp "^OK - outbox $T_SCHEMA\.mqtx_outbox: .*, table [0-9.]+ KiB$"
+	assert_line --regexp '^table: [0-9.]+ KiB \(table, indexes and TOAST\), oldest row written 2h[0-9]+m ago$'
+	assert_line --regexp '^retention: 1h30m; the next pass deletes 3 sent, 0 rolled_back, 0 relays, 0 completions; the oldest has been due for 3[0-9]m[0-9]+s$'
+	run_mqtx 0 check --format prometheus
+	assert_line --regexp "^mqtx_outbox_table_bytes\{outbox=\"$T_SCHEMA\.mqtx_outbox\"\} [1-9][0-9]*$"
+	assert_line --regexp "^mqtx_outbox_oldest_row_age_seconds\{outbox=\"$T_SCHEMA\.mqtx_outbox\"\} 7[0-9]{3}\.[0-9]{3}$"
+	assert_line "mqtx_retention_enabled{outbox=\"$T_SCHEMA.mqtx_outbox\"} 1"
+	assert_line "mqtx_retention_due_rows{outbox=\"$T_SCHEMA.mqtx_outbox\",kind=\"sent\"} 3"
+	assert_line --regexp "^mqtx_retention_overdue_seconds\{outbox=\"$T_SCHEMA\.mqtx_outbox\"\} 1[89][0-9]{2}\.[0-9]{3}$"
+}
+
+@test "check retention: the due count is the rows aged past retention, per kind, never pending, prepared or young rows" {
+	add_rows 4 sent '3 hours'
+	add_rows 2 sent '20 minutes'
+	add_rows 3 rolled_back '2 hours'
+	add_rows 1 rolled_back '5 minutes'
+	add_rows 2 dead '5 hours'
+	add_rows 2 pending '4 hours'
+	add_rows 1 prepared '4 hours'
+	fake_relay live-1 '5 seconds'
+	export MQTX_OUTBOX_RETENTION=1h MQTX_CHECK_RETENTION_LAG=0 MQTX_CHECK_WARN_AGE=0 MQTX_CHECK_CRIT_AGE=0 MQTX_CHECK_MAX_DEAD=10
+	check_json '*'
+	jq_is .retention.due.sent.rows "$(psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'sent' AND sent_at < now() - interval '1 hour'")"
+	jq_is .retention.due.sent.rows 4
+	jq_is .retention.due.rolled_back.rows 3
+	jq_is .retention.due.dead null
+	# dead rows only with outbox.dead_retention (their last attempt: available_at)
+	MQTX_OUTBOX_DEAD_RETENTION=4h check_json '*'
+	jq_is .retention.due.dead.rows 2
+	jq_is .retention.dead_retention_seconds 14400
+	# more than check.scan_limit: a lower bound, and it says so
+	add_rows 150 sent '2 hours'
+	MQTX_CHECK_SCAN_LIMIT=100 check_json '*'
+	jq_is .retention.due.sent.rows 100
+	jq_is .retention.due.sent.approximate true
+	# the relay deletes what check said (the 2 pending rows it sends are young)
+	run_mqtx 0 relay
+	run psql_test "SELECT status || ':' || count(*) FROM mqtx_outbox GROUP BY status ORDER BY status"
+	assert_output $'dead:2\nprepared:1\nrolled_back:1\nsent:4'
+	check_json '*'
+	jq_is .retention.due.sent.rows 0
+	jq_is .retention.due.rolled_back.rows 0
+	jq_is .retention.overdue_seconds null
+}
+
+@test "check retention: outbox.retention off on a table above check.max_table_size is a WARNING; on, or below, it is not" {
+	add_rows 50 sent '1 minute'
+	MQTX_OUTBOX_RETENTION=off MQTX_CHECK_MAX_TABLE_SIZE=8KiB check_json 1
+	jq_is '[.problems[].check] | join(",")' table_size
+	jq_is .problems[0].severity warning
+	jq -e '.problems[0].message | test("more than check.max_table_size \\(8.0 KiB\\), and outbox.retention is off: nothing is deleted")' <<<"$output" >/dev/null ||
+		fail "message: $output"
+	jq_is .retention.enabled false
+	jq_is .retention.retention_seconds null
+	jq_is '.retention.due | [.[]] | map(select(. != null)) | length' 0
+	jq_is .thresholds.max_table_size_bytes 8192
+	MQTX_OUTBOX_RETENTION=off MQTX_CHECK_MAX_TABLE_SIZE=8KiB run_mqtx 1 check
+	assert_line --index 0 --partial "WARNING - outbox $T_SCHEMA.mqtx_outbox: the outbox takes"
+	assert_line 'retention off: nothing is deleted'
+	MQTX_OUTBOX_RETENTION=off MQTX_CHECK_MAX_TABLE_SIZE=8KiB run_mqtx 1 check --format prometheus
+	assert_line "mqtx_retention_enabled{outbox=\"$T_SCHEMA.mqtx_outbox\"} 0"
+	assert_line "mqtx_check_problems{outbox=\"$T_SCHEMA.mqtx_outbox\",severity=\"warning\"} 1"
+	# retention on: it prunes, whatever the size; off but below the limit, or the limit off (0)
+	MQTX_CHECK_MAX_TABLE_SIZE=8KiB check_json 0
+	MQTX_OUTBOX_RETENTION=off check_json 0
+	MQTX_OUTBOX_RETENTION=off MQTX_CHECK_MAX_TABLE_SIZE=0 check_json 0
+	printf 'check:\n  max_table_size: 8KB\noutbox:\n  retention: "off"\n' >"$BATS_TEST_TMPDIR/size.yaml"
+	check_json 1 --config "$BATS_TEST_TMPDIR/size.yaml"
+	jq_is .thresholds.max_table_size_bytes 8000
+	printf 'check:\n  max_table_size: big\n' >"$BATS_TEST_TMPDIR/bad.yaml"
+	run_mqtx 3 check --config "$BATS_TEST_TMPDIR/bad.yaml"
+	stderr_has "check.max_table_size"
+}
+
+@test "check retention: rows due longer than check.retention_lag are a WARNING until a relay run prunes them" {
+	add_rows 4 sent '3 days'
+	add_rows 1 sent '1 minute'
+	fake_relay live-1 '5 seconds'
+	export MQTX_OUTBOX_RETENTION=1h
+	MQTX_CHECK_RETENTION_LAG=1m check_json 1
+	jq_is '[.problems[].check] | join(",")' retention_lag
+	jq_is .problems[0].count 4
+	jq -e '.problems[0].message | test("^retention is not keeping up or has stopped: 4 row\\(s\\) were due for deletion up to 2d2[0-9]h ago \\(check.retention_lag: 1m0s\\); is a relay running with outbox.retention\\? can its role DELETE\\?$")' <<<"$output" >/dev/null ||
+		fail "message: $output"
+	jq -e '.problems[0].action | test("mqtx init --grant ROLE")' <<<"$output" >/dev/null || fail "action: $output"
+	jq_is '.retention.overdue_seconds | floor >= 255600' true
+	# the default lag (1h) is shorter than 2 days too; a longer one is not
+	check_json 1
+	jq_is .problems[0].check retention_lag
+	MQTX_CHECK_RETENTION_LAG=3d check_json 0
+	MQTX_CHECK_RETENTION_LAG=0 check_json 0
+	MQTX_CHECK_RETENTION_LAG=1m run_mqtx 1 check
+	assert_line --index 0 --partial "WARNING - outbox $T_SCHEMA.mqtx_outbox: retention is not keeping up or has stopped: 4 row(s)"
+	# a relay run prunes at its end (also when there is nothing to relay): the warning is gone
+	run_mqtx 0 relay
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox") == 1 ]] || fail "rows left: $(psql_test "SELECT count(*) FROM mqtx_outbox")"
+	MQTX_CHECK_RETENTION_LAG=1m check_json 0
+	jq_is .retention.due.sent.rows 0
+	jq_is .retention.overdue_seconds null
+	MQTX_CHECK_RETENTION_LAG=1m run_mqtx 0 check --format prometheus
+	assert_line "mqtx_retention_due_rows{outbox=\"$T_SCHEMA.mqtx_outbox\",kind=\"sent\"} 0"
+	assert_line "mqtx_retention_overdue_seconds{outbox=\"$T_SCHEMA.mqtx_outbox\"} 0.000"
+}
+
+@test "check retention: an adopted outbox without the bookkeeping tables, or without sent_at, is checked and says what is not pruned" {
+	add_rows 2 sent '10 days'
+	psql_test "DROP TABLE mqtx_relays, mqtx_completions"
+	MQTX_CHECK_RETENTION_LAG=0 check_json 0
+	jq_is .retention.error null
+	jq_is .retention.due.sent.rows 2
+	jq_is .retention.due.relays null
+	jq_is .retention.due.completions null
+	jq_is '[.problems[].check] | join(",")' ''
+	check_json 1
+	jq_is '[.problems[].check] | join(",")' retention_lag
+	# no sent_at column: relayed rows are never deleted, and check says why
+	psql_test "ALTER TABLE mqtx_outbox DROP COLUMN sent_at"
+	printf 'outbox:\n  columns:\n    sent_at: ""\n' >"$BATS_TEST_TMPDIR/nosent.yaml"
+	check_json 0 --config "$BATS_TEST_TMPDIR/nosent.yaml"
+	jq_is .retention.due.sent null
+	jq -e '.retention.note | test("no sent_at column.*relayed rows are never deleted")' <<<"$output" >/dev/null || fail "note: $output"
+	run_mqtx 0 check --config "$BATS_TEST_TMPDIR/nosent.yaml"
+	assert_line --regexp '^retention: the outbox has no sent_at column .*relayed rows are never deleted$'
+}
+
+@test "check retention: a partitioned outbox is sized over its partitions and its rows estimated over them" {
+	psql_test "CREATE TABLE part_outbox (LIKE mqtx_outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (created_at)" \
+		"CREATE TABLE part_outbox_old PARTITION OF part_outbox FOR VALUES FROM ('2000-01-01') TO ('2020-01-01')" \
+		"CREATE TABLE part_outbox_default PARTITION OF part_outbox DEFAULT" \
+		"INSERT INTO part_outbox(idempotency_key, destination, payload, status, created_at, sent_at)
+			SELECT 'o-' || g, '$T_DEST', '\\x00', 'sent', '2010-01-01', '2010-01-01' FROM generate_series(1, 50) g" \
+		"INSERT INTO part_outbox(idempotency_key, destination, payload) SELECT 'n-' || g, '$T_DEST', '\\x00' FROM generate_series(1, 3) g"
+	fake_relay live-1 '5 seconds'
+	MQTX_CHECK_RETENTION_LAG=0 check_json 0 --table part_outbox
+	jq_is .partitions 2
+	jq_is .table_bytes "$(psql_test "SELECT pg_total_relation_size('part_outbox_old') + pg_total_relation_size('part_outbox_default')")"
+	jq_is '.table_bytes > 0' true
+	jq_is .total.rows 53
+	jq_is .retention.due.sent.rows 50
+	jq_is '.oldest_row_age_seconds > 86400 * 365' true
+	MQTX_CHECK_RETENTION_LAG=0 run_mqtx 0 check --table part_outbox
+	assert_line --regexp '^table: [0-9.]+ KiB \(table, indexes and TOAST, 2 partitions\), oldest row written [0-9]+d[0-9]+h ago$'
+	MQTX_CHECK_RETENTION_LAG=0 run_mqtx 0 check --table part_outbox --format prometheus
+	assert_line "mqtx_outbox_partitions{outbox=\"$T_SCHEMA.part_outbox\"} 2"
+}
+
+@test "check retention: a preview that does not finish within check.timeout is a WARNING; the rest of the check runs" {
+	add_rows 2 sent '1 minute'
+	fake_relay live-1 '5 seconds'
+	lock_table mqtx_completions
+	MQTX_CHECK_TIMEOUT=300ms check_json 1
+	jq_is '[.problems[].check] | join(",")' retention_unavailable
+	jq -e '.problems[0].message | test("^cannot tell what retention will delete: .*statement timeout")' <<<"$output" >/dev/null ||
+		fail "message: $output"
+	jq_is .retention.due null
+	jq_is .retention.overdue_seconds null
+	jq -e '.retention.error | test("statement timeout")' <<<"$output" >/dev/null || fail "error: $output"
+	jq_is .counts.sent.rows 2
+	jq_is '.table_bytes > 0' true
+	MQTX_CHECK_TIMEOUT=300ms run_mqtx 1 check --format prometheus
+	assert_line "mqtx_check_problems{outbox=\"$T_SCHEMA.mqtx_outbox\",severity=\"warning\"} 1"
+	refute_line --partial mqtx_retention_due_rows
+	refute_line --partial mqtx_retention_overdue_seconds
+	MQTX_CHECK_TIMEOUT=300ms run_mqtx 1 check
+	assert_line --regexp '^retention: 7d0h; what it deletes next is unknown \(see problems\)$'
+	unlock_tables
+	check_json 0
+	jq_is .retention.due.completions.rows 0
 }

@@ -60,6 +60,30 @@ void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const st
 	t->scan_limit = cfg->check_scan_limit;
 	t->list_limit = cfg->check_list_limit;
 	t->broker = cfg->check_broker;
+	t->max_table_size = cfg->check_max_table_size;
+	t->retention_lag_ms = cfg->check_retention_lag_ms;
+	t->retention_ms = cfg->outbox_retention_ms;
+	t->dead_retention_ms = cfg->outbox_dead_retention_ms;
+}
+
+void mqtx_check_size_text(int64_t bytes, char *out, size_t n)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+	if (bytes < 0) {
+		snprintf(out, n, "unknown");
+		return;
+	}
+	if (bytes < 1024) {
+		snprintf(out, n, "%lld B", (long long)bytes);
+		return;
+	}
+	double v = (double)bytes / 1024.0;
+	size_t u = 0;
+	while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(out, n, "%.1f %s", v, units[u]);
 }
 
 static char *dur(int64_t ms)
@@ -624,6 +648,63 @@ static void rule_completion(struct mqtx_check_report *rep)
 	}
 }
 
+/* outbox.retention off: nothing is deleted, so a table past
+ * check.max_table_size only grows. */
+static void rule_table_size(struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_snapshot *s = &rep->db;
+	const struct mqtx_check_thresholds *t = &rep->thresholds;
+	if (t->retention_ms != 0 || t->max_table_size <= 0 || s->table_bytes < 0 || s->table_bytes <= t->max_table_size)
+		return;
+	char size[32], max[32];
+	mqtx_check_size_text(s->table_bytes, size, sizeof(size));
+	mqtx_check_size_text(t->max_table_size, max, sizeof(max));
+	add_problem(rep, "table_size", MQTX_CHECK_WARNING,
+		    mqtx_xasprintf("the outbox takes %s (table, indexes and TOAST), more than check.max_table_size (%s), and "
+				   "outbox.retention is off: nothing is deleted, it only grows",
+				   size, max),
+		    mqtx_xstrdup(
+			    "set outbox.retention (e.g. 7d) for the relays: they delete relayed rows older than that"));
+}
+
+/* Rows retention should have deleted long ago: no relay prunes (none
+ * runs, or runs without outbox.retention), or its role cannot DELETE. */
+static void rule_retention_lag(struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_retention *r = &rep->db.retention;
+	const struct mqtx_check_thresholds *t = &rep->thresholds;
+	if (!r->known || t->retention_lag_ms <= 0 || r->overdue_ms <= t->retention_lag_ms)
+		return;
+	static const enum mqtx_retention_kind outbox_kinds[] = {MQTX_RET_SENT, MQTX_RET_ROLLED_BACK, MQTX_RET_DEAD};
+	int64_t n = 0;
+	bool capped = false;
+	for (size_t i = 0; i < sizeof(outbox_kinds) / sizeof(outbox_kinds[0]); i++) {
+		n += r->due[outbox_kinds[i]];
+		capped = capped || r->capped[outbox_kinds[i]];
+	}
+	char *o = dur(r->overdue_ms), *lag = dur(t->retention_lag_ms);
+	struct mqtx_check_problem *p =
+		add_problem(rep, "retention_lag", MQTX_CHECK_WARNING,
+			    mqtx_xasprintf("retention is not keeping up or has stopped: %s%lld row(s) were due for deletion up to %s ago "
+					   "(check.retention_lag: %s); is a relay running with outbox.retention? can its role DELETE?",
+					   capped ? "at least " : "", (long long)n, o, lag),
+			    mqtx_xstrdup(
+				    "run a relay with outbox.retention (every run prunes at its end; --loop prunes as it goes); "
+				    "'mqtx init --grant ROLE' grants the DELETE retention needs"));
+	p->count = n;
+	free(o);
+	free(lag);
+}
+
+static void rule_retention_unavailable(struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_retention *r = &rep->db.retention;
+	if (r->known || r->error == NULL)
+		return;
+	add_problem(rep, "retention_unavailable", MQTX_CHECK_WARNING,
+		    mqtx_xasprintf("cannot tell what retention will delete: %s", r->error), NULL);
+}
+
 /* In this order: within one severity, problems are listed as found. */
 const struct mqtx_check_rule mqtx_check_rules[] = {
 	{"relay_states", rule_relay_states},
@@ -640,6 +721,9 @@ const struct mqtx_check_rule mqtx_check_rules[] = {
 	{"stale_relays", rule_stale_relays},
 	{"in_doubt", rule_in_doubt},
 	{"completion", rule_completion},
+	{"table_size", rule_table_size},
+	{"retention_lag", rule_retention_lag},
+	{"retention_unavailable", rule_retention_unavailable},
 };
 const size_t mqtx_check_n_rules = sizeof(mqtx_check_rules) / sizeof(mqtx_check_rules[0]);
 

@@ -1,7 +1,7 @@
 /* mqtx check: the health of one outbox as data. mqtx_check_run looks at
  * the outbox (counts, ages, dead rows, blocked ordering keys), the relay
- * heartbeats, txpub's in-doubt items, optionally the broker and consumer
- * completion, and judges every finding against the check.* thresholds;
+ * heartbeats, txpub's in-doubt items, the table's size and what retention
+ * deletes next, optionally the broker and consumer completion, and judges every finding against the check.* thresholds;
  * mqtx_check_explain tells the story of one message. Nothing here prints:
  * lib/render/check.h renders the report (a table, JSON or Prometheus
  * text); the report carries every verdict and the thresholds behind them,
@@ -31,6 +31,9 @@ enum mqtx_check_level {
 	MQTX_CHECK_UNKNOWN = 3,
 };
 const char *mqtx_check_level_name(enum mqtx_check_level l); /* "ok", "warning", ... */
+
+/* bytes for people: "512 B", "48.0 KiB", "1.2 GiB"; "unknown" when < 0. */
+void mqtx_check_size_text(int64_t bytes, char *out, size_t n);
 
 const char *mqtx_relay_state_name(enum mqtx_relay_state s);
 /* The verdict of a relay's state: STALE is a WARNING, the others OK. */
@@ -80,7 +83,11 @@ struct mqtx_check_thresholds {
 	int64_t queue_max_depth; /* 0: off */
 	int64_t queue_min_consumers;
 	int64_t scan_limit, list_limit;
-	bool broker; /* check.broker (--broker) asked */
+	bool broker;               /* check.broker (--broker) asked */
+	int64_t max_table_size;    /* check.max_table_size, bytes; 0: off */
+	int64_t retention_lag_ms;  /* check.retention_lag; 0: off */
+	int64_t retention_ms;      /* outbox.retention; 0: off */
+	int64_t dead_retention_ms; /* outbox.dead_retention; 0: off */
 };
 void mqtx_check_thresholds_from_config(struct mqtx_check_thresholds *t, const struct mqtx_config *cfg);
 

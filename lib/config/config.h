@@ -97,6 +97,8 @@ struct mqtx_config {
 	int64_t check_scan_limit;
 	int64_t check_list_limit;
 	int64_t check_timeout_ms;
+	int64_t check_max_table_size;   /* bytes; 0: off */
+	int64_t check_retention_lag_ms; /* 0: off */
 
 	/* mqtx redeliver */
 	int64_t redeliver_batch_size;

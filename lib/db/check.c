@@ -238,19 +238,29 @@ static struct mqtx_check_dest *dest_get(struct mqtx_check_snapshot *rep, const c
 	return d;
 }
 
-/* Database name, time, the table's size and its estimated rows. */
+/* Database name, time, the table's size on disk and its estimated rows.
+ * A partitioned outbox is the sum of its leaf partitions (the parent has
+ * no storage and, until analyzed, no row estimate); the catalogue only. */
 static int q_meta(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool *small)
 {
 	const char *p[1] = {c->T};
 	PGresult *r =
 		query(c,
-		      "SELECT current_database()::text, "
-		      "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-		      "pg_relation_size(cl.oid) / current_setting('block_size')::int8, "
+		      "WITH leaf AS (SELECT pt.relid AS oid FROM pg_partition_tree($1::regclass) pt WHERE pt.isleaf "
+		      "UNION SELECT cl.oid FROM pg_class cl WHERE cl.oid = $1::regclass AND cl.relkind <> 'p'), "
+		      "est AS (SELECT pg_relation_size(cl.oid) / current_setting('block_size')::int8 AS pages, "
+		      "pg_total_relation_size(cl.oid) AS bytes, "
 		      "coalesce(CASE WHEN cl.reltuples < 0 THEN NULL WHEN cl.relpages = 0 THEN cl.reltuples "
 		      "ELSE cl.reltuples / cl.relpages * (pg_relation_size(cl.oid) / current_setting('block_size')::int8) "
-		      "END, (SELECT s.n_live_tup FROM pg_stat_user_tables s WHERE s.relid = cl.oid))::int8 "
-		      "FROM pg_class cl WHERE cl.oid = $1::regclass",
+		      "END, (SELECT s.n_live_tup FROM pg_stat_user_tables s WHERE s.relid = cl.oid)) AS n "
+		      "FROM leaf JOIN pg_class cl ON cl.oid = leaf.oid) "
+		      "SELECT current_database()::text, "
+		      "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+		      "coalesce(sum(est.pages), 0)::int8, "
+		      "CASE WHEN count(*) = count(est.n) THEN coalesce(sum(est.n), 0) END::int8, "
+		      "coalesce(sum(est.bytes), 0)::int8, "
+		      "CASE WHEN (SELECT relkind FROM pg_class WHERE oid = $1::regclass) = 'p' THEN count(*) END::int8 "
+		      "FROM est",
 		      1, p, "cannot read the outbox table's size");
 	if (r == NULL)
 		return -1;
@@ -258,10 +268,32 @@ static int q_meta(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep, bool
 	rep->checked_at = get_str(r, 0, 1);
 	int64_t pages = get_i64(r, 0, 2, 0);
 	rep->total_estimate = get_i64(r, 0, 3, -1);
+	rep->table_bytes = get_i64(r, 0, 4, -1);
+	rep->partitions = get_i64(r, 0, 5, -1);
 	PQclear(r);
 	/* small enough to count every row: what the scan limit allows anyway */
 	*small = rep->total_estimate >= 0 ? rep->total_estimate <= c->cfg->check_scan_limit
 					  : pages <= SMALL_TABLE_PAGES;
+	return 0;
+}
+
+/* The age of the oldest row, cheaply: created_at of the lowest id (the
+ * primary key's first entry; one per partition). */
+static int q_oldest_row(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
+{
+	rep->oldest_row_ms = -1;
+	if (c->t[MQTX_COL_CREATED_AT] == NULL)
+		return 0;
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql, "SELECT (extract(epoch FROM now() - %s) * 1000)::int8 FROM %s t ORDER BY %s LIMIT 1",
+			c->t[MQTX_COL_CREATED_AT], c->T, c->t[MQTX_COL_ID]);
+	PGresult *r = query(c, sql.data, 0, NULL, "cannot read the oldest outbox row");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) > 0)
+		rep->oldest_row_ms = get_i64(r, 0, 0, -1);
+	PQclear(r);
 	return 0;
 }
 
@@ -949,6 +981,8 @@ void mqtx_check_snapshot_free(struct mqtx_check_snapshot *s)
 	mqtx_check_rows_free(s->dead, s->n_dead);
 	mqtx_check_blocked_free(s->blocked, s->n_blocked);
 	mqtx_check_rows_free(s->awaiting, s->n_awaiting);
+	free(s->retention.error);
+	free(s->retention.note);
 	free(s->relays_table);
 	free(s->completions_table);
 	memset(s, 0, sizeof(*s));
@@ -958,7 +992,7 @@ static int snapshot_tx(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
 {
 	const struct mqtx_config *cfg = c->cfg;
 	bool small = false;
-	if (q_meta(c, s, &small) < 0)
+	if (q_meta(c, s, &small) < 0 || q_oldest_row(c, s) < 0)
 		return -1;
 	if (small && q_exact_counts(c, s) < 0)
 		return -1;
@@ -992,11 +1026,48 @@ static int snapshot_tx(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
 	return 0;
 }
 
+/* What retention deletes next: lib/db/retention's own preview (the one
+ * place that knows the conditions), each kind at most check.scan_limit
+ * rows. It runs outside the snapshot's transaction: a kind whose table is
+ * missing or not readable (an adopted outbox without mqtx init's
+ * bookkeeping tables) fails its statement, which retention takes as "not
+ * pruned", and in a transaction that would abort the rest. Any other
+ * failure (check.timeout) is reported, not fatal. */
+static void q_retention(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
+{
+	struct mqtx_check_retention *ret = &s->retention;
+	ret->overdue_ms = -1;
+	struct mqtx_err e;
+	mqtx_err_clear(&e);
+	struct mqtx_retention *rt = mqtx_retention_new(c->conn, c->cfg, &e);
+	if (rt == NULL) {
+		ret->error = mqtx_xstrdup(e.msg);
+		return;
+	}
+	struct mqtx_retention_preview p;
+	if (mqtx_retention_preview(rt, c->cfg->check_scan_limit, &p, &e) < 0) {
+		ret->error = mqtx_xstrdup(e.msg);
+	} else {
+		ret->known = true;
+		for (int k = 0; k < MQTX_RET__COUNT; k++) {
+			ret->pruned[k] = mqtx_retention_enabled(rt, (enum mqtx_retention_kind)k);
+			ret->due[k] = ret->pruned[k] ? p.due[k] : 0;
+			ret->capped[k] = ret->pruned[k] && p.capped[k];
+		}
+		ret->overdue_ms = p.overdue_ms;
+	}
+	const char *note = mqtx_retention_note(rt);
+	if (note != NULL)
+		ret->note = mqtx_xstrdup(note);
+	mqtx_retention_free(rt);
+}
+
 int mqtx_db_check_snapshot(struct mqtx_db_check *c, struct mqtx_check_snapshot *s, struct mqtx_err *err)
 {
 	memset(s, 0, sizeof(*s));
 	c->err = err;
 	s->oldest_pending_ms = s->last_relay_seen_ms = s->oldest_awaiting_ms = -1;
+	s->table_bytes = s->partitions = s->oldest_row_ms = s->retention.overdue_ms = -1;
 	s->has_sent_at = c->t[MQTX_COL_SENT_AT] != NULL;
 	s->relays_table = mqtx_xstrdup(c->R);
 	s->completions_table = mqtx_xstrdup(c->C);
@@ -1009,6 +1080,7 @@ int mqtx_db_check_snapshot(struct mqtx_db_check *c, struct mqtx_check_snapshot *
 	}
 	if (mqtx_pg_exec(c->conn, "COMMIT", err) < 0)
 		return -1;
+	q_retention(c, s);
 	if (s->n_dests > 1)
 		qsort(s->dests, s->n_dests, sizeof(*s->dests), compare_dests);
 	return 0;

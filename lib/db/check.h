@@ -7,7 +7,11 @@
  * Cost: the big statuses (sent, rolled_back) are estimated from
  * pg_class/pg_stats on large tables; pending and dead rows are read
  * through their partial indexes, at most check.scan_limit of each; recent
- * traffic is a range of the sent_at index. */
+ * traffic is a range of the sent_at index. The table's size comes from
+ * the catalogue (pg_total_relation_size of each partition), the oldest
+ * row is the lowest id through the primary key; what retention deletes
+ * next is lib/db/retention's preview (at most check.scan_limit rows of
+ * each kind), read after the snapshot's transaction. */
 #ifndef MQTX_DB_CHECK_H
 #define MQTX_DB_CHECK_H
 
@@ -18,6 +22,7 @@
 
 #include "base/error.h"
 #include "config/config.h"
+#include "db/retention.h"
 
 enum mqtx_check_status {
 	MQTX_ST_PENDING,
@@ -79,6 +84,17 @@ struct mqtx_check_blocked {
 };
 void mqtx_check_blocked_free(struct mqtx_check_blocked *keys, size_t n);
 
+/* What retention deletes next (mqtx_retention_preview), and why not. */
+struct mqtx_check_retention {
+	bool known;                   /* the preview ran */
+	char *error;                  /* why it could not run, or NULL */
+	char *note;                   /* mqtx_retention_note: why relayed rows are never deleted, or NULL */
+	bool pruned[MQTX_RET__COUNT]; /* the kind is pruned (configured, its table there and readable) */
+	int64_t due[MQTX_RET__COUNT]; /* rows the next pass deletes, at most check.scan_limit */
+	bool capped[MQTX_RET__COUNT]; /* more than that: due is a lower bound */
+	int64_t overdue_ms;           /* how long the oldest due outbox row has been due; -1 none */
+};
+
 /* One snapshot of an outbox. The lists at the end are the evidence the
  * rules name (a rule may move one into its finding). */
 struct mqtx_check_snapshot {
@@ -86,6 +102,9 @@ struct mqtx_check_snapshot {
 	char *checked_at; /* ISO 8601 UTC */
 	struct mqtx_check_count status[MQTX_ST__COUNT];
 	int64_t total_estimate;               /* -1 unknown */
+	int64_t table_bytes;                  /* table + indexes + TOAST, over every partition; -1 unknown */
+	int64_t partitions;                   /* leaf partitions; -1: the outbox is not partitioned */
+	int64_t oldest_row_ms;                /* since created_at of the lowest id; -1: empty, or no created_at */
 	int64_t oldest_pending_ms;            /* -1: no pending rows, or no created_at column */
 	int64_t relayed_minute, relayed_hour; /* -1: no sent_at column */
 	bool relayed_approximate;             /* more than check.scan_limit in the hour: lower bounds */
@@ -120,6 +139,7 @@ struct mqtx_check_snapshot {
 	size_t n_blocked;
 	struct mqtx_check_row *awaiting; /* sent, not completed, at most check.list_limit */
 	size_t n_awaiting;
+	struct mqtx_check_retention retention;
 	char *relays_table;      /* "schema".mqtx_relays, quoted, for actions */
 	char *completions_table; /* "schema".mqtx_completions */
 };

@@ -79,6 +79,11 @@ static void summary_line(struct mqtx_render *r, const struct mqtx_check_report *
 		mqtx_render_age(rep->db.last_relay_seen_ms, seen, sizeof(seen));
 		mqtx_render_printf(r, ", last relay seen %s ago", seen);
 	}
+	if (rep->db.table_bytes >= 0) {
+		char size[32];
+		mqtx_check_size_text(rep->db.table_bytes, size, sizeof(size));
+		mqtx_render_printf(r, ", table %s", size);
+	}
 	mqtx_render_printf(r, "\n");
 }
 
@@ -108,6 +113,67 @@ static void text_status(struct mqtx_render *r, const struct mqtx_check_report *r
 		mqtx_render_printf(r, "relayed: %s%lld in the last minute, %s%lld in the last hour\n",
 				   rep->db.relayed_approximate ? "~" : "", (long long)rep->db.relayed_minute,
 				   rep->db.relayed_approximate ? "at least " : "", (long long)rep->db.relayed_hour);
+}
+
+/* Due rows per pruned kind: "3 sent, 0 rolled_back, at least 100 relays". */
+static void text_due(struct mqtx_render *r, const struct mqtx_check_retention *ret)
+{
+	bool first = true;
+	for (int k = 0; k < MQTX_RET__COUNT; k++) {
+		if (!ret->pruned[k])
+			continue;
+		mqtx_render_printf(r, "%s%s%lld %s", first ? "" : ", ", ret->capped[k] ? "at least " : "",
+				   (long long)ret->due[k], mqtx_retention_kind_name((enum mqtx_retention_kind)k));
+		first = false;
+	}
+}
+
+/* The table's size and age, and what retention deletes next. */
+static void text_storage(struct mqtx_render *r, const struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_snapshot *s = &rep->db;
+	const struct mqtx_check_retention *ret = &s->retention;
+	const struct mqtx_check_thresholds *t = &rep->thresholds;
+	char size[32], age[32];
+	mqtx_check_size_text(s->table_bytes, size, sizeof(size));
+	mqtx_render_printf(r, "\ntable: %s (table, indexes and TOAST", size);
+	if (s->partitions >= 0)
+		mqtx_render_printf(r, ", %lld partition%s", (long long)s->partitions, s->partitions == 1 ? "" : "s");
+	mqtx_render_printf(r, ")");
+	if (s->oldest_row_ms >= 0) {
+		mqtx_render_age(s->oldest_row_ms, age, sizeof(age));
+		mqtx_render_printf(r, ", oldest row written %s ago", age);
+	}
+	mqtx_render_printf(r, "\n");
+
+	bool any = false;
+	for (int k = 0; k < MQTX_RET__COUNT; k++)
+		any = any || ret->pruned[k];
+	if (t->retention_ms == 0) {
+		mqtx_render_printf(r, "retention off: nothing is deleted");
+		if (t->dead_retention_ms != 0) {
+			mqtx_render_age(t->dead_retention_ms, age, sizeof(age));
+			mqtx_render_printf(r, " but dead rows (outbox.dead_retention: %s)", age);
+		}
+	} else {
+		mqtx_render_age(t->retention_ms, age, sizeof(age));
+		mqtx_render_printf(r, "retention: %s", age);
+	}
+	if (!ret->known) {
+		mqtx_render_printf(r, "; what it deletes next is unknown (see problems)\n");
+	} else if (any) {
+		mqtx_render_printf(r, "; the next pass deletes ");
+		text_due(r, ret);
+		if (ret->overdue_ms >= 0) {
+			mqtx_render_age(ret->overdue_ms, age, sizeof(age));
+			mqtx_render_printf(r, "; the oldest has been due for %s", age);
+		}
+		mqtx_render_printf(r, "\n");
+	} else {
+		mqtx_render_printf(r, "\n");
+	}
+	if (ret->note != NULL)
+		mqtx_render_printf(r, "retention: %s\n", ret->note);
 }
 
 static void text_dests(struct mqtx_render *r, const struct mqtx_check_report *rep)
@@ -240,6 +306,7 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 			   rep->db.database ? rep->db.database : "?", rep->db.checked_at ? rep->db.checked_at : "?",
 			   (long long)rep->elapsed_ms);
 	text_status(r, rep);
+	text_storage(r, rep);
 	text_dests(r, rep);
 	text_relays(r, rep);
 	if (rep->db.completion_checked)
@@ -392,6 +459,38 @@ static void json_thresholds(struct mqtx_jw *w, const struct mqtx_check_threshold
 	mqtx_jw_kint_or_null(w, "queue_max_depth", on_or_null(t->queue_max_depth));
 	mqtx_jw_kint(w, "queue_min_consumers", t->queue_min_consumers);
 	mqtx_jw_kint(w, "scan_limit", t->scan_limit);
+	mqtx_jw_kint_or_null(w, "max_table_size_bytes", on_or_null(t->max_table_size));
+	mqtx_jw_ksecs(w, "retention_lag_seconds", on_or_null(t->retention_lag_ms), true);
+	mqtx_jw_obj_end(w);
+}
+
+static void json_retention(struct mqtx_jw *w, const struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_retention *ret = &rep->db.retention;
+	mqtx_jw_key(w, "retention");
+	mqtx_jw_obj(w);
+	mqtx_jw_kbool(w, "enabled", rep->thresholds.retention_ms != 0);
+	mqtx_jw_ksecs(w, "retention_seconds", on_or_null(rep->thresholds.retention_ms), true);
+	mqtx_jw_ksecs(w, "dead_retention_seconds", on_or_null(rep->thresholds.dead_retention_ms), true);
+	mqtx_jw_key(w, "due");
+	if (!ret->known) {
+		mqtx_jw_null(w);
+	} else {
+		mqtx_jw_obj(w);
+		for (int k = 0; k < MQTX_RET__COUNT; k++) {
+			const char *name = mqtx_retention_kind_name((enum mqtx_retention_kind)k);
+			if (ret->pruned[k]) {
+				json_count(w, name, ret->due[k], ret->capped[k]);
+			} else {
+				mqtx_jw_key(w, name);
+				mqtx_jw_null(w);
+			}
+		}
+		mqtx_jw_obj_end(w);
+	}
+	mqtx_jw_ksecs(w, "overdue_seconds", ret->known ? ret->overdue_ms : -1, true);
+	mqtx_jw_kstr(w, "note", ret->note);
+	mqtx_jw_kstr(w, "error", ret->error);
 	mqtx_jw_obj_end(w);
 }
 
@@ -531,6 +630,9 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 	}
 	mqtx_jw_obj_end(&w);
 	json_count(&w, "total", rep->db.total_estimate, any_approx);
+	mqtx_jw_kint_or_null(&w, "table_bytes", rep->db.table_bytes);
+	mqtx_jw_kint_or_null(&w, "partitions", rep->db.partitions);
+	mqtx_jw_ksecs(&w, "oldest_row_age_seconds", rep->db.oldest_row_ms, true);
 	mqtx_jw_ksecs(&w, "oldest_pending_age_seconds", rep->db.oldest_pending_ms, true);
 	mqtx_jw_kint_or_null(&w, "relayed_last_minute", rep->db.relayed_minute);
 	mqtx_jw_kint_or_null(&w, "relayed_last_hour", rep->db.relayed_hour);
@@ -567,6 +669,7 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 		mqtx_jw_obj_end(&w);
 	}
 
+	json_retention(&w, rep);
 	json_broker(&w, rep);
 
 	mqtx_jw_key(&w, "resolve");
@@ -663,6 +766,41 @@ static void prom_outbox(struct prom *p, const struct mqtx_check_report *rep)
 	}
 }
 
+static void prom_storage(struct prom *p, const struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_snapshot *s = &rep->db;
+	const struct mqtx_check_retention *ret = &s->retention;
+	if (s->table_bytes >= 0) {
+		prom_family(p, "mqtx_outbox_table_bytes",
+			    "Size of the outbox on disk: table, indexes and TOAST, summed over its partitions");
+		prom_int(p, "mqtx_outbox_table_bytes", NULL, NULL, s->table_bytes);
+	}
+	if (s->partitions >= 0) {
+		prom_family(p, "mqtx_outbox_partitions", "Partitions of a partitioned outbox");
+		prom_int(p, "mqtx_outbox_partitions", NULL, NULL, s->partitions);
+	}
+	prom_family(p, "mqtx_outbox_oldest_row_age_seconds", "Age of the oldest outbox row, any status (0: none)");
+	prom_secs(p, "mqtx_outbox_oldest_row_age_seconds", NULL, NULL, s->oldest_row_ms);
+	prom_family(p, "mqtx_retention_enabled", "1 when outbox.retention is on (0: nothing is deleted)");
+	prom_int(p, "mqtx_retention_enabled", NULL, NULL, rep->thresholds.retention_ms != 0 ? 1 : 0);
+	if (!ret->known)
+		return;
+	bool any = false;
+	for (int k = 0; k < MQTX_RET__COUNT; k++)
+		any = any || ret->pruned[k];
+	if (any) {
+		prom_family(p, "mqtx_retention_due_rows",
+			    "Rows the next retention pass deletes, by kind (counted up to check.scan_limit)");
+		for (int k = 0; k < MQTX_RET__COUNT; k++)
+			if (ret->pruned[k])
+				prom_int(p, "mqtx_retention_due_rows", "kind",
+					 mqtx_retention_kind_name((enum mqtx_retention_kind)k), ret->due[k]);
+	}
+	prom_family(p, "mqtx_retention_overdue_seconds",
+		    "How long the oldest outbox row retention deletes next has been due (0: none)");
+	prom_secs(p, "mqtx_retention_overdue_seconds", NULL, NULL, ret->overdue_ms);
+}
+
 static void prom_dests(struct prom *p, const struct mqtx_check_report *rep)
 {
 	if (rep->db.n_dests == 0)
@@ -744,6 +882,7 @@ void mqtx_render_check_prometheus(struct mqtx_render *r, const struct mqtx_check
 	prom_secs(&p, "mqtx_check_duration_seconds", NULL, NULL, rep->elapsed_ms);
 
 	prom_outbox(&p, rep);
+	prom_storage(&p, rep);
 	prom_dests(&p, rep);
 	prom_relays(&p, rep);
 	if (rep->in_doubt_known) {

@@ -21,11 +21,20 @@ static void synthetic(struct mqtx_check_report *rep)
 	t->queue_min_consumers = 1;
 	t->scan_limit = 100000;
 	t->list_limit = 10;
+	t->max_table_size = 1073741824;
+	t->retention_lag_ms = 3600000;
+	t->retention_ms = 7 * 86400000LL;
 	rep->outbox = mqtx_xstrdup("public.mqtx_outbox");
 	struct mqtx_check_snapshot *s = &rep->db;
 	s->database = mqtx_xstrdup("app");
 	s->checked_at = mqtx_xstrdup("2026-01-02T03:04:05Z");
 	s->total_estimate = 0;
+	s->table_bytes = 65536;
+	s->partitions = s->oldest_row_ms = -1;
+	s->retention.known = true;
+	s->retention.overdue_ms = -1;
+	for (int k = 0; k < MQTX_RET__COUNT; k++)
+		s->retention.pruned[k] = k != MQTX_RET_DEAD;
 	s->oldest_pending_ms = s->last_relay_seen_ms = s->oldest_awaiting_ms = -1;
 	s->relays_known = true;
 	s->has_sent_at = true;
@@ -389,6 +398,141 @@ TEST(check_rule_in_doubt_lists_at_most_list_limit)
 	if (p != NULL)
 		CHECK_STR(p->message, "3 txpub item(s) in doubt; e.g. half message 'k' prepared 2m0s ago: no decision");
 	mqtx_check_report_free(&rep);
+}
+
+TEST(check_rule_table_size)
+{
+	struct mqtx_check_report rep;
+	synthetic(&rep);
+	rep.db.table_bytes = 3 * 1073741824LL;
+	mqtx_check_judge(&rep);
+	CHECK(find(&rep, "table_size") == NULL); /* retention is on: it prunes */
+	mqtx_check_report_free(&rep);
+
+	synthetic(&rep);
+	rep.thresholds.retention_ms = 0;
+	rep.db.table_bytes = 1536 * 1048576LL;
+	mqtx_check_judge(&rep);
+	const struct mqtx_check_problem *p = find(&rep, "table_size");
+	CHECK(p != NULL && p->level == MQTX_CHECK_WARNING && rep.level == MQTX_CHECK_WARNING);
+	if (p != NULL) {
+		CHECK_STR(p->message,
+			  "the outbox takes 1.5 GiB (table, indexes and TOAST), more than check.max_table_size "
+			  "(1.0 GiB), and outbox.retention is off: nothing is deleted, it only grows");
+		CHECK_STR(p->action,
+			  "set outbox.retention (e.g. 7d) for the relays: they delete relayed rows older than that");
+		CHECK(p->count == -1);
+	}
+	mqtx_check_report_free(&rep);
+
+	/* at the limit, off (0), or size unknown: nothing */
+	int64_t sizes[] = {1073741824, 5 * 1073741824LL, -1};
+	int64_t limits[] = {1073741824, 0, 1024};
+	for (size_t i = 0; i < 3; i++) {
+		synthetic(&rep);
+		rep.thresholds.retention_ms = 0;
+		rep.db.table_bytes = sizes[i];
+		rep.thresholds.max_table_size = limits[i];
+		mqtx_check_judge(&rep);
+		CHECK(find(&rep, "table_size") == NULL);
+		CHECK(rep.level == MQTX_CHECK_OK);
+		mqtx_check_report_free(&rep);
+	}
+}
+
+TEST(check_rule_retention_lag)
+{
+	struct mqtx_check_report rep;
+	synthetic(&rep);
+	rep.db.retention.due[MQTX_RET_SENT] = 5;
+	rep.db.retention.due[MQTX_RET_ROLLED_BACK] = 2;
+	rep.db.retention.due[MQTX_RET_RELAYS] = 40; /* bookkeeping rows have no due time: not counted */
+	rep.db.retention.overdue_ms = 2 * 3600000;
+	mqtx_check_judge(&rep);
+	const struct mqtx_check_problem *p = find(&rep, "retention_lag");
+	CHECK(p != NULL && p->level == MQTX_CHECK_WARNING && p->count == 7);
+	if (p != NULL) {
+		CHECK_STR(p->message,
+			  "retention is not keeping up or has stopped: 7 row(s) were due for deletion up to 2h0m ago "
+			  "(check.retention_lag: 1h0m); is a relay running with outbox.retention? can its role DELETE?");
+		CHECK_CONTAINS(p->action, "'mqtx init --grant ROLE'");
+	}
+	mqtx_check_report_free(&rep);
+
+	/* a capped count is a lower bound */
+	synthetic(&rep);
+	rep.db.retention.due[MQTX_RET_SENT] = 100000;
+	rep.db.retention.capped[MQTX_RET_SENT] = true;
+	rep.db.retention.overdue_ms = 3600001;
+	mqtx_check_judge(&rep);
+	p = find(&rep, "retention_lag");
+	CHECK(p != NULL);
+	if (p != NULL)
+		CHECK(strncmp(p->message, "retention is not keeping up or has stopped: at least 100000 row(s)", 65) ==
+		      0);
+	mqtx_check_report_free(&rep);
+
+	/* due for less than check.retention_lag, or exactly that, lag off, preview unknown: nothing */
+	int64_t overdue[] = {30 * 60000, 3600000, 5 * 3600000, 5 * 3600000};
+	int64_t lag[] = {3600000, 3600000, 0, 3600000};
+	bool known[] = {true, true, true, false};
+	for (size_t i = 0; i < 4; i++) {
+		synthetic(&rep);
+		rep.db.retention.due[MQTX_RET_SENT] = 3;
+		rep.db.retention.overdue_ms = overdue[i];
+		rep.thresholds.retention_lag_ms = lag[i];
+		rep.db.retention.known = known[i];
+		mqtx_check_judge(&rep);
+		CHECK(find(&rep, "retention_lag") == NULL);
+		CHECK(rep.level == MQTX_CHECK_OK);
+		mqtx_check_report_free(&rep);
+	}
+}
+
+TEST(check_rule_retention_unavailable)
+{
+	struct mqtx_check_report rep;
+	synthetic(&rep);
+	rep.db.retention.known = false;
+	rep.db.retention.error = mqtx_xstrdup("canceling statement due to statement timeout");
+	mqtx_check_judge(&rep);
+	const struct mqtx_check_problem *p = find(&rep, "retention_unavailable");
+	CHECK(p != NULL && p->level == MQTX_CHECK_WARNING && p->action == NULL);
+	if (p != NULL)
+		CHECK_STR(p->message,
+			  "cannot tell what retention will delete: canceling statement due to statement timeout");
+	mqtx_check_report_free(&rep);
+
+	/* a note (no sent_at column) is shown, not judged */
+	synthetic(&rep);
+	rep.db.retention.note = mqtx_xstrdup("the outbox has no sent_at column");
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 0);
+	mqtx_check_report_free(&rep);
+}
+
+TEST(check_size_text)
+{
+	static const struct {
+		int64_t bytes;
+		const char *text;
+	} cases[] = {
+		{-1, "unknown"},
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{8192, "8.0 KiB"},
+		{1536, "1.5 KiB"},
+		{1048576, "1.0 MiB"},
+		{1073741824, "1.0 GiB"},
+		{5 * 1099511627776LL, "5.0 TiB"},
+		{2048 * 1099511627776LL, "2048.0 TiB"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[32];
+		mqtx_check_size_text(cases[i].bytes, out, sizeof(out));
+		CHECK_STR(out, cases[i].text);
+	}
 }
 
 TEST(check_sql_literal_for_people)

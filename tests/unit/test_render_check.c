@@ -26,6 +26,9 @@ static void report(struct mqtx_check_report *rep)
 	t->queue_min_consumers = 1;
 	t->scan_limit = 100000;
 	t->list_limit = 10;
+	t->max_table_size = 1073741824;
+	t->retention_lag_ms = 3600000;
+	t->retention_ms = 7 * 86400000LL;
 	rep->outbox = mqtx_xstrdup("public.ob\"x");
 	rep->elapsed_ms = 12;
 	struct mqtx_check_snapshot *s = &rep->db;
@@ -34,6 +37,15 @@ static void report(struct mqtx_check_report *rep)
 	s->status[MQTX_ST_SENT] = (struct mqtx_check_count){1500, true};
 	s->status[MQTX_ST_DEAD].n = 1;
 	s->total_estimate = 1501;
+	s->table_bytes = 1572864;
+	s->partitions = -1;
+	s->oldest_row_ms = 7200000;
+	s->retention.known = true;
+	for (int k = 0; k < MQTX_RET__COUNT; k++)
+		s->retention.pruned[k] = k != MQTX_RET_DEAD;
+	s->retention.due[MQTX_RET_SENT] = 12;
+	s->retention.due[MQTX_RET_RELAYS] = 3;
+	s->retention.overdue_ms = 600000;
 	s->oldest_pending_ms = -1;
 	s->relayed_minute = 2;
 	s->relayed_hour = 40;
@@ -99,6 +111,10 @@ static const char expected_text[] =
 	"rolled_back               0\n"
 	"(~ approximately: estimated from table statistics, or more rows than check.scan_limit)\n"
 	"relayed: 2 in the last minute, 40 in the last hour\n"
+	"\n"
+	"table: 1.5 MiB (table, indexes and TOAST), oldest row written 2h0m ago\n"
+	"retention: 7d0h; the next pass deletes 12 sent, 0 rolled_back, 3 relays, 0 completions; the oldest has been "
+	"due for 10m0s\n"
 	"\n"
 	"destination                      pending    oldest    dead  last min last hour\n"
 	"orders                                 0         -       1         2        40\n"
@@ -173,6 +189,36 @@ TEST(render_check_json)
 		CHECK(x != NULL && x->number == 1);
 		x = mqtx_json_get(v, "broker");
 		CHECK(x != NULL && x->type == MQTX_JSON_NULL); /* --broker not asked */
+		x = mqtx_json_get(v, "table_bytes");
+		CHECK(x != NULL && x->type == MQTX_JSON_NUMBER && x->number == 1572864);
+		x = mqtx_json_get(v, "partitions");
+		CHECK(x != NULL && x->type == MQTX_JSON_NULL); /* not partitioned */
+		x = mqtx_json_get(v, "oldest_row_age_seconds");
+		CHECK(x != NULL && x->type == MQTX_JSON_NUMBER && x->number == 7200);
+		x = path(v, "thresholds", "max_table_size_bytes");
+		CHECK(x != NULL && x->type == MQTX_JSON_NUMBER && x->number == 1073741824);
+		x = path(v, "thresholds", "retention_lag_seconds");
+		CHECK(x != NULL && x->type == MQTX_JSON_NUMBER && x->number == 3600);
+		const struct mqtx_json *ret = mqtx_json_get(v, "retention");
+		CHECK(ret != NULL && ret->type == MQTX_JSON_OBJECT);
+		if (ret != NULL) {
+			CHECK(mqtx_json_get(ret, "enabled")->boolean);
+			CHECK(mqtx_json_get(ret, "retention_seconds")->number == 604800);
+			CHECK(mqtx_json_get(ret, "dead_retention_seconds")->type == MQTX_JSON_NULL);
+			x = path(ret, "due", "sent");
+			CHECK(x != NULL && mqtx_json_get(x, "rows")->number == 12 &&
+			      !mqtx_json_get(x, "approximate")->boolean);
+			x = path(ret, "due", "relays");
+			CHECK(x != NULL && mqtx_json_get(x, "rows")->number == 3);
+			x = path(ret, "due", "dead");
+			CHECK(x != NULL && x->type == MQTX_JSON_NULL); /* not pruned */
+			x = mqtx_json_get(ret, "overdue_seconds");
+			CHECK(x != NULL && x->type == MQTX_JSON_NUMBER);
+			if (x != NULL)
+				CHECK_STR(x->str, "600.000");
+			CHECK(mqtx_json_get(ret, "note")->type == MQTX_JSON_NULL);
+			CHECK(mqtx_json_get(ret, "error")->type == MQTX_JSON_NULL);
+		}
 		x = mqtx_json_get(v, "problems");
 		CHECK(x != NULL && x->type == MQTX_JSON_ARRAY && x->count == 2);
 		if (x != NULL && x->count == 2) {
@@ -213,6 +259,18 @@ TEST(render_check_prometheus)
 	CHECK_CONTAINS(o, "mqtx_destination_dead_rows{outbox=\"public.ob\\\"x\",destination=\"orders\"} 1\n");
 	CHECK_CONTAINS(o, "mqtx_relays{outbox=\"public.ob\\\"x\",state=\"stale\"} 1\n");
 	CHECK_CONTAINS(o, "mqtx_relays{outbox=\"public.ob\\\"x\",state=\"replaced\"} 0\n");
+	CHECK_CONTAINS(o,
+		       "# TYPE mqtx_outbox_table_bytes gauge\nmqtx_outbox_table_bytes{outbox=\"public.ob\\\"x\"} 1572864\n");
+	CHECK_CONTAINS(o, "mqtx_outbox_oldest_row_age_seconds{outbox=\"public.ob\\\"x\"} 7200.000\n");
+	CHECK_CONTAINS(o, "mqtx_retention_enabled{outbox=\"public.ob\\\"x\"} 1\n");
+	CHECK_CONTAINS(o, "# TYPE mqtx_retention_due_rows gauge\n"
+			  "mqtx_retention_due_rows{outbox=\"public.ob\\\"x\",kind=\"sent\"} 12\n"
+			  "mqtx_retention_due_rows{outbox=\"public.ob\\\"x\",kind=\"rolled_back\"} 0\n"
+			  "mqtx_retention_due_rows{outbox=\"public.ob\\\"x\",kind=\"relays\"} 3\n"
+			  "mqtx_retention_due_rows{outbox=\"public.ob\\\"x\",kind=\"completions\"} 0\n");
+	CHECK_CONTAINS(o, "mqtx_retention_overdue_seconds{outbox=\"public.ob\\\"x\"} 600.000\n");
+	CHECK(strstr(o, "kind=\"dead\"") == NULL);           /* not pruned */
+	CHECK(strstr(o, "mqtx_outbox_partitions") == NULL);  /* not partitioned */
 	CHECK(strstr(o, "mqtx_destination_exists") == NULL); /* the broker was not asked */
 	CHECK(strstr(o, "mqtx_queue_") == NULL);
 	/* every line is a comment or "name{labels} value" */
@@ -226,6 +284,108 @@ TEST(render_check_prometheus)
 			      memchr(line, ' ', (size_t)(nl - line)) != NULL);
 		line = nl + 1;
 	}
+	mqtx_render_free(&r);
+	mqtx_check_report_free(&rep);
+}
+
+/* The retention line in its other states, the same facts in every format. */
+TEST(render_check_storage_and_retention)
+{
+	struct mqtx_check_report rep;
+	report(&rep);
+	/* OK: the table's size on the Nagios line; a partitioned outbox; retention off */
+	mqtx_check_rows_free(rep.db.dead, rep.db.n_dead);
+	rep.db.dead = NULL;
+	rep.db.n_dead = 0;
+	for (size_t i = 0; i < rep.n_problems; i++) {
+		free(rep.problems[i].message);
+		free(rep.problems[i].action);
+		mqtx_check_rows_free(rep.problems[i].rows, rep.problems[i].n_rows);
+		for (size_t k = 0; k < rep.problems[i].n_relays; k++)
+			mqtx_check_relay_free(&rep.problems[i].relays[k]);
+		free(rep.problems[i].relays);
+	}
+	free(rep.problems);
+	rep.problems = NULL;
+	rep.n_problems = 0;
+	rep.level = MQTX_CHECK_OK;
+	rep.db.status[MQTX_ST_DEAD].n = 0;
+	rep.db.relays[1].state = MQTX_RELAY_STOPPED;
+	rep.db.partitions = 4;
+	rep.thresholds.retention_ms = 0;
+	for (int k = 0; k < MQTX_RET__COUNT; k++) {
+		rep.db.retention.pruned[k] = false;
+		rep.db.retention.due[k] = 0;
+	}
+	rep.db.retention.overdue_ms = -1;
+	struct mqtx_render r;
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_text(&r, &rep);
+	CHECK(starts_with(r.b.data,
+			  "OK - outbox public.ob\"x: 0 pending, 0 dead, 40 relayed in the last hour, 1 relay live, "
+			  "table 1.5 MiB\n"));
+	CHECK_CONTAINS(r.b.data, "\ntable: 1.5 MiB (table, indexes and TOAST, 4 partitions), oldest row written 2h0m "
+				 "ago\nretention off: nothing is deleted\n");
+	mqtx_render_free(&r);
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_prometheus(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "mqtx_outbox_partitions{outbox=\"public.ob\\\"x\"} 4\n");
+	CHECK_CONTAINS(r.b.data, "mqtx_retention_enabled{outbox=\"public.ob\\\"x\"} 0\n");
+	CHECK(strstr(r.b.data, "mqtx_retention_due_rows") == NULL); /* nothing is pruned */
+	CHECK_CONTAINS(r.b.data, "mqtx_retention_overdue_seconds{outbox=\"public.ob\\\"x\"} 0.000\n");
+	mqtx_render_free(&r);
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_json(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "\"table_bytes\":1572864,\"partitions\":4,\"oldest_row_age_seconds\":7200.000,");
+	CHECK_CONTAINS(r.b.data,
+		       "\"retention\":{\"enabled\":false,\"retention_seconds\":null,\"dead_retention_seconds\":"
+		       "null,\"due\":{\"sent\":null,\"rolled_back\":null,\"dead\":null,\"relays\":null,\"completions\":"
+		       "null},\"overdue_seconds\":null,\"note\":null,\"error\":null}");
+	mqtx_render_free(&r);
+
+	/* only dead rows go; a count past check.scan_limit; a note */
+	rep.thresholds.dead_retention_ms = 2 * 86400000LL;
+	rep.db.retention.pruned[MQTX_RET_DEAD] = true;
+	rep.db.retention.due[MQTX_RET_DEAD] = 100000;
+	rep.db.retention.capped[MQTX_RET_DEAD] = true;
+	rep.db.retention.overdue_ms = 90000;
+	rep.db.retention.note = mqtx_xstrdup("the outbox has no sent_at column");
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_text(&r, &rep);
+	CHECK_CONTAINS(r.b.data,
+		       "\nretention off: nothing is deleted but dead rows (outbox.dead_retention: 2d0h); the next "
+		       "pass deletes at least 100000 dead; the oldest has been due for 1m30s\n"
+		       "retention: the outbox has no sent_at column\n");
+	mqtx_render_free(&r);
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_json(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "\"dead\":{\"rows\":100000,\"approximate\":true}");
+	CHECK_CONTAINS(r.b.data, "\"note\":\"the outbox has no sent_at column\"");
+	mqtx_render_free(&r);
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_prometheus(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "mqtx_retention_due_rows{outbox=\"public.ob\\\"x\",kind=\"dead\"} 100000\n");
+	CHECK_CONTAINS(r.b.data, "mqtx_retention_overdue_seconds{outbox=\"public.ob\\\"x\"} 90.000\n");
+	mqtx_render_free(&r);
+
+	/* the preview failed: unknown everywhere, no stale numbers */
+	rep.thresholds.retention_ms = 86400000;
+	rep.db.retention.known = false;
+	rep.db.retention.error = mqtx_xstrdup("timeout");
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_text(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "\nretention: 1d0h; what it deletes next is unknown (see problems)\n");
+	mqtx_render_free(&r);
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_json(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "\"due\":null,\"overdue_seconds\":null,");
+	CHECK_CONTAINS(r.b.data, "\"error\":\"timeout\"}");
+	mqtx_render_free(&r);
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_prometheus(&r, &rep);
+	CHECK(strstr(r.b.data, "mqtx_retention_due_rows") == NULL);
+	CHECK(strstr(r.b.data, "mqtx_retention_overdue_seconds") == NULL);
+	CHECK_CONTAINS(r.b.data, "mqtx_retention_enabled{outbox=\"public.ob\\\"x\"} 1\n");
 	mqtx_render_free(&r);
 	mqtx_check_report_free(&rep);
 }
