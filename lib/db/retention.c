@@ -296,6 +296,10 @@ int mqtx_retention_run(struct mqtx_retention *rt, int64_t deadline_ms, volatile 
 			st->deleted[kind] += n;
 			if (n < MQTX_RETENTION_BATCH)
 				break;
+			if (stop != NULL && *stop != 0) {
+				st->more = true;
+				return 0;
+			}
 			if (past(deadline_ms, stop)) {
 				/* the next kind still gets its one batch: a big
 				 * backlog of one kind must not starve the others */
