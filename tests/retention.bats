@@ -43,6 +43,11 @@ no_broker() {
 	fi
 }
 
+# rows_are N CONDITION: whether N rows of the outbox match CONDITION (for wait_until).
+rows_are() {
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox WHERE $2" 2>/dev/null) == "$1" ]]
+}
+
 # deleted_in FILE: the number of outbox rows the summary line in FILE says were deleted (0: no line).
 deleted_in() {
 	local n
@@ -262,6 +267,16 @@ deleted_in() {
 	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exit $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
 	grep -q "retention: deleted 8 outbox row(s) (8 sent" "$MQTX_BG_ERR" || fail "summary: $(cat "$MQTX_BG_ERR")"
 	[[ $(backend_consume 8 | wc -l) == 8 ]]
+}
+
+@test "retention: --loop goes on pruning while the broker is unreachable" {
+	aged_sent 3 '2 hours'
+	insert_rows 2
+	MQTX_OUTBOX_RETENTION=1h MQTX_BROKER_URL=$(no_broker) mqtx_bg relay --loop
+	wait_until 30 rows_are 0 "status = 'sent'"
+	mqtx_bg_stop TERM 10
+	[[ $(count_status pending) == 2 ]]
+	grep -q "retention: deleted 3 outbox row(s) (3 sent" "$MQTX_BG_ERR" || fail "summary: $(cat "$MQTX_BG_ERR")"
 }
 
 @test "retention: --loop prunes between the batches of a steady backlog" {
