@@ -313,6 +313,20 @@ deleted_in() {
 	assert_output "c-new"
 }
 
+@test "retention: records of relays that never said they stopped go once silent longer than retention and check.relay_forget" {
+	psql_test "INSERT INTO mqtx_relays(relay_id, outbox, started_at, last_seen) VALUES
+		('crashed-old', '\"$T_SCHEMA\".\"mqtx_outbox\"', now() - interval '3 days', now() - interval '2 days'),
+		('crashed-young', '\"$T_SCHEMA\".\"mqtx_outbox\"', now() - interval '3 hours', now() - interval '2 hours'),
+		('other-outbox', '\"$T_SCHEMA\".\"other\"', now() - interval '30 days', now() - interval '30 days')"
+	# check.relay_forget (1d) is longer than outbox.retention here: it decides
+	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
+	run psql_test "SELECT relay_id FROM mqtx_relays WHERE stopped_at IS NULL ORDER BY 1"
+	assert_output $'crashed-young\nother-outbox'
+	MQTX_OUTBOX_RETENTION=1h MQTX_CHECK_RELAY_FORGET=1h run_mqtx 0 relay
+	run psql_test "SELECT relay_id FROM mqtx_relays WHERE stopped_at IS NULL ORDER BY 1"
+	assert_output "other-outbox"
+}
+
 @test "retention: --max-time bounds the pruning; the summary says more remain and the next run goes on" {
 	aged_sent 100000 '2 hours'
 	stopped_relays 60 '2 hours'
