@@ -253,8 +253,11 @@ static int64_t delete_batch(struct mqtx_retention *rt, enum mqtx_retention_kind 
 {
 	struct kind *k = &rt->k[kind];
 	struct mqtx_buf sql = MQTX_BUF_INIT;
+	/* = ANY (ARRAY(...)): the batch is picked once (an InitPlan) and its
+	 * rows found through the key's index; with IN (...) the planner may
+	 * hash-join the batch against a scan of the whole table, every batch */
 	mqtx_buf_printf(&sql,
-			"DELETE FROM %s d WHERE d.%s IN (SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED)",
+			"DELETE FROM %s d WHERE d.%s = ANY (ARRAY(SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED))",
 			k->table, strchr(k->pk, '.') + 1, k->pk, k->from, k->order, MQTX_RETENTION_BATCH);
 	PGresult *res = PQexec(rt->conn, sql.data);
 	mqtx_buf_free(&sql);
