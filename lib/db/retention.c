@@ -269,8 +269,11 @@ static int64_t delete_batch(struct mqtx_retention *rt, enum mqtx_retention_kind 
 {
 	struct kind *k = &rt->k[kind];
 	struct mqtx_buf sql = MQTX_BUF_INIT;
+	/* = ANY (ARRAY(...)): the batch is picked once (an InitPlan) and its
+	 * rows found through the key's index; with IN (...) the planner may
+	 * hash-join the batch against a scan of the whole table, every batch */
 	mqtx_buf_printf(&sql,
-			"DELETE FROM %s d WHERE d.%s IN (SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED)",
+			"DELETE FROM %s d WHERE d.%s = ANY (ARRAY(SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED))",
 			k->table, strchr(k->pk, '.') + 1, k->pk, k->from, k->order, MQTX_RETENTION_BATCH);
 	PGresult *res = PQexec(rt->conn, sql.data);
 	mqtx_buf_free(&sql);
@@ -312,9 +315,15 @@ int mqtx_retention_run(struct mqtx_retention *rt, int64_t deadline_ms, volatile 
 			st->deleted[kind] += n;
 			if (n < MQTX_RETENTION_BATCH)
 				break;
-			if (past(deadline_ms, stop)) {
+			if (stop != NULL && *stop != 0) {
 				st->more = true;
 				return 0;
+			}
+			if (past(deadline_ms, stop)) {
+				/* the next kind still gets its one batch: a big
+				 * backlog of one kind must not starve the others */
+				st->more = true;
+				break;
 			}
 		}
 	}

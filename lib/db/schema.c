@@ -267,11 +267,13 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 
 static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema, const char *T)
 {
-	mqtx_buf_printf(out, "-- least privilege for role %s: relay, check, redeliver and txpub\n", r);
+	mqtx_buf_printf(out, "-- least privilege for role %s: relay (with retention), check, redeliver and txpub\n", r);
 	mqtx_buf_printf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", qschema, r);
-	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n", T, r);
-	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_relays TO %s;\n", qschema, r);
-	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_completions TO %s;\n", qschema, r);
+	/* DELETE: the relay's retention prunes relayed rows, stopped relays'
+	 * records and old completions (lib/db/retention.c) */
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;\n", T, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_relays TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_completions TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_txpub_log TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n",
 			qschema, r);
