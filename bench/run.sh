@@ -11,7 +11,11 @@
 #     and of the 10,000,000-delivery audit
 #   BENCH_RELAY_BATCH (default 1000): --batch of the relay_classic scenario
 #   BENCH_ONLY="name ...": run only these scenarios (names as in the table,
-#     e.g. "broker_limit_classic relay_classic"; loop_latency for --loop)
+#     e.g. "broker_limit_classic relay_classic"; loop_latency for --loop;
+#     steady_delete and steady_partition for the steady state)
+#   BENCH_SKIP_STEADY=1: skip the steady-state scenarios (about 11 minutes);
+#   BENCH_STEADY_SECS (default 300), BENCH_STEADY_RATE (500 rows/s),
+#     BENCH_STEADY_RETENTION, BENCH_STEADY_FIRST: see bench/steady.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT"
@@ -248,10 +252,38 @@ LAT=$(psql_b -F ' ' -c "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER B
 say "loop latency p50/p99 ms, rows: $LAT"
 fi
 
+# Steady state (issue 16): writers at a fixed rate, one relay --loop, a short
+# retention; does the outbox stay small? See bench/steady.sh (durations, rate,
+# retention, and why 5 minutes). BENCH_SKIP_STEADY=1 skips both.
+STEADY_FILE=$STATE/steady.jsonl
+: >"$STEADY_FILE"
+if [[ ${BENCH_SKIP_STEADY:-0} != 1 ]] && { want steady_delete || want steady_partition; }; then
+	# on a quiet server: the big tables of the scenarios above are done with,
+	# and autovacuum on them would compete with the outbox's
+	PGOPTIONS="-c client_min_messages=warning" psql_b -c "DROP SCHEMA IF EXISTS bench_check, bench_audit CASCADE" -c "TRUNCATE bench.mqtx_outbox" \
+		-c "CHECKPOINT"
+	for s in steady_delete steady_partition; do
+		want "$s" || continue
+		rc=0
+		MQTX=$MQTX "$ROOT/bench/steady.sh" "$s" "$STATE/$s" >"$STATE/$s.json" || rc=$?
+		case $rc in
+		0)
+			cat "$STATE/$s.json" >>"$STEADY_FILE"
+			# the scenario table's row: relayed messages over the writers' seconds, the relay's peak RSS
+			python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print("%s\t%d\t%d %d" % (d["scenario"], d["relayed"], d["seconds"], d["relay_peak_rss_kib"]))' \
+				"$STATE/$s.json" >>"$ROWS_FILE"
+			;;
+		3) printf '{"scenario": "%s", "skipped": "mqtx init has no --partition-by yet"}\n' "$s" >>"$STEADY_FILE" ;;
+		*) say "$s failed (status $rc, see above); scenario skipped" ;;
+		esac
+	done
+fi
+
 # ---- the table ----
-python3 - "$ROWS_FILE" "$RESULTS" "$LAT" "$(nproc)" "$(uname -srm)" <<'PY'
+python3 - "$ROWS_FILE" "$RESULTS" "$LAT" "$(nproc)" "$(uname -srm)" "$STEADY_FILE" <<'PY'
 import json, statistics, sys
-rows_file, out, lat, cores, machine = sys.argv[1:6]
+rows_file, out, lat, cores, machine, steady_file = sys.argv[1:7]
+steady = [json.loads(l) for l in open(steady_file) if l.strip()]
 runs = {}
 for line in open(rows_file):
     name, msgs, t = line.rstrip("\n").split("\t")
@@ -274,7 +306,10 @@ def ratio(a, b):
     return None if not res.get(a) or not res.get(b) else res[a]["msgs_per_s"] / res[b]["msgs_per_s"]
 
 checks = []
+partial = out.endswith("results.partial.json")
 def add(scn, ref_desc, r, target, ok):
+    if partial and r is None:
+        return  # BENCH_ONLY: a row whose scenarios did not run says nothing
     # a "(reported)" row has no goal: it is shown for comparison, met is null
     checks.append({"scenario": scn, "reference": ref_desc, "ratio": r, "target": target,
                    "met": None if target == "(reported)" else ok})
@@ -332,6 +367,49 @@ if res.get("audit_10m"):
 p50, p99, n = lat.split()
 if p99 != "-":
     add("loop_latency", "p99 ms (p50 %s ms, %s rows)" % (p50, n), float(p99), "< 50 ms", float(p99) < 50)
+# steady state: size at the end against the size once retention has kicked
+# in (the goal; the first sample after the first minute at which retention
+# had deleted and autovacuum had run twice since: see bench/steady.sh), the
+# size at exactly the first minute and at half time (shown), dead tuples
+# (shown: autovacuum makes them a saw tooth, an instant's count says
+# little), and the backlog at the end (met only if the relay also relayed
+# every row without a failure and stopped cleanly)
+for d in steady:
+    if "skipped" in d:
+        continue
+    f, e, m = d["first"], d["end"], d["minute"]
+    r = e["size_bytes"] / f["size_bytes"] if f["size_bytes"] else None
+    if d["scenario"] == "steady_partition" and not d["partitions_dropped"]:
+        # rows of an unexpired partition wait for its DROP (an hour + retention):
+        # the goal is on the bytes per row held, i.e. no bloat (see bench/steady.sh)
+        add(d["scenario"], "size end/%ds (%.1f->%.1f MiB, kept to DROP)" % (
+            round(f["t"]), f["size_bytes"] / 2**20, e["size_bytes"] / 2**20), r, "(reported)", r is not None)
+        bf = f["size_bytes"] / max(f["rows"], 1)
+        be = e["size_bytes"] / max(e["rows"], 1)
+        add(d["scenario"], "bytes per row end/%ds (%.0f -> %.0f B; %d rows)" % (round(f["t"]), bf, be, e["rows"]),
+            be / bf, "<= 1.5", be / bf <= 1.5)
+    else:
+        add(d["scenario"], "size end/%ds (%.1f -> %.1f MiB)" % (round(f["t"]), f["size_bytes"] / 2**20,
+            e["size_bytes"] / 2**20), r, "<= 1.5", r is not None and r <= 1.5 and d["deleted"] > 0)
+    r = e["size_bytes"] / m["size_bytes"] if m["size_bytes"] else None
+    add(d["scenario"], "size end/%ds (first minute: %.1f MiB)" % (round(m["t"]), m["size_bytes"] / 2**20),
+        r, "(reported)", r is not None)
+    r = e["index_bytes"] / f["index_bytes"] if f["index_bytes"] else None
+    add(d["scenario"], "of which indexes (%.1f -> %.1f MiB)" % (f["index_bytes"] / 2**20, e["index_bytes"] / 2**20),
+        r, "(reported)", r is not None)
+    h = d["half"]
+    r = e["size_bytes"] / h["size_bytes"] if h["size_bytes"] else None
+    add(d["scenario"], "size end/%ds (still growing? 1.0: no)" % round(h["t"]), r, "(reported)", r is not None)
+    r = e["dead_tuples"] / f["dead_tuples"] if f["dead_tuples"] else None
+    add(d["scenario"], "dead tuples end/%ds (%d -> %d)" % (round(f["t"]), f["dead_tuples"], e["dead_tuples"]), r,
+        "(reported)", r is not None)
+    add(d["scenario"], "pending rows at end (oldest %d ms)" % e["oldest_pending_ms"],
+        e["pending"], "< %d" % d["rate"],
+        e["pending"] < d["rate"] and d["failed"] == 0 and d["relay_exit"] == 0 and d["relayed"] >= d["written"])
+    add(d["scenario"], "retention deleted (rows; of %d written)" % d["written"], d["deleted"], "(reported)", True)
+    if d["partitions_created"] or d["partitions_dropped"] or d["scenario"] == "steady_partition":
+        add(d["scenario"], "partitions dropped (%d created)" % d["partitions_created"], d["partitions_dropped"],
+            "(reported)", True)
 
 print()
 print("%-30s %9s %8s %22s %10s" % ("scenario", "messages", "seconds", "msgs/s median (min-max)", "peak RSS"))
@@ -341,10 +419,14 @@ for name, s in res.items():
 print()
 print("%-20s %-45s %10s %-11s %s" % ("target", "reference", "value", "goal", "met"))
 for c in checks:
-    v = "-" if c["ratio"] is None else ("%.2f" % c["ratio"])
+    v = "-" if c["ratio"] is None else ("%d" % c["ratio"] if isinstance(c["ratio"], int) else "%.2f" % c["ratio"])
     met = "-" if c["met"] is None else ("yes" if c["met"] else "NO")
     print("%-20s %-45s %10s %-11s %s" % (c["scenario"], c["reference"], v, c["target"], met))
+for d in steady:
+    if "skipped" in d:
+        print("%-20s skipped: %s" % (d["scenario"], d["skipped"]))
 json.dump({"machine": {"cores": int(cores), "kernel": machine}, "scenarios": res, "targets": checks,
+           "steady_state": {d["scenario"]: d for d in steady},
            "loop_latency_ms": None if p99 == "-" else {"p50": float(p50), "p99": float(p99), "rows": int(n)}},
           open(out, "w"), indent=2)
 print("\nwritten: " + out)

@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "db/outbox.h"
+#include "db/partition.h"
 #include "db/pg.h"
 #include "commands.h"
 
@@ -15,6 +16,8 @@ static const struct mqtx_opt init_opts[] = {
 	{"schema", 0, "NAME", "outbox.schema", "schema of the outbox table (one identifier)"},
 	{"table", 't', "NAME", "outbox.table", "outbox table name (one identifier; a dot is part of the name)"},
 	{"grant", 0, "ROLE", NULL, "also grant ROLE the privileges mqtx commands need"},
+	{"partition-by", 0, "hour|day", "outbox.partition_by",
+	 "a new outbox is range-partitioned by created_at, a partition per hour or day (UTC)"},
 	OPT_END,
 };
 
@@ -28,7 +31,7 @@ static int run(struct mqtx_cmd *c);
 
 const struct mqtx_cmd_info cmd_init_info = {
 	.name = "init",
-	.synopsis = "[--print] [--schema NAME] [--table NAME] [--grant ROLE]",
+	.synopsis = "[--print] [--schema NAME] [--table NAME] [--grant ROLE] [--partition-by hour|day]",
 	.summary = "create the outbox table, indexes, triggers and heartbeat table (idempotent)",
 	.opts = init_opts,
 	.exit_codes =
@@ -61,8 +64,19 @@ static int warn_key_not_unique(PGconn *conn, const struct mqtx_config *cfg, stru
 	int u = mqtx_outbox_key_unique(conn, cfg, err);
 	if (u != 0)
 		return u < 0 ? -1 : 0;
-	char *sc = mqtx_pg_ident(conn, cfg->outbox_schema), *t = mqtx_pg_ident(conn, cfg->outbox_table);
 	char *c = mqtx_pg_ident(conn, cfg->outbox_columns[MQTX_COL_KEY]);
+	/* a partitioned table can only have unique keys per partition key */
+	u = mqtx_partitions_key_unique_per_period(conn, cfg, err);
+	if (u != 0) {
+		if (u > 0)
+			mqtx_info("the idempotency key column %s of the partitioned table %s.%s is unique together with %s "
+				  "only (PostgreSQL cannot enforce a unique key across partitions): keys mqtx derives from "
+				  "the id are unique; writers that give their own keys must make them unique",
+				  c, cfg->outbox_schema, cfg->outbox_table, cfg->outbox_columns[MQTX_COL_CREATED_AT]);
+		free(c);
+		return u < 0 ? -1 : 0;
+	}
+	char *sc = mqtx_pg_ident(conn, cfg->outbox_schema), *t = mqtx_pg_ident(conn, cfg->outbox_table);
 	mqtx_warn("the idempotency key column %s of %s.%s (outbox.columns.idempotency_key) has no unique constraint or "
 		  "unique index: two rows with one key reach consumers as one message, and those that deduplicate by key "
 		  "drop the other as a duplicate; add one, e.g. CREATE UNIQUE INDEX CONCURRENTLY ON %s.%s (%s)",

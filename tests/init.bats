@@ -52,8 +52,8 @@ indexes_of() {
 	ka=$(key_of_insert "$a") kb=$(key_of_insert "$b")
 	[[ $ka == *":$T_SCHEMA.$a:1" ]] || fail "key of a row of $a: $ka"
 	[[ $kb == *":$T_SCHEMA.$b:1" ]] || fail "key of a row of $b: $kb"
-	[[ $(indexes_of "$a") == 5 ]] || fail "$a has $(indexes_of "$a") mqtx indexes"
-	[[ $(indexes_of "$b") == 5 ]] || fail "$b has $(indexes_of "$b") mqtx indexes"
+	[[ $(indexes_of "$a") == 6 ]] || fail "$a has $(indexes_of "$a") mqtx indexes"
+	[[ $(indexes_of "$b") == 6 ]] || fail "$b has $(indexes_of "$b") mqtx indexes"
 	run psql_test "SELECT count(*) FROM pg_trigger WHERE tgrelid = '\"$T_SCHEMA\".\"$b\"'::regclass AND NOT tgisinternal"
 	[[ $output == 3 ]] || fail "$b has $output triggers"
 	# a short name keeps the names mqtx always gave
@@ -113,4 +113,53 @@ indexes_of() {
 	stderr_has "nothing was changed"
 	run psql_test "SELECT to_regclass('\"$b\"') IS NULL"
 	[[ $output == t ]] || fail "the table was created anyway"
+}
+
+@test "init: indexes for retention: rolled back half messages by created_at, completions by completed_at" {
+	run_mqtx 0 init
+	run psql_test "SELECT pg_get_indexdef('mqtx_outbox_rolled_back_idx'::regclass)"
+	[[ $output == *"(created_at) WHERE (status = 'rolled_back'::text)" ]] || fail "index: $output"
+	run psql_test "SELECT pg_get_indexdef('mqtx_completions_completed_at_idx'::regclass)"
+	[[ $output == *"(completed_at)" ]] || fail "index: $output"
+	# no created_at column: no such index, and init's check does not miss it
+	printf 'outbox:\n  columns:\n    created_at: ""\n' >"$BATS_TEST_TMPDIR/nocreated.yaml"
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/nocreated.yaml" init --table nocreated
+	run psql_test "SELECT count(*) FROM pg_class WHERE relname = 'nocreated_rolled_back_idx'"
+	assert_output 0
+}
+
+@test "init: --partition-by with long table names: partition names fit in 63 bytes and differ between tables" {
+	local a b
+	a=$(long_a) b=$(long_b)
+	run_mqtx 0 init --table "$a" --partition-by hour
+	run_mqtx 0 init --table "$b" --partition-by hour
+	run psql_test "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = '\"$T_SCHEMA\".\"$a\"'::regclass ORDER BY 1"
+	local pa=$output
+	run psql_test "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = '\"$T_SCHEMA\".\"$b\"'::regclass ORDER BY 1"
+	local pb=$output
+	[[ $(wc -l <<<"$pa") == 5 && $(wc -l <<<"$pb") == 5 ]] || fail "partitions: $pa / $pb"
+	[[ -z $(comm -12 <(sort <<<"$pa") <(sort <<<"$pb")) ]] || fail "shared names: $pa / $pb"
+	local n
+	while read -r n; do
+		((${#n} <= 63)) || fail "name too long: $n"
+		[[ $n == ppp*_default || $n =~ _p[0-9]{10}$ ]] || fail "name: $n"
+	done <<<"$pa"
+}
+
+@test "init: --partition-by on an existing unpartitioned outbox converts nothing and says converting is manual" {
+	run_mqtx 0 init
+	run_mqtx 0 init --partition-by day --print
+	[[ $output == *"converting it is manual"* ]] || fail "no note in: $output"
+	[[ $output != *"PARTITION BY"* ]] || fail "converts: $output"
+	run_mqtx 0 init --partition-by day
+	run psql_test "SELECT relkind FROM pg_class WHERE oid = 'mqtx_outbox'::regclass"
+	assert_output r
+}
+
+@test "init: outbox.partition_by without a created_at column is a configuration error" {
+	printf 'outbox:\n  columns:\n    created_at: ""\n' >"$BATS_TEST_TMPDIR/nocreated.yaml"
+	run_mqtx 3 --config "$BATS_TEST_TMPDIR/nocreated.yaml" init --partition-by day --print
+	stderr_has "outbox.columns.created_at is empty"
 }

@@ -64,7 +64,7 @@ skip_unless_tls() {
 	stderr_lacks relaypw
 	[[ $(count_status pending) == 3 ]]
 	run_mqtx 0 init --print --grant "$T_ROLE"
-	assert_output --partial "GRANT SELECT, INSERT, UPDATE ON \"$T_SCHEMA\".\"mqtx_outbox\" TO \"$T_ROLE\""
+	assert_output --partial "GRANT SELECT, INSERT, UPDATE, DELETE ON \"$T_SCHEMA\".\"mqtx_outbox\" TO \"$T_ROLE\""
 	run_mqtx 0 init --grant "$T_ROLE"
 	MQTX_DATABASE_URL=$url MQTX_DATABASE_PASSWORD_FILE=$BATS_TEST_TMPDIR/pw run_mqtx 0 relay
 	[[ $(count_status sent) == 3 ]]

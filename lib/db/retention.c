@@ -61,8 +61,14 @@ static void set_kind(struct kind *k, const char *table, const char *pk, const ch
 	k->overdue = overdue != NULL ? mqtx_xstrdup(overdue) : NULL;
 }
 
+/* cond, and guard when there is one (lib/db/partition.h: rows left for a partition's DROP) */
+static char *guarded(const char *cond, const char *guard)
+{
+	return guard != NULL ? mqtx_xasprintf("%s AND %s", cond, guard) : mqtx_xstrdup(cond);
+}
+
 /* The outbox kinds: a condition on t per kind (NULL: not pruned). */
-static void build_outbox(struct mqtx_retention *rt, const char *qschema)
+static void build_outbox(struct mqtx_retention *rt, const char *qschema, const char *guard)
 {
 	const struct mqtx_config *cfg = rt->cfg;
 	const char *T = mqtx_outbox_qualified(rt->ob);
@@ -95,7 +101,9 @@ static void build_outbox(struct mqtx_retention *rt, const char *qschema)
 		add_cutoff(&o, keep);
 		mqtx_buf_printf(&o, ") - t.%s) * 1000)::int8", sent_at);
 		snprintf(ord, sizeof(ord), "t.%s", sent_at);
-		set_kind(&rt->k[MQTX_RET_SENT], T, tid, c.data, ord, o.data);
+		char *g = guarded(c.data, guard);
+		set_kind(&rt->k[MQTX_RET_SENT], T, tid, g, ord, o.data);
+		free(g);
 		mqtx_buf_adds(&all, c.data);
 	}
 	if (created != NULL) {
@@ -107,7 +115,9 @@ static void build_outbox(struct mqtx_retention *rt, const char *qschema)
 		mqtx_buf_printf(&o, "(extract(epoch FROM (");
 		add_cutoff(&o, keep);
 		mqtx_buf_printf(&o, ") - t.%s) * 1000)::int8", created);
-		set_kind(&rt->k[MQTX_RET_ROLLED_BACK], T, tid, c.data, tid, o.data);
+		char *g = guarded(c.data, guard);
+		set_kind(&rt->k[MQTX_RET_ROLLED_BACK], T, tid, g, tid, o.data);
+		free(g);
 		mqtx_buf_printf(&all, "%s%s", all.len > 0 ? " OR " : "", c.data);
 	}
 	if (cfg->outbox_dead_retention_ms != 0) {
@@ -168,18 +178,23 @@ struct mqtx_retention *mqtx_retention_new(PGconn *conn, const struct mqtx_config
 	struct mqtx_outbox *ob = mqtx_outbox_new(conn, cfg, err);
 	if (ob == NULL)
 		return NULL;
+	char *guard = NULL;
+	if (mqtx_partitions_row_guard(conn, cfg, &guard, err) < 0) {
+		mqtx_outbox_free(ob);
+		return NULL;
+	}
 	struct mqtx_retention *rt = mqtx_xcalloc(1, sizeof(*rt));
 	rt->conn = conn;
 	rt->cfg = cfg;
 	rt->ob = ob;
 	if (cfg->outbox_retention_ms != 0) {
 		char *qschema = mqtx_pg_ident(conn, cfg->outbox_schema);
-		build_outbox(rt, qschema);
+		build_outbox(rt, qschema, guard);
 		build_bookkeeping(rt, qschema);
 		free(qschema);
 	} else if (cfg->outbox_dead_retention_ms != 0) {
 		char *qschema = mqtx_pg_ident(conn, cfg->outbox_schema);
-		build_outbox(rt, qschema); /* retention off keeps sent rows: only dead ones go */
+		build_outbox(rt, qschema, NULL); /* retention off keeps sent rows: only dead ones go */
 		for (int k = 0; k < MQTX_RET_DEAD; k++) {
 			free(rt->k[k].from);
 			rt->k[k].from = NULL;
@@ -189,6 +204,7 @@ struct mqtx_retention *mqtx_retention_new(PGconn *conn, const struct mqtx_config
 		rt->note = NULL;
 		free(qschema);
 	}
+	free(guard);
 	return rt;
 }
 
@@ -253,8 +269,11 @@ static int64_t delete_batch(struct mqtx_retention *rt, enum mqtx_retention_kind 
 {
 	struct kind *k = &rt->k[kind];
 	struct mqtx_buf sql = MQTX_BUF_INIT;
+	/* = ANY (ARRAY(...)): the batch is picked once (an InitPlan) and its
+	 * rows found through the key's index; with IN (...) the planner may
+	 * hash-join the batch against a scan of the whole table, every batch */
 	mqtx_buf_printf(&sql,
-			"DELETE FROM %s d WHERE d.%s IN (SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED)",
+			"DELETE FROM %s d WHERE d.%s = ANY (ARRAY(SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED))",
 			k->table, strchr(k->pk, '.') + 1, k->pk, k->from, k->order, MQTX_RETENTION_BATCH);
 	PGresult *res = PQexec(rt->conn, sql.data);
 	mqtx_buf_free(&sql);
@@ -296,9 +315,15 @@ int mqtx_retention_run(struct mqtx_retention *rt, int64_t deadline_ms, volatile 
 			st->deleted[kind] += n;
 			if (n < MQTX_RETENTION_BATCH)
 				break;
-			if (past(deadline_ms, stop)) {
+			if (stop != NULL && *stop != 0) {
 				st->more = true;
 				return 0;
+			}
+			if (past(deadline_ms, stop)) {
+				/* the next kind still gets its one batch: a big
+				 * backlog of one kind must not starve the others */
+				st->more = true;
+				break;
 			}
 		}
 	}

@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "db/catalog.h"
 #include "db/outbox.h"
+#include "db/partition.h"
 #include "db/pg.h"
 #include "base/sha256.h"
 #include "base/util.h"
@@ -54,15 +55,17 @@ enum {
 	N_DEAD,
 	N_SENT_AT,
 	N_PREPARED,
+	N_ROLLED_BACK,
 	N_NOTIFY,
 	N_NOTIFY_UPDATE,
 	N_KEY_TRIGGER,
 	N_KEY_FN,
 	N__COUNT
 };
-static const char *const name_suffix[N__COUNT] = {"pending_idx",        "pending_key_idx", "dead_idx",
-						  "sent_at_idx",        "prepared_idx",    "mqtx_notify",
-						  "mqtx_notify_update", "mqtx_key",        "mqtx_default_key"};
+static const char *const name_suffix[N__COUNT] = {"pending_idx",     "pending_key_idx",    "dead_idx",
+						  "sent_at_idx",     "prepared_idx",       "rolled_back_idx",
+						  "mqtx_notify",     "mqtx_notify_update", "mqtx_key",
+						  "mqtx_default_key"};
 #define N_FIRST_TRIGGER N_NOTIFY
 
 struct names {
@@ -106,6 +109,7 @@ static void make_names(const struct mqtx_config *cfg, struct names *nm)
 		snprintf(nm->before[i], sizeof(nm->before[i]), "%.*s", PG_NAME_MAX,
 			 strcmp(old, nm->now[i]) == 0 ? "" : old);
 	}
+	nm->before[N_ROLLED_BACK][0] = '\0'; /* newer than the cut names */
 }
 
 /* A name for an index or trigger derived from the table name, quoted. */
@@ -191,6 +195,13 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'prepared';\n", ix_prepared, T,
 			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
 	free(ix_prepared);
+	if (q[MQTX_COL_CREATED_AT] != NULL) {
+		char *ix_rb = derived(conn, nm, N_ROLLED_BACK);
+		mqtx_buf_printf(out, "-- retention deletes rolled back half messages by age\n");
+		mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'rolled_back';\n", ix_rb, T,
+				q[MQTX_COL_CREATED_AT], q[MQTX_COL_STATUS]);
+		free(ix_rb);
+	}
 
 	mqtx_buf_printf(out, "-- wake relays in --loop mode when rows become pending\n");
 	mqtx_buf_printf(&fn, "%s.mqtx_notify", qschema);
@@ -227,6 +238,9 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 			"CREATE TABLE IF NOT EXISTS %s.mqtx_completions (\n  idempotency_key text PRIMARY KEY,\n"
 			"  completed_at timestamptz NOT NULL DEFAULT now(),\n  source text\n);\n",
 			qschema);
+	mqtx_buf_printf(out,
+			"CREATE INDEX IF NOT EXISTS mqtx_completions_completed_at_idx ON %s.mqtx_completions (completed_at);\n",
+			qschema);
 	mqtx_buf_printf(out, "-- relay heartbeats, read by mqtx check\n");
 	mqtx_buf_printf(out,
 			"CREATE TABLE IF NOT EXISTS %s.mqtx_relays (\n  relay_id text PRIMARY KEY,\n  outbox text NOT NULL,\n"
@@ -253,14 +267,53 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 
 static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema, const char *T)
 {
-	mqtx_buf_printf(out, "-- least privilege for role %s: relay, check, redeliver and txpub\n", r);
+	mqtx_buf_printf(out, "-- least privilege for role %s: relay (with retention), check, redeliver and txpub\n", r);
 	mqtx_buf_printf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", qschema, r);
-	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n", T, r);
-	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_relays TO %s;\n", qschema, r);
-	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE ON %s.mqtx_completions TO %s;\n", qschema, r);
+	/* DELETE: the relay's retention prunes relayed rows, stopped relays'
+	 * records and old completions (lib/db/retention.c) */
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %s;\n", T, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_relays TO %s;\n", qschema, r);
+	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_completions TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_txpub_log TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n",
 			qschema, r);
+}
+
+/* The default partition and those of now and MQTX_PARTITIONS_AHEAD after. */
+static int add_partitions(struct mqtx_buf *out, PGconn *conn, const struct mqtx_config *cfg, const char *qschema,
+			  const char *T, struct mqtx_err *err)
+{
+	struct mqtx_partition_period per[MQTX_PARTITIONS_AHEAD + 1];
+	if (mqtx_partitions_periods(conn, cfg, cfg->outbox_partition_by, per, err) < 0)
+		return -1;
+	char name[MQTX_PG_NAME_MAX + 1];
+	mqtx_partition_name(cfg->outbox_schema, cfg->outbox_table, "default", name);
+	char *q = mqtx_pg_ident(conn, name);
+	mqtx_buf_printf(out, "-- rows outside every partition's range land here: writers never fail\n");
+	mqtx_buf_printf(out, "CREATE TABLE IF NOT EXISTS %s.%s PARTITION OF %s DEFAULT;\n", qschema, q, T);
+	free(q);
+	for (int i = 0; i <= MQTX_PARTITIONS_AHEAD; i++) {
+		q = mqtx_pg_ident(conn, per[i].name);
+		mqtx_buf_printf(out,
+				"CREATE TABLE IF NOT EXISTS %s.%s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s');\n",
+				qschema, q, T, per[i].from, per[i].to);
+		free(q);
+	}
+	return 0;
+}
+
+/* Whether the existing outbox is a partitioned table (false on errors:
+ * only a comment depends on it). */
+static bool is_partitioned(PGconn *conn, const struct mqtx_config *cfg)
+{
+	const char *p[2] = {cfg->outbox_schema, cfg->outbox_table};
+	PGresult *res = PQexecParams(conn,
+				     "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+				     "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'p'",
+				     2, NULL, p, NULL, NULL, 0);
+	bool yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+	PQclear(res);
+	return yes;
 }
 
 /* JSON array of the names[first..last) that are set. */
@@ -340,6 +393,8 @@ int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct 
 		nm.now[N_PENDING_KEY][0] = '\0';
 	if (!has_sent)
 		nm.now[N_SENT_AT][0] = '\0';
+	if (cfg->outbox_columns[MQTX_COL_CREATED_AT] == NULL || cfg->outbox_columns[MQTX_COL_CREATED_AT][0] == '\0')
+		nm.now[N_ROLLED_BACK][0] = '\0';
 	char *indexes = names_json(nm.now, 0, N_FIRST_TRIGGER);
 	/* trigger -> function */
 	struct mqtx_buf trg = MQTX_BUF_INIT;
@@ -436,15 +491,33 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 		goto fail;
 	*table_exists = cols.exists;
 	*table_incomplete = false;
+	const char *by = cfg->outbox_partition_by;
+	bool partitioned = by != NULL && strcmp(by, "none") != 0;
+	if (partitioned && !*table_exists && q[MQTX_COL_CREATED_AT] == NULL) {
+		mqtx_pg_columns_free(&cols);
+		mqtx_err_set(err, MQTX_E_CONFIG,
+			     "outbox.partition_by %s partitions by creation time, but outbox.columns.created_at is empty",
+			     by);
+		goto fail;
+	}
 	mqtx_buf_printf(&out, "-- mqtx init for %s\n", T.data);
 	if (!*table_exists) {
 		mqtx_buf_printf(&out, "CREATE SCHEMA IF NOT EXISTS %s;\n", qschema);
+		if (partitioned)
+			mqtx_buf_printf(&out,
+					"-- partitioned by %s of %s (UTC): the relay creates partitions ahead and drops expired\n"
+					"-- ones; idempotency keys are unique together with %s only (see mqtx.yaml(5), \"Partitions\")\n",
+					by, q[MQTX_COL_CREATED_AT], q[MQTX_COL_CREATED_AT]);
 		mqtx_buf_printf(&out, "CREATE TABLE IF NOT EXISTS %s (\n", T.data);
 		bool first = true;
 		for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
 			if (q[specs[i].col] == NULL)
 				continue;
 			const char *type = specs[i].type;
+			if (partitioned && specs[i].col == MQTX_COL_ID)
+				type = "bigserial NOT NULL"; /* the primary key has the partition key in it */
+			if (partitioned && specs[i].col == MQTX_COL_KEY)
+				type = "text NOT NULL";
 			if (specs[i].col == MQTX_COL_PAYLOAD && strcmp(cfg->outbox_payload_type, "bytea") != 0) {
 				static char pt[64];
 				snprintf(pt, sizeof(pt), "%s NOT NULL", cfg->outbox_payload_type);
@@ -453,9 +526,27 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 			mqtx_buf_printf(&out, "%s  %s %s", first ? "" : ",\n", q[specs[i].col], type);
 			first = false;
 		}
-		mqtx_buf_printf(&out, ",\n  CHECK (%s IN ('pending', 'sent', 'dead', 'prepared', 'rolled_back'))\n);\n",
+		mqtx_buf_printf(&out, ",\n  CHECK (%s IN ('pending', 'sent', 'dead', 'prepared', 'rolled_back'))",
 				q[MQTX_COL_STATUS]);
+		if (!partitioned) {
+			mqtx_buf_adds(&out, "\n);\n");
+		} else {
+			const char *cr = q[MQTX_COL_CREATED_AT];
+			mqtx_buf_printf(&out, ",\n  PRIMARY KEY (%s, %s)", q[MQTX_COL_ID], cr);
+			if (q[MQTX_COL_KEY] != NULL)
+				mqtx_buf_printf(&out, ",\n  UNIQUE (%s, %s)", q[MQTX_COL_KEY], cr);
+			mqtx_buf_printf(&out, "\n) PARTITION BY RANGE (%s);\n", cr);
+			if (add_partitions(&out, conn, cfg, qschema, T.data, err) < 0) {
+				mqtx_pg_columns_free(&cols);
+				goto fail;
+			}
+		}
 	} else {
+		if (partitioned && !is_partitioned(conn, cfg))
+			mqtx_buf_printf(&out,
+					"-- outbox.partition_by is %s, but the table exists unpartitioned: converting it is manual,\n"
+					"-- see mqtx.yaml(5), \"Partitions\" (until then the setting has no effect)\n",
+					by);
 		/* An existing table: say what it lacks. */
 		bool adopted_note = false;
 		for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {

@@ -218,10 +218,59 @@ static int check_rows(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, cons
 	return 0;
 }
 
+/* Half messages leave a key that is in the outbox as it is. ON CONFLICT
+ * DO NOTHING does that where the key alone is unique; a partitioned
+ * outbox has its key unique with created_at only, so the keys are locked
+ * (transaction advisory locks, in key order: a concurrent --prepare of
+ * the same key waits until this one commits) and looked up again. Leaves
+ * in keep[0..*nkeep) the entries of idx to insert. */
+static int skip_existing(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const size_t *idx, size_t rows,
+			 size_t *keep, size_t *nkeep, struct mqtx_err *err)
+{
+	const char **keys = mqtx_xcalloc(rows + 1, sizeof(char *));
+	size_t nk = 0;
+	for (size_t r = 0; r < rows; r++)
+		if (msgs[idx[r]].key != NULL)
+			keys[nk++] = msgs[idx[r]].key;
+	char *json = keys_json(keys, nk);
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"SELECT count(pg_advisory_xact_lock(hashtextextended($2::text || s.k, 0))) FROM (SELECT DISTINCT k "
+			"FROM jsonb_array_elements_text($1::jsonb) k ORDER BY 1 OFFSET 0) s");
+	const char *p[2] = {json, o->T};
+	int rc = exec_params(o, sql.data, 2, p, PGRES_TUPLES_OK, "cannot lock the half messages' keys", NULL, err);
+	mqtx_buf_free(&sql);
+	free(json);
+	char(*found)[16] = mqtx_xcalloc(nk + 1, 16);
+	if (rc == 0)
+		rc = mqtx_txpub_db_statuses(o, keys, nk, false, found, err);
+	*nkeep = 0;
+	for (size_t r = 0, k = 0; rc == 0 && r < rows; r++) {
+		bool exists = msgs[idx[r]].key != NULL && found[k++][0] != '\0';
+		if (!exists)
+			keep[(*nkeep)++] = idx[r];
+	}
+	free(found);
+	free(keys);
+	return rc;
+}
+
 /* One INSERT of msgs[idx[0..rows)]. */
 static int insert_chunk(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, const char *const *where,
 			const size_t *idx, size_t rows, enum mqtx_txpub_row kind, struct mqtx_err *err)
 {
+	size_t *keep = NULL;
+	if (kind == MQTX_TXPUB_ROW_PREPARED) {
+		size_t n = 0;
+		keep = mqtx_xcalloc(rows + 1, sizeof(size_t));
+		int skipped = skip_existing(o, msgs, idx, rows, keep, &n, err);
+		if (skipped < 0 || n == 0) {
+			free(keep);
+			return skipped;
+		}
+		idx = keep;
+		rows = n;
+	}
 	bool bytea = strcmp(o->cfg->outbox_payload_type, "bytea") == 0;
 	const char *status_sql = kind == MQTX_TXPUB_ROW_PREPARED ? "'prepared'" : "'pending'";
 	const char *avail_sql = kind == MQTX_TXPUB_ROW_PREPARED ? "now()" : "'infinity'";
@@ -280,6 +329,7 @@ static int insert_chunk(struct mqtx_txpub_db *o, const struct mqtx_msg *msgs, co
 	free(v);
 	free(lens);
 	free(fmts);
+	free(keep);
 	mqtx_buf_free(&sql);
 	return rc;
 }

@@ -637,6 +637,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			}
 			remember_error(&r, err);
 			heartbeat(&r, r.slots[0].ob, false, false);
+			prune_if_due(&r); /* the database is up: a broker outage must not stop retention */
 			retry_later(&r, err);
 			continue;
 		}
@@ -663,6 +664,8 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 		} else if (!cfg->relay_loop) {
 			rc = -1;
 			break;
+		} else {
+			prune_if_due(&r); /* the broker failed, the database is up */
 		}
 		if (stop_requested(&r)) { /* what was cut short by the stop stays pending */
 			mqtx_warn("%s", err->msg);
