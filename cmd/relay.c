@@ -94,7 +94,7 @@ static void summary(const struct mqtx_relay_stats *st, bool dry_run, bool failed
 }
 
 /* What retention deleted, when a pass ran and did something or was cut short. */
-static void prune_summary(const struct mqtx_relay_stats *st)
+static void prune_summary(const struct mqtx_relay_stats *st, bool loop)
 {
 	const struct mqtx_retention_stats *p = &st->pruned;
 	if (!st->prune_ran)
@@ -111,7 +111,7 @@ static void prune_summary(const struct mqtx_relay_stats *st)
 		  "completion record(s)%s%s",
 		  (long long)rows, (long long)p->deleted[MQTX_RET_SENT], (long long)p->deleted[MQTX_RET_DEAD],
 		  (long long)p->deleted[MQTX_RET_ROLLED_BACK], (long long)book, parts,
-		  p->more ? "; more remain (stopped by --max-time or a signal; the next run goes on)" : "");
+		  p->more && !loop ? "; more remain (stopped by --max-time; the next run goes on)" : "");
 }
 
 static int run(struct mqtx_cmd *c)
@@ -137,7 +137,7 @@ static int run(struct mqtx_cmd *c)
 	int r = mqtx_relay_run(cli.cfg, &ro, &st, &err);
 	mqtx_render_finish(&out); /* a failed write: main() says so, exit 7 */
 	summary(&st, a.dry_run, r < 0);
-	prune_summary(&st);
+	prune_summary(&st, cli.cfg->relay_loop);
 	if (r < 0)
 		rc = mqtx_fail(&err);
 	else if ((st.failed > 0 || st.dead > 0) && !cli.cfg->relay_loop)

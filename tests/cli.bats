@@ -91,7 +91,7 @@ setup() {
 	assert_line "relay.max_attempts = 4	# mqtx.yaml:3:17"
 	MQTX_RELAY_BATCH_SIZE=22 run_mqtx 0 relay --help
 	MQTX_RELAY_BATCH_SIZE=bad run_mqtx 3 config
-	stderr_has "environment variable MQTX_RELAY_BATCH_SIZE: expected a whole number, got 'bad'"
+	stderr_has "environment variable MQTX_RELAY_BATCH_SIZE (relay.batch_size): expected a whole number, got 'bad'"
 	mkdir -p xdg/mqtx && printf 'relay:\n  batch_size: 33\n' >xdg/mqtx/config.yaml && rm mqtx.yaml
 	run_mqtx 0 config
 	assert_line "relay.batch_size = 33	# $BATS_TEST_TMPDIR/xdg/mqtx/config.yaml:2:15"

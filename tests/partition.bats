@@ -78,7 +78,7 @@ old_partition() {
 	run_mqtx 3 --config "$BATS_TEST_TMPDIR/bad.yaml" relay
 	stderr_has "outbox.partition_by"
 	MQTX_OUTBOX_PARTITION_BY=week run_mqtx 3 config
-	stderr_has "MQTX_OUTBOX_PARTITION_BY: 'week'"
+	stderr_has "MQTX_OUTBOX_PARTITION_BY (outbox.partition_by): 'week'"
 	run_mqtx 2 init --partition-by month
 	stderr_has "option --partition-by: 'month' is not one of none|hour|day"
 }
@@ -343,4 +343,41 @@ holds_lock() {
 	stderr_has "retention: deleted 3 outbox row(s)"
 	run psql_test "SELECT count(*) FROM plain"
 	assert_output 0
+}
+
+# partition_gone NAME: NAME is no longer a partition of mqtx_outbox
+partition_gone() { ! partitions | grep -qx "$1"; }
+
+@test "partitions: a relay in --loop drops expired partitions while writers insert, and relays every new row once" {
+	db_only
+	run_mqtx 0 init --partition-by day
+	old_partition mqtx_outbox_p20200101 2020-01-01 2020-01-02
+	old_partition mqtx_outbox_p20200102 2020-01-02 2020-01-03
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, status, created_at, sent_at)
+		SELECT '$T_DEST', 'x', 'sent', d + interval '1 hour', d + interval '2 hours'
+		FROM unnest(ARRAY['2020-01-01', '2020-01-02']::timestamptz[]) d, generate_series(1, 500)"
+	# writers: 30 transactions of 10 rows, bounded in count and time
+	(
+		for ((i = 1; i <= 30; i++)); do
+			psql_test "INSERT INTO mqtx_outbox(destination, routing_key, payload)
+				SELECT '$T_DEST', 'test.rk', convert_to(json_build_object('n', $i * 100 + g)::text, 'UTF8')
+				FROM generate_series(1, 10) g"
+			sleep 0.05
+		done
+	) &
+	local writers=$!
+	MQTX_OUTBOX_RETENTION=1h mqtx_bg relay --loop --poll-interval 200ms
+	wait_until 30 partition_gone mqtx_outbox_p20200101
+	wait_until 30 partition_gone mqtx_outbox_p20200102
+	wait "$writers"
+	wait_sent 30 == 300
+	mqtx_bg_stop TERM 10
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	! grep -q 'error' "$MQTX_BG_ERR" || fail "relay errors: $(cat "$MQTX_BG_ERR")"
+	run psql_test "SELECT count(*) FROM mqtx_outbox WHERE created_at < '2021-01-01'"
+	assert_output 0
+	local got
+	got=$(backend_consume 300)
+	[[ $(jq -r '.id' <<<"$got" | sort -n -u | wc -l) == 300 && $(jq -r '.id' <<<"$got" | wc -l) == 300 ]] ||
+		fail "not every new row exactly once: $(jq -r '.id' <<<"$got" | wc -l) delivered"
 }

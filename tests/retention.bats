@@ -80,7 +80,9 @@ deleted_in() {
 	run_mqtx 0 txpub --prepare -d "$T_DEST" --key rb-young --payload h2
 	run_mqtx 0 txpub --prepare -d "$T_DEST" --key rb-old --payload h3
 	run_mqtx 0 txpub --rollback rb-young rb-old
-	psql_test "UPDATE mqtx_outbox SET created_at = now() - interval '30 days' WHERE idempotency_key IN ('half-old', 'rb-old')"
+	# a half message is aged by its creation, a rolled-back one by its rollback (available_at)
+	psql_test "UPDATE mqtx_outbox SET created_at = now() - interval '30 days' WHERE idempotency_key IN ('half-old', 'rb-old', 'rb-young')" \
+		"UPDATE mqtx_outbox SET available_at = now() - interval '30 days' WHERE idempotency_key IN ('half-old', 'rb-old')"
 	# the broker is not there: the run fails (exit 5) with the eligible
 	# pending rows still pending, and prunes all the same
 	MQTX_BROKER_URL=$(no_broker) run_mqtx 5 relay
@@ -156,7 +158,7 @@ deleted_in() {
 	aged_sent 3 '30 days'
 	run_mqtx 0 txpub --prepare -d "$T_DEST" --key rb --payload x
 	run_mqtx 0 txpub --rollback rb
-	psql_test "UPDATE mqtx_outbox SET created_at = now() - interval '30 days'"
+	psql_test "UPDATE mqtx_outbox SET created_at = now() - interval '30 days', available_at = now() - interval '30 days'"
 	stopped_relays 60 '30 days'
 	psql_test "INSERT INTO mqtx_completions(idempotency_key, completed_at) VALUES ('c-old', now() - interval '30 days')"
 	run_mqtx 0 relay
@@ -216,11 +218,11 @@ deleted_in() {
 
 @test "retention: bad values are configuration errors (exit 3) naming the key and the value" {
 	MQTX_OUTBOX_RETENTION=0 run_mqtx 3 relay
-	stderr_has "MQTX_OUTBOX_RETENTION: '0' is too short"
+	stderr_has "MQTX_OUTBOX_RETENTION (outbox.retention): '0' is too short"
 	MQTX_OUTBOX_RETENTION=abc run_mqtx 3 relay
-	stderr_has "MQTX_OUTBOX_RETENTION: expected a duration or off: invalid duration 'abc'"
+	stderr_has "MQTX_OUTBOX_RETENTION (outbox.retention): expected a duration or off: invalid duration 'abc'"
 	MQTX_OUTBOX_DEAD_RETENTION=0 run_mqtx 3 relay
-	stderr_has "MQTX_OUTBOX_DEAD_RETENTION: '0' is too short"
+	stderr_has "MQTX_OUTBOX_DEAD_RETENTION (outbox.dead_retention): '0' is too short"
 	printf 'outbox:\n  retention: 5 days\n' >"$BATS_TEST_TMPDIR/c.yaml"
 	run_mqtx 3 --config "$BATS_TEST_TMPDIR/c.yaml" relay
 	stderr_has "outbox.retention: expected a duration or off: invalid duration '5 days'"

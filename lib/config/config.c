@@ -1210,7 +1210,7 @@ static int load_env(struct mqtx_config *cfg, struct mqtx_err *err)
 			char origin[300];
 			snprintf(origin, sizeof(origin), "env %s", name);
 			if (store(cfg, i, v, err) < 0) {
-				mqtx_err_prefix(err, "environment variable %s", name);
+				mqtx_err_prefix(err, "environment variable %s (%s)", name, keys[i].name);
 				err->kind = MQTX_E_CONFIG;
 				free(name);
 				return -1;

@@ -75,7 +75,6 @@ static void build_outbox(struct mqtx_retention *rt, const char *qschema, const c
 	const char *st = mqtx_outbox_col(rt->ob, MQTX_COL_STATUS);
 	const char *id = mqtx_outbox_col(rt->ob, MQTX_COL_ID);
 	const char *sent_at = mqtx_outbox_col(rt->ob, MQTX_COL_SENT_AT);
-	const char *created = mqtx_outbox_col(rt->ob, MQTX_COL_CREATED_AT);
 	const char *avail = mqtx_outbox_col(rt->ob, MQTX_COL_AVAILABLE_AT);
 	int64_t keep = cfg->outbox_retention_ms;
 	struct mqtx_buf c = MQTX_BUF_INIT, o = MQTX_BUF_INIT, all = MQTX_BUF_INIT;
@@ -106,15 +105,16 @@ static void build_outbox(struct mqtx_retention *rt, const char *qschema, const c
 		free(g);
 		mqtx_buf_adds(&all, c.data);
 	}
-	if (created != NULL) {
+	{
+		/* txpub --rollback sets available_at: rolled back longer ago than retention */
 		mqtx_buf_reset(&c);
 		mqtx_buf_reset(&o);
-		mqtx_buf_printf(&c, "(t.%s = 'rolled_back' AND t.%s < ", st, created);
+		mqtx_buf_printf(&c, "(t.%s = 'rolled_back' AND t.%s < ", st, avail);
 		add_cutoff(&c, keep);
 		mqtx_buf_addc(&c, ')');
 		mqtx_buf_printf(&o, "(extract(epoch FROM (");
 		add_cutoff(&o, keep);
-		mqtx_buf_printf(&o, ") - t.%s) * 1000)::int8", created);
+		mqtx_buf_printf(&o, ") - t.%s) * 1000)::int8", avail);
 		char *g = guarded(c.data, guard);
 		set_kind(&rt->k[MQTX_RET_ROLLED_BACK], T, tid, g, tid, o.data);
 		free(g);
@@ -167,6 +167,14 @@ static void build_bookkeeping(struct mqtx_retention *rt, const char *qschema)
 	mqtx_buf_printf(&t, "%s.mqtx_completions", qschema);
 	mqtx_buf_adds(&c, "t.completed_at < ");
 	add_cutoff(&c, keep > cfg->outbox_retain_uncompleted_ms ? keep : cfg->outbox_retain_uncompleted_ms);
+	/* and never while this outbox still holds a row with the key (a row
+	 * kept longer: a partition not yet dropped, a re-sent row): without
+	 * its completion, redeliver --unacked-after would send it again. By
+	 * the key column's index; keys only derived from the id have none. */
+	const char *kc = mqtx_outbox_col(rt->ob, MQTX_COL_KEY);
+	if (kc != NULL)
+		mqtx_buf_printf(&c, " AND NOT EXISTS (SELECT 1 FROM %s o WHERE o.%s = t.idempotency_key)",
+				mqtx_outbox_qualified(rt->ob), kc);
 	set_kind(&rt->k[MQTX_RET_COMPLETIONS], t.data, "t.idempotency_key", c.data, "t.completed_at", NULL);
 	PQfreemem(outbox);
 	mqtx_buf_free(&c);

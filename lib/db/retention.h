@@ -5,8 +5,8 @@
  *                     tracking (outbox.retain_uncompleted) only those a
  *                     consumer completed, or whose sent_at is older than
  *                     outbox.retain_uncompleted
- *   rolled_back rows  txpub half messages rolled back, created longer ago
- *                     than outbox.retention
+ *   rolled_back rows  txpub half messages rolled back (available_at)
+ *                     longer ago than outbox.retention
  *   dead rows         only with outbox.dead_retention: last attempt
  *                     (available_at) longer ago than that
  *   mqtx_relays       this outbox's stopped relays: stopped longer ago than
@@ -15,7 +15,8 @@
  *                     they stopped: silent for longer than outbox.retention,
  *                     check.relay_stale and check.relay_forget
  *   mqtx_completions  completed longer ago than outbox.retention and
- *                     outbox.retain_uncompleted
+ *                     outbox.retain_uncompleted, once this outbox holds no
+ *                     row with the key
  *
  * Never: pending rows, prepared half messages, mqtx_txpub_log (in-doubt
  * txpub --sql records), dead rows without outbox.dead_retention. With

@@ -195,13 +195,11 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'prepared';\n", ix_prepared, T,
 			q[MQTX_COL_ID], q[MQTX_COL_STATUS]);
 	free(ix_prepared);
-	if (q[MQTX_COL_CREATED_AT] != NULL) {
-		char *ix_rb = derived(conn, nm, N_ROLLED_BACK);
-		mqtx_buf_printf(out, "-- retention deletes rolled back half messages by age\n");
-		mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'rolled_back';\n", ix_rb, T,
-				q[MQTX_COL_CREATED_AT], q[MQTX_COL_STATUS]);
-		free(ix_rb);
-	}
+	char *ix_rb = derived(conn, nm, N_ROLLED_BACK);
+	mqtx_buf_printf(out, "-- retention deletes rolled back half messages by the time of their rollback\n");
+	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s = 'rolled_back';\n", ix_rb, T,
+			q[MQTX_COL_AVAILABLE_AT], q[MQTX_COL_STATUS]);
+	free(ix_rb);
 
 	mqtx_buf_printf(out, "-- wake relays in --loop mode when rows become pending\n");
 	mqtx_buf_printf(&fn, "%s.mqtx_notify", qschema);
@@ -393,8 +391,6 @@ int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct 
 		nm.now[N_PENDING_KEY][0] = '\0';
 	if (!has_sent)
 		nm.now[N_SENT_AT][0] = '\0';
-	if (cfg->outbox_columns[MQTX_COL_CREATED_AT] == NULL || cfg->outbox_columns[MQTX_COL_CREATED_AT][0] == '\0')
-		nm.now[N_ROLLED_BACK][0] = '\0';
 	char *indexes = names_json(nm.now, 0, N_FIRST_TRIGGER);
 	/* trigger -> function */
 	struct mqtx_buf trg = MQTX_BUF_INIT;

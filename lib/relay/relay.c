@@ -339,10 +339,13 @@ static void prune(struct relay *r, int64_t deadline_ms)
 			   (long long)st.deleted[MQTX_RET_ROLLED_BACK], st.more ? "; more to go" : "");
 }
 
-/* --loop: a bounded pass when one is due. */
+/* A bounded pass when one is due: the first right after the first batch,
+ * then every prune_interval_ms, or after each of lane 0's batches while
+ * rows are left (so a one-shot run that relays for all of its --max-time
+ * prunes as it goes, not only in what is left at its end). */
 static void prune_if_due(struct relay *r)
 {
-	if (r->cfg->relay_loop && r->rt != NULL && mqtx_now_ms() >= r->next_prune)
+	if (r->rt != NULL && !stop_requested(r) && mqtx_now_ms() >= r->next_prune)
 		prune(r, mqtx_now_ms() + PRUNE_SLICE_MS);
 }
 
