@@ -132,6 +132,30 @@ old_partition() {
 	assert_output 1
 }
 
+@test "partitions: no partition is attached while the default partition is big (ATTACH would scan it under a lock): one warning" {
+	db_only
+	run_mqtx 0 init --partition-by day
+	local ahead
+	ahead=mqtx_outbox_p$(psql_test "SELECT to_char((date_trunc('day', now(), 'UTC') + 3 * interval '24 hours') AT TIME ZONE 'UTC', 'YYYYMMDD')")
+	psql_test "DROP TABLE $ahead"
+	# 100,001 sent rows of a far period: they land in the default partition
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, status, sent_at, created_at)
+		SELECT '$T_DEST', 'x', 'sent', now(), '2040-01-01'::timestamptz + g * interval '1 second' FROM generate_series(0, 100000) g" \
+		"ANALYZE mqtx_outbox_default"
+	run_mqtx 0 relay
+	stderr_has "the default partition of"
+	stderr_has "no partition is attached while it holds more than 100000"
+	[[ $(grep -c 'default partition of' <<<"$stderr") == 1 ]] || fail "not one warning: $stderr"
+	run partitions
+	[[ $output != *"$ahead"* ]] || fail "attached all the same: $output"
+	# once it is small again, the next run attaches
+	psql_test "DELETE FROM mqtx_outbox WHERE created_at >= '2040-01-01'" "VACUUM ANALYZE mqtx_outbox_default"
+	run_mqtx 0 relay
+	stderr_lacks "default partition of"
+	run partitions
+	[[ $output == *"$ahead"* ]] || fail "not attached: $output"
+}
+
 @test "partitions: expired partitions without rows to keep are dropped; one with a dead or pending row stays, its sent rows go; the default stays" {
 	db_only
 	run_mqtx 0 init --partition-by day

@@ -256,6 +256,9 @@ static int soft(struct upkeep *u, PGresult *res, const char *doing, const char *
 
 static bool usable(struct upkeep *u);
 
+/* Above this estimate of rows in the default partition, no ATTACH. */
+#define DEFAULT_ATTACH_MAX_ROWS 100000
+
 static bool past(const struct upkeep *u)
 {
 	return u->deadline_ms > 0 && mqtx_now_ms() >= u->deadline_ms;
@@ -268,6 +271,26 @@ static int default_has_rows(struct upkeep *u, const char *lo, const char *hi, st
 {
 	if (!u->p.has_default)
 		return 0;
+	/* ATTACH scans the default partition under an exclusive lock (claims
+	 * and writers of its rows wait): not while it is big */
+	char q[256];
+	snprintf(q, sizeof(q),
+		 "SELECT c.reltuples::int8 FROM pg_class c WHERE c.oid = (SELECT partdefid FROM pg_partitioned_table "
+		 "WHERE partrelid = %s::oid)",
+		 u->p.oid);
+	PGresult *est = PQexec(u->conn, q);
+	if (PQresultStatus(est) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(u->conn, est, "partitions: cannot look at the default partition", err);
+	long long rows = PQntuples(est) > 0 ? strtoll(PQgetvalue(est, 0, 0), NULL, 10) : 0;
+	PQclear(est);
+	if (rows > DEFAULT_ATTACH_MAX_ROWS) {
+		set_warning(u->warning, u->wsize,
+			    "partitions: the default partition of %s holds about %lld rows (periods without a partition "
+			    "land there): no partition is attached while it holds more than %d, because ATTACH scans it "
+			    "under an exclusive lock; retention empties it row by row (see mqtx.yaml(5), \"Partitions\")",
+			    u->qparent, rows, DEFAULT_ATTACH_MAX_ROWS);
+		return 1;
+	}
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	mqtx_buf_printf(&sql,
 			"SELECT 1 FROM %s t WHERE t.tableoid = (SELECT partdefid FROM pg_partitioned_table WHERE "
