@@ -686,3 +686,15 @@ void mqtx_buf_add_utf8(struct mqtx_buf *b, unsigned cp)
 	}
 	mqtx_buf_add(b, o, n);
 }
+
+size_t mqtx_utf8_clip(const char *s, size_t max)
+{
+	size_t n = strlen(s), i = 0;
+	while (i < n) {
+		size_t l = mqtx_utf8_seq((const unsigned char *)s + i, n - i);
+		if (l == 0 || i + l > max)
+			break;
+		i += l;
+	}
+	return i;
+}

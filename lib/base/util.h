@@ -80,6 +80,8 @@ void mqtx_sleep_ms(int64_t ms); /* returns early on a signal */
 /* Length of the valid UTF-8 sequence at s (at most n bytes): 1 for ASCII,
  * 2-4 for a valid multi-byte character, 0 when invalid. */
 size_t mqtx_utf8_seq(const unsigned char *s, size_t n);
+/* The length of the longest prefix of s, at most max bytes, that does not split a UTF-8 character. */
+size_t mqtx_utf8_clip(const char *s, size_t max);
 /* 0 when s is valid UTF-8, else the 1-based position of the first byte
  * that is not. */
 size_t mqtx_utf8_invalid_at(const char *s);

@@ -22,19 +22,6 @@
  * the next pass. */
 #define PARTITION_LOCK_TIMEOUT "100ms"
 
-/* The longest prefix of s, at most max bytes, that does not split a UTF-8 character. */
-static size_t utf8_clip(const char *s, size_t max)
-{
-	size_t n = strlen(s), i = 0;
-	while (i < n) {
-		size_t l = mqtx_utf8_seq((const unsigned char *)s + i, n - i);
-		if (l == 0 || i + l > max)
-			break;
-		i += l;
-	}
-	return i;
-}
-
 void mqtx_partition_name(const char *schema, const char *table, const char *suffix, char out[MQTX_PG_NAME_MAX + 1])
 {
 	size_t tl = strlen(table), sl = strlen(suffix);
@@ -50,8 +37,8 @@ void mqtx_partition_name(const char *schema, const char *table, const char *suff
 	mqtx_sha256_update(&h, schema, strlen(schema) + 1); /* with its NUL: a separator */
 	mqtx_sha256_update(&h, table, tl);
 	mqtx_sha256_hex(&h, hex);
-	snprintf(out, MQTX_PG_NAME_MAX + 1, "%.*s_%.10s_%s", (int)utf8_clip(table, MQTX_PG_NAME_MAX - sl - 12), table,
-		 hex, suffix);
+	snprintf(out, MQTX_PG_NAME_MAX + 1, "%.*s_%.10s_%s", (int)mqtx_utf8_clip(table, MQTX_PG_NAME_MAX - sl - 12),
+		 table, hex, suffix);
 }
 
 static bool is_day(const char *by)

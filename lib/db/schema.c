@@ -11,7 +11,6 @@
 #include "db/outbox.h"
 #include "db/partition.h"
 #include "db/pg.h"
-#include "base/sha256.h"
 #include "base/util.h"
 
 struct colspec {
@@ -47,7 +46,7 @@ static const struct colspec specs[] = {
  * 50 bytes shared indexes and the key function. Now a longer name is a
  * readable prefix of the table name, a hash of the schema and table names
  * and the suffix: unique per (schema, table). */
-#define PG_NAME_MAX 63
+#define PG_NAME_MAX MQTX_PG_NAME_MAX
 
 enum {
 	N_PENDING,
@@ -73,39 +72,15 @@ struct names {
 	char before[N__COUNT][PG_NAME_MAX + 1]; /* the cut name older versions gave; "" when the same */
 };
 
-/* The longest prefix of s, at most max bytes, that does not split a UTF-8 character. */
-static size_t utf8_clip(const char *s, size_t max)
-{
-	size_t n = strlen(s), i = 0;
-	while (i < n) {
-		size_t l = mqtx_utf8_seq((const unsigned char *)s + i, n - i);
-		if (l == 0 || i + l > max)
-			break;
-		i += l;
-	}
-	return i;
-}
-
 static void make_names(const struct mqtx_config *cfg, struct names *nm)
 {
 	const char *table = cfg->outbox_table;
-	struct mqtx_sha256 h;
-	char hex[65];
-	mqtx_sha256_init(&h);
-	mqtx_sha256_update(&h, cfg->outbox_schema, strlen(cfg->outbox_schema) + 1); /* with its NUL: a separator */
-	mqtx_sha256_update(&h, table, strlen(table));
-	mqtx_sha256_hex(&h, hex);
 	for (int i = 0; i < N__COUNT; i++) {
 		const char *suffix = name_suffix[i];
-		size_t tl = strlen(table), sl = strlen(suffix);
 		char old[160];
 		snprintf(old, sizeof(old), "%.50s_%s", table, suffix);
-		old[utf8_clip(old, PG_NAME_MAX)] = '\0'; /* as PostgreSQL cut it */
-		if (tl + 1 + sl <= PG_NAME_MAX)
-			snprintf(nm->now[i], sizeof(nm->now[i]), "%s_%s", table, suffix);
-		else
-			snprintf(nm->now[i], sizeof(nm->now[i]), "%.*s_%.10s_%s",
-				 (int)utf8_clip(table, PG_NAME_MAX - sl - 12), table, hex, suffix);
+		old[mqtx_utf8_clip(old, PG_NAME_MAX)] = '\0'; /* as PostgreSQL cut it */
+		mqtx_partition_name(cfg->outbox_schema, table, suffix, nm->now[i]);
 		snprintf(nm->before[i], sizeof(nm->before[i]), "%.*s", PG_NAME_MAX,
 			 strcmp(old, nm->now[i]) == 0 ? "" : old);
 	}
