@@ -30,6 +30,7 @@ enum mqtx_col {
 	MQTX_COL_LAST_ERROR,
 	MQTX_COL_REDELIVERY_COUNT,
 	MQTX_COL_REDELIVERED_AT,
+	MQTX_COL_TXID, /* tail mode: xid8 of the writing transaction */
 	MQTX_COL__COUNT
 };
 
@@ -64,6 +65,8 @@ struct mqtx_config {
 	int64_t outbox_dead_retention_ms;     /* 0: off */
 	int64_t outbox_retain_uncompleted_ms; /* 0: off (completion tracking for retention is off) */
 	char *outbox_partition_by;            /* none | hour | day */
+	char *outbox_mode;                    /* status | tail */
+	int64_t outbox_tail_buckets;          /* init: checkpoint buckets of a tail-mode outbox */
 
 	int64_t relay_batch_size;
 	int64_t relay_max_attempts;
@@ -184,5 +187,11 @@ bool mqtx_config_key_env(size_t i);
 char *mqtx_config_value_text(const struct mqtx_config *cfg, size_t i);
 /* Env var name for key i ("MQTX_RELAY_BATCH_SIZE"); owned string. */
 char *mqtx_config_env_name(size_t i);
+
+/* outbox.mode is tail: relays track transaction snapshots, rows are never updated. */
+static inline bool mqtx_config_tail(const struct mqtx_config *cfg)
+{
+	return cfg->outbox_mode != NULL && cfg->outbox_mode[0] == 't';
+}
 
 #endif

@@ -59,6 +59,16 @@ const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob)
 	return ob->qualified;
 }
 
+const char *mqtx_outbox_schema_name(const struct mqtx_outbox *ob)
+{
+	return ob->cfg->outbox_schema;
+}
+
+int32_t mqtx_outbox_lock_class(const struct mqtx_outbox *ob)
+{
+	return ob->lock_class;
+}
+
 /* SQL expression for the idempotency key of row alias t. */
 static void key_expr(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *alias)
 {
@@ -216,6 +226,10 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 	for (int c = 0; c < MQTX_COL__COUNT; c++)
 		if (cfg->outbox_columns[c] != NULL && cfg->outbox_columns[c][0] != '\0')
 			ob->q[c] = mqtx_pg_ident(conn, cfg->outbox_columns[c]);
+	if (!mqtx_config_tail(cfg)) { /* the txid column is tail mode's */
+		free(ob->q[MQTX_COL_TXID]);
+		ob->q[MQTX_COL_TXID] = NULL;
+	}
 
 	/* The table must exist and have every mapped column. One query: a
 	 * failed read is a database error (retried in --loop), never taken

@@ -41,6 +41,10 @@ struct mqtx_outbox *mqtx_outbox_new(PGconn *conn, const struct mqtx_config *cfg,
 void mqtx_outbox_free(struct mqtx_outbox *ob);
 /* "schema"."table", quoted; borrowed. */
 const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob);
+/* outbox.schema, unquoted; borrowed. */
+const char *mqtx_outbox_schema_name(const struct mqtx_outbox *ob);
+/* The first int of the outbox's two-int advisory locks (the table's oid). */
+int32_t mqtx_outbox_lock_class(const struct mqtx_outbox *ob);
 
 /* SQL for `mqtx init`: creates the default table (or, for an existing
  * table with a different layout, what it still needs). Owned string.

@@ -1,0 +1,31 @@
+/* Inside lib/db/tail*.c only. */
+#ifndef MQTX_DB_TAIL_INTERNAL_H
+#define MQTX_DB_TAIL_INTERNAL_H
+
+#include "db/tail.h"
+
+/* Advisory lock ids, second int of (lock_class, id): status mode's bucket
+ * locks use 0..65535, slot leases -1..-256, bucket-count marks around
+ * -1000000. */
+#define MQTX_TAIL_MARK_STATUS (-3000001) /* shared: a status relay runs */
+#define MQTX_TAIL_MARK_TAIL (-3000002)   /* shared: a tail relay runs */
+#define MQTX_TAIL_BUCKET_LOCK 3000000    /* + bucket: session lock of its owner */
+
+struct mqtx_tail_relay; /* the relay's statements and bucket state (tail_relay.c) */
+
+struct mqtx_tail {
+	PGconn *conn;
+	struct mqtx_outbox *ob;
+	const struct mqtx_config *cfg;
+	char *cp;     /* "schema".mqtx_tail_checkpoints */
+	char *parked; /* "schema".mqtx_tail_parked */
+	char *lit;    /* the outbox name as an SQL literal */
+	int32_t lock_class;
+	const char *q[MQTX_COL__COUNT]; /* borrowed from ob */
+	int nbuckets;
+	struct mqtx_tail_relay *relay; /* NULL unless the relay uses tl */
+};
+
+void mqtx_tail_relay_free_state(struct mqtx_tail *tl);
+
+#endif
