@@ -369,6 +369,27 @@ prepared_older() {
 	refute_output --partial mqtx_tail_
 }
 
+@test "check tail: a table larger than check.scan_limit: relayed rows are estimated, unrelayed ones counted up to the limit" {
+	fake_relay live-1
+	add 300
+	checkpoint 0,1,2,3
+	add 20
+	park 1 dead 10 NULL boom
+	psql_test "ANALYZE mqtx_outbox"
+	MQTX_CHECK_SCAN_LIMIT=100 check_json 2
+	jq_is '.tail.unrelayed.rows' 20
+	jq_is '.tail.unrelayed.approximate' false
+	jq_is '.counts.pending.rows' 20
+	jq_is '.counts.dead.rows' 1
+	jq_is '.counts.sent.approximate' true
+	jq_true '.counts.sent.rows > 250 and .counts.sent.rows < 350'
+	# more unrelayed rows than the scan limit: a lower bound
+	add 150
+	MQTX_CHECK_SCAN_LIMIT=100 check_json 2
+	jq_is '.tail.unrelayed.rows' 100
+	jq_is '.tail.unrelayed.approximate' true
+}
+
 @test "check tail: an outbox not set up for tail mode is UNKNOWN with a hint" {
 	psql_test "DELETE FROM mqtx_tail_checkpoints"
 	run_mqtx 3 check

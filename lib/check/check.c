@@ -627,8 +627,9 @@ static void rule_completion(struct mqtx_check_report *rep)
 		return;
 	if (s->tail.on) {
 		add_problem(rep, "completion_unavailable", MQTX_CHECK_WARNING,
-			    mqtx_xstrdup("check.completion is on, but a tail-mode outbox records no sent_at: the checkpoints "
-					 "say what was relayed, not when"),
+			    mqtx_xstrdup(
+				    "check.completion is on, but a tail-mode outbox records no sent_at: the checkpoints "
+				    "say what was relayed, not when"),
 			    NULL);
 	} else if (!s->has_sent_at) {
 		add_problem(rep, "completion_unavailable", MQTX_CHECK_WARNING,
@@ -718,7 +719,8 @@ static void rule_retention_unavailable(struct mqtx_check_report *rep)
 static char *xact_name(const struct mqtx_check_xact *x)
 {
 	if (x->prepared)
-		return mqtx_xasprintf("prepared transaction '%s' (xid %s)", x->gid ? x->gid : "?", x->xid ? x->xid : "?");
+		return mqtx_xasprintf("prepared transaction '%s' (xid %s)", x->gid ? x->gid : "?",
+				      x->xid ? x->xid : "?");
 	return mqtx_xasprintf("backend pid %lld (xid %s%s%s%s%s)", (long long)x->pid, x->xid ? x->xid : "?",
 			      x->application_name && x->application_name[0] ? ", " : "",
 			      x->application_name && x->application_name[0] ? x->application_name : "",
@@ -745,14 +747,15 @@ static void rule_old_transaction(struct mqtx_check_report *rep)
 	const char *which = crit ? "crit_age" : t->warn_age_ms > 0 ? "warn_age" : "crit_age";
 	char *a = dur(x->age_ms), *l = dur(limit), *name = xact_name(x);
 	const char *what = x->wrote_outbox ? "; it wrote to the outbox: its rows wait for it"
-			   : x->in_xip    ? "; a relay saw it running (in a checkpoint's snapshot)"
-					  : "; it has not written to the outbox (yet)";
-	char *action = x->prepared
-			       ? mqtx_xasprintf("decide it: COMMIT PREPARED '%s' or ROLLBACK PREPARED '%s' (txpub's own: mqtx check --resolve)",
-						x->gid ? x->gid : "?", x->gid ? x->gid : "?")
-			       : mqtx_xasprintf("find out what pid %lld is waiting for (SELECT * FROM pg_stat_activity WHERE pid = %lld); "
-						"if it is stuck: SELECT pg_terminate_backend(%lld)",
-						(long long)x->pid, (long long)x->pid, (long long)x->pid);
+			   : x->in_xip     ? "; a relay saw it running (in a checkpoint's snapshot)"
+					   : "; it has not written to the outbox (yet)";
+	char *action =
+		x->prepared
+			? mqtx_xasprintf("decide it: COMMIT PREPARED '%s' or ROLLBACK PREPARED '%s' (txpub's own: mqtx check --resolve)",
+					 x->gid ? x->gid : "?", x->gid ? x->gid : "?")
+			: mqtx_xasprintf("find out what pid %lld is waiting for (SELECT * FROM pg_stat_activity WHERE pid = %lld); "
+					 "if it is stuck: SELECT pg_terminate_backend(%lld)",
+					 (long long)x->pid, (long long)x->pid, (long long)x->pid);
 	struct mqtx_check_problem *p =
 		add_problem(rep, "old_transaction", crit ? MQTX_CHECK_CRITICAL : MQTX_CHECK_WARNING,
 			    mqtx_xasprintf("%zu open or prepared transaction(s) older than %s (check.%s): rows they wrote wait "
@@ -1184,10 +1187,11 @@ static char *checkpoint_text(const struct mqtx_db_check_tail_row *tr)
 		snprintf(pos, sizeof(pos), "id %lld", (long long)tr->pos_id);
 	else
 		snprintf(pos, sizeof(pos), "none");
-	char *s = mqtx_xasprintf("bucket %lld's checkpoint: prev snapshot %s, cur snapshot %s, position %s, written %s ago%s%s",
-				 (long long)tr->bucket, tr->prev_snapshot ? tr->prev_snapshot : "(the beginning)",
-				 tr->cur_snapshot ? tr->cur_snapshot : "(none)", pos, upd,
-				 tr->relay_id ? " by relay " : "", tr->relay_id ? tr->relay_id : "");
+	char *s =
+		mqtx_xasprintf("bucket %lld's checkpoint: prev snapshot %s, cur snapshot %s, position %s, written %s ago%s%s",
+			       (long long)tr->bucket, tr->prev_snapshot ? tr->prev_snapshot : "(the beginning)",
+			       tr->cur_snapshot ? tr->cur_snapshot : "(none)", pos, upd,
+			       tr->relay_id ? " by relay " : "", tr->relay_id ? tr->relay_id : "");
 	free(upd);
 	return s;
 }
@@ -1207,17 +1211,22 @@ static void explain_tail_sent(struct mqtx_explain *ex)
 	ex->verdict = mqtx_xasprintf("relayed: covered by bucket %lld's checkpoint (the broker confirmed it)",
 				     (long long)tr->bucket);
 	if (tr->in_prev)
-		story(ex, tr->txid ? mqtx_xasprintf("its transaction (txid %s) is visible in the checkpoint's prev snapshot: "
-						    "everything up to there is relayed",
-						    tr->txid)
-				   : mqtx_xstrdup("a row of the status era (no txid): the first interval held it, and the "
-						  "bucket has moved past it"));
+		story(ex,
+		      tr->txid
+			      ? mqtx_xasprintf("its transaction (txid %s) is visible in the checkpoint's prev snapshot: "
+					       "everything up to there is relayed",
+					       tr->txid)
+			      : mqtx_xstrdup("a row of the status era (no txid): the first interval held it, and the "
+					     "bucket has moved past it"));
 	else
-		story(ex, mqtx_xasprintf("it is in the interval the relay works on (its transaction is visible in the cur "
-					 "snapshot, not in prev) at or before the position (id %lld)",
-					 (long long)tr->pos_id));
+		story(ex,
+		      mqtx_xasprintf("it is in the interval the relay works on (its transaction is visible in the cur "
+				     "snapshot, not in prev) at or before the position (id %lld)",
+				     (long long)tr->pos_id));
 	story(ex, checkpoint_text(tr));
-	story(ex, mqtx_xstrdup("tail mode records no sent_at: the checkpoint, written after the broker confirmed, is the record"));
+	story(ex,
+	      mqtx_xstrdup(
+		      "tail mode records no sent_at: the checkpoint, written after the broker confirmed, is the record"));
 }
 
 static int explain_tail_unrelayed(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
@@ -1225,24 +1234,29 @@ static int explain_tail_unrelayed(struct mqtx_db_check *db, const struct mqtx_co
 {
 	const struct mqtx_db_check_tail_row *tr = &ex->tail_row;
 	if (tr->in_cur && !tr->in_prev && tr->cur_snapshot != NULL) {
-		ex->verdict = mqtx_xasprintf("waiting for the relay: in the interval bucket %lld works on, after its position "
-					     "(id %lld > %lld)",
-					     (long long)tr->bucket, (long long)ex->id, (long long)tr->pos_id);
-		story(ex, mqtx_xstrdup("its transaction committed before the relay's cur snapshot: the bucket's next batch takes it"));
+		ex->verdict =
+			mqtx_xasprintf("waiting for the relay: in the interval bucket %lld works on, after its position "
+				       "(id %lld > %lld)",
+				       (long long)tr->bucket, (long long)ex->id, (long long)tr->pos_id);
+		story(ex,
+		      mqtx_xstrdup(
+			      "its transaction committed before the relay's cur snapshot: the bucket's next batch takes it"));
 	} else {
 		ex->verdict = mqtx_xasprintf("waiting for the relay: committed after bucket %lld's checkpoint",
 					     (long long)tr->bucket);
-		story(ex, tr->prev_snapshot == NULL && tr->cur_snapshot == NULL
-				  ? mqtx_xstrdup("no relay has checkpointed its bucket yet: the first interval takes it")
-				  : mqtx_xstrdup("its transaction committed after the relay's last snapshot of the bucket: the "
-						 "bucket's next interval takes it"));
+		story(ex,
+		      tr->prev_snapshot == NULL && tr->cur_snapshot == NULL
+			      ? mqtx_xstrdup("no relay has checkpointed its bucket yet: the first interval takes it")
+			      : mqtx_xstrdup(
+					"its transaction committed after the relay's last snapshot of the bucket: the "
+					"bucket's next interval takes it"));
 	}
 	if (tr->txid != NULL)
 		story(ex, mqtx_xasprintf("txid %s", tr->txid));
 	story(ex, checkpoint_text(tr));
 	if (tr->ahead > 0)
-		story(ex, mqtx_xasprintf("%lld unrelayed row(s) of bucket %lld go before it (id order)", (long long)tr->ahead,
-					 (long long)tr->bucket));
+		story(ex, mqtx_xasprintf("%lld unrelayed row(s) of bucket %lld go before it (id order)",
+					 (long long)tr->ahead, (long long)tr->bucket));
 	story(ex, owner_text(tr));
 	if (ex->ordering_key != NULL) {
 		int64_t ahead = 0, behind = 0;
@@ -1250,11 +1264,12 @@ static int explain_tail_unrelayed(struct mqtx_db_check *db, const struct mqtx_co
 			return -1;
 		ex->ahead = ahead;
 		if (ahead > 0) {
-			story(ex, mqtx_xasprintf("ordering key '%s' has %lld parked row(s), the first row %lld (%lld attempt(s)%s%s): "
-						 "the relay parks this row 'blocked' behind it when it gets there",
-						 ex->ordering_key, (long long)ahead, (long long)ex->head.id,
-						 (long long)ex->head.attempts, ex->head.last_error ? ": " : "",
-						 ex->head.last_error ? ex->head.last_error : ""));
+			story(ex,
+			      mqtx_xasprintf("ordering key '%s' has %lld parked row(s), the first row %lld (%lld attempt(s)%s%s): "
+					     "the relay parks this row 'blocked' behind it when it gets there",
+					     ex->ordering_key, (long long)ahead, (long long)ex->head.id,
+					     (long long)ex->head.attempts, ex->head.last_error ? ": " : "",
+					     ex->head.last_error ? ex->head.last_error : ""));
 			action(ex, explain_cmd(ex->head.id));
 			*level = MQTX_CHECK_WARNING;
 		}
@@ -1285,28 +1300,33 @@ static int explain_tail_parked(struct mqtx_db_check *db, const struct mqtx_confi
 			ex->verdict = mqtx_xasprintf("parked 'blocked': it waits behind row %lld of ordering key '%s'%s",
 						     (long long)h->id, ex->ordering_key,
 						     h->attempts > 0 ? ", which keeps failing" : "");
-			story(ex, mqtx_xasprintf("row %lld (to '%s', %lld failed attempt(s)%s%s) heads the key; %lld parked row(s) "
-						 "of the key go before this one",
-						 (long long)h->id, h->destination ? h->destination : "?", (long long)h->attempts,
-						 h->last_error ? ": " : "", h->last_error ? h->last_error : "", (long long)ahead));
+			story(ex,
+			      mqtx_xasprintf("row %lld (to '%s', %lld failed attempt(s)%s%s) heads the key; %lld parked row(s) "
+					     "of the key go before this one",
+					     (long long)h->id, h->destination ? h->destination : "?",
+					     (long long)h->attempts, h->last_error ? ": " : "",
+					     h->last_error ? h->last_error : "", (long long)ahead));
 			action(ex, explain_cmd(h->id));
 			action(ex, mqtx_xasprintf("fix what holds row %lld; this row follows once it is sent (or dead)",
 						  (long long)h->id));
 		} else {
-			ex->verdict = mqtx_xstrdup("parked 'blocked', first of its ordering key now: the relay's next round releases it");
+			ex->verdict = mqtx_xstrdup(
+				"parked 'blocked', first of its ordering key now: the relay's next round releases it");
 			*level = MQTX_CHECK_OK;
 		}
 	} else if (tr->next_in_ms == MQTX_CHECK_PARKED) {
 		*level = MQTX_CHECK_WARNING;
-		ex->verdict = mqtx_xstrdup("parked: a half message (available_at is infinity) waiting for txpub to decide its "
-					   "transaction");
+		ex->verdict = mqtx_xstrdup(
+			"parked: a half message (available_at is infinity) waiting for txpub to decide its "
+			"transaction");
 		action(ex, mqtx_xstrdup("mqtx check --resolve"));
 	} else if (tr->next_in_ms > 0) {
 		char *w = dur(tr->next_in_ms);
 		if (tr->parked_attempts > 0) {
 			*level = MQTX_CHECK_WARNING;
 			ex->verdict = mqtx_xasprintf("parked for retry: attempt %lld of %lld in %s (at %s)",
-						     (long long)tr->parked_attempts + 1, (long long)cfg->relay_max_attempts, w,
+						     (long long)tr->parked_attempts + 1,
+						     (long long)cfg->relay_max_attempts, w,
 						     tr->next_at ? tr->next_at : "?");
 			action(ex, mqtx_xasprintf("fix the cause (%s); the relay retries by itself",
 						  tr->parked_error ? tr->parked_error : "see last_error"));
@@ -1319,9 +1339,10 @@ static int explain_tail_parked(struct mqtx_db_check *db, const struct mqtx_confi
 		}
 		free(w);
 	} else {
-		ex->verdict = mqtx_xasprintf("parked for retry (%lld failed attempt(s)), due now: the relay's next round "
-					     "releases it",
-					     (long long)tr->parked_attempts);
+		ex->verdict =
+			mqtx_xasprintf("parked for retry (%lld failed attempt(s)), due now: the relay's next round "
+				       "releases it",
+				       (long long)tr->parked_attempts);
 		*level = tr->parked_attempts > 0 ? MQTX_CHECK_WARNING : MQTX_CHECK_OK;
 	}
 	if (behind > 0)
@@ -1419,26 +1440,30 @@ static int explain_tail_invisible(struct mqtx_db_check *db, struct mqtx_explain 
 	if (mqtx_db_check_tail_writers(db, &ex->writers, &ex->n_writers, &total, &ex->max_id, err) < 0)
 		return -1;
 	ex->verdict = mqtx_xasprintf("no committed row with id or key '%s': check only sees committed rows", ident);
-	story(ex, mqtx_xstrdup("a row whose transaction is still open or prepared is invisible to check and to the relay; "
-			       "the relay sends it after that transaction commits, in its place in commit order"));
+	story(ex,
+	      mqtx_xstrdup("a row whose transaction is still open or prepared is invisible to check and to the relay; "
+			   "the relay sends it after that transaction commits, in its place in commit order"));
 	for (size_t i = 0; i < ex->n_writers; i++) {
 		const struct mqtx_check_xact *x = &ex->writers[i];
 		char *a = dur(x->age_ms), *name = xact_name(x);
-		story(ex, mqtx_xasprintf("%s, %s for %s, wrote to the outbox", name, x->prepared ? "prepared" : "open", a));
+		story(ex,
+		      mqtx_xasprintf("%s, %s for %s, wrote to the outbox", name, x->prepared ? "prepared" : "open", a));
 		free(a);
 		free(name);
 	}
 	if (total > (int64_t)ex->n_writers)
 		story(ex, mqtx_xasprintf("... and %lld more", (long long)(total - (int64_t)ex->n_writers)));
 	if (total == 0)
-		story(ex, mqtx_xstrdup("no open or prepared transaction holds a write lock on the outbox now: if the row "
-				       "existed, it was rolled back or deleted (retention)"));
+		story(ex,
+		      mqtx_xstrdup("no open or prepared transaction holds a write lock on the outbox now: if the row "
+				   "existed, it was rolled back or deleted (retention)"));
 	if (ex->max_id >= 0)
 		story(ex, mqtx_xasprintf("the highest committed id is %lld", (long long)ex->max_id));
 	for (size_t i = 0; i < ex->n_writers; i++)
 		if (ex->writers[i].prepared) {
-			action(ex, mqtx_xstrdup("mqtx check --resolve decides txpub's prepared transactions; others: COMMIT "
-						"PREPARED or ROLLBACK PREPARED"));
+			action(ex, mqtx_xstrdup(
+					   "mqtx check --resolve decides txpub's prepared transactions; others: COMMIT "
+					   "PREPARED or ROLLBACK PREPARED"));
 			break;
 		}
 	return 0;

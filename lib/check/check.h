@@ -68,8 +68,8 @@ struct mqtx_check_problem {
 	size_t n_relays;
 	struct mqtx_check_indoubt *items;
 	size_t n_items;
-	char *destination; /* destination_missing */
-	char *queue;       /* queue_* */
+	char *destination;             /* destination_missing */
+	char *queue;                   /* queue_* */
 	struct mqtx_check_xact *xacts; /* old_transaction */
 	size_t n_xacts;
 };

@@ -1286,8 +1286,9 @@ static int q_tail_parked(struct mqtx_db_check *c, struct mqtx_check_snapshot *s,
 	int64_t oldest = -1;
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *st = PQgetvalue(r, i, 0);
-		int k = strcmp(st, "dead") == 0 ? MQTX_PARKED_DEAD
-						: strcmp(st, "blocked") == 0 ? MQTX_PARKED_BLOCKED : MQTX_PARKED_RETRY;
+		int k = strcmp(st, "dead") == 0      ? MQTX_PARKED_DEAD
+			: strcmp(st, "blocked") == 0 ? MQTX_PARKED_BLOCKED
+						     : MQTX_PARKED_RETRY;
 		int64_t n = get_i64(r, i, 2, 0), age = get_i64(r, i, 3, -1);
 		t->parked[k] += n;
 		struct mqtx_check_dest *d = dest_get(s, PQgetisnull(r, i, 1) ? "" : PQgetvalue(r, i, 1));
@@ -1382,8 +1383,10 @@ static int q_tail_dead_rows(struct mqtx_db_check *c, struct mqtx_check_row **row
 			"LIMIT $2::int8) UNION ALL (SELECT ",
 			mqtx_tail_parked_table(c->tl), c->T, c->t[MQTX_COL_ID]);
 	row_cols(c, &sql);
-	mqtx_buf_printf(&sql, " FROM %s t WHERE %s = 'dead' ORDER BY %s DESC LIMIT $2::int8)) x ORDER BY x.r_id DESC "
-			"LIMIT $2::int8", c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ID]);
+	mqtx_buf_printf(&sql,
+			" FROM %s t WHERE %s = 'dead' ORDER BY %s DESC LIMIT $2::int8)) x ORDER BY x.r_id DESC "
+			"LIMIT $2::int8",
+			c->T, c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ID]);
 	const char *p[2] = {c->ob_name, c->slist};
 	int rc = q_rows(c, sql.data, 2, p, "cannot read the dead rows", rows, n, -1, NULL);
 	mqtx_buf_free(&sql);
@@ -1436,7 +1439,8 @@ static int q_tail_blocked(struct mqtx_db_check *c, struct mqtx_check_snapshot *r
 static int q_tail_xacts(struct mqtx_db_check *c, int64_t min_age_ms, bool only_writers, struct mqtx_check_xact **out,
 			size_t *n, int64_t *total)
 {
-	static const char *locks = "('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')";
+	static const char *locks =
+		"('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')";
 	char sage[32];
 	snprintf(sage, sizeof(sage), "%lld", (long long)min_age_ms);
 	struct mqtx_buf sql = MQTX_BUF_INIT;
@@ -1580,8 +1584,7 @@ static int snapshot_tail(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
 	int64_t oldest_id = parked_oldest >= 0 ? parked_oldest : t->oldest_unrelayed_id;
 	if (oldest_id >= 0 && q_tail_row(c, oldest_id, &s->oldest, &s->n_oldest) < 0)
 		return -1;
-	if (cfg->check_warn_attempts > 0 &&
-	    q_tail_high_attempts(c, &s->high, &s->n_high, &s->high_attempt_rows) < 0)
+	if (cfg->check_warn_attempts > 0 && q_tail_high_attempts(c, &s->high, &s->n_high, &s->high_attempt_rows) < 0)
 		return -1;
 	if (s->status[MQTX_ST_DEAD].n > 0 && q_tail_dead_rows(c, &s->dead, &s->n_dead) < 0)
 		return -1;

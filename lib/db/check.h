@@ -98,17 +98,17 @@ struct mqtx_check_retention {
 /* Tail mode (outbox.mode: tail, see db/tail.h): the checkpoints of the
  * outbox's ordering buckets, grouped by identical checkpoint. */
 struct mqtx_check_tail_group {
-	char *buckets;                       /* "0-3,7" */
+	char *buckets; /* "0-3,7" */
 	int64_t n_buckets;
-	int64_t first_bucket;                /* the lowest */
-	char *prev_snapshot, *cur_snapshot;  /* pg_snapshot text; NULL: unset (prev NULL: from the beginning) */
-	int64_t pos_id;                      /* the position inside (prev, cur]; -1: none */
-	char *relay_id;                      /* the relay that wrote the checkpoint last; NULL: none yet */
-	int64_t updated_ms;                  /* since updated_at (the group's most recent) */
-	int64_t owner_pid;                   /* backend holding the buckets' advisory lock; -1: no owner */
-	char *owner_app;                     /* its application_name, or NULL */
-	int64_t unrelayed;                   /* unrelayed rows of the group (among those read) */
-	int64_t oldest_unrelayed_ms;         /* since created_at (or since due); -1: none */
+	int64_t first_bucket;               /* the lowest */
+	char *prev_snapshot, *cur_snapshot; /* pg_snapshot text; NULL: unset (prev NULL: from the beginning) */
+	int64_t pos_id;                     /* the position inside (prev, cur]; -1: none */
+	char *relay_id;                     /* the relay that wrote the checkpoint last; NULL: none yet */
+	int64_t updated_ms;                 /* since updated_at (the group's most recent) */
+	int64_t owner_pid;                  /* backend holding the buckets' advisory lock; -1: no owner */
+	char *owner_app;                    /* its application_name, or NULL */
+	int64_t unrelayed;                  /* unrelayed rows of the group (among those read) */
+	int64_t oldest_unrelayed_ms;        /* since created_at (or since due); -1: none */
 };
 
 /* An open or prepared transaction that holds an xid (it has written):
@@ -192,8 +192,8 @@ struct mqtx_check_snapshot {
 	struct mqtx_check_row *awaiting; /* sent, not completed, at most check.list_limit */
 	size_t n_awaiting;
 	struct mqtx_check_retention retention;
-	char *relays_table;      /* "schema".mqtx_relays, quoted, for actions */
-	char *completions_table; /* "schema".mqtx_completions */
+	char *relays_table;          /* "schema".mqtx_relays, quoted, for actions */
+	char *completions_table;     /* "schema".mqtx_completions */
 	struct mqtx_check_tail tail; /* outbox.mode: tail */
 };
 
@@ -237,27 +237,27 @@ bool mqtx_db_check_tail(const struct mqtx_db_check *db);
 /* --explain on a tail-mode outbox: where one row stands, as the
  * checkpoint of its bucket and the parked table say. */
 struct mqtx_db_check_tail_row {
-	char *status;  /* effective (mqtx_tail_status_sql): sent, pending, dead, or the status column */
+	char *status; /* effective (mqtx_tail_status_sql): sent, pending, dead, or the status column */
 	int64_t bucket;
-	char *txid;    /* xid8 text; NULL: a row of the status era */
-	bool covered;  /* relayed according to the bucket's checkpoint */
-	bool in_prev;  /* its transaction is visible in the checkpoint's prev snapshot */
-	bool in_cur;   /* ... in its cur snapshot (the interval the relay works on) */
+	char *txid;                         /* xid8 text; NULL: a row of the status era */
+	bool covered;                       /* relayed according to the bucket's checkpoint */
+	bool in_prev;                       /* its transaction is visible in the checkpoint's prev snapshot */
+	bool in_cur;                        /* ... in its cur snapshot (the interval the relay works on) */
 	char *prev_snapshot, *cur_snapshot; /* NULL: unset */
 	int64_t pos_id;                     /* -1: none */
 	char *relay_id;                     /* the checkpoint's writer, or NULL */
 	int64_t updated_ms;                 /* since the checkpoint's updated_at */
 	int64_t owner_pid;                  /* the bucket's owner (advisory lock); -1: none */
 	char *owner_app;
-	int64_t ahead;     /* unrelayed rows of the bucket before it (up to check.scan_limit) */
-	bool parked;       /* a row in the parked table */
+	int64_t ahead;      /* unrelayed rows of the bucket before it (up to check.scan_limit) */
+	bool parked;        /* a row in the parked table */
 	char *parked_state; /* retry, blocked, dead */
 	int64_t parked_attempts;
 	char *next_at;      /* ISO 8601; NULL: unset; "infinity" */
 	int64_t next_in_ms; /* until next_at; <= 0: due; MQTX_CHECK_PARKED: infinity; -1 unset */
 	char *parked_error;
 	char *parked_at;
-	int64_t seq;        /* its place in the parked table (per-key order) */
+	int64_t seq; /* its place in the parked table (per-key order) */
 };
 void mqtx_db_check_tail_row_free(struct mqtx_db_check_tail_row *tr);
 /* The tail facts of outbox row id (*found false when it is gone). */

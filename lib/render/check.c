@@ -70,7 +70,8 @@ static void summary_line(struct mqtx_render *r, const struct mqtx_check_report *
 		mqtx_render_printf(r, " (oldest %s)", age);
 	mqtx_render_printf(r, ", %lld dead", (long long)rep->db.status[MQTX_ST_DEAD].n);
 	if (rep->db.tail.on)
-		mqtx_render_printf(r, ", tail mode: %s%lld unrelayed", rep->db.tail.unrelayed_truncated ? "at least " : "",
+		mqtx_render_printf(r, ", tail mode: %s%lld unrelayed",
+				   rep->db.tail.unrelayed_truncated ? "at least " : "",
 				   (long long)rep->db.tail.unrelayed);
 	if (rep->db.relayed_hour >= 0)
 		mqtx_render_printf(r, ", %lld relayed in the last hour", (long long)rep->db.relayed_hour);
@@ -212,9 +213,10 @@ static void text_tail(struct mqtx_render *r, const struct mqtx_check_report *rep
 	}
 	mqtx_render_printf(r, "; parked: %lld retry, %lld blocked, %lld dead; %lld blocked key(s)\n",
 			   (long long)t->parked[MQTX_PARKED_RETRY], (long long)t->parked[MQTX_PARKED_BLOCKED],
-			   (long long)t->parked[MQTX_PARKED_DEAD], (long long)(rep->db.blocked_keys > 0 ? rep->db.blocked_keys : 0));
-	static const struct mqtx_table_col cols[] = {{"buckets", 16, false},   {"checkpoint by", 24, false},
-						     {"owner", 22, false},     {"written", 10, true},
+			   (long long)t->parked[MQTX_PARKED_DEAD],
+			   (long long)(rep->db.blocked_keys > 0 ? rep->db.blocked_keys : 0));
+	static const struct mqtx_table_col cols[] = {{"buckets", 16, false},  {"checkpoint by", 24, false},
+						     {"owner", 22, false},    {"written", 10, true},
 						     {"unrelayed", 10, true}, {"lag", 9, true}};
 	mqtx_render_puts(r, "\n");
 	mqtx_table_header(r, cols, 6, NULL);
@@ -246,7 +248,8 @@ static void text_tail(struct mqtx_render *r, const struct mqtx_check_report *rep
 			mqtx_render_printf(r, "  %s\n", xact_text(&t->xacts[i], line, sizeof(line)));
 		}
 		if (t->n_xacts_total > (int64_t)t->n_xacts)
-			mqtx_render_printf(r, "  ... and %lld more\n", (long long)(t->n_xacts_total - (int64_t)t->n_xacts));
+			mqtx_render_printf(r, "  ... and %lld more\n",
+					   (long long)(t->n_xacts_total - (int64_t)t->n_xacts));
 	}
 }
 
@@ -460,15 +463,16 @@ void mqtx_render_explain_text(struct mqtx_render *r, const struct mqtx_explain *
 			mqtx_render_printf(r, "%s%-16s%s %lld\n", B, "bucket", R, (long long)tr->bucket);
 			mqtx_render_printf(r, "%s%-16s%s %s\n", B, "txid", R, tr->txid ? tr->txid : "- (status era)");
 			mqtx_render_printf(r, "%s%-16s%s prev %s, cur %s, position ", B, "checkpoint", R,
-					   tr->prev_snapshot ? tr->prev_snapshot : "-", tr->cur_snapshot ? tr->cur_snapshot : "-");
+					   tr->prev_snapshot ? tr->prev_snapshot : "-",
+					   tr->cur_snapshot ? tr->cur_snapshot : "-");
 			if (tr->pos_id >= 0)
 				mqtx_render_printf(r, "%lld\n", (long long)tr->pos_id);
 			else
 				mqtx_render_printf(r, "-\n");
 			if (tr->parked)
 				mqtx_render_printf(r, "%s%-16s%s %s, %lld attempt(s), next %s\n", B, "parked", R,
-						   tr->parked_state ? tr->parked_state : "?", (long long)tr->parked_attempts,
-						   tr->next_at ? tr->next_at : "-");
+						   tr->parked_state ? tr->parked_state : "?",
+						   (long long)tr->parked_attempts, tr->next_at ? tr->next_at : "-");
 		}
 	}
 	if (ex->n_story > 0) {
@@ -714,7 +718,8 @@ static void json_tail(struct mqtx_jw *w, const struct mqtx_check_report *rep)
 		mqtx_jw_kstr(w, "owner_application_name", g->owner_app);
 		mqtx_jw_kint(w, "unrelayed", g->unrelayed);
 		mqtx_jw_ksecs(w, "oldest_unrelayed_age_seconds", g->oldest_unrelayed_ms, true);
-		mqtx_jw_ksecs(w, "checkpoint_lag_seconds", g->oldest_unrelayed_ms > 0 ? g->oldest_unrelayed_ms : 0, false);
+		mqtx_jw_ksecs(w, "checkpoint_lag_seconds", g->oldest_unrelayed_ms > 0 ? g->oldest_unrelayed_ms : 0,
+			      false);
 		mqtx_jw_obj_end(w);
 	}
 	mqtx_jw_arr_end(w);
@@ -1040,16 +1045,19 @@ static void prom_tail(struct prom *p, const struct mqtx_check_report *rep)
 	prom_family(p, "mqtx_tail_unrelayed_rows",
 		    "Tail mode: committed rows not covered by their bucket's checkpoint and not parked (up to check.scan_limit)");
 	prom_int(p, "mqtx_tail_unrelayed_rows", NULL, NULL, t->unrelayed);
-	prom_family(p, "mqtx_tail_oldest_unrelayed_age_seconds", "Tail mode: age of the oldest unrelayed row (0: none)");
+	prom_family(p, "mqtx_tail_oldest_unrelayed_age_seconds",
+		    "Tail mode: age of the oldest unrelayed row (0: none)");
 	prom_secs(p, "mqtx_tail_oldest_unrelayed_age_seconds", NULL, NULL, t->oldest_unrelayed_ms);
 	prom_family(p, "mqtx_tail_checkpoint_lag_seconds",
 		    "Tail mode: age of the oldest unrelayed row of a bucket group (0: caught up)");
 	for (size_t i = 0; i < t->n_groups; i++)
 		prom_secs(p, "mqtx_tail_checkpoint_lag_seconds", "buckets", t->groups[i].buckets,
 			  t->groups[i].oldest_unrelayed_ms);
-	prom_family(p, "mqtx_tail_checkpoint_age_seconds", "Tail mode: time since a bucket group's checkpoint was written");
+	prom_family(p, "mqtx_tail_checkpoint_age_seconds",
+		    "Tail mode: time since a bucket group's checkpoint was written");
 	for (size_t i = 0; i < t->n_groups; i++)
-		prom_secs(p, "mqtx_tail_checkpoint_age_seconds", "buckets", t->groups[i].buckets, t->groups[i].updated_ms);
+		prom_secs(p, "mqtx_tail_checkpoint_age_seconds", "buckets", t->groups[i].buckets,
+			  t->groups[i].updated_ms);
 	prom_family(p, "mqtx_tail_bucket_unrelayed_rows", "Tail mode: unrelayed rows of a bucket group");
 	for (size_t i = 0; i < t->n_groups; i++)
 		prom_int(p, "mqtx_tail_bucket_unrelayed_rows", "buckets", t->groups[i].buckets, t->groups[i].unrelayed);
