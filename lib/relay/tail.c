@@ -270,10 +270,15 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 	mqtx_debug("tail batch: %zu row(s) read, %zu sent, %zu parked (%zu failed, %zu dead), position %lld of %lld",
 		   c->b->n, out.sent, out.parked, out.failed, out.dead, (long long)g->pos, (long long)g->max);
 	/* a sparse interval (rows of other buckets or of open transactions
-	 * in between): look further per chunk */
-	if (!closes && c->b->n < limit / 2 && ts->scan < limit * 64)
-		ts->scan = ts->scan * 4;
-	else if (c->b->n >= limit / 2)
+	 * in between): look at as many more ids per chunk as it takes to
+	 * fill one, up to 64 times the batch */
+	if (!closes && c->b->n < limit) {
+		size_t want = c->b->n > 0 ? ts->scan * limit / c->b->n : ts->scan * 4;
+		ts->scan = want > limit * 64 ? limit * 64 : want;
+	} else if (closes && ts->scan > limit * 64) {
+		ts->scan = limit * 64;
+	}
+	if (ts->scan < limit)
 		ts->scan = limit;
 	give_back(r, limit, done);
 	mqtx_tail_chunk_free(c);
