@@ -34,6 +34,8 @@ struct slot {
 	struct tail_state *ts;
 	int trc; /* -1: the lane failed (terr; tbroker: on the broker) */
 	bool tbroker;
+	bool tstarved;  /* found nothing because the other lane held relay.max_messages' rest */
+	bool tprogress; /* relayed or parked something */
 	struct mqtx_err terr;
 };
 

@@ -232,7 +232,7 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 		return o;
 	size_t limit = reserve(r);
 	if (limit == 0) {
-		give_back(r, 0, 0);
+		sl->tstarved = !enough(r);
 		return 0;
 	}
 	struct mqtx_tail_chunk *c = mqtx_tail_fetch(sl->tl, g, limit, ts->scan, err);
@@ -296,8 +296,10 @@ static int parked_step(struct slot *sl, struct mqtx_err *err, bool *broker)
 {
 	struct relay *r = sl->r;
 	size_t limit = reserve(r);
-	if (limit == 0)
+	if (limit == 0) {
+		sl->tstarved = !enough(r);
 		return 0;
+	}
 	struct mqtx_tail_chunk *c = mqtx_tail_fetch_parked(sl->tl, sl->ts->own, limit, err);
 	if (c == NULL) {
 		give_back(r, limit, 0);
@@ -402,6 +404,7 @@ static int lane_drain(struct slot *sl, struct mqtx_err *err, bool *broker)
 		}
 		if (progress == 0)
 			return 0;
+		sl->tprogress = true;
 		if (sl->index == 0)
 			mqtx_relay_prune_if_due(r); /* retention runs on lane 0's connection */
 	}
@@ -422,7 +425,7 @@ static void *lane_main(void *arg)
 /* Two lanes, each a tail relay of its own with its own connections and
  * its share of the buckets: one lane's database turn overlaps the other's
  * publishing. */
-int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
+static void run_lanes(struct relay *r)
 {
 	r->halt = false;
 	for (int i = 0; i < 2; i++) {
@@ -430,7 +433,7 @@ int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
 		sl->r = r;
 		sl->index = i;
 		sl->trc = 0;
-		sl->tbroker = false;
+		sl->tbroker = sl->tstarved = sl->tprogress = false;
 		mqtx_err_clear(&sl->terr);
 	}
 	bool threaded = mqtx_relay_start_thread(&r->slots[1].thread, lane_main, &r->slots[1]);
@@ -439,6 +442,23 @@ int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
 		pthread_join(r->slots[1].thread, NULL);
 	else
 		lane_main(&r->slots[1]);
+}
+
+int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
+{
+	/* With relay.max_messages a lane may stop while the other one held
+	 * the rest of the allowance and then did not need all of it: again. */
+	for (int pass = 0; pass < 1000; pass++) {
+		run_lanes(r);
+		bool again = false, failed = false;
+		for (int i = 0; i < 2; i++) {
+			failed = failed || r->slots[i].trc < 0;
+			again = again || r->slots[i].tstarved;
+		}
+		if (failed || !again || !(r->slots[0].tprogress || r->slots[1].tprogress) || enough(r) ||
+		    mqtx_relay_stopping(r))
+			break;
+	}
 	/* a database error first: the caller reconnects (and reloads the checkpoints) */
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < 2; i++) {
@@ -476,6 +496,7 @@ int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err)
 			}
 			cur = snap;
 		}
+		looked(r);
 		if (mqtx_tail_bounds(sl->tl, &g[i], cur, &n, &min, &max, err) < 0) {
 			rc = -1;
 			break;
@@ -488,7 +509,6 @@ int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err)
 		}
 		g[i].max = max;
 		struct mqtx_tail_chunk *c = mqtx_tail_fetch(sl->tl, &g[i], left, left * 16, err);
-		looked(r);
 		if (c == NULL) {
 			rc = -1;
 			break;
