@@ -235,7 +235,9 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 		sl->tstarved = !enough(r);
 		return 0;
 	}
+	int64_t t0 = mqtx_now_ms();
 	struct mqtx_tail_chunk *c = mqtx_tail_fetch(sl->tl, g, limit, ts->scan, err);
+	int64_t t1 = mqtx_now_ms();
 	if (c == NULL) {
 		give_back(r, limit, 0);
 		return -1;
@@ -244,6 +246,7 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 	struct mqtx_err perr;
 	int prc = publish(sl->be, c, &perr);
 	(void)MQTX_FAILPOINT("relay.tail.after_confirm");
+	int64_t t2 = mqtx_now_ms();
 	size_t done = settled(c, prc);
 	bool closes = done == c->b->n && c->scan_done;
 	if (done == c->b->n)
@@ -267,8 +270,10 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 	}
 	g->written_ms = mqtx_now_ms();
 	count(r, &out);
-	mqtx_debug("tail batch: %zu row(s) read, %zu sent, %zu parked (%zu failed, %zu dead), position %lld of %lld",
-		   c->b->n, out.sent, out.parked, out.failed, out.dead, (long long)g->pos, (long long)g->max);
+	mqtx_debug("tail batch (lane %d): %zu row(s) read, %zu sent, %zu parked (%zu failed, %zu dead), position %lld of %lld; "
+		   "read %lld ms, publish %lld ms, checkpoint %lld ms",
+		   sl->index, c->b->n, out.sent, out.parked, out.failed, out.dead, (long long)g->pos, (long long)g->max,
+		   (long long)(t1 - t0), (long long)(t2 - t1), (long long)(mqtx_now_ms() - t2));
 	/* a sparse interval (rows of other buckets or of open transactions
 	 * in between): look at as many more ids per chunk as it takes to
 	 * fill one, up to 64 times the batch */
