@@ -16,7 +16,8 @@ setup() {
 	mqtx_test_setup
 	backend_setup
 	export MQTX_OUTBOX_MODE=tail MQTX_OUTBOX_TAIL_BUCKETS=$BUCKETS
-	tail_init
+	run_mqtx 0 init
+	[[ $(psql_test "SELECT count(*) FROM mqtx_tail_checkpoints") == "$BUCKETS" ]] || fail "init made no $BUCKETS checkpoints"
 	OUTBOX="\"$T_SCHEMA\".\"mqtx_outbox\""
 	XACT_APP="xact-$T_SCHEMA"
 	GID="check-tail-$T_SCHEMA"
@@ -30,40 +31,6 @@ teardown() {
 	fi
 	psql_test "ROLLBACK PREPARED '$GID'" >/dev/null 2>&1 || true
 	mqtx_test_teardown
-}
-
-# tail_init: the outbox in tail mode with $BUCKETS buckets: `mqtx init`
-# when it knows tail mode, else status-mode init plus the DDL of
-# notes/tail-design.md by hand.
-tail_init() {
-	if "$MQTX" init --print 2>/dev/null | grep -q mqtx_tail_checkpoints; then
-		run_mqtx 0 init
-		return
-	fi
-	MQTX_OUTBOX_MODE=status run_mqtx 0 init
-	psql_test <<SQL
-ALTER TABLE mqtx_outbox ADD COLUMN IF NOT EXISTS txid xid8;
-ALTER TABLE mqtx_outbox ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
-CREATE INDEX mqtx_outbox_txid_idx ON mqtx_outbox (txid);
-CREATE FUNCTION mqtx_outbox_mqtx_txid_fn() RETURNS trigger LANGUAGE plpgsql AS
-	\$f\$ BEGIN NEW.txid := pg_current_xact_id(); RETURN NEW; END \$f\$;
-CREATE TRIGGER mqtx_outbox_mqtx_txid BEFORE UPDATE ON mqtx_outbox FOR EACH ROW
-	WHEN (NEW.status = 'pending' AND (OLD.status IS DISTINCT FROM NEW.status
-		OR OLD.available_at IS DISTINCT FROM NEW.available_at))
-	EXECUTE FUNCTION mqtx_outbox_mqtx_txid_fn();
-CREATE TABLE mqtx_tail_checkpoints (outbox text, bucket int4, prev_snapshot pg_snapshot,
-	cur_snapshot pg_snapshot, pos_id int8, relay_id text, updated_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (outbox, bucket));
-CREATE TABLE mqtx_tail_parked (outbox text, id int8, bucket int4 NOT NULL, ordering_key text,
-	state text NOT NULL CHECK (state IN ('retry', 'blocked', 'dead')), attempts int4 NOT NULL DEFAULT 0,
-	next_at timestamptz, last_error text, seq bigint GENERATED ALWAYS AS IDENTITY,
-	parked_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (outbox, id));
-CREATE INDEX ON mqtx_tail_parked (outbox, ordering_key, seq);
-CREATE INDEX ON mqtx_tail_parked (outbox, state, next_at);
-INSERT INTO mqtx_tail_checkpoints (outbox, bucket)
-	SELECT '"$T_SCHEMA"."mqtx_outbox"', b FROM generate_series(0, $BUCKETS - 1) b;
-SQL
 }
 
 # add N [AGE] [OKEY]: N rows without an ordering key (bucket = id % 4),
