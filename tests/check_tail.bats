@@ -195,6 +195,11 @@ prepared_older() {
 	check_json 0 --explain "$key"
 	jq_is .id 10
 	jq_is '.tail.bucket' 2
+	# written for later: not late until then, and the relay will park it
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, created_at, available_at)
+		VALUES ('$T_DEST', '\\x00', now() - interval '2 hours', now() + interval '1 hour')"
+	check_json 0 --explain 13
+	jq_true '.story | map(test("^scheduled: not before .* the relay parks it until then")) | any'
 }
 
 @test "check tail: parked rows: retry and blocked count as pending, dead ones as dead; blocked keys and --explain name them" {

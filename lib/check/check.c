@@ -1253,6 +1253,17 @@ static int explain_tail_unrelayed(struct mqtx_db_check *db, const struct mqtx_co
 	}
 	if (tr->txid != NULL)
 		story(ex, mqtx_xasprintf("txid %s", tr->txid));
+	if (ex->retry_in_ms == MQTX_CHECK_PARKED) {
+		story(ex, mqtx_xstrdup("available_at is infinity: a half message txpub holds until its transaction is "
+				       "decided; the relay parks it until then"));
+		action(ex, mqtx_xstrdup("mqtx check --resolve"));
+		*level = MQTX_CHECK_WARNING;
+	} else if (ex->retry_in_ms > 0) {
+		char *w = dur(ex->retry_in_ms);
+		story(ex, mqtx_xasprintf("scheduled: not before %s (in %s); the relay parks it until then",
+					 ex->available_at ? ex->available_at : "?", w));
+		free(w);
+	}
 	story(ex, checkpoint_text(tr));
 	if (tr->ahead > 0)
 		story(ex, mqtx_xasprintf("%lld unrelayed row(s) of bucket %lld go before it (id order)",
@@ -1417,11 +1428,13 @@ static int explain_tail(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 		return -1;
 	if (ex->n_actions == 0)
 		action(ex, mqtx_xstrdup("nothing: a running tail relay sends it shortly"));
-	/* late: as pending_age counts it (a row parked for its delivery time from then) */
-	int64_t late = ex->age_ms;
-	if (late >= 0 && tr->parked && tr->parked_attempts == 0 && tr->next_in_ms != MQTX_CHECK_PARKED &&
-	    tr->next_in_ms >= 0 && late + tr->next_in_ms > 0)
-		late = tr->next_in_ms > 0 ? 0 : -tr->next_in_ms;
+	/* late: as pending_age counts it (a row written or parked for a delivery time counts from then) */
+	int64_t late = ex->age_ms, until = tr->parked ? tr->next_in_ms : ex->retry_in_ms;
+	bool scheduled = tr->parked ? tr->parked_attempts == 0 && tr->next_at != NULL &&
+					      tr->next_in_ms != MQTX_CHECK_PARKED
+				    : ex->attempts == 0 && ex->retry_in_ms != MQTX_CHECK_PARKED;
+	if (late >= 0 && scheduled && late + until > 0)
+		late = until > 0 ? 0 : -until;
 	if (late >= 0) {
 		if (cfg->check_crit_age_ms > 0 && late > cfg->check_crit_age_ms)
 			lvl = MQTX_CHECK_CRITICAL;

@@ -1622,6 +1622,37 @@ void mqtx_db_check_tail_row_free(struct mqtx_db_check_tail_row *tr)
 	memset(tr, 0, sizeof(*tr));
 }
 
+/* Unrelayed rows of bucket before row id (at most check.scan_limit);
+ * through the txid index from xmin (the prev snapshot's), when set. */
+static int q_tail_ahead(struct mqtx_db_check *c, int64_t id, int64_t bucket, const char *xmin, int64_t *ahead)
+{
+	const struct mqtx_tail *tl = c->tl;
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"SELECT count(*)::int8 FROM (SELECT 1 FROM %s t JOIN %s cp ON cp.outbox = $1 AND cp.bucket = $2::int4 "
+			"WHERE %s = 'pending' AND %s < $3::int8 AND ",
+			c->T, mqtx_tail_checkpoints_table(tl), c->t[MQTX_COL_STATUS], c->t[MQTX_COL_ID]);
+	mqtx_tail_bucket_sql(tl, &sql, "t");
+	mqtx_buf_adds(&sql, " = $2::int4 AND NOT ");
+	mqtx_tail_covered_sql(tl, &sql, "t", "cp");
+	mqtx_buf_printf(&sql, " AND NOT EXISTS (SELECT 1 FROM %s p WHERE p.outbox = $1 AND p.id = %s)",
+			mqtx_tail_parked_table(tl), c->t[MQTX_COL_ID]);
+	if (xmin != NULL)
+		mqtx_buf_printf(&sql, " AND %s >= $5::xid8", c->t[MQTX_COL_TXID]);
+	mqtx_buf_adds(&sql, " LIMIT $4::int8) z");
+	char sb[32], sid[32];
+	snprintf(sb, sizeof(sb), "%lld", (long long)bucket);
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	const char *p[5] = {c->ob_name, sb, sid, c->scap, xmin};
+	PGresult *r = query(c, sql.data, xmin != NULL ? 5 : 4, p, "cannot count the unrelayed rows before the row");
+	mqtx_buf_free(&sql);
+	if (r == NULL)
+		return -1;
+	*ahead = get_i64(r, 0, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
 int mqtx_db_check_tail_find(struct mqtx_db_check *c, int64_t id, struct mqtx_db_check_tail_row *tr, bool *found,
 			    struct mqtx_err *err)
 {
@@ -1649,16 +1680,9 @@ int mqtx_db_check_tail_find(struct mqtx_db_check *c, int64_t id, struct mqtx_db_
 			"CASE WHEN p.next_at IS NULL THEN -1 WHEN isfinite(p.next_at) THEN "
 			"(extract(epoch FROM p.next_at - now()) * 1000)::int8 ELSE %lld END, p.last_error, "
 			"to_char(p.parked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), p.seq::int8, "
-			"(SELECT count(*) FROM (SELECT 1 FROM %s u WHERE u.%s = 'pending' AND u.%s < t.%s AND ",
-			x, x, x, x, (long long)MQTX_CHECK_PARKED, c->T, c->q[MQTX_COL_STATUS], c->q[MQTX_COL_ID],
-			c->q[MQTX_COL_ID]);
-	mqtx_tail_bucket_sql(tl, &sql, "u");
-	mqtx_buf_adds(&sql, " = cp.bucket AND NOT ");
-	mqtx_tail_covered_sql(tl, &sql, "u", "cp");
-	mqtx_buf_printf(&sql,
-			" AND NOT EXISTS (SELECT 1 FROM %s q WHERE q.outbox = $3 AND q.id = u.%s) LIMIT $5::int8) z)::int8 "
+			"pg_snapshot_xmin(cp.prev_snapshot)::text "
 			"FROM %s t JOIN %s cp ON cp.outbox = $3 AND cp.bucket = ",
-			P, c->q[MQTX_COL_ID], c->T, CP);
+			x, x, x, x, (long long)MQTX_CHECK_PARKED, c->T, CP);
 	mqtx_tail_bucket_sql(tl, &sql, "t");
 	mqtx_buf_adds(&sql, " LEFT JOIN LATERAL (SELECT ");
 	owner_expr(&sql, "cp.bucket");
@@ -1666,8 +1690,8 @@ int mqtx_db_check_tail_find(struct mqtx_db_check *c, int64_t id, struct mqtx_db_
 			c->t[MQTX_COL_ID], c->t[MQTX_COL_ID]);
 	char sid[32];
 	snprintf(sid, sizeof(sid), "%lld", (long long)id);
-	const char *p[5] = {c->slock, c->sbucket_lock, c->ob_name, sid, c->scap};
-	PGresult *r = query(c, sql.data, 5, p, "cannot look up the row's checkpoint");
+	const char *p[4] = {c->slock, c->sbucket_lock, c->ob_name, sid};
+	PGresult *r = query(c, sql.data, 4, p, "cannot look up the row's checkpoint");
 	mqtx_buf_free(&sql);
 	if (r == NULL)
 		return -1;
@@ -1694,10 +1718,12 @@ int mqtx_db_check_tail_find(struct mqtx_db_check *c, int64_t id, struct mqtx_db_
 		tr->parked_error = get_str(r, 0, 17);
 		tr->parked_at = get_str(r, 0, 18);
 		tr->seq = get_i64(r, 0, 19, -1);
-		tr->ahead = get_i64(r, 0, 20, 0);
 	}
+	char *xmin = *found ? get_str(r, 0, 20) : NULL;
 	PQclear(r);
-	return 0;
+	int rc = *found ? q_tail_ahead(c, id, tr->bucket, xmin, &tr->ahead) : 0;
+	free(xmin);
+	return rc;
 }
 
 int mqtx_db_check_tail_key_head(struct mqtx_db_check *c, const char *okey, int64_t seq, struct mqtx_check_row *head,
