@@ -378,6 +378,8 @@ prepared_older() {
 	jq_is '.counts.sent.rows' 8
 	jq_is '.relays.stopped' 1
 	jq_true '.tail.bucket_groups | map(.relay_id != null) | all'
+	jq_true '[.relays.list[].tail_buckets | select(. != null) | split(",")[]] | length >= 1'
+	jq_true '.relays.list | map(select(.tail_buckets != null) | .tail_checkpoint_lag_seconds) | all(. == 0)'
 	jq_true '.tail.bucket_groups | map(.checkpoint_lag_seconds) | all(. == 0)'
 	id=$(psql_test "SELECT min(id) FROM mqtx_outbox")
 	check_json 0 --explain "$id"

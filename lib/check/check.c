@@ -119,6 +119,7 @@ static void relay_copy(struct mqtx_check_relay *dst, const struct mqtx_check_rel
 	dst->host = src->host ? mqtx_xstrdup(src->host) : NULL;
 	dst->version = src->version ? mqtx_xstrdup(src->version) : NULL;
 	dst->last_error = src->last_error ? mqtx_xstrdup(src->last_error) : NULL;
+	dst->tail_buckets = src->tail_buckets ? mqtx_xstrdup(src->tail_buckets) : NULL;
 }
 
 static void indoubt_free(struct mqtx_check_indoubt *i)

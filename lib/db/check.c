@@ -225,6 +225,7 @@ void mqtx_check_relay_free(struct mqtx_check_relay *r)
 	free(r->host);
 	free(r->version);
 	free(r->last_error);
+	free(r->tail_buckets);
 }
 
 /* Does a table exist (name: quoted, qualified)? */
@@ -680,6 +681,7 @@ static int q_relays(struct mqtx_db_check *c, struct mqtx_check_snapshot *rep)
 		x->failed = get_i64(r, i, 8, 0);
 		x->last_error = get_str(r, i, 9);
 		x->state = stopped ? MQTX_RELAY_STOPPED : MQTX_RELAY_LIVE; /* lib/check judges the running ones */
+		x->tail_lag_ms = -1;
 	}
 	PQclear(r);
 	return 0;
@@ -1520,6 +1522,28 @@ static int q_tail_exact_counts(struct mqtx_db_check *c, struct mqtx_check_snapsh
 	return 0;
 }
 
+/* Each relay's buckets: those whose checkpoint it wrote last, and their
+ * largest lag (tail mode, after q_relays and the groups). */
+static void tail_relay_buckets(struct mqtx_check_snapshot *s)
+{
+	const struct mqtx_check_tail *t = &s->tail;
+	for (size_t i = 0; i < s->n_relays; i++) {
+		struct mqtx_check_relay *x = &s->relays[i];
+		struct mqtx_buf b = MQTX_BUF_INIT;
+		for (size_t g = 0; g < t->n_groups; g++) {
+			const struct mqtx_check_tail_group *y = &t->groups[g];
+			if (x->relay_id == NULL || y->relay_id == NULL || strcmp(x->relay_id, y->relay_id) != 0)
+				continue;
+			mqtx_buf_printf(&b, "%s%s", b.len > 0 ? "," : "", y->buckets);
+			int64_t lag = y->oldest_unrelayed_ms > 0 ? y->oldest_unrelayed_ms : 0;
+			if (lag > x->tail_lag_ms)
+				x->tail_lag_ms = lag;
+		}
+		x->tail_buckets = b.len > 0 ? mqtx_buf_detach(&b) : NULL;
+		mqtx_buf_free(&b);
+	}
+}
+
 /* The tail-mode snapshot: checkpoints, unrelayed and parked rows, old
  * transactions; the status counts with their tail meaning. */
 static int snapshot_tail(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
@@ -1597,6 +1621,7 @@ static int snapshot_tail(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
 		return -1;
 	if (q_relays(c, s) < 0)
 		return -1;
+	tail_relay_buckets(s);
 	if (cfg->check_completion && s->has_sent_at &&
 	    q_completion(c, s, &s->awaiting, &s->n_awaiting, &s->completion_table_missing) < 0)
 		return -1;

@@ -74,6 +74,8 @@ struct mqtx_check_relay {
 	int64_t relayed, failed;
 	bool stopped;                /* stopped_at is set */
 	enum mqtx_relay_state state; /* judged by lib/check's rules (check.relay_stale) */
+	char *tail_buckets;          /* tail mode: the buckets whose checkpoint it wrote last ("0-7"), or NULL */
+	int64_t tail_lag_ms;         /* tail mode: the largest checkpoint lag of those buckets; -1: none */
 };
 void mqtx_check_relay_free(struct mqtx_check_relay *r);
 

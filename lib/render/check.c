@@ -514,7 +514,7 @@ static void json_row(struct mqtx_jw *w, const struct mqtx_check_row *row)
 	mqtx_jw_obj_end(w);
 }
 
-static void json_relay(struct mqtx_jw *w, const struct mqtx_check_relay *x)
+static void json_relay(struct mqtx_jw *w, const struct mqtx_check_relay *x, bool tail)
 {
 	mqtx_jw_obj(w);
 	mqtx_jw_kstr(w, "relay_id", x->relay_id);
@@ -527,6 +527,10 @@ static void json_relay(struct mqtx_jw *w, const struct mqtx_check_relay *x)
 	mqtx_jw_kint(w, "relayed", x->relayed);
 	mqtx_jw_kint(w, "failed", x->failed);
 	mqtx_jw_kstr(w, "last_error", x->last_error);
+	if (tail) {
+		mqtx_jw_kstr(w, "tail_buckets", x->tail_buckets);
+		mqtx_jw_ksecs(w, "tail_checkpoint_lag_seconds", x->tail_lag_ms, true);
+	}
 	mqtx_jw_obj_end(w);
 }
 
@@ -637,7 +641,7 @@ static void json_relays(struct mqtx_jw *w, const struct mqtx_check_report *rep)
 	mqtx_jw_key(w, "list");
 	mqtx_jw_arr(w);
 	for (size_t i = 0; i < rep->db.n_relays; i++)
-		json_relay(w, &rep->db.relays[i]);
+		json_relay(w, &rep->db.relays[i], rep->db.tail.on);
 	mqtx_jw_arr_end(w);
 	mqtx_jw_obj_end(w);
 }
@@ -733,7 +737,7 @@ static void json_tail(struct mqtx_jw *w, const struct mqtx_check_report *rep)
 	mqtx_jw_obj_end(w);
 }
 
-static void json_problem(struct mqtx_jw *w, const struct mqtx_check_problem *p)
+static void json_problem(struct mqtx_jw *w, const struct mqtx_check_problem *p, bool tail)
 {
 	mqtx_jw_obj(w);
 	mqtx_jw_kstr(w, "check", p->check);
@@ -769,7 +773,7 @@ static void json_problem(struct mqtx_jw *w, const struct mqtx_check_problem *p)
 		mqtx_jw_key(w, "relays");
 		mqtx_jw_arr(w);
 		for (size_t k = 0; k < p->n_relays; k++)
-			json_relay(w, &p->relays[k]);
+			json_relay(w, &p->relays[k], tail);
 		mqtx_jw_arr_end(w);
 	}
 	if (p->n_xacts > 0) {
@@ -871,7 +875,7 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 	mqtx_jw_key(&w, "problems");
 	mqtx_jw_arr(&w);
 	for (size_t i = 0; i < rep->n_problems; i++)
-		json_problem(&w, &rep->problems[i]);
+		json_problem(&w, &rep->problems[i], rep->db.tail.on);
 	mqtx_jw_arr_end(&w);
 	mqtx_jw_obj_end(&w);
 	mqtx_buf_addc(&b, '\n');

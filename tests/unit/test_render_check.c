@@ -65,7 +65,9 @@ static void report(struct mqtx_check_report *rep)
 						 40,
 						 0,
 						 false,
-						 MQTX_RELAY_LIVE};
+						 MQTX_RELAY_LIVE,
+						 NULL,
+						 -1};
 	s->relays[1] = (struct mqtx_check_relay){mqtx_xstrdup("r2"),
 						 mqtx_xstrdup("h2"),
 						 mqtx_xstrdup("1.0"),
@@ -76,7 +78,9 @@ static void report(struct mqtx_check_report *rep)
 						 5,
 						 1,
 						 false,
-						 MQTX_RELAY_LIVE};
+						 MQTX_RELAY_LIVE,
+						 NULL,
+						 -1};
 	s->n_relays = 2;
 	s->last_relay_seen_ms = 1000;
 	s->has_sent_at = true;
@@ -490,6 +494,8 @@ TEST(render_check_tail)
 	t->n_xacts = 1;
 	t->n_xacts_total = 1;
 	rep.db.relayed_minute = rep.db.relayed_hour = -1;
+	rep.db.relays[0].tail_buckets = mqtx_xstrdup("0-1");
+	rep.db.relays[0].tail_lag_ms = 0;
 
 	struct mqtx_render r;
 	mqtx_render_init_buf(&r);
@@ -523,6 +529,8 @@ TEST(render_check_tail)
 				 "\"in_checkpoint_snapshot\":true,\"wrote_outbox\":true}],\"transactions_total\":1,"
 				 "\"old_transaction_age_seconds\":120.000}");
 	CHECK_CONTAINS(r.b.data, "\"relayed_last_minute\":null,\"relayed_last_hour\":null,");
+	CHECK_CONTAINS(r.b.data, "\"last_error\":null,\"tail_buckets\":\"0-1\",\"tail_checkpoint_lag_seconds\":0.000}");
+	CHECK_CONTAINS(r.b.data, "\"last_error\":\"gone\",\"tail_buckets\":null,\"tail_checkpoint_lag_seconds\":null}");
 	mqtx_render_free(&r);
 
 	mqtx_render_init_buf(&r);
