@@ -121,9 +121,11 @@ prepared_older() {
 	jq_is '.tail.bucket_groups[0].owner_pid' null
 	jq_is '.relayed_last_hour' null
 	jq_is '[.tail.parked.retry, .tail.parked.blocked, .tail.parked.dead] | join(",")' 0,0,0
-	# status mode: no tail section
-	MQTX_OUTBOX_MODE=status check_json 0
+	# status mode: no tail section, and a warning that the mode is not the relays'
+	MQTX_OUTBOX_MODE=status check_json 1
 	jq_is '.tail' null
+	jq_is '[.problems[].check] | join(",")' outbox_mode
+	jq_true '.problems[0].action | test("MQTX_OUTBOX_MODE=tail")'
 }
 
 @test "check tail: rows stay 'pending' but only those not covered by their bucket's checkpoint are unrelayed" {

@@ -782,9 +782,25 @@ static void rule_old_transaction(struct mqtx_check_report *rep)
 	}
 }
 
+/* Status mode on an outbox that tail relays relay: its rows stay
+ * 'pending' there, so every count above is wrong. */
+static void rule_outbox_mode(struct mqtx_check_report *rep)
+{
+	if (!rep->db.tail_checkpoints)
+		return;
+	add_problem(rep, "outbox_mode", MQTX_CHECK_WARNING,
+		    mqtx_xstrdup(
+			    "outbox.mode is status here, but the outbox has tail-mode checkpoints: tail relays leave "
+			    "relayed rows 'pending', so the pending counts and ages above are not what is waiting"),
+		    mqtx_xstrdup(
+			    "run mqtx check with outbox.mode: tail (MQTX_OUTBOX_MODE=tail), as the relays do; or, "
+			    "to go back to status mode, stop the tail relays and run 'mqtx init' with outbox.mode: status"));
+}
+
 /* In this order: within one severity, problems are listed as found. */
 const struct mqtx_check_rule mqtx_check_rules[] = {
 	{"relay_states", rule_relay_states},
+	{"outbox_mode", rule_outbox_mode},
 	{"resolve_failed", rule_resolve_failed},
 	{"in_doubt_unavailable", rule_in_doubt_unavailable},
 	{"destination_missing", rule_destination_missing},

@@ -1816,6 +1816,32 @@ char *mqtx_db_check_tail_retry_sql(const struct mqtx_db_check *c, int64_t id)
 			      mqtx_tail_parked_table(c->tl), mqtx_tail_outbox_literal(c->tl), (long long)id);
 }
 
+/* Status mode: does the outbox have tail-mode checkpoints (it was relayed
+ * in tail mode, and its 'pending' rows may be relayed already)? */
+static int q_tail_checkpoints_exist(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
+{
+	char *qs = mqtx_pg_ident(c->conn, c->cfg->outbox_schema);
+	char *cp = mqtx_xasprintf("%s.mqtx_tail_checkpoints", qs);
+	free(qs);
+	bool exists = false;
+	int rc = table_exists(c, cp, &exists);
+	if (rc == 0 && exists) {
+		struct mqtx_buf sql = MQTX_BUF_INIT;
+		mqtx_buf_printf(&sql, "SELECT EXISTS (SELECT 1 FROM %s WHERE outbox = $1)", cp);
+		const char *p[1] = {c->ob_name};
+		PGresult *r = query(c, sql.data, 1, p, "cannot look for tail-mode checkpoints");
+		mqtx_buf_free(&sql);
+		if (r == NULL) {
+			rc = -1;
+		} else {
+			s->tail_checkpoints = PQgetvalue(r, 0, 0)[0] == 't';
+			PQclear(r);
+		}
+	}
+	free(cp);
+	return rc;
+}
+
 static int snapshot_tx(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
 {
 	const struct mqtx_config *cfg = c->cfg;
@@ -1846,7 +1872,7 @@ static int snapshot_tx(struct mqtx_db_check *c, struct mqtx_check_snapshot *s)
 		return -1;
 	if (q_blocked(c, s, &s->blocked, &s->n_blocked) < 0)
 		return -1;
-	if (q_relays(c, s) < 0)
+	if (q_relays(c, s) < 0 || q_tail_checkpoints_exist(c, s) < 0)
 		return -1;
 	if (cfg->check_completion && s->has_sent_at &&
 	    q_completion(c, s, &s->awaiting, &s->n_awaiting, &s->completion_table_missing) < 0)

@@ -197,6 +197,7 @@ struct mqtx_check_snapshot {
 	char *relays_table;          /* "schema".mqtx_relays, quoted, for actions */
 	char *completions_table;     /* "schema".mqtx_completions */
 	struct mqtx_check_tail tail; /* outbox.mode: tail */
+	bool tail_checkpoints;       /* status mode, but the outbox has tail-mode checkpoints */
 };
 
 /* A connection bound to the configured outbox table (which must exist

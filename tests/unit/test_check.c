@@ -630,3 +630,16 @@ TEST(check_rule_completion_in_tail_mode)
 	CHECK_CONTAINS(rep.problems[0].message, "tail-mode outbox records no sent_at");
 	mqtx_check_report_free(&rep);
 }
+
+TEST(check_rule_outbox_mode)
+{
+	struct mqtx_check_report rep;
+	synthetic(&rep);
+	rep.db.tail_checkpoints = true;
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 1);
+	CHECK_STR(rep.problems[0].check, "outbox_mode");
+	CHECK(rep.level == MQTX_CHECK_WARNING);
+	CHECK_CONTAINS(rep.problems[0].action, "outbox.mode: tail");
+	mqtx_check_report_free(&rep);
+}
