@@ -251,6 +251,13 @@ prepared_older() {
 	jq_is '.actions[1]' 'mqtx redeliver --status dead --id 4 --requeue --yes'
 	check_json 0 --explain 5
 	jq_true '.verdict | test("parked until its delivery time")'
+	# a row relayed in status mode, before the switch
+	psql_test "INSERT INTO mqtx_outbox(destination, payload, status, sent_at, txid)
+		VALUES ('$T_DEST', '\\x00', 'sent', now() - interval '1 day', NULL)"
+	check_json 0 --explain 6
+	jq_is .status sent
+	jq_true '.verdict | test("^sent 1d")'
+	jq_true '.story | map(test("a row of the status era")) | any'
 	run_mqtx 2 check
 	assert_output --partial "parked: 2 retry, 2 blocked, 1 dead; 1 blocked key(s)"
 }

@@ -1409,6 +1409,14 @@ static int explain_tail(struct mqtx_db_check *db, const struct mqtx_config *cfg,
 		return 0;
 	}
 	struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+	if (!tr->parked && strcmp(ex->status, "sent") == 0) { /* relayed in status mode, before the switch */
+		if (explain_sent(db, cfg, ex, err) < 0)
+			return -1;
+		story(ex,
+		      mqtx_xstrdup(
+			      "a row of the status era: relayed in status mode, before the outbox switched to tail mode"));
+		return 0;
+	}
 	free(ex->status);
 	ex->status = mqtx_xstrdup(tr->status ? tr->status : "pending");
 	if (tr->parked) {
