@@ -395,3 +395,30 @@ prepared_older() {
 	jq_is .status sent
 	jq_true '.verdict | test("^relayed: covered by bucket")'
 }
+
+all_checkpointed() {
+	[[ $(psql_test "SELECT count(*) FROM mqtx_tail_checkpoints WHERE prev_snapshot IS NULL") == 0 ]]
+}
+
+owned_buckets_are() {
+	local n
+	n=$("$MQTX" check --format json 2>/dev/null | jq -r .tail.owned_buckets) && [[ $n == "$1" ]]
+}
+
+@test "check tail: a running tail relay owns the buckets: check shows the owner's backend per bucket group" {
+	add 4
+	mqtx_bg relay --loop
+	wait_relay_listening 30
+	wait_until 30 owned_buckets_are $BUCKETS
+	wait_until 30 all_checkpointed
+	check_json 0
+	jq_is '.tail.owned_buckets' $BUCKETS
+	jq_true '.tail.bucket_groups | map(.owner_pid != null) | all'
+	jq_true '.tail.bucket_groups | map(.owner_application_name) | all(. != null)'
+	jq_is '.tail.unrelayed.rows' 0
+	jq_is '.relays.live' 1
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "the relay exited with $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	check_json 0
+	jq_is '.tail.owned_buckets' 0
+}
