@@ -13,7 +13,6 @@
 #include "db/outbox.h"
 #include "db/pg.h"
 #include "db/tail.h"
-#include "db/tail_internal.h" /* MQTX_TAIL_BUCKET_LOCK: who owns a bucket */
 
 /* A table never analyzed is counted exactly up to this many pages (1 MB). */
 #define SMALL_TABLE_PAGES 128
