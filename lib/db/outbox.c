@@ -125,6 +125,29 @@ void mqtx_outbox_msg_columns(const struct mqtx_outbox *ob, struct mqtx_buf *b, c
 	mqtx_buf_printf(b, ", %s.%s::int8", alias, ob->q[MQTX_COL_ATTEMPTS]);
 }
 
+/* The lowest pending id, once per statement (an InitPlan). */
+static void lowest_pending(const struct mqtx_outbox *ob, struct mqtx_buf *b)
+{
+	mqtx_buf_printf(b, "(SELECT min(x.%s) FROM %s x WHERE x.%s = 'pending')", ob->q[MQTX_COL_ID], ob->qualified,
+			ob->q[MQTX_COL_STATUS]);
+}
+
+/* The keyed claim's head probe: the earliest pending row of key kx with
+ * an id OP ix (< or <=), from the lowest pending id on; true if it is due
+ * and this transaction holds or now takes its lock, false if not, NULL
+ * when there is none. */
+static void head_probe(const struct mqtx_outbox *ob, struct mqtx_buf *b, const char *kx, const char *op, const char *ix)
+{
+	const char *T = ob->qualified, *id = ob->q[MQTX_COL_ID], *ok = ob->q[MQTX_COL_ORDERING_KEY];
+	mqtx_buf_printf(b,
+			"(SELECT CASE WHEN p.%s > now() THEN false"
+			" ELSE EXISTS (SELECT 1 FROM %s q WHERE q.%s = p.%s FOR NO KEY UPDATE SKIP LOCKED) END"
+			" FROM %s p WHERE p.%s = 'pending' AND (p.%s, p.%s) >= (%s, ",
+			ob->q[MQTX_COL_AVAILABLE_AT], T, id, id, T, ob->q[MQTX_COL_STATUS], ok, id, kx);
+	lowest_pending(ob, b);
+	mqtx_buf_printf(b, ") AND (p.%s, p.%s) %s (%s, %s) ORDER BY p.%s, p.%s LIMIT 1)", ok, id, op, kx, ix, ok, id);
+}
+
 static void build_sql(struct mqtx_outbox *ob)
 {
 	const char *T = ob->qualified;
@@ -157,36 +180,68 @@ static void build_sql(struct mqtx_outbox *ob)
 		 * UPDATE, FOR SHARE, an UPDATE in progress) as if it were not
 		 * there, so a later row of its key would go first. Two guards:
 		 *
-		 * In the scan, one look at the earlier pending rows of a keyed
-		 * row's key (the look the test for a row waiting for its retry
-		 * always took): the row passes if there are none; not if one of
-		 * them waits for a retry; else only if the earliest of them (the
-		 * key's head) can be locked now: a probe, FOR NO KEY UPDATE SKIP
-		 * LOCKED, which takes the head's lock that this scan takes anyway
-		 * (the head comes first). So the rows behind a head someone else
-		 * holds do not fill the batch. CASE keeps the probe to rows of
-		 * buckets we hold.
+		 * In the scan, a keyed row of a bucket we hold passes only if
+		 * its key's head (the earliest pending row of the key) is due
+		 * and can be locked now: a probe, FOR NO KEY UPDATE SKIP LOCKED,
+		 * which takes the head's lock that this scan takes anyway (the
+		 * head comes first). So the rows behind a head that waits for
+		 * its retry, or that someone else holds, do not fill the batch.
+		 * The probe is made once per key, in k: for the keys (of our
+		 * buckets) of the first $1 pending rows, the rows the scan mostly
+		 * meets (a hashed look-up per row then); a row of any other key
+		 * (met when rows of blocked keys or other buckets were passed
+		 * over) probes its own key's earliest pending row before it.
+		 * CASE keeps the probes to rows of buckets we hold.
 		 *
 		 * After the scan, g finds per key the first pending row before
 		 * the key's last row in c that c lacks (a locked row in the
-		 * middle of the key); c's rows from that gap on are not claimed.
-		 * They stay locked until COMMIT, untouched, and follow in a later
+		 * middle of the key, or one that waits for its retry behind a
+		 * due head); c's rows from that gap on are not claimed. They
+		 * stay locked until COMMIT, untouched, and follow in a later
 		 * batch. The rows are carried through c whole, as locked (the
-		 * newest version), not read again. */
+		 * newest version), not read again. g alone keeps the order; the
+		 * probes keep the batches full.
+		 *
+		 * The key lookups are (key, id) ranges of the key index from the
+		 * lowest pending id on (lo, once per statement): a key's rows
+		 * already sent keep their entries in the partial index, dead,
+		 * until vacuum, and a look from the start of the key passed
+		 * over all of them for every row, a cost growing with the sent
+		 * rows of the key. (Row comparisons: only the key index serves
+		 * them in that order, whatever the planner guesses of a key.) */
+		mqtx_buf_adds(&b, "WITH k AS MATERIALIZED (SELECT f.k, coalesce(");
+		head_probe(ob, &b, "f.k", "<=", "f.first");
 		mqtx_buf_printf(&b,
-				"WITH c AS MATERIALIZED (SELECT t.%s AS i, t.%s AS k, t AS r FROM %s t "
+				", true) AS go FROM (SELECT t.%s AS k, min(t.%s) AS first FROM (SELECT t.%s, t.%s FROM %s t"
+				" WHERE t.%s = 'pending' AND t.%s <= now() ORDER BY t.%s LIMIT $1::int8) t"
+				" WHERE t.%s IS NOT NULL AND (hashtext(t.%s) & 2147483647) %% $2::int4 = ANY($3::int4[])"
+				" GROUP BY t.%s) f), ",
+				ok, id, ok, id, T, st, av, id, ok, ok, ok);
+		mqtx_buf_printf(&b,
+				"c AS MATERIALIZED (SELECT t.%s AS i, t.%s AS k, t AS r FROM %s t "
 				"WHERE t.%s = 'pending' AND t.%s <= now() AND CASE WHEN t.%s IS NULL THEN true"
 				" WHEN NOT (hashtext(t.%s) & 2147483647) %% $2::int4 = ANY($3::int4[]) THEN false"
-				" ELSE (SELECT CASE WHEN count(*) = 0 THEN true WHEN bool_or(p.%s > now()) THEN false"
-				" ELSE EXISTS (SELECT 1 FROM %s q WHERE q.%s = min(p.%s) FOR NO KEY UPDATE SKIP LOCKED) END"
-				" FROM %s p WHERE p.%s = t.%s AND p.%s = 'pending' AND p.%s < t.%s) END"
-				" ORDER BY t.%s LIMIT $1::int8 FOR NO KEY UPDATE OF t SKIP LOCKED), "
-				"g AS (SELECT h.k, (SELECT p.%s FROM %s p WHERE p.%s = h.k AND p.%s = 'pending' AND p.%s < h.last"
-				" AND p.%s NOT IN (SELECT c.i FROM c) ORDER BY p.%s LIMIT 1) AS gap"
+				" WHEN t.%s IN (SELECT k.k FROM k WHERE k.go) THEN true"
+				" WHEN t.%s IN (SELECT k.k FROM k) THEN false ELSE coalesce(",
+				id, ok, T, st, av, ok, ok, ok, ok);
+		struct mqtx_buf tk = MQTX_BUF_INIT, ti = MQTX_BUF_INIT;
+		mqtx_buf_printf(&tk, "t.%s", ok);
+		mqtx_buf_printf(&ti, "t.%s", id);
+		head_probe(ob, &b, tk.data, "<", ti.data);
+		mqtx_buf_free(&tk);
+		mqtx_buf_free(&ti);
+		mqtx_buf_printf(&b,
+				", true) END ORDER BY t.%s LIMIT $1::int8 FOR NO KEY UPDATE OF t SKIP LOCKED), "
+				"g AS (SELECT h.k, (SELECT p.%s FROM %s p WHERE p.%s = 'pending'"
+				" AND (p.%s, p.%s) >= (h.k, ",
+				id, id, T, st, ok, id);
+		lowest_pending(ob, &b);
+		mqtx_buf_printf(&b,
+				") AND (p.%s, p.%s) < (h.k, h.last)"
+				" AND p.%s NOT IN (SELECT c.i FROM c) ORDER BY p.%s, p.%s LIMIT 1) AS gap"
 				" FROM (SELECT c.k, max(c.i) AS last FROM c WHERE c.k IS NOT NULL GROUP BY c.k) h) "
 				"SELECT ",
-				id, ok, T, st, av, ok, ok, av, T, id, id, T, ok, ok, st, id, id, id, id, T, ok, st, id,
-				id, id);
+				ok, id, id, ok, id);
 		mqtx_outbox_msg_columns(ob, &b, "(c.r)");
 		mqtx_buf_adds(&b, " FROM c LEFT JOIN g ON g.k = c.k WHERE g.gap IS NULL OR c.i < g.gap ORDER BY c.i");
 	}
@@ -408,7 +463,11 @@ struct mqtx_batch *mqtx_outbox_claim(struct mqtx_outbox *ob, size_t limit, bool 
 	snprintf(sbuckets, sizeof(sbuckets), "%lld", (long long)ob->cfg->relay_ordering_buckets);
 	snprintf(sbase, sizeof(sbase), "%ld", (long)ob->lock_class);
 
-	if (mqtx_pg_exec(ob->conn, "BEGIN", err) < 0)
+	/* No JIT for the batch's statements: the keyed claim's plan costs
+	 * about 20 per row of --batch (a probe per row), so from about 5,000
+	 * rows it passed jit_above_cost, and compiling it took longer (half
+	 * a second) than running it (a few milliseconds per 1,000 rows). */
+	if (mqtx_pg_exec(ob->conn, "BEGIN; SET LOCAL jit = off", err) < 0)
 		return NULL;
 	ob->in_tx = true;
 	if (ob->q[MQTX_COL_ORDERING_KEY] != NULL) {
