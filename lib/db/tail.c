@@ -161,7 +161,8 @@ int mqtx_tail_announce(PGconn *conn, struct mqtx_outbox *ob, bool tail, struct m
 	snprintf(cls, sizeof(cls), "%ld", (long)mqtx_outbox_lock_class(ob));
 	snprintf(mine, sizeof(mine), "%d", tail ? MQTX_TAIL_MARK_TAIL : MQTX_TAIL_MARK_STATUS);
 	snprintf(other, sizeof(other), "%d", tail ? MQTX_TAIL_MARK_STATUS : MQTX_TAIL_MARK_TAIL);
-	const char *p[3] = {cls, mine, other};
+	const char *p[2] = {cls, mine};
+	const char *q2[2] = {cls, other};
 	/* taken before looking: of two starting at once, each sees the other */
 	PGresult *res = PQexecParams(conn, "SELECT pg_advisory_lock_shared($1::int4, $2::int4)", 2, NULL, p, NULL, NULL,
 				     0);
@@ -171,8 +172,8 @@ int mqtx_tail_announce(PGconn *conn, struct mqtx_outbox *ob, bool tail, struct m
 	res = PQexecParams(conn,
 			   "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted "
 			   "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-			   "AND classid::int8 = ($1::int8 & 4294967295) AND objid::int8 = ($3::int8 & 4294967295)",
-			   3, NULL, p, NULL, NULL, 0);
+			   "AND classid::int8 = ($1::int8 & 4294967295) AND objid::int8 = ($2::int8 & 4294967295)",
+			   2, NULL, q2, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return mqtx_pg_fail(conn, res, "cannot look for relays of the other outbox.mode", err);
 	long others = atol(PQgetvalue(res, 0, 0));

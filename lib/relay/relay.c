@@ -28,42 +28,9 @@
 #include "base/ratelimit.h"
 #include "base/stop.h"
 #include "base/util.h"
+#include "relay/internal.h"
 
-struct relay;
-
-/* One lane's connections and the verdict of its last drain. */
-struct slot {
-	PGconn *pg;
-	struct mqtx_outbox *ob;
-	struct mqtx_backend *be;
-	struct relay *r;
-	int index;
-	pthread_t thread;
-	struct mqtx_batch *first; /* claimed before the lane started, or NULL */
-	int prc, frc;             /* -1: broker broken (perr) / database error (ferr) */
-	struct mqtx_err perr, ferr;
-};
-
-struct relay {
-	const struct mqtx_config *cfg;
-	const struct mqtx_relay_opts *opts;
-	struct mqtx_relay_stats *stats;
-	struct slot slots[2];
-	char relay_id[300];
-	int64_t last_heartbeat;
-	char last_error[1024];
-	int64_t reconnect_delay; /* the current reconnect step before jitter, 0 when connected */
-	struct mqtx_ratelimit retry_log;
-	int64_t claimed;      /* rows taken so far, for relay.max_messages */
-	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
-	bool halt;            /* a lane failed: the other one stops after its batch */
-	/* retention, on lane 0's connection (see prune()) */
-	struct mqtx_retention *rt;
-	int64_t next_prune; /* mqtx_now_ms() when the next --loop pass is due */
-	bool prune_warned, note_warned;
-};
-
-static bool stop_requested(const struct relay *r)
+bool mqtx_relay_stopping(const struct relay *r)
 {
 	return r->opts->stop != NULL && *r->opts->stop != 0;
 }
@@ -97,16 +64,17 @@ static bool start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	return ok;
 }
 
-static void drop_broker(struct relay *r);
-
 static void drop_db(struct relay *r)
 {
 	/* Transactional ids are leased on the database connections: without
 	 * them another relay may take the same ids, so the producers go too. */
 	if (r->cfg->relay_kafka_transactions)
-		drop_broker(r);
+		mqtx_relay_drop_broker(r);
 	mqtx_retention_free(r->rt);
 	r->rt = NULL;
+	mqtx_relay_tail_reset(r);
+	mqtx_tail_free(r->tl);
+	r->tl = NULL;
 	for (int i = 0; i < 2; i++) {
 		mqtx_outbox_free(r->slots[i].ob);
 		r->slots[i].ob = NULL;
@@ -118,7 +86,7 @@ static void drop_db(struct relay *r)
 	}
 }
 
-static void drop_broker(struct relay *r)
+void mqtx_relay_drop_broker(struct relay *r)
 {
 	for (int i = 0; i < 2; i++) {
 		mqtx_backend_close(r->slots[i].be);
@@ -128,7 +96,7 @@ static void drop_broker(struct relay *r)
 
 /* Records that this relay is alive, on an idle connection. Either lane
  * may call it; at most one per interval goes to the database. */
-static void heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, bool stopping)
+void mqtx_relay_heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, bool stopping)
 {
 	if (ob == NULL || r->opts->dry_run)
 		return;
@@ -159,7 +127,7 @@ static void heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, 
 static void nap(struct relay *r, int64_t ms, bool notify)
 {
 	int64_t until = mqtx_now_ms() + ms;
-	while (!stop_requested(r)) {
+	while (!mqtx_relay_stopping(r)) {
 		int64_t left = until - mqtx_now_ms();
 		if (left <= 0)
 			return;
@@ -217,7 +185,7 @@ static void retry_later(struct relay *r, const struct mqtx_err *e)
 
 static int connect_db(struct relay *r, struct mqtx_err *err)
 {
-	int n = r->opts->dry_run ? 1 : 2;
+	int n = r->opts->dry_run || r->tail ? 1 : 2; /* tail mode reads on one connection */
 	for (int i = 0; i < n; i++) {
 		r->slots[i].pg = mqtx_pg_connect(r->cfg, "mqtx relay", err);
 		if (r->slots[i].pg == NULL)
@@ -227,8 +195,16 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		if (r->slots[i].ob == NULL)
 			goto fail;
 	}
-	if (!r->opts->dry_run && mqtx_outbox_agree_buckets(r->slots[0].ob, err) < 0)
+	/* relays of the two modes never run side by side on an outbox */
+	if (!r->opts->dry_run && mqtx_tail_announce(r->slots[0].pg, r->slots[0].ob, r->tail, err) < 0)
 		goto fail;
+	if (r->tail) {
+		r->tl = mqtx_tail_new(r->slots[0].pg, r->slots[0].ob, r->cfg, err);
+		if (r->tl == NULL)
+			goto fail;
+	} else if (!r->opts->dry_run && mqtx_outbox_agree_buckets(r->slots[0].ob, err) < 0) {
+		goto fail;
+	}
 	if (r->cfg->relay_loop && mqtx_outbox_listen(r->slots[0].ob, err) < 0)
 		goto fail;
 	if (!r->opts->dry_run) {
@@ -242,7 +218,7 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		}
 	}
 	r->last_heartbeat = 0;
-	heartbeat(r, r->slots[0].ob, false, false);
+	mqtx_relay_heartbeat(r, r->slots[0].ob, false, false);
 	return 0;
 fail:
 	drop_db(r);
@@ -264,12 +240,13 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 		.stop = r->opts->stop,
 		.stop_grace_ms = answers_grace_ms(r),
 	};
-	for (int i = 0; i < 2; i++) {
+	int lanes = r->tail ? 1 : 2;
+	for (int i = 0; i < lanes; i++) {
 		char tid[512];
 		if (r->cfg->relay_kafka_transactions) {
 			int n = mqtx_outbox_lease_slot(r->slots[i].ob, MAX_TX_SLOTS, err);
 			if (n < 0) {
-				drop_broker(r);
+				mqtx_relay_drop_broker(r);
 				return -1;
 			}
 			snprintf(tid, sizeof(tid), "mqtx:%.100s:%.150s.%.150s:relay-%d", mqtx_pg_dbname(r->slots[i].pg),
@@ -279,7 +256,7 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 		}
 		r->slots[i].be = mqtx_backend_open(r->cfg, &bo, err);
 		if (r->slots[i].be == NULL) {
-			drop_broker(r);
+			mqtx_relay_drop_broker(r);
 			return -1;
 		}
 	}
@@ -343,9 +320,9 @@ static void prune(struct relay *r, int64_t deadline_ms)
  * then every prune_interval_ms, or after each of lane 0's batches while
  * rows are left (so a one-shot run that relays for all of its --max-time
  * prunes as it goes, not only in what is left at its end). */
-static void prune_if_due(struct relay *r)
+void mqtx_relay_prune_if_due(struct relay *r)
 {
-	if (r->rt != NULL && !stop_requested(r) && mqtx_now_ms() >= r->next_prune)
+	if (r->rt != NULL && !mqtx_relay_stopping(r) && mqtx_now_ms() >= r->next_prune)
 		prune(r, mqtx_now_ms() + PRUNE_SLICE_MS);
 }
 
@@ -353,7 +330,7 @@ static void prune_if_due(struct relay *r)
 
 /* Publishes the messages of b that are fit to go; rows whose contents are
  * unusable fail on their own. */
-static int publish(struct mqtx_backend *be, struct mqtx_batch *b, struct mqtx_err *err)
+int mqtx_relay_publish(struct mqtx_backend *be, struct mqtx_batch *b, struct mqtx_err *err)
 {
 	struct mqtx_msg *good = mqtx_xcalloc(b->n + 1, sizeof(*good));
 	size_t *from = mqtx_xcalloc(b->n + 1, sizeof(size_t));
@@ -385,7 +362,7 @@ static int publish(struct mqtx_backend *be, struct mqtx_batch *b, struct mqtx_er
 }
 
 /* The first few failures of a batch by row, the rest as a count. */
-static void log_failures(const struct mqtx_batch *b)
+void mqtx_relay_log_failures(const struct mqtx_batch *b)
 {
 	size_t shown = 0, more = 0;
 	for (size_t i = 0; i < b->n; i++) {
@@ -425,10 +402,20 @@ static struct mqtx_batch *claim(struct relay *r, int s, struct mqtx_err *err)
 	return b;
 }
 
+void mqtx_relay_log_dead(const struct relay *r, size_t dead, size_t dead_permanent)
+{
+	if (dead > dead_permanent)
+		mqtx_warn("%zu row(s) reached relay.max_attempts (%lld) and are now dead", dead - dead_permanent,
+			  (long long)r->cfg->relay_max_attempts);
+	if (dead_permanent > 0)
+		mqtx_warn("%zu row(s) can never be sent as they are and are now dead (see their last_error; fix them, then 'mqtx redeliver --requeue')",
+			  dead_permanent);
+}
+
 /* Records batch b's outcome on slot s and commits; frees b. */
 static int finish(struct relay *r, int s, struct mqtx_batch *b, struct mqtx_err *err)
 {
-	log_failures(b);
+	mqtx_relay_log_failures(b);
 	struct mqtx_finish_stats fs;
 	if (mqtx_outbox_finish(r->slots[s].ob, b, &fs, err) < 0) {
 		mqtx_error("the broker took %zu message(s) but their outcome could not be recorded; they stay pending and will be sent again (same idempotency keys)",
@@ -443,14 +430,9 @@ static int finish(struct relay *r, int s, struct mqtx_batch *b, struct mqtx_err 
 	r->stats->dead += (int64_t)fs.dead;
 	r->stats->batches++;
 	pthread_mutex_unlock(&r->lock);
-	if (fs.dead > fs.dead_permanent)
-		mqtx_warn("%zu row(s) reached relay.max_attempts (%lld) and are now dead", fs.dead - fs.dead_permanent,
-			  (long long)r->cfg->relay_max_attempts);
-	if (fs.dead_permanent > 0)
-		mqtx_warn("%zu row(s) can never be sent as they are and are now dead (see their last_error; fix them, then 'mqtx redeliver --requeue')",
-			  fs.dead_permanent);
+	mqtx_relay_log_dead(r, fs.dead, fs.dead_permanent);
 	mqtx_debug("batch: %zu sent, %zu failed, %zu dead, %zu released", fs.sent, fs.failed, fs.dead, fs.released);
-	heartbeat(r, r->slots[s].ob, true, false);
+	mqtx_relay_heartbeat(r, r->slots[s].ob, true, false);
 	return 0;
 }
 
@@ -481,7 +463,7 @@ static bool halted(struct relay *r)
 	pthread_mutex_lock(&r->lock);
 	bool h = r->halt;
 	pthread_mutex_unlock(&r->lock);
-	return h || stop_requested(r);
+	return h || mqtx_relay_stopping(r);
 }
 
 static void halt(struct relay *r)
@@ -515,13 +497,13 @@ static void *lane_main(void *arg)
 			sl->frc = mqtx_err_retry(&sl->ferr, MQTX_E_DB, "failpoint relay.after_claim");
 			break;
 		}
-		sl->prc = publish(sl->be, b, &sl->perr);
+		sl->prc = mqtx_relay_publish(sl->be, b, &sl->perr);
 		(void)MQTX_FAILPOINT("relay.after_confirm");
 		sl->frc = finish(r, s, b, &sl->ferr);
 		if (sl->prc < 0 || sl->frc < 0)
 			break;
 		if (s == 0)
-			prune_if_due(r); /* between batches: a steady backlog must not stop pruning */
+			mqtx_relay_prune_if_due(r); /* between batches: a steady backlog must not stop pruning */
 	}
 	if (sl->prc < 0 || sl->frc < 0)
 		halt(r);
@@ -533,7 +515,7 @@ static void *lane_main(void *arg)
 static int drain(struct relay *r, struct mqtx_err *err)
 {
 	for (;;) {
-		if (stop_requested(r))
+		if (mqtx_relay_stopping(r))
 			return 0;
 		r->halt = false;
 		for (int i = 0; i < 2; i++) {
@@ -566,7 +548,7 @@ static int drain(struct relay *r, struct mqtx_err *err)
 		for (int i = 0; i < 2; i++) {
 			if (r->slots[i].prc < 0) {
 				*err = r->slots[i].perr;
-				drop_broker(r);
+				mqtx_relay_drop_broker(r);
 				return -1;
 			}
 		}
@@ -589,10 +571,12 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			  .opts = opts,
 			  .stats = stats,
 			  .lock = PTHREAD_MUTEX_INITIALIZER,
-			  .retry_log = MQTX_RATELIMIT_INIT};
+			  .retry_log = MQTX_RATELIMIT_INIT,
+			  .tail = mqtx_config_tail(cfg)};
 	char host[256] = "";
 	int rc = 0;
 	int64_t start = mqtx_now_ms();
+	r.started_ms = start;
 
 	memset(stats, 0, sizeof(*stats));
 	/* Settings problems first, before anything is touched. */
@@ -615,7 +599,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	/* once a stop was asked for, connections still busy when the grace ends are cut */
 	bool watching = mqtx_stop_watchdog_start(opts->stop, answers_grace_ms(&r), record_reserve_ms(&r));
 
-	while (!stop_requested(&r)) {
+	while (!mqtx_relay_stopping(&r)) {
 		if (cfg->relay_max_time_ms > 0 && mqtx_now_ms() - start >= cfg->relay_max_time_ms)
 			break;
 		if (cfg->relay_max_messages > 0 && r.claimed >= cfg->relay_max_messages)
@@ -630,7 +614,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			continue;
 		}
 		if (opts->dry_run) {
-			rc = dry_run(&r, err);
+			rc = r.tail ? mqtx_relay_tail_dry_run(&r, err) : dry_run(&r, err);
 			break;
 		}
 		if (r.slots[0].be == NULL && connect_broker(&r, err) < 0) {
@@ -639,17 +623,17 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 				break;
 			}
 			remember_error(&r, err);
-			heartbeat(&r, r.slots[0].ob, false, false);
-			prune_if_due(&r); /* the database is up: a broker outage must not stop retention */
+			mqtx_relay_heartbeat(&r, r.slots[0].ob, false, false);
+			mqtx_relay_prune_if_due(&r); /* the database is up: a broker outage must not stop retention */
 			retry_later(&r, err);
 			continue;
 		}
-		if (drain(&r, err) == 0) {
+		if ((r.tail ? mqtx_relay_tail_drain(&r, err) : drain(&r, err)) == 0) {
 			r.reconnect_delay = 0;
 			if (!cfg->relay_loop)
 				break;
-			heartbeat(&r, r.slots[0].ob, false, false);
-			prune_if_due(&r);
+			mqtx_relay_heartbeat(&r, r.slots[0].ob, false, false);
+			mqtx_relay_prune_if_due(&r);
 			int64_t wait = cfg->relay_poll_interval_ms;
 			if (r.rt != NULL && r.next_prune - mqtx_now_ms() < wait)
 				wait = r.next_prune > mqtx_now_ms() ? r.next_prune - mqtx_now_ms() : 0;
@@ -668,9 +652,9 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			rc = -1;
 			break;
 		} else {
-			prune_if_due(&r); /* the broker failed, the database is up */
+			mqtx_relay_prune_if_due(&r); /* the broker failed, the database is up */
 		}
-		if (stop_requested(&r)) { /* what was cut short by the stop stays pending */
+		if (mqtx_relay_stopping(&r)) { /* what was cut short by the stop stays pending */
 			mqtx_warn("%s", err->msg);
 			break;
 		}
@@ -678,10 +662,10 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 	}
 	/* a one-shot run prunes at its end, also when it found nothing to
 	 * relay, within what is left of relay.max_time */
-	if (!cfg->relay_loop && !opts->dry_run && r.rt != NULL && !stop_requested(&r))
+	if (!cfg->relay_loop && !opts->dry_run && r.rt != NULL && !mqtx_relay_stopping(&r))
 		prune(&r, cfg->relay_max_time_ms > 0 ? start + cfg->relay_max_time_ms : 0);
-	heartbeat(&r, r.slots[0].ob, false, true);
-	drop_broker(&r);
+	mqtx_relay_heartbeat(&r, r.slots[0].ob, false, true);
+	mqtx_relay_drop_broker(&r);
 	drop_db(&r);
 	if (watching)
 		mqtx_stop_watchdog_end();

@@ -1,0 +1,434 @@
+/* The tail-mode relay engine (outbox.mode: tail; see mqtx-relay(1), TAIL
+ * MODE, and lib/db/tail_relay.h).
+ *
+ * One connection, one broker connection, rounds of: take and give back
+ * buckets (a fair share of them); publish parked rows that may go now;
+ * per group of buckets at the same checkpoint, one chunk of its interval
+ * (opening one with a new snapshot when none is open). Each chunk is
+ * published, then recorded with its checkpoint in one transaction: the
+ * broker confirmed everything a checkpoint covers. A one-shot run ends
+ * after a round that found nothing: every transaction committed before
+ * its last snapshot is relayed, open and prepared ones are not waited for. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/failpoint.h"
+#include "base/log.h"
+#include "base/msg.h"
+#include "base/util.h"
+#include "db/tail_relay.h"
+#include "relay/internal.h"
+
+/* An empty interval is written down (its checkpoint moved to the new
+ * snapshot) at most this often: retention and mqtx check read checkpoints. */
+#define IDLE_WRITE_MS 30000
+#define REBALANCE_MS 1000
+#define FORGET_MS 5000
+
+struct tail_state {
+	bool *own; /* buckets this connection holds */
+	struct mqtx_tail_group *g;
+	size_t ng;
+	bool loaded;
+	int64_t next_rebalance, next_forget;
+	size_t scan; /* ids a chunk looks at: grows while the interval is sparse */
+};
+
+void mqtx_relay_tail_reset(struct relay *r)
+{
+	if (r->ts == NULL)
+		return;
+	mqtx_tail_groups_free(r->ts->g, r->ts->ng);
+	free(r->ts->own);
+	free(r->ts);
+	r->ts = NULL;
+}
+
+static struct tail_state *state(struct relay *r)
+{
+	if (r->ts == NULL) {
+		r->ts = mqtx_xcalloc(1, sizeof(*r->ts));
+		r->ts->own = mqtx_xcalloc((size_t)mqtx_tail_buckets(r->tl) + 1, sizeof(bool));
+	}
+	return r->ts;
+}
+
+/* relay.max_messages: rows are reserved before reading, the unused part
+ * given back after. */
+static size_t reserve(struct relay *r)
+{
+	size_t limit = (size_t)r->cfg->relay_batch_size;
+	if (r->cfg->relay_max_messages > 0) {
+		int64_t left = r->cfg->relay_max_messages - r->claimed;
+		if (left < (int64_t)limit)
+			limit = left > 0 ? (size_t)left : 0;
+	}
+	r->claimed += (int64_t)limit;
+	return limit;
+}
+
+static void give_back(struct relay *r, size_t reserved, size_t used)
+{
+	r->claimed -= (int64_t)reserved - (int64_t)(used < reserved ? used : reserved);
+}
+
+static bool out_of_time(const struct relay *r)
+{
+	return r->cfg->relay_max_time_ms > 0 && mqtx_now_ms() - r->started_ms >= r->cfg->relay_max_time_ms;
+}
+
+/* What happens to each row of an interval chunk before publishing: rows
+ * of a key with parked rows wait behind them, rows not due yet are parked
+ * until their time, rows parked before that came back (their txid was
+ * bumped: a half message committed) are handed to the parked pass. */
+static void decide(struct mqtx_tail_chunk *c)
+{
+	struct mqtx_keyset held = {0};
+	for (size_t i = 0; i < c->b->n; i++) {
+		const char *key = c->b->msgs[i].ordering_key;
+		if (c->parked[i] == 'r' || c->parked[i] == 'b')
+			c->act[i] = MQTX_TAIL_REBLOCK;
+		else if (key != NULL && (c->behind[i] || mqtx_keyset_has(&held, key)))
+			c->act[i] = MQTX_TAIL_BLOCK;
+		else if (c->later[i])
+			c->act[i] = MQTX_TAIL_DELAY;
+		else
+			c->act[i] = MQTX_TAIL_PUBLISH;
+		if (c->act[i] != MQTX_TAIL_PUBLISH)
+			mqtx_keyset_add(&held, key);
+	}
+	mqtx_keyset_free(&held);
+}
+
+/* Publishes the rows of c whose act is PUBLISH; their states are set. */
+static int publish(struct mqtx_backend *be, struct mqtx_tail_chunk *c, struct mqtx_err *err)
+{
+	struct mqtx_batch sub = {0};
+	size_t n = c->b->n, k = 0;
+	size_t *from = mqtx_xcalloc(n + 1, sizeof(size_t));
+	sub.msgs = mqtx_xcalloc(n + 1, sizeof(*sub.msgs));
+	sub.bad_headers = mqtx_xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		if (c->act[i] != MQTX_TAIL_PUBLISH)
+			continue;
+		sub.msgs[k] = c->b->msgs[i];
+		sub.bad_headers[k] = c->b->bad_headers[i];
+		from[k++] = i;
+	}
+	sub.n = k;
+	int rc = 0;
+	mqtx_err_clear(err);
+	if (k > 0)
+		rc = mqtx_relay_publish(be, &sub, err);
+	for (size_t j = 0; j < k; j++)
+		c->b->msgs[from[j]] = sub.msgs[j];
+	free(sub.msgs);
+	free(sub.bad_headers);
+	free(from);
+	return rc;
+}
+
+/* After a broken publish, the rows the broker answered for, in order, up
+ * to the first one it did not: the checkpoint moves no further. */
+static size_t settled(const struct mqtx_tail_chunk *c, int prc)
+{
+	if (prc == 0)
+		return c->b->n;
+	for (size_t i = 0; i < c->b->n; i++) {
+		const struct mqtx_msg *m = &c->b->msgs[i];
+		if (c->act[i] == MQTX_TAIL_PUBLISH && m->state != MQTX_MSG_CONFIRMED && m->state != MQTX_MSG_FAILED)
+			return i;
+	}
+	return c->b->n;
+}
+
+static void count(struct relay *r, const struct mqtx_tail_outcome *o)
+{
+	pthread_mutex_lock(&r->lock);
+	r->stats->relayed += (int64_t)o->sent;
+	r->stats->failed += (int64_t)o->failed;
+	r->stats->dead += (int64_t)o->dead;
+	r->stats->batches++;
+	pthread_mutex_unlock(&r->lock);
+	mqtx_relay_log_dead(r, o->dead, o->dead_permanent);
+}
+
+/* Opens g's interval if none is open. 1 when there is one to read, 0 when
+ * nothing committed for g's buckets since its checkpoint, -1 with err. */
+static int open_interval(struct relay *r, struct mqtx_tail_group *g, char **snap, struct mqtx_err *err)
+{
+	int64_t n, min, max;
+	if (g->cur != NULL) {
+		if (g->bounded)
+			return 1;
+		/* resumed from a checkpoint inside an interval */
+		if (mqtx_tail_bounds(r->tl, g, g->cur, &n, &min, &max, err) < 0)
+			return -1;
+		g->max = max;
+		g->bounded = true;
+		if (n > 0 && g->pos < max)
+			return 1;
+		free(g->prev);
+		g->prev = g->cur;
+		g->cur = NULL;
+		g->written_ms = mqtx_now_ms();
+		return mqtx_tail_write_checkpoint(r->tl, g, r->relay_id, err) < 0 ? -1 : 0;
+	}
+	if (*snap == NULL && (*snap = mqtx_tail_snapshot(r->tl, err)) == NULL)
+		return -1;
+	r->stats->claims++; /* a look at the outbox, even when it finds nothing */
+	if (mqtx_tail_bounds(r->tl, g, *snap, &n, &min, &max, err) < 0)
+		return -1;
+	if (n == 0) {
+		/* nothing for these buckets: the next interval starts here */
+		free(g->prev);
+		g->prev = mqtx_xstrdup(*snap);
+		int64_t now = mqtx_now_ms();
+		if (now - g->written_ms >= IDLE_WRITE_MS) {
+			g->written_ms = now;
+			if (mqtx_tail_write_checkpoint(r->tl, g, r->relay_id, err) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	g->cur = mqtx_xstrdup(*snap);
+	g->pos = min - 1;
+	g->max = max;
+	g->bounded = true;
+	return 1;
+}
+
+/* One chunk of g's interval. 1 when it moved on, 0 when there was
+ * nothing, -1 with err (perr set: the broker failed after the chunk was
+ * recorded as far as the broker answered). */
+static int group_step(struct relay *r, struct mqtx_tail_group *g, char **snap, struct mqtx_err *err, bool *broker)
+{
+	struct tail_state *ts = r->ts;
+	int o = open_interval(r, g, snap, err);
+	if (o <= 0)
+		return o;
+	size_t limit = reserve(r);
+	if (limit == 0) {
+		give_back(r, 0, 0);
+		return 0;
+	}
+	struct mqtx_tail_chunk *c = mqtx_tail_fetch(r->tl, g, limit, ts->scan, err);
+	if (c == NULL) {
+		give_back(r, limit, 0);
+		return -1;
+	}
+	decide(c);
+	struct mqtx_err perr;
+	int prc = publish(r->slots[0].be, c, &perr);
+	(void)MQTX_FAILPOINT("relay.tail.after_confirm");
+	size_t done = settled(c, prc);
+	bool closes = done == c->b->n && c->scan_done;
+	if (done == c->b->n)
+		g->pos = c->scan_end;
+	else
+		g->pos = c->b->msgs[done].id - 1;
+	if (closes) {
+		free(g->prev);
+		g->prev = g->cur;
+		g->cur = NULL;
+		g->bounded = false;
+	}
+	mqtx_relay_log_failures(c->b);
+	struct mqtx_tail_outcome out;
+	if (mqtx_tail_record(r->tl, g, c, done, r->relay_id, &out, err) < 0) {
+		mqtx_error("the broker took %zu message(s) but the checkpoint could not be written; they will be sent again (same idempotency keys)",
+			   c->b->n);
+		give_back(r, limit, 0);
+		mqtx_tail_chunk_free(c);
+		return -1; /* a database error: the caller reconnects and reloads the checkpoints */
+	}
+	g->written_ms = mqtx_now_ms();
+	count(r, &out);
+	mqtx_debug("tail batch: %zu row(s) read, %zu sent, %zu parked (%zu failed, %zu dead), position %lld of %lld",
+		   c->b->n, out.sent, out.parked, out.failed, out.dead, (long long)g->pos, (long long)g->max);
+	/* a sparse interval (rows of other buckets or of open transactions
+	 * in between): look further per chunk */
+	if (!closes && c->b->n < limit / 2 && ts->scan < limit * 64)
+		ts->scan = ts->scan * 4;
+	else if (c->b->n >= limit / 2)
+		ts->scan = limit;
+	give_back(r, limit, done);
+	mqtx_tail_chunk_free(c);
+	mqtx_relay_heartbeat(r, r->slots[0].ob, true, false);
+	if (prc < 0) {
+		*err = perr;
+		*broker = true;
+		return -1;
+	}
+	return 1;
+}
+
+/* Parked rows that may go now. 1 when some went, 0 when none, -1. */
+static int parked_step(struct relay *r, struct mqtx_err *err, bool *broker)
+{
+	size_t limit = reserve(r);
+	if (limit == 0)
+		return 0;
+	struct mqtx_tail_chunk *c = mqtx_tail_fetch_parked(r->tl, r->ts->own, limit, err);
+	if (c == NULL) {
+		give_back(r, limit, 0);
+		return -1;
+	}
+	if (c->b->n == 0) {
+		give_back(r, limit, 0);
+		mqtx_tail_chunk_free(c);
+		return 0;
+	}
+	r->stats->claims++;
+	struct mqtx_err perr;
+	int prc = publish(r->slots[0].be, c, &perr);
+	(void)MQTX_FAILPOINT("relay.tail.after_confirm");
+	mqtx_relay_log_failures(c->b);
+	struct mqtx_tail_outcome out;
+	if (mqtx_tail_record_parked(r->tl, c, &out, err) < 0) {
+		give_back(r, limit, 0);
+		mqtx_tail_chunk_free(c);
+		return -1;
+	}
+	count(r, &out);
+	give_back(r, limit, c->b->n);
+	mqtx_tail_chunk_free(c);
+	mqtx_relay_heartbeat(r, r->slots[0].ob, true, false);
+	if (prc < 0) {
+		*err = perr;
+		*broker = true;
+		return -1;
+	}
+	return 1;
+}
+
+/* Takes this relay's share of the buckets, and their checkpoints. */
+static int own_buckets(struct relay *r, struct mqtx_err *err)
+{
+	struct tail_state *ts = r->ts;
+	int64_t now = mqtx_now_ms();
+	if (ts->loaded && now < ts->next_rebalance)
+		return 0;
+	bool changed = false;
+	if (mqtx_tail_rebalance(r->tl, ts->own, &changed, err) < 0)
+		return -1;
+	ts->next_rebalance = now + REBALANCE_MS;
+	if (!changed && ts->loaded)
+		return 0;
+	mqtx_tail_groups_free(ts->g, ts->ng);
+	ts->g = NULL;
+	ts->ng = 0;
+	if (mqtx_tail_load(r->tl, ts->own, &ts->g, &ts->ng, err) < 0)
+		return -1;
+	ts->loaded = true;
+	int held = 0;
+	for (int i = 0; i < mqtx_tail_buckets(r->tl); i++)
+		held += ts->own[i];
+	mqtx_debug("tail: this relay holds %d of %d bucket(s), in %zu group(s)", held, mqtx_tail_buckets(r->tl),
+		   ts->ng);
+	return 0;
+}
+
+int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
+{
+	struct tail_state *ts = state(r);
+	if (ts->scan == 0)
+		ts->scan = (size_t)r->cfg->relay_batch_size;
+	for (;;) {
+		if (mqtx_relay_stopping(r) || out_of_time(r))
+			return 0;
+		if (r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages)
+			return 0;
+		if (own_buckets(r, err) < 0)
+			return -1;
+		if (ts->ng == 0)
+			return 0; /* other relays hold every bucket */
+		bool broker = false;
+		int progress = parked_step(r, err, &broker);
+		if (progress < 0) {
+			if (broker)
+				mqtx_relay_drop_broker(r);
+			return -1;
+		}
+		char *snap = NULL;
+		for (size_t i = 0; i < ts->ng && !mqtx_relay_stopping(r); i++) {
+			int s = group_step(r, &ts->g[i], &snap, err, &broker);
+			if (s < 0) {
+				free(snap);
+				if (broker)
+					mqtx_relay_drop_broker(r);
+				return -1;
+			}
+			progress += s;
+		}
+		free(snap);
+		mqtx_tail_groups_merge(ts->g, &ts->ng);
+		int64_t now = mqtx_now_ms();
+		if (now >= ts->next_forget) {
+			ts->next_forget = now + FORGET_MS;
+			if (mqtx_tail_forget_parked(r->tl, ts->own, err) < 0)
+				return -1;
+		}
+		if (progress == 0)
+			return 0;
+		mqtx_relay_prune_if_due(r);
+	}
+}
+
+int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err)
+{
+	struct mqtx_tail_group *g = NULL;
+	size_t ng = 0;
+	if (mqtx_tail_load(r->tl, NULL, &g, &ng, err) < 0)
+		return -1;
+	char *snap = NULL;
+	int rc = 0;
+	size_t left = (size_t)r->cfg->relay_batch_size;
+	if (r->cfg->relay_max_messages > 0 && r->cfg->relay_max_messages < (int64_t)left)
+		left = (size_t)r->cfg->relay_max_messages;
+	for (size_t i = 0; i < ng && left > 0; i++) {
+		int64_t n, min, max;
+		const char *cur = g[i].cur;
+		if (cur == NULL) {
+			if (snap == NULL && (snap = mqtx_tail_snapshot(r->tl, err)) == NULL) {
+				rc = -1;
+				break;
+			}
+			cur = snap;
+		}
+		if (mqtx_tail_bounds(r->tl, &g[i], cur, &n, &min, &max, err) < 0) {
+			rc = -1;
+			break;
+		}
+		if (n == 0)
+			continue;
+		if (g[i].cur == NULL) {
+			g[i].cur = mqtx_xstrdup(cur);
+			g[i].pos = min - 1;
+		}
+		g[i].max = max;
+		struct mqtx_tail_chunk *c = mqtx_tail_fetch(r->tl, &g[i], left, left * 16, err);
+		r->stats->claims++;
+		if (c == NULL) {
+			rc = -1;
+			break;
+		}
+		decide(c);
+		for (size_t k = 0; k < c->b->n; k++) {
+			const struct mqtx_msg *m = &c->b->msgs[k];
+			if (c->act[k] != MQTX_TAIL_PUBLISH)
+				continue;
+			if (r->opts->dry_run_row != NULL)
+				r->opts->dry_run_row(r->opts->ctx, m->id, m->key, m->destination, m->routing_key,
+						     m->ordering_key, m->payload_len);
+			r->stats->relayed++; /* "would relay" */
+			left--;
+		}
+		mqtx_tail_chunk_free(c);
+	}
+	free(snap);
+	mqtx_tail_groups_free(g, ng);
+	return rc;
+}
