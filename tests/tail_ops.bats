@@ -92,6 +92,7 @@ six_relayed_two_not() {
 }
 
 @test "tail redeliver: every selector sees the tail meaning of sent and dead" {
+	[[ $(backend_name) == amqp ]] || skip "the database side only: runs on the default backend"
 	six_relayed_two_not
 	psql_test "UPDATE mqtx_outbox SET created_at = now() - interval '2 hours' WHERE id = 1;
 		UPDATE mqtx_outbox SET redelivery_count = 10 WHERE id = 3;
@@ -180,6 +181,7 @@ six_relayed_two_not() {
 }
 
 @test "tail redeliver: a row waits behind a parked row of its key" {
+	[[ $(backend_name) == amqp ]] || skip "the database side only: runs on the default backend"
 	insert_rows 3 "$T_DEST" "'k1'"
 	relayed
 	park 1 retry
@@ -189,6 +191,7 @@ six_relayed_two_not() {
 }
 
 @test "tail retention: only relayed rows go; unrelayed, parked and half messages stay" {
+	[[ $(backend_name) == amqp ]] || skip "the database side only: runs on the default backend"
 	# 1-2: relayed, old; 3: relayed, young; 4: parked retry, old; 5: parked dead, old;
 	# 6: parked dead, young; 7: a half message (parked until --commit), old
 	# (the rows of one transaction share their created_at: 3 is a transaction of its own)
@@ -229,6 +232,7 @@ six_relayed_two_not() {
 }
 
 @test "tail dedupe-audit: relayed rows are the sent rows; unrelayed and parked dead rows are not" {
+	[[ $(backend_name) == amqp ]] || skip "the database side only: runs on the default backend"
 	six_relayed_two_not
 	park 6 dead
 	psql_test "UPDATE mqtx_outbox SET created_at = now() - interval '1 minute'" >/dev/null
@@ -246,4 +250,48 @@ six_relayed_two_not() {
 	run_mqtx 1 dedupe-audit --source - <"$BATS_TEST_TMPDIR/dup"
 	# the window is on created_at (tail mode has no sent_at): rows created in the last 10 s are none
 	run_mqtx 0 dedupe-audit --source - --since 10s <"$BATS_TEST_TMPDIR/lost"
+}
+
+@test "tail end to end: redeliver --status sent re-sends what the relay relayed, with the same keys; retention after a relay run" {
+	insert_rows 3 "$T_DEST" "'k1'"
+	insert_rows 2
+	run_mqtx 0 relay
+	[[ $(psql_test "SELECT count(*) FROM mqtx_outbox WHERE status = 'pending'") == 5 ]]
+	selected 5 --status sent
+	run_mqtx 0 redeliver --status sent --yes
+	stderr_has "redelivered 5, failed 0, held back 0"
+	backend_consume 10 >"$BATS_TEST_TMPDIR/got"
+	# every row twice, both copies with the row's key
+	[[ $(jq -r '.id' "$BATS_TEST_TMPDIR/got" | sort -n | uniq -c | awk '{print $2 ":" $1}' | tr '\n' ' ') == "1:2 2:2 3:2 4:2 5:2 " ]] ||
+		fail "got: $(cat "$BATS_TEST_TMPDIR/got")"
+	local id
+	for id in 1 2 3 4 5; do
+		[[ $(jq -r "select(.id == $id) | .key" "$BATS_TEST_TMPDIR/got" | sort -u) == "$(key_of $id)" ]]
+	done
+	# the relay's next run sends nothing again; its retention deletes the relayed rows that are old
+	# (rows 1-3 are one transaction, 4-5 another: a transaction's rows share their created_at)
+	psql_test "UPDATE mqtx_outbox SET created_at = now() - interval '2 hours' WHERE id <= 3" >/dev/null
+	insert_rows 1
+	MQTX_OUTBOX_RETENTION=1h run_mqtx 0 relay
+	stderr_has "relayed 1, failed 0"
+	stderr_has "retention: deleted 3 outbox row(s) (3 sent"
+	[[ $(psql_test "SELECT string_agg(id::text, ' ' ORDER BY id) FROM mqtx_outbox") == "4 5 6" ]]
+}
+
+@test "tail end to end: a row the relay parked dead goes out on the next run after --status dead --requeue" {
+	local gone
+	gone=$(missing_dest)
+	insert_rows 1 "$gone"
+	insert_rows 1
+	MQTX_RELAY_MAX_ATTEMPTS=1 run_mqtx '*' relay
+	[[ $(psql_test "SELECT string_agg(id || ':' || state, ' ') FROM mqtx_tail_parked") == "1:dead" ]]
+	selected 1 --status dead
+	psql_test "UPDATE mqtx_outbox SET destination = '$T_DEST' WHERE id = 1" >/dev/null
+	run_mqtx 0 redeliver --status dead --requeue --yes
+	stderr_has "requeued 1 dead row(s)"
+	run_mqtx 0 relay
+	stderr_has "relayed 1, failed 0"
+	[[ $(psql_test "SELECT count(*) FROM mqtx_tail_parked") == 0 ]]
+	selected 2 --status sent
+	[[ $(got_ids 2) == "1 2" ]]
 }
