@@ -27,30 +27,30 @@ teardown() {
 # init with outbox.mode tail where it makes them, else the DDL of the design
 tail_setup() {
 	MQTX_OUTBOX_TAIL_BUCKETS=4 run_mqtx '*' init
-	if [[ $(psql_test "SELECT count(*) FROM pg_tables WHERE schemaname = '$T_SCHEMA' AND tablename = 'mqtx_tail_checkpoints'") == 1 ]]; then
+	if [[ $(psql_test "SELECT count(*) FROM pg_attribute WHERE attrelid = 'mqtx_outbox'::regclass AND attname = 'txid'") == 1 ]]; then
 		return 0
 	fi
 	psql_test "ALTER TABLE mqtx_outbox ADD COLUMN IF NOT EXISTS txid xid8;
 		ALTER TABLE mqtx_outbox ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
-		CREATE INDEX mqtx_outbox_txid_idx ON mqtx_outbox (txid);
-		CREATE FUNCTION mqtx_outbox_mqtx_txid_fn() RETURNS trigger LANGUAGE plpgsql AS
+		CREATE INDEX IF NOT EXISTS mqtx_outbox_txid_idx ON mqtx_outbox (txid);
+		CREATE OR REPLACE FUNCTION mqtx_outbox_mqtx_txid_fn() RETURNS trigger LANGUAGE plpgsql AS
 			\$\$BEGIN NEW.txid := pg_current_xact_id(); RETURN NEW; END\$\$;
-		CREATE TRIGGER mqtx_outbox_mqtx_txid BEFORE UPDATE ON mqtx_outbox FOR EACH ROW
+		CREATE OR REPLACE TRIGGER mqtx_outbox_mqtx_txid BEFORE UPDATE ON mqtx_outbox FOR EACH ROW
 			WHEN (NEW.status = 'pending' AND (OLD.status IS DISTINCT FROM NEW.status
 				OR OLD.available_at IS DISTINCT FROM NEW.available_at))
 			EXECUTE FUNCTION mqtx_outbox_mqtx_txid_fn();
-		CREATE TABLE mqtx_tail_checkpoints (outbox text, bucket int4, prev_snapshot pg_snapshot,
+		CREATE TABLE IF NOT EXISTS mqtx_tail_checkpoints (outbox text, bucket int4, prev_snapshot pg_snapshot,
 			cur_snapshot pg_snapshot, pos_id int8, relay_id text, updated_at timestamptz NOT NULL DEFAULT now(),
 			PRIMARY KEY (outbox, bucket));
-		CREATE TABLE mqtx_tail_parked (outbox text, id int8, bucket int4 NOT NULL, ordering_key text,
+		CREATE TABLE IF NOT EXISTS mqtx_tail_parked (outbox text, id int8, bucket int4 NOT NULL, ordering_key text,
 			state text NOT NULL CHECK (state IN ('retry','blocked','dead')), attempts int4 NOT NULL DEFAULT 0,
 			next_at timestamptz, last_error text, seq bigint GENERATED ALWAYS AS IDENTITY,
 			parked_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
 			PRIMARY KEY (outbox, id));
-		CREATE INDEX ON mqtx_tail_parked (outbox, ordering_key, seq);
-		CREATE INDEX ON mqtx_tail_parked (outbox, state, next_at);
+		CREATE INDEX IF NOT EXISTS mqtx_tail_parked_key_idx ON mqtx_tail_parked (outbox, ordering_key, seq);
+		CREATE INDEX IF NOT EXISTS mqtx_tail_parked_state_idx ON mqtx_tail_parked (outbox, state, next_at);
 		INSERT INTO mqtx_tail_checkpoints (outbox, bucket)
-			SELECT '\"$T_SCHEMA\".\"mqtx_outbox\"', b FROM generate_series(0, 3) b" >/dev/null
+			SELECT '\"$T_SCHEMA\".\"mqtx_outbox\"', b FROM generate_series(0, 3) b ON CONFLICT DO NOTHING" >/dev/null
 }
 
 # relayed: every committed row is relayed, as far as the checkpoints say
@@ -294,4 +294,30 @@ six_relayed_two_not() {
 	[[ $(psql_test "SELECT count(*) FROM mqtx_tail_parked") == 0 ]]
 	selected 2 --status sent
 	[[ $(got_ids 2) == "1 2" ]]
+}
+
+@test "tail retention on a partitioned outbox: a partition goes when all its rows are relayed; kept rows keep theirs" {
+	[[ $(backend_name) == amqp ]] || skip "the database side only: runs on the default backend"
+	export MQTX_OUTBOX_PARTITION_BY=day
+	psql_test "DROP TABLE mqtx_outbox" >/dev/null
+	run_mqtx 0 init --partition-by day
+	tail_setup
+	local d
+	for d in 01 02 03; do
+		psql_test "CREATE TABLE mqtx_outbox_p202001$d PARTITION OF mqtx_outbox FOR VALUES FROM ('2020-01-$d') TO ('2020-01-$d'::date + 1)" >/dev/null
+		psql_test "INSERT INTO mqtx_outbox (destination, routing_key, payload, created_at)
+			SELECT '$T_DEST', 'test.rk', '\\x00', '2020-01-$d 05:00+00' FROM generate_series(1, 3)" >/dev/null
+	done
+	relayed
+	# 2020-01-02 holds a row parked for a retry, 2020-01-03 one not yet relayed
+	park "$(psql_test "SELECT min(id) FROM mqtx_outbox_p20200102")" retry
+	psql_test "INSERT INTO mqtx_outbox (destination, routing_key, payload, created_at) VALUES ('$T_DEST', 'test.rk', '\\x00', '2020-01-03 06:00+00')" >/dev/null
+	MQTX_OUTBOX_RETENTION=1h MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2f" MQTX_BROKER_CONFIRM_TIMEOUT=2s run_mqtx '*' relay
+	stderr_has "1 partition(s) dropped"
+	run psql_test "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'mqtx_outbox'::regclass AND c.relname LIKE 'mqtx_outbox_p2020%' ORDER BY 1"
+	[[ $output == $'mqtx_outbox_p20200102\nmqtx_outbox_p20200103' ]] || fail "partitions: $output"
+	# the relayed rows of the kept partitions went row by row
+	run psql_test "SELECT tableoid::regclass || ':' || (id IN (SELECT id FROM mqtx_tail_parked)) FROM mqtx_outbox ORDER BY id"
+	[[ $output == $'mqtx_outbox_p20200102:true\nmqtx_outbox_p20200103:false' ]] || fail "rows: $output"
 }
