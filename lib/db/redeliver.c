@@ -276,8 +276,15 @@ struct mqtx_redeliver_db *mqtx_redeliver_db_new(const struct mqtx_config *cfg, c
 	for (int c = 0; c < MQTX_COL__COUNT; c++)
 		r->c[c] = mqtx_outbox_col(r->ob, (enum mqtx_col)c);
 	r->T = mqtx_xstrdup(mqtx_outbox_qualified(r->ob));
-	if (mqtx_config_tail(cfg) && (r->tl = mqtx_tail_new(r->pg, r->ob, cfg, err)) == NULL)
-		goto fail;
+	if (mqtx_config_tail(cfg)) {
+		if ((r->tl = mqtx_tail_new(r->pg, r->ob, cfg, err)) == NULL)
+			goto fail;
+		/* the effective status is a per-row test the planner cannot
+		 * estimate: it would JIT-compile every statement for longer than
+		 * the statement runs */
+		if (mqtx_pg_exec(r->pg, "SET jit = off", err) < 0)
+			goto fail;
+	}
 	char *qs = mqtx_pg_ident(r->pg, cfg->outbox_schema);
 	struct mqtx_buf b = MQTX_BUF_INIT;
 	mqtx_buf_printf(&b, "%s.mqtx_completions", qs);

@@ -22,6 +22,8 @@ struct kind {
 	char *table;   /* the table, quoted */
 	char *overdue; /* ms the row has been due, for the preview; NULL: not reported */
 	char *also;    /* a statement on the deleted rows "d" run with the DELETE (a CTE); NULL: none */
+	char *probe;   /* a query for a value that stands for BOUND in from, once a pass; NULL: none */
+	char *bound;   /* the probe's answer as SQL (a literal, or NULL) */
 	int stat;      /* the enum mqtx_retention_kind it counts as */
 	bool off;      /* turned off for this connection (a warning said why) */
 };
@@ -78,6 +80,40 @@ static void set_kind(struct kind *k, const char *table, const char *pk, const ch
 	k->pk = mqtx_xstrdup(pk);
 	k->order = mqtx_xstrdup(order);
 	k->overdue = overdue != NULL ? mqtx_xstrdup(overdue) : NULL;
+}
+
+/* In a kind's from, what the probe's answer replaces. */
+#define BOUND "\001BOUND\001"
+
+/* Runs the kind's probe (once a pass): k->bound. 0, or -1 with err. */
+static int probe_kind(struct mqtx_retention *rt, struct kind *k, struct mqtx_err *err)
+{
+	if (k->probe == NULL)
+		return 0;
+	PGresult *res = PQexec(rt->conn, k->probe);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(rt->conn, res, "retention: cannot find where the relayed rows end", err);
+	free(k->bound);
+	if (PQgetisnull(res, 0, 0)) {
+		k->bound = mqtx_xstrdup("NULL");
+	} else {
+		const char *v = PQgetvalue(res, 0, 0);
+		char *l = PQescapeLiteral(rt->conn, v, strlen(v));
+		k->bound = mqtx_xasprintf("%s::xid8", l != NULL ? l : "NULL");
+		PQfreemem(l);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* k->from with BOUND replaced (owned). */
+static char *kind_from(const struct kind *k)
+{
+	const char *at = strstr(k->from, BOUND);
+	if (at == NULL)
+		return mqtx_xstrdup(k->from);
+	return mqtx_xasprintf("%.*s%s%s", (int)(at - k->from), k->from, k->bound != NULL ? k->bound : "NULL",
+			      at + strlen(BOUND));
 }
 
 /* cond, and guard when there is one (lib/db/partition.h: rows left for a partition's DROP) */
@@ -219,31 +255,37 @@ static void build_outbox_tail(struct mqtx_retention *rt, const char *qschema, co
 			mqtx_outbox_key_sql(rt->ob, &c, "t");
 			mqtx_buf_adds(&c, "))");
 		}
+		/* scalar subqueries, looked up per row of the txid index scan:
+		 * as (anti-)joins the planner may hash them and sort every
+		 * candidate row for each batch */
 		mqtx_buf_printf(&c,
-				" AND NOT EXISTS (SELECT 1 FROM %s mqtx_p WHERE mqtx_p.outbox = %s AND mqtx_p.id = t.%s)",
+				" AND (SELECT 1 FROM %s mqtx_p WHERE mqtx_p.outbox = %s AND mqtx_p.id = t.%s) IS NULL",
 				P, lit, id);
-		mqtx_buf_printf(&c,
-				" AND EXISTS (SELECT 1 FROM %s mqtx_c WHERE mqtx_c.outbox = %s AND mqtx_c.bucket = ",
-				cp, lit);
-		mqtx_tail_bucket_sql(tl, &c, "t");
-		mqtx_buf_adds(&c, " AND ");
+		mqtx_buf_adds(&c, " AND coalesce((SELECT ");
 		mqtx_tail_covered_sql(tl, &c, "t", "mqtx_c");
-		mqtx_buf_adds(&c, "))");
+		mqtx_buf_printf(&c, " FROM %s mqtx_c WHERE mqtx_c.outbox = %s AND mqtx_c.bucket = ", cp, lit);
+		mqtx_tail_bucket_sql(tl, &c, "t");
+		mqtx_buf_adds(&c, "), false))");
 		add_overdue(&o, keep, tcreated);
 
-		/* rows of the tail, by the txid index */
+		/* rows of the tail, by the txid index; the first txid of a row
+		 * too young is looked up once a pass (the probe) */
 		mqtx_buf_printf(&f,
 				"(t.%s < least((SELECT min(pg_snapshot_xmin(h.prev_snapshot)) FROM %s h WHERE h.outbox = %s), "
-				"(SELECT y.%s FROM %s y WHERE y.%s IS NOT NULL AND y.%s >= ",
-				x, cp, lit, x, T, x, created);
-		add_cutoff(&f, keep);
-		mqtx_buf_printf(&f, " ORDER BY y.%s LIMIT 1)) AND %s)", x, c.data);
+				"%s) AND %s)",
+				x, cp, lit, BOUND, c.data);
 		char *g = guarded(f.data, guard);
 		char ord[256];
 		snprintf(ord, sizeof(ord), "t.%s", x);
 		set_kind(&rt->k[K_TAIL_SENT], T, tid, g, ord, o.data);
 		rt->k[K_TAIL_SENT].stat = MQTX_RET_SENT;
 		free(g);
+		mqtx_buf_reset(&f);
+		mqtx_buf_printf(&f, "SELECT (SELECT y.%s FROM %s y WHERE y.%s IS NOT NULL AND y.%s >= ", x, T, x,
+				created);
+		add_cutoff(&f, keep);
+		mqtx_buf_printf(&f, " ORDER BY y.%s LIMIT 1)::text", x);
+		rt->k[K_TAIL_SENT].probe = mqtx_xstrdup(f.data);
 		/* rows of the status era the tail relayed (txid NULL: the first interval) */
 		mqtx_buf_reset(&f);
 		mqtx_buf_printf(&f, "(t.%s IS NULL AND %s)", x, c.data);
@@ -383,6 +425,8 @@ void mqtx_retention_free(struct mqtx_retention *rt)
 		free(rt->k[k].table);
 		free(rt->k[k].overdue);
 		free(rt->k[k].also);
+		free(rt->k[k].probe);
+		free(rt->k[k].bound);
 	}
 	free(rt->deletable);
 	mqtx_tail_free(rt->tl);
@@ -436,20 +480,34 @@ static int soft_failure(struct mqtx_retention *rt, int kind, PGresult *res, stru
 	return 1;
 }
 
+/* Tail mode: the statement runs without JIT. The planner cannot tell how
+ * soon the per-row tests (covered, not parked) find a batch, estimates the
+ * whole txid range and compiles the plan: half a second of JIT for a batch
+ * that takes milliseconds. SET LOCAL holds for the one implicit
+ * transaction of the query string. */
+static void no_jit(const struct mqtx_retention *rt, struct mqtx_buf *sql)
+{
+	if (rt->tl != NULL)
+		mqtx_buf_adds(sql, "SET LOCAL jit = off; ");
+}
+
 /* Deletes one batch of kind; the number deleted, or -1 with err. */
 static int64_t delete_batch(struct mqtx_retention *rt, int kind, struct mqtx_retention_stats *st, struct mqtx_err *err)
 {
 	struct kind *k = &rt->k[kind];
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	const char *pk = strchr(k->pk, '.') + 1;
+	no_jit(rt, &sql);
 	if (k->also != NULL)
 		mqtx_buf_adds(&sql, "WITH d AS (");
 	/* = ANY (ARRAY(...)): the batch is picked once (an InitPlan) and its
 	 * rows found through the key's index; with IN (...) the planner may
 	 * hash-join the batch against a scan of the whole table, every batch */
+	char *from = kind_from(k);
 	mqtx_buf_printf(&sql,
 			"DELETE FROM %s d WHERE d.%s = ANY (ARRAY(SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED))",
-			k->table, pk, k->pk, k->from, k->order, MQTX_RETENTION_BATCH);
+			k->table, pk, k->pk, from, k->order, MQTX_RETENTION_BATCH);
+	free(from);
 	if (k->also != NULL) /* in the same statement: the parked row goes with its outbox row */
 		mqtx_buf_printf(&sql, " RETURNING d.%s), x AS (%s) SELECT count(*) FROM d", pk, k->also);
 	PGresult *res = PQexec(rt->conn, sql.data);
@@ -485,6 +543,8 @@ int mqtx_retention_run(struct mqtx_retention *rt, int64_t deadline_ms, volatile 
 	for (int kind = 0; kind < K__COUNT; kind++) {
 		if (!kind_on(rt, kind))
 			continue;
+		if (probe_kind(rt, &rt->k[kind], err) < 0)
+			return -1;
 		for (;;) {
 			int64_t n = delete_batch(rt, kind, st, err);
 			if (n < 0)
@@ -516,10 +576,15 @@ int mqtx_retention_preview(struct mqtx_retention *rt, int64_t limit, struct mqtx
 		struct kind *k = &rt->k[kind];
 		if (k->from == NULL)
 			continue;
+		if (probe_kind(rt, k, err) < 0)
+			return -1;
+		char *from = kind_from(k);
 		struct mqtx_buf sql = MQTX_BUF_INIT;
+		no_jit(rt, &sql);
 		mqtx_buf_printf(&sql,
 				"SELECT count(*), coalesce(max(o), -1) FROM (SELECT %s AS o %s ORDER BY %s LIMIT %lld) s",
-				k->overdue != NULL ? k->overdue : "-1::int8", k->from, k->order, (long long)limit + 1);
+				k->overdue != NULL ? k->overdue : "-1::int8", from, k->order, (long long)limit + 1);
+		free(from);
 		PGresult *res = PQexec(rt->conn, sql.data);
 		mqtx_buf_free(&sql);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
