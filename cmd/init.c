@@ -9,6 +9,7 @@
 #include "db/outbox.h"
 #include "db/partition.h"
 #include "db/pg.h"
+#include "db/tail_switch.h"
 #include "commands.h"
 
 static const struct mqtx_opt init_opts[] = {
@@ -18,6 +19,8 @@ static const struct mqtx_opt init_opts[] = {
 	{"grant", 0, "ROLE", NULL, "also grant ROLE the privileges mqtx commands need"},
 	{"partition-by", 0, "hour|day", "outbox.partition_by",
 	 "a new outbox is range-partitioned by created_at, a partition per hour or day (UTC)"},
+	{"mode", 0, "status|tail", "outbox.mode",
+	 "tail: also the txid column, trigger and checkpoint tables of tail mode; status: hand a tail-mode outbox back"},
 	OPT_END,
 };
 
@@ -31,7 +34,8 @@ static int run(struct mqtx_cmd *c);
 
 const struct mqtx_cmd_info cmd_init_info = {
 	.name = "init",
-	.synopsis = "[--print] [--schema NAME] [--table NAME] [--grant ROLE] [--partition-by hour|day]",
+	.synopsis =
+		"[--print] [--schema NAME] [--table NAME] [--grant ROLE] [--partition-by hour|day] [--mode status|tail]",
 	.summary = "create the outbox table, indexes, triggers and heartbeat table (idempotent)",
 	.opts = init_opts,
 	.exit_codes =
@@ -87,6 +91,49 @@ static int warn_key_not_unique(PGconn *conn, const struct mqtx_config *cfg, stru
 	return 0;
 }
 
+/* Tail mode on an outbox whose checkpoint rows are there already, in
+ * another number than outbox.tail_buckets: init keeps them. */
+static int warn_tail_buckets(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	int64_t n = mqtx_tail_checkpoint_count(conn, cfg, err);
+	if (n < 0)
+		return -1;
+	if (n > 0 && n != cfg->outbox_tail_buckets)
+		mqtx_warn("outbox %s.%s has %lld tail checkpoint rows (buckets), not outbox.tail_buckets %lld: init leaves "
+			  "them as they are, and relays use %lld buckets (see mqtx-init(1))",
+			  cfg->outbox_schema, cfg->outbox_table, (long long)n, (long long)cfg->outbox_tail_buckets,
+			  (long long)n);
+	return 0;
+}
+
+/* Status mode on an outbox that tail relays relayed: hand it back (or,
+ * with --print, say what that would change). */
+static int hand_back(PGconn *conn, const struct mqtx_config *cfg, bool print)
+{
+	struct mqtx_err err;
+	int64_t n = mqtx_tail_checkpoint_count(conn, cfg, &err);
+	if (n < 0)
+		return mqtx_fail(&err);
+	if (n == 0)
+		return EXIT_OK;
+	struct mqtx_tail_handback_stats st;
+	if (mqtx_tail_handback(conn, cfg, print, &st, &err) < 0)
+		return mqtx_fail(&err);
+	if (print) {
+		printf("-- %s.%s was relayed in tail mode: 'mqtx init' (without --print) hands it back to status mode:\n"
+		       "-- %lld relayed row(s) become 'sent', %lld parked dead row(s) 'dead', %lld waiting for a retry keep\n"
+		       "-- their attempts and retry time, %lld blocked stay 'pending'; then the tail checkpoints go\n",
+		       cfg->outbox_schema, cfg->outbox_table, (long long)st.sent, (long long)st.dead,
+		       (long long)st.retry, (long long)st.blocked);
+		return EXIT_OK;
+	}
+	mqtx_info("outbox %s.%s handed back from tail mode: %lld row(s) marked sent, %lld dead, %lld to retry, %lld "
+		  "pending behind them; tail checkpoints removed",
+		  cfg->outbox_schema, cfg->outbox_table, (long long)st.sent, (long long)st.dead, (long long)st.retry,
+		  (long long)st.blocked);
+	return EXIT_OK;
+}
+
 static int run(struct mqtx_cmd *c)
 {
 	const struct init_args *a = c->args;
@@ -98,6 +145,10 @@ static int run(struct mqtx_cmd *c)
 	bool exists = false, incomplete = false;
 	char *sql = mqtx_outbox_init_sql(conn, cfg, a->grant, &exists, &incomplete, &err);
 	if (sql != NULL && exists && warn_key_not_unique(conn, cfg, &err) < 0) {
+		free(sql);
+		sql = NULL;
+	}
+	if (sql != NULL && mqtx_config_tail(cfg) && warn_tail_buckets(conn, cfg, &err) < 0) {
 		free(sql);
 		sql = NULL;
 	}
@@ -117,5 +168,7 @@ static int run(struct mqtx_cmd *c)
 				  exists ? " (it already existed)" : "");
 	}
 	free(sql);
+	if (rc == EXIT_OK && exists && !mqtx_config_tail(cfg))
+		rc = hand_back(conn, cfg, a->print);
 	return rc;
 }

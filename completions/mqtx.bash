@@ -16,8 +16,8 @@ _mqtx_args[common]="-c --config --database-url --broker-url --log-format"
 # end: common
 
 # cmd: init
-_mqtx_opts[init]="-p --print --schema -t --table --grant --partition-by"
-_mqtx_args[init]="--schema -t --table --grant --partition-by"
+_mqtx_opts[init]="-p --print --schema -t --table --grant --partition-by --mode"
+_mqtx_args[init]="--schema -t --table --grant --partition-by --mode"
 # end: init
 
 # cmd: relay
@@ -96,7 +96,11 @@ _mqtx_value() {
 		fi
 		;;
 	-m | --mode)
-		mapfile -t COMPREPLY < <(compgen -W "auto tx confirm kafka-tx" -- "$2")
+		if [[ ${cmd-} == init ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "status tail" -- "$2")
+		else
+			mapfile -t COMPREPLY < <(compgen -W "auto tx confirm kafka-tx" -- "$2")
+		fi
 		;;
 	--confirm)
 		mapfile -t COMPREPLY < <(compgen -W "sync batch async" -- "$2")

@@ -37,6 +37,7 @@ complete -c mqtx -n '__mqtx_using init' -l schema -x -d 'schema of the outbox ta
 complete -c mqtx -n '__mqtx_using init' -s t -l table -x -d 'outbox table name'
 complete -c mqtx -n '__mqtx_using init' -l grant -x -d 'also grant ROLE the privileges mqtx commands need'
 complete -c mqtx -n '__mqtx_using init' -l partition-by -x -a 'hour day' -d 'range-partition a new outbox by created_at, per hour or day'
+complete -c mqtx -n '__mqtx_using init' -l mode -x -a 'status tail' -d 'outbox.mode: tail also creates the txid column and checkpoint tables'
 # end: init
 
 # cmd: relay

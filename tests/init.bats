@@ -163,3 +163,143 @@ indexes_of() {
 	run_mqtx 3 --config "$BATS_TEST_TMPDIR/nocreated.yaml" init --partition-by day --print
 	stderr_has "outbox.columns.created_at is empty"
 }
+
+# ---------------------------------------------------------------- tail mode
+
+# tail_objects TABLE [TXID]: "type default | index | triggers calling the txid function"
+tail_objects() {
+	local t=$1 x=${2:-txid}
+	psql_test "SELECT format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+		FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = '\"$T_SCHEMA\".\"$t\"'::regclass AND a.attname = '$x'" \
+		"SELECT pg_get_indexdef('\"$T_SCHEMA\".\"${t}_txid_idx\"'::regclass)" \
+		"SELECT count(*) FROM pg_trigger WHERE tgrelid = '\"$T_SCHEMA\".\"$t\"'::regclass AND tgname = '${t}_mqtx_txid'
+		AND tgfoid = '\"$T_SCHEMA\".\"${t}_mqtx_txid_fn\"()'::regprocedure AND NOT tgisinternal"
+}
+# checkpoints TABLE: "rows buckets-min..max prev-nulls" of the outbox TABLE
+checkpoints() {
+	psql_test "SELECT count(*) || ' ' || min(bucket) || '..' || max(bucket) || ' ' || count(*) FILTER (WHERE prev_snapshot IS NULL)
+		FROM mqtx_tail_checkpoints WHERE outbox = '\"$T_SCHEMA\".\"$1\"'"
+}
+
+@test "init tail: a new outbox gets the txid column, its index and trigger, the checkpoint and parked tables; a re-run changes nothing" {
+	run_mqtx 0 init --mode tail
+	stderr_has "outbox $T_SCHEMA.mqtx_outbox is ready"
+	run tail_objects mqtx_outbox
+	[[ ${lines[0]} == "xid8 pg_current_xact_id()" ]] || fail "column: ${lines[0]}"
+	[[ ${lines[1]} == *"USING btree (txid)" ]] || fail "index: ${lines[1]}"
+	[[ ${lines[2]} == 1 ]] || fail "trigger: ${lines[2]}"
+	[[ $(checkpoints mqtx_outbox) == "16 0..15 16" ]] || fail "checkpoints: $(checkpoints mqtx_outbox)"
+	run psql_test "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+		WHERE i.indrelid = '\"$T_SCHEMA\".mqtx_tail_parked'::regclass ORDER BY 1"
+	[[ ${lines[*]} == *"(outbox, ordering_key, seq)"*"(outbox, state, next_at)"*"UNIQUE"*"(outbox, id)" ]] ||
+		fail "parked indexes: ${lines[*]}"
+	# a row gets its writing transaction; becoming eligible by an UPDATE moves it to the updater's
+	local x0 x1 x2 x3
+	x0=$(psql_test "INSERT INTO mqtx_outbox (destination, payload, available_at) VALUES ('x', 'y', 'infinity') RETURNING txid")
+	[[ $x0 =~ ^[0-9]+$ ]] || fail "txid of an insert: $x0"
+	x1=$(psql_test "UPDATE mqtx_outbox SET payload = 'z' RETURNING txid")
+	[[ $x1 == "$x0" ]] || fail "an UPDATE of the payload moved the row: $x0 -> $x1"
+	x2=$(psql_test "UPDATE mqtx_outbox SET available_at = now() RETURNING txid")
+	((x2 > x1)) || fail "txpub --commit's UPDATE did not move the row: $x1 -> $x2"
+	psql_test "UPDATE mqtx_outbox SET status = 'dead'" >/dev/null
+	x3=$(psql_test "UPDATE mqtx_outbox SET status = 'pending' RETURNING txid")
+	((x3 > x2)) || fail "a requeue did not move the row: $x2 -> $x3"
+	# again, and with another bucket count: nothing changes, and init says so
+	run_mqtx 0 init --mode tail
+	MQTX_OUTBOX_TAIL_BUCKETS=4 run_mqtx 0 init --mode tail
+	stderr_has "has 16 tail checkpoint rows (buckets), not outbox.tail_buckets 4: init leaves them"
+	[[ $(checkpoints mqtx_outbox) == "16 0..15 16" ]] || fail "checkpoints: $(checkpoints mqtx_outbox)"
+	[[ $(psql_test "SELECT txid FROM mqtx_outbox") == "$x3" ]] || fail "init touched the row"
+	MQTX_OUTBOX_TAIL_BUCKETS=4 run_mqtx 0 init --mode tail --print
+	assert_output --partial "-- the outbox has 16 checkpoint rows (buckets), not outbox.tail_buckets 4: init leaves them;"
+	[[ $output != *"INSERT INTO"* ]] || fail "prints an insert of checkpoint rows: $output"
+}
+
+@test "init tail: --print shows every tail object and creates nothing; status mode's --print has none of them" {
+	MQTX_OUTBOX_MODE=tail MQTX_OUTBOX_TAIL_BUCKETS=3 run_mqtx 0 init --print
+	local s="\"$T_SCHEMA\"" t="\"$T_SCHEMA\".\"mqtx_outbox\""
+	assert_output --partial '  "txid" xid8 DEFAULT pg_current_xact_id(),'
+	assert_output --partial "CREATE INDEX IF NOT EXISTS \"mqtx_outbox_txid_idx\" ON $t (\"txid\");"
+	assert_output --partial "CREATE OR REPLACE FUNCTION $s.\"mqtx_outbox_mqtx_txid_fn\"() RETURNS trigger"
+	assert_output --partial "  NEW.\"txid\" := pg_current_xact_id();"
+	assert_output --partial "CREATE OR REPLACE TRIGGER \"mqtx_outbox_mqtx_txid\" BEFORE UPDATE ON $t FOR EACH ROW WHEN (NEW.\"status\" = 'pending' AND (OLD.\"status\" IS DISTINCT FROM NEW.\"status\" OR OLD.\"available_at\" IS DISTINCT FROM NEW.\"available_at\")) EXECUTE FUNCTION $s.\"mqtx_outbox_mqtx_txid_fn\"();"
+	assert_output --partial "CREATE TABLE IF NOT EXISTS $s.mqtx_tail_checkpoints ("
+	assert_output --partial "CREATE TABLE IF NOT EXISTS $s.mqtx_tail_parked ("
+	assert_output --partial "INSERT INTO $s.mqtx_tail_checkpoints (outbox, bucket) SELECT '$t', b FROM generate_series(0, 2) b ON CONFLICT DO NOTHING;"
+	run psql_test "SELECT count(*) FROM pg_class WHERE relnamespace = '$s'::regnamespace"
+	assert_output 0
+	run_mqtx 0 init --print
+	[[ $output != *txid* && $output != *mqtx_tail* ]] || fail "status mode prints tail objects: $output"
+	run_mqtx 2 init --print --mode head
+	stderr_has "option --mode: 'head' is not one of status|tail"
+}
+
+@test "init tail: an adopted table through outbox.columns: a txid column of its own name, old rows keep NULL, new rows get theirs" {
+	psql_test "CREATE TABLE legacy (oid bigserial PRIMARY KEY, k text UNIQUE, dest text NOT NULL, body bytea NOT NULL,
+		state text NOT NULL DEFAULT 'pending', attempts integer NOT NULL DEFAULT 0, available_at timestamptz NOT NULL DEFAULT now(),
+		created_at timestamptz NOT NULL DEFAULT now(), sent_at timestamptz, last_error text,
+		redelivery_count integer NOT NULL DEFAULT 0, redelivered_at timestamptz);
+		INSERT INTO legacy (k, dest, body) VALUES ('a', 'd', 'p'); INSERT INTO legacy (k, dest, body, state) VALUES ('b', 'd', 'p', 'sent')"
+	cat >"$BATS_TEST_TMPDIR/legacy.yaml" <<-EOF
+		outbox:
+		  table: legacy
+		  mode: tail
+		  tail_buckets: 5
+		  columns: {id: oid, idempotency_key: k, destination: dest, payload: body, status: state, txid: writer_xid,
+		            routing_key: "", ordering_key: "", headers: "", content_type: ""}
+	EOF
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/legacy.yaml" init --print
+	assert_output --partial "ALTER TABLE \"$T_SCHEMA\".\"legacy\" ADD COLUMN IF NOT EXISTS \"writer_xid\" xid8;"
+	assert_output --partial "ALTER TABLE \"$T_SCHEMA\".\"legacy\" ALTER COLUMN \"writer_xid\" SET DEFAULT pg_current_xact_id();"
+	assert_output --partial "WHEN (NEW.\"state\" = 'pending' AND (OLD.\"state\" IS DISTINCT FROM NEW.\"state\""
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/legacy.yaml" init
+	run tail_objects legacy writer_xid
+	[[ ${lines[0]} == "xid8 pg_current_xact_id()" && ${lines[1]} == *"(writer_xid)" && ${lines[2]} == 1 ]] ||
+		fail "objects: ${lines[*]}"
+	[[ $(checkpoints legacy) == "5 0..4 5" ]] || fail "checkpoints: $(checkpoints legacy)"
+	run psql_test "SELECT count(*) FILTER (WHERE writer_xid IS NULL) FROM legacy"
+	assert_output 2
+	run psql_test "INSERT INTO legacy (k, dest, body) VALUES ('c', 'd', 'p') RETURNING writer_xid IS NOT NULL"
+	assert_output t
+	# the column is there with its default: a re-run has nothing to add
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/legacy.yaml" init --print
+	[[ $output != *"ALTER TABLE"* ]] || fail "alters again: $output"
+	run_mqtx 0 --config "$BATS_TEST_TMPDIR/legacy.yaml" init
+	# a txid column of another type is the user's to fix
+	psql_test "ALTER TABLE legacy ADD COLUMN tx bigint"
+	MQTX_OUTBOX_COLUMNS_TXID=tx run_mqtx 3 --config "$BATS_TEST_TMPDIR/legacy.yaml" init
+	stderr_has "lacks what the relay needs"
+	MQTX_OUTBOX_COLUMNS_TXID=tx run_mqtx 0 --config "$BATS_TEST_TMPDIR/legacy.yaml" init --print
+	assert_output --partial "-- column \"tx\" is bigint, but tail mode needs the writing transaction's xid8 there:"
+}
+
+@test "init tail: --grant gives the role the checkpoint and parked tables" {
+	local role="r_${T_SCHEMA}"
+	psql_test "CREATE ROLE \"$role\""
+	run_mqtx 0 init --mode tail --grant "$role"
+	run psql_test "SELECT has_table_privilege('$role', '\"$T_SCHEMA\".mqtx_tail_checkpoints', 'SELECT, INSERT, UPDATE, DELETE')
+		AND has_table_privilege('$role', '\"$T_SCHEMA\".mqtx_tail_parked', 'SELECT') AND has_table_privilege('$role', '\"$T_SCHEMA\".mqtx_tail_parked', 'INSERT')
+		AND has_table_privilege('$role', '\"$T_SCHEMA\".mqtx_tail_parked', 'UPDATE') AND has_table_privilege('$role', '\"$T_SCHEMA\".mqtx_tail_parked', 'DELETE')
+		AND NOT has_table_privilege('$role', '\"$T_SCHEMA\".mqtx_tail_parked', 'TRUNCATE')"
+	local granted=$output
+	run_mqtx 0 init --grant "$role" --print
+	[[ $output != *mqtx_tail* ]] || fail "status mode grants on tail tables: $output"
+	psql_test "DROP OWNED BY \"$role\"; DROP ROLE \"$role\""
+	[[ $granted == t ]] || fail "privileges: $granted"
+}
+
+@test "init tail: a partitioned outbox has the column, index and trigger on the parent, its partitions too" {
+	run_mqtx 0 init --mode tail --partition-by day
+	run_mqtx 0 init --mode tail --partition-by day
+	run tail_objects mqtx_outbox
+	[[ ${lines[0]} == "xid8 pg_current_xact_id()" && ${lines[1]} == *"USING btree (txid)" && ${lines[2]} == 1 ]] ||
+		fail "objects: ${lines[*]}"
+	run psql_test "SELECT relkind FROM pg_class WHERE oid = 'mqtx_outbox'::regclass"
+	assert_output p
+	local x0 x1
+	x0=$(psql_test "INSERT INTO mqtx_outbox (destination, payload, status) VALUES ('x', 'y', 'dead') RETURNING txid")
+	x1=$(psql_test "UPDATE mqtx_outbox SET status = 'pending' RETURNING txid")
+	[[ $x0 =~ ^[0-9]+$ ]] && ((x1 > x0)) || fail "txid: $x0 -> $x1"
+	[[ $(checkpoints mqtx_outbox) == "16 0..15 16" ]] || fail "checkpoints: $(checkpoints mqtx_outbox)"
+}

@@ -11,6 +11,7 @@
 #include "db/outbox.h"
 #include "db/partition.h"
 #include "db/pg.h"
+#include "db/tail_switch.h"
 #include "base/util.h"
 
 struct colspec {
@@ -59,12 +60,16 @@ enum {
 	N_NOTIFY_UPDATE,
 	N_KEY_TRIGGER,
 	N_KEY_FN,
+	N_TXID_IDX, /* tail mode's, from here on */
+	N_TXID_TRIGGER,
+	N_TXID_FN,
 	N__COUNT
 };
-static const char *const name_suffix[N__COUNT] = {"pending_idx",     "pending_key_idx",    "dead_idx",
-						  "sent_at_idx",     "prepared_idx",       "rolled_back_idx",
-						  "mqtx_notify",     "mqtx_notify_update", "mqtx_key",
-						  "mqtx_default_key"};
+static const char *const name_suffix[N__COUNT] = {"pending_idx",      "pending_key_idx",    "dead_idx",
+						  "sent_at_idx",      "prepared_idx",       "rolled_back_idx",
+						  "mqtx_notify",      "mqtx_notify_update", "mqtx_key",
+						  "mqtx_default_key", "txid_idx",           "mqtx_txid",
+						  "mqtx_txid_fn"};
 #define N_FIRST_TRIGGER N_NOTIFY
 
 struct names {
@@ -85,6 +90,8 @@ static void make_names(const struct mqtx_config *cfg, struct names *nm)
 			 strcmp(old, nm->now[i]) == 0 ? "" : old);
 	}
 	nm->before[N_ROLLED_BACK][0] = '\0'; /* newer than the cut names */
+	for (int i = N_TXID_IDX; i < N__COUNT; i++)
+		nm->before[i][0] = '\0';
 }
 
 /* A name for an index or trigger derived from the table name, quoted. */
@@ -238,7 +245,90 @@ static void add_common(struct mqtx_buf *out, PGconn *conn, const struct mqtx_con
 	mqtx_buf_free(&fn);
 }
 
-static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema, const char *T)
+/* Tail mode (outbox.mode tail): the txid column's index, the trigger that
+ * moves a row that becomes eligible by an UPDATE to the updating
+ * transaction's place in commit order, the checkpoint and parked tables and
+ * the outbox's checkpoint rows (the column itself is with the table's). */
+static int add_tail(struct mqtx_buf *out, PGconn *conn, const struct mqtx_config *cfg, const char *const *q,
+		    const char *qschema, const char *T, const struct names *nm, struct mqtx_err *err)
+{
+	int64_t have = mqtx_tail_checkpoint_count(conn, cfg, err);
+	if (have < 0)
+		return -1;
+	char *ix = derived(conn, nm, N_TXID_IDX);
+	char *tr = derived(conn, nm, N_TXID_TRIGGER);
+	char *fn_name = derived(conn, nm, N_TXID_FN);
+	char *name = lit(conn, T);
+	struct mqtx_buf fn = MQTX_BUF_INIT, body = MQTX_BUF_INIT;
+
+	mqtx_buf_printf(out,
+			"-- tail mode: relays follow the outbox by transaction snapshots, a checkpoint per bucket\n"
+			"-- instead of a sent flag per row (see mqtx-relay(1), TAIL MODE); intervals by writing transaction\n");
+	mqtx_buf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", ix, T, q[MQTX_COL_TXID]);
+	mqtx_buf_printf(out, "-- a row that becomes eligible by an UPDATE (txpub --commit, a requeue) goes out in the\n"
+			     "-- updating transaction's place in commit order\n");
+	mqtx_buf_printf(&fn, "%s.%s", qschema, fn_name);
+	mqtx_buf_printf(&body, "BEGIN\n  NEW.%s := pg_current_xact_id();\n  RETURN NEW;\nEND\n", q[MQTX_COL_TXID]);
+	add_function(out, fn.data, body.data);
+	const char *st = q[MQTX_COL_STATUS], *av = q[MQTX_COL_AVAILABLE_AT];
+	mqtx_buf_printf(out,
+			"CREATE OR REPLACE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW WHEN (NEW.%s = 'pending' AND ",
+			tr, T, st);
+	if (av != NULL)
+		mqtx_buf_printf(out, "(OLD.%s IS DISTINCT FROM NEW.%s OR OLD.%s IS DISTINCT FROM NEW.%s)", st, st, av,
+				av);
+	else
+		mqtx_buf_printf(out, "OLD.%s IS DISTINCT FROM NEW.%s", st, st);
+	mqtx_buf_printf(out, ") EXECUTE FUNCTION %s();\n", fn.data);
+
+	mqtx_buf_printf(out,
+			"-- tail relays' progress: per outbox and bucket, the snapshots of the interval being relayed\n"
+			"-- and the id it got to inside it\n");
+	mqtx_buf_printf(out,
+			"CREATE TABLE IF NOT EXISTS %s.mqtx_tail_checkpoints (\n  outbox text,\n  bucket int4,\n"
+			"  prev_snapshot pg_snapshot,\n  cur_snapshot pg_snapshot,\n  pos_id int8,\n  relay_id text,\n"
+			"  updated_at timestamptz NOT NULL DEFAULT now(),\n  PRIMARY KEY (outbox, bucket)\n);\n",
+			qschema);
+	mqtx_buf_printf(out,
+			"-- rows that failed, wait for a retry or a delivery time, or wait behind such a row of their\n"
+			"-- ordering key: their state lives here, not in the outbox rows\n");
+	mqtx_buf_printf(out,
+			"CREATE TABLE IF NOT EXISTS %s.mqtx_tail_parked (\n  outbox text,\n  id int8,\n  bucket int4 NOT NULL,\n"
+			"  ordering_key text,\n  state text NOT NULL CHECK (state IN ('retry', 'blocked', 'dead')),\n"
+			"  attempts int4 NOT NULL DEFAULT 0,\n  next_at timestamptz,\n  last_error text,\n"
+			"  seq bigint GENERATED ALWAYS AS IDENTITY,\n  parked_at timestamptz NOT NULL DEFAULT now(),\n"
+			"  updated_at timestamptz NOT NULL DEFAULT now(),\n  PRIMARY KEY (outbox, id)\n);\n",
+			qschema);
+	mqtx_buf_printf(out,
+			"CREATE INDEX IF NOT EXISTS mqtx_tail_parked_key_idx ON %s.mqtx_tail_parked (outbox, ordering_key, seq);\n",
+			qschema);
+	mqtx_buf_printf(out,
+			"CREATE INDEX IF NOT EXISTS mqtx_tail_parked_state_idx ON %s.mqtx_tail_parked (outbox, state, next_at);\n",
+			qschema);
+	if (have > 0 && have != cfg->outbox_tail_buckets) {
+		mqtx_buf_printf(out,
+				"-- the outbox has %lld checkpoint rows (buckets), not outbox.tail_buckets %lld: init leaves them;\n"
+				"-- relays read the count from the table (see mqtx-init(1) for changing it)\n",
+				(long long)have, (long long)cfg->outbox_tail_buckets);
+	} else {
+		mqtx_buf_printf(out,
+				"-- the outbox's buckets, relayed from the beginning (rows of the status era that are\n"
+				"-- pending included)\n");
+		mqtx_buf_printf(out,
+				"INSERT INTO %s.mqtx_tail_checkpoints (outbox, bucket) SELECT %s, b FROM generate_series(0, %lld) b "
+				"ON CONFLICT DO NOTHING;\n",
+				qschema, name, (long long)cfg->outbox_tail_buckets - 1);
+	}
+	free(ix);
+	free(tr);
+	free(fn_name);
+	free(name);
+	mqtx_buf_free(&fn);
+	mqtx_buf_free(&body);
+	return 0;
+}
+
+static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema, const char *T, bool tail)
 {
 	mqtx_buf_printf(out, "-- least privilege for role %s: relay (with retention), check, redeliver and txpub\n", r);
 	mqtx_buf_printf(out, "GRANT USAGE ON SCHEMA %s TO %s;\n", qschema, r);
@@ -248,6 +338,12 @@ static void add_grants(struct mqtx_buf *out, const char *r, const char *qschema,
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_relays TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_completions TO %s;\n", qschema, r);
 	mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_txpub_log TO %s;\n", qschema, r);
+	if (tail) {
+		mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_tail_checkpoints TO %s;\n",
+				qschema, r);
+		mqtx_buf_printf(out, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.mqtx_tail_parked TO %s;\n", qschema,
+				r);
+	}
 	mqtx_buf_printf(out, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA %s TO %s; -- txpub --prepare inserts rows\n",
 			qschema, r);
 }
@@ -287,6 +383,50 @@ static bool is_partitioned(PGconn *conn, const struct mqtx_config *cfg)
 	bool yes = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 	PQclear(res);
 	return yes;
+}
+
+/* Tail mode on an existing table: the txid column, added nullable (the
+ * rows already there keep NULL: rows of the status era) with its default
+ * set after, so no row is rewritten. */
+static int add_txid_column(struct mqtx_buf *out, PGconn *conn, const struct mqtx_config *cfg,
+			   const struct mqtx_pg_columns *cols, const char *const *q, const char *T, bool *incomplete,
+			   struct mqtx_err *err)
+{
+	const char *x = q[MQTX_COL_TXID];
+	const struct mqtx_pg_column *have = mqtx_pg_columns_find(cols, cfg->outbox_columns[MQTX_COL_TXID]);
+	if (have != NULL && strcmp(have->type, "xid8") != 0) {
+		*incomplete = true;
+		mqtx_buf_printf(out,
+				"-- column %s is %s, but tail mode needs the writing transaction's xid8 there:\n"
+				"-- map outbox.columns.txid to a new column name, and init adds it\n",
+				x, have->type);
+		return 0;
+	}
+	bool has_default = false;
+	if (have != NULL) {
+		char oid[32];
+		snprintf(oid, sizeof(oid), "%lld", (long long)cols->oid);
+		const char *p[2] = {oid, cfg->outbox_columns[MQTX_COL_TXID]};
+		PGresult *res =
+			PQexecParams(conn,
+				     "SELECT 1 FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+				     "WHERE d.adrelid = $1::oid AND a.attname = $2 "
+				     "AND pg_get_expr(d.adbin, d.adrelid) = 'pg_current_xact_id()'",
+				     2, NULL, p, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			return mqtx_pg_fail(conn, res, "cannot look up the txid column's default", err);
+		has_default = PQntuples(res) > 0;
+		PQclear(res);
+	}
+	if (have == NULL) {
+		mqtx_buf_printf(out,
+				"-- tail mode: each row's writing transaction; rows already there keep NULL (rows of the\n"
+				"-- status era: the pending ones are relayed first, sent and dead ones stay so)\n");
+		mqtx_buf_printf(out, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s xid8;\n", T, x);
+	}
+	if (!has_default)
+		mqtx_buf_printf(out, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT pg_current_xact_id();\n", T, x);
+	return 0;
 }
 
 /* JSON array of the names[first..last) that are set. */
@@ -353,6 +493,66 @@ static int add_replaced(struct mqtx_buf *out, PGconn *conn, const struct mqtx_co
 	return 0;
 }
 
+/* Tail mode's part of mqtx_outbox_init_verify: the txid column is xid8,
+ * its index and trigger are the table's, the checkpoint and parked tables
+ * are mqtx's, the outbox has checkpoint rows. */
+static int verify_tail(PGconn *conn, const struct mqtx_config *cfg, const struct names *nm, struct mqtx_err *err)
+{
+	char *qs = mqtx_pg_ident(conn, cfg->outbox_schema), *qt = mqtx_pg_ident(conn, cfg->outbox_table);
+	char *outbox = mqtx_xasprintf("%s.%s", qs, qt);
+	char *cp = mqtx_xasprintf("%s.mqtx_tail_checkpoints", qs), *parked = mqtx_xasprintf("%s.mqtx_tail_parked", qs);
+	const char *p[8] = {cfg->outbox_schema,
+			    cfg->outbox_table,
+			    cfg->outbox_columns[MQTX_COL_TXID],
+			    nm->now[N_TXID_IDX],
+			    nm->now[N_TXID_TRIGGER],
+			    nm->now[N_TXID_FN],
+			    cp,
+			    parked};
+	PGresult *res = PQexecParams(
+		conn,
+		"WITH tb AS (SELECT c.oid, c.relnamespace FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE n.nspname = $1 AND c.relname = $2) "
+		"SELECT 'column ' || quote_ident($3) || ' is not xid8' WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a, tb "
+		"WHERE a.attrelid = tb.oid AND a.attname = $3 AND NOT a.attisdropped AND a.atttypid = 'xid8'::regtype) "
+		"UNION ALL SELECT 'index ' || quote_ident($4) || ' is not an index of the table' WHERE NOT EXISTS "
+		"(SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid, tb "
+		"WHERE ic.relnamespace = tb.relnamespace AND ic.relname = $4 AND i.indrelid = tb.oid) "
+		"UNION ALL SELECT 'trigger ' || quote_ident($5) || ' of the table does not call ' || quote_ident($6) "
+		"WHERE NOT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid, tb "
+		"WHERE t.tgrelid = tb.oid AND t.tgname = $5 AND f.proname = $6 AND f.pronamespace = tb.relnamespace) "
+		"UNION ALL SELECT $7 || ' is not the tail checkpoint table' WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a "
+		"WHERE a.attrelid = to_regclass($7) AND a.attname = 'prev_snapshot' AND a.atttypid = 'pg_snapshot'::regtype) "
+		"UNION ALL SELECT $8 || ' is not the tail parked table' WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a "
+		"WHERE a.attrelid = to_regclass($8) AND a.attname = 'seq' AND a.attidentity = 'a')",
+		8, NULL, p, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = mqtx_pg_fail(conn, res, "cannot check what init created for tail mode", err);
+	} else {
+		if (PQntuples(res) > 0)
+			rc = mqtx_err_set(err, MQTX_E_CONFIG,
+					  "after init of %s.%s: %s%s (another object has the name?); nothing was changed",
+					  cfg->outbox_schema, cfg->outbox_table, PQgetvalue(res, 0, 0),
+					  PQntuples(res) > 1 ? ", and more" : "");
+		PQclear(res);
+	}
+	if (rc == 0) {
+		int64_t n = mqtx_tail_checkpoint_count(conn, cfg, err);
+		if (n < 0)
+			rc = -1;
+		else if (n == 0)
+			rc = mqtx_err_set(err, MQTX_E_CONFIG, "after init of %s.%s: %s has no checkpoint rows for %s",
+					  cfg->outbox_schema, cfg->outbox_table, cp, outbox);
+	}
+	free(qs);
+	free(qt);
+	free(outbox);
+	free(cp);
+	free(parked);
+	return rc;
+}
+
 int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
 {
 	struct names nm;
@@ -416,6 +616,8 @@ int mqtx_outbox_init_verify(PGconn *conn, const struct mqtx_config *cfg, struct 
 				  cfg->outbox_schema, cfg->outbox_table, PQgetvalue(res, 0, 0),
 				  PQntuples(res) > 1 ? ", and more" : "");
 	PQclear(res);
+	if (rc == 0 && mqtx_config_tail(cfg))
+		rc = verify_tail(conn, cfg, &nm, err);
 	return rc;
 }
 
@@ -464,6 +666,15 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 	*table_incomplete = false;
 	const char *by = cfg->outbox_partition_by;
 	bool partitioned = by != NULL && strcmp(by, "none") != 0;
+	bool tail = mqtx_config_tail(cfg);
+	if (!tail) {
+		q[MQTX_COL_TXID] = NULL; /* the txid column is tail mode's */
+	} else if (q[MQTX_COL_TXID] == NULL) {
+		mqtx_pg_columns_free(&cols);
+		mqtx_err_set(err, MQTX_E_CONFIG,
+			     "outbox.mode is tail but outbox.columns.txid is empty: tail mode needs the xid8 column");
+		goto fail;
+	}
 	if (partitioned && !*table_exists && q[MQTX_COL_CREATED_AT] == NULL) {
 		mqtx_pg_columns_free(&cols);
 		mqtx_err_set(err, MQTX_E_CONFIG,
@@ -497,6 +708,8 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 			mqtx_buf_printf(&out, "%s  %s %s", first ? "" : ",\n", q[specs[i].col], type);
 			first = false;
 		}
+		if (tail) /* the writing transaction, for tail mode's intervals */
+			mqtx_buf_printf(&out, ",\n  %s xid8 DEFAULT pg_current_xact_id()", q[MQTX_COL_TXID]);
 		mqtx_buf_printf(&out, ",\n  CHECK (%s IN ('pending', 'sent', 'dead', 'prepared', 'rolled_back'))",
 				q[MQTX_COL_STATUS]);
 		if (!partitioned) {
@@ -555,6 +768,10 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 			mqtx_buf_printf(&out, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s;\n", T.data, q[c],
 					specs[i].add);
 		}
+		if (tail && add_txid_column(&out, conn, cfg, &cols, q, T.data, table_incomplete, err) < 0) {
+			mqtx_pg_columns_free(&cols);
+			goto fail;
+		}
 	}
 	mqtx_pg_columns_free(&cols);
 	struct names nm;
@@ -562,13 +779,15 @@ char *mqtx_outbox_init_sql(PGconn *conn, const struct mqtx_config *cfg, const ch
 	add_common(&out, conn, cfg, q, qschema, T.data, &nm);
 	if (*table_exists && add_replaced(&out, conn, cfg, qschema, T.data, &nm, err) < 0)
 		goto fail;
+	if (tail && add_tail(&out, conn, cfg, q, qschema, T.data, &nm, err) < 0)
+		goto fail;
 	if (grant_role != NULL) {
 		char *r = mqtx_pg_ident_checked(conn, grant_role, "--grant", err);
 		if (r == NULL) {
 			err->kind = MQTX_E_USAGE;
 			goto fail;
 		}
-		add_grants(&out, r, qschema, T.data);
+		add_grants(&out, r, qschema, T.data, tail);
 		free(r);
 	}
 	for (int c = 0; c < MQTX_COL__COUNT; c++)
