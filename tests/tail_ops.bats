@@ -9,9 +9,10 @@ load test_helper
 load backend
 
 setup() {
+	# mqtx init makes the tail-mode outbox: the txid column, its trigger,
+	# the checkpoints (4 buckets) and the parked table
+	export MQTX_OUTBOX_MODE=tail MQTX_OUTBOX_TAIL_BUCKETS=4
 	backend_test_setup
-	export MQTX_OUTBOX_MODE=tail
-	tail_setup
 	OB="\"$T_SCHEMA\".\"mqtx_outbox\""
 }
 
@@ -21,36 +22,6 @@ teardown() {
 		psql_test "ROLLBACK PREPARED '$gid'" >/dev/null 2>&1 || true
 	done
 	mqtx_test_teardown
-}
-
-# tail_setup: the tail-mode objects of the test's outbox (4 buckets): mqtx
-# init with outbox.mode tail where it makes them, else the DDL of the design
-tail_setup() {
-	MQTX_OUTBOX_TAIL_BUCKETS=4 run_mqtx '*' init
-	if [[ $(psql_test "SELECT count(*) FROM pg_attribute WHERE attrelid = 'mqtx_outbox'::regclass AND attname = 'txid'") == 1 ]]; then
-		return 0
-	fi
-	psql_test "ALTER TABLE mqtx_outbox ADD COLUMN IF NOT EXISTS txid xid8;
-		ALTER TABLE mqtx_outbox ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
-		CREATE INDEX IF NOT EXISTS mqtx_outbox_txid_idx ON mqtx_outbox (txid);
-		CREATE OR REPLACE FUNCTION mqtx_outbox_mqtx_txid_fn() RETURNS trigger LANGUAGE plpgsql AS
-			\$\$BEGIN NEW.txid := pg_current_xact_id(); RETURN NEW; END\$\$;
-		CREATE OR REPLACE TRIGGER mqtx_outbox_mqtx_txid BEFORE UPDATE ON mqtx_outbox FOR EACH ROW
-			WHEN (NEW.status = 'pending' AND (OLD.status IS DISTINCT FROM NEW.status
-				OR OLD.available_at IS DISTINCT FROM NEW.available_at))
-			EXECUTE FUNCTION mqtx_outbox_mqtx_txid_fn();
-		CREATE TABLE IF NOT EXISTS mqtx_tail_checkpoints (outbox text, bucket int4, prev_snapshot pg_snapshot,
-			cur_snapshot pg_snapshot, pos_id int8, relay_id text, updated_at timestamptz NOT NULL DEFAULT now(),
-			PRIMARY KEY (outbox, bucket));
-		CREATE TABLE IF NOT EXISTS mqtx_tail_parked (outbox text, id int8, bucket int4 NOT NULL, ordering_key text,
-			state text NOT NULL CHECK (state IN ('retry','blocked','dead')), attempts int4 NOT NULL DEFAULT 0,
-			next_at timestamptz, last_error text, seq bigint GENERATED ALWAYS AS IDENTITY,
-			parked_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
-			PRIMARY KEY (outbox, id));
-		CREATE INDEX IF NOT EXISTS mqtx_tail_parked_key_idx ON mqtx_tail_parked (outbox, ordering_key, seq);
-		CREATE INDEX IF NOT EXISTS mqtx_tail_parked_state_idx ON mqtx_tail_parked (outbox, state, next_at);
-		INSERT INTO mqtx_tail_checkpoints (outbox, bucket)
-			SELECT '\"$T_SCHEMA\".\"mqtx_outbox\"', b FROM generate_series(0, 3) b ON CONFLICT DO NOTHING" >/dev/null
 }
 
 # relayed: every committed row is relayed, as far as the checkpoints say
@@ -301,7 +272,6 @@ six_relayed_two_not() {
 	export MQTX_OUTBOX_PARTITION_BY=day
 	psql_test "DROP TABLE mqtx_outbox" >/dev/null
 	run_mqtx 0 init --partition-by day
-	tail_setup
 	local d
 	for d in 01 02 03; do
 		psql_test "CREATE TABLE mqtx_outbox_p202001$d PARTITION OF mqtx_outbox FOR VALUES FROM ('2020-01-$d') TO ('2020-01-$d'::date + 1)" >/dev/null
