@@ -39,7 +39,7 @@ const struct mqtx_cmd_info cmd_init_info = {
 	.summary = "create the outbox table, indexes, triggers and heartbeat table (idempotent)",
 	.opts = init_opts,
 	.exit_codes =
-		"  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, or a name init needs is taken\n  4  database error\n  7  cannot write standard output",
+		"  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, a name init needs is taken, or a tail relay runs during a handback\n  4  database error\n  7  cannot write standard output",
 	.args_size = sizeof(struct init_args),
 	.on_opt = on_opt,
 	.run = run, /* CMD_NEEDS_DB */
@@ -106,6 +106,40 @@ static int warn_tail_buckets(PGconn *conn, const struct mqtx_config *cfg, struct
 	return 0;
 }
 
+/* Status mode on an outbox that has tail checkpoints: what the handback
+ * will do, as a comment before the SQL. */
+static int print_handback(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	struct mqtx_tail_handback_stats st;
+	int r = mqtx_tail_handback_count(conn, cfg, &st, err);
+	if (r <= 0)
+		return r;
+	char *qs = mqtx_pg_ident(conn, cfg->outbox_schema), *qt = mqtx_pg_ident(conn, cfg->outbox_table);
+	char *name = mqtx_xasprintf("%s.%s", qs, qt);
+	char *comment = mqtx_tail_handback_comment(name, &st);
+	fputs(comment, stdout);
+	free(comment);
+	free(name);
+	free(qs);
+	free(qt);
+	return 0;
+}
+
+/* Status mode on an outbox that has tail checkpoints: the handback. */
+static int hand_back(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+{
+	struct mqtx_tail_handback_stats st;
+	int r = mqtx_tail_handback(conn, cfg, &st, err);
+	if (r <= 0)
+		return r;
+	mqtx_info("outbox %s.%s handed back to status mode: %lld rows tail relays relayed marked sent, %lld dead, "
+		  "%lld waiting for a retry and %lld blocked behind them left pending; %lld checkpoint rows and %lld "
+		  "parked rows deleted",
+		  cfg->outbox_schema, cfg->outbox_table, (long long)st.sent, (long long)st.dead, (long long)st.retry,
+		  (long long)st.blocked, (long long)st.checkpoints, (long long)st.parked);
+	return 0;
+}
+
 static int run(struct mqtx_cmd *c)
 {
 	const struct init_args *a = c->args;
@@ -127,13 +161,18 @@ static int run(struct mqtx_cmd *c)
 	if (sql == NULL) {
 		rc = mqtx_fail(&err);
 	} else if (a->print) {
-		fputs(sql, stdout);
+		if (!mqtx_config_tail(cfg) && print_handback(conn, cfg, &err) < 0)
+			rc = mqtx_fail(&err);
+		else
+			fputs(sql, stdout);
 	} else if (incomplete) {
 		mqtx_error("table %s.%s exists but lacks what the relay needs; review 'mqtx init --print' and apply it yourself",
 			   cfg->outbox_schema, cfg->outbox_table);
 		rc = EXIT_CONFIG;
 	} else {
-		if (mqtx_outbox_init_apply(conn, cfg, sql, &err) < 0)
+		if (!mqtx_config_tail(cfg) && hand_back(conn, cfg, &err) < 0)
+			rc = mqtx_fail(&err);
+		else if (mqtx_outbox_init_apply(conn, cfg, sql, &err) < 0)
 			rc = mqtx_fail(&err);
 		else
 			mqtx_info("outbox %s.%s is ready%s", cfg->outbox_schema, cfg->outbox_table,
