@@ -39,7 +39,7 @@ const struct mqtx_cmd_info cmd_init_info = {
 	.summary = "create the outbox table, indexes, triggers and heartbeat table (idempotent)",
 	.opts = init_opts,
 	.exit_codes =
-		"  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, a name init needs is taken, or a tail relay runs during a handback\n  4  database error\n  7  cannot write standard output",
+		"  0  done (or printed)\n  2  usage error\n  3  configuration error, an existing table lacks columns, or a name init needs is taken\n  4  database error\n  7  cannot write standard output",
 	.args_size = sizeof(struct init_args),
 	.on_opt = on_opt,
 	.run = run, /* CMD_NEEDS_DB */
@@ -106,38 +106,32 @@ static int warn_tail_buckets(PGconn *conn, const struct mqtx_config *cfg, struct
 	return 0;
 }
 
-/* Status mode on an outbox that has tail checkpoints: what the handback
- * will do, as a comment before the SQL. */
-static int print_handback(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
+/* Status mode on an outbox that tail relays relayed: hand it back (or,
+ * with --print, say what that would change). */
+static int hand_back(PGconn *conn, const struct mqtx_config *cfg, bool print)
 {
+	struct mqtx_err err;
+	int64_t n = mqtx_tail_checkpoint_count(conn, cfg, &err);
+	if (n < 0)
+		return mqtx_fail(&err);
+	if (n == 0)
+		return EXIT_OK;
 	struct mqtx_tail_handback_stats st;
-	int r = mqtx_tail_handback_count(conn, cfg, &st, err);
-	if (r <= 0)
-		return r;
-	char *qs = mqtx_pg_ident(conn, cfg->outbox_schema), *qt = mqtx_pg_ident(conn, cfg->outbox_table);
-	char *name = mqtx_xasprintf("%s.%s", qs, qt);
-	char *comment = mqtx_tail_handback_comment(name, &st);
-	fputs(comment, stdout);
-	free(comment);
-	free(name);
-	free(qs);
-	free(qt);
-	return 0;
-}
-
-/* Status mode on an outbox that has tail checkpoints: the handback. */
-static int hand_back(PGconn *conn, const struct mqtx_config *cfg, struct mqtx_err *err)
-{
-	struct mqtx_tail_handback_stats st;
-	int r = mqtx_tail_handback(conn, cfg, &st, err);
-	if (r <= 0)
-		return r;
-	mqtx_info("outbox %s.%s handed back to status mode: %lld rows tail relays relayed marked sent, %lld dead, "
-		  "%lld waiting for a retry and %lld blocked behind them left pending; %lld checkpoint rows and %lld "
-		  "parked rows deleted",
+	if (mqtx_tail_handback(conn, cfg, print, &st, &err) < 0)
+		return mqtx_fail(&err);
+	if (print) {
+		printf("-- %s.%s was relayed in tail mode: 'mqtx init' (without --print) hands it back to status mode:\n"
+		       "-- %lld relayed row(s) become 'sent', %lld parked dead row(s) 'dead', %lld waiting for a retry keep\n"
+		       "-- their attempts and retry time, %lld blocked stay 'pending'; then the tail checkpoints go\n",
+		       cfg->outbox_schema, cfg->outbox_table, (long long)st.sent, (long long)st.dead,
+		       (long long)st.retry, (long long)st.blocked);
+		return EXIT_OK;
+	}
+	mqtx_info("outbox %s.%s handed back from tail mode: %lld row(s) marked sent, %lld dead, %lld to retry, %lld "
+		  "pending behind them; tail checkpoints removed",
 		  cfg->outbox_schema, cfg->outbox_table, (long long)st.sent, (long long)st.dead, (long long)st.retry,
-		  (long long)st.blocked, (long long)st.checkpoints, (long long)st.parked);
-	return 0;
+		  (long long)st.blocked);
+	return EXIT_OK;
 }
 
 static int run(struct mqtx_cmd *c)
@@ -161,23 +155,20 @@ static int run(struct mqtx_cmd *c)
 	if (sql == NULL) {
 		rc = mqtx_fail(&err);
 	} else if (a->print) {
-		if (!mqtx_config_tail(cfg) && print_handback(conn, cfg, &err) < 0)
-			rc = mqtx_fail(&err);
-		else
-			fputs(sql, stdout);
+		fputs(sql, stdout);
 	} else if (incomplete) {
 		mqtx_error("table %s.%s exists but lacks what the relay needs; review 'mqtx init --print' and apply it yourself",
 			   cfg->outbox_schema, cfg->outbox_table);
 		rc = EXIT_CONFIG;
 	} else {
-		if (!mqtx_config_tail(cfg) && hand_back(conn, cfg, &err) < 0)
-			rc = mqtx_fail(&err);
-		else if (mqtx_outbox_init_apply(conn, cfg, sql, &err) < 0)
+		if (mqtx_outbox_init_apply(conn, cfg, sql, &err) < 0)
 			rc = mqtx_fail(&err);
 		else
 			mqtx_info("outbox %s.%s is ready%s", cfg->outbox_schema, cfg->outbox_table,
 				  exists ? " (it already existed)" : "");
 	}
 	free(sql);
+	if (rc == EXIT_OK && exists && !mqtx_config_tail(cfg))
+		rc = hand_back(conn, cfg, a->print);
 	return rc;
 }

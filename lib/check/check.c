@@ -119,6 +119,7 @@ static void relay_copy(struct mqtx_check_relay *dst, const struct mqtx_check_rel
 	dst->host = src->host ? mqtx_xstrdup(src->host) : NULL;
 	dst->version = src->version ? mqtx_xstrdup(src->version) : NULL;
 	dst->last_error = src->last_error ? mqtx_xstrdup(src->last_error) : NULL;
+	dst->tail_buckets = src->tail_buckets ? mqtx_xstrdup(src->tail_buckets) : NULL;
 }
 
 static void indoubt_free(struct mqtx_check_indoubt *i)
@@ -184,6 +185,7 @@ void mqtx_check_report_free(struct mqtx_check_report *rep)
 		free(p->items);
 		free(p->destination);
 		free(p->queue);
+		mqtx_check_xacts_free(p->xacts, p->n_xacts);
 	}
 	free(rep->problems);
 	memset(rep, 0, sizeof(*rep));
@@ -459,8 +461,9 @@ static void rule_pending_age(struct mqtx_check_report *rep)
 				      : mqtx_xstrdup("");
 	struct mqtx_check_problem *p =
 		add_problem(rep, "pending_age", lvl,
-			    mqtx_xasprintf("%s%lld pending row(s) older than %s (check.%s); the oldest is %s old%s",
-					   s->pending_truncated ? "at least " : "", (long long)n, l,
+			    mqtx_xasprintf("%s%lld pending row(s)%s older than %s (check.%s); the oldest is %s old%s",
+					   s->pending_truncated ? "at least " : "", (long long)n,
+					   s->tail.on ? " (not yet relayed, or parked)" : "", l,
 					   lvl == MQTX_CHECK_CRITICAL ? "crit_age" : "warn_age", a, where),
 			    s->n_oldest > 0 ? explain_cmd(s->oldest[0].id) : NULL);
 	p->count = n;
@@ -623,7 +626,13 @@ static void rule_completion(struct mqtx_check_report *rep)
 	const struct mqtx_check_thresholds *t = &rep->thresholds;
 	if (!t->completion)
 		return;
-	if (!s->has_sent_at) {
+	if (s->tail.on) {
+		add_problem(rep, "completion_unavailable", MQTX_CHECK_WARNING,
+			    mqtx_xstrdup(
+				    "check.completion is on, but a tail-mode outbox records no sent_at: the checkpoints "
+				    "say what was relayed, not when"),
+			    NULL);
+	} else if (!s->has_sent_at) {
 		add_problem(rep, "completion_unavailable", MQTX_CHECK_WARNING,
 			    mqtx_xstrdup("check.completion is on, but the outbox has no sent_at column"), NULL);
 	} else if (s->completion_table_missing) {
@@ -705,9 +714,93 @@ static void rule_retention_unavailable(struct mqtx_check_report *rep)
 		    mqtx_xasprintf("cannot tell what retention will delete: %s", r->error), NULL);
 }
 
+/* Tail mode: an open or prepared transaction older than check.warn_age
+ * (crit_age: CRITICAL). Rows it wrote are invisible until it commits;
+ * the relay sends them then, in its place in commit order. */
+static char *xact_name(const struct mqtx_check_xact *x)
+{
+	if (x->prepared)
+		return mqtx_xasprintf("prepared transaction '%s' (xid %s)", x->gid ? x->gid : "?",
+				      x->xid ? x->xid : "?");
+	return mqtx_xasprintf("backend pid %lld (xid %s%s%s%s%s)", (long long)x->pid, x->xid ? x->xid : "?",
+			      x->application_name && x->application_name[0] ? ", " : "",
+			      x->application_name && x->application_name[0] ? x->application_name : "",
+			      x->state ? ", " : "", x->state ? x->state : "");
+}
+
+static void rule_old_transaction(struct mqtx_check_report *rep)
+{
+	struct mqtx_check_tail *tl = &rep->db.tail;
+	const struct mqtx_check_thresholds *t = &rep->thresholds;
+	if (!tl->on || tl->n_xacts == 0)
+		return;
+	int64_t warn = t->warn_age_ms > 0 ? t->warn_age_ms : t->crit_age_ms;
+	if (warn <= 0)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < tl->n_xacts; i++)
+		n += tl->xacts[i].age_ms > warn;
+	if (n == 0)
+		return;
+	const struct mqtx_check_xact *x = &tl->xacts[0]; /* the oldest */
+	bool crit = t->crit_age_ms > 0 && x->age_ms > t->crit_age_ms;
+	int64_t limit = crit ? t->crit_age_ms : warn;
+	const char *which = crit ? "crit_age" : t->warn_age_ms > 0 ? "warn_age" : "crit_age";
+	char *a = dur(x->age_ms), *l = dur(limit), *name = xact_name(x);
+	const char *what = x->wrote_outbox ? "; it wrote to the outbox: its rows wait for it"
+			   : x->in_xip     ? "; a relay saw it running (in a checkpoint's snapshot)"
+					   : "; it has not written to the outbox (yet)";
+	char *action =
+		x->prepared
+			? mqtx_xasprintf("decide it: COMMIT PREPARED '%s' or ROLLBACK PREPARED '%s' (txpub's own: mqtx check --resolve)",
+					 x->gid ? x->gid : "?", x->gid ? x->gid : "?")
+			: mqtx_xasprintf("find out what pid %lld is waiting for (SELECT * FROM pg_stat_activity WHERE pid = %lld); "
+					 "if it is stuck: SELECT pg_terminate_backend(%lld)",
+					 (long long)x->pid, (long long)x->pid, (long long)x->pid);
+	struct mqtx_check_problem *p =
+		add_problem(rep, "old_transaction", crit ? MQTX_CHECK_CRITICAL : MQTX_CHECK_WARNING,
+			    mqtx_xasprintf("%zu open or prepared transaction(s) older than %s (check.%s): rows they wrote wait "
+					   "for them (invisible to the relay and to check until they commit); the oldest is %s, "
+					   "open for %s%s",
+					   n, l, which, name, a, what),
+			    action);
+	free(a);
+	free(l);
+	free(name);
+	p->count = (int64_t)n;
+	p->xacts = mqtx_xcalloc(n + 1, sizeof(*p->xacts));
+	for (size_t i = 0; i < tl->n_xacts; i++) {
+		const struct mqtx_check_xact *y = &tl->xacts[i];
+		if (y->age_ms <= warn)
+			continue;
+		struct mqtx_check_xact *c = &p->xacts[p->n_xacts++];
+		*c = *y;
+		c->gid = y->gid ? mqtx_xstrdup(y->gid) : NULL;
+		c->xid = y->xid ? mqtx_xstrdup(y->xid) : NULL;
+		c->application_name = y->application_name ? mqtx_xstrdup(y->application_name) : NULL;
+		c->state = y->state ? mqtx_xstrdup(y->state) : NULL;
+	}
+}
+
+/* Status mode on an outbox that tail relays relay: its rows stay
+ * 'pending' there, so every count above is wrong. */
+static void rule_outbox_mode(struct mqtx_check_report *rep)
+{
+	if (!rep->db.tail_checkpoints)
+		return;
+	add_problem(rep, "outbox_mode", MQTX_CHECK_WARNING,
+		    mqtx_xstrdup(
+			    "outbox.mode is status here, but the outbox has tail-mode checkpoints: tail relays leave "
+			    "relayed rows 'pending', so the pending counts and ages above are not what is waiting"),
+		    mqtx_xstrdup(
+			    "run mqtx check with outbox.mode: tail (MQTX_OUTBOX_MODE=tail), as the relays do; or, "
+			    "to go back to status mode, stop the tail relays and run 'mqtx init' with outbox.mode: status"));
+}
+
 /* In this order: within one severity, problems are listed as found. */
 const struct mqtx_check_rule mqtx_check_rules[] = {
 	{"relay_states", rule_relay_states},
+	{"outbox_mode", rule_outbox_mode},
 	{"resolve_failed", rule_resolve_failed},
 	{"in_doubt_unavailable", rule_in_doubt_unavailable},
 	{"destination_missing", rule_destination_missing},
@@ -718,6 +811,7 @@ const struct mqtx_check_rule mqtx_check_rules[] = {
 	{"blocked_ordering_keys", rule_blocked_ordering_keys},
 	{"high_attempts", rule_high_attempts},
 	{"no_live_relay", rule_no_live_relay},
+	{"old_transaction", rule_old_transaction},
 	{"stale_relays", rule_stale_relays},
 	{"in_doubt", rule_in_doubt},
 	{"completion", rule_completion},
@@ -845,6 +939,8 @@ void mqtx_explain_free(struct mqtx_explain *ex)
 	for (size_t i = 0; i < ex->n_actions; i++)
 		free(ex->actions[i]);
 	free(ex->actions);
+	mqtx_db_check_tail_row_free(&ex->tail_row);
+	mqtx_check_xacts_free(ex->writers, ex->n_writers);
 	memset(ex, 0, sizeof(*ex));
 }
 
@@ -1094,6 +1190,323 @@ static void explain_other(struct mqtx_explain *ex, struct indoubt_find *f)
 	}
 }
 
+/* ------------------------------------------------------------ explain, tail mode */
+
+/* Where the checkpoint of the row's bucket is, for people. */
+static char *checkpoint_text(const struct mqtx_db_check_tail_row *tr)
+{
+	if (tr->prev_snapshot == NULL && tr->cur_snapshot == NULL)
+		return mqtx_xasprintf("bucket %lld's checkpoint is at the beginning (no relay has checkpointed it yet)",
+				      (long long)tr->bucket);
+	char *upd = tr->updated_ms >= 0 ? dur(tr->updated_ms) : mqtx_xstrdup("?");
+	char pos[48];
+	if (tr->pos_id >= 0)
+		snprintf(pos, sizeof(pos), "id %lld", (long long)tr->pos_id);
+	else
+		snprintf(pos, sizeof(pos), "none");
+	char *s =
+		mqtx_xasprintf("bucket %lld's checkpoint: prev snapshot %s, cur snapshot %s, position %s, written %s ago%s%s",
+			       (long long)tr->bucket, tr->prev_snapshot ? tr->prev_snapshot : "(the beginning)",
+			       tr->cur_snapshot ? tr->cur_snapshot : "(none)", pos, upd,
+			       tr->relay_id ? " by relay " : "", tr->relay_id ? tr->relay_id : "");
+	free(upd);
+	return s;
+}
+
+static char *owner_text(const struct mqtx_db_check_tail_row *tr)
+{
+	if (tr->owner_pid < 0)
+		return mqtx_xasprintf("no relay holds bucket %lld right now", (long long)tr->bucket);
+	return mqtx_xasprintf("bucket %lld is held by database backend pid %lld%s%s%s", (long long)tr->bucket,
+			      (long long)tr->owner_pid, tr->owner_app ? " (" : "", tr->owner_app ? tr->owner_app : "",
+			      tr->owner_app ? ")" : "");
+}
+
+static void explain_tail_sent(struct mqtx_explain *ex)
+{
+	const struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+	ex->verdict = mqtx_xasprintf("relayed: covered by bucket %lld's checkpoint (the broker confirmed it)",
+				     (long long)tr->bucket);
+	if (tr->in_prev)
+		story(ex,
+		      tr->txid
+			      ? mqtx_xasprintf("its transaction (txid %s) is visible in the checkpoint's prev snapshot: "
+					       "everything up to there is relayed",
+					       tr->txid)
+			      : mqtx_xstrdup("a row of the status era (no txid): the first interval held it, and the "
+					     "bucket has moved past it"));
+	else
+		story(ex,
+		      mqtx_xasprintf("it is in the interval the relay works on (its transaction is visible in the cur "
+				     "snapshot, not in prev) at or before the position (id %lld)",
+				     (long long)tr->pos_id));
+	story(ex, checkpoint_text(tr));
+	story(ex,
+	      mqtx_xstrdup(
+		      "tail mode records no sent_at: the checkpoint, written after the broker confirmed, is the record"));
+}
+
+static int explain_tail_unrelayed(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+				  enum mqtx_check_level *level, struct mqtx_err *err)
+{
+	const struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+	if (tr->in_cur && !tr->in_prev && tr->cur_snapshot != NULL) {
+		ex->verdict =
+			mqtx_xasprintf("waiting for the relay: in the interval bucket %lld works on, after its position "
+				       "(id %lld > %lld)",
+				       (long long)tr->bucket, (long long)ex->id, (long long)tr->pos_id);
+		story(ex,
+		      mqtx_xstrdup(
+			      "its transaction committed before the relay's cur snapshot: the bucket's next batch takes it"));
+	} else {
+		ex->verdict = mqtx_xasprintf("waiting for the relay: committed after bucket %lld's checkpoint",
+					     (long long)tr->bucket);
+		story(ex,
+		      tr->prev_snapshot == NULL && tr->cur_snapshot == NULL
+			      ? mqtx_xstrdup("no relay has checkpointed its bucket yet: the first interval takes it")
+			      : mqtx_xstrdup(
+					"its transaction committed after the relay's last snapshot of the bucket: the "
+					"bucket's next interval takes it"));
+	}
+	if (tr->txid != NULL)
+		story(ex, mqtx_xasprintf("txid %s", tr->txid));
+	if (ex->retry_in_ms == MQTX_CHECK_PARKED) {
+		story(ex, mqtx_xstrdup("available_at is infinity: a half message txpub holds until its transaction is "
+				       "decided; the relay parks it until then"));
+		action(ex, mqtx_xstrdup("mqtx check --resolve"));
+		*level = MQTX_CHECK_WARNING;
+	} else if (ex->retry_in_ms > 0) {
+		char *w = dur(ex->retry_in_ms);
+		story(ex, mqtx_xasprintf("scheduled: not before %s (in %s); the relay parks it until then",
+					 ex->available_at ? ex->available_at : "?", w));
+		free(w);
+	}
+	story(ex, checkpoint_text(tr));
+	if (tr->ahead > 0)
+		story(ex, mqtx_xasprintf("%lld unrelayed row(s) of bucket %lld go before it (id order)",
+					 (long long)tr->ahead, (long long)tr->bucket));
+	story(ex, owner_text(tr));
+	if (ex->ordering_key != NULL) {
+		int64_t ahead = 0, behind = 0;
+		if (mqtx_db_check_tail_key_head(db, ex->ordering_key, INT64_MAX, &ex->head, &ahead, &behind, err) < 0)
+			return -1;
+		ex->ahead = ahead;
+		if (ahead > 0) {
+			story(ex,
+			      mqtx_xasprintf("ordering key '%s' has %lld parked row(s), the first row %lld (%lld attempt(s)%s%s): "
+					     "the relay parks this row 'blocked' behind it when it gets there",
+					     ex->ordering_key, (long long)ahead, (long long)ex->head.id,
+					     (long long)ex->head.attempts, ex->head.last_error ? ": " : "",
+					     ex->head.last_error ? ex->head.last_error : ""));
+			action(ex, explain_cmd(ex->head.id));
+			*level = MQTX_CHECK_WARNING;
+		}
+	}
+	(void)cfg;
+	return 0;
+}
+
+static int explain_tail_parked(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			       enum mqtx_check_level *level, struct mqtx_err *err)
+{
+	const struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+	const char *st = tr->parked_state ? tr->parked_state : "";
+	story(ex, mqtx_xasprintf("parked '%s' since %s (bucket %lld)", st, tr->parked_at ? tr->parked_at : "?",
+				 (long long)tr->bucket));
+	if (tr->parked_error != NULL && tr->parked_attempts > 0)
+		story(ex, mqtx_xasprintf("last error: %s", tr->parked_error));
+	int64_t ahead = 0, behind = 0;
+	if (ex->ordering_key != NULL &&
+	    mqtx_db_check_tail_key_head(db, ex->ordering_key, tr->seq, &ex->head, &ahead, &behind, err) < 0)
+		return -1;
+	ex->ahead = ahead;
+	ex->behind = behind;
+	if (strcmp(st, "blocked") == 0) {
+		*level = MQTX_CHECK_WARNING;
+		if (ahead > 0) {
+			const struct mqtx_check_row *h = &ex->head;
+			ex->verdict = mqtx_xasprintf("parked 'blocked': it waits behind row %lld of ordering key '%s'%s",
+						     (long long)h->id, ex->ordering_key,
+						     h->attempts > 0 ? ", which keeps failing" : "");
+			story(ex,
+			      mqtx_xasprintf("row %lld (to '%s', %lld failed attempt(s)%s%s) heads the key; %lld parked row(s) "
+					     "of the key go before this one",
+					     (long long)h->id, h->destination ? h->destination : "?",
+					     (long long)h->attempts, h->last_error ? ": " : "",
+					     h->last_error ? h->last_error : "", (long long)ahead));
+			action(ex, explain_cmd(h->id));
+			action(ex, mqtx_xasprintf("fix what holds row %lld; this row follows once it is sent (or dead)",
+						  (long long)h->id));
+		} else {
+			ex->verdict = mqtx_xstrdup(
+				"parked 'blocked', first of its ordering key now: the relay's next round releases it");
+			*level = MQTX_CHECK_OK;
+		}
+	} else if (tr->next_in_ms == MQTX_CHECK_PARKED) {
+		*level = MQTX_CHECK_WARNING;
+		ex->verdict = mqtx_xstrdup(
+			"parked: a half message (available_at is infinity) waiting for txpub to decide its "
+			"transaction");
+		action(ex, mqtx_xstrdup("mqtx check --resolve"));
+	} else if (tr->next_in_ms > 0) {
+		char *w = dur(tr->next_in_ms);
+		if (tr->parked_attempts > 0) {
+			*level = MQTX_CHECK_WARNING;
+			ex->verdict = mqtx_xasprintf("parked for retry: attempt %lld of %lld in %s (at %s)",
+						     (long long)tr->parked_attempts + 1,
+						     (long long)cfg->relay_max_attempts, w,
+						     tr->next_at ? tr->next_at : "?");
+			action(ex, mqtx_xasprintf("fix the cause (%s); the relay retries by itself",
+						  tr->parked_error ? tr->parked_error : "see last_error"));
+			char *sql = mqtx_db_check_tail_retry_sql(db, ex->id);
+			action(ex, mqtx_xasprintf("to retry at once: %s", sql));
+			free(sql);
+		} else {
+			ex->verdict = mqtx_xasprintf("parked until its delivery time: not before %s (in %s)",
+						     tr->next_at ? tr->next_at : "?", w);
+		}
+		free(w);
+	} else {
+		ex->verdict =
+			mqtx_xasprintf("parked for retry (%lld failed attempt(s)), due now: the relay's next round "
+				       "releases it",
+				       (long long)tr->parked_attempts);
+		*level = tr->parked_attempts > 0 ? MQTX_CHECK_WARNING : MQTX_CHECK_OK;
+	}
+	if (behind > 0)
+		story(ex, mqtx_xasprintf("%lld later row(s) of ordering key '%s' are parked 'blocked' behind it",
+					 (long long)behind, ex->ordering_key));
+	return 0;
+}
+
+static void explain_tail_dead(struct mqtx_explain *ex)
+{
+	const struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+	ex->verdict = mqtx_xasprintf("dead: the relay gave up after %lld failed attempt(s) (parked 'dead') and will not "
+				     "try again",
+				     (long long)tr->parked_attempts);
+	story(ex, mqtx_xasprintf("last error: %s", tr->parked_error ? tr->parked_error : "none recorded"));
+	story(ex, mqtx_xasprintf("parked since %s (bucket %lld)", tr->parked_at ? tr->parked_at : "?",
+				 (long long)tr->bucket));
+	if (ex->ordering_key != NULL)
+		story(ex, mqtx_xasprintf("later rows of ordering key '%s' no longer wait for it", ex->ordering_key));
+	action(ex, mqtx_xasprintf("fix the cause (%s), then give it back to the relay:",
+				  tr->parked_error ? tr->parked_error : "see last_error"));
+	action(ex, mqtx_xasprintf("mqtx redeliver --status dead --id %lld --requeue --yes", (long long)ex->id));
+	ex->level = MQTX_CHECK_CRITICAL;
+}
+
+/* A row of a tail-mode outbox; ex->status becomes its effective status. */
+static int explain_tail(struct mqtx_db_check *db, const struct mqtx_config *cfg, struct mqtx_explain *ex,
+			bool relays_known, struct indoubt_find *f, struct mqtx_err *err)
+{
+	bool found = false;
+	if (mqtx_db_check_tail_find(db, ex->id, &ex->tail_row, &found, err) < 0)
+		return -1;
+	if (!found) { /* deleted since the look-up */
+		ex->verdict = mqtx_xstrdup("gone: the row was deleted while check looked at it (retention?)");
+		ex->level = MQTX_CHECK_UNKNOWN;
+		return 0;
+	}
+	struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+	if (!tr->parked && strcmp(ex->status, "sent") == 0) { /* relayed in status mode, before the switch */
+		if (explain_sent(db, cfg, ex, err) < 0)
+			return -1;
+		story(ex,
+		      mqtx_xstrdup(
+			      "a row of the status era: relayed in status mode, before the outbox switched to tail mode"));
+		return 0;
+	}
+	free(ex->status);
+	ex->status = mqtx_xstrdup(tr->status ? tr->status : "pending");
+	if (tr->parked) {
+		ex->attempts = tr->parked_attempts;
+		free(ex->last_error);
+		ex->last_error = tr->parked_error ? mqtx_xstrdup(tr->parked_error) : NULL;
+		ex->retry_in_ms = tr->next_in_ms < 0 ? 0 : tr->next_in_ms;
+	}
+	if (tr->parked && tr->parked_state != NULL && strcmp(tr->parked_state, "dead") == 0) {
+		explain_tail_dead(ex);
+		return 0;
+	}
+	if (strcmp(ex->status, "sent") == 0) {
+		explain_tail_sent(ex);
+		ex->level = MQTX_CHECK_OK;
+		return 0;
+	}
+	if (strcmp(ex->status, "pending") != 0) {
+		explain_other(ex, f);
+		return 0;
+	}
+	enum mqtx_check_level lvl = MQTX_CHECK_OK;
+	char *age = ex->age_ms >= 0 ? dur(ex->age_ms) : NULL;
+	if (age != NULL)
+		story(ex, mqtx_xasprintf("written %s ago", age));
+	free(age);
+	if (tr->parked) {
+		if (explain_tail_parked(db, cfg, ex, &lvl, err) < 0)
+			return -1;
+	} else if (explain_tail_unrelayed(db, cfg, ex, &lvl, err) < 0) {
+		return -1;
+	}
+	if (explain_relay(db, cfg, ex, relays_known, &lvl, err) < 0)
+		return -1;
+	if (ex->n_actions == 0)
+		action(ex, mqtx_xstrdup("nothing: a running tail relay sends it shortly"));
+	/* late: as pending_age counts it (a row written or parked for a delivery time counts from then) */
+	int64_t late = ex->age_ms, until = tr->parked ? tr->next_in_ms : ex->retry_in_ms;
+	bool scheduled = tr->parked ? tr->parked_attempts == 0 && tr->next_at != NULL &&
+					      tr->next_in_ms != MQTX_CHECK_PARKED
+				    : ex->attempts == 0 && ex->retry_in_ms != MQTX_CHECK_PARKED;
+	if (late >= 0 && scheduled && late + until > 0)
+		late = until > 0 ? 0 : -until;
+	if (late >= 0) {
+		if (cfg->check_crit_age_ms > 0 && late > cfg->check_crit_age_ms)
+			lvl = MQTX_CHECK_CRITICAL;
+		else if (cfg->check_warn_age_ms > 0 && late > cfg->check_warn_age_ms && lvl < MQTX_CHECK_WARNING)
+			lvl = MQTX_CHECK_WARNING;
+	}
+	ex->level = lvl;
+	return 0;
+}
+
+/* Not found in a tail-mode outbox: check only sees committed rows. */
+static int explain_tail_invisible(struct mqtx_db_check *db, struct mqtx_explain *ex, const char *ident,
+				  struct mqtx_err *err)
+{
+	int64_t total = 0;
+	if (mqtx_db_check_tail_writers(db, &ex->writers, &ex->n_writers, &total, &ex->max_id, err) < 0)
+		return -1;
+	ex->verdict = mqtx_xasprintf("no committed row with id or key '%s': check only sees committed rows", ident);
+	story(ex,
+	      mqtx_xstrdup("a row whose transaction is still open or prepared is invisible to check and to the relay; "
+			   "the relay sends it after that transaction commits, in its place in commit order"));
+	for (size_t i = 0; i < ex->n_writers; i++) {
+		const struct mqtx_check_xact *x = &ex->writers[i];
+		char *a = dur(x->age_ms), *name = xact_name(x);
+		story(ex,
+		      mqtx_xasprintf("%s, %s for %s, wrote to the outbox", name, x->prepared ? "prepared" : "open", a));
+		free(a);
+		free(name);
+	}
+	if (total > (int64_t)ex->n_writers)
+		story(ex, mqtx_xasprintf("... and %lld more", (long long)(total - (int64_t)ex->n_writers)));
+	if (total == 0)
+		story(ex,
+		      mqtx_xstrdup("no open or prepared transaction holds a write lock on the outbox now: if the row "
+				   "existed, it was rolled back or deleted (retention)"));
+	if (ex->max_id >= 0)
+		story(ex, mqtx_xasprintf("the highest committed id is %lld", (long long)ex->max_id));
+	for (size_t i = 0; i < ex->n_writers; i++)
+		if (ex->writers[i].prepared) {
+			action(ex, mqtx_xstrdup(
+					   "mqtx check --resolve decides txpub's prepared transactions; others: COMMIT "
+					   "PREPARED or ROLLBACK PREPARED"));
+			break;
+		}
+	return 0;
+}
+
 /* Not in the outbox: maybe a txpub item in doubt. */
 static void explain_in_doubt(struct mqtx_explain *ex, const char *ident, struct indoubt_find *f)
 {
@@ -1159,10 +1572,17 @@ int mqtx_check_explain(PGconn *conn, const struct mqtx_config *cfg, const char *
 		if (mqtx_txpub_list_in_doubt(conn, cfg, find_indoubt, &f, &e) < 0)
 			mqtx_warn("cannot list in-doubt txpub items: %s", e.msg);
 	}
+	ex->tail = mqtx_db_check_tail(db);
+	ex->max_id = -1;
 	if (!ex->found) {
 		explain_in_doubt(ex, ident, &f);
+		if (!ex->found && ex->tail && explain_tail_invisible(db, ex, ident, err) < 0)
+			goto fail;
 	} else if (mqtx_db_check_relays_known(db, &relays_known, err) < 0) {
 		goto fail;
+	} else if (ex->tail) {
+		if (explain_tail(db, cfg, ex, relays_known, &f, err) < 0)
+			goto fail;
 	} else if (strcmp(ex->status, "pending") == 0) {
 		if (explain_pending(db, cfg, ex, relays_known, err) < 0)
 			goto fail;

@@ -68,8 +68,10 @@ struct mqtx_check_problem {
 	size_t n_relays;
 	struct mqtx_check_indoubt *items;
 	size_t n_items;
-	char *destination; /* destination_missing */
-	char *queue;       /* queue_* */
+	char *destination;             /* destination_missing */
+	char *queue;                   /* queue_* */
+	struct mqtx_check_xact *xacts; /* old_transaction */
+	size_t n_xacts;
 };
 
 /* The check.* settings a report was judged with (from the configuration). */
@@ -168,6 +170,12 @@ struct mqtx_explain {
 	size_t n_story;
 	char **actions; /* what to do: commands */
 	size_t n_actions;
+	/* tail mode (outbox.mode: tail) */
+	bool tail;
+	struct mqtx_db_check_tail_row tail_row; /* in_outbox: its bucket, checkpoint and parked row */
+	struct mqtx_check_xact *writers;        /* not found: open or prepared transactions that wrote to the outbox */
+	size_t n_writers;
+	int64_t max_id; /* not found: the highest committed id; -1 none */
 };
 
 /* Looks up ident as an outbox id, then as an idempotency key. Returns 0

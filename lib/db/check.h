@@ -74,6 +74,8 @@ struct mqtx_check_relay {
 	int64_t relayed, failed;
 	bool stopped;                /* stopped_at is set */
 	enum mqtx_relay_state state; /* judged by lib/check's rules (check.relay_stale) */
+	char *tail_buckets;          /* tail mode: the buckets whose checkpoint it wrote last ("0-7"), or NULL */
+	int64_t tail_lag_ms;         /* tail mode: the largest checkpoint lag of those buckets; -1: none */
 };
 void mqtx_check_relay_free(struct mqtx_check_relay *r);
 
@@ -93,6 +95,58 @@ struct mqtx_check_retention {
 	int64_t due[MQTX_RET__COUNT]; /* rows the next pass deletes, at most check.scan_limit */
 	bool capped[MQTX_RET__COUNT]; /* more than that: due is a lower bound */
 	int64_t overdue_ms;           /* how long the oldest due outbox row has been due; -1 none */
+};
+
+/* Tail mode (outbox.mode: tail, see db/tail.h): the checkpoints of the
+ * outbox's ordering buckets, grouped by identical checkpoint. */
+struct mqtx_check_tail_group {
+	char *buckets; /* "0-3,7" */
+	int64_t n_buckets;
+	int64_t first_bucket;               /* the lowest */
+	char *prev_snapshot, *cur_snapshot; /* pg_snapshot text; NULL: unset (prev NULL: from the beginning) */
+	int64_t pos_id;                     /* the position inside (prev, cur]; -1: none */
+	char *relay_id;                     /* the relay that wrote the checkpoint last; NULL: none yet */
+	int64_t updated_ms;                 /* since updated_at (the group's most recent) */
+	int64_t owner_pid;                  /* backend holding the buckets' advisory lock; -1: no owner */
+	char *owner_app;                    /* its application_name, or NULL */
+	int64_t unrelayed;                  /* unrelayed rows of the group (among those read) */
+	int64_t oldest_unrelayed_ms;        /* since created_at (or since due); -1: none */
+};
+
+/* An open or prepared transaction that holds an xid (it has written):
+ * rows it wrote are invisible (to check too) until it commits. */
+struct mqtx_check_xact {
+	bool prepared;          /* PREPARE TRANSACTION'd (pg_prepared_xacts) */
+	int64_t pid;            /* backend pid; -1 when prepared */
+	char *gid;              /* prepared: its gid; NULL otherwise */
+	char *xid;              /* its transaction id (xid) */
+	char *application_name; /* backend's; NULL when prepared or unset */
+	char *state;            /* pg_stat_activity.state; NULL when prepared */
+	int64_t age_ms;         /* since xact_start, or since prepared */
+	bool in_xip;            /* in a checkpoint's in-progress list: a relay saw it running */
+	bool wrote_outbox;      /* it holds a lock on the outbox (or a partition): it wrote rows there */
+};
+void mqtx_check_xacts_free(struct mqtx_check_xact *x, size_t n);
+
+enum mqtx_check_parked { MQTX_PARKED_RETRY, MQTX_PARKED_BLOCKED, MQTX_PARKED_DEAD, MQTX_PARKED__COUNT };
+extern const char *const mqtx_check_parked_names[MQTX_PARKED__COUNT];
+
+struct mqtx_check_tail {
+	bool on;                     /* outbox.mode is tail: everything below is filled */
+	int64_t buckets;             /* checkpoint rows */
+	int64_t owned_buckets;       /* held by a relay (advisory lock) right now */
+	int64_t unrelayed;           /* committed rows not covered by their checkpoint and not parked */
+	bool unrelayed_truncated;    /* more than check.scan_limit: a lower bound */
+	int64_t oldest_unrelayed_ms; /* -1: none */
+	int64_t oldest_unrelayed_id; /* -1: none */
+	int64_t parked[MQTX_PARKED__COUNT];
+	struct mqtx_check_tail_group *groups; /* by lowest bucket */
+	size_t n_groups;
+	int64_t n_xacts_total;         /* transactions found (xacts holds at most check.list_limit) */
+	struct mqtx_check_xact *xacts; /* oldest first */
+	size_t n_xacts;
+	char *checkpoints_table, *parked_table; /* quoted, for actions */
+	char *outbox_literal;                   /* the parked table's outbox value, as an SQL literal */
 };
 
 /* One snapshot of an outbox. The lists at the end are the evidence the
@@ -140,8 +194,10 @@ struct mqtx_check_snapshot {
 	struct mqtx_check_row *awaiting; /* sent, not completed, at most check.list_limit */
 	size_t n_awaiting;
 	struct mqtx_check_retention retention;
-	char *relays_table;      /* "schema".mqtx_relays, quoted, for actions */
-	char *completions_table; /* "schema".mqtx_completions */
+	char *relays_table;          /* "schema".mqtx_relays, quoted, for actions */
+	char *completions_table;     /* "schema".mqtx_completions */
+	struct mqtx_check_tail tail; /* outbox.mode: tail */
+	bool tail_checkpoints;       /* status mode, but the outbox has tail-mode checkpoints */
 };
 
 /* A connection bound to the configured outbox table (which must exist
@@ -178,6 +234,51 @@ int mqtx_db_check_find(struct mqtx_db_check *db, const char *ident, struct mqtx_
  * when *ahead > 0) and after it. */
 int mqtx_db_check_key_neighbours(struct mqtx_db_check *db, const char *okey, int64_t id, struct mqtx_check_row *head,
 				 int64_t *ahead, int64_t *behind, struct mqtx_err *err);
+/* Tail mode (outbox.mode: tail): is it on for db? */
+bool mqtx_db_check_tail(const struct mqtx_db_check *db);
+
+/* --explain on a tail-mode outbox: where one row stands, as the
+ * checkpoint of its bucket and the parked table say. */
+struct mqtx_db_check_tail_row {
+	char *status; /* effective (mqtx_tail_status_sql): sent, pending, dead, or the status column */
+	int64_t bucket;
+	char *txid;                         /* xid8 text; NULL: a row of the status era */
+	bool covered;                       /* relayed according to the bucket's checkpoint */
+	bool in_prev;                       /* its transaction is visible in the checkpoint's prev snapshot */
+	bool in_cur;                        /* ... in its cur snapshot (the interval the relay works on) */
+	char *prev_snapshot, *cur_snapshot; /* NULL: unset */
+	int64_t pos_id;                     /* -1: none */
+	char *relay_id;                     /* the checkpoint's writer, or NULL */
+	int64_t updated_ms;                 /* since the checkpoint's updated_at */
+	int64_t owner_pid;                  /* the bucket's owner (advisory lock); -1: none */
+	char *owner_app;
+	int64_t ahead;      /* unrelayed rows of the bucket before it (up to check.scan_limit) */
+	bool parked;        /* a row in the parked table */
+	char *parked_state; /* retry, blocked, dead */
+	int64_t parked_attempts;
+	char *next_at;      /* ISO 8601; NULL: unset; "infinity" */
+	int64_t next_in_ms; /* until next_at; <= 0: due; MQTX_CHECK_PARKED: infinity; -1 unset */
+	char *parked_error;
+	char *parked_at;
+	int64_t seq; /* its place in the parked table (per-key order) */
+};
+void mqtx_db_check_tail_row_free(struct mqtx_db_check_tail_row *tr);
+/* The tail facts of outbox row id (*found false when it is gone). */
+int mqtx_db_check_tail_find(struct mqtx_db_check *db, int64_t id, struct mqtx_db_check_tail_row *tr, bool *found,
+			    struct mqtx_err *err);
+/* The first non-dead parked row of ordering key okey before seq (seq
+ * INT64_MAX: any) in *head when *ahead > 0 (how many), and the blocked
+ * rows of the key after seq in *behind. */
+int mqtx_db_check_tail_key_head(struct mqtx_db_check *db, const char *okey, int64_t seq, struct mqtx_check_row *head,
+				int64_t *ahead, int64_t *behind, struct mqtx_err *err);
+/* Open or prepared transactions that wrote to the outbox (rows check
+ * cannot see yet), oldest first, at most check.list_limit; *total all of
+ * them; and the highest committed id (*max_id, -1: empty). */
+int mqtx_db_check_tail_writers(struct mqtx_db_check *db, struct mqtx_check_xact **xacts, size_t *n, int64_t *total,
+			       int64_t *max_id, struct mqtx_err *err);
+/* SQL that makes a parked row due at once (for people to run). Owned. */
+char *mqtx_db_check_tail_retry_sql(const struct mqtx_db_check *db, int64_t id);
+
 /* Does the relay heartbeats table exist? */
 int mqtx_db_check_relays_known(struct mqtx_db_check *db, bool *known, struct mqtx_err *err);
 /* Relays of the outbox seen within stale_ms (*alive), and the time since

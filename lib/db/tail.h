@@ -28,6 +28,13 @@
 
 struct mqtx_tail;
 
+/* Advisory lock ids, second int of (lock_class, id) with lock_class =
+ * mqtx_outbox_lock_class(): status mode's bucket locks use 0..65535, slot
+ * leases -1..-256, bucket-count marks around -1000000. */
+#define MQTX_TAIL_MARK_STATUS (-3000001) /* shared: a status relay runs */
+#define MQTX_TAIL_MARK_TAIL (-3000002)   /* shared: a tail relay runs */
+#define MQTX_TAIL_BUCKET_LOCK 3000000    /* + bucket: session lock of its owner */
+
 /* Binds to ob's table on conn (both borrowed, must outlive tl): reads the
  * bucket count from the checkpoint table. Fails with MQTX_E_CONFIG when
  * the outbox is not set up for tail mode (no txid column, no checkpoint

@@ -4,13 +4,6 @@
 
 #include "db/tail.h"
 
-/* Advisory lock ids, second int of (lock_class, id): status mode's bucket
- * locks use 0..65535, slot leases -1..-256, bucket-count marks around
- * -1000000. */
-#define MQTX_TAIL_MARK_STATUS (-3000001) /* shared: a status relay runs */
-#define MQTX_TAIL_MARK_TAIL (-3000002)   /* shared: a tail relay runs */
-#define MQTX_TAIL_BUCKET_LOCK 3000000    /* + bucket: session lock of its owner */
-
 struct mqtx_tail_relay; /* the relay's statements and bucket state (tail_relay.c) */
 
 struct mqtx_tail {

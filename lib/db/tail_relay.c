@@ -374,13 +374,18 @@ struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_
 	mqtx_outbox_msg_columns(tl->ob, &sql, "(h.r)");
 	mqtx_buf_printf(&sql, ", m.e::int8, m.n::int8, (CASE WHEN (h.r).%s > now() THEN 1 ELSE 0 END)::int8, ", av);
 	mqtx_tail_bucket_sql(tl, &sql, "(h.r)");
-	mqtx_buf_printf(&sql, "::int8, (SELECT p.state FROM %s p WHERE p.outbox = %s AND p.id = h.i)::text, ",
-			tl->parked, tl->lit);
+	/* the parked table is looked at per row only when it holds rows of
+	 * the outbox (one look per chunk, usually the only one) */
+	char any[512];
+	snprintf(any, sizeof(any), "(SELECT EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s))", tl->parked, tl->lit);
+	mqtx_buf_printf(&sql,
+			"::int8, (CASE WHEN %s THEN (SELECT p.state FROM %s p WHERE p.outbox = %s AND p.id = h.i) END)::text, ",
+			any, tl->parked, tl->lit);
 	if (ok != NULL)
 		mqtx_buf_printf(&sql,
-				"(CASE WHEN (h.r).%s IS NOT NULL AND EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s "
+				"(CASE WHEN %s AND (h.r).%s IS NOT NULL AND EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s "
 				"AND p.ordering_key = (h.r).%s AND p.state <> 'dead' AND p.id <> h.i) THEN 1 ELSE 0 END)::int8",
-				ok, tl->parked, tl->lit, ok);
+				any, ok, tl->parked, tl->lit, ok);
 	else
 		mqtx_buf_adds(&sql, "0::int8");
 	mqtx_buf_adds(&sql, " FROM m LEFT JOIN h ON true ORDER BY h.i");

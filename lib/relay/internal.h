@@ -28,6 +28,15 @@ struct slot {
 	struct mqtx_batch *first; /* claimed before the lane started, or NULL */
 	int prc, frc;             /* -1: broker broken (perr) / database error (ferr) */
 	struct mqtx_err perr, ferr;
+	/* tail mode: each lane is a tail relay of its own (its buckets,
+	 * locked on its connection) */
+	struct mqtx_tail *tl;
+	struct tail_state *ts;
+	int trc; /* -1: the lane failed (terr; tbroker: on the broker) */
+	bool tbroker;
+	bool tstarved;  /* found nothing because the other lane held relay.max_messages' rest */
+	bool tprogress; /* relayed or parked something */
+	struct mqtx_err terr;
 };
 
 struct relay {
@@ -50,8 +59,6 @@ struct relay {
 	/* tail mode (outbox.mode: tail), on lane 0's connection */
 	int64_t started_ms; /* mqtx_now_ms() at the start of the run */
 	bool tail;
-	struct mqtx_tail *tl;
-	struct tail_state *ts;
 };
 
 /* relay.c */
@@ -61,6 +68,8 @@ void mqtx_relay_log_failures(const struct mqtx_batch *b);
 void mqtx_relay_log_dead(const struct relay *r, size_t dead, size_t dead_permanent);
 void mqtx_relay_heartbeat(struct relay *r, struct mqtx_outbox *ob, bool batch_done, bool stopping);
 void mqtx_relay_prune_if_due(struct relay *r);
+/* a thread that leaves SIGINT, SIGTERM and SIGHUP to the main thread */
+bool mqtx_relay_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 /* closes the broker connections (after a broker failure) */
 void mqtx_relay_drop_broker(struct relay *r);
 
@@ -69,7 +78,7 @@ void mqtx_relay_drop_broker(struct relay *r);
 int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err);
 /* what a tail-mode run would relay now, through opts->dry_run_row */
 int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err);
-/* forgets the tail state (the connection that held its locks is gone) */
-void mqtx_relay_tail_reset(struct relay *r);
+/* forgets a lane's tail state (the connection that held its locks is gone) */
+void mqtx_relay_tail_reset(struct slot *sl);
 
 #endif

@@ -51,7 +51,7 @@ static int64_t answers_grace_ms(const struct relay *r)
 
 /* Lane 1 leaves SIGINT, SIGTERM and SIGHUP to the main thread, whose
  * waits notice them. */
-static bool start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+bool mqtx_relay_start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
 	sigemptyset(&all);
@@ -72,9 +72,11 @@ static void drop_db(struct relay *r)
 		mqtx_relay_drop_broker(r);
 	mqtx_retention_free(r->rt);
 	r->rt = NULL;
-	mqtx_relay_tail_reset(r);
-	mqtx_tail_free(r->tl);
-	r->tl = NULL;
+	for (int i = 0; i < 2; i++) {
+		mqtx_relay_tail_reset(&r->slots[i]);
+		mqtx_tail_free(r->slots[i].tl);
+		r->slots[i].tl = NULL;
+	}
 	for (int i = 0; i < 2; i++) {
 		mqtx_outbox_free(r->slots[i].ob);
 		r->slots[i].ob = NULL;
@@ -185,7 +187,7 @@ static void retry_later(struct relay *r, const struct mqtx_err *e)
 
 static int connect_db(struct relay *r, struct mqtx_err *err)
 {
-	int n = r->opts->dry_run || r->tail ? 1 : 2; /* tail mode reads on one connection */
+	int n = r->opts->dry_run ? 1 : 2;
 	for (int i = 0; i < n; i++) {
 		r->slots[i].pg = mqtx_pg_connect(r->cfg, "mqtx relay", err);
 		if (r->slots[i].pg == NULL)
@@ -194,17 +196,19 @@ static int connect_db(struct relay *r, struct mqtx_err *err)
 		r->slots[i].ob = mqtx_outbox_new(r->slots[i].pg, r->cfg, err);
 		if (r->slots[i].ob == NULL)
 			goto fail;
-	}
-	/* relays of the two modes never run side by side on an outbox */
-	if (!r->opts->dry_run && mqtx_tail_announce(r->slots[0].pg, r->slots[0].ob, r->tail, err) < 0)
-		goto fail;
-	if (r->tail) {
-		r->tl = mqtx_tail_new(r->slots[0].pg, r->slots[0].ob, r->cfg, err);
-		if (r->tl == NULL)
+		/* relays of the two modes never run side by side on an outbox;
+		 * in tail mode each lane counts as a relay of its own */
+		if (!r->opts->dry_run && (i == 0 || r->tail) &&
+		    mqtx_tail_announce(r->slots[i].pg, r->slots[i].ob, r->tail, err) < 0)
 			goto fail;
-	} else if (!r->opts->dry_run && mqtx_outbox_agree_buckets(r->slots[0].ob, err) < 0) {
-		goto fail;
+		if (r->tail) {
+			r->slots[i].tl = mqtx_tail_new(r->slots[i].pg, r->slots[i].ob, r->cfg, err);
+			if (r->slots[i].tl == NULL)
+				goto fail;
+		}
 	}
+	if (!r->tail && !r->opts->dry_run && mqtx_outbox_agree_buckets(r->slots[0].ob, err) < 0)
+		goto fail;
 	if (r->cfg->relay_loop && mqtx_outbox_listen(r->slots[0].ob, err) < 0)
 		goto fail;
 	if (!r->opts->dry_run) {
@@ -240,8 +244,7 @@ static int connect_broker(struct relay *r, struct mqtx_err *err)
 		.stop = r->opts->stop,
 		.stop_grace_ms = answers_grace_ms(r),
 	};
-	int lanes = r->tail ? 1 : 2;
-	for (int i = 0; i < lanes; i++) {
+	for (int i = 0; i < 2; i++) {
 		char tid[512];
 		if (r->cfg->relay_kafka_transactions) {
 			int n = mqtx_outbox_lease_slot(r->slots[i].ob, MAX_TX_SLOTS, err);
@@ -539,7 +542,7 @@ static int drain(struct relay *r, struct mqtx_err *err)
 			s0->first = NULL;
 			return 0;
 		}
-		bool threaded = start_thread(&r->slots[1].thread, lane_main, &r->slots[1]);
+		bool threaded = mqtx_relay_start_thread(&r->slots[1].thread, lane_main, &r->slots[1]);
 		lane_main(s0);
 		if (threaded)
 			pthread_join(r->slots[1].thread, NULL);

@@ -36,29 +36,30 @@ struct tail_state {
 	size_t scan; /* ids a chunk looks at: grows while the interval is sparse */
 };
 
-void mqtx_relay_tail_reset(struct relay *r)
+void mqtx_relay_tail_reset(struct slot *sl)
 {
-	if (r->ts == NULL)
+	if (sl->ts == NULL)
 		return;
-	mqtx_tail_groups_free(r->ts->g, r->ts->ng);
-	free(r->ts->own);
-	free(r->ts);
-	r->ts = NULL;
+	mqtx_tail_groups_free(sl->ts->g, sl->ts->ng);
+	free(sl->ts->own);
+	free(sl->ts);
+	sl->ts = NULL;
 }
 
-static struct tail_state *state(struct relay *r)
+static struct tail_state *state(struct slot *sl)
 {
-	if (r->ts == NULL) {
-		r->ts = mqtx_xcalloc(1, sizeof(*r->ts));
-		r->ts->own = mqtx_xcalloc((size_t)mqtx_tail_buckets(r->tl) + 1, sizeof(bool));
+	if (sl->ts == NULL) {
+		sl->ts = mqtx_xcalloc(1, sizeof(*sl->ts));
+		sl->ts->own = mqtx_xcalloc((size_t)mqtx_tail_buckets(sl->tl) + 1, sizeof(bool));
 	}
-	return r->ts;
+	return sl->ts;
 }
 
 /* relay.max_messages: rows are reserved before reading, the unused part
  * given back after. */
 static size_t reserve(struct relay *r)
 {
+	pthread_mutex_lock(&r->lock);
 	size_t limit = (size_t)r->cfg->relay_batch_size;
 	if (r->cfg->relay_max_messages > 0) {
 		int64_t left = r->cfg->relay_max_messages - r->claimed;
@@ -66,12 +67,30 @@ static size_t reserve(struct relay *r)
 			limit = left > 0 ? (size_t)left : 0;
 	}
 	r->claimed += (int64_t)limit;
+	pthread_mutex_unlock(&r->lock);
 	return limit;
 }
 
 static void give_back(struct relay *r, size_t reserved, size_t used)
 {
+	pthread_mutex_lock(&r->lock);
 	r->claimed -= (int64_t)reserved - (int64_t)(used < reserved ? used : reserved);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void looked(struct relay *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->stats->claims++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static bool enough(struct relay *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool e = r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages;
+	pthread_mutex_unlock(&r->lock);
+	return e;
 }
 
 static bool out_of_time(const struct relay *r)
@@ -157,14 +176,15 @@ static void count(struct relay *r, const struct mqtx_tail_outcome *o)
 
 /* Opens g's interval if none is open. 1 when there is one to read, 0 when
  * nothing committed for g's buckets since its checkpoint, -1 with err. */
-static int open_interval(struct relay *r, struct mqtx_tail_group *g, char **snap, struct mqtx_err *err)
+static int open_interval(struct slot *sl, struct mqtx_tail_group *g, char **snap, struct mqtx_err *err)
 {
+	struct relay *r = sl->r;
 	int64_t n, min, max;
 	if (g->cur != NULL) {
 		if (g->bounded)
 			return 1;
 		/* resumed from a checkpoint inside an interval */
-		if (mqtx_tail_bounds(r->tl, g, g->cur, &n, &min, &max, err) < 0)
+		if (mqtx_tail_bounds(sl->tl, g, g->cur, &n, &min, &max, err) < 0)
 			return -1;
 		g->max = max;
 		g->bounded = true;
@@ -174,12 +194,12 @@ static int open_interval(struct relay *r, struct mqtx_tail_group *g, char **snap
 		g->prev = g->cur;
 		g->cur = NULL;
 		g->written_ms = mqtx_now_ms();
-		return mqtx_tail_write_checkpoint(r->tl, g, r->relay_id, err) < 0 ? -1 : 0;
+		return mqtx_tail_write_checkpoint(sl->tl, g, r->relay_id, err) < 0 ? -1 : 0;
 	}
-	if (*snap == NULL && (*snap = mqtx_tail_snapshot(r->tl, err)) == NULL)
+	if (*snap == NULL && (*snap = mqtx_tail_snapshot(sl->tl, err)) == NULL)
 		return -1;
-	r->stats->claims++; /* a look at the outbox, even when it finds nothing */
-	if (mqtx_tail_bounds(r->tl, g, *snap, &n, &min, &max, err) < 0)
+	looked(r); /* a look at the outbox, even when it finds nothing */
+	if (mqtx_tail_bounds(sl->tl, g, *snap, &n, &min, &max, err) < 0)
 		return -1;
 	if (n == 0) {
 		/* nothing for these buckets: the next interval starts here */
@@ -188,7 +208,7 @@ static int open_interval(struct relay *r, struct mqtx_tail_group *g, char **snap
 		int64_t now = mqtx_now_ms();
 		if (now - g->written_ms >= IDLE_WRITE_MS) {
 			g->written_ms = now;
-			if (mqtx_tail_write_checkpoint(r->tl, g, r->relay_id, err) < 0)
+			if (mqtx_tail_write_checkpoint(sl->tl, g, r->relay_id, err) < 0)
 				return -1;
 		}
 		return 0;
@@ -203,26 +223,30 @@ static int open_interval(struct relay *r, struct mqtx_tail_group *g, char **snap
 /* One chunk of g's interval. 1 when it moved on, 0 when there was
  * nothing, -1 with err (perr set: the broker failed after the chunk was
  * recorded as far as the broker answered). */
-static int group_step(struct relay *r, struct mqtx_tail_group *g, char **snap, struct mqtx_err *err, bool *broker)
+static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, struct mqtx_err *err, bool *broker)
 {
-	struct tail_state *ts = r->ts;
-	int o = open_interval(r, g, snap, err);
+	struct relay *r = sl->r;
+	struct tail_state *ts = sl->ts;
+	int o = open_interval(sl, g, snap, err);
 	if (o <= 0)
 		return o;
 	size_t limit = reserve(r);
 	if (limit == 0) {
-		give_back(r, 0, 0);
+		sl->tstarved = !enough(r);
 		return 0;
 	}
-	struct mqtx_tail_chunk *c = mqtx_tail_fetch(r->tl, g, limit, ts->scan, err);
+	int64_t t0 = mqtx_now_ms();
+	struct mqtx_tail_chunk *c = mqtx_tail_fetch(sl->tl, g, limit, ts->scan, err);
+	int64_t t1 = mqtx_now_ms();
 	if (c == NULL) {
 		give_back(r, limit, 0);
 		return -1;
 	}
 	decide(c);
 	struct mqtx_err perr;
-	int prc = publish(r->slots[0].be, c, &perr);
+	int prc = publish(sl->be, c, &perr);
 	(void)MQTX_FAILPOINT("relay.tail.after_confirm");
+	int64_t t2 = mqtx_now_ms();
 	size_t done = settled(c, prc);
 	bool closes = done == c->b->n && c->scan_done;
 	if (done == c->b->n)
@@ -237,7 +261,7 @@ static int group_step(struct relay *r, struct mqtx_tail_group *g, char **snap, s
 	}
 	mqtx_relay_log_failures(c->b);
 	struct mqtx_tail_outcome out;
-	if (mqtx_tail_record(r->tl, g, c, done, r->relay_id, &out, err) < 0) {
+	if (mqtx_tail_record(sl->tl, g, c, done, r->relay_id, &out, err) < 0) {
 		mqtx_error("the broker took %zu message(s) but the checkpoint could not be written; they will be sent again (same idempotency keys)",
 			   c->b->n);
 		give_back(r, limit, 0);
@@ -246,17 +270,24 @@ static int group_step(struct relay *r, struct mqtx_tail_group *g, char **snap, s
 	}
 	g->written_ms = mqtx_now_ms();
 	count(r, &out);
-	mqtx_debug("tail batch: %zu row(s) read, %zu sent, %zu parked (%zu failed, %zu dead), position %lld of %lld",
-		   c->b->n, out.sent, out.parked, out.failed, out.dead, (long long)g->pos, (long long)g->max);
+	mqtx_debug("tail batch (lane %d): %zu row(s) read, %zu sent, %zu parked (%zu failed, %zu dead), position %lld of %lld; "
+		   "read %lld ms, publish %lld ms, checkpoint %lld ms",
+		   sl->index, c->b->n, out.sent, out.parked, out.failed, out.dead, (long long)g->pos, (long long)g->max,
+		   (long long)(t1 - t0), (long long)(t2 - t1), (long long)(mqtx_now_ms() - t2));
 	/* a sparse interval (rows of other buckets or of open transactions
-	 * in between): look further per chunk */
-	if (!closes && c->b->n < limit / 2 && ts->scan < limit * 64)
-		ts->scan = ts->scan * 4;
-	else if (c->b->n >= limit / 2)
+	 * in between): look at as many more ids per chunk as it takes to
+	 * fill one, up to 64 times the batch */
+	if (!closes && c->b->n < limit) {
+		size_t want = c->b->n > 0 ? ts->scan * limit / c->b->n : ts->scan * 4;
+		ts->scan = want > limit * 64 ? limit * 64 : want;
+	} else if (closes && ts->scan > limit * 64) {
+		ts->scan = limit * 64;
+	}
+	if (ts->scan < limit)
 		ts->scan = limit;
 	give_back(r, limit, done);
 	mqtx_tail_chunk_free(c);
-	mqtx_relay_heartbeat(r, r->slots[0].ob, true, false);
+	mqtx_relay_heartbeat(r, sl->ob, true, false);
 	if (prc < 0) {
 		*err = perr;
 		*broker = true;
@@ -266,12 +297,15 @@ static int group_step(struct relay *r, struct mqtx_tail_group *g, char **snap, s
 }
 
 /* Parked rows that may go now. 1 when some went, 0 when none, -1. */
-static int parked_step(struct relay *r, struct mqtx_err *err, bool *broker)
+static int parked_step(struct slot *sl, struct mqtx_err *err, bool *broker)
 {
+	struct relay *r = sl->r;
 	size_t limit = reserve(r);
-	if (limit == 0)
+	if (limit == 0) {
+		sl->tstarved = !enough(r);
 		return 0;
-	struct mqtx_tail_chunk *c = mqtx_tail_fetch_parked(r->tl, r->ts->own, limit, err);
+	}
+	struct mqtx_tail_chunk *c = mqtx_tail_fetch_parked(sl->tl, sl->ts->own, limit, err);
 	if (c == NULL) {
 		give_back(r, limit, 0);
 		return -1;
@@ -281,13 +315,13 @@ static int parked_step(struct relay *r, struct mqtx_err *err, bool *broker)
 		mqtx_tail_chunk_free(c);
 		return 0;
 	}
-	r->stats->claims++;
+	looked(r);
 	struct mqtx_err perr;
-	int prc = publish(r->slots[0].be, c, &perr);
+	int prc = publish(sl->be, c, &perr);
 	(void)MQTX_FAILPOINT("relay.tail.after_confirm");
 	mqtx_relay_log_failures(c->b);
 	struct mqtx_tail_outcome out;
-	if (mqtx_tail_record_parked(r->tl, c, &out, err) < 0) {
+	if (mqtx_tail_record_parked(sl->tl, c, &out, err) < 0) {
 		give_back(r, limit, 0);
 		mqtx_tail_chunk_free(c);
 		return -1;
@@ -295,7 +329,7 @@ static int parked_step(struct relay *r, struct mqtx_err *err, bool *broker)
 	count(r, &out);
 	give_back(r, limit, c->b->n);
 	mqtx_tail_chunk_free(c);
-	mqtx_relay_heartbeat(r, r->slots[0].ob, true, false);
+	mqtx_relay_heartbeat(r, sl->ob, true, false);
 	if (prc < 0) {
 		*err = perr;
 		*broker = true;
@@ -305,14 +339,14 @@ static int parked_step(struct relay *r, struct mqtx_err *err, bool *broker)
 }
 
 /* Takes this relay's share of the buckets, and their checkpoints. */
-static int own_buckets(struct relay *r, struct mqtx_err *err)
+static int own_buckets(struct slot *sl, struct mqtx_err *err)
 {
-	struct tail_state *ts = r->ts;
+	struct tail_state *ts = sl->ts;
 	int64_t now = mqtx_now_ms();
 	if (ts->loaded && now < ts->next_rebalance)
 		return 0;
 	bool changed = false;
-	if (mqtx_tail_rebalance(r->tl, ts->own, &changed, err) < 0)
+	if (mqtx_tail_rebalance(sl->tl, ts->own, &changed, err) < 0)
 		return -1;
 	ts->next_rebalance = now + REBALANCE_MS;
 	if (!changed && ts->loaded)
@@ -320,45 +354,47 @@ static int own_buckets(struct relay *r, struct mqtx_err *err)
 	mqtx_tail_groups_free(ts->g, ts->ng);
 	ts->g = NULL;
 	ts->ng = 0;
-	if (mqtx_tail_load(r->tl, ts->own, &ts->g, &ts->ng, err) < 0)
+	if (mqtx_tail_load(sl->tl, ts->own, &ts->g, &ts->ng, err) < 0)
 		return -1;
 	ts->loaded = true;
 	int held = 0;
-	for (int i = 0; i < mqtx_tail_buckets(r->tl); i++)
+	for (int i = 0; i < mqtx_tail_buckets(sl->tl); i++)
 		held += ts->own[i];
-	mqtx_debug("tail: this relay holds %d of %d bucket(s), in %zu group(s)", held, mqtx_tail_buckets(r->tl),
+	mqtx_debug("tail: this relay holds %d of %d bucket(s), in %zu group(s)", held, mqtx_tail_buckets(sl->tl),
 		   ts->ng);
 	return 0;
 }
 
-int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
+static bool halted(struct relay *r)
 {
-	struct tail_state *ts = state(r);
+	pthread_mutex_lock(&r->lock);
+	bool h = r->halt;
+	pthread_mutex_unlock(&r->lock);
+	return h || mqtx_relay_stopping(r);
+}
+
+/* One lane: rounds until one finds nothing for its buckets. */
+static int lane_drain(struct slot *sl, struct mqtx_err *err, bool *broker)
+{
+	struct relay *r = sl->r;
+	struct tail_state *ts = state(sl);
 	if (ts->scan == 0)
 		ts->scan = (size_t)r->cfg->relay_batch_size;
 	for (;;) {
-		if (mqtx_relay_stopping(r) || out_of_time(r))
+		if (halted(r) || out_of_time(r) || enough(r))
 			return 0;
-		if (r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages)
-			return 0;
-		if (own_buckets(r, err) < 0)
+		if (own_buckets(sl, err) < 0)
 			return -1;
 		if (ts->ng == 0)
 			return 0; /* other relays hold every bucket */
-		bool broker = false;
-		int progress = parked_step(r, err, &broker);
-		if (progress < 0) {
-			if (broker)
-				mqtx_relay_drop_broker(r);
+		int progress = parked_step(sl, err, broker);
+		if (progress < 0)
 			return -1;
-		}
 		char *snap = NULL;
-		for (size_t i = 0; i < ts->ng && !mqtx_relay_stopping(r); i++) {
-			int s = group_step(r, &ts->g[i], &snap, err, &broker);
+		for (size_t i = 0; i < ts->ng && !halted(r); i++) {
+			int s = group_step(sl, &ts->g[i], &snap, err, broker);
 			if (s < 0) {
 				free(snap);
-				if (broker)
-					mqtx_relay_drop_broker(r);
 				return -1;
 			}
 			progress += s;
@@ -368,20 +404,87 @@ int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
 		int64_t now = mqtx_now_ms();
 		if (now >= ts->next_forget) {
 			ts->next_forget = now + FORGET_MS;
-			if (mqtx_tail_forget_parked(r->tl, ts->own, err) < 0)
+			if (mqtx_tail_forget_parked(sl->tl, ts->own, err) < 0)
 				return -1;
 		}
 		if (progress == 0)
 			return 0;
-		mqtx_relay_prune_if_due(r);
+		sl->tprogress = true;
+		if (sl->index == 0)
+			mqtx_relay_prune_if_due(r); /* retention runs on lane 0's connection */
 	}
+}
+
+static void *lane_main(void *arg)
+{
+	struct slot *sl = arg;
+	sl->trc = lane_drain(sl, &sl->terr, &sl->tbroker);
+	if (sl->trc < 0) {
+		pthread_mutex_lock(&sl->r->lock);
+		sl->r->halt = true; /* the other lane stops after its chunk */
+		pthread_mutex_unlock(&sl->r->lock);
+	}
+	return NULL;
+}
+
+/* Two lanes, each a tail relay of its own with its own connections and
+ * its share of the buckets: one lane's database turn overlaps the other's
+ * publishing. */
+static void run_lanes(struct relay *r)
+{
+	r->halt = false;
+	for (int i = 0; i < 2; i++) {
+		struct slot *sl = &r->slots[i];
+		sl->r = r;
+		sl->index = i;
+		sl->trc = 0;
+		sl->tbroker = sl->tstarved = sl->tprogress = false;
+		mqtx_err_clear(&sl->terr);
+	}
+	bool threaded = mqtx_relay_start_thread(&r->slots[1].thread, lane_main, &r->slots[1]);
+	lane_main(&r->slots[0]);
+	if (threaded)
+		pthread_join(r->slots[1].thread, NULL);
+	else
+		lane_main(&r->slots[1]);
+}
+
+int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
+{
+	/* With relay.max_messages a lane may stop while the other one held
+	 * the rest of the allowance and then did not need all of it: again. */
+	for (int pass = 0; pass < 1000; pass++) {
+		run_lanes(r);
+		bool again = false, failed = false;
+		for (int i = 0; i < 2; i++) {
+			failed = failed || r->slots[i].trc < 0;
+			again = again || r->slots[i].tstarved;
+		}
+		if (failed || !again || !(r->slots[0].tprogress || r->slots[1].tprogress) || enough(r) ||
+		    mqtx_relay_stopping(r))
+			break;
+	}
+	/* a database error first: the caller reconnects (and reloads the checkpoints) */
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 2; i++) {
+			struct slot *sl = &r->slots[i];
+			if (sl->trc < 0 && sl->tbroker == (pass == 1)) {
+				*err = sl->terr;
+				if (sl->tbroker)
+					mqtx_relay_drop_broker(r);
+				return -1;
+			}
+		}
+	}
+	return 0;
 }
 
 int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err)
 {
+	struct slot *sl = &r->slots[0];
 	struct mqtx_tail_group *g = NULL;
 	size_t ng = 0;
-	if (mqtx_tail_load(r->tl, NULL, &g, &ng, err) < 0)
+	if (mqtx_tail_load(sl->tl, NULL, &g, &ng, err) < 0)
 		return -1;
 	char *snap = NULL;
 	int rc = 0;
@@ -392,13 +495,14 @@ int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err)
 		int64_t n, min, max;
 		const char *cur = g[i].cur;
 		if (cur == NULL) {
-			if (snap == NULL && (snap = mqtx_tail_snapshot(r->tl, err)) == NULL) {
+			if (snap == NULL && (snap = mqtx_tail_snapshot(sl->tl, err)) == NULL) {
 				rc = -1;
 				break;
 			}
 			cur = snap;
 		}
-		if (mqtx_tail_bounds(r->tl, &g[i], cur, &n, &min, &max, err) < 0) {
+		looked(r);
+		if (mqtx_tail_bounds(sl->tl, &g[i], cur, &n, &min, &max, err) < 0) {
 			rc = -1;
 			break;
 		}
@@ -409,8 +513,7 @@ int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err)
 			g[i].pos = min - 1;
 		}
 		g[i].max = max;
-		struct mqtx_tail_chunk *c = mqtx_tail_fetch(r->tl, &g[i], left, left * 16, err);
-		r->stats->claims++;
+		struct mqtx_tail_chunk *c = mqtx_tail_fetch(sl->tl, &g[i], left, left * 16, err);
 		if (c == NULL) {
 			rc = -1;
 			break;

@@ -69,6 +69,10 @@ static void summary_line(struct mqtx_render *r, const struct mqtx_check_report *
 	if (rep->db.oldest_pending_ms >= 0)
 		mqtx_render_printf(r, " (oldest %s)", age);
 	mqtx_render_printf(r, ", %lld dead", (long long)rep->db.status[MQTX_ST_DEAD].n);
+	if (rep->db.tail.on)
+		mqtx_render_printf(r, ", tail mode: %s%lld unrelayed",
+				   rep->db.tail.unrelayed_truncated ? "at least " : "",
+				   (long long)rep->db.tail.unrelayed);
 	if (rep->db.relayed_hour >= 0)
 		mqtx_render_printf(r, ", %lld relayed in the last hour", (long long)rep->db.relayed_hour);
 	if (rep->relays_live > 0) {
@@ -174,6 +178,79 @@ static void text_storage(struct mqtx_render *r, const struct mqtx_check_report *
 	}
 	if (ret->note != NULL)
 		mqtx_render_printf(r, "retention: %s\n", ret->note);
+}
+
+/* Tail mode: what the checkpoints say. */
+static char *xact_text(const struct mqtx_check_xact *x, char *out, size_t n)
+{
+	char a[32];
+	mqtx_render_age(x->age_ms, a, sizeof(a));
+	if (x->prepared)
+		snprintf(out, n, "prepared transaction '%s' (xid %s), prepared %s ago%s%s", x->gid ? x->gid : "?",
+			 x->xid ? x->xid : "?", a, x->wrote_outbox ? ", wrote to the outbox" : "",
+			 x->in_xip ? ", seen running by a relay" : "");
+	else
+		snprintf(out, n, "backend pid %lld (xid %s%s%s%s%s), open for %s%s%s", (long long)x->pid,
+			 x->xid ? x->xid : "?", x->application_name && x->application_name[0] ? ", " : "",
+			 x->application_name && x->application_name[0] ? x->application_name : "", x->state ? ", " : "",
+			 x->state ? x->state : "", a, x->wrote_outbox ? ", wrote to the outbox" : "",
+			 x->in_xip ? ", seen running by a relay" : "");
+	return out;
+}
+
+static void text_tail(struct mqtx_render *r, const struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_tail *t = &rep->db.tail;
+	if (!t->on)
+		return;
+	char age[32];
+	mqtx_render_printf(r, "\ntail mode: %lld bucket%s (%lld held by a relay now), %s%lld unrelayed row(s)",
+			   (long long)t->buckets, t->buckets == 1 ? "" : "s", (long long)t->owned_buckets,
+			   t->unrelayed_truncated ? "at least " : "", (long long)t->unrelayed);
+	if (t->oldest_unrelayed_ms >= 0) {
+		mqtx_render_age(t->oldest_unrelayed_ms, age, sizeof(age));
+		mqtx_render_printf(r, " (oldest %s, row %lld)", age, (long long)t->oldest_unrelayed_id);
+	}
+	mqtx_render_printf(r, "; parked: %lld retry, %lld blocked, %lld dead; %lld blocked key(s)\n",
+			   (long long)t->parked[MQTX_PARKED_RETRY], (long long)t->parked[MQTX_PARKED_BLOCKED],
+			   (long long)t->parked[MQTX_PARKED_DEAD],
+			   (long long)(rep->db.blocked_keys > 0 ? rep->db.blocked_keys : 0));
+	static const struct mqtx_table_col cols[] = {{"buckets", 16, false},  {"checkpoint by", 24, false},
+						     {"owner", 22, false},    {"written", 10, true},
+						     {"unrelayed", 10, true}, {"lag", 9, true}};
+	mqtx_render_puts(r, "\n");
+	mqtx_table_header(r, cols, 6, NULL);
+	for (size_t i = 0; i < t->n_groups; i++) {
+		const struct mqtx_check_tail_group *g = &t->groups[i];
+		char b[40], by[40], owner[64], own[48], w[32], lag[32];
+		mqtx_render_cell(g->buckets, 16, b, sizeof(b));
+		mqtx_render_cell(g->relay_id ? g->relay_id : "-", 24, by, sizeof(by));
+		if (g->owner_pid >= 0)
+			snprintf(own, sizeof(own), "pid %lld", (long long)g->owner_pid);
+		else
+			snprintf(own, sizeof(own), "none");
+		mqtx_render_cell(own, 22, owner, sizeof(owner));
+		if (g->prev_snapshot == NULL && g->cur_snapshot == NULL)
+			snprintf(w, sizeof(w), "never");
+		else
+			mqtx_render_age(g->updated_ms, w, sizeof(w));
+		if (g->oldest_unrelayed_ms >= 0)
+			mqtx_render_age(g->oldest_unrelayed_ms, lag, sizeof(lag));
+		else
+			snprintf(lag, sizeof(lag), "0");
+		mqtx_render_printf(r, "%-16s %-24s %-22s %10s %10lld %9s\n", b, by, owner, w, (long long)g->unrelayed,
+				   lag);
+	}
+	if (t->n_xacts > 0) {
+		mqtx_render_printf(r, "\nopen or prepared transactions (rows they wrote wait for them):\n");
+		for (size_t i = 0; i < t->n_xacts; i++) {
+			char line[400];
+			mqtx_render_printf(r, "  %s\n", xact_text(&t->xacts[i], line, sizeof(line)));
+		}
+		if (t->n_xacts_total > (int64_t)t->n_xacts)
+			mqtx_render_printf(r, "  ... and %lld more\n",
+					   (long long)(t->n_xacts_total - (int64_t)t->n_xacts));
+	}
 }
 
 static void text_dests(struct mqtx_render *r, const struct mqtx_check_report *rep)
@@ -288,6 +365,10 @@ static void text_problem(struct mqtx_render *r, const struct mqtx_check_problem 
 		mqtx_render_printf(r, "         relay %s (pid %lld) last seen %s ago\n", p->relays[k].relay_id,
 				   (long long)p->relays[k].pid, a);
 	}
+	for (size_t k = 0; k < p->n_xacts; k++) {
+		char line[400];
+		mqtx_render_printf(r, "         %s\n", xact_text(&p->xacts[k], line, sizeof(line)));
+	}
 	for (size_t k = 0; k < p->n_items; k++) {
 		char a[32];
 		mqtx_render_age(p->items[k].age_ms, a, sizeof(a));
@@ -306,6 +387,7 @@ void mqtx_render_check_text(struct mqtx_render *r, const struct mqtx_check_repor
 			   rep->db.database ? rep->db.database : "?", rep->db.checked_at ? rep->db.checked_at : "?",
 			   (long long)rep->elapsed_ms);
 	text_status(r, rep);
+	text_tail(r, rep);
 	text_storage(r, rep);
 	text_dests(r, rep);
 	text_relays(r, rep);
@@ -332,6 +414,18 @@ void mqtx_render_explain_text(struct mqtx_render *r, const struct mqtx_explain *
 	if (!ex->found) {
 		mqtx_render_printf(r, "%s%s%s - no outbox row and no in-doubt txpub item with id or key '%s'\n",
 				   level_colour(r, MQTX_CHECK_UNKNOWN), upper_level(MQTX_CHECK_UNKNOWN), R, ident);
+		if (ex->verdict != NULL)
+			mqtx_render_printf(r, "\n%s\n", ex->verdict);
+		if (ex->n_story > 0) {
+			mqtx_render_printf(r, "\n%swhy%s\n", B, R);
+			for (size_t i = 0; i < ex->n_story; i++)
+				mqtx_render_printf(r, "  - %s\n", ex->story[i]);
+		}
+		if (ex->n_actions > 0) {
+			mqtx_render_printf(r, "\n%swhat to do%s\n", B, R);
+			for (size_t i = 0; i < ex->n_actions; i++)
+				mqtx_render_printf(r, "  %s\n", ex->actions[i]);
+		}
 		return;
 	}
 	mqtx_render_printf(r, "%s%s%s - ", level_colour(r, ex->level), upper_level(ex->level), R);
@@ -364,6 +458,22 @@ void mqtx_render_explain_text(struct mqtx_render *r, const struct mqtx_explain *
 					   ex->redelivered_at ? ex->redelivered_at : "-");
 		if (ex->completed_at != NULL)
 			mqtx_render_printf(r, "%s%-16s%s %s\n", B, "completed", R, ex->completed_at);
+		if (ex->tail && ex->tail_row.status != NULL) {
+			const struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+			mqtx_render_printf(r, "%s%-16s%s %lld\n", B, "bucket", R, (long long)tr->bucket);
+			mqtx_render_printf(r, "%s%-16s%s %s\n", B, "txid", R, tr->txid ? tr->txid : "- (status era)");
+			mqtx_render_printf(r, "%s%-16s%s prev %s, cur %s, position ", B, "checkpoint", R,
+					   tr->prev_snapshot ? tr->prev_snapshot : "-",
+					   tr->cur_snapshot ? tr->cur_snapshot : "-");
+			if (tr->pos_id >= 0)
+				mqtx_render_printf(r, "%lld\n", (long long)tr->pos_id);
+			else
+				mqtx_render_printf(r, "-\n");
+			if (tr->parked)
+				mqtx_render_printf(r, "%s%-16s%s %s, %lld attempt(s), next %s\n", B, "parked", R,
+						   tr->parked_state ? tr->parked_state : "?",
+						   (long long)tr->parked_attempts, tr->next_at ? tr->next_at : "-");
+		}
 	}
 	if (ex->n_story > 0) {
 		mqtx_render_printf(r, "\n%swhy%s\n", B, R);
@@ -404,7 +514,7 @@ static void json_row(struct mqtx_jw *w, const struct mqtx_check_row *row)
 	mqtx_jw_obj_end(w);
 }
 
-static void json_relay(struct mqtx_jw *w, const struct mqtx_check_relay *x)
+static void json_relay(struct mqtx_jw *w, const struct mqtx_check_relay *x, bool tail)
 {
 	mqtx_jw_obj(w);
 	mqtx_jw_kstr(w, "relay_id", x->relay_id);
@@ -417,6 +527,10 @@ static void json_relay(struct mqtx_jw *w, const struct mqtx_check_relay *x)
 	mqtx_jw_kint(w, "relayed", x->relayed);
 	mqtx_jw_kint(w, "failed", x->failed);
 	mqtx_jw_kstr(w, "last_error", x->last_error);
+	if (tail) {
+		mqtx_jw_kstr(w, "tail_buckets", x->tail_buckets);
+		mqtx_jw_ksecs(w, "tail_checkpoint_lag_seconds", x->tail_lag_ms, true);
+	}
 	mqtx_jw_obj_end(w);
 }
 
@@ -527,7 +641,7 @@ static void json_relays(struct mqtx_jw *w, const struct mqtx_check_report *rep)
 	mqtx_jw_key(w, "list");
 	mqtx_jw_arr(w);
 	for (size_t i = 0; i < rep->db.n_relays; i++)
-		json_relay(w, &rep->db.relays[i]);
+		json_relay(w, &rep->db.relays[i], rep->db.tail.on);
 	mqtx_jw_arr_end(w);
 	mqtx_jw_obj_end(w);
 }
@@ -557,7 +671,73 @@ static void json_broker(struct mqtx_jw *w, const struct mqtx_check_report *rep)
 	mqtx_jw_obj_end(w);
 }
 
-static void json_problem(struct mqtx_jw *w, const struct mqtx_check_problem *p)
+static void json_xact(struct mqtx_jw *w, const struct mqtx_check_xact *x)
+{
+	mqtx_jw_obj(w);
+	mqtx_jw_kbool(w, "prepared", x->prepared);
+	mqtx_jw_kint_or_null(w, "pid", x->pid);
+	mqtx_jw_kstr(w, "gid", x->gid);
+	mqtx_jw_kstr(w, "xid", x->xid);
+	mqtx_jw_kstr(w, "application_name", x->application_name);
+	mqtx_jw_kstr(w, "state", x->state);
+	mqtx_jw_ksecs(w, "age_seconds", x->age_ms, true);
+	mqtx_jw_kbool(w, "in_checkpoint_snapshot", x->in_xip);
+	mqtx_jw_kbool(w, "wrote_outbox", x->wrote_outbox);
+	mqtx_jw_obj_end(w);
+}
+
+static void json_tail(struct mqtx_jw *w, const struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_tail *t = &rep->db.tail;
+	mqtx_jw_key(w, "tail");
+	if (!t->on) {
+		mqtx_jw_null(w);
+		return;
+	}
+	mqtx_jw_obj(w);
+	mqtx_jw_kint(w, "buckets", t->buckets);
+	mqtx_jw_kint(w, "owned_buckets", t->owned_buckets);
+	json_count(w, "unrelayed", t->unrelayed, t->unrelayed_truncated);
+	mqtx_jw_ksecs(w, "oldest_unrelayed_age_seconds", t->oldest_unrelayed_ms, true);
+	mqtx_jw_kint_or_null(w, "oldest_unrelayed_id", t->oldest_unrelayed_id);
+	mqtx_jw_key(w, "parked");
+	mqtx_jw_obj(w);
+	for (int k = 0; k < MQTX_PARKED__COUNT; k++)
+		mqtx_jw_kint(w, mqtx_check_parked_names[k], t->parked[k]);
+	mqtx_jw_obj_end(w);
+	mqtx_jw_kint(w, "blocked_keys", rep->db.blocked_keys > 0 ? rep->db.blocked_keys : 0);
+	mqtx_jw_key(w, "bucket_groups");
+	mqtx_jw_arr(w);
+	for (size_t i = 0; i < t->n_groups; i++) {
+		const struct mqtx_check_tail_group *g = &t->groups[i];
+		mqtx_jw_obj(w);
+		mqtx_jw_kstr(w, "buckets", g->buckets);
+		mqtx_jw_kint(w, "bucket_count", g->n_buckets);
+		mqtx_jw_kstr(w, "prev_snapshot", g->prev_snapshot);
+		mqtx_jw_kstr(w, "cur_snapshot", g->cur_snapshot);
+		mqtx_jw_kint_or_null(w, "position_id", g->pos_id);
+		mqtx_jw_kstr(w, "relay_id", g->relay_id);
+		mqtx_jw_ksecs(w, "checkpoint_age_seconds", g->updated_ms, true);
+		mqtx_jw_kint_or_null(w, "owner_pid", g->owner_pid);
+		mqtx_jw_kstr(w, "owner_application_name", g->owner_app);
+		mqtx_jw_kint(w, "unrelayed", g->unrelayed);
+		mqtx_jw_ksecs(w, "oldest_unrelayed_age_seconds", g->oldest_unrelayed_ms, true);
+		mqtx_jw_ksecs(w, "checkpoint_lag_seconds", g->oldest_unrelayed_ms > 0 ? g->oldest_unrelayed_ms : 0,
+			      false);
+		mqtx_jw_obj_end(w);
+	}
+	mqtx_jw_arr_end(w);
+	mqtx_jw_key(w, "transactions");
+	mqtx_jw_arr(w);
+	for (size_t i = 0; i < t->n_xacts; i++)
+		json_xact(w, &t->xacts[i]);
+	mqtx_jw_arr_end(w);
+	mqtx_jw_kint(w, "transactions_total", t->n_xacts_total);
+	mqtx_jw_ksecs(w, "old_transaction_age_seconds", t->n_xacts > 0 ? t->xacts[0].age_ms : -1, true);
+	mqtx_jw_obj_end(w);
+}
+
+static void json_problem(struct mqtx_jw *w, const struct mqtx_check_problem *p, bool tail)
 {
 	mqtx_jw_obj(w);
 	mqtx_jw_kstr(w, "check", p->check);
@@ -593,7 +773,14 @@ static void json_problem(struct mqtx_jw *w, const struct mqtx_check_problem *p)
 		mqtx_jw_key(w, "relays");
 		mqtx_jw_arr(w);
 		for (size_t k = 0; k < p->n_relays; k++)
-			json_relay(w, &p->relays[k]);
+			json_relay(w, &p->relays[k], tail);
+		mqtx_jw_arr_end(w);
+	}
+	if (p->n_xacts > 0) {
+		mqtx_jw_key(w, "transactions");
+		mqtx_jw_arr(w);
+		for (size_t k = 0; k < p->n_xacts; k++)
+			json_xact(w, &p->xacts[k]);
 		mqtx_jw_arr_end(w);
 	}
 	if (p->n_items > 0) {
@@ -648,6 +835,7 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 	mqtx_jw_arr_end(&w);
 
 	json_relays(&w, rep);
+	json_tail(&w, rep);
 
 	mqtx_jw_key(&w, "in_doubt");
 	if (!rep->in_doubt_known) {
@@ -687,7 +875,7 @@ void mqtx_render_check_json(struct mqtx_render *r, const struct mqtx_check_repor
 	mqtx_jw_key(&w, "problems");
 	mqtx_jw_arr(&w);
 	for (size_t i = 0; i < rep->n_problems; i++)
-		json_problem(&w, &rep->problems[i]);
+		json_problem(&w, &rep->problems[i], rep->db.tail.on);
 	mqtx_jw_arr_end(&w);
 	mqtx_jw_obj_end(&w);
 	mqtx_buf_addc(&b, '\n');
@@ -849,6 +1037,47 @@ static void prom_relays(struct prom *p, const struct mqtx_check_report *rep)
 	}
 }
 
+static void prom_tail(struct prom *p, const struct mqtx_check_report *rep)
+{
+	const struct mqtx_check_tail *t = &rep->db.tail;
+	if (!t->on)
+		return;
+	prom_family(p, "mqtx_tail_buckets", "Tail mode: checkpoint buckets of the outbox");
+	prom_int(p, "mqtx_tail_buckets", NULL, NULL, t->buckets);
+	prom_family(p, "mqtx_tail_buckets_owned", "Tail mode: buckets a relay holds right now");
+	prom_int(p, "mqtx_tail_buckets_owned", NULL, NULL, t->owned_buckets);
+	prom_family(p, "mqtx_tail_unrelayed_rows",
+		    "Tail mode: committed rows not covered by their bucket's checkpoint and not parked (up to check.scan_limit)");
+	prom_int(p, "mqtx_tail_unrelayed_rows", NULL, NULL, t->unrelayed);
+	prom_family(p, "mqtx_tail_oldest_unrelayed_age_seconds",
+		    "Tail mode: age of the oldest unrelayed row (0: none)");
+	prom_secs(p, "mqtx_tail_oldest_unrelayed_age_seconds", NULL, NULL, t->oldest_unrelayed_ms);
+	prom_family(p, "mqtx_tail_checkpoint_lag_seconds",
+		    "Tail mode: age of the oldest unrelayed row of a bucket group (0: caught up)");
+	for (size_t i = 0; i < t->n_groups; i++)
+		prom_secs(p, "mqtx_tail_checkpoint_lag_seconds", "buckets", t->groups[i].buckets,
+			  t->groups[i].oldest_unrelayed_ms);
+	prom_family(p, "mqtx_tail_checkpoint_age_seconds",
+		    "Tail mode: time since a bucket group's checkpoint was written");
+	for (size_t i = 0; i < t->n_groups; i++)
+		prom_secs(p, "mqtx_tail_checkpoint_age_seconds", "buckets", t->groups[i].buckets,
+			  t->groups[i].updated_ms);
+	prom_family(p, "mqtx_tail_bucket_unrelayed_rows", "Tail mode: unrelayed rows of a bucket group");
+	for (size_t i = 0; i < t->n_groups; i++)
+		prom_int(p, "mqtx_tail_bucket_unrelayed_rows", "buckets", t->groups[i].buckets, t->groups[i].unrelayed);
+	prom_family(p, "mqtx_tail_parked_rows", "Tail mode: parked rows by state (retry, blocked, dead)");
+	for (int k = 0; k < MQTX_PARKED__COUNT; k++)
+		prom_int(p, "mqtx_tail_parked_rows", "state", mqtx_check_parked_names[k], t->parked[k]);
+	prom_family(p, "mqtx_tail_blocked_keys", "Tail mode: ordering keys with parked 'blocked' rows");
+	prom_int(p, "mqtx_tail_blocked_keys", NULL, NULL, rep->db.blocked_keys > 0 ? rep->db.blocked_keys : 0);
+	prom_family(p, "mqtx_tail_open_transactions",
+		    "Tail mode: open or prepared transactions that wrote, were seen by a relay, or are older than check.warn_age");
+	prom_int(p, "mqtx_tail_open_transactions", NULL, NULL, t->n_xacts_total);
+	prom_family(p, "mqtx_tail_old_transaction_age_seconds",
+		    "Tail mode: age of the oldest of those transactions (0: none)");
+	prom_secs(p, "mqtx_tail_old_transaction_age_seconds", NULL, NULL, t->n_xacts > 0 ? t->xacts[0].age_ms : -1);
+}
+
 static void prom_queues(struct prom *p, const struct mqtx_check_report *rep)
 {
 	if (rep->n_queues == 0)
@@ -885,6 +1114,7 @@ void mqtx_render_check_prometheus(struct mqtx_render *r, const struct mqtx_check
 	prom_storage(&p, rep);
 	prom_dests(&p, rep);
 	prom_relays(&p, rep);
+	prom_tail(&p, rep);
 	if (rep->in_doubt_known) {
 		prom_family(&p, "mqtx_in_doubt_items", "txpub items in doubt (half messages, prepared transactions)");
 		prom_int(&p, "mqtx_in_doubt_items", NULL, NULL, (int64_t)rep->n_in_doubt);
@@ -957,6 +1187,48 @@ static void json_strings(struct mqtx_jw *w, const char *k, char *const *v, size_
 	mqtx_jw_arr_end(w);
 }
 
+/* --explain on a tail-mode outbox: the row's bucket, checkpoint and parked row. */
+static void json_explain_tail(struct mqtx_jw *w, const struct mqtx_explain *ex)
+{
+	mqtx_jw_key(w, "tail");
+	const struct mqtx_db_check_tail_row *tr = &ex->tail_row;
+	if (!ex->tail || !ex->in_outbox || tr->status == NULL) {
+		mqtx_jw_null(w);
+		return;
+	}
+	mqtx_jw_obj(w);
+	mqtx_jw_kint(w, "bucket", tr->bucket);
+	mqtx_jw_kstr(w, "txid", tr->txid);
+	mqtx_jw_kbool(w, "covered", tr->covered);
+	mqtx_jw_kbool(w, "in_prev_snapshot", tr->in_prev);
+	mqtx_jw_kbool(w, "in_cur_snapshot", tr->in_cur);
+	mqtx_jw_key(w, "checkpoint");
+	mqtx_jw_obj(w);
+	mqtx_jw_kstr(w, "prev_snapshot", tr->prev_snapshot);
+	mqtx_jw_kstr(w, "cur_snapshot", tr->cur_snapshot);
+	mqtx_jw_kint_or_null(w, "position_id", tr->pos_id);
+	mqtx_jw_kstr(w, "relay_id", tr->relay_id);
+	mqtx_jw_ksecs(w, "checkpoint_age_seconds", tr->updated_ms, true);
+	mqtx_jw_kint_or_null(w, "owner_pid", tr->owner_pid);
+	mqtx_jw_kstr(w, "owner_application_name", tr->owner_app);
+	mqtx_jw_obj_end(w);
+	mqtx_jw_kint(w, "unrelayed_ahead", tr->ahead);
+	mqtx_jw_key(w, "parked");
+	if (!tr->parked) {
+		mqtx_jw_null(w);
+	} else {
+		mqtx_jw_obj(w);
+		mqtx_jw_kstr(w, "state", tr->parked_state);
+		mqtx_jw_kint(w, "attempts", tr->parked_attempts);
+		mqtx_jw_kstr(w, "next_at", tr->next_at);
+		mqtx_jw_kstr(w, "last_error", tr->parked_error);
+		mqtx_jw_kstr(w, "parked_at", tr->parked_at);
+		mqtx_jw_kint(w, "seq", tr->seq);
+		mqtx_jw_obj_end(w);
+	}
+	mqtx_jw_obj_end(w);
+}
+
 void mqtx_render_explain_json(struct mqtx_render *r, const struct mqtx_explain *ex, const char *ident)
 {
 	struct mqtx_buf b = MQTX_BUF_INIT;
@@ -969,6 +1241,19 @@ void mqtx_render_explain_json(struct mqtx_render *r, const struct mqtx_explain *
 	enum mqtx_check_level lvl = ex->found ? ex->level : MQTX_CHECK_UNKNOWN;
 	mqtx_jw_kstr(&w, "severity", mqtx_check_level_name(lvl));
 	mqtx_jw_kint(&w, "exit_code", (int64_t)lvl);
+	if (!ex->found && ex->verdict != NULL) {
+		mqtx_jw_kstr(&w, "verdict", ex->verdict);
+		json_strings(&w, "story", ex->story, ex->n_story);
+		json_strings(&w, "actions", ex->actions, ex->n_actions);
+		if (ex->tail) {
+			mqtx_jw_key(&w, "writers");
+			mqtx_jw_arr(&w);
+			for (size_t i = 0; i < ex->n_writers; i++)
+				json_xact(&w, &ex->writers[i]);
+			mqtx_jw_arr_end(&w);
+			mqtx_jw_kint_or_null(&w, "max_id", ex->max_id);
+		}
+	}
 	if (ex->found) {
 		mqtx_jw_kbool(&w, "in_outbox", ex->in_outbox);
 		mqtx_jw_kint_or_null(&w, "id", ex->in_outbox ? ex->id : -1);
@@ -1003,6 +1288,7 @@ void mqtx_render_explain_json(struct mqtx_render *r, const struct mqtx_explain *
 		mqtx_jw_kstr(&w, "verdict", ex->verdict);
 		json_strings(&w, "story", ex->story, ex->n_story);
 		json_strings(&w, "actions", ex->actions, ex->n_actions);
+		json_explain_tail(&w, ex);
 	}
 	mqtx_jw_obj_end(&w);
 	mqtx_buf_addc(&b, '\n');

@@ -547,3 +547,99 @@ TEST(check_sql_literal_for_people)
 	CHECK_STR(s, " E'a\\\\b''c'");
 	free(s);
 }
+
+/* Tail mode: open or prepared transactions older than check.warn_age. */
+static void add_xact(struct mqtx_check_report *rep, bool prepared, int64_t age_ms, bool wrote)
+{
+	struct mqtx_check_tail *t = &rep->db.tail;
+	t->xacts = mqtx_xrealloc(t->xacts, (t->n_xacts + 1) * sizeof(*t->xacts));
+	struct mqtx_check_xact *x = &t->xacts[t->n_xacts++];
+	memset(x, 0, sizeof(*x));
+	x->prepared = prepared;
+	x->pid = prepared ? -1 : 4242;
+	x->gid = prepared ? mqtx_xstrdup("g-1") : NULL;
+	x->xid = mqtx_xstrdup("777");
+	x->application_name = prepared ? NULL : mqtx_xstrdup("app");
+	x->state = prepared ? NULL : mqtx_xstrdup("idle in transaction");
+	x->age_ms = age_ms;
+	x->wrote_outbox = wrote;
+	t->n_xacts_total = (int64_t)t->n_xacts;
+}
+
+TEST(check_rule_old_transaction)
+{
+	struct mqtx_check_report rep;
+	/* status mode: never */
+	synthetic(&rep);
+	add_xact(&rep, true, 3600000, true);
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 0);
+	mqtx_check_report_free(&rep);
+
+	/* tail mode: a prepared one older than warn_age (10m > 5m), a young backend */
+	synthetic(&rep);
+	rep.db.tail.on = true;
+	add_xact(&rep, true, 600000, true);
+	add_xact(&rep, false, 1000, true);
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 1);
+	CHECK_STR(rep.problems[0].check, "old_transaction");
+	CHECK(rep.problems[0].level == MQTX_CHECK_WARNING);
+	CHECK(rep.problems[0].count == 1);
+	CHECK(rep.problems[0].n_xacts == 1);
+	CHECK_STR(rep.problems[0].xacts[0].gid, "g-1");
+	CHECK_CONTAINS(rep.problems[0].message, "prepared transaction 'g-1' (xid 777)");
+	CHECK_CONTAINS(rep.problems[0].message, "(check.warn_age)");
+	CHECK_CONTAINS(rep.problems[0].message, "it wrote to the outbox");
+	CHECK_CONTAINS(rep.problems[0].action, "ROLLBACK PREPARED 'g-1'");
+	CHECK(rep.db.tail.n_xacts == 2); /* the snapshot keeps its list */
+	mqtx_check_report_free(&rep);
+
+	/* older than crit_age: CRITICAL; a backend names its pid */
+	synthetic(&rep);
+	rep.db.tail.on = true;
+	add_xact(&rep, false, 2 * 3600000, false);
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 1);
+	CHECK(rep.problems[0].level == MQTX_CHECK_CRITICAL);
+	CHECK_CONTAINS(rep.problems[0].message, "backend pid 4242 (xid 777, app, idle in transaction)");
+	CHECK_CONTAINS(rep.problems[0].message, "(check.crit_age)");
+	CHECK_CONTAINS(rep.problems[0].message, "not written to the outbox");
+	CHECK_CONTAINS(rep.problems[0].action, "pg_terminate_backend(4242)");
+	mqtx_check_report_free(&rep);
+
+	/* both ages off: no alarm */
+	synthetic(&rep);
+	rep.db.tail.on = true;
+	rep.thresholds.warn_age_ms = rep.thresholds.crit_age_ms = 0;
+	add_xact(&rep, false, 2 * 3600000, true);
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 0);
+	mqtx_check_report_free(&rep);
+}
+
+TEST(check_rule_completion_in_tail_mode)
+{
+	struct mqtx_check_report rep;
+	synthetic(&rep);
+	rep.db.tail.on = true;
+	rep.thresholds.completion = true;
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 1);
+	CHECK_STR(rep.problems[0].check, "completion_unavailable");
+	CHECK_CONTAINS(rep.problems[0].message, "tail-mode outbox records no sent_at");
+	mqtx_check_report_free(&rep);
+}
+
+TEST(check_rule_outbox_mode)
+{
+	struct mqtx_check_report rep;
+	synthetic(&rep);
+	rep.db.tail_checkpoints = true;
+	mqtx_check_judge(&rep);
+	CHECK(rep.n_problems == 1);
+	CHECK_STR(rep.problems[0].check, "outbox_mode");
+	CHECK(rep.level == MQTX_CHECK_WARNING);
+	CHECK_CONTAINS(rep.problems[0].action, "outbox.mode: tail");
+	mqtx_check_report_free(&rep);
+}

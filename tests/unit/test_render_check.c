@@ -65,7 +65,9 @@ static void report(struct mqtx_check_report *rep)
 						 40,
 						 0,
 						 false,
-						 MQTX_RELAY_LIVE};
+						 MQTX_RELAY_LIVE,
+						 NULL,
+						 -1};
 	s->relays[1] = (struct mqtx_check_relay){mqtx_xstrdup("r2"),
 						 mqtx_xstrdup("h2"),
 						 mqtx_xstrdup("1.0"),
@@ -76,7 +78,9 @@ static void report(struct mqtx_check_report *rep)
 						 5,
 						 1,
 						 false,
-						 MQTX_RELAY_LIVE};
+						 MQTX_RELAY_LIVE,
+						 NULL,
+						 -1};
 	s->n_relays = 2;
 	s->last_relay_seen_ms = 1000;
 	s->has_sent_at = true;
@@ -447,7 +451,110 @@ TEST(render_explain)
 	mqtx_render_init_buf(&r);
 	mqtx_render_explain_json(&r, &ex, "5");
 	CHECK_CONTAINS(r.b.data, "\"retry_in_seconds\":null,\"blocked_by\":null,");
-	CHECK_CONTAINS(r.b.data, "\"story\":[\"last error: boom\"],\"actions\":[]}\n");
+	CHECK_CONTAINS(r.b.data, "\"story\":[\"last error: boom\"],\"actions\":[],\"tail\":null}\n");
 	mqtx_render_free(&r);
 	mqtx_explain_free(&ex);
+}
+
+/* Tail mode: the tail section in text, JSON and Prometheus. */
+TEST(render_check_tail)
+{
+	struct mqtx_check_report rep;
+	report(&rep);
+	struct mqtx_check_tail *t = &rep.db.tail;
+	t->on = true;
+	t->buckets = 4;
+	t->owned_buckets = 2;
+	t->unrelayed = 3;
+	t->oldest_unrelayed_ms = 60000;
+	t->oldest_unrelayed_id = 7;
+	t->parked[MQTX_PARKED_RETRY] = 1;
+	t->parked[MQTX_PARKED_DEAD] = 1;
+	t->groups = mqtx_xcalloc(2, sizeof(*t->groups));
+	t->groups[0] = (struct mqtx_check_tail_group){mqtx_xstrdup("0-1"),        2,    0,
+						      mqtx_xstrdup("10:12:10"),   NULL, -1,
+						      mqtx_xstrdup("relay-a"),    2000, 555,
+						      mqtx_xstrdup("mqtx relay"), 0,    -1};
+	t->groups[1] = (struct mqtx_check_tail_group){mqtx_xstrdup("2-3"),
+						      2,
+						      2,
+						      NULL,
+						      NULL,
+						      -1,
+						      NULL,
+						      9000,
+						      -1,
+						      NULL,
+						      3,
+						      60000};
+	t->n_groups = 2;
+	t->xacts = mqtx_xcalloc(1, sizeof(*t->xacts));
+	t->xacts[0] = (struct mqtx_check_xact){true, -1,  mqtx_xstrdup("g-1"), mqtx_xstrdup("777"), NULL, NULL, 120000,
+					       true, true};
+	t->n_xacts = 1;
+	t->n_xacts_total = 1;
+	rep.db.relayed_minute = rep.db.relayed_hour = -1;
+	rep.db.relays[0].tail_buckets = mqtx_xstrdup("0-1");
+	rep.db.relays[0].tail_lag_ms = 0;
+
+	struct mqtx_render r;
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_text(&r, &rep);
+	CHECK_CONTAINS(r.b.data,
+		       "\ntail mode: 4 buckets (2 held by a relay now), 3 unrelayed row(s) (oldest 1m0s, row 7); "
+		       "parked: 1 retry, 0 blocked, 1 dead; 0 blocked key(s)\n");
+	CHECK_CONTAINS(r.b.data,
+		       "\n0-1              relay-a                  pid 555                      2.0s          0         0\n");
+	CHECK_CONTAINS(r.b.data,
+		       "\n2-3              -                        none                        never          3      1m0s\n");
+	CHECK_CONTAINS(r.b.data,
+		       "\n  prepared transaction 'g-1' (xid 777), prepared 2m0s ago, wrote to the outbox, seen "
+		       "running by a relay\n");
+	CHECK(strstr(r.b.data, "relayed: ") == NULL);
+	mqtx_render_free(&r);
+
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_json(&r, &rep);
+	CHECK_CONTAINS(r.b.data,
+		       "\"tail\":{\"buckets\":4,\"owned_buckets\":2,\"unrelayed\":{\"rows\":3,\"approximate\":false},"
+		       "\"oldest_unrelayed_age_seconds\":60.000,\"oldest_unrelayed_id\":7,"
+		       "\"parked\":{\"retry\":1,\"blocked\":0,\"dead\":1},\"blocked_keys\":0,");
+	CHECK_CONTAINS(r.b.data,
+		       "{\"buckets\":\"0-1\",\"bucket_count\":2,\"prev_snapshot\":\"10:12:10\",\"cur_snapshot\":null,"
+		       "\"position_id\":null,\"relay_id\":\"relay-a\",\"checkpoint_age_seconds\":2.000,\"owner_pid\":555,"
+		       "\"owner_application_name\":\"mqtx relay\",\"unrelayed\":0,\"oldest_unrelayed_age_seconds\":null,"
+		       "\"checkpoint_lag_seconds\":0.000}");
+	CHECK_CONTAINS(r.b.data, "\"transactions\":[{\"prepared\":true,\"pid\":null,\"gid\":\"g-1\",\"xid\":\"777\","
+				 "\"application_name\":null,\"state\":null,\"age_seconds\":120.000,"
+				 "\"in_checkpoint_snapshot\":true,\"wrote_outbox\":true}],\"transactions_total\":1,"
+				 "\"old_transaction_age_seconds\":120.000}");
+	CHECK_CONTAINS(r.b.data, "\"relayed_last_minute\":null,\"relayed_last_hour\":null,");
+	CHECK_CONTAINS(r.b.data, "\"last_error\":null,\"tail_buckets\":\"0-1\",\"tail_checkpoint_lag_seconds\":0.000}");
+	CHECK_CONTAINS(r.b.data, "\"last_error\":\"gone\",\"tail_buckets\":null,\"tail_checkpoint_lag_seconds\":null}");
+	mqtx_render_free(&r);
+
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_prometheus(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "\nmqtx_tail_unrelayed_rows{outbox=\"public.ob\\\"x\"} 3\n");
+	CHECK_CONTAINS(r.b.data,
+		       "\nmqtx_tail_checkpoint_lag_seconds{outbox=\"public.ob\\\"x\",buckets=\"2-3\"} 60.000\n");
+	CHECK_CONTAINS(r.b.data,
+		       "\nmqtx_tail_checkpoint_lag_seconds{outbox=\"public.ob\\\"x\",buckets=\"0-1\"} 0.000\n");
+	CHECK_CONTAINS(r.b.data, "\nmqtx_tail_parked_rows{outbox=\"public.ob\\\"x\",state=\"dead\"} 1\n");
+	CHECK_CONTAINS(r.b.data, "\nmqtx_tail_old_transaction_age_seconds{outbox=\"public.ob\\\"x\"} 120.000\n");
+	CHECK_CONTAINS(r.b.data, "\nmqtx_tail_buckets_owned{outbox=\"public.ob\\\"x\"} 2\n");
+	CHECK(strstr(r.b.data, "mqtx_outbox_relayed_last_hour") == NULL);
+	mqtx_render_free(&r);
+
+	/* status mode: none of it */
+	t->on = false;
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_prometheus(&r, &rep);
+	CHECK(strstr(r.b.data, "mqtx_tail_") == NULL);
+	mqtx_render_free(&r);
+	mqtx_render_init_buf(&r);
+	mqtx_render_check_json(&r, &rep);
+	CHECK_CONTAINS(r.b.data, "\"tail\":null,");
+	mqtx_render_free(&r);
+	mqtx_check_report_free(&rep);
 }

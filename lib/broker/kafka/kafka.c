@@ -1095,6 +1095,9 @@ static bool all_at_end(struct kafka_consumer *c)
 	return done;
 }
 
+/* After the first message of a batch, how long a silence ends it early. */
+#define CONSUME_LINGER_MS 1000
+
 static int kafka_consume(struct mqtx_backend *b, const struct mqtx_consume_opts *o, const struct mqtx_delivery **out,
 			 struct mqtx_err *err)
 {
@@ -1113,7 +1116,10 @@ static int kafka_consume(struct mqtx_backend *b, const struct mqtx_consume_opts 
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
 		int64_t now = mqtx_now_ms();
 		if (m == NULL) {
-			if (c->n > start || all_at_end(c))
+			/* a batch ends when every partition is read to its end; a
+			 * partition whose fetch is slow gets a little longer than
+			 * one poll (its messages belong in this batch) */
+			if (all_at_end(c) || (c->n > start && now - idle_since >= CONSUME_LINGER_MS))
 				break;
 			if (c->assigned ? now - idle_since >= o->wait_ms : now >= join_deadline)
 				break;
