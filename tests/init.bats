@@ -326,16 +326,17 @@ checkpoints() {
 	[[ $(checkpoints mqtx_outbox) == "16 0..15 16" ]] || fail "checkpoints: $(checkpoints mqtx_outbox)"
 }
 
-# a tail-mode outbox with rows 1..6 (4 with an ordering key): 1, 2 and 4 relayed, 3 parked dead, 5 parked
-# for a retry in an hour, 6 parked blocked behind it; then 7 inserted after the relaying (not relayed)
+# a tail-mode outbox with rows 1..6 and 8 (4 with an ordering key): 1, 2 and 4 relayed, 3 parked dead, 5 parked
+# for a retry in an hour, 6 parked blocked behind it, 8 a half message parked until its --commit (infinity),
+# committed since; then 7 inserted after the relaying (not relayed)
 tail_outbox_relayed() {
 	run_mqtx 0 init --mode tail
 	local ob="'\"$T_SCHEMA\".\"mqtx_outbox\"'"
 	psql_test "INSERT INTO mqtx_outbox (id, destination, payload, ordering_key)
-		SELECT g, 'x', 'y', CASE WHEN g = 4 THEN 'k' END FROM generate_series(1, 6) g" \
+		SELECT g, 'x', 'y'::bytea, CASE WHEN g = 4 THEN 'k' END FROM generate_series(1, 6) g UNION ALL SELECT 8, 'x', 'y', NULL" \
 		"INSERT INTO mqtx_tail_parked (outbox, id, bucket, state, attempts, next_at, last_error) VALUES
 		($ob, 3, 3, 'dead', 5, NULL, 'boom'), ($ob, 5, 5, 'retry', 2, now() + interval '1 hour', 'nack'),
-		($ob, 6, 6, 'blocked', 0, NULL, NULL)" \
+		($ob, 6, 6, 'blocked', 0, NULL, NULL), ($ob, 8, 8, 'retry', 0, 'infinity', NULL)" \
 		"UPDATE mqtx_tail_checkpoints SET prev_snapshot = pg_current_snapshot() WHERE outbox = $ob" \
 		"INSERT INTO mqtx_outbox (id, destination, payload) VALUES (7, 'x', 'y')" >/dev/null
 }
@@ -349,18 +350,16 @@ rows_state() {
 	local before
 	before=$(rows_state)
 	run_mqtx 0 init --print
-	assert_output --partial "-- outbox.mode is status but \"$T_SCHEMA\".\"mqtx_outbox\" is in tail mode (it has 16 tail checkpoint rows): mqtx init"
-	assert_output --partial ": 3 rows tail relays relayed"
-	assert_output --partial "-- become 'sent', 1 parked dead rows 'dead', 1 rows parked for a retry stay 'pending' with"
-	assert_output --partial "1 rows blocked behind them stay 'pending'; then its 16"
-	assert_output --partial "-- checkpoint rows and 3 parked rows are deleted."
+	assert_output --partial "-- $T_SCHEMA.mqtx_outbox was relayed in tail mode: 'mqtx init' (without --print) hands it back to status mode:"
+	assert_output --partial "-- 3 relayed row(s) become 'sent', 1 parked dead row(s) 'dead', 2 waiting for a retry keep"
+	assert_output --partial "-- their attempts and retry time, 1 blocked stay 'pending'; then the tail checkpoints go"
 	[[ $(rows_state) == "$before" ]] || fail "--print changed rows: $(rows_state)"
 	MQTX_OUTBOX_MODE=tail run_mqtx 0 init --print
-	[[ $output != *"hands it back"* ]] || fail "tail mode prints the handback: $output"
+	[[ $output != *"hands it back"* ]] || fail "tail mode prints the hand-back: $output"
 	run_mqtx 0 init
-	stderr_has "handed back to status mode: 3 rows tail relays relayed marked sent, 1 dead, 1 waiting for a retry and 1 blocked behind them left pending; 16 checkpoint rows and 3 parked rows deleted"
+	stderr_has "outbox $T_SCHEMA.mqtx_outbox handed back from tail mode: 3 row(s) marked sent, 1 dead, 2 to retry, 1 pending behind them; tail checkpoints removed"
 	run rows_state
-	assert_output "1:sent:0:-:false:true 2:sent:0:-:false:true 3:dead:5:boom:false:false 4:sent:0:-:false:true 5:pending:2:nack:true:false 6:pending:0:-:false:false 7:pending:0:-:false:false"
+	assert_output "1:sent:0:-:false:true 2:sent:0:-:false:true 3:dead:5:boom:false:false 4:sent:0:-:false:true 5:pending:2:nack:true:false 6:pending:0:-:false:false 7:pending:0:-:false:false 8:pending:0:-:false:false"
 	run psql_test "SELECT (SELECT count(*) FROM mqtx_tail_checkpoints) + (SELECT count(*) FROM mqtx_tail_parked)"
 	assert_output 0
 	# done: again is init as usual, and a status relay may run
@@ -377,15 +376,15 @@ rows_state() {
 	cls=$(psql_test "SELECT 'mqtx_outbox'::regclass::oid::int8::bit(32)::int4")
 	start_locker "SELECT pg_advisory_lock_shared($cls, -3000002)"
 	run_mqtx 3 init
-	stderr_has "a tail relay of \"$T_SCHEMA\".\"mqtx_outbox\" runs: stop the tail relays before handing the outbox back"
-	[[ $(grep -c . <<<"$stderr") == 1 ]] || fail "more than one line: $stderr"
+	stderr_has "tail relays of \"$T_SCHEMA\".\"mqtx_outbox\" are running: stop them before handing the outbox back to status mode"
+	[[ $(grep -c 'error' <<<"$stderr") == 1 ]] || fail "not one error line: $stderr"
 	[[ $(rows_state) == "$before" ]] || fail "rows changed: $(rows_state)"
 	[[ $(psql_test "SELECT count(*) FROM mqtx_tail_checkpoints") == 16 ]] || fail "checkpoints changed"
 	stop_locker
 	# as after a crash between the batches and the end: some rows already sent, the checkpoints still there
 	psql_test "UPDATE mqtx_outbox SET status = 'sent', sent_at = now() WHERE id = 1" >/dev/null
 	run_mqtx 0 init
-	stderr_has "handed back to status mode: 2 rows tail relays relayed marked sent, 1 dead"
+	stderr_has "handed back from tail mode: 2 row(s) marked sent, 1 dead"
 	run rows_state
-	assert_output "1:sent:0:-:false:true 2:sent:0:-:false:true 3:dead:5:boom:false:false 4:sent:0:-:false:true 5:pending:2:nack:true:false 6:pending:0:-:false:false 7:pending:0:-:false:false"
+	assert_output "1:sent:0:-:false:true 2:sent:0:-:false:true 3:dead:5:boom:false:false 4:sent:0:-:false:true 5:pending:2:nack:true:false 6:pending:0:-:false:false 7:pending:0:-:false:false 8:pending:0:-:false:false"
 }

@@ -128,11 +128,14 @@ static int handback(PGconn *conn, struct mqtx_outbox *ob, struct mqtx_tail *tl, 
 			T, stc, att, le, le, P, lit, id, stc);
 	if (changed(conn, sql.data, "cannot mark dead rows dead", err) < 0)
 		goto rollback;
+	/* a half message parked until txpub --commit (next_at infinity) keeps
+	 * its own available_at: now() when it was committed since */
 	mqtx_buf_reset(&sql);
 	mqtx_buf_printf(&sql,
-			"UPDATE %s t SET %s = p.attempts, %s = coalesce(p.last_error, t.%s), %s = greatest(t.%s, p.next_at) "
-			"FROM %s p WHERE p.outbox = %s AND p.id = t.%s AND p.state = 'retry' AND p.next_at IS NOT NULL AND t.%s = 'pending'",
-			T, att, le, le, av, av, P, lit, id, stc);
+			"UPDATE %s t SET %s = p.attempts, %s = coalesce(p.last_error, t.%s), %s = CASE WHEN p.next_at = 'infinity' "
+			"THEN t.%s ELSE greatest(t.%s, p.next_at) END FROM %s p WHERE p.outbox = %s AND p.id = t.%s AND p.state = 'retry' "
+			"AND p.next_at IS NOT NULL AND t.%s = 'pending'",
+			T, att, le, le, av, av, av, P, lit, id, stc);
 	if (changed(conn, sql.data, "cannot keep the retry times of parked rows", err) < 0)
 		goto rollback;
 	mqtx_buf_reset(&sql);
