@@ -388,3 +388,24 @@ rows_state() {
 	run rows_state
 	assert_output "1:sent:0:-:false:true 2:sent:0:-:false:true 3:dead:5:boom:false:false 4:sent:0:-:false:true 5:pending:2:nack:true:false 6:pending:0:-:false:false 7:pending:0:-:false:false 8:pending:0:-:false:false"
 }
+
+@test "init: status -> tail -> status on an outbox in use: every row sent once, none lost at either switch" {
+	run_mqtx 0 init
+	insert_rows 3
+	run_mqtx 0 relay
+	insert_rows 2 # pending at the switch: the tail relay's first interval
+	run_mqtx 0 init --mode tail
+	MQTX_OUTBOX_MODE=tail run_mqtx 0 relay
+	[[ $(queue_count) == 5 ]] || fail "queue after the tail relay: $(queue_count)"
+	run psql_test "SELECT string_agg(status, ' ' ORDER BY id) FROM mqtx_outbox"
+	assert_output "sent sent sent pending pending" # tail relays write no rows
+	insert_rows 1 # not relayed by the tail relay
+	run_mqtx 3 relay
+	stderr_has "was relayed in tail mode"
+	run_mqtx 0 init
+	stderr_has "handed back from tail mode: 2 row(s) marked sent, 0 dead, 0 to retry, 0 pending behind them"
+	run_mqtx 0 relay
+	[[ $(queue_count) == 6 ]] || fail "queue after the status relay: $(queue_count)"
+	run psql_test "SELECT string_agg(status, ' ' ORDER BY id) FROM mqtx_outbox"
+	assert_output "sent sent sent sent sent sent"
+}
