@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "db/tail_switch.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,18 +105,27 @@ static int handback(PGconn *conn, struct mqtx_outbox *ob, struct mqtx_tail *tl, 
 		rc = 0;
 		goto out;
 	}
-	/* relayed rows: 'sent', a batch per transaction */
-	for (;;) {
+	/* relayed rows: 'sent', a batch per transaction, on by id */
+	for (int64_t last = INT64_MIN;;) {
 		mqtx_buf_reset(&sql);
-		mqtx_buf_printf(&sql, "UPDATE %s t SET %s = 'sent'", T, stc);
+		mqtx_buf_printf(&sql,
+				"WITH ids AS MATERIALIZED (%s AND t.%s > %lld ORDER BY t.%s LIMIT %d), u AS (UPDATE %s t SET %s = 'sent'",
+				rel.data, id, (long long)last, id, HANDBACK_BATCH, T, stc);
 		if (sa != NULL)
 			mqtx_buf_printf(&sql, ", %s = now()", sa);
-		mqtx_buf_printf(&sql, " WHERE t.%s = ANY (ARRAY (%s ORDER BY t.%s LIMIT %d)) AND t.%s = 'pending'", id,
-				rel.data, id, HANDBACK_BATCH, stc);
-		int64_t n = changed(conn, sql.data, "cannot mark relayed rows sent", err);
-		if (n < 0)
+		mqtx_buf_printf(&sql,
+				" WHERE t.%s IN (SELECT i.%s FROM ids i) AND t.%s = 'pending' RETURNING 1) "
+				"SELECT (SELECT count(*) FROM ids), (SELECT coalesce(max(i.%s), 0) FROM ids i), (SELECT count(*) FROM u)",
+				id, id, stc, id);
+		PGresult *res = PQexec(conn, sql.data);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			mqtx_pg_fail(conn, res, "cannot mark relayed rows sent", err);
 			goto out;
-		if (n == 0)
+		}
+		int64_t found = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		PQclear(res);
+		if (found == 0)
 			break;
 	}
 	/* then the parked rows' state, and the tail state goes, in one transaction */
