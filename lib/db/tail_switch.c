@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "db/tail_switch.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,18 +105,27 @@ static int handback(PGconn *conn, struct mqtx_outbox *ob, struct mqtx_tail *tl, 
 		rc = 0;
 		goto out;
 	}
-	/* relayed rows: 'sent', a batch per transaction */
-	for (;;) {
+	/* relayed rows: 'sent', a batch per transaction, on by id */
+	for (int64_t last = INT64_MIN;;) {
 		mqtx_buf_reset(&sql);
-		mqtx_buf_printf(&sql, "UPDATE %s t SET %s = 'sent'", T, stc);
+		mqtx_buf_printf(&sql,
+				"WITH ids AS MATERIALIZED (%s AND t.%s > %lld ORDER BY t.%s LIMIT %d), u AS (UPDATE %s t SET %s = 'sent'",
+				rel.data, id, (long long)last, id, HANDBACK_BATCH, T, stc);
 		if (sa != NULL)
 			mqtx_buf_printf(&sql, ", %s = now()", sa);
-		mqtx_buf_printf(&sql, " WHERE t.%s = ANY (ARRAY (%s ORDER BY t.%s LIMIT %d)) AND t.%s = 'pending'", id,
-				rel.data, id, HANDBACK_BATCH, stc);
-		int64_t n = changed(conn, sql.data, "cannot mark relayed rows sent", err);
-		if (n < 0)
+		mqtx_buf_printf(&sql,
+				" WHERE t.%s IN (SELECT i.%s FROM ids i) AND t.%s = 'pending' RETURNING 1) "
+				"SELECT (SELECT count(*) FROM ids), (SELECT coalesce(max(i.%s), 0) FROM ids i), (SELECT count(*) FROM u)",
+				id, id, stc, id);
+		PGresult *res = PQexec(conn, sql.data);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			mqtx_pg_fail(conn, res, "cannot mark relayed rows sent", err);
 			goto out;
-		if (n == 0)
+		}
+		int64_t found = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		last = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		PQclear(res);
+		if (found == 0)
 			break;
 	}
 	/* then the parked rows' state, and the tail state goes, in one transaction */
@@ -128,11 +138,14 @@ static int handback(PGconn *conn, struct mqtx_outbox *ob, struct mqtx_tail *tl, 
 			T, stc, att, le, le, P, lit, id, stc);
 	if (changed(conn, sql.data, "cannot mark dead rows dead", err) < 0)
 		goto rollback;
+	/* a half message parked until txpub --commit (next_at infinity) keeps
+	 * its own available_at: now() when it was committed since */
 	mqtx_buf_reset(&sql);
 	mqtx_buf_printf(&sql,
-			"UPDATE %s t SET %s = p.attempts, %s = coalesce(p.last_error, t.%s), %s = greatest(t.%s, p.next_at) "
-			"FROM %s p WHERE p.outbox = %s AND p.id = t.%s AND p.state = 'retry' AND p.next_at IS NOT NULL AND t.%s = 'pending'",
-			T, att, le, le, av, av, P, lit, id, stc);
+			"UPDATE %s t SET %s = p.attempts, %s = coalesce(p.last_error, t.%s), %s = CASE WHEN p.next_at = 'infinity' "
+			"THEN t.%s ELSE greatest(t.%s, p.next_at) END FROM %s p WHERE p.outbox = %s AND p.id = t.%s AND p.state = 'retry' "
+			"AND p.next_at IS NOT NULL AND t.%s = 'pending'",
+			T, att, le, le, av, av, av, P, lit, id, stc);
 	if (changed(conn, sql.data, "cannot keep the retry times of parked rows", err) < 0)
 		goto rollback;
 	mqtx_buf_reset(&sql);
