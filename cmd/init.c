@@ -106,6 +106,34 @@ static int warn_tail_buckets(PGconn *conn, const struct mqtx_config *cfg, struct
 	return 0;
 }
 
+/* Status mode on an outbox that tail relays relayed: hand it back (or,
+ * with --print, say what that would change). */
+static int hand_back(PGconn *conn, const struct mqtx_config *cfg, bool print)
+{
+	struct mqtx_err err;
+	int64_t n = mqtx_tail_checkpoint_count(conn, cfg, &err);
+	if (n < 0)
+		return mqtx_fail(&err);
+	if (n == 0)
+		return EXIT_OK;
+	struct mqtx_tail_handback_stats st;
+	if (mqtx_tail_handback(conn, cfg, print, &st, &err) < 0)
+		return mqtx_fail(&err);
+	if (print) {
+		printf("-- %s.%s was relayed in tail mode: 'mqtx init' (without --print) hands it back to status mode:\n"
+		       "-- %lld relayed row(s) become 'sent', %lld parked dead row(s) 'dead', %lld waiting for a retry keep\n"
+		       "-- their attempts and retry time, %lld blocked stay 'pending'; then the tail checkpoints go\n",
+		       cfg->outbox_schema, cfg->outbox_table, (long long)st.sent, (long long)st.dead,
+		       (long long)st.retry, (long long)st.blocked);
+		return EXIT_OK;
+	}
+	mqtx_info("outbox %s.%s handed back from tail mode: %lld row(s) marked sent, %lld dead, %lld to retry, %lld "
+		  "pending behind them; tail checkpoints removed",
+		  cfg->outbox_schema, cfg->outbox_table, (long long)st.sent, (long long)st.dead, (long long)st.retry,
+		  (long long)st.blocked);
+	return EXIT_OK;
+}
+
 static int run(struct mqtx_cmd *c)
 {
 	const struct init_args *a = c->args;
@@ -140,5 +168,7 @@ static int run(struct mqtx_cmd *c)
 				  exists ? " (it already existed)" : "");
 	}
 	free(sql);
+	if (rc == EXIT_OK && exists && !mqtx_config_tail(cfg))
+		rc = hand_back(conn, cfg, a->print);
 	return rc;
 }

@@ -9,7 +9,29 @@ setup() {
 }
 
 teardown() {
+	stop_locker
 	mqtx_test_teardown
+}
+
+# start_locker SQL: runs SQL in a psql session of its own that then stays
+# open (pg_sleep, ended by stop_locker); waits until it sleeps.
+start_locker() {
+	LOCKER_APP="mqtx_locker_$T_SCHEMA"
+	PGAPPNAME=$LOCKER_APP PGOPTIONS="-c search_path=$T_SCHEMA,public" \
+		psql "$MQTX_TEST_DATABASE_URL" -v ON_ERROR_STOP=1 -qAtX \
+		-c "$1" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 3>&- &
+	LOCKER_PID=$!
+	wait_until 10 locker_sleeps
+}
+locker_sleeps() {
+	[[ $(psql_test "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$LOCKER_APP'
+		AND state = 'active' AND query LIKE '%pg_sleep%'") == 1 ]]
+}
+stop_locker() {
+	[[ -n ${LOCKER_PID:-} ]] || return 0
+	psql_test "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$LOCKER_APP'" >/dev/null || true
+	wait "$LOCKER_PID" 2>/dev/null || true
+	LOCKER_PID=
 }
 
 @test "names: a table name with invalid UTF-8 is a usage error for init (2) and UNKNOWN for check (3), no abort" {
@@ -302,4 +324,88 @@ checkpoints() {
 	x1=$(psql_test "UPDATE mqtx_outbox SET status = 'pending' RETURNING txid")
 	[[ $x0 =~ ^[0-9]+$ ]] && ((x1 > x0)) || fail "txid: $x0 -> $x1"
 	[[ $(checkpoints mqtx_outbox) == "16 0..15 16" ]] || fail "checkpoints: $(checkpoints mqtx_outbox)"
+}
+
+# a tail-mode outbox with rows 1..6 and 8 (4 with an ordering key): 1, 2 and 4 relayed, 3 parked dead, 5 parked
+# for a retry in an hour, 6 parked blocked behind it, 8 a half message parked until its --commit (infinity),
+# committed since; then 7 inserted after the relaying (not relayed)
+tail_outbox_relayed() {
+	run_mqtx 0 init --mode tail
+	local ob="'\"$T_SCHEMA\".\"mqtx_outbox\"'"
+	psql_test "INSERT INTO mqtx_outbox (id, destination, payload, ordering_key)
+		SELECT g, 'x', 'y'::bytea, CASE WHEN g = 4 THEN 'k' END FROM generate_series(1, 6) g UNION ALL SELECT 8, 'x', 'y', NULL" \
+		"INSERT INTO mqtx_tail_parked (outbox, id, bucket, state, attempts, next_at, last_error) VALUES
+		($ob, 3, 3, 'dead', 5, NULL, 'boom'), ($ob, 5, 5, 'retry', 2, now() + interval '1 hour', 'nack'),
+		($ob, 6, 6, 'blocked', 0, NULL, NULL), ($ob, 8, 8, 'retry', 0, 'infinity', NULL)" \
+		"UPDATE mqtx_tail_checkpoints SET prev_snapshot = pg_current_snapshot() WHERE outbox = $ob" \
+		"INSERT INTO mqtx_outbox (id, destination, payload) VALUES (7, 'x', 'y')" >/dev/null
+}
+rows_state() {
+	psql_test "SELECT string_agg(id || ':' || status || ':' || attempts || ':' || coalesce(last_error, '-') || ':'
+		|| (available_at > now() + interval '50 minutes') || ':' || (sent_at IS NOT NULL), ' ' ORDER BY id) FROM mqtx_outbox"
+}
+
+@test "init handback: status mode on a tail-mode outbox marks relayed rows sent, parked dead ones dead, keeps the rest pending" {
+	tail_outbox_relayed
+	local before
+	before=$(rows_state)
+	run_mqtx 0 init --print
+	assert_output --partial "-- $T_SCHEMA.mqtx_outbox was relayed in tail mode: 'mqtx init' (without --print) hands it back to status mode:"
+	assert_output --partial "-- 3 relayed row(s) become 'sent', 1 parked dead row(s) 'dead', 2 waiting for a retry keep"
+	assert_output --partial "-- their attempts and retry time, 1 blocked stay 'pending'; then the tail checkpoints go"
+	[[ $(rows_state) == "$before" ]] || fail "--print changed rows: $(rows_state)"
+	MQTX_OUTBOX_MODE=tail run_mqtx 0 init --print
+	[[ $output != *"hands it back"* ]] || fail "tail mode prints the hand-back: $output"
+	run_mqtx 0 init
+	stderr_has "outbox $T_SCHEMA.mqtx_outbox handed back from tail mode: 3 row(s) marked sent, 1 dead, 2 to retry, 1 pending behind them; tail checkpoints removed"
+	run rows_state
+	assert_output "1:sent:0:-:false:true 2:sent:0:-:false:true 3:dead:5:boom:false:false 4:sent:0:-:false:true 5:pending:2:nack:true:false 6:pending:0:-:false:false 7:pending:0:-:false:false 8:pending:0:-:false:false"
+	run psql_test "SELECT (SELECT count(*) FROM mqtx_tail_checkpoints) + (SELECT count(*) FROM mqtx_tail_parked)"
+	assert_output 0
+	# done: again is init as usual, and a status relay may run
+	run_mqtx 0 init
+	stderr_lacks "handed back"
+	run_mqtx 0 init --print
+	[[ $output != *"hands it back"* ]] || fail "prints the handback again: $output"
+}
+
+@test "init handback: refused while a tail relay runs, nothing changed; a run again after a crash mid-way finishes it" {
+	tail_outbox_relayed
+	local before cls
+	before=$(rows_state)
+	cls=$(psql_test "SELECT 'mqtx_outbox'::regclass::oid::int8::bit(32)::int4")
+	start_locker "SELECT pg_advisory_lock_shared($cls, -3000002)"
+	run_mqtx 3 init
+	stderr_has "tail relays of \"$T_SCHEMA\".\"mqtx_outbox\" are running: stop them before handing the outbox back to status mode"
+	[[ $(grep -c 'error' <<<"$stderr") == 1 ]] || fail "not one error line: $stderr"
+	[[ $(rows_state) == "$before" ]] || fail "rows changed: $(rows_state)"
+	[[ $(psql_test "SELECT count(*) FROM mqtx_tail_checkpoints") == 16 ]] || fail "checkpoints changed"
+	stop_locker
+	# as after a crash between the batches and the end: some rows already sent, the checkpoints still there
+	psql_test "UPDATE mqtx_outbox SET status = 'sent', sent_at = now() WHERE id = 1" >/dev/null
+	run_mqtx 0 init
+	stderr_has "handed back from tail mode: 2 row(s) marked sent, 1 dead"
+	run rows_state
+	assert_output "1:sent:0:-:false:true 2:sent:0:-:false:true 3:dead:5:boom:false:false 4:sent:0:-:false:true 5:pending:2:nack:true:false 6:pending:0:-:false:false 7:pending:0:-:false:false 8:pending:0:-:false:false"
+}
+
+@test "init: status -> tail -> status on an outbox in use: every row sent once, none lost at either switch" {
+	run_mqtx 0 init
+	insert_rows 3
+	run_mqtx 0 relay
+	insert_rows 2 # pending at the switch: the tail relay's first interval
+	run_mqtx 0 init --mode tail
+	MQTX_OUTBOX_MODE=tail run_mqtx 0 relay
+	[[ $(queue_count) == 5 ]] || fail "queue after the tail relay: $(queue_count)"
+	run psql_test "SELECT string_agg(status, ' ' ORDER BY id) FROM mqtx_outbox"
+	assert_output "sent sent sent pending pending" # tail relays write no rows
+	insert_rows 1 # not relayed by the tail relay
+	run_mqtx 3 relay
+	stderr_has "was relayed in tail mode"
+	run_mqtx 0 init
+	stderr_has "handed back from tail mode: 2 row(s) marked sent, 0 dead, 0 to retry, 0 pending behind them"
+	run_mqtx 0 relay
+	[[ $(queue_count) == 6 ]] || fail "queue after the status relay: $(queue_count)"
+	run psql_test "SELECT string_agg(status, ' ' ORDER BY id) FROM mqtx_outbox"
+	assert_output "sent sent sent sent sent sent"
 }

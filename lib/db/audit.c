@@ -11,6 +11,7 @@
 #include "base/util.h"
 #include "db/outbox.h"
 #include "db/pg.h"
+#include "db/tail.h"
 
 /* microseconds since the epoch <-> timestamptz */
 #define TS_SQL(p) "('epoch'::timestamptz + (" p ")::int8 * interval '1 microsecond')"
@@ -20,7 +21,8 @@ struct mqtx_audit_db {
 	PGconn *conn;
 	const struct mqtx_config *cfg;
 	struct mqtx_outbox *ob;
-	char *select; /* (SELECT ...) the outbox as "o" */
+	struct mqtx_tail *tl; /* outbox.mode tail; NULL in status mode */
+	char *select;         /* (SELECT ...) the outbox as "o" */
 	bool has_okey, has_sent_at;
 	char window[200]; /* " AND o.sent_at >= ... AND o.sent_at < ..." with integer literals */
 };
@@ -43,14 +45,21 @@ static void outbox_select(struct mqtx_audit_db *db)
 		free(prefix);
 	}
 	db->has_okey = qc[MQTX_COL_ORDERING_KEY] != NULL;
-	db->has_sent_at = qc[MQTX_COL_SENT_AT] != NULL;
+	/* tail mode: "sent" is relayed (the effective status), and a row's
+	 * time is its created_at (tail-mode rows have no sent_at) */
+	enum mqtx_col when = db->tl != NULL ? MQTX_COL_CREATED_AT : MQTX_COL_SENT_AT;
+	db->has_sent_at = qc[when] != NULL;
 	if (db->has_okey)
 		mqtx_buf_printf(&b, "t.%s::text AS okey, ", qc[MQTX_COL_ORDERING_KEY]);
 	else
 		mqtx_buf_adds(&b, "NULL::text AS okey, ");
-	mqtx_buf_printf(&b, "t.%s::text AS status, ", qc[MQTX_COL_STATUS]);
+	if (db->tl != NULL)
+		mqtx_tail_status_sql(db->tl, &b, "t");
+	else
+		mqtx_buf_printf(&b, "t.%s::text", qc[MQTX_COL_STATUS]);
+	mqtx_buf_adds(&b, " AS status, ");
 	if (db->has_sent_at)
-		mqtx_buf_printf(&b, "t.%s::timestamptz AS sent_at, ", qc[MQTX_COL_SENT_AT]);
+		mqtx_buf_printf(&b, "t.%s::timestamptz AS sent_at, ", qc[when]);
 	else
 		mqtx_buf_adds(&b, "NULL::timestamptz AS sent_at, ");
 	mqtx_buf_printf(&b, "t.%s::text AS dest FROM %s t)", qc[MQTX_COL_DESTINATION], mqtx_outbox_qualified(db->ob));
@@ -64,7 +73,8 @@ struct mqtx_audit_db *mqtx_audit_db_connect(const struct mqtx_config *cfg, struc
 	struct mqtx_audit_db *db = mqtx_xcalloc(1, sizeof(*db));
 	db->cfg = cfg;
 	db->conn = mqtx_pg_connect(cfg, "mqtx dedupe-audit", err);
-	if (db->conn == NULL || (db->ob = mqtx_outbox_new(db->conn, cfg, err)) == NULL) {
+	if (db->conn == NULL || (db->ob = mqtx_outbox_new(db->conn, cfg, err)) == NULL ||
+	    (mqtx_config_tail(cfg) && (db->tl = mqtx_tail_new(db->conn, db->ob, cfg, err)) == NULL)) {
 		mqtx_audit_db_free(db);
 		return NULL;
 	}
@@ -76,6 +86,7 @@ void mqtx_audit_db_free(struct mqtx_audit_db *db)
 {
 	if (db == NULL)
 		return;
+	mqtx_tail_free(db->tl);
 	mqtx_outbox_free(db->ob);
 	mqtx_pg_close(db->conn);
 	free(db->select);

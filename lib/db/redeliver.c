@@ -9,6 +9,7 @@
 
 #include "base/util.h"
 #include "db/pg.h"
+#include "db/tail.h"
 
 /* ---- statements ---- */
 
@@ -64,7 +65,28 @@ struct mqtx_redeliver_db {
 	char *completions; /* "schema".mqtx_completions */
 	const char *c[MQTX_COL__COUNT];
 	bool buckets_agreed; /* relay.ordering_buckets announced (mqtx_outbox_agree_buckets) */
+	/* outbox.mode tail: the effective status (mqtx_tail_status_sql) stands
+	 * for the status column, created_at for sent_at; NULL in status mode */
+	struct mqtx_tail *tl;
 };
+
+/* The row's status as redeliver means it: the status column, or in tail
+ * mode the effective status ('sent' = relayed, 'dead' = parked dead or a
+ * dead row of the status era, 'pending'). */
+static void status_sql(const struct mqtx_redeliver_db *r, struct mqtx_buf *b, const char *t)
+{
+	if (r->tl != NULL)
+		mqtx_tail_status_sql(r->tl, b, t);
+	else
+		mqtx_buf_printf(b, "%s.%s::text", t, r->c[MQTX_COL_STATUS]);
+}
+
+/* The column that says when a row was sent: sent_at, or in tail mode
+ * (which has no sent_at) created_at. */
+static enum mqtx_col sent_col(const struct mqtx_redeliver_db *r)
+{
+	return r->tl != NULL ? MQTX_COL_CREATED_AT : MQTX_COL_SENT_AT;
+}
 
 /* The logical name of column c ("sent_at"), for messages. */
 static const char *col_name(enum mqtx_col c)
@@ -112,7 +134,7 @@ static int add_time_bound(struct mqtx_redeliver_db *r, struct stmt *s, const str
 {
 	if (!t->set)
 		return 0;
-	enum mqtx_col c = r->sel->time_sent ? MQTX_COL_SENT_AT : MQTX_COL_CREATED_AT;
+	enum mqtx_col c = r->sel->time_sent ? sent_col(r) : MQTX_COL_CREATED_AT;
 	mqtx_buf_adds(&s->sql, " AND ");
 	if (col(r, &s->sql, c, "--since/--until", err) < 0)
 		return -1;
@@ -167,8 +189,10 @@ static int add_unacked(struct mqtx_redeliver_db *r, struct stmt *s, struct mqtx_
 	struct mqtx_buf *b = &s->sql;
 	int p = param_i64(s, sel->unacked_after_ms);
 	/* redelivered_at >= sent_at: both older than the cutoff, written so the sent_at index can help */
-	mqtx_buf_printf(b, " AND t.%s = 'sent' AND ", r->c[MQTX_COL_STATUS]);
-	if (col(r, b, MQTX_COL_SENT_AT, "--unacked-after", err) < 0)
+	mqtx_buf_adds(b, " AND ");
+	status_sql(r, b, "t");
+	mqtx_buf_adds(b, " = 'sent' AND ");
+	if (col(r, b, sent_col(r), "--unacked-after", err) < 0)
 		return -1;
 	mqtx_buf_printf(b, " < now() - $%d::int8 * interval '1 millisecond'", p);
 	mqtx_buf_printf(b, " AND (t.%s IS NULL OR t.%s < now() - $%d::int8 * interval '1 millisecond')",
@@ -205,9 +229,11 @@ static int add_selection(struct mqtx_redeliver_db *r, struct stmt *s, struct mqt
 	if (sel->n_destinations > 0)
 		mqtx_buf_printf(b, " AND t.%s::text = ANY($%d::text[])", r->c[MQTX_COL_DESTINATION],
 				param_array(s, sel->destinations, sel->n_destinations));
-	if (sel->n_statuses > 0)
-		mqtx_buf_printf(b, " AND t.%s::text = ANY($%d::text[])", r->c[MQTX_COL_STATUS],
-				param_array(s, sel->statuses, sel->n_statuses));
+	if (sel->n_statuses > 0) {
+		mqtx_buf_adds(b, " AND ");
+		status_sql(r, b, "t");
+		mqtx_buf_printf(b, " = ANY($%d::text[])", param_array(s, sel->statuses, sel->n_statuses));
+	}
 	if (add_time_bound(r, s, &sel->since, ">=", err) < 0 || add_time_bound(r, s, &sel->until, "<", err) < 0)
 		return -1;
 	for (size_t i = 0; i < sel->where.n; i++)
@@ -250,6 +276,15 @@ struct mqtx_redeliver_db *mqtx_redeliver_db_new(const struct mqtx_config *cfg, c
 	for (int c = 0; c < MQTX_COL__COUNT; c++)
 		r->c[c] = mqtx_outbox_col(r->ob, (enum mqtx_col)c);
 	r->T = mqtx_xstrdup(mqtx_outbox_qualified(r->ob));
+	if (mqtx_config_tail(cfg)) {
+		if ((r->tl = mqtx_tail_new(r->pg, r->ob, cfg, err)) == NULL)
+			goto fail;
+		/* the effective status is a per-row test the planner cannot
+		 * estimate: it would JIT-compile every statement for longer than
+		 * the statement runs */
+		if (mqtx_pg_exec(r->pg, "SET jit = off", err) < 0)
+			goto fail;
+	}
 	char *qs = mqtx_pg_ident(r->pg, cfg->outbox_schema);
 	struct mqtx_buf b = MQTX_BUF_INIT;
 	mqtx_buf_printf(&b, "%s.mqtx_completions", qs);
@@ -265,6 +300,7 @@ void mqtx_redeliver_db_free(struct mqtx_redeliver_db *r)
 {
 	if (r == NULL)
 		return;
+	mqtx_tail_free(r->tl);
 	mqtx_outbox_free(r->ob);
 	if (r->pg != NULL)
 		PQfinish(r->pg);
@@ -317,7 +353,9 @@ int mqtx_redeliver_db_sample(struct mqtx_redeliver_db *r, int64_t n,
 	struct stmt s = {0};
 	mqtx_buf_printf(&s.sql, "SELECT t.%s::text, ", r->c[MQTX_COL_ID]);
 	mqtx_outbox_key_sql(r->ob, &s.sql, "t");
-	mqtx_buf_printf(&s.sql, ", t.%s::text, t.%s::text", r->c[MQTX_COL_STATUS], r->c[MQTX_COL_DESTINATION]);
+	mqtx_buf_adds(&s.sql, ", ");
+	status_sql(r, &s.sql, "t");
+	mqtx_buf_printf(&s.sql, ", t.%s::text", r->c[MQTX_COL_DESTINATION]);
 	add_text_col(r, &s.sql, MQTX_COL_ROUTING_KEY, false);
 	add_text_col(r, &s.sql, MQTX_COL_ORDERING_KEY, false);
 	add_text_col(r, &s.sql, MQTX_COL_ATTEMPTS, false);
@@ -359,7 +397,9 @@ int mqtx_redeliver_db_sample(struct mqtx_redeliver_db *r, int64_t n,
 
 int mqtx_redeliver_db_begin(struct mqtx_redeliver_db *r, int64_t lock_timeout_ms, struct mqtx_err *err)
 {
-	if (!r->buckets_agreed && mqtx_outbox_agree_buckets(r->ob, err) < 0)
+	/* tail mode has no ordering-key bucket locks: the relay owning a
+	 * bucket is the only sender of its new rows */
+	if (r->tl == NULL && !r->buckets_agreed && mqtx_outbox_agree_buckets(r->ob, err) < 0)
 		return -1;
 	r->buckets_agreed = true;
 	char lt[64];
@@ -379,7 +419,7 @@ static int next_keys(struct mqtx_redeliver_db *r, int64_t cursor, int64_t limit,
 {
 	*keys = NULL;
 	*n = 0;
-	if (r->c[MQTX_COL_ORDERING_KEY] == NULL)
+	if (r->c[MQTX_COL_ORDERING_KEY] == NULL || r->tl != NULL)
 		return 0;
 	struct stmt s = {0};
 	mqtx_buf_printf(&s.sql, "SELECT DISTINCT h.k FROM (SELECT t.%s::text AS k FROM %s t WHERE t.%s > $%d::int8",
@@ -419,8 +459,17 @@ static struct mqtx_batch *next_rows(struct mqtx_redeliver_db *r, int64_t cursor,
 	const char *ok = r->c[MQTX_COL_ORDERING_KEY];
 	mqtx_buf_adds(&s.sql, "SELECT ");
 	mqtx_outbox_msg_columns(r->ob, &s.sql, "t");
-	mqtx_buf_printf(&s.sql, ", t.%s::int8, t.%s::text", r->c[MQTX_COL_REDELIVERY_COUNT], r->c[MQTX_COL_STATUS]);
-	if (ok != NULL) {
+	mqtx_buf_printf(&s.sql, ", t.%s::int8, ", r->c[MQTX_COL_REDELIVERY_COUNT]);
+	status_sql(r, &s.sql, "t");
+	if (ok != NULL && r->tl != NULL) {
+		/* tail mode: no bucket locks; a row waits behind an earlier row
+		 * of its key that is parked for a retry (or blocked) */
+		mqtx_buf_printf(&s.sql,
+				", true, (t.%s IS NOT NULL AND EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s AND "
+				"p.ordering_key = t.%s::text AND p.state <> 'dead' AND p.id < t.%s))",
+				ok, mqtx_tail_parked_table(r->tl), mqtx_tail_outbox_literal(r->tl), ok,
+				r->c[MQTX_COL_ID]);
+	} else if (ok != NULL) {
 		int k = param_array(&s, keys, nkeys);
 		/* whether we hold the key's bucket; whether an earlier row of the key is still pending */
 		mqtx_buf_printf(&s.sql, ", (t.%s IS NULL OR t.%s::text = ANY($%d::text[]))", ok, ok, k);
@@ -431,8 +480,10 @@ static struct mqtx_batch *next_rows(struct mqtx_redeliver_db *r, int64_t cursor,
 	} else {
 		mqtx_buf_adds(&s.sql, ", true, false");
 	}
-	mqtx_buf_printf(&s.sql, " FROM %s t WHERE t.%s > $%d::int8 AND t.%s IN ('sent', 'dead')", r->T,
-			r->c[MQTX_COL_ID], param_i64(&s, cursor), r->c[MQTX_COL_STATUS]);
+	mqtx_buf_printf(&s.sql, " FROM %s t WHERE t.%s > $%d::int8 AND ", r->T, r->c[MQTX_COL_ID],
+			param_i64(&s, cursor));
+	status_sql(r, &s.sql, "t");
+	mqtx_buf_adds(&s.sql, " IN ('sent', 'dead')");
 	if (add_selection(r, &s, err) < 0) {
 		stmt_free(&s);
 		return NULL;
@@ -484,6 +535,39 @@ fail:
 	return -1;
 }
 
+/* Tail mode: redelivery_count and redelivered_at of the re-sent rows; a
+ * parked dead row the broker now took is no longer parked (relayed: its
+ * checkpoint covers it), a dead row of the status era becomes sent. The
+ * status column of tail-mode rows stays 'pending'. */
+static int record_tail(struct mqtx_redeliver_db *r, const char *arr, int64_t *changed, struct mqtx_err *err)
+{
+	const char *st = r->c[MQTX_COL_STATUS], *rc = r->c[MQTX_COL_REDELIVERY_COUNT];
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	mqtx_buf_printf(&sql,
+			"WITH u AS (UPDATE %s t SET %s = t.%s + 1, %s = clock_timestamp(), %s = CASE WHEN t.%s = 'dead' "
+			"THEN 'sent' ELSE t.%s END",
+			r->T, rc, rc, r->c[MQTX_COL_REDELIVERED_AT], st, st, st);
+	if (r->c[MQTX_COL_SENT_AT] != NULL)
+		mqtx_buf_printf(&sql,
+				", %s = CASE WHEN t.%s = 'dead' THEN coalesce(t.%s, clock_timestamp()) ELSE t.%s END",
+				r->c[MQTX_COL_SENT_AT], st, r->c[MQTX_COL_SENT_AT], r->c[MQTX_COL_SENT_AT]);
+	mqtx_buf_printf(&sql, " WHERE t.%s = ANY($1::int8[]) AND ", r->c[MQTX_COL_ID]);
+	status_sql(r, &sql, "t");
+	mqtx_buf_printf(&sql, " IN ('sent', 'dead') RETURNING t.%s AS id), ", r->c[MQTX_COL_ID]);
+	mqtx_buf_printf(&sql,
+			"p AS (DELETE FROM %s p USING u WHERE p.outbox = %s AND p.id = u.id AND p.state = 'dead') "
+			"SELECT count(*) FROM u",
+			mqtx_tail_parked_table(r->tl), mqtx_tail_outbox_literal(r->tl));
+	const char *p[1] = {arr};
+	PGresult *res = PQexecParams(r->pg, sql.data, 1, NULL, p, NULL, NULL, 0);
+	mqtx_buf_free(&sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(r->pg, res, "cannot record the redeliveries", err);
+	*changed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
 int mqtx_redeliver_db_record(struct mqtx_redeliver_db *r, const int64_t *ids, size_t n, int64_t *changed,
 			     struct mqtx_err *err)
 {
@@ -491,6 +575,11 @@ int mqtx_redeliver_db_record(struct mqtx_redeliver_db *r, const int64_t *ids, si
 	if (n == 0)
 		return 0;
 	char *arr = mqtx_pg_int8_array(ids, n);
+	if (r->tl != NULL) {
+		int rc = record_tail(r, arr, changed, err);
+		free(arr);
+		return rc;
+	}
 	const char *st = r->c[MQTX_COL_STATUS], *rc = r->c[MQTX_COL_REDELIVERY_COUNT];
 	struct mqtx_buf sql = MQTX_BUF_INIT;
 	/* a dead row the broker now took is sent */
@@ -523,25 +612,57 @@ void mqtx_redeliver_db_rollback(struct mqtx_redeliver_db *r)
 
 /* ---- reviving dead rows ---- */
 
+/* Wakes relays in --loop (what the outbox's update trigger does for a
+ * requeue in status mode); a failure only delays the relay's next look. */
+static void wake_relays(struct mqtx_redeliver_db *r)
+{
+	const char *p[2] = {r->cfg->outbox_notify_channel, r->cfg->outbox_table};
+	PQclear(PQexecParams(r->pg, "SELECT pg_notify($1, $2)", 2, NULL, p, NULL, NULL, 0));
+}
+
 int mqtx_redeliver_db_requeue(struct mqtx_redeliver_db *r, int64_t *cursor, int64_t limit, int64_t *n,
 			      struct mqtx_err *err)
 {
 	const char *id = r->c[MQTX_COL_ID], *stc = r->c[MQTX_COL_STATUS];
 	struct stmt s = {0};
 	*n = 0;
-	mqtx_buf_printf(&s.sql, "WITH s AS (SELECT t.%s AS id FROM %s t WHERE t.%s > $%d::int8 AND t.%s = 'dead'", id,
-			r->T, id, param_i64(&s, *cursor), stc);
+	/* the outbox row's lock keeps a re-send and a requeue of the same
+	 * row apart, as in status mode */
+	mqtx_buf_printf(&s.sql, "WITH s AS (SELECT t.%s AS id FROM %s t WHERE t.%s > $%d::int8 AND ", id, r->T, id,
+			param_i64(&s, *cursor));
+	status_sql(r, &s.sql, "t");
+	mqtx_buf_adds(&s.sql, " = 'dead'");
 	if (add_selection(r, &s, err) < 0) {
 		stmt_free(&s);
 		return -1;
 	}
 	mqtx_buf_printf(&s.sql, " ORDER BY t.%s LIMIT $%d::int8 FOR UPDATE OF t SKIP LOCKED) ", id,
 			param_i64(&s, limit));
-	/* the update trigger installed by mqtx init wakes relays in --loop */
-	mqtx_buf_printf(&s.sql,
-			"UPDATE %s u SET %s = 'pending', %s = 0, %s = now() FROM s WHERE u.%s = s.id AND u.%s = 'dead' "
-			"RETURNING u.%s::int8",
-			r->T, stc, r->c[MQTX_COL_ATTEMPTS], r->c[MQTX_COL_AVAILABLE_AT], id, stc, id);
+	if (r->tl != NULL) {
+		/* tail mode: a parked dead row goes back to 'retry' due now (the
+		 * outbox row is not written): the relay sends it on its next
+		 * round, in its key's place (seq); a dead row of the status era
+		 * is set back to pending like in status mode, and the txid
+		 * trigger puts it at the end of the tail */
+		const char *P = mqtx_tail_parked_table(r->tl), *lit = mqtx_tail_outbox_literal(r->tl);
+		mqtx_buf_printf(&s.sql,
+				", p AS (UPDATE %s p SET state = 'retry', attempts = 0, next_at = now(), updated_at = now() "
+				"FROM s WHERE p.outbox = %s AND p.id = s.id AND p.state = 'dead' RETURNING p.id), ",
+				P, lit);
+		mqtx_buf_printf(&s.sql,
+				"u AS (UPDATE %s u SET %s = 'pending', %s = 0, %s = now() FROM s WHERE u.%s = s.id AND "
+				"u.%s = 'dead' AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.outbox = %s AND x.id = u.%s) "
+				"RETURNING u.%s::int8 AS id) ",
+				r->T, stc, r->c[MQTX_COL_ATTEMPTS], r->c[MQTX_COL_AVAILABLE_AT], id, stc, P, lit, id,
+				id);
+		mqtx_buf_adds(&s.sql, "SELECT id::int8 FROM p UNION ALL SELECT id FROM u");
+	} else {
+		/* the update trigger installed by mqtx init wakes relays in --loop */
+		mqtx_buf_printf(&s.sql,
+				"UPDATE %s u SET %s = 'pending', %s = 0, %s = now() FROM s WHERE u.%s = s.id AND u.%s = 'dead' "
+				"RETURNING u.%s::int8",
+				r->T, stc, r->c[MQTX_COL_ATTEMPTS], r->c[MQTX_COL_AVAILABLE_AT], id, stc, id);
+	}
 	PGresult *res = stmt_exec(r->pg, &s, 0);
 	stmt_free(&s);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -553,6 +674,8 @@ int mqtx_redeliver_db_requeue(struct mqtx_redeliver_db *r, int64_t *cursor, int6
 			*cursor = v;
 	}
 	PQclear(res);
+	if (r->tl != NULL && *n > 0)
+		wake_relays(r);
 	return 0;
 }
 

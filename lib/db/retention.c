@@ -13,6 +13,7 @@
 #include "db/outbox.h"
 #include "db/partition.h"
 #include "db/pg.h"
+#include "db/tail.h"
 
 struct kind {
 	char *from;    /* "FROM <table> t WHERE <condition>" */
@@ -20,15 +21,25 @@ struct kind {
 	char *pk;      /* the key column of t that DELETE matches on */
 	char *table;   /* the table, quoted */
 	char *overdue; /* ms the row has been due, for the preview; NULL: not reported */
+	char *also;    /* a statement on the deleted rows "d" run with the DELETE (a CTE); NULL: none */
+	char *probe;   /* a query for a value that stands for BOUND in from, once a pass; NULL: none */
+	char *bound;   /* the probe's answer as SQL (a literal, or NULL) */
+	int stat;      /* the enum mqtx_retention_kind it counts as */
 	bool off;      /* turned off for this connection (a warning said why) */
 };
+
+/* Kinds of tail mode beyond the public ones (they count as sent or dead):
+ * relayed rows of the tail (txid set), relayed rows of the status era
+ * (txid NULL) and parked dead rows. */
+enum { K_TAIL_SENT = MQTX_RET__COUNT, K_TAIL_SENT_OLD, K_TAIL_DEAD, K__COUNT };
 
 struct mqtx_retention {
 	PGconn *conn;
 	const struct mqtx_config *cfg;
 	struct mqtx_outbox *ob;
-	struct kind k[MQTX_RET__COUNT]; /* from == NULL: not pruned */
-	char *deletable;                /* the outbox kinds' conditions on t, or'ed; NULL when none */
+	struct kind k[K__COUNT]; /* from == NULL: not pruned */
+	struct mqtx_tail *tl;    /* outbox.mode tail; NULL in status mode */
+	char *deletable;         /* the outbox kinds' conditions on t, or'ed; NULL when none */
 	const char *note;
 };
 
@@ -51,6 +62,16 @@ static int64_t max3(int64_t a, int64_t b, int64_t c)
 	return m > c ? m : c;
 }
 
+static void set_kind_from(struct kind *k, const char *table, const char *pk, const char *from, const char *order,
+			  const char *overdue)
+{
+	k->table = mqtx_xstrdup(table);
+	k->from = mqtx_xstrdup(from);
+	k->pk = mqtx_xstrdup(pk);
+	k->order = mqtx_xstrdup(order);
+	k->overdue = overdue != NULL ? mqtx_xstrdup(overdue) : NULL;
+}
+
 static void set_kind(struct kind *k, const char *table, const char *pk, const char *cond, const char *order,
 		     const char *overdue)
 {
@@ -59,6 +80,40 @@ static void set_kind(struct kind *k, const char *table, const char *pk, const ch
 	k->pk = mqtx_xstrdup(pk);
 	k->order = mqtx_xstrdup(order);
 	k->overdue = overdue != NULL ? mqtx_xstrdup(overdue) : NULL;
+}
+
+/* In a kind's from, what the probe's answer replaces. */
+#define BOUND "\001BOUND\001"
+
+/* Runs the kind's probe (once a pass): k->bound. 0, or -1 with err. */
+static int probe_kind(struct mqtx_retention *rt, struct kind *k, struct mqtx_err *err)
+{
+	if (k->probe == NULL)
+		return 0;
+	PGresult *res = PQexec(rt->conn, k->probe);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(rt->conn, res, "retention: cannot find where the relayed rows end", err);
+	free(k->bound);
+	if (PQgetisnull(res, 0, 0)) {
+		k->bound = mqtx_xstrdup("NULL");
+	} else {
+		const char *v = PQgetvalue(res, 0, 0);
+		char *l = PQescapeLiteral(rt->conn, v, strlen(v));
+		k->bound = mqtx_xasprintf("%s::xid8", l != NULL ? l : "NULL");
+		PQfreemem(l);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* k->from with BOUND replaced (owned). */
+static char *kind_from(const struct kind *k)
+{
+	const char *at = strstr(k->from, BOUND);
+	if (at == NULL)
+		return mqtx_xstrdup(k->from);
+	return mqtx_xasprintf("%.*s%s%s", (int)(at - k->from), k->from, k->bound != NULL ? k->bound : "NULL",
+			      at + strlen(BOUND));
 }
 
 /* cond, and guard when there is one (lib/db/partition.h: rows left for a partition's DROP) */
@@ -138,6 +193,135 @@ static void build_outbox(struct mqtx_retention *rt, const char *qschema, const c
 	mqtx_buf_free(&o);
 }
 
+/* (extract(epoch FROM (<cutoff>) - <col>) * 1000)::int8 */
+static void add_overdue(struct mqtx_buf *b, int64_t ms, const char *col)
+{
+	mqtx_buf_adds(b, "(extract(epoch FROM (");
+	add_cutoff(b, ms);
+	mqtx_buf_printf(b, ") - %s) * 1000)::int8", col);
+}
+
+/* appends " OR cond" (or cond) to the deletable conditions */
+static void add_deletable(struct mqtx_retention *rt, const char *cond)
+{
+	char *d = rt->deletable != NULL ? mqtx_xasprintf("%s OR %s", rt->deletable, cond) : mqtx_xstrdup(cond);
+	free(rt->deletable);
+	rt->deletable = d;
+}
+
+/* Tail mode (outbox.mode tail, after build_outbox made the kinds of the
+ * status column: rows of the status era, rolled back half messages): a
+ * row the relay relayed is one its bucket's checkpoint covers
+ * (mqtx_tail_covered_sql) and that is not parked; it goes when its
+ * created_at is older than outbox.retention. Parked dead rows go with
+ * outbox.dead_retention (the parked row with the outbox row); rows parked
+ * for a retry or behind a row of their key, and rows not yet relayed,
+ * never. The batches are found through the txid index: below the oldest
+ * snapshot horizon of the checkpoints (every row there is visible in every
+ * checkpoint: the exact test then only rules out parked rows and other
+ * buckets' positions), and below the first txid of a row younger than the
+ * cutoff (so that a pass does not walk the rows it keeps). */
+static void build_outbox_tail(struct mqtx_retention *rt, const char *qschema, const char *guard, bool sent)
+{
+	const struct mqtx_config *cfg = rt->cfg;
+	struct mqtx_tail *tl = rt->tl;
+	const char *T = mqtx_outbox_qualified(rt->ob);
+	const char *st = mqtx_outbox_col(rt->ob, MQTX_COL_STATUS);
+	const char *id = mqtx_outbox_col(rt->ob, MQTX_COL_ID);
+	const char *x = mqtx_outbox_col(rt->ob, MQTX_COL_TXID);
+	const char *created = mqtx_outbox_col(rt->ob, MQTX_COL_CREATED_AT);
+	const char *cp = mqtx_tail_checkpoints_table(tl), *P = mqtx_tail_parked_table(tl);
+	const char *lit = mqtx_tail_outbox_literal(tl);
+	int64_t keep = cfg->outbox_retention_ms;
+	char tid[256], tcreated[256];
+	snprintf(tid, sizeof(tid), "t.%s", id);
+	rt->note = NULL; /* sent_at is the status era's: tail-mode rows age by created_at */
+	if (sent && created == NULL) {
+		rt->note =
+			"the outbox has no created_at column (outbox.columns.created_at): in tail mode relayed rows are "
+			"never deleted";
+	} else if (sent) {
+		snprintf(tcreated, sizeof(tcreated), "t.%s", created);
+		struct mqtx_buf c = MQTX_BUF_INIT, o = MQTX_BUF_INIT, f = MQTX_BUF_INIT;
+		/* the exact test: relayed, not parked, old enough */
+		mqtx_buf_printf(&c, "(t.%s = 'pending' AND t.%s < ", st, created);
+		add_cutoff(&c, keep);
+		if (cfg->outbox_retain_uncompleted_ms != 0) {
+			mqtx_buf_printf(&c, " AND (t.%s < ", created);
+			add_cutoff(&c, cfg->outbox_retain_uncompleted_ms);
+			mqtx_buf_printf(&c,
+					" OR EXISTS (SELECT 1 FROM %s.mqtx_completions c WHERE c.idempotency_key = ",
+					qschema);
+			mqtx_outbox_key_sql(rt->ob, &c, "t");
+			mqtx_buf_adds(&c, "))");
+		}
+		/* scalar subqueries, looked up per row of the txid index scan:
+		 * as (anti-)joins the planner may hash them and sort every
+		 * candidate row for each batch */
+		mqtx_buf_printf(&c,
+				" AND (SELECT 1 FROM %s mqtx_p WHERE mqtx_p.outbox = %s AND mqtx_p.id = t.%s) IS NULL",
+				P, lit, id);
+		mqtx_buf_adds(&c, " AND coalesce((SELECT ");
+		mqtx_tail_covered_sql(tl, &c, "t", "mqtx_c");
+		mqtx_buf_printf(&c, " FROM %s mqtx_c WHERE mqtx_c.outbox = %s AND mqtx_c.bucket = ", cp, lit);
+		mqtx_tail_bucket_sql(tl, &c, "t");
+		mqtx_buf_adds(&c, "), false))");
+		add_overdue(&o, keep, tcreated);
+
+		/* rows of the tail, by the txid index; the first txid of a row
+		 * too young is looked up once a pass (the probe) */
+		mqtx_buf_printf(&f,
+				"(t.%s < least((SELECT min(pg_snapshot_xmin(h.prev_snapshot)) FROM %s h WHERE h.outbox = %s), "
+				"%s) AND %s)",
+				x, cp, lit, BOUND, c.data);
+		char *g = guarded(f.data, guard);
+		char ord[256];
+		snprintf(ord, sizeof(ord), "t.%s", x);
+		set_kind(&rt->k[K_TAIL_SENT], T, tid, g, ord, o.data);
+		rt->k[K_TAIL_SENT].stat = MQTX_RET_SENT;
+		free(g);
+		mqtx_buf_reset(&f);
+		mqtx_buf_printf(&f, "SELECT (SELECT y.%s FROM %s y WHERE y.%s IS NOT NULL AND y.%s >= ", x, T, x,
+				created);
+		add_cutoff(&f, keep);
+		mqtx_buf_printf(&f, " ORDER BY y.%s LIMIT 1)::text", x);
+		rt->k[K_TAIL_SENT].probe = mqtx_xstrdup(f.data);
+		/* rows of the status era the tail relayed (txid NULL: the first interval) */
+		mqtx_buf_reset(&f);
+		mqtx_buf_printf(&f, "(t.%s IS NULL AND %s)", x, c.data);
+		g = guarded(f.data, guard);
+		set_kind(&rt->k[K_TAIL_SENT_OLD], T, tid, g, tid, o.data);
+		rt->k[K_TAIL_SENT_OLD].stat = MQTX_RET_SENT;
+		free(g);
+		add_deletable(rt, c.data);
+		mqtx_buf_free(&c);
+		mqtx_buf_free(&o);
+		mqtx_buf_free(&f);
+	}
+	if (cfg->outbox_dead_retention_ms != 0) {
+		struct mqtx_buf c = MQTX_BUF_INIT, o = MQTX_BUF_INIT, f = MQTX_BUF_INIT;
+		mqtx_buf_adds(&c, "p.updated_at < ");
+		add_cutoff(&c, cfg->outbox_dead_retention_ms);
+		mqtx_buf_printf(&f,
+				"FROM %s t JOIN %s p ON p.outbox = %s AND p.id = t.%s WHERE p.state = 'dead' AND %s", T,
+				P, lit, id, c.data);
+		add_overdue(&o, cfg->outbox_dead_retention_ms, "p.updated_at");
+		set_kind_from(&rt->k[K_TAIL_DEAD], T, tid, f.data, "p.updated_at", o.data);
+		rt->k[K_TAIL_DEAD].stat = MQTX_RET_DEAD;
+		rt->k[K_TAIL_DEAD].also =
+			mqtx_xasprintf("DELETE FROM %s p USING d WHERE p.outbox = %s AND p.id = d.%s AND p.state = 'dead'",
+				       P, lit, id);
+		mqtx_buf_reset(&f);
+		mqtx_buf_printf(&f,
+				"EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s AND p.id = t.%s AND p.state = 'dead' AND %s)",
+				P, lit, id, c.data);
+		add_deletable(rt, f.data);
+		mqtx_buf_free(&c);
+		mqtx_buf_free(&o);
+		mqtx_buf_free(&f);
+	}
+}
+
 static void build_bookkeeping(struct mqtx_retention *rt, const char *qschema)
 {
 	const struct mqtx_config *cfg = rt->cfg;
@@ -195,9 +379,21 @@ struct mqtx_retention *mqtx_retention_new(PGconn *conn, const struct mqtx_config
 	rt->conn = conn;
 	rt->cfg = cfg;
 	rt->ob = ob;
+	for (int k = 0; k < MQTX_RET__COUNT; k++)
+		rt->k[k].stat = k;
+	if (mqtx_config_tail(cfg) && (cfg->outbox_retention_ms != 0 || cfg->outbox_dead_retention_ms != 0)) {
+		rt->tl = mqtx_tail_new(conn, ob, cfg, err);
+		if (rt->tl == NULL) {
+			free(guard);
+			mqtx_retention_free(rt);
+			return NULL;
+		}
+	}
 	if (cfg->outbox_retention_ms != 0) {
 		char *qschema = mqtx_pg_ident(conn, cfg->outbox_schema);
 		build_outbox(rt, qschema, guard);
+		if (rt->tl != NULL)
+			build_outbox_tail(rt, qschema, guard, true);
 		build_bookkeeping(rt, qschema);
 		free(qschema);
 	} else if (cfg->outbox_dead_retention_ms != 0) {
@@ -207,6 +403,8 @@ struct mqtx_retention *mqtx_retention_new(PGconn *conn, const struct mqtx_config
 			free(rt->k[k].from);
 			rt->k[k].from = NULL;
 		}
+		if (rt->tl != NULL)
+			build_outbox_tail(rt, qschema, NULL, false);
 		free(rt->deletable);
 		rt->deletable = NULL; /* partitions: only with outbox.retention */
 		rt->note = NULL;
@@ -220,14 +418,18 @@ void mqtx_retention_free(struct mqtx_retention *rt)
 {
 	if (rt == NULL)
 		return;
-	for (int k = 0; k < MQTX_RET__COUNT; k++) {
+	for (int k = 0; k < K__COUNT; k++) {
 		free(rt->k[k].from);
 		free(rt->k[k].order);
 		free(rt->k[k].pk);
 		free(rt->k[k].table);
 		free(rt->k[k].overdue);
+		free(rt->k[k].also);
+		free(rt->k[k].probe);
+		free(rt->k[k].bound);
 	}
 	free(rt->deletable);
+	mqtx_tail_free(rt->tl);
 	mqtx_outbox_free(rt->ob);
 	free(rt);
 }
@@ -237,16 +439,23 @@ const char *mqtx_retention_note(const struct mqtx_retention *rt)
 	return rt->note;
 }
 
+static bool kind_on(const struct mqtx_retention *rt, int k)
+{
+	return rt->k[k].from != NULL && !rt->k[k].off;
+}
+
 bool mqtx_retention_enabled(const struct mqtx_retention *rt, enum mqtx_retention_kind kind)
 {
-	return rt->k[kind].from != NULL && !rt->k[kind].off;
+	for (int k = 0; k < K__COUNT; k++)
+		if (rt->k[k].stat == (int)kind && kind_on(rt, k))
+			return true;
+	return false;
 }
 
 /* A failure that turns the kind off instead of failing the pass: no
  * privilege (42501), no such table (42P01: an adopted outbox without the
  * bookkeeping tables). 1 when it was one (warning set, res cleared). */
-static int soft_failure(struct mqtx_retention *rt, enum mqtx_retention_kind kind, PGresult *res,
-			struct mqtx_retention_stats *st)
+static int soft_failure(struct mqtx_retention *rt, int kind, PGresult *res, struct mqtx_retention_stats *st)
 {
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	if (state == NULL || (strcmp(state, "42501") != 0 && strcmp(state, "42P01") != 0))
@@ -271,28 +480,46 @@ static int soft_failure(struct mqtx_retention *rt, enum mqtx_retention_kind kind
 	return 1;
 }
 
+/* Tail mode: the statement runs without JIT. The planner cannot tell how
+ * soon the per-row tests (covered, not parked) find a batch, estimates the
+ * whole txid range and compiles the plan: half a second of JIT for a batch
+ * that takes milliseconds. SET LOCAL holds for the one implicit
+ * transaction of the query string. */
+static void no_jit(const struct mqtx_retention *rt, struct mqtx_buf *sql)
+{
+	if (rt->tl != NULL)
+		mqtx_buf_adds(sql, "SET LOCAL jit = off; ");
+}
+
 /* Deletes one batch of kind; the number deleted, or -1 with err. */
-static int64_t delete_batch(struct mqtx_retention *rt, enum mqtx_retention_kind kind, struct mqtx_retention_stats *st,
-			    struct mqtx_err *err)
+static int64_t delete_batch(struct mqtx_retention *rt, int kind, struct mqtx_retention_stats *st, struct mqtx_err *err)
 {
 	struct kind *k = &rt->k[kind];
 	struct mqtx_buf sql = MQTX_BUF_INIT;
+	const char *pk = strchr(k->pk, '.') + 1;
+	no_jit(rt, &sql);
+	if (k->also != NULL)
+		mqtx_buf_adds(&sql, "WITH d AS (");
 	/* = ANY (ARRAY(...)): the batch is picked once (an InitPlan) and its
 	 * rows found through the key's index; with IN (...) the planner may
 	 * hash-join the batch against a scan of the whole table, every batch */
+	char *from = kind_from(k);
 	mqtx_buf_printf(&sql,
 			"DELETE FROM %s d WHERE d.%s = ANY (ARRAY(SELECT %s %s ORDER BY %s LIMIT %d FOR UPDATE OF t SKIP LOCKED))",
-			k->table, strchr(k->pk, '.') + 1, k->pk, k->from, k->order, MQTX_RETENTION_BATCH);
+			k->table, pk, k->pk, from, k->order, MQTX_RETENTION_BATCH);
+	free(from);
+	if (k->also != NULL) /* in the same statement: the parked row goes with its outbox row */
+		mqtx_buf_printf(&sql, " RETURNING d.%s), x AS (%s) SELECT count(*) FROM d", pk, k->also);
 	PGresult *res = PQexec(rt->conn, sql.data);
 	mqtx_buf_free(&sql);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (PQresultStatus(res) != (k->also != NULL ? PGRES_TUPLES_OK : PGRES_COMMAND_OK)) {
 		if (soft_failure(rt, kind, res, st))
 			return 0;
 		char doing[128];
-		snprintf(doing, sizeof(doing), "retention: cannot delete %s rows", kind_names[kind]);
+		snprintf(doing, sizeof(doing), "retention: cannot delete %s rows", kind_names[k->stat]);
 		return mqtx_pg_fail(rt->conn, res, doing, err);
 	}
-	int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
+	int64_t n = strtoll(k->also != NULL ? PQgetvalue(res, 0, 0) : PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	return n;
 }
@@ -313,14 +540,16 @@ int mqtx_retention_run(struct mqtx_retention *rt, int64_t deadline_ms, volatile 
 					     err) < 0)
 			return -1;
 	}
-	for (int kind = 0; kind < MQTX_RET__COUNT; kind++) {
-		if (!mqtx_retention_enabled(rt, kind))
+	for (int kind = 0; kind < K__COUNT; kind++) {
+		if (!kind_on(rt, kind))
 			continue;
+		if (probe_kind(rt, &rt->k[kind], err) < 0)
+			return -1;
 		for (;;) {
 			int64_t n = delete_batch(rt, kind, st, err);
 			if (n < 0)
 				return -1;
-			st->deleted[kind] += n;
+			st->deleted[rt->k[kind].stat] += n;
 			if (n < MQTX_RETENTION_BATCH)
 				break;
 			if (stop != NULL && *stop != 0) {
@@ -343,14 +572,19 @@ int mqtx_retention_preview(struct mqtx_retention *rt, int64_t limit, struct mqtx
 {
 	memset(p, 0, sizeof(*p));
 	p->overdue_ms = -1;
-	for (int kind = 0; kind < MQTX_RET__COUNT; kind++) {
+	for (int kind = 0; kind < K__COUNT; kind++) {
 		struct kind *k = &rt->k[kind];
 		if (k->from == NULL)
 			continue;
+		if (probe_kind(rt, k, err) < 0)
+			return -1;
+		char *from = kind_from(k);
 		struct mqtx_buf sql = MQTX_BUF_INIT;
+		no_jit(rt, &sql);
 		mqtx_buf_printf(&sql,
 				"SELECT count(*), coalesce(max(o), -1) FROM (SELECT %s AS o %s ORDER BY %s LIMIT %lld) s",
-				k->overdue != NULL ? k->overdue : "-1::int8", k->from, k->order, (long long)limit + 1);
+				k->overdue != NULL ? k->overdue : "-1::int8", from, k->order, (long long)limit + 1);
+		free(from);
 		PGresult *res = PQexec(rt->conn, sql.data);
 		mqtx_buf_free(&sql);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -361,8 +595,10 @@ int mqtx_retention_preview(struct mqtx_retention *rt, int64_t limit, struct mqtx
 		int64_t n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		int64_t o = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		PQclear(res);
-		p->capped[kind] = n > limit;
-		p->due[kind] = n > limit ? limit : n;
+		/* the kinds of tail mode add to the kind they count as */
+		int64_t due = p->due[k->stat] + (n > limit ? limit : n);
+		p->capped[k->stat] = p->capped[k->stat] || n > limit || due > limit;
+		p->due[k->stat] = due > limit ? limit : due;
 		if (o > p->overdue_ms)
 			p->overdue_ms = o;
 	}

@@ -268,7 +268,16 @@ static int add_tail(struct mqtx_buf *out, PGconn *conn, const struct mqtx_config
 	mqtx_buf_printf(out, "-- a row that becomes eligible by an UPDATE (txpub --commit, a requeue) goes out in the\n"
 			     "-- updating transaction's place in commit order\n");
 	mqtx_buf_printf(&fn, "%s.%s", qschema, fn_name);
-	mqtx_buf_printf(&body, "BEGIN\n  NEW.%s := pg_current_xact_id();\n  RETURN NEW;\nEND\n", q[MQTX_COL_TXID]);
+	/* and wakes --loop relays (txpub --commit changes available_at only, which the
+	 * status-mode notify trigger does not watch); not in a transaction to be
+	 * PREPAREd (txpub sets mqtx.skip_notify), which cannot NOTIFY */
+	char *chan = lit(conn, cfg->outbox_notify_channel);
+	mqtx_buf_printf(&body,
+			"BEGIN\n  NEW.%s := pg_current_xact_id();\n"
+			"  IF current_setting('mqtx.skip_notify', true) IS DISTINCT FROM 'on' THEN\n"
+			"    PERFORM pg_notify(%s, TG_TABLE_NAME);\n  END IF;\n  RETURN NEW;\nEND\n",
+			q[MQTX_COL_TXID], chan);
+	free(chan);
 	add_function(out, fn.data, body.data);
 	const char *st = q[MQTX_COL_STATUS], *av = q[MQTX_COL_AVAILABLE_AT];
 	mqtx_buf_printf(out,

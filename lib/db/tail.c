@@ -65,6 +65,11 @@ struct mqtx_tail *mqtx_tail_new(PGconn *conn, struct mqtx_outbox *ob, const stru
 		goto fail;
 	}
 	tl->nbuckets = (int)n;
+	/* The tail statements' per-row looks at the checkpoint and parked
+	 * tables are misestimated: JIT compiling them took longer (about half
+	 * a second) than running them. The connection's JIT goes off. */
+	if (mqtx_pg_exec(conn, "SET jit = off", err) < 0)
+		goto fail;
 	return tl;
 fail:
 	mqtx_tail_free(tl);

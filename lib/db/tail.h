@@ -38,7 +38,8 @@ struct mqtx_tail;
 /* Binds to ob's table on conn (both borrowed, must outlive tl): reads the
  * bucket count from the checkpoint table. Fails with MQTX_E_CONFIG when
  * the outbox is not set up for tail mode (no txid column, no checkpoint
- * rows: run mqtx init with outbox.mode tail). */
+ * rows: run mqtx init with outbox.mode tail). Turns JIT off on conn
+ * (SET jit = off): it cost more than the tail statements it compiled. */
 struct mqtx_tail *mqtx_tail_new(PGconn *conn, struct mqtx_outbox *ob, const struct mqtx_config *cfg,
 				struct mqtx_err *err);
 void mqtx_tail_free(struct mqtx_tail *tl);

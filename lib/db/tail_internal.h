@@ -4,7 +4,6 @@
 
 #include "db/tail.h"
 
-
 struct mqtx_tail_relay; /* the relay's statements and bucket state (tail_relay.c) */
 
 struct mqtx_tail {
