@@ -10,6 +10,7 @@
 #   BENCH_BIG_RUNS (default BENCH_RUNS): runs of the 1,000,000-row backlog
 #     and of the 10,000,000-delivery audit
 #   BENCH_RELAY_BATCH (default 1000): --batch of the relay_classic scenario
+#   BENCH_KEYED_N (default 50000): rows of status_keyed/status_unkeyed
 #   BENCH_ONLY="name ...": run only these scenarios (names as in the table,
 #     e.g. "broker_limit_classic relay_classic"; loop_latency for --loop;
 #     steady_delete and steady_partition for the steady state)
@@ -125,6 +126,22 @@ scenario broker_limit_classic_relaymsg "$N" prep_classic_pub "$PUB" "$AMQP" benc
 scenario broker_limit_classic_txpubmsg "$N" prep_classic_pub "$PUB" "$AMQP" bench.classic rk "$N" "$SIZE" confirm 1024 txpub
 scenario db_limit "$N" prep_db "$CLAIM" "$DB" bench 1000
 scenario relay_classic "$N" prep_classic_relay "$MQTX" -q relay --batch "${BENCH_RELAY_BATCH:-1000}"
+# Ordering keys in status mode (issue 17): 50,000 rows over 30 ordering keys
+# (a few hot keys, e.g. one per tenant) against the same rows without keys,
+# one relay each; the per-key "no earlier pending row" look is the difference.
+KEYED_N=${BENCH_KEYED_N:-50000}
+fill_keyed() { # fill_keyed KEYS: KEYED_N rows to bench.classic over KEYS ordering keys, none if 0
+	local k=NULL
+	(($1 == 0)) || k="'k' || (g % $1)"
+	psql_b -c "TRUNCATE bench.mqtx_outbox RESTART IDENTITY" \
+		-c "INSERT INTO bench.mqtx_outbox(destination, routing_key, ordering_key, payload)
+		    SELECT 'bench.classic', 'rk', $k, convert_to(repeat('x', $SIZE), 'UTF8') FROM generate_series(1, $KEYED_N) g" \
+		-c "VACUUM ANALYZE bench.mqtx_outbox"
+}
+prep_status_keyed() { purge bench.classic.q; fill_keyed 30; }
+prep_status_unkeyed() { purge bench.classic.q; fill_keyed 0; }
+scenario status_keyed "$KEYED_N" prep_status_keyed env MQTX_OUTBOX_MODE=status "$MQTX" -q relay --batch 1000
+scenario status_unkeyed "$KEYED_N" prep_status_unkeyed env MQTX_OUTBOX_MODE=status "$MQTX" -q relay --batch 1000
 scenario broker_limit_quorum "$N" prep_quorum_pub "$PUB" "$AMQP" bench.quorum rk "$N" "$SIZE" confirm 1024
 scenario broker_limit_quorum_relaymsg "$N" prep_quorum_pub "$PUB" "$AMQP" bench.quorum rk "$N" "$SIZE" confirm 1024 mqtx
 scenario relay_quorum "$N" prep_quorum_relay "$MQTX" -q relay --batch 1000
@@ -344,6 +361,8 @@ ref = min_ref("kcat_produce", "db_limit")
 r = res["relay_kafka"]["msgs_per_s"] / ref if ref and res.get("relay_kafka") else None
 if res.get("relay_kafka"):
     add("relay_kafka", "min(kcat_produce, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
+r = ratio("status_keyed", "status_unkeyed")
+add("status_keyed", "status_unkeyed (no keys, same rows)", r, ">= 0.8", r is not None and r >= 0.8)
 r = ratio("relay_classic", "naive_shell_loop")
 add("relay_classic", "naive_shell_loop", r, ">= 500", r is not None and r >= 500)
 if res.get("relay_backlog_1m"):
