@@ -195,18 +195,22 @@ int mqtx_tail_announce(PGconn *conn, struct mqtx_outbox *ob, bool tail, struct m
 	char *qs = mqtx_pg_ident(conn, mqtx_outbox_schema_name(ob));
 	const char *name = mqtx_outbox_qualified(ob);
 	const char *q[1] = {name};
-	char sql[512];
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.mqtx_tail_checkpoints WHERE outbox = $1", qs);
+	char table[300], sql[512];
+	snprintf(table, sizeof(table), "%s.mqtx_tail_checkpoints", qs);
 	free(qs);
-	res = PQexecParams(conn, sql, 1, NULL, q, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		if (st != NULL && strcmp(st, "42P01") == 0) { /* never in tail mode */
-			PQclear(res);
-			return 0;
-		}
+	/* look before reading: a failed SELECT would leave an ERROR in the server log at every start */
+	const char *t[1] = {table};
+	res = PQexecParams(conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, t, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return mqtx_pg_fail(conn, res, "cannot look for tail-mode checkpoints", err);
-	}
+	bool exists = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!exists) /* never in tail mode */
+		return 0;
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE outbox = $1", table);
+	res = PQexecParams(conn, sql, 1, NULL, q, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return mqtx_pg_fail(conn, res, "cannot look for tail-mode checkpoints", err);
 	long n = atol(PQgetvalue(res, 0, 0));
 	PQclear(res);
 	if (n > 0)
