@@ -9,6 +9,7 @@
 
 load test_helper
 load backend
+load tail_helper
 
 BUCKETS=4
 
@@ -24,11 +25,7 @@ setup() {
 }
 
 teardown() {
-	exec 4>&- 2>/dev/null || true
-	psql_test "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$XACT_APP'" >/dev/null 2>&1 || true
-	if [[ -n ${XACT_PID:-} ]]; then
-		wait "$XACT_PID" 2>/dev/null || true
-	fi
+	end_xacts
 	psql_test "ROLLBACK PREPARED '$GID'" >/dev/null 2>&1 || true
 	mqtx_test_teardown
 }
@@ -76,30 +73,6 @@ jq_is() {
 }
 
 jq_true() { jq -e "$1" <<<"$output" >/dev/null || fail "jq '$1' is not true on: $output"; }
-
-# open_xact: a background session (at most 60 s) holds an open transaction
-# that inserted one row (its id in $XACT_ID); it reads its statements from
-# a FIFO on fd 4: commit_xact ends it.
-open_xact() {
-	local out=$BATS_TEST_TMPDIR/xact.out fifo=$BATS_TEST_TMPDIR/xact.fifo
-	mkfifo "$fifo"
-	PGAPPNAME=$XACT_APP timeout 60 psql "$MQTX_TEST_DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 -f "$fifo" \
-		>"$out" 2>&1 3>&- &
-	XACT_PID=$!
-	exec 4>"$fifo"
-	printf '%s\n' "SET search_path = \"$T_SCHEMA\";" "BEGIN;" \
-		"INSERT INTO mqtx_outbox(destination, payload) VALUES ('$T_DEST', '\\x00') RETURNING id;" >&4
-	wait_until 10 test -s "$out"
-	XACT_ID=$(head -1 "$out")
-	[[ $XACT_ID =~ ^[0-9]+$ ]] || fail "the open transaction did not insert: $(cat "$out")"
-}
-
-commit_xact() {
-	printf '%s\n' "COMMIT;" >&4
-	exec 4>&-
-	wait "$XACT_PID" || fail "the open transaction's psql failed: $(cat "$BATS_TEST_TMPDIR/xact.out")"
-	XACT_PID=
-}
 
 # older SECS SQL_AGE_EXPR: wait until the transaction (by SQL) is older than SECS.
 xact_older() {

@@ -106,17 +106,22 @@ int mqtx_tail_rebalance(struct mqtx_tail *tl, bool *own, bool *changed, struct m
 	const char *p[2] = {cls, mark};
 	PGresult *res =
 		PQexecParams(tl->conn,
-			     "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
-			     "AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-			     "AND classid::int8 = ($1::int8 & 4294967295) AND objid::int8 = ($2::int8 & 4294967295)",
+			     "SELECT count(*), count(*) FILTER (WHERE pid < pg_backend_pid()) FROM (SELECT DISTINCT pid "
+			     "FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted "
+			     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+			     "AND classid::int8 = ($1::int8 & 4294967295) AND objid::int8 = ($2::int8 & 4294967295)) l",
 			     2, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return mqtx_pg_fail(tl->conn, res, "cannot count the running tail relays", err);
-	long relays = atol(PQgetvalue(res, 0, 0));
+	long relays = atol(PQgetvalue(res, 0, 0)), rank = atol(PQgetvalue(res, 0, 1));
 	PQclear(res);
 	if (relays < 1)
 		relays = 1;
-	int share = (int)((tl->nbuckets + relays - 1) / relays), have = 0;
+	/* every lane (a connection: each relay runs two) gets n / lanes
+	 * buckets, and the first n % lanes of them by backend pid one more:
+	 * each lane works out the same split from pg_locks, so a late starter
+	 * is not left with nothing while the first ones keep a rounded-up share */
+	int share = (int)(tl->nbuckets / relays) + (rank < tl->nbuckets % relays ? 1 : 0), have = 0;
 	for (int i = 0; i < tl->nbuckets; i++)
 		have += own[i];
 	if (have > share) { /* give back the highest ones */

@@ -43,8 +43,9 @@ struct mqtx_tail_chunk {
 };
 void mqtx_tail_chunk_free(struct mqtx_tail_chunk *c);
 
-/* Takes and gives back buckets so this relay holds its fair share:
- * ceil(buckets / live tail relays). own[] (mqtx_tail_buckets() entries)
+/* Takes and gives back buckets so this connection holds its fair share:
+ * buckets / live tail connections (each relay lane is one), one more for
+ * the first buckets % connections of them by backend pid. own[] (mqtx_tail_buckets() entries)
  * says what this connection holds; *changed is set when it changed. */
 int mqtx_tail_rebalance(struct mqtx_tail *tl, bool *own, bool *changed, struct mqtx_err *err);
 /* Groups the checkpoints of the buckets in own[] (all when own is NULL). */

@@ -50,6 +50,7 @@ struct relay {
 	int64_t reconnect_delay; /* the current reconnect step before jitter, 0 when connected */
 	struct mqtx_ratelimit retry_log;
 	int64_t claimed;      /* rows taken so far, for relay.max_messages */
+	int64_t reserved;     /* tail mode: of those, reserved by a lane and not yet settled */
 	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
 	bool halt;            /* a lane failed: the other one stops after its batch */
 	/* retention, on lane 0's connection (see prune()) */

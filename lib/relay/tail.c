@@ -67,6 +67,7 @@ static size_t reserve(struct relay *r)
 			limit = left > 0 ? (size_t)left : 0;
 	}
 	r->claimed += (int64_t)limit;
+	r->reserved += (int64_t)limit;
 	pthread_mutex_unlock(&r->lock);
 	return limit;
 }
@@ -75,6 +76,7 @@ static void give_back(struct relay *r, size_t reserved, size_t used)
 {
 	pthread_mutex_lock(&r->lock);
 	r->claimed -= (int64_t)reserved - (int64_t)(used < reserved ? used : reserved);
+	r->reserved -= (int64_t)reserved;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -89,6 +91,17 @@ static bool enough(struct relay *r)
 {
 	pthread_mutex_lock(&r->lock);
 	bool e = r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages;
+	pthread_mutex_unlock(&r->lock);
+	return e;
+}
+
+/* relay.max_messages is used up; *starved when only because the other
+ * lane holds part of it, which it may give back unused. */
+static bool used_up(struct relay *r, bool *starved)
+{
+	pthread_mutex_lock(&r->lock);
+	bool e = r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages;
+	*starved = e && r->reserved > 0;
 	pthread_mutex_unlock(&r->lock);
 	return e;
 }
@@ -184,6 +197,7 @@ static int open_interval(struct slot *sl, struct mqtx_tail_group *g, char **snap
 		if (g->bounded)
 			return 1;
 		/* resumed from a checkpoint inside an interval */
+		looked(r);
 		if (mqtx_tail_bounds(sl->tl, g, g->cur, &n, &min, &max, err) < 0)
 			return -1;
 		g->max = max;
@@ -232,7 +246,9 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 		return o;
 	size_t limit = reserve(r);
 	if (limit == 0) {
-		sl->tstarved = !enough(r);
+		bool starved = false;
+		(void)used_up(r, &starved);
+		sl->tstarved = sl->tstarved || starved;
 		return 0;
 	}
 	int64_t t0 = mqtx_now_ms();
@@ -302,7 +318,9 @@ static int parked_step(struct slot *sl, struct mqtx_err *err, bool *broker)
 	struct relay *r = sl->r;
 	size_t limit = reserve(r);
 	if (limit == 0) {
-		sl->tstarved = !enough(r);
+		bool starved = false;
+		(void)used_up(r, &starved);
+		sl->tstarved = sl->tstarved || starved;
 		return 0;
 	}
 	struct mqtx_tail_chunk *c = mqtx_tail_fetch_parked(sl->tl, sl->ts->own, limit, err);
@@ -381,8 +399,11 @@ static int lane_drain(struct slot *sl, struct mqtx_err *err, bool *broker)
 	if (ts->scan == 0)
 		ts->scan = (size_t)r->cfg->relay_batch_size;
 	for (;;) {
-		if (halted(r) || out_of_time(r) || enough(r))
+		bool starved = false;
+		if (halted(r) || out_of_time(r) || used_up(r, &starved)) {
+			sl->tstarved = sl->tstarved || starved;
 			return 0;
+		}
 		if (own_buckets(sl, err) < 0)
 			return -1;
 		if (ts->ng == 0)
