@@ -10,7 +10,11 @@
 #   BENCH_BIG_RUNS (default BENCH_RUNS): runs of the 1,000,000-row backlog
 #     and of the 10,000,000-delivery audit
 #   BENCH_RELAY_BATCH (default 1000): --batch of the relay_classic scenario
-#   BENCH_KEYED_N (default 50000): rows of status_keyed/status_unkeyed
+#   BENCH_KEYED_N (default 50000): rows of status_keyed/status_unkeyed and
+#     tail_keyed/tail_unkeyed
+#   tail mode (bench/tail.sh): tail_classic, tail_kafka, tail_keyed,
+#     tail_unkeyed, tail_backlog_100k, tail_backlog_1m; "wal" (WAL per
+#     relayed message, both modes) and "loop_latency_tail" for BENCH_ONLY
 #   BENCH_ONLY="name ...": run only these scenarios (names as in the table,
 #     e.g. "broker_limit_classic relay_classic"; loop_latency for --loop;
 #     steady_delete and steady_partition for the steady state)
@@ -180,6 +184,10 @@ scenario kcat_produce "$N" prep_none kcat -P -b "$KAFKA" -t bench.k -X enable.id
 prep_kafka_relay() { fill_outbox "$N" bench.k; }
 scenario relay_kafka "$N" prep_kafka_relay env MQTX_BROKER_URL="kafka://$KAFKA" "$MQTX" -q relay --batch 1000
 
+# Tail mode (outbox.mode tail): the same relays without a write per row.
+# shellcheck source=bench/tail.sh
+. "$ROOT/bench/tail.sh"
+
 # What a user would otherwise write: psql + amqp-publish + psql per row.
 naive_loop() {
 	local host port
@@ -297,9 +305,10 @@ if [[ ${BENCH_SKIP_STEADY:-0} != 1 ]] && { want steady_delete || want steady_par
 fi
 
 # ---- the table ----
-python3 - "$ROWS_FILE" "$RESULTS" "$LAT" "$(nproc)" "$(uname -srm)" "$STEADY_FILE" <<'PY'
+python3 - "$ROWS_FILE" "$RESULTS" "$LAT" "$(nproc)" "$(uname -srm)" "$STEADY_FILE" "$STATE/extra.json" <<'PY'
 import json, statistics, sys
-rows_file, out, lat, cores, machine, steady_file = sys.argv[1:7]
+rows_file, out, lat, cores, machine, steady_file, extra_file = sys.argv[1:8]
+extra = json.load(open(extra_file))
 steady = [json.loads(l) for l in open(steady_file) if l.strip()]
 runs = {}
 for line in open(rows_file):
@@ -363,6 +372,32 @@ if res.get("relay_kafka"):
     add("relay_kafka", "min(kcat_produce, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
 r = ratio("status_keyed", "status_unkeyed")
 add("status_keyed", "status_unkeyed (no keys, same rows)", r, ">= 0.8", r is not None and r >= 0.8)
+# tail mode (issue 17)
+r = ratio("tail_classic", "broker_limit_classic_relaymsg")
+add("tail_classic", "broker_limit_classic_relaymsg", r, ">= 0.9", r is not None and r >= 0.9)
+r = ratio("tail_classic", "relay_classic")
+add("tail_classic", "relay_classic (status mode)", r, "> 1", r is not None and r > 1)
+r = ratio("tail_classic", "broker_limit_classic")
+add("tail_classic", "broker_limit_classic (bare)", r, "(reported)", r is not None)
+r = ratio("tail_kafka", "relay_kafka")
+add("tail_kafka", "relay_kafka (status mode)", r, ">= 3", r is not None and r >= 3)
+r = ratio("tail_kafka", "kcat_produce")
+add("tail_kafka", "kcat_produce", r, ">= 0.5", r is not None and r >= 0.5)
+r = ratio("tail_keyed", "tail_unkeyed")
+add("tail_keyed", "tail_unkeyed (no keys, same rows)", r, ">= 0.8", r is not None and r >= 0.8)
+w = extra.get("wal_per_msg") or {}
+if w.get("status") and w.get("tail") is not None:
+    add("wal_tail", "WAL B/msg tail %.1f vs status %.1f" % (w["tail"], w["status"]), w["tail"] / w["status"],
+        "<= 0.1", w["tail"] / w["status"] <= 0.1)
+if res.get("tail_backlog_1m"):
+    r = ratio("tail_backlog_1m", "tail_backlog_100k")
+    add("tail_backlog_1m", "tail_backlog_100k (msgs/s)", r, "within 10%", r is not None and r >= 0.9)
+    rss = res["tail_backlog_1m"]["peak_rss_kib"]
+    add("tail_backlog_1m", "peak RSS", rss / 1024, "< 32 MiB", rss < 32 * 1024)
+lt = extra.get("loop_latency_tail_ms")
+if lt and lt.get("p99") is not None:
+    add("loop_latency_tail", "p99 ms (p50 %s ms, %d of %d rows)" % (lt["p50"], lt["rows"], lt["rows_total"]),
+        float(lt["p99"]), "< 50 ms", float(lt["p99"]) < 50 and lt["rows"] == lt["rows_total"])
 r = ratio("relay_classic", "naive_shell_loop")
 add("relay_classic", "naive_shell_loop", r, ">= 500", r is not None and r >= 500)
 if res.get("relay_backlog_1m"):
@@ -446,7 +481,8 @@ for d in steady:
         print("%-20s skipped: %s" % (d["scenario"], d["skipped"]))
 json.dump({"machine": {"cores": int(cores), "kernel": machine}, "scenarios": res, "targets": checks,
            "steady_state": {d["scenario"]: d for d in steady},
-           "loop_latency_ms": None if p99 == "-" else {"p50": float(p50), "p99": float(p99), "rows": int(n)}},
+           "loop_latency_ms": None if p99 == "-" else {"p50": float(p50), "p99": float(p99), "rows": int(n)},
+           "loop_latency_tail_ms": extra.get("loop_latency_tail_ms"), "wal_per_msg": extra.get("wal_per_msg")},
           open(out, "w"), indent=2)
 print("\nwritten: " + out)
 PY
