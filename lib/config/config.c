@@ -113,7 +113,7 @@ static const struct key_def keys[] = {
 	{"outbox.mode", T_ENUM, OFF(outbox_mode), "status", "status|tail", 0, 0, false,
 	 "how relays record progress: status (a sent flag per row) or tail (transaction snapshots and checkpoints)"},
 	{"outbox.tail_buckets", T_INT, OFF(outbox_tail_buckets), "16", NULL, 1, 1024, false,
-	 "init: checkpoint buckets of a tail-mode outbox (the most relays that share its work)"},
+	 "init: checkpoint buckets of a tail-mode outbox (the most relay lanes, two per relay, that share its work)"},
 	{"relay.batch_size", T_INT, OFF(relay_batch_size), "500", NULL, 1, 100000, false,
 	 "rows claimed and published per batch"},
 	{"relay.max_attempts", T_INT, OFF(relay_max_attempts), "10", NULL, 1, 1000000, false,

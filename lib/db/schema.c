@@ -268,8 +268,8 @@ static int add_tail(struct mqtx_buf *out, PGconn *conn, const struct mqtx_config
 	mqtx_buf_printf(out, "-- a row that becomes eligible by an UPDATE (txpub --commit, a requeue) goes out in the\n"
 			     "-- updating transaction's place in commit order\n");
 	mqtx_buf_printf(&fn, "%s.%s", qschema, fn_name);
-	/* and wakes --loop relays (txpub --commit changes available_at only, which the
-	 * status-mode notify trigger does not watch); not in a transaction to be
+	/* and wakes --loop relays (a hand-over of a row txpub --sql parked changes
+	 * available_at only, which the status-mode notify trigger does not watch); not in a transaction to be
 	 * PREPAREd (txpub sets mqtx.skip_notify), which cannot NOTIFY */
 	char *chan = lit(conn, cfg->outbox_notify_channel);
 	mqtx_buf_printf(&body,

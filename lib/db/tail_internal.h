@@ -2,6 +2,8 @@
 #ifndef MQTX_DB_TAIL_INTERNAL_H
 #define MQTX_DB_TAIL_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "db/tail.h"
 
 struct mqtx_tail_relay; /* the relay's statements and bucket state (tail_relay.c) */
@@ -17,6 +19,7 @@ struct mqtx_tail {
 	const char *q[MQTX_COL__COUNT]; /* borrowed from ob */
 	int nbuckets;
 	struct mqtx_tail_relay *relay; /* NULL unless the relay uses tl */
+	bool prepared[3];              /* the relay's per-batch statements, prepared on conn (tail_relay.c) */
 };
 
 void mqtx_tail_relay_free_state(struct mqtx_tail *tl);

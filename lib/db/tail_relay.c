@@ -355,6 +355,25 @@ static struct mqtx_tail_chunk *chunk_new(PGresult *res, bool empty)
 	return c;
 }
 
+/* The per-batch statements are prepared on the connection the first time
+ * they run (their text depends on the outbox alone): parsing and planning
+ * them took as long as running them. As in status mode, this needs a
+ * session (no transaction-mode pooler between relay and database). */
+enum { STMT_FETCH, STMT_RECORD, STMT_RECORD_PARKED };
+
+static PGresult *exec_stmt(struct mqtx_tail *tl, int which, const char *sql, int n, const char *const *p, int binary)
+{
+	static const char *const names[] = {"mqtx_tail_fetch", "mqtx_tail_record", "mqtx_tail_record_parked"};
+	if (!tl->prepared[which]) {
+		PGresult *r = PQprepare(tl->conn, names[which], sql, n, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			return r; /* reported by the caller like a failed query */
+		PQclear(r);
+		tl->prepared[which] = true;
+	}
+	return PQexecPrepared(tl->conn, names[which], n, p, NULL, NULL, binary);
+}
+
 struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
 					size_t scan, struct mqtx_err *err)
 {
@@ -364,36 +383,39 @@ struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_
 	if (scan < limit)
 		scan = limit;
 	struct mqtx_buf sql = MQTX_BUF_INIT;
-	/* s: the next ids of the table in order, whole rows as they are;
-	 * m: where the scan ended; the rows of the interval among them. */
+	/* m: the next ids of the table in order, at most scan of them (an
+	 * index-only scan): where the scan ends; h: the rows of the interval
+	 * and of the group's buckets among them, read once from the heap in
+	 * id order, columns as they are (no whole-row value: taking columns
+	 * out of one costs a deform each) */
 	mqtx_buf_printf(&sql,
-			"WITH s AS MATERIALIZED (SELECT t.%s AS i, t AS r FROM %s t WHERE t.%s > $1::int8 AND t.%s <= $2::int8 "
-			"ORDER BY t.%s LIMIT $3::int8), m AS (SELECT max(s.i) AS e, count(*) AS n FROM s), "
-			"h AS (SELECT s.* FROM s WHERE ",
-			id, T, id, id, id);
-	mqtx_tail_interval_sql(tl, &sql, "(s.r)", "$4::pg_snapshot", "$5::pg_snapshot");
+			"WITH m AS (SELECT max(x.i) AS e, count(*) AS n FROM (SELECT t.%s AS i FROM %s t WHERE t.%s > $1::int8 "
+			"AND t.%s <= $2::int8 ORDER BY t.%s LIMIT $3::int8) x), "
+			"h AS (SELECT t.* FROM %s t, m WHERE t.%s > $1::int8 AND t.%s <= m.e AND ",
+			id, T, id, id, id, T, id, id);
+	mqtx_tail_interval_sql(tl, &sql, "t", "$4::pg_snapshot", "$5::pg_snapshot");
 	mqtx_buf_adds(&sql, " AND ($6::int4[] IS NULL OR ");
-	mqtx_tail_bucket_sql(tl, &sql, "(s.r)");
+	mqtx_tail_bucket_sql(tl, &sql, "t");
 	mqtx_buf_adds(&sql, " = ANY($6::int4[]))");
-	mqtx_buf_printf(&sql, " ORDER BY s.i LIMIT $7::int8) SELECT ");
-	mqtx_outbox_msg_columns(tl->ob, &sql, "(h.r)");
-	mqtx_buf_printf(&sql, ", m.e::int8, m.n::int8, (CASE WHEN (h.r).%s > now() THEN 1 ELSE 0 END)::int8, ", av);
-	mqtx_tail_bucket_sql(tl, &sql, "(h.r)");
+	mqtx_buf_printf(&sql, " ORDER BY t.%s LIMIT $7::int8) SELECT ", id);
+	mqtx_outbox_msg_columns(tl->ob, &sql, "h");
+	mqtx_buf_printf(&sql, ", m.e::int8, m.n::int8, (CASE WHEN h.%s > now() THEN 1 ELSE 0 END)::int8, ", av);
+	mqtx_tail_bucket_sql(tl, &sql, "h");
 	/* the parked table is looked at per row only when it holds rows of
 	 * the outbox (one look per chunk, usually the only one) */
 	char any[512];
 	snprintf(any, sizeof(any), "(SELECT EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s))", tl->parked, tl->lit);
 	mqtx_buf_printf(&sql,
-			"::int8, (CASE WHEN %s THEN (SELECT p.state FROM %s p WHERE p.outbox = %s AND p.id = h.i) END)::text, ",
-			any, tl->parked, tl->lit);
+			"::int8, (CASE WHEN %s THEN (SELECT p.state FROM %s p WHERE p.outbox = %s AND p.id = h.%s) END)::text, ",
+			any, tl->parked, tl->lit, id);
 	if (ok != NULL)
 		mqtx_buf_printf(&sql,
-				"(CASE WHEN %s AND (h.r).%s IS NOT NULL AND EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s "
-				"AND p.ordering_key = (h.r).%s AND p.state <> 'dead' AND p.id <> h.i) THEN 1 ELSE 0 END)::int8",
-				any, ok, tl->parked, tl->lit, ok);
+				"(CASE WHEN %s AND h.%s IS NOT NULL AND EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s "
+				"AND p.ordering_key = h.%s AND p.state <> 'dead' AND p.id <> h.%s) THEN 1 ELSE 0 END)::int8",
+				any, ok, tl->parked, tl->lit, ok, id);
 	else
 		mqtx_buf_adds(&sql, "0::int8");
-	mqtx_buf_adds(&sql, " FROM m LEFT JOIN h ON true ORDER BY h.i");
+	mqtx_buf_printf(&sql, " FROM m LEFT JOIN h ON true ORDER BY h.%s", id);
 
 	char spos[32], smax[32], sscan[32], slimit[32];
 	snprintf(spos, sizeof(spos), "%lld", (long long)g->pos);
@@ -402,7 +424,7 @@ struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_
 	snprintf(slimit, sizeof(slimit), "%zu", limit);
 	char *arr = all ? NULL : int_array(g->buckets, g->n);
 	const char *p[7] = {spos, smax, sscan, g->prev, g->cur, arr, slimit};
-	PGresult *res = PQexecParams(tl->conn, sql.data, 7, NULL, p, NULL, NULL, 1);
+	PGresult *res = exec_stmt(tl, STMT_FETCH, sql.data, 7, p, 1);
 	mqtx_buf_free(&sql);
 	free(arr);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -478,12 +500,12 @@ struct mqtx_tail_chunk *mqtx_tail_fetch_parked(struct mqtx_tail *tl, const bool 
 
 /* ---- recording ---- */
 
-static int in_tx(struct mqtx_tail *tl, const char *sql, int n, const char *const *p, PGresult **out, const char *doing,
-		 struct mqtx_err *err)
+static int in_tx(struct mqtx_tail *tl, int which, const char *sql, int n, const char *const *p, PGresult **out,
+		 const char *doing, struct mqtx_err *err)
 {
 	if (mqtx_pg_exec(tl->conn, "BEGIN", err) < 0)
 		return -1;
-	PGresult *res = PQexecParams(tl->conn, sql, n, NULL, p, NULL, NULL, 0);
+	PGresult *res = exec_stmt(tl, which, sql, n, p, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mqtx_pg_fail(tl->conn, res, doing, err);
 		goto fail;
@@ -601,7 +623,7 @@ int mqtx_tail_record(struct mqtx_tail *tl, const struct mqtx_tail_group *g, cons
 			     a_av.data, a_e.data, del.data, g->prev,   g->cur,     g->cur != NULL ? spos : NULL,
 			     relay_id,  buckets};
 	PGresult *res = NULL;
-	int rc = in_tx(tl, sql.data, 14, p, &res, "cannot record the batch and its checkpoint", err);
+	int rc = in_tx(tl, STMT_RECORD, sql.data, 14, p, &res, "cannot record the batch and its checkpoint", err);
 	mqtx_buf_free(&sql);
 	free(buckets);
 	for (int i = 0; i < 9; i++)
@@ -661,7 +683,8 @@ int mqtx_tail_record_parked(struct mqtx_tail *tl, const struct mqtx_tail_chunk *
 		snprintf(smax, sizeof(smax), "%lld", (long long)tl->cfg->relay_max_attempts);
 		const char *p[6] = {del.data, fid.data, ferr.data, fd.data, smax, fperm.data};
 		PGresult *res = NULL;
-		rc = in_tx(tl, sql.data, 6, p, &res, "cannot record the outcome of parked rows", err);
+		rc = in_tx(tl, STMT_RECORD_PARKED, sql.data, 6, p, &res, "cannot record the outcome of parked rows",
+			   err);
 		mqtx_buf_free(&sql);
 		if (rc == 0) {
 			out->failed = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
