@@ -59,6 +59,10 @@ unrelayed_rows() {
 	"$MQTX" check --format json --warn-age 0 --crit-age 0 2>/dev/null | jq -r .tail.unrelayed.rows
 }
 unrelayed_is() { [[ $(unrelayed_rows) == "$1" ]]; }
+unrelayed_below() {
+	local n
+	n=$(unrelayed_rows) && [[ $n =~ ^[0-9]+$ ]] && ((n < $1))
+}
 
 # consumed [N]: the messages the broker got since the last call (N of
 # them: waits for that many), in delivery order, to $BATS_TEST_TMPDIR/got;
@@ -427,6 +431,44 @@ crash_tail() {
 	local dups
 	dups=$(uniq -d "$BATS_TEST_TMPDIR/ids" | wc -l)
 	((dups <= 3 * 200)) || fail "$dups duplicates: more than a batch per kill"
+}
+
+@test "tail: PostgreSQL restarted under --loop: the relay reconnects, goes on from its checkpoints, loses nothing" {
+	skip_unless_local_pg
+	skip_on_backend nats "broker-neutral; RabbitMQ and Kafka run it"
+	insert_keyed 5000 "'k-' || (g % 11)"
+	insert_rows 10000
+	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
+	wait_until 30 unrelayed_below 14000
+	"$MQTX_TEST_PG_CTL" restart -m fast -w >/dev/null
+	insert_rows 100 # after the restart
+	wait_until 90 unrelayed_is 0
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	consumed
+	all_ids_delivered
+	per_key_order_kept
+	local dups
+	dups=$(uniq -d "$BATS_TEST_TMPDIR/ids" | wc -l)
+	((dups <= 400)) || fail "$dups duplicates: more than a batch per lane"
+}
+
+@test "tail: the broker goes away and comes back under --loop: unconfirmed rows are not parked, everything goes out" {
+	skip_unless_local_broker
+	insert_rows 5000
+	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
+	wait_until 30 unrelayed_below 4600
+	backend_stop
+	insert_rows 500 # while the broker is away
+	sleep 1
+	backend_start
+	wait_until 90 unrelayed_is 0
+	mqtx_bg_stop TERM 20
+	[[ $MQTX_BG_STATUS == 0 ]] || fail "relay exited $MQTX_BG_STATUS: $(cat "$MQTX_BG_ERR")"
+	# a lost connection is no failure of a row: nothing is left parked
+	[[ $(psql_test "SELECT count(*) FROM mqtx_tail_parked") == 0 ]]
+	consumed
+	all_ids_delivered
 }
 
 # ---------------------------------------------------------------- failures
