@@ -44,14 +44,8 @@ static PGresult *exec_stmt(struct mqtx_outbox *ob, int which, const char *sql, i
 			   int binary)
 {
 	static const char *const names[] = {"mqtx_buckets", "mqtx_claim", "mqtx_finish"};
-	if (!ob->prepared[which]) {
-		PGresult *r = PQprepare(ob->conn, names[which], sql, n, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			return r; /* the callers report it like a failed query */
-		PQclear(r);
-		ob->prepared[which] = true;
-	}
-	return PQexecPrepared(ob->conn, names[which], n, params, NULL, NULL, binary);
+	/* a failed PREPARE's result: the callers report it like a failed query */
+	return mqtx_pg_exec_prepared(ob->conn, &ob->prepared[which], names[which], sql, n, params, binary);
 }
 
 const char *mqtx_outbox_qualified(const struct mqtx_outbox *ob)

@@ -203,6 +203,19 @@ int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err
 	return -1;
 }
 
+PGresult *mqtx_pg_exec_prepared(PGconn *conn, bool *prepared, const char *name, const char *sql, int n,
+				const char *const *params, int binary)
+{
+	if (!*prepared) {
+		PGresult *r = PQprepare(conn, name, sql, n, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			return r;
+		PQclear(r);
+		*prepared = true;
+	}
+	return PQexecPrepared(conn, name, n, params, NULL, NULL, binary);
+}
+
 int mqtx_pg_exec(PGconn *conn, const char *sql, struct mqtx_err *err)
 {
 	PGresult *res = PQexec(conn, sql);

@@ -27,6 +27,12 @@ const char *mqtx_pg_dbname(const PGconn *conn);
 int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err *err);
 /* Runs a parameterless command (BEGIN, COMMIT, ...). */
 int mqtx_pg_exec(PGconn *conn, const char *sql, struct mqtx_err *err);
+/* Runs the statement NAME with params, preparing it from sql first when
+ * *prepared is false (then sets it). A statement run once per batch is
+ * planned once per connection this way. The result is the caller's to
+ * check and PQclear, as PQexecPrepared's (a failed PREPARE's result too). */
+PGresult *mqtx_pg_exec_prepared(PGconn *conn, bool *prepared, const char *name, const char *sql, int n,
+				const char *const *params, int binary);
 /* Returns an owned, quoted identifier ("a""b"), or NULL with err when
  * libpq refuses name (text not valid in the connection's encoding: libpq
  * will not quote it, see CVE-2025-1094). role names the value in the

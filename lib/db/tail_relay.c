@@ -364,14 +364,7 @@ enum { STMT_FETCH, STMT_RECORD, STMT_RECORD_PARKED };
 static PGresult *exec_stmt(struct mqtx_tail *tl, int which, const char *sql, int n, const char *const *p, int binary)
 {
 	static const char *const names[] = {"mqtx_tail_fetch", "mqtx_tail_record", "mqtx_tail_record_parked"};
-	if (!tl->prepared[which]) {
-		PGresult *r = PQprepare(tl->conn, names[which], sql, n, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			return r; /* reported by the caller like a failed query */
-		PQclear(r);
-		tl->prepared[which] = true;
-	}
-	return PQexecPrepared(tl->conn, names[which], n, p, NULL, NULL, binary);
+	return mqtx_pg_exec_prepared(tl->conn, &tl->prepared[which], names[which], sql, n, p, binary);
 }
 
 struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
