@@ -304,6 +304,46 @@ stop_relays() {
 	[[ $(unrelayed_rows) == 0 ]]
 }
 
+# ---------------------------------------------------------------- txpub
+
+@test "tail: txpub half messages: a prepared one is never relayed and holds back nobody; --commit relays it once, --rollback never" {
+	insert_rows 1 # 1
+	run_mqtx 0 txpub --prepare -d "$T_DEST" -r test.rk --payload one --payload two # 2, 3
+	local k1 k2
+	k1=$(sed -n 1p <<<"$output")
+	k2=$(sed -n 2p <<<"$output")
+	insert_rows 1 # 4
+	run_mqtx 0 relay
+	stderr_has "relayed 2,"
+	consumed 2
+	[[ $(tr '\n' ' ' <"$BATS_TEST_TMPDIR/ids") == "1 4 " ]] || fail "first run: $(cat "$BATS_TEST_TMPDIR/ids")"
+	run_mqtx 0 txpub --commit "$k1"
+	run_mqtx 0 txpub --rollback "$k2"
+	insert_rows 1 # 5
+	run_mqtx 0 relay
+	stderr_has "relayed 2,"
+	consumed 2
+	[[ $(tr '\n' ' ' <"$BATS_TEST_TMPDIR/ids") == "2 5 " ]] || fail "after the commit: $(cat "$BATS_TEST_TMPDIR/ids")"
+	[[ $(jq -r 'select(.id == 2) | .key' "$BATS_TEST_TMPDIR/got") == "$k1" ]]
+	run_mqtx 0 relay
+	stderr_has "relayed 0"
+	[[ $(psql_test "SELECT status FROM mqtx_outbox WHERE id = 3") == rolled_back ]]
+	[[ $(relayed_rows) == 4 ]]
+}
+
+@test "tail: txpub --sql publishes itself; the tail relay never sends its row again" {
+	psql_test "CREATE TABLE orders (id int PRIMARY KEY, k text)" >/dev/null
+	printf 'INSERT INTO "%s".orders VALUES (1, %s);\n' "$T_SCHEMA" "'o-1'" >"$BATS_TEST_TMPDIR/ok.sql"
+	run_mqtx 0 txpub --sql "$BATS_TEST_TMPDIR/ok.sql" -d "$T_DEST" -r test.rk --key o-1 --payload one
+	insert_rows 1
+	run_mqtx 0 relay
+	stderr_has "relayed 1,"
+	consumed 2
+	[[ $(jq -r .key "$BATS_TEST_TMPDIR/got" | sort | tr '\n' ' ') == *"o-1 "* ]] || fail "got: $(cat "$BATS_TEST_TMPDIR/got")"
+	(($(wc -l <"$BATS_TEST_TMPDIR/got") == 2)) || fail "expected the txpub message and the row: $(cat "$BATS_TEST_TMPDIR/got")"
+	[[ $(psql_test "SELECT status FROM mqtx_outbox WHERE idempotency_key = 'o-1'") == sent ]]
+}
+
 # ---------------------------------------------------------------- big transactions
 
 @test "tail: one transaction of 60,000 rows goes in batches of --batch; a kill -9 mid-way re-sends at most a batch per lane" {
@@ -367,9 +407,10 @@ crash_tail() {
 	((DUPS <= 200)) || fail "$DUPS duplicates: more than a batch per lane in flight"
 }
 
-@test "tail crash: after reading a batch, before publishing: nothing lost, nothing twice" {
+@test "tail crash: after reading a batch, before publishing: nothing lost; only the other lane's batch in flight can come twice" {
 	crash_tail relay.tail.after_fetch
-	((DUPS == 0)) || fail "$DUPS duplicates from a batch never published"
+	# the batch read was never published; the other lane's may have been, unrecorded
+	((DUPS <= 100)) || fail "$DUPS duplicates after a crash before publishing"
 }
 
 @test "tail crash: after publishing, before the confirms: nothing lost" {
