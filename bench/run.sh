@@ -71,13 +71,23 @@ psql_b -c "CREATE SCHEMA bench"
 "$AMQP_TOOL" declare-exchange "$AMQP" bench.quorum --type direct
 "$AMQP_TOOL" declare-queue "$AMQP" bench.quorum.q --quorum --bind bench.quorum:rk
 
-# fill_outbox N EXCHANGE: exactly N pending rows with SIZE-byte payloads
-fill_outbox() {
-	psql_b -c "TRUNCATE bench.mqtx_outbox RESTART IDENTITY" \
-		-c "INSERT INTO bench.mqtx_outbox(destination, routing_key, payload)
-		    SELECT '$2', 'rk', convert_to(repeat('x', $SIZE), 'UTF8') FROM generate_series(1, $1)" \
-		-c "VACUUM ANALYZE bench.mqtx_outbox"
+# fill_rows SCHEMA N DEST KEYS: SCHEMA's outbox holds exactly N pending rows
+# to DEST with SIZE-byte payloads, over KEYS ordering keys ('k0', 'k1', ...;
+# none if 0). A tail-mode outbox (bench_tail, bench/tail.sh) also gets every
+# bucket's checkpoint at the snapshot before the INSERT and no parked rows:
+# a run then relays exactly these rows, as one interval.
+fill_rows() {
+	local k=NULL tail=()
+	(($4 == 0)) || k="'k' || (g % $4)"
+	[[ $1 != bench_tail ]] || tail=(-c "DELETE FROM $1.mqtx_tail_parked"
+		-c "UPDATE $1.mqtx_tail_checkpoints SET prev_snapshot = pg_current_snapshot(), cur_snapshot = NULL, pos_id = NULL")
+	psql_b -c "TRUNCATE $1.mqtx_outbox RESTART IDENTITY" "${tail[@]}" \
+		-c "INSERT INTO $1.mqtx_outbox(destination, routing_key, ordering_key, payload)
+		    SELECT '$3', 'rk', $k, convert_to(repeat('x', $SIZE), 'UTF8') FROM generate_series(1, $2) g" \
+		-c "VACUUM ANALYZE $1.mqtx_outbox"
 }
+# fill_outbox N EXCHANGE: exactly N pending rows with SIZE-byte payloads
+fill_outbox() { fill_rows bench "$1" "$2" 0; }
 
 purge() { "$AMQP_TOOL" purge "$AMQP" "$1" >/dev/null; }
 
@@ -134,14 +144,7 @@ scenario relay_classic "$N" prep_classic_relay "$MQTX" -q relay --batch "${BENCH
 # (a few hot keys, e.g. one per tenant) against the same rows without keys,
 # one relay each; the per-key "no earlier pending row" look is the difference.
 KEYED_N=${BENCH_KEYED_N:-50000}
-fill_keyed() { # fill_keyed KEYS: KEYED_N rows to bench.classic over KEYS ordering keys, none if 0
-	local k=NULL
-	(($1 == 0)) || k="'k' || (g % $1)"
-	psql_b -c "TRUNCATE bench.mqtx_outbox RESTART IDENTITY" \
-		-c "INSERT INTO bench.mqtx_outbox(destination, routing_key, ordering_key, payload)
-		    SELECT 'bench.classic', 'rk', $k, convert_to(repeat('x', $SIZE), 'UTF8') FROM generate_series(1, $KEYED_N) g" \
-		-c "VACUUM ANALYZE bench.mqtx_outbox"
-}
+fill_keyed() { fill_rows bench "$KEYED_N" bench.classic "$1"; } # fill_keyed KEYS: over KEYS ordering keys, none if 0
 prep_status_keyed() { purge bench.classic.q; fill_keyed 30; }
 prep_status_unkeyed() { purge bench.classic.q; fill_keyed 0; }
 scenario status_keyed "$KEYED_N" prep_status_keyed env MQTX_OUTBOX_MODE=status "$MQTX" -q relay --batch 1000

@@ -1,8 +1,8 @@
 # bench/tail.sh: the tail-mode scenarios (issue 17), sourced by bench/run.sh
 # after its helpers (scenario, psql_b, purge, want, say) and servers are up.
 # The tail relays read bench_tail.mqtx_outbox, set up by `mqtx init` in tail
-# mode; each fill puts every bucket's checkpoint at the snapshot before the
-# INSERT, so a run relays exactly the rows of the fill, as one interval.
+# mode; fill_tail (fill_rows) puts every bucket's checkpoint at the snapshot
+# before its INSERT, so a run relays exactly the rows of the fill.
 # Writes $STATE/extra.json: WAL per relayed message in either mode and the
 # tail relay's --loop latency, for the table.
 
@@ -10,16 +10,8 @@ TAIL_ENV=(env MQTX_OUTBOX_SCHEMA=bench_tail MQTX_OUTBOX_MODE=tail)
 psql_b -c "CREATE SCHEMA bench_tail"
 "${TAIL_ENV[@]}" "$MQTX" -q init
 
-# fill_tail N DEST [KEYS]: exactly N rows to DEST (over KEYS ordering keys, none if 0 or absent)
-fill_tail() {
-	local k=NULL
-	((${3:-0} == 0)) || k="'k' || (g % $3)"
-	psql_b -c "TRUNCATE bench_tail.mqtx_outbox RESTART IDENTITY" -c "DELETE FROM bench_tail.mqtx_tail_parked" \
-		-c "UPDATE bench_tail.mqtx_tail_checkpoints SET prev_snapshot = pg_current_snapshot(), cur_snapshot = NULL, pos_id = NULL" \
-		-c "INSERT INTO bench_tail.mqtx_outbox(destination, routing_key, ordering_key, payload)
-		    SELECT '$2', 'rk', $k, convert_to(repeat('x', $SIZE), 'UTF8') FROM generate_series(1, $1) g" \
-		-c "VACUUM ANALYZE bench_tail.mqtx_outbox"
-}
+# fill_tail N DEST [KEYS]: see fill_rows in bench/run.sh
+fill_tail() { fill_rows bench_tail "$1" "$2" "${3:-0}"; }
 
 prep_tail_classic() { purge bench.classic.q; fill_tail "$N" bench.classic; }
 scenario tail_classic "$N" prep_tail_classic "${TAIL_ENV[@]}" "$MQTX" -q relay --batch 1000

@@ -112,16 +112,16 @@ int mqtx_tail_rebalance(struct mqtx_tail *tl, bool *own, bool *changed, struct m
 			     "AND classid::int8 = ($1::int8 & 4294967295) AND objid::int8 = ($2::int8 & 4294967295)) l",
 			     2, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		return mqtx_pg_fail(tl->conn, res, "cannot count the running tail relays", err);
-	long relays = atol(PQgetvalue(res, 0, 0)), rank = atol(PQgetvalue(res, 0, 1));
+		return mqtx_pg_fail(tl->conn, res, "cannot count the running tail relay lanes", err);
+	long lanes = atol(PQgetvalue(res, 0, 0)), rank = atol(PQgetvalue(res, 0, 1));
 	PQclear(res);
-	if (relays < 1)
-		relays = 1;
+	if (lanes < 1)
+		lanes = 1;
 	/* every lane (a connection: each relay runs two) gets n / lanes
 	 * buckets, and the first n % lanes of them by backend pid one more:
 	 * each lane works out the same split from pg_locks, so a late starter
 	 * is not left with nothing while the first ones keep a rounded-up share */
-	int share = (int)(tl->nbuckets / relays) + (rank < tl->nbuckets % relays ? 1 : 0), have = 0;
+	int share = (int)(tl->nbuckets / lanes) + (rank < tl->nbuckets % lanes ? 1 : 0), have = 0;
 	for (int i = 0; i < tl->nbuckets; i++)
 		have += own[i];
 	if (have > share) { /* give back the highest ones */
@@ -361,55 +361,107 @@ static struct mqtx_tail_chunk *chunk_new(PGresult *res, bool empty)
  * session (no transaction-mode pooler between relay and database). */
 enum { STMT_FETCH, STMT_RECORD, STMT_RECORD_PARKED };
 
-static PGresult *exec_stmt(struct mqtx_tail *tl, int which, const char *sql, int n, const char *const *p, int binary)
-{
-	static const char *const names[] = {"mqtx_tail_fetch", "mqtx_tail_record", "mqtx_tail_record_parked"};
-	return mqtx_pg_exec_prepared(tl->conn, &tl->prepared[which], names[which], sql, n, p, binary);
-}
-
-struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
-					size_t scan, struct mqtx_err *err)
+/* The fetch: $1 position, $2 the interval's last id, $3 ids to scan, $4
+ * prev and $5 cur snapshot, $6 the group's buckets (NULL: all), $7 rows. */
+static void fetch_sql(const struct mqtx_tail *tl, struct mqtx_buf *sql)
 {
 	const char *id = tl->q[MQTX_COL_ID], *av = tl->q[MQTX_COL_AVAILABLE_AT], *ok = tl->q[MQTX_COL_ORDERING_KEY];
 	const char *T = mqtx_outbox_qualified(tl->ob);
-	bool all = g->n == (size_t)tl->nbuckets;
-	if (scan < limit)
-		scan = limit;
-	struct mqtx_buf sql = MQTX_BUF_INIT;
 	/* m: the next ids of the table in order, at most scan of them (an
 	 * index-only scan): where the scan ends; h: the rows of the interval
 	 * and of the group's buckets among them, read once from the heap in
 	 * id order, columns as they are (no whole-row value: taking columns
 	 * out of one costs a deform each) */
-	mqtx_buf_printf(&sql,
+	mqtx_buf_printf(sql,
 			"WITH m AS (SELECT max(x.i) AS e, count(*) AS n FROM (SELECT t.%s AS i FROM %s t WHERE t.%s > $1::int8 "
 			"AND t.%s <= $2::int8 ORDER BY t.%s LIMIT $3::int8) x), "
 			"h AS (SELECT t.* FROM %s t, m WHERE t.%s > $1::int8 AND t.%s <= m.e AND ",
 			id, T, id, id, id, T, id, id);
-	mqtx_tail_interval_sql(tl, &sql, "t", "$4::pg_snapshot", "$5::pg_snapshot");
-	mqtx_buf_adds(&sql, " AND ($6::int4[] IS NULL OR ");
-	mqtx_tail_bucket_sql(tl, &sql, "t");
-	mqtx_buf_adds(&sql, " = ANY($6::int4[]))");
-	mqtx_buf_printf(&sql, " ORDER BY t.%s LIMIT $7::int8) SELECT ", id);
-	mqtx_outbox_msg_columns(tl->ob, &sql, "h");
-	mqtx_buf_printf(&sql, ", m.e::int8, m.n::int8, (CASE WHEN h.%s > now() THEN 1 ELSE 0 END)::int8, ", av);
-	mqtx_tail_bucket_sql(tl, &sql, "h");
+	mqtx_tail_interval_sql(tl, sql, "t", "$4::pg_snapshot", "$5::pg_snapshot");
+	mqtx_buf_adds(sql, " AND ($6::int4[] IS NULL OR ");
+	mqtx_tail_bucket_sql(tl, sql, "t");
+	mqtx_buf_adds(sql, " = ANY($6::int4[]))");
+	mqtx_buf_printf(sql, " ORDER BY t.%s LIMIT $7::int8) SELECT ", id);
+	mqtx_outbox_msg_columns(tl->ob, sql, "h");
+	mqtx_buf_printf(sql, ", m.e::int8, m.n::int8, (CASE WHEN h.%s > now() THEN 1 ELSE 0 END)::int8, ", av);
+	mqtx_tail_bucket_sql(tl, sql, "h");
 	/* the parked table is looked at per row only when it holds rows of
 	 * the outbox (one look per chunk, usually the only one) */
 	char any[512];
 	snprintf(any, sizeof(any), "(SELECT EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s))", tl->parked, tl->lit);
-	mqtx_buf_printf(&sql,
+	mqtx_buf_printf(sql,
 			"::int8, (CASE WHEN %s THEN (SELECT p.state FROM %s p WHERE p.outbox = %s AND p.id = h.%s) END)::text, ",
 			any, tl->parked, tl->lit, id);
 	if (ok != NULL)
-		mqtx_buf_printf(&sql,
+		mqtx_buf_printf(sql,
 				"(CASE WHEN %s AND h.%s IS NOT NULL AND EXISTS (SELECT 1 FROM %s p WHERE p.outbox = %s "
 				"AND p.ordering_key = h.%s AND p.state <> 'dead' AND p.id <> h.%s) THEN 1 ELSE 0 END)::int8",
 				any, ok, tl->parked, tl->lit, ok, id);
 	else
-		mqtx_buf_adds(&sql, "0::int8");
-	mqtx_buf_printf(&sql, " FROM m LEFT JOIN h ON true ORDER BY h.%s", id);
+		mqtx_buf_adds(sql, "0::int8");
+	mqtx_buf_printf(sql, " FROM m LEFT JOIN h ON true ORDER BY h.%s", id);
+}
 
+/* The record of an interval chunk: $1-$8 the parked rows (id, bucket,
+ * key, state, attempts, delay ms, due at available_at, error), $9 the ids
+ * no longer parked, $10-$13 the checkpoint, $14 the group's buckets. */
+static void record_sql(const struct mqtx_tail *tl, struct mqtx_buf *sql)
+{
+	const char *id = tl->q[MQTX_COL_ID], *av = tl->q[MQTX_COL_AVAILABLE_AT];
+	const char *T = mqtx_outbox_qualified(tl->ob);
+	mqtx_buf_printf(sql,
+			"WITH a AS (INSERT INTO %s AS p (outbox, id, bucket, ordering_key, state, attempts, next_at, last_error) "
+			"SELECT %s, u.id, u.b, u.k, u.st, u.att, CASE WHEN u.av THEN (SELECT t.%s FROM %s t WHERE t.%s = u.id LIMIT 1) "
+			"WHEN u.d IS NULL THEN NULL ELSE now() + u.d * interval '1 millisecond' END, u.e "
+			"FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int4[], $6::int8[], $7::bool[], $8::text[]) "
+			"AS u(id, b, k, st, att, d, av, e) "
+			"ON CONFLICT (outbox, id) DO UPDATE SET state = EXCLUDED.state, "
+			"attempts = CASE WHEN EXCLUDED.state = 'blocked' THEN p.attempts ELSE EXCLUDED.attempts END, "
+			"next_at = EXCLUDED.next_at, last_error = coalesce(EXCLUDED.last_error, p.last_error), updated_at = now() "
+			"RETURNING 1), "
+			"d AS (DELETE FROM %s p WHERE p.outbox = %s AND p.id = ANY($9::int8[]) RETURNING 1), "
+			"c AS (UPDATE %s c SET prev_snapshot = $10::pg_snapshot, cur_snapshot = $11::pg_snapshot, pos_id = $12::int8, "
+			"relay_id = $13, updated_at = now() WHERE c.outbox = %s AND c.bucket = ANY($14::int4[]) RETURNING 1) "
+			"SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM a), (SELECT count(*) FROM d)",
+			tl->parked, tl->lit, av, T, id, tl->parked, tl->lit, tl->cp, tl->lit);
+}
+
+/* The record of parked rows: $1 the ids sent, $2-$4 and $6 the failed
+ * ones (id, error, delay ms, permanent), $5 relay.max_attempts. */
+static void record_parked_sql(const struct mqtx_tail *tl, struct mqtx_buf *sql)
+{
+	mqtx_buf_printf(sql,
+			"WITH d AS (DELETE FROM %s p WHERE p.outbox = %s AND p.id = ANY($1::int8[]) RETURNING 1), "
+			"f AS (UPDATE %s p SET attempts = p.attempts + 1, last_error = u.e, "
+			"state = CASE WHEN u.perm OR p.attempts + 1 >= $5::int4 THEN 'dead' ELSE 'retry' END, "
+			"next_at = now() + u.d * interval '1 millisecond', updated_at = now() "
+			"FROM unnest($2::int8[], $3::text[], $4::int8[], $6::bool[]) AS u(id, e, d, perm) "
+			"WHERE p.outbox = %s AND p.id = u.id RETURNING p.state = 'dead' AS dead, u.perm) "
+			"SELECT (SELECT count(*) FROM f WHERE NOT dead), (SELECT count(*) FROM f WHERE dead), "
+			"(SELECT count(*) FROM f WHERE dead AND perm)",
+			tl->parked, tl->lit, tl->parked, tl->lit);
+}
+
+/* Runs statement which, building its text only the first time, to prepare it. */
+static PGresult *exec_stmt(struct mqtx_tail *tl, int which, int n, const char *const *p, int binary)
+{
+	static const char *const names[] = {"mqtx_tail_fetch", "mqtx_tail_record", "mqtx_tail_record_parked"};
+	static void (*const build[])(const struct mqtx_tail *, struct mqtx_buf *) = {fetch_sql, record_sql,
+										     record_parked_sql};
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	if (!tl->prepared[which])
+		build[which](tl, &sql);
+	PGresult *res = mqtx_pg_exec_prepared(tl->conn, &tl->prepared[which], names[which], sql.data, n, p, binary);
+	mqtx_buf_free(&sql);
+	return res;
+}
+
+struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
+					size_t scan, struct mqtx_err *err)
+{
+	bool all = g->n == (size_t)tl->nbuckets;
+	if (scan < limit)
+		scan = limit;
 	char spos[32], smax[32], sscan[32], slimit[32];
 	snprintf(spos, sizeof(spos), "%lld", (long long)g->pos);
 	snprintf(smax, sizeof(smax), "%lld", (long long)g->max);
@@ -417,8 +469,7 @@ struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_
 	snprintf(slimit, sizeof(slimit), "%zu", limit);
 	char *arr = all ? NULL : int_array(g->buckets, g->n);
 	const char *p[7] = {spos, smax, sscan, g->prev, g->cur, arr, slimit};
-	PGresult *res = exec_stmt(tl, STMT_FETCH, sql.data, 7, p, 1);
-	mqtx_buf_free(&sql);
+	PGresult *res = exec_stmt(tl, STMT_FETCH, 7, p, 1);
 	free(arr);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mqtx_pg_fail(tl->conn, res, "cannot read outbox rows", err);
@@ -493,12 +544,12 @@ struct mqtx_tail_chunk *mqtx_tail_fetch_parked(struct mqtx_tail *tl, const bool 
 
 /* ---- recording ---- */
 
-static int in_tx(struct mqtx_tail *tl, int which, const char *sql, int n, const char *const *p, PGresult **out,
-		 const char *doing, struct mqtx_err *err)
+static int in_tx(struct mqtx_tail *tl, int which, int n, const char *const *p, PGresult **out, const char *doing,
+		 struct mqtx_err *err)
 {
 	if (mqtx_pg_exec(tl->conn, "BEGIN", err) < 0)
 		return -1;
-	PGresult *res = exec_stmt(tl, which, sql, n, p, 0);
+	PGresult *res = exec_stmt(tl, which, n, p, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mqtx_pg_fail(tl->conn, res, doing, err);
 		goto fail;
@@ -530,8 +581,6 @@ static const char *msg_error(const struct mqtx_msg *m)
 int mqtx_tail_record(struct mqtx_tail *tl, const struct mqtx_tail_group *g, const struct mqtx_tail_chunk *c,
 		     size_t settled, const char *relay_id, struct mqtx_tail_outcome *out, struct mqtx_err *err)
 {
-	const char *id = tl->q[MQTX_COL_ID], *av = tl->q[MQTX_COL_AVAILABLE_AT];
-	const char *T = mqtx_outbox_qualified(tl->ob);
 	struct mqtx_buf a_id = MQTX_BUF_INIT, a_b = MQTX_BUF_INIT, a_k = MQTX_BUF_INIT, a_st = MQTX_BUF_INIT;
 	struct mqtx_buf a_att = MQTX_BUF_INIT, a_d = MQTX_BUF_INIT, a_av = MQTX_BUF_INIT, a_e = MQTX_BUF_INIT;
 	struct mqtx_buf del = MQTX_BUF_INIT;
@@ -593,22 +642,6 @@ int mqtx_tail_record(struct mqtx_tail *tl, const struct mqtx_tail_group *g, cons
 	for (int i = 0; i < 9; i++)
 		mqtx_buf_addc(arrs[i], '}');
 
-	struct mqtx_buf sql = MQTX_BUF_INIT;
-	mqtx_buf_printf(&sql,
-			"WITH a AS (INSERT INTO %s AS p (outbox, id, bucket, ordering_key, state, attempts, next_at, last_error) "
-			"SELECT %s, u.id, u.b, u.k, u.st, u.att, CASE WHEN u.av THEN (SELECT t.%s FROM %s t WHERE t.%s = u.id LIMIT 1) "
-			"WHEN u.d IS NULL THEN NULL ELSE now() + u.d * interval '1 millisecond' END, u.e "
-			"FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::int4[], $6::int8[], $7::bool[], $8::text[]) "
-			"AS u(id, b, k, st, att, d, av, e) "
-			"ON CONFLICT (outbox, id) DO UPDATE SET state = EXCLUDED.state, "
-			"attempts = CASE WHEN EXCLUDED.state = 'blocked' THEN p.attempts ELSE EXCLUDED.attempts END, "
-			"next_at = EXCLUDED.next_at, last_error = coalesce(EXCLUDED.last_error, p.last_error), updated_at = now() "
-			"RETURNING 1), "
-			"d AS (DELETE FROM %s p WHERE p.outbox = %s AND p.id = ANY($9::int8[]) RETURNING 1), "
-			"c AS (UPDATE %s c SET prev_snapshot = $10::pg_snapshot, cur_snapshot = $11::pg_snapshot, pos_id = $12::int8, "
-			"relay_id = $13, updated_at = now() WHERE c.outbox = %s AND c.bucket = ANY($14::int4[]) RETURNING 1) "
-			"SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM a), (SELECT count(*) FROM d)",
-			tl->parked, tl->lit, av, T, id, tl->parked, tl->lit, tl->cp, tl->lit);
 	char spos[32];
 	snprintf(spos, sizeof(spos), "%lld", (long long)g->pos);
 	char *buckets = int_array(g->buckets, g->n);
@@ -616,8 +649,7 @@ int mqtx_tail_record(struct mqtx_tail *tl, const struct mqtx_tail_group *g, cons
 			     a_av.data, a_e.data, del.data, g->prev,   g->cur,     g->cur != NULL ? spos : NULL,
 			     relay_id,  buckets};
 	PGresult *res = NULL;
-	int rc = in_tx(tl, STMT_RECORD, sql.data, 14, p, &res, "cannot record the batch and its checkpoint", err);
-	mqtx_buf_free(&sql);
+	int rc = in_tx(tl, STMT_RECORD, 14, p, &res, "cannot record the batch and its checkpoint", err);
 	free(buckets);
 	for (int i = 0; i < 9; i++)
 		mqtx_buf_free(arrs[i]);
@@ -661,24 +693,11 @@ int mqtx_tail_record_parked(struct mqtx_tail *tl, const struct mqtx_tail_chunk *
 		mqtx_buf_addc(arrs[i], '}');
 	int rc = 0;
 	if (out->sent + nf > 0) {
-		struct mqtx_buf sql = MQTX_BUF_INIT;
-		mqtx_buf_printf(&sql,
-				"WITH d AS (DELETE FROM %s p WHERE p.outbox = %s AND p.id = ANY($1::int8[]) RETURNING 1), "
-				"f AS (UPDATE %s p SET attempts = p.attempts + 1, last_error = u.e, "
-				"state = CASE WHEN u.perm OR p.attempts + 1 >= $5::int4 THEN 'dead' ELSE 'retry' END, "
-				"next_at = now() + u.d * interval '1 millisecond', updated_at = now() "
-				"FROM unnest($2::int8[], $3::text[], $4::int8[], $6::bool[]) AS u(id, e, d, perm) "
-				"WHERE p.outbox = %s AND p.id = u.id RETURNING p.state = 'dead' AS dead, u.perm) "
-				"SELECT (SELECT count(*) FROM f WHERE NOT dead), (SELECT count(*) FROM f WHERE dead), "
-				"(SELECT count(*) FROM f WHERE dead AND perm)",
-				tl->parked, tl->lit, tl->parked, tl->lit);
 		char smax[32];
 		snprintf(smax, sizeof(smax), "%lld", (long long)tl->cfg->relay_max_attempts);
 		const char *p[6] = {del.data, fid.data, ferr.data, fd.data, smax, fperm.data};
 		PGresult *res = NULL;
-		rc = in_tx(tl, STMT_RECORD_PARKED, sql.data, 6, p, &res, "cannot record the outcome of parked rows",
-			   err);
-		mqtx_buf_free(&sql);
+		rc = in_tx(tl, STMT_RECORD_PARKED, 6, p, &res, "cannot record the outcome of parked rows", err);
 		if (rc == 0) {
 			out->failed = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 			out->dead = (size_t)strtoull(PQgetvalue(res, 0, 1), NULL, 10);

@@ -87,21 +87,15 @@ static void looked(struct relay *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
-static bool enough(struct relay *r)
+/* relay.max_messages is used up. When only because the other lane holds
+ * part of it, which it may give back unused, sl is marked starved (the
+ * drain then runs the lanes again). */
+static bool enough(struct relay *r, struct slot *sl)
 {
 	pthread_mutex_lock(&r->lock);
 	bool e = r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages;
-	pthread_mutex_unlock(&r->lock);
-	return e;
-}
-
-/* relay.max_messages is used up; *starved when only because the other
- * lane holds part of it, which it may give back unused. */
-static bool used_up(struct relay *r, bool *starved)
-{
-	pthread_mutex_lock(&r->lock);
-	bool e = r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages;
-	*starved = e && r->reserved > 0;
+	if (sl != NULL && e && r->reserved > 0)
+		sl->tstarved = true;
 	pthread_mutex_unlock(&r->lock);
 	return e;
 }
@@ -246,9 +240,7 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 		return o;
 	size_t limit = reserve(r);
 	if (limit == 0) {
-		bool starved = false;
-		(void)used_up(r, &starved);
-		sl->tstarved = sl->tstarved || starved;
+		(void)enough(r, sl);
 		return 0;
 	}
 	int64_t t0 = mqtx_now_ms();
@@ -318,9 +310,7 @@ static int parked_step(struct slot *sl, struct mqtx_err *err, bool *broker)
 	struct relay *r = sl->r;
 	size_t limit = reserve(r);
 	if (limit == 0) {
-		bool starved = false;
-		(void)used_up(r, &starved);
-		sl->tstarved = sl->tstarved || starved;
+		(void)enough(r, sl);
 		return 0;
 	}
 	struct mqtx_tail_chunk *c = mqtx_tail_fetch_parked(sl->tl, sl->ts->own, limit, err);
@@ -399,11 +389,8 @@ static int lane_drain(struct slot *sl, struct mqtx_err *err, bool *broker)
 	if (ts->scan == 0)
 		ts->scan = (size_t)r->cfg->relay_batch_size;
 	for (;;) {
-		bool starved = false;
-		if (halted(r) || out_of_time(r) || used_up(r, &starved)) {
-			sl->tstarved = sl->tstarved || starved;
+		if (halted(r) || out_of_time(r) || enough(r, sl))
 			return 0;
-		}
 		if (own_buckets(sl, err) < 0)
 			return -1;
 		if (ts->ng == 0)
@@ -481,7 +468,7 @@ int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
 			failed = failed || r->slots[i].trc < 0;
 			again = again || r->slots[i].tstarved;
 		}
-		if (failed || !again || !(r->slots[0].tprogress || r->slots[1].tprogress) || enough(r) ||
+		if (failed || !again || !(r->slots[0].tprogress || r->slots[1].tprogress) || enough(r, NULL) ||
 		    mqtx_relay_stopping(r))
 			break;
 	}
