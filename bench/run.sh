@@ -177,15 +177,21 @@ export -f amqp_publish_loop
 export AP_N
 scenario amqp_publish_per_message "$AP_N" prep_classic_pub bash -c amqp_publish_loop
 
-# Kafka (librdkafka's mock cluster, in memory): kcat -P vs mqtx relay, same messages.
+# Kafka (a real Apache Kafka broker, one KRaft node, its log on disk:
+# tests/helpers/kafka.sh): kcat -P vs mqtx relay and txpub, same messages.
 KAFKA=$MQTX_TEST_KAFKA_BROKERS
-"$ROOT/tests/helpers/kafka.sh" ctl "$STATE" topic bench.k 3 >/dev/null
+"$ROOT/tests/helpers/kafka_tool" create-topic "$KAFKA" bench.k 3 >/dev/null
 head -c "$SIZE" /dev/zero | tr '\0' x >"$STATE/line"
 yes "$(cat "$STATE/line")" | head -n "$N" >"$STATE/kcat.in" || true
 scenario kcat_produce "$N" prep_none kcat -P -b "$KAFKA" -t bench.k -X enable.idempotence=true -X acks=all \
 	-X linger.ms=5 -l "$STATE/kcat.in"
 prep_kafka_relay() { fill_outbox "$N" bench.k; }
 scenario relay_kafka "$N" prep_kafka_relay env MQTX_BROKER_URL="kafka://$KAFKA" "$MQTX" -q relay --batch 1000
+# txpub from stdin in Kafka transactions of 1,000 messages (kafka-tx)
+txpub_kafka_tx() { MQTX_BROKER_URL="kafka://$KAFKA" "$MQTX" -q txpub -d bench.k -r rk --mode kafka-tx --batch 1000 <"$STATE/lines.in" >/dev/null; }
+export -f txpub_kafka_tx
+export KAFKA
+scenario txpub_kafka_tx "$N" prep_none bash -c txpub_kafka_tx
 
 # Tail mode (outbox.mode tail): the same relays without a write per row.
 # shellcheck source=bench/tail.sh
@@ -373,6 +379,8 @@ ref = min_ref("kcat_produce", "db_limit")
 r = res["relay_kafka"]["msgs_per_s"] / ref if ref and res.get("relay_kafka") else None
 if res.get("relay_kafka"):
     add("relay_kafka", "min(kcat_produce, db_limit)", r, ">= 0.8", r is not None and r >= 0.8)
+r = ratio("txpub_kafka_tx", "kcat_produce")
+add("txpub_kafka_tx", "kcat_produce (same broker)", r, "(reported)", r is not None)
 r = ratio("status_keyed", "status_unkeyed")
 add("status_keyed", "status_unkeyed (no keys, same rows)", r, ">= 0.8", r is not None and r >= 0.8)
 # tail mode (issue 17)

@@ -13,6 +13,12 @@
 #                            object per line: {"id","key","rk","body","headers"}
 #                            in delivery order (per partition for Kafka)
 #   backend_stop/backend_start   take the broker away and bring it back
+#                            (Kafka: only after backend_use_fault_injection)
+#   backend_use_fault_injection  Kafka: the rest of the test runs on
+#                            librdkafka's mock cluster, which takes brokers
+#                            down and injects request errors (a new topic
+#                            there, MQTX_BROKER_URL pointed at it); other
+#                            brokers: nothing changes
 #   backend_name             amqp | kafka | nats
 #   backend_can CAP          whether the broker can CAP (transactions,
 #                            fenced_transactions, queues, consume, inspect,
@@ -104,10 +110,37 @@ backend_consume() {
 	esac
 }
 
+# kafka_on_mock: the test runs on the Kafka mock cluster.
+kafka_on_mock() {
+	[[ -n ${MQTX_TEST_KAFKA_MOCK_BROKERS:-} && ${MQTX_TEST_KAFKA_BROKERS:-} == "$MQTX_TEST_KAFKA_MOCK_BROKERS" ]]
+}
+
+backend_use_fault_injection() {
+	[[ $MQTX_TEST_BACKEND == kafka ]] || return 0
+	[[ -n ${MQTX_TEST_KAFKA_MOCK_BROKERS:-} && -p ${MQTX_TEST_KAFKA_MOCK_CTL:-} ]] ||
+		skip "no Kafka mock cluster (tests/helpers/kafka.sh start)"
+	export MQTX_TEST_KAFKA_BROKERS=$MQTX_TEST_KAFKA_MOCK_BROKERS
+	backend_setup
+}
+
+# kafka_topic_exists NAME: the Kafka broker lists NAME in its metadata.
+kafka_topic_exists() {
+	"$KAFKA_TOOL" consume "$MQTX_TEST_KAFKA_BROKERS" "$1" --timeout 0.5 >/dev/null 2>&1
+}
+
+# kafka_mock_ctl COMMAND...: a command to the mock cluster (kafka.sh ctl).
+kafka_mock_ctl() {
+	kafka_on_mock || fail "the Kafka mock is not in use: call backend_use_fault_injection first" || return 1
+	"$BATS_TEST_DIRNAME/helpers/kafka.sh" ctl "$MQTX_TEST_STATEDIR" "$@" >/dev/null
+}
+
 backend_stop() {
 	case $MQTX_TEST_BACKEND in
 	amqp) "$MQTX_TEST_RABBITMQCTL" -q stop_app >/dev/null ;;
-	kafka) for b in 1 2 3; do echo "down $b" >"$MQTX_TEST_KAFKA_CTL"; done ;;
+	kafka)
+		kafka_on_mock || fail "backend_stop on Kafka needs backend_use_fault_injection first" || return 1
+		for b in 1 2 3; do echo "down $b" >"$MQTX_TEST_KAFKA_MOCK_CTL"; done
+		;;
 	nats) "$BATS_TEST_DIRNAME/helpers/nats.sh" down "$MQTX_TEST_STATEDIR" ;;
 	esac
 }
@@ -115,7 +148,10 @@ backend_stop() {
 backend_start() {
 	case $MQTX_TEST_BACKEND in
 	amqp) "$MQTX_TEST_RABBITMQCTL" -q start_app >/dev/null ;;
-	kafka) for b in 1 2 3; do echo "up $b" >"$MQTX_TEST_KAFKA_CTL"; done ;;
+	kafka)
+		kafka_on_mock || fail "backend_start on Kafka needs backend_use_fault_injection first" || return 1
+		for b in 1 2 3; do echo "up $b" >"$MQTX_TEST_KAFKA_MOCK_CTL"; done
+		;;
 	nats) "$BATS_TEST_DIRNAME/helpers/nats.sh" up "$MQTX_TEST_STATEDIR" ;;
 	esac
 }
@@ -123,7 +159,7 @@ backend_start() {
 skip_unless_local_broker() {
 	case $MQTX_TEST_BACKEND in
 	amqp) skip_unless_local_amqp ;;
-	kafka) [[ ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]] || skip "needs the local Kafka mock cluster" ;;
+	kafka) kafka_on_mock || [[ ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]] || skip "needs the local Kafka broker" ;;
 	nats) [[ ${MQTX_TEST_NATS_LOCAL:-0} == 1 ]] || skip "needs the local nats-server" ;;
 	esac
 }
@@ -162,13 +198,13 @@ skip_on_backend() {
 }
 
 # missing_dest: prints the name of a destination that does not exist (the
-# Kafka mock creates every topic it is asked about, so it is told to
-# answer UNKNOWN_TOPIC_OR_PART for this one).
+# real Kafka broker runs with auto.create.topics.enable=false; the mock
+# creates every topic it is asked about, so it is told to answer
+# UNKNOWN_TOPIC_OR_PART for this one).
 missing_dest() {
 	local name="no-such-destination-$T_SCHEMA"
-	if [[ $MQTX_TEST_BACKEND == kafka && ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]]; then
-		"$BATS_TEST_DIRNAME/helpers/kafka.sh" ctl "$MQTX_TEST_STATEDIR" topic-error "$name" UNKNOWN_TOPIC_OR_PART >/dev/null ||
-			return 1
+	if [[ $MQTX_TEST_BACKEND == kafka ]] && kafka_on_mock; then
+		kafka_mock_ctl topic-error "$name" UNKNOWN_TOPIC_OR_PART || return 1
 	fi
 	printf '%s\n' "$name"
 }

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs the Debian packages mqtx needs to build and test, when missing.
-# As root: apt-get install. Otherwise: print the exact command and fail.
+# Installs the Debian packages mqtx needs to build and test, when missing,
+# then the Apache Kafka broker the tests and bench run (its jars, through
+# Maven, from tests/kafka/pom.xml into ~/.cache/mqtx: tests/helpers/kafka.sh
+# fetch). As root: apt-get install. Otherwise: print the exact command and fail.
 set -eu
 PKGS="gcc make pkg-config libpq-dev librabbitmq-dev librdkafka-dev libnats-dev libyaml-dev libssl-dev
 postgresql-15 postgresql-client-15 rabbitmq-server amqp-tools kcat nats-server
@@ -11,7 +13,17 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+# Java 17 and Maven only start the Kafka broker in tests; a JDK installed
+# otherwise (not from Debian) is fine.
+command -v java >/dev/null 2>&1 || missing="$missing openjdk-17-jre-headless"
+command -v mvn >/dev/null 2>&1 || missing="$missing maven"
+fetch_kafka() {
+	bash "$(dirname "$0")/helpers/kafka.sh" fetch
+}
+[ -z "$missing" ] && {
+	fetch_kafka
+	exit 0
+}
 if [ "$(id -u)" -eq 0 ]; then
 	echo "deps: installing:$missing" >&2
 	export DEBIAN_FRONTEND=noninteractive
@@ -23,3 +35,4 @@ else
 	echo "  sudo apt-get install -y$missing" >&2
 	exit 1
 fi
+fetch_kafka

@@ -116,6 +116,10 @@ teardown() {
 	[[ $(count_status sent) == 10 ]]
 	backend_consume 10 >"$BATS_TEST_TMPDIR/got"
 	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == 10 ]]
+	# a real Kafka broker (auto.create.topics.enable=false) did not create it
+	if [[ $(backend_name) == kafka ]] && ! kafka_on_mock; then
+		! kafka_topic_exists "no-such-destination-$T_SCHEMA" || fail "the relay created the missing topic"
+	fi
 }
 
 # bats test_tags=valgrind
@@ -200,6 +204,7 @@ pending|0"
 
 @test "relay: broker stopped mid-run: nothing is marked sent that the broker did not confirm; --loop recovers" {
 	skip_unless_local_broker
+	backend_use_fault_injection
 	insert_rows 20000
 	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
 	wait_sent 30 '>' 500
@@ -406,6 +411,7 @@ assert_json_lines() {
 
 @test "relay: --log-format json: every stderr line is JSON while the broker is down and back (with -v: librdkafka's log too)" {
 	skip_unless_local_broker
+	backend_use_fault_injection
 	insert_rows 3
 	mqtx_bg relay --loop --poll-interval 200ms --log-format json -v
 	wait_sent 30 == 3

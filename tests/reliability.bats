@@ -213,10 +213,10 @@ crash_then_recover() {
 
 @test "reliability: Kafka produce errors (NOT_ENOUGH_REPLICAS, NOT_LEADER_FOR_PARTITION) are retried: every row once, in key order" {
 	[[ $(backend_name) == kafka ]] || skip "fault injection of the Kafka mock cluster"
-	skip_unless_local_broker
+	backend_use_fault_injection
 	insert_rows 300 "$T_DEST" "'k' || (g % 5)"
-	"$BATS_TEST_DIRNAME/helpers/kafka.sh" ctl "$MQTX_TEST_STATEDIR" errors Produce 4 NOT_ENOUGH_REPLICAS >/dev/null
-	"$BATS_TEST_DIRNAME/helpers/kafka.sh" ctl "$MQTX_TEST_STATEDIR" errors Produce 3 NOT_LEADER_FOR_PARTITION >/dev/null
+	kafka_mock_ctl errors Produce 4 NOT_ENOUGH_REPLICAS
+	kafka_mock_ctl errors Produce 3 NOT_LEADER_FOR_PARTITION
 	run_mqtx 0 relay --batch 50
 	[[ $(count_status sent) == 300 ]]
 	backend_consume 300 >"$BATS_TEST_TMPDIR/got"

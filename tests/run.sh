@@ -3,9 +3,10 @@
 #
 # Usage: tests/run.sh [BATS_FILES...]      (default: tests/*.bats)
 #
-# Starts PostgreSQL, RabbitMQ, a Kafka mock and nats-server in a temporary STATEDIR (see
-# tests/helpers/servers.sh; servers given by MQTX_TEST_DATABASE_URL /
-# MQTX_TEST_AMQP_URL are used instead), runs tests/unit/unit_tests if it
+# Starts PostgreSQL, RabbitMQ, an Apache Kafka broker and librdkafka's mock
+# cluster, and nats-server in a temporary STATEDIR (see tests/helpers/servers.sh,
+# kafka.sh, nats.sh; servers given by MQTX_TEST_DATABASE_URL,
+# MQTX_TEST_AMQP_URL, MQTX_TEST_KAFKA_BROKERS, MQTX_TEST_NATS_URL are used instead), runs tests/unit/unit_tests if it
 # exists, then bats, and always stops the servers again.
 #
 # Environment:
@@ -45,7 +46,7 @@ cleanup() {
 	cleaned=1
 	[[ -n $STATEDIR ]] || return 0
 	"$ROOT/tests/helpers/nats.sh" stop "$STATEDIR" || say "warning: stopping nats-server failed (state in $STATEDIR)"
-	"$ROOT/tests/helpers/kafka.sh" stop "$STATEDIR" || say "warning: stopping the Kafka mock failed (state in $STATEDIR)"
+	"$ROOT/tests/helpers/kafka.sh" stop "$STATEDIR" || say "warning: stopping the Kafka broker or mock failed (state in $STATEDIR)"
 	"$SERVERS" stop "$STATEDIR" || say "warning: stopping the test servers failed (state in $STATEDIR)"
 	if [[ ${MQTX_TEST_KEEP_STATE:-0} == 1 ]]; then
 		say "kept test state in $STATEDIR"
@@ -139,7 +140,7 @@ if ! "$SERVERS" start "$STATEDIR"; then
 	exit 1
 fi
 if ! "$ROOT/tests/helpers/kafka.sh" start "$STATEDIR"; then
-	say "could not start the Kafka mock cluster (logs in $STATEDIR)"
+	say "could not start the Kafka broker or mock cluster (logs in $STATEDIR)"
 	MQTX_TEST_KEEP_STATE=1
 	cleanup
 	failed=1

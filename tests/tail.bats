@@ -350,7 +350,7 @@ stop_relays() {
 	skip_unless_failpoints
 	count_outbox_writes
 	# one INSERT: one transaction; routing keys spread the rows over Kafka's
-	# partitions (the mock keeps only so many messages per partition)
+	# partitions
 	psql_test "INSERT INTO mqtx_outbox(destination, routing_key, payload)
 		SELECT '$T_DEST', 'test.rk' || (g % 30), convert_to(json_build_object('n', g)::text, 'UTF8')
 		FROM generate_series(1, 60000) g"
@@ -496,6 +496,7 @@ crash_tail() {
 
 @test "tail: the broker goes away and comes back under --loop: unconfirmed rows are not parked, everything goes out" {
 	skip_unless_local_broker
+	backend_use_fault_injection
 	insert_rows 5000
 	mqtx_bg relay --loop --batch 200 --poll-interval 200ms
 	wait_until 30 unrelayed_below 4600

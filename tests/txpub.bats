@@ -52,10 +52,10 @@ note() {
 }
 
 # The librdkafka mock cluster shows messages of aborted (or never
-# committed) transactions to read_committed consumers; a real cluster does
-# not. Absence after an abort can only be checked on RabbitMQ.
+# committed) transactions to read_committed consumers; a real broker does
+# not. Absence after an abort is checked everywhere but on the mock.
 mock_shows_aborted() {
-	[[ $(backend_name) == kafka && ${MQTX_TEST_KAFKA_LOCAL:-0} == 1 ]]
+	[[ $(backend_name) == kafka ]] && kafka_on_mock
 }
 
 # ------------------------------------------------------------ direct publishing
@@ -341,6 +341,7 @@ $(printf 'y\ny' | base64)"
 	skip_unless_can transactions "no broker transactions (the confirm mode is covered by --sql --mode confirm)"
 	skip_unless_failpoints
 	skip_unless_local_broker
+	backend_use_fault_injection
 	local mode=tx
 	[[ $(backend_name) == kafka ]] && mode=kafka-tx
 	printf 'one\ntwo\n' >"$BATS_TEST_TMPDIR/in"
@@ -662,6 +663,7 @@ crash_sql_steps() {
 	skip_unless_can transactions "no broker transactions"
 	skip_unless_failpoints
 	skip_unless_local_broker
+	backend_use_fault_injection
 	sql_for 1 >"$BATS_TEST_TMPDIR/one.sql"
 	MQTX_FAILPOINTS="backend.before_tx_commit=sleep:6000" mqtx_bg txpub --sql "$BATS_TEST_TMPDIR/one.sql" \
 		-d "$T_DEST" --key "$(okey 1)" --payload one --report "$BATS_TEST_TMPDIR/report.json"

@@ -1,47 +1,70 @@
 #!/usr/bin/env bash
-# kafka.sh - a mock Kafka cluster (librdkafka's, in tests/helpers/kafka_mock)
-# for the mqtx test suite.
+# kafka.sh - the Kafka brokers of the mqtx test suite and bench: a real
+# Apache Kafka broker (KRaft, one node, from Maven Central through
+# tests/kafka/pom.xml) for everything, and librdkafka's mock cluster
+# (tests/helpers/kafka_mock) for the faults it injects well (brokers down,
+# request errors).
 #
 # Usage:
-#   tests/helpers/kafka.sh start STATEDIR
-#   tests/helpers/kafka.sh stop  STATEDIR
-#   tests/helpers/kafka.sh ctl   STATEDIR COMMAND...
+#   tests/helpers/kafka.sh start   STATEDIR   both brokers
+#   tests/helpers/kafka.sh stop    STATEDIR   both brokers (by PID)
+#   tests/helpers/kafka.sh down    STATEDIR [--kill]   stop the real broker
+#                                  (SIGTERM, a clean shutdown; --kill: SIGKILL),
+#                                  keeping its ports and log
+#   tests/helpers/kafka.sh up      STATEDIR   start it again, same ports and log
+#   tests/helpers/kafka.sh ctl     STATEDIR COMMAND...   a mock command
+#   tests/helpers/kafka.sh fetch              only fetch the broker's jars
 #
 # `start` runs after `servers.sh start STATEDIR` (which writes STATEDIR/env
 # from scratch) and appends to STATEDIR/env:
 #
-#   MQTX_TEST_KAFKA_BROKERS  bootstrap list, 127.0.0.1:P1,127.0.0.1:P2,...
-#   MQTX_TEST_KAFKA_LOCAL    1 if the mock was started here, 0 if passed through
-#   MQTX_TEST_KAFKA_CTL      STATEDIR/kafka.ctl, the mock's control FIFO
-#                            (only when LOCAL=1)
+#   MQTX_TEST_KAFKA_BROKERS       the real broker, 127.0.0.1:PORT
+#   MQTX_TEST_KAFKA_LOCAL         1 if it was started here (down/up work),
+#                                 0 if passed through
+#   MQTX_TEST_KAFKA_MOCK_BROKERS  the mock, 127.0.0.1:P1,127.0.0.1:P2,...
+#   MQTX_TEST_KAFKA_MOCK_CTL      STATEDIR/kafka.ctl, the mock's control FIFO
 #
-# When MQTX_TEST_KAFKA_BROKERS is already set, nothing is started and the
-# list is passed through (LOCAL=0). Otherwise kafka_mock runs with 3
-# brokers on 127.0.0.1 (built from kafka_mock.c first if the binary is
-# missing or older than its source).
+# When MQTX_TEST_KAFKA_BROKERS is already set, no broker is started and
+# the list is passed through (LOCAL=0); the mock always runs here.
 #
-# `ctl` writes one command to the control FIFO and waits (up to 10 s) for
-# the mock's answer, printed on stderr; exit 0 for "ok", 1 otherwise.
-# Commands (see kafka_mock.c): topic NAME PARTITIONS | down BROKERID |
-# up BROKERID | errors APIKEY COUNT ERRCODE | rtt BROKERID MS |
-# errors-rtt BROKERID APIKEY COUNT ERRCODE MS |
-# clear APIKEY | topic-error NAME ERRCODE.
+# The real broker: Apache Kafka $KAFKA_VERSION (tests/kafka/pom.xml), its jars
+# copied by `mvn dependency:copy-dependencies` into MQTX_KAFKA_CACHE
+# (default ~/.cache/mqtx/kafka-<hash of the pom>), once; nothing else is
+# downloaded. One combined broker+controller node on 127.0.0.1, two free
+# ports, storage formatted with kafka.tools.StorageTool in STATEDIR/kafka-data,
+# auto.create.topics.enable=false (a missing topic stays missing), a
+# replication factor of 1 for the internal topics, log segments on disk.
+# `start` waits until the broker answers a metadata request (kafka_tool).
 #
-# `stop` stops the recorded process (STATEDIR/kafka.pid) after checking that
-# it still is the mock started here: SIGTERM, up to 10 s, then SIGKILL.
-# Stopping twice, or a STATEDIR where nothing runs, is fine.
+# The mock: 3 brokers on 127.0.0.1. `ctl` writes one command to its control
+# FIFO and waits (up to 10 s) for the answer, printed on stderr; exit 0 for
+# "ok", 1 otherwise. Commands (see kafka_mock.c): topic NAME PARTITIONS |
+# down BROKERID | up BROKERID | errors APIKEY COUNT ERRCODE | rtt BROKERID MS
+# | errors-rtt BROKERID APIKEY COUNT ERRCODE MS | clear APIKEY |
+# topic-error NAME ERRCODE.
 #
-# Files in STATEDIR: kafka.pid, kafka.ctl (FIFO), kafka.out (bootstrap
-# line), kafka.log (the mock's stderr: command results, librdkafka logs).
+# `stop` stops each recorded process after checking that it still is the
+# one started here: SIGTERM, up to 20 s (the broker) or 10 s (the mock),
+# then SIGKILL. Stopping twice, or a STATEDIR where nothing runs, is fine.
+#
+# Files in STATEDIR: kafka.pid, kafka.ctl (FIFO), kafka.out, kafka.log (the
+# mock); kafka-broker.pid, kafka-broker.ports, kafka-server.properties,
+# kafka-log4j2.properties, kafka-broker.out (JVM output), kafka-server.log
+# (the broker's log), kafka-data/ (the real broker).
 
 set -euo pipefail
 
 HELPERS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 readonly HELPERS
+ROOT=$(cd "$HELPERS/../.." && pwd -P)
+readonly ROOT
 readonly MOCK=$HELPERS/kafka_mock
-readonly STOP_WAIT=10  # seconds to wait after SIGTERM before SIGKILL
-readonly START_WAIT=10 # seconds to wait for the bootstrap line
-readonly CTL_WAIT=10   # seconds to wait for a command's answer
+readonly POM=$ROOT/tests/kafka/pom.xml
+readonly STOP_WAIT=10        # seconds to wait after SIGTERM before SIGKILL (mock)
+readonly BROKER_STOP_WAIT=20 # the same for the real broker's clean shutdown
+readonly START_WAIT=10       # seconds to wait for the mock's bootstrap line
+readonly BROKER_START_WAIT=60
+readonly CTL_WAIT=10 # seconds to wait for a mock command's answer
 
 PROG=kafka.sh
 
@@ -55,7 +78,8 @@ die() {
 }
 
 usage() {
-	printf 'usage: %s start|stop STATEDIR\n       %s ctl STATEDIR COMMAND...\n' "$0" "$0" >&2
+	printf 'usage: %s start|stop|up STATEDIR\n       %s down STATEDIR [--kill]\n       %s ctl STATEDIR COMMAND...\n       %s fetch\n' \
+		"$0" "$0" "$0" "$0" >&2
 	exit 2
 }
 
@@ -66,11 +90,186 @@ write_env_var() {
 # read_pidfile, stop_pid
 source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
-# True if PID is alive (not a zombie) and is the mock of this STATEDIR.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---------------------------------------------------------------- the jars
+
+# The cache directory of this pom's jars (a new pom, a new directory).
+kafka_cache() {
+	local h
+	h=$(sha256sum "$POM" | cut -c1-12)
+	printf '%s\n' "${MQTX_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mqtx/kafka-$h}"
+}
+
+# Copies the broker's jars from Maven into the cache unless they are there
+# (the marker file `complete` is written last; a half-done copy is redone).
+fetch_jars() {
+	local cache tmp
+	cache=$(kafka_cache)
+	[[ -f $cache/complete ]] && return 0
+	command -v mvn >/dev/null || die "mvn not found (tests/deps.sh installs maven)"
+	command -v java >/dev/null || die "java not found (tests/deps.sh installs a JRE)"
+	mkdir -p "$(dirname "$cache")"
+	tmp=$(mktemp -d "$cache.tmp.XXXXXX")
+	log "fetching the Kafka broker's jars with Maven into $cache"
+	if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DoutputDirectory="$tmp/lib" >"$tmp/mvn.log" 2>&1; then
+		tail -n 20 "$tmp/mvn.log" >&2
+		rm -rf "$tmp"
+		die "mvn could not fetch the artifacts of $POM"
+	fi
+	touch "$tmp/complete"
+	# another process may have finished first: keep theirs
+	if ! mv -T "$tmp" "$cache" 2>/dev/null; then
+		rm -rf "$tmp"
+		[[ -f $cache/complete ]] || die "cannot install $cache"
+	fi
+}
+
+# ---------------------------------------------------------------- the real broker
+
+is_our_broker() {
+	local pid=$1 cmdline
+	[[ $pid =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
+	cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+	[[ $cmdline == *kafka.Kafka* && $cmdline == *"$STATEDIR/kafka-server.properties"* ]]
+}
+
+write_broker_config() {
+	local port=$1 cport=$2
+	cat >"$STATEDIR/kafka-server.properties" <<EOF
+# mqtx test broker (tests/helpers/kafka.sh): one KRaft node on loopback
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$STATEDIR/kafka-data
+auto.create.topics.enable=false
+num.partitions=3
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# records up to 10 MB (tests publish multi-megabyte payloads)
+message.max.bytes=10485760
+replica.fetch.max.bytes=10485760
+# a transactional relay killed mid-transaction is aborted after its
+# transaction.timeout.ms (mqtx sets it); look for such transactions often
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
+transaction.remove.expired.transaction.cleanup.interval.ms=60000
+log.segment.bytes=67108864
+log.retention.check.interval.ms=300000
+EOF
+	cat >"$STATEDIR/kafka-log4j2.properties" <<EOF
+status = warn
+appender.f.type = File
+appender.f.name = f
+appender.f.fileName = $STATEDIR/kafka-server.log
+appender.f.layout.type = PatternLayout
+appender.f.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.f.ref = f
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = INFO
+EOF
+}
+
+# Sets JAVA_ARGV to a JVM over the cached jars (a class and its arguments follow).
+java_argv() {
+	JAVA_ARGV=(java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
+		-Dlog4j2.configurationFile="$STATEDIR/kafka-log4j2.properties"
+		-cp "$(kafka_cache)/lib/*")
+}
+
+# kafka_java CLASS ARGS...
+kafka_java() {
+	java_argv
+	"${JAVA_ARGV[@]}" "$@"
+}
+
+# Starts the broker on the ports in kafka-broker.ports and waits until it
+# answers a metadata request.
+run_broker() {
+	local port cport pid i
+	read -r port cport <"$STATEDIR/kafka-broker.ports"
+	java_argv
+	setsid "${JAVA_ARGV[@]}" kafka.Kafka "$STATEDIR/kafka-server.properties" 3>&- \
+		</dev/null >>"$STATEDIR/kafka-broker.out" 2>&1 &
+	pid=$!
+	echo "$pid" >"$STATEDIR/kafka-broker.pid"
+	[[ -x $HELPERS/kafka_tool ]] || die "$HELPERS/kafka_tool is not built (make helpers)"
+	for ((i = 0; i < BROKER_START_WAIT * 4; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$STATEDIR/kafka-broker.out" "$STATEDIR/kafka-server.log" >&2 || true
+			rm -f "$STATEDIR/kafka-broker.pid"
+			die "the Kafka broker exited at startup (logs: $STATEDIR/kafka-server.log, kafka-broker.out)"
+		fi
+		if "$HELPERS/kafka_tool" ping "127.0.0.1:$port" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	stop_broker || true
+	die "the Kafka broker did not answer on 127.0.0.1:$port within ${BROKER_START_WAIT}s (log: $STATEDIR/kafka-server.log)"
+}
+
+stop_broker() {
+	local pid sig=${1:-TERM}
+	pid=$(read_pidfile "$STATEDIR/kafka-broker.pid")
+	if [[ -n $pid ]] && is_our_broker "$pid"; then
+		if [[ $sig == KILL ]]; then
+			kill -KILL "$pid" 2>/dev/null || true
+			for ((i = 0; i < 50; i++)); do is_our_broker "$pid" || break; sleep 0.1; done
+		else
+			stop_pid "$pid" "$BROKER_STOP_WAIT" "kafka broker" is_our_broker ||
+				die "kafka broker (pid $pid) still alive after SIGKILL"
+		fi
+	fi
+	rm -f "$STATEDIR/kafka-broker.pid"
+}
+
+start_broker() {
+	local pid port cport cluster
+	pid=$(read_pidfile "$STATEDIR/kafka-broker.pid")
+	if [[ -n $pid ]] && is_our_broker "$pid"; then
+		die "a Kafka broker already runs in $STATEDIR (pid $pid); run '$0 stop $STATEDIR' first"
+	fi
+	fetch_jars
+	port=$(free_port)
+	cport=$(free_port)
+	while [[ $cport == "$port" ]]; do cport=$(free_port); done
+	echo "$port $cport" >"$STATEDIR/kafka-broker.ports"
+	rm -rf "$STATEDIR/kafka-data"
+	: >"$STATEDIR/kafka-broker.out"
+	write_broker_config "$port" "$cport"
+	cluster=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$STATEDIR/kafka-broker.out" | tail -n 1)
+	[[ -n $cluster ]] || die "kafka-storage random-uuid printed nothing (see $STATEDIR/kafka-broker.out)"
+	kafka_java kafka.tools.StorageTool format -t "$cluster" -c "$STATEDIR/kafka-server.properties" \
+		>>"$STATEDIR/kafka-broker.out" 2>&1 ||
+		die "kafka-storage format failed (see $STATEDIR/kafka-broker.out)"
+	run_broker
+	log "kafka broker ready: 127.0.0.1:$port (pid $(read_pidfile "$STATEDIR/kafka-broker.pid"))"
+}
+
+# ---------------------------------------------------------------- the mock
+
 is_our_mock() {
 	local pid=$1 cmdline
 	[[ $pid =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
-	cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
 	[[ -n $cmdline ]] || return 1
 	[[ $cmdline == *kafka_mock* && $cmdline == *"$STATEDIR/kafka.ctl"* ]]
 }
@@ -85,17 +284,8 @@ build_mock() {
 		$(pkg-config --cflags --libs rdkafka) || die "cannot build $MOCK (is librdkafka-dev installed?)"
 }
 
-cmd_start() {
-	mkdir -p "$STATEDIR"
-	STATEDIR=$(cd "$STATEDIR" && pwd -P)
-	if [[ -n ${MQTX_TEST_KAFKA_BROKERS:-} ]]; then
-		log "using external Kafka from MQTX_TEST_KAFKA_BROKERS"
-		{
-			write_env_var MQTX_TEST_KAFKA_BROKERS "$MQTX_TEST_KAFKA_BROKERS"
-			write_env_var MQTX_TEST_KAFKA_LOCAL 0
-		} >>"$STATEDIR/env"
-		return 0
-	fi
+# Starts the mock; prints its bootstrap list.
+start_mock() {
 	local pid
 	pid=$(read_pidfile "$STATEDIR/kafka.pid")
 	if [[ -n $pid ]] && is_our_mock "$pid"; then
@@ -124,20 +314,14 @@ cmd_start() {
 		sleep 0.1
 	done
 	if [[ -z $brokers ]]; then
-		cmd_stop || true
+		stop_mock || true
 		die "kafka_mock printed no bootstrap list within ${START_WAIT}s"
 	fi
-	{
-		write_env_var MQTX_TEST_KAFKA_BROKERS "$brokers"
-		write_env_var MQTX_TEST_KAFKA_LOCAL 1
-		write_env_var MQTX_TEST_KAFKA_CTL "$STATEDIR/kafka.ctl"
-	} >>"$STATEDIR/env"
 	log "kafka mock ready: $brokers (pid $pid)"
+	printf '%s\n' "$brokers"
 }
 
-cmd_stop() {
-	[[ -d $STATEDIR ]] || return 0
-	STATEDIR=$(cd "$STATEDIR" && pwd -P)
+stop_mock() {
 	local pid
 	pid=$(read_pidfile "$STATEDIR/kafka.pid")
 	if [[ -n $pid ]] && is_our_mock "$pid"; then
@@ -145,6 +329,66 @@ cmd_stop() {
 		stop_pid "$pid" "$STOP_WAIT" "kafka mock" is_our_mock || die "kafka mock (pid $pid) still alive after SIGKILL"
 	fi
 	rm -f "$STATEDIR/kafka.pid" "$STATEDIR/kafka.ctl"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_start() {
+	mkdir -p "$STATEDIR"
+	STATEDIR=$(cd "$STATEDIR" && pwd -P)
+	local mock
+	mock=$(start_mock)
+	if [[ -n ${MQTX_TEST_KAFKA_BROKERS:-} ]]; then
+		log "using external Kafka from MQTX_TEST_KAFKA_BROKERS"
+		{
+			write_env_var MQTX_TEST_KAFKA_BROKERS "$MQTX_TEST_KAFKA_BROKERS"
+			write_env_var MQTX_TEST_KAFKA_LOCAL 0
+		} >>"$STATEDIR/env"
+	else
+		if ! (start_broker); then
+			stop_mock || true
+			die "could not start the Kafka broker"
+		fi
+		local port
+		read -r port _ <"$STATEDIR/kafka-broker.ports"
+		{
+			write_env_var MQTX_TEST_KAFKA_BROKERS "127.0.0.1:$port"
+			write_env_var MQTX_TEST_KAFKA_LOCAL 1
+		} >>"$STATEDIR/env"
+	fi
+	{
+		write_env_var MQTX_TEST_KAFKA_MOCK_BROKERS "$mock"
+		write_env_var MQTX_TEST_KAFKA_MOCK_CTL "$STATEDIR/kafka.ctl"
+	} >>"$STATEDIR/env"
+}
+
+cmd_stop() {
+	[[ -d $STATEDIR ]] || return 0
+	STATEDIR=$(cd "$STATEDIR" && pwd -P)
+	local pid
+	pid=$(read_pidfile "$STATEDIR/kafka-broker.pid")
+	if [[ -n $pid ]] && is_our_broker "$pid"; then
+		log "stopping kafka broker (pid $pid)"
+	fi
+	stop_broker
+	stop_mock
+}
+
+cmd_down() {
+	STATEDIR=$(cd "$STATEDIR" && pwd -P) || die "no such directory: $STATEDIR"
+	[[ -s $STATEDIR/kafka-broker.ports ]] || die "no Kafka broker was started in $STATEDIR"
+	stop_broker "$1"
+}
+
+cmd_up() {
+	STATEDIR=$(cd "$STATEDIR" && pwd -P) || die "no such directory: $STATEDIR"
+	[[ -s $STATEDIR/kafka-broker.ports ]] || die "no Kafka broker was started in $STATEDIR"
+	local pid
+	pid=$(read_pidfile "$STATEDIR/kafka-broker.pid")
+	if [[ -n $pid ]] && is_our_broker "$pid"; then
+		return 0
+	fi
+	run_broker
 }
 
 cmd_ctl() {
@@ -176,6 +420,12 @@ cmd_ctl() {
 	die "no answer from the kafka mock to '$cmd' within ${CTL_WAIT}s"
 }
 
+(($# >= 1)) || usage
+if [[ $1 == fetch ]]; then
+	(($# == 1)) || usage
+	fetch_jars
+	exit 0
+fi
 (($# >= 2)) || usage
 STATEDIR=$2
 [[ -n $STATEDIR ]] || usage
@@ -188,6 +438,19 @@ stop)
 	(($# == 2)) || usage
 	cmd_stop
 	log "stopped"
+	;;
+down)
+	if (($# == 2)); then
+		cmd_down TERM
+	elif (($# == 3)) && [[ $3 == --kill ]]; then
+		cmd_down KILL
+	else
+		usage
+	fi
+	;;
+up)
+	(($# == 2)) || usage
+	cmd_up
 	;;
 ctl)
 	(($# >= 3)) || usage

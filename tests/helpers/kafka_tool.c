@@ -6,9 +6,10 @@
  *      tests/helpers/kafka_tool.c $(pkg-config --cflags --libs rdkafka)
  *
  * Usage (BROKERS is a bootstrap list, host:port[,host:port...]):
- *   kafka_tool consume      BROKERS TOPIC [--expect N] [--timeout SECONDS]
+ *   kafka_tool consume      BROKERS TOPIC [--expect N] [--timeout SECONDS] [--uncommitted]
  *   kafka_tool create-topic BROKERS TOPIC PARTITIONS
  *   kafka_tool produce      BROKERS TOPIC KEY BODY
+ *   kafka_tool ping         BROKERS
  *
  * Options may come before or after the positional arguments; after `--`
  * everything is positional.
@@ -26,17 +27,23 @@
  * partition was reached and (with --expect) at least N messages were
  * read, or when nothing new arrived for --timeout seconds (default 5,
  * fractions allowed). Transaction control records are not shown; the
- * consumer is read_committed.
+ * consumer is read_committed (librdkafka's default), or read_uncommitted
+ * with --uncommitted: then messages of open and aborted transactions show
+ * too.
  *
  * `create-topic` uses the Admin API (an existing topic is fine), except
- * when MQTX_TEST_KAFKA_CTL names the control FIFO of tests/helpers/kafka_mock:
- * the librdkafka mock cluster has no CreateTopics, so the topic is created
- * through the FIFO. Either way it waits until the topic shows up in
- * metadata (listing all topics: the mock creates, with 4 partitions, any
- * topic a client names in a metadata request).
+ * when BROKERS is MQTX_TEST_KAFKA_MOCK_BROKERS and MQTX_TEST_KAFKA_MOCK_CTL
+ * names the control FIFO of tests/helpers/kafka_mock: the librdkafka mock
+ * cluster has no CreateTopics, so the topic is created through the FIFO.
+ * Either way it waits until the topic shows up in metadata with a leader
+ * for every partition (listing all topics: the mock creates, with 4
+ * partitions, any topic a client names in a metadata request).
  *
  * `produce` sends one message (an empty KEY means no key) with acks=all and
  * waits for its delivery report.
+ *
+ * `ping` asks for the cluster's brokers (a metadata request, 2 s): exit 0
+ * when it answers.
  *
  * Exit status: 0 success; 1 consume got fewer messages than --expect;
  * 2 usage, connection or broker error (one line on stderr:
@@ -64,9 +71,10 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: kafka_tool consume BROKERS TOPIC [--expect N] [--timeout SECONDS]\n"
+	fprintf(stderr, "usage: kafka_tool consume BROKERS TOPIC [--expect N] [--timeout SECONDS] [--uncommitted]\n"
 			"       kafka_tool create-topic BROKERS TOPIC PARTITIONS\n"
-			"       kafka_tool produce BROKERS TOPIC KEY BODY\n");
+			"       kafka_tool produce BROKERS TOPIC KEY BODY\n"
+			"       kafka_tool ping BROKERS\n");
 	exit(2);
 }
 
@@ -268,9 +276,14 @@ static int partition_count(rd_kafka_t *rk, const char *brokers, const char *topi
 		if (strcmp(md->topics[i].topic, topic) != 0)
 			continue;
 		e = md->topics[i].err;
-		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
 			n = md->topics[i].partition_cnt;
-		else if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) {
+			/* a partition without a leader yet: not usable, not there */
+			for (int p = 0; p < md->topics[i].partition_cnt; p++)
+				if (md->topics[i].partitions[p].leader < 0)
+					n = 0;
+		} else if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+			   e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) {
 			rd_kafka_metadata_destroy(md);
 			die("metadata", "topic '%s': %s", topic, rd_kafka_err2str(e));
 		}
@@ -281,9 +294,10 @@ static int partition_count(rd_kafka_t *rk, const char *brokers, const char *topi
 
 /* ---- commands ---- */
 
-static int cmd_consume(const char *brokers, const char *topic, long expect, double timeout_s)
+static int cmd_consume(const char *brokers, const char *topic, long expect, double timeout_s, bool uncommitted)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	set(conf, "isolation.level", uncommitted ? "read_uncommitted" : "read_committed");
 	char group[64];
 	snprintf(group, sizeof(group), "kafka_tool-%ld", (long)getpid());
 	set(conf, "group.id", group); /* needed by the API; never joined or committed */
@@ -354,10 +368,11 @@ static int cmd_consume(const char *brokers, const char *topic, long expect, doub
 }
 
 /* The mock cluster has no CreateTopics: ask it through its control FIFO. */
-static bool create_via_mock(const char *topic, long partitions)
+static bool create_via_mock(const char *brokers, const char *topic, long partitions)
 {
-	const char *ctl = getenv("MQTX_TEST_KAFKA_CTL");
-	if (ctl == NULL || ctl[0] == '\0')
+	const char *ctl = getenv("MQTX_TEST_KAFKA_MOCK_CTL");
+	const char *mock = getenv("MQTX_TEST_KAFKA_MOCK_BROKERS");
+	if (ctl == NULL || ctl[0] == '\0' || mock == NULL || strcmp(mock, brokers) != 0)
 		return false;
 	int fd = open(ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
@@ -395,7 +410,7 @@ static int cmd_create_topic(const char *brokers, const char *topic, long partiti
 		rd_kafka_destroy(rk);
 		return 0;
 	}
-	if (create_via_mock(topic, partitions))
+	if (create_via_mock(brokers, topic, partitions))
 		return wait_for_topic(rk, brokers, topic);
 
 	char errstr[512];
@@ -467,6 +482,19 @@ static int cmd_produce(const char *brokers, const char *topic, const char *key, 
 	return 0;
 }
 
+static int cmd_ping(const char *brokers)
+{
+	rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), brokers);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, 2000);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_destroy(rk);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		die("ping", "no answer from '%s': %s", brokers, rd_kafka_err2str(e));
+	return 0;
+}
+
 static long parse_long(const char *what, const char *s, long lo, long hi)
 {
 	char *end;
@@ -484,6 +512,7 @@ int main(int argc, char **argv)
 	long expect = -1;
 	double timeout_s = 5;
 	bool dashdash = false;
+	bool uncommitted = false;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -497,6 +526,8 @@ int main(int argc, char **argv)
 			timeout_s = strtod(argv[++i], &end);
 			if (errno != 0 || end == argv[i] || *end != '\0' || !(timeout_s >= 0) || timeout_s > 86400)
 				die("usage", "--timeout: expected seconds, got '%s'", argv[i]);
+		} else if (!dashdash && strcmp(a, "--uncommitted") == 0) {
+			uncommitted = true;
 		} else if (!dashdash && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
 			usage();
 		} else if (!dashdash && a[0] == '-' && a[1] == '-') {
@@ -511,9 +542,11 @@ int main(int argc, char **argv)
 	if (npos < 1)
 		usage();
 	if (strcmp(pos[0], "consume") == 0 && npos == 3)
-		return cmd_consume(pos[1], pos[2], expect, timeout_s);
+		return cmd_consume(pos[1], pos[2], expect, timeout_s, uncommitted);
 	if (strcmp(pos[0], "create-topic") == 0 && npos == 4)
 		return cmd_create_topic(pos[1], pos[2], parse_long("PARTITIONS", pos[3], 1, 100000));
+	if (strcmp(pos[0], "ping") == 0 && npos == 2)
+		return cmd_ping(pos[1]);
 	if (strcmp(pos[0], "produce") == 0 && npos == 5)
 		return cmd_produce(pos[1], pos[2], pos[3], pos[4]);
 	usage();
