@@ -203,17 +203,36 @@ int mqtx_pg_fail(PGconn *conn, PGresult *res, const char *doing, struct mqtx_err
 	return -1;
 }
 
+/* Prepares name unless *prepared: NULL when it is, else the failed result. */
+static PGresult *prepare_once(PGconn *conn, bool *prepared, const char *name, const char *sql, int n)
+{
+	if (*prepared)
+		return NULL;
+	PGresult *r = PQprepare(conn, name, sql, n, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return r;
+	PQclear(r);
+	*prepared = true;
+	return NULL;
+}
+
 PGresult *mqtx_pg_exec_prepared(PGconn *conn, bool *prepared, const char *name, const char *sql, int n,
 				const char *const *params, int binary)
 {
-	if (!*prepared) {
-		PGresult *r = PQprepare(conn, name, sql, n, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK)
-			return r;
-		PQclear(r);
-		*prepared = true;
-	}
-	return PQexecPrepared(conn, name, n, params, NULL, NULL, binary);
+	PGresult *r = prepare_once(conn, prepared, name, sql, n);
+	return r != NULL ? r : PQexecPrepared(conn, name, n, params, NULL, NULL, binary);
+}
+
+int mqtx_pg_send_prepared(PGconn *conn, bool *prepared, const char *name, const char *sql, int n,
+			  const char *const *params, int binary, const char *doing, struct mqtx_err *err)
+{
+	PGresult *r = prepare_once(conn, prepared, name, sql, n);
+	if (r != NULL)
+		return mqtx_pg_fail(conn, r, doing, err);
+	/* libpq copies the parameters into its output buffer */
+	if (!PQsendQueryPrepared(conn, name, n, params, NULL, NULL, binary))
+		return mqtx_pg_fail(conn, NULL, doing, err);
+	return 0;
 }
 
 int mqtx_pg_exec(PGconn *conn, const char *sql, struct mqtx_err *err)

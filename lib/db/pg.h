@@ -33,6 +33,11 @@ int mqtx_pg_exec(PGconn *conn, const char *sql, struct mqtx_err *err);
  * check and PQclear, as PQexecPrepared's (a failed PREPARE's result too). */
 PGresult *mqtx_pg_exec_prepared(PGconn *conn, bool *prepared, const char *name, const char *sql, int n,
 				const char *const *params, int binary);
+/* The same, sent without waiting for it: 0 (the caller takes the result
+ * with PQgetResult until NULL before its next statement), -1 with err
+ * ("doing: why") when the PREPARE or the send failed. */
+int mqtx_pg_send_prepared(PGconn *conn, bool *prepared, const char *name, const char *sql, int n,
+			  const char *const *params, int binary, const char *doing, struct mqtx_err *err);
 /* Returns an owned, quoted identifier ("a""b"), or NULL with err when
  * libpq refuses name (text not valid in the connection's encoding: libpq
  * will not quote it, see CVE-2025-1094). role names the value in the

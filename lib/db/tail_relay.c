@@ -442,35 +442,67 @@ static void record_parked_sql(const struct mqtx_tail *tl, struct mqtx_buf *sql)
 			tl->parked, tl->lit, tl->parked, tl->lit);
 }
 
-/* Runs statement which, building its text only the first time, to prepare it. */
-static PGresult *exec_stmt(struct mqtx_tail *tl, int which, int n, const char *const *p, int binary)
+static const char *const stmt_names[] = {"mqtx_tail_fetch", "mqtx_tail_record", "mqtx_tail_record_parked"};
+
+/* The text of statement which, built only when it is still to be prepared. */
+static void stmt_text(const struct mqtx_tail *tl, int which, struct mqtx_buf *sql)
 {
-	static const char *const names[] = {"mqtx_tail_fetch", "mqtx_tail_record", "mqtx_tail_record_parked"};
 	static void (*const build[])(const struct mqtx_tail *, struct mqtx_buf *) = {fetch_sql, record_sql,
 										     record_parked_sql};
-	struct mqtx_buf sql = MQTX_BUF_INIT;
 	if (!tl->prepared[which])
-		build[which](tl, &sql);
-	PGresult *res = mqtx_pg_exec_prepared(tl->conn, &tl->prepared[which], names[which], sql.data, n, p, binary);
+		build[which](tl, sql);
+}
+
+/* Runs statement which (prepared on its first run). */
+static PGresult *exec_stmt(struct mqtx_tail *tl, int which, int n, const char *const *p, int binary)
+{
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	stmt_text(tl, which, &sql);
+	PGresult *res = mqtx_pg_exec_prepared(tl->conn, &tl->prepared[which], stmt_names[which], sql.data, n, p,
+					      binary);
 	mqtx_buf_free(&sql);
 	return res;
 }
 
-struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
-					size_t scan, struct mqtx_err *err)
+/* Sends statement which without waiting for its result. */
+static int send_stmt(struct mqtx_tail *tl, int which, int n, const char *const *p, int binary, const char *doing,
+		     struct mqtx_err *err)
+{
+	struct mqtx_buf sql = MQTX_BUF_INIT;
+	stmt_text(tl, which, &sql);
+	int rc = mqtx_pg_send_prepared(tl->conn, &tl->prepared[which], stmt_names[which], sql.data, n, p, binary, doing,
+				       err);
+	mqtx_buf_free(&sql);
+	return rc;
+}
+
+int mqtx_tail_fetch_send(struct mqtx_tail *tl, const struct mqtx_tail_group *g, int64_t pos, size_t limit, size_t scan,
+			 struct mqtx_err *err)
 {
 	bool all = g->n == (size_t)tl->nbuckets;
 	if (scan < limit)
 		scan = limit;
 	char spos[32], smax[32], sscan[32], slimit[32];
-	snprintf(spos, sizeof(spos), "%lld", (long long)g->pos);
+	snprintf(spos, sizeof(spos), "%lld", (long long)pos);
 	snprintf(smax, sizeof(smax), "%lld", (long long)g->max);
 	snprintf(sscan, sizeof(sscan), "%zu", scan);
 	snprintf(slimit, sizeof(slimit), "%zu", limit);
 	char *arr = all ? NULL : int_array(g->buckets, g->n);
 	const char *p[7] = {spos, smax, sscan, g->prev, g->cur, arr, slimit};
-	PGresult *res = exec_stmt(tl, STMT_FETCH, 7, p, 1);
+	int rc = send_stmt(tl, STMT_FETCH, 7, p, 1, "cannot read outbox rows", err);
 	free(arr);
+	return rc;
+}
+
+struct mqtx_tail_chunk *mqtx_tail_fetch_recv(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
+					     size_t scan, struct mqtx_err *err)
+{
+	if (scan < limit)
+		scan = limit;
+	/* one result, then NULL: the query is over */
+	PGresult *res = PQgetResult(tl->conn), *more;
+	while ((more = PQgetResult(tl->conn)) != NULL)
+		PQclear(more);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		mqtx_pg_fail(tl->conn, res, "cannot read outbox rows", err);
 		return NULL;
@@ -500,6 +532,14 @@ struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_
 		c->behind[i] = mqtx_pg_get_i64(r, (int)i, 14) != 0;
 	}
 	return c;
+}
+
+struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
+					size_t scan, struct mqtx_err *err)
+{
+	if (mqtx_tail_fetch_send(tl, g, g->pos, limit, scan, err) < 0)
+		return NULL;
+	return mqtx_tail_fetch_recv(tl, g, limit, scan, err);
 }
 
 struct mqtx_tail_chunk *mqtx_tail_fetch_parked(struct mqtx_tail *tl, const bool *own, size_t limit,

@@ -64,6 +64,14 @@ int mqtx_tail_bounds(struct mqtx_tail *tl, const struct mqtx_tail_group *g, cons
  * of them (scanning at most scan ids). */
 struct mqtx_tail_chunk *mqtx_tail_fetch(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
 					size_t scan, struct mqtx_err *err);
+/* mqtx_tail_fetch in two halves, so that the database reads a chunk while
+ * the caller waits for the broker: _send asks for the rows after pos (not
+ * g->pos) and returns at once; _recv (same g, limit and scan) waits for
+ * them. Nothing else may run on the connection in between. */
+int mqtx_tail_fetch_send(struct mqtx_tail *tl, const struct mqtx_tail_group *g, int64_t pos, size_t limit, size_t scan,
+			 struct mqtx_err *err);
+struct mqtx_tail_chunk *mqtx_tail_fetch_recv(struct mqtx_tail *tl, const struct mqtx_tail_group *g, size_t limit,
+					     size_t scan, struct mqtx_err *err);
 /* The parked rows of the owned buckets that may go now, heads of their
  * keys first, at most limit. */
 struct mqtx_tail_chunk *mqtx_tail_fetch_parked(struct mqtx_tail *tl, const bool *own, size_t limit,

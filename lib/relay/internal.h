@@ -34,8 +34,9 @@ struct slot {
 	struct tail_state *ts;
 	int trc; /* -1: the lane failed (terr; tbroker: on the broker) */
 	bool tbroker;
-	bool tstarved;  /* found nothing because the other lane held relay.max_messages' rest */
-	bool tprogress; /* relayed or parked something */
+	bool tstarved;     /* found nothing because the other lane held relay.max_messages' rest */
+	int64_t treserved; /* of relay.reserved, this lane's */
+	bool tprogress;    /* relayed or parked something */
 	struct mqtx_err terr;
 };
 
@@ -49,10 +50,11 @@ struct relay {
 	char last_error[1024];
 	int64_t reconnect_delay; /* the current reconnect step before jitter, 0 when connected */
 	struct mqtx_ratelimit retry_log;
-	int64_t claimed;      /* rows taken so far, for relay.max_messages */
-	int64_t reserved;     /* tail mode: of those, reserved by a lane and not yet settled */
-	pthread_mutex_t lock; /* claimed, stats, last_heartbeat, halt */
-	bool halt;            /* a lane failed: the other one stops after its batch */
+	int64_t claimed;           /* rows taken so far, for relay.max_messages */
+	int64_t reserved;          /* tail mode: of those, reserved by a lane and not yet settled */
+	pthread_mutex_t lock;      /* claimed, stats, last_heartbeat, halt */
+	pthread_cond_t given_back; /* tail mode: a lane gave rows of relay.max_messages back */
+	bool halt;                 /* a lane failed: the other one stops after its batch */
 	/* retention, on lane 0's connection (see prune()) */
 	struct mqtx_retention *rt;
 	int64_t next_prune; /* mqtx_now_ms() when the next --loop pass is due */

@@ -574,6 +574,7 @@ int mqtx_relay_run(const struct mqtx_config *cfg, const struct mqtx_relay_opts *
 			  .opts = opts,
 			  .stats = stats,
 			  .lock = PTHREAD_MUTEX_INITIALIZER,
+			  .given_back = PTHREAD_COND_INITIALIZER,
 			  .retry_log = MQTX_RATELIMIT_INIT,
 			  .tail = mqtx_config_tail(cfg)};
 	char host[256] = "";

@@ -13,6 +13,7 @@
 #define _DEFAULT_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/failpoint.h"
 #include "base/log.h"
@@ -27,6 +28,22 @@
 #define REBALANCE_MS 1000
 #define FORGET_MS 5000
 
+/* The chunk after the one being published, read while the broker works on
+ * that one (the database and the broker in parallel, one lane). It is
+ * used only by the same group at the position it was read from; else it
+ * is dropped, its reservation given back. Read before the previous chunk
+ * was recorded, it cannot know which keys that chunk parked: held are the
+ * keys of that chunk's rows that did not go (its decide starts from them). */
+struct ahead {
+	struct mqtx_tail_chunk *c;
+	size_t limit; /* rows reserved for it (relay.max_messages) */
+	int first;    /* the group: its first bucket... */
+	size_t n;     /* ...and how many */
+	int64_t pos;  /* read after this position... */
+	char *cur;    /* ...of this interval */
+	struct mqtx_keyset held;
+};
+
 struct tail_state {
 	bool *own; /* buckets this connection holds */
 	struct mqtx_tail_group *g;
@@ -34,12 +51,22 @@ struct tail_state {
 	bool loaded;
 	int64_t next_rebalance, next_forget;
 	size_t scan; /* ids a chunk looks at: grows while the interval is sparse */
+	struct ahead ahead;
 };
+
+static void ahead_clear(struct ahead *a)
+{
+	mqtx_tail_chunk_free(a->c);
+	free(a->cur);
+	mqtx_keyset_free(&a->held);
+	*a = (struct ahead){0};
+}
 
 void mqtx_relay_tail_reset(struct slot *sl)
 {
 	if (sl->ts == NULL)
 		return;
+	ahead_clear(&sl->ts->ahead);
 	mqtx_tail_groups_free(sl->ts->g, sl->ts->ng);
 	free(sl->ts->own);
 	free(sl->ts);
@@ -56,27 +83,52 @@ static struct tail_state *state(struct slot *sl)
 }
 
 /* relay.max_messages: rows are reserved before reading, the unused part
- * given back after. */
-static size_t reserve(struct relay *r)
+ * given back after. When none are left while the other lane holds a
+ * reservation it may give back unused, a lane that holds none waits for it
+ * (the other lane gives back after its chunk); one that holds some (a
+ * chunk read ahead), or when wait is false, does not wait: it gets 0 and
+ * is marked starved (the drain then runs the lanes again). */
+static size_t reserve(struct relay *r, struct slot *sl, bool wait)
 {
 	pthread_mutex_lock(&r->lock);
-	size_t limit = (size_t)r->cfg->relay_batch_size;
-	if (r->cfg->relay_max_messages > 0) {
+	size_t limit;
+	for (;;) {
+		limit = (size_t)r->cfg->relay_batch_size;
+		if (r->cfg->relay_max_messages <= 0)
+			break;
 		int64_t left = r->cfg->relay_max_messages - r->claimed;
 		if (left < (int64_t)limit)
 			limit = left > 0 ? (size_t)left : 0;
+		if (limit > 0 || r->reserved - sl->treserved <= 0)
+			break;
+		if (!wait || sl->treserved > 0 || r->halt || mqtx_relay_stopping(r)) {
+			sl->tstarved = true;
+			break;
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000000L; /* to look at halt and the stop flag again */
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&r->given_back, &r->lock, &until);
 	}
 	r->claimed += (int64_t)limit;
 	r->reserved += (int64_t)limit;
+	sl->treserved += (int64_t)limit;
 	pthread_mutex_unlock(&r->lock);
 	return limit;
 }
 
-static void give_back(struct relay *r, size_t reserved, size_t used)
+static void give_back(struct slot *sl, size_t reserved, size_t used)
 {
+	struct relay *r = sl->r;
 	pthread_mutex_lock(&r->lock);
 	r->claimed -= (int64_t)reserved - (int64_t)(used < reserved ? used : reserved);
 	r->reserved -= (int64_t)reserved;
+	sl->treserved -= (int64_t)reserved;
+	pthread_cond_broadcast(&r->given_back);
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -87,15 +139,12 @@ static void looked(struct relay *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* relay.max_messages is used up. When only because the other lane holds
- * part of it, which it may give back unused, sl is marked starved (the
- * drain then runs the lanes again). */
-static bool enough(struct relay *r, struct slot *sl)
+/* relay.max_messages is used up for good: by rows settled, not by
+ * reservations that may come back unused (reserve() waits for those). */
+static bool enough(struct relay *r)
 {
 	pthread_mutex_lock(&r->lock);
-	bool e = r->cfg->relay_max_messages > 0 && r->claimed >= r->cfg->relay_max_messages;
-	if (sl != NULL && e && r->reserved > 0)
-		sl->tstarved = true;
+	bool e = r->cfg->relay_max_messages > 0 && r->claimed - r->reserved >= r->cfg->relay_max_messages;
 	pthread_mutex_unlock(&r->lock);
 	return e;
 }
@@ -109,9 +158,11 @@ static bool out_of_time(const struct relay *r)
  * of a key with parked rows wait behind them, rows not due yet are parked
  * until their time, rows parked before that came back (their txid was
  * bumped: a half message committed) are handed to the parked pass. */
-static void decide(struct mqtx_tail_chunk *c)
+static void decide(struct mqtx_tail_chunk *c, const struct mqtx_keyset *before)
 {
 	struct mqtx_keyset held = {0};
+	for (size_t i = 0; before != NULL && i < before->n; i++)
+		mqtx_keyset_add(&held, before->keys[i]);
 	for (size_t i = 0; i < c->b->n; i++) {
 		const char *key = c->b->msgs[i].ordering_key;
 		if (c->parked[i] == 'r' || c->parked[i] == 'b')
@@ -228,6 +279,89 @@ static int open_interval(struct slot *sl, struct mqtx_tail_group *g, char **snap
 	return 1;
 }
 
+/* Drops the chunk read ahead, if any, giving its reservation back. */
+static void ahead_drop(struct slot *sl)
+{
+	struct ahead *a = &sl->ts->ahead;
+	if (a->c != NULL)
+		give_back(sl, a->limit, 0);
+	ahead_clear(a);
+}
+
+/* The chunk read ahead when it is g's next one (its reservation in
+ * *limit, the keys it must hold back in held), else NULL (dropped). */
+static struct mqtx_tail_chunk *ahead_take(struct slot *sl, const struct mqtx_tail_group *g, size_t *limit,
+					  struct mqtx_keyset *held)
+{
+	struct ahead *a = &sl->ts->ahead;
+	if (a->c == NULL)
+		return NULL;
+	if (g->n == 0 || a->first != g->buckets[0] || a->n != g->n || a->pos != g->pos || g->cur == NULL ||
+	    strcmp(a->cur, g->cur) != 0) {
+		ahead_drop(sl);
+		return NULL;
+	}
+	struct mqtx_tail_chunk *c = a->c;
+	*limit = a->limit;
+	*held = a->held;
+	a->c = NULL;
+	a->held = (struct mqtx_keyset){0};
+	ahead_clear(a);
+	return c;
+}
+
+/* Asks for the chunk after c (a full chunk with more of the interval
+ * after it) before c is published. true when a read is under way. */
+static bool ahead_send(struct slot *sl, const struct mqtx_tail_group *g, const struct mqtx_tail_chunk *c, size_t limit)
+{
+	if (c->scan_done || c->b->n < limit || g->n == 0)
+		return false;
+	size_t next = reserve(sl->r, sl, false); /* none: no read-ahead */
+	if (next == 0)
+		return false;
+	struct mqtx_err e;
+	mqtx_err_clear(&e);
+	if (mqtx_tail_fetch_send(sl->tl, g, c->scan_end, next, sl->ts->scan, &e) < 0) {
+		give_back(sl, next, 0);
+		mqtx_debug("tail: no read-ahead: %s", e.msg);
+		return false;
+	}
+	struct ahead *a = &sl->ts->ahead;
+	a->limit = next;
+	a->first = g->buckets[0];
+	a->n = g->n;
+	a->pos = c->scan_end;
+	a->cur = mqtx_xstrdup(g->cur);
+	return true;
+}
+
+/* Takes the chunk asked for by ahead_send, after c's publish: the keys
+ * of c's rows that did not go are held back in it. A failed read is
+ * dropped: the next chunk is read again, as if never read ahead. */
+static void ahead_recv(struct slot *sl, const struct mqtx_tail_group *g, const struct mqtx_tail_chunk *c)
+{
+	struct ahead *a = &sl->ts->ahead;
+	struct mqtx_err e;
+	mqtx_err_clear(&e);
+	const struct mqtx_tail_group at = {.buckets = g->buckets,
+					   .n = g->n,
+					   .prev = g->prev,
+					   .cur = g->cur,
+					   .pos = a->pos,
+					   .max = g->max,
+					   .bounded = true};
+	a->c = mqtx_tail_fetch_recv(sl->tl, &at, a->limit, sl->ts->scan, &e);
+	if (a->c == NULL) {
+		mqtx_debug("tail: read-ahead failed, reading again: %s", e.msg);
+		give_back(sl, a->limit, 0);
+		ahead_clear(a);
+		return;
+	}
+	for (size_t i = 0; i < c->b->n; i++)
+		if (c->act[i] != MQTX_TAIL_PUBLISH || c->b->msgs[i].state != MQTX_MSG_CONFIRMED)
+			mqtx_keyset_add(&a->held, c->b->msgs[i].ordering_key);
+}
+
 /* One chunk of g's interval. 1 when it moved on, 0 when there was
  * nothing, -1 with err (perr set: the broker failed after the chunk was
  * recorded as far as the broker answered). */
@@ -238,24 +372,31 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 	int o = open_interval(sl, g, snap, err);
 	if (o <= 0)
 		return o;
-	size_t limit = reserve(r);
-	if (limit == 0) {
-		(void)enough(r, sl);
-		return 0;
-	}
+	size_t limit = 0;
+	struct mqtx_keyset held = {0};
 	int64_t t0 = mqtx_now_ms();
-	struct mqtx_tail_chunk *c = mqtx_tail_fetch(sl->tl, g, limit, ts->scan, err);
-	int64_t t1 = mqtx_now_ms();
+	struct mqtx_tail_chunk *c = ahead_take(sl, g, &limit, &held);
 	if (c == NULL) {
-		give_back(r, limit, 0);
-		return -1;
+		if ((limit = reserve(r, sl, true)) == 0)
+			return 0;
+		if ((c = mqtx_tail_fetch(sl->tl, g, limit, ts->scan, err)) == NULL) {
+			give_back(sl, limit, 0);
+			return -1;
+		}
 	}
-	decide(c);
+	int64_t t1 = mqtx_now_ms();
+	decide(c, &held);
+	mqtx_keyset_free(&held);
+	bool reading = ahead_send(sl, g, c, limit);
 	struct mqtx_err perr;
 	int prc = publish(sl->be, c, &perr);
 	(void)MQTX_FAILPOINT("relay.tail.after_confirm");
 	int64_t t2 = mqtx_now_ms();
+	if (reading)
+		ahead_recv(sl, g, c);
 	size_t done = settled(c, prc);
+	if (done < c->b->n || prc < 0)
+		ahead_drop(sl); /* the chunk after c starts elsewhere */
 	bool closes = done == c->b->n && c->scan_done;
 	if (done == c->b->n)
 		g->pos = c->scan_end;
@@ -272,7 +413,8 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 	if (mqtx_tail_record(sl->tl, g, c, done, r->relay_id, &out, err) < 0) {
 		mqtx_error("the broker took %zu message(s) but the checkpoint could not be written; they will be sent again (same idempotency keys)",
 			   c->b->n);
-		give_back(r, limit, 0);
+		ahead_drop(sl);
+		give_back(sl, limit, 0);
 		mqtx_tail_chunk_free(c);
 		return -1; /* a database error: the caller reconnects and reloads the checkpoints */
 	}
@@ -293,7 +435,7 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 	}
 	if (ts->scan < limit)
 		ts->scan = limit;
-	give_back(r, limit, done);
+	give_back(sl, limit, done);
 	mqtx_tail_chunk_free(c);
 	mqtx_relay_heartbeat(r, sl->ob, true, false);
 	if (prc < 0) {
@@ -308,18 +450,16 @@ static int group_step(struct slot *sl, struct mqtx_tail_group *g, char **snap, s
 static int parked_step(struct slot *sl, struct mqtx_err *err, bool *broker)
 {
 	struct relay *r = sl->r;
-	size_t limit = reserve(r);
-	if (limit == 0) {
-		(void)enough(r, sl);
+	size_t limit = reserve(r, sl, true);
+	if (limit == 0)
 		return 0;
-	}
 	struct mqtx_tail_chunk *c = mqtx_tail_fetch_parked(sl->tl, sl->ts->own, limit, err);
 	if (c == NULL) {
-		give_back(r, limit, 0);
+		give_back(sl, limit, 0);
 		return -1;
 	}
 	if (c->b->n == 0) {
-		give_back(r, limit, 0);
+		give_back(sl, limit, 0);
 		mqtx_tail_chunk_free(c);
 		return 0;
 	}
@@ -330,12 +470,12 @@ static int parked_step(struct slot *sl, struct mqtx_err *err, bool *broker)
 	mqtx_relay_log_failures(c->b);
 	struct mqtx_tail_outcome out;
 	if (mqtx_tail_record_parked(sl->tl, c, &out, err) < 0) {
-		give_back(r, limit, 0);
+		give_back(sl, limit, 0);
 		mqtx_tail_chunk_free(c);
 		return -1;
 	}
 	count(r, &out);
-	give_back(r, limit, c->b->n);
+	give_back(sl, limit, c->b->n);
 	mqtx_tail_chunk_free(c);
 	mqtx_relay_heartbeat(r, sl->ob, true, false);
 	if (prc < 0) {
@@ -389,7 +529,7 @@ static int lane_drain(struct slot *sl, struct mqtx_err *err, bool *broker)
 	if (ts->scan == 0)
 		ts->scan = (size_t)r->cfg->relay_batch_size;
 	for (;;) {
-		if (halted(r) || out_of_time(r) || enough(r, sl))
+		if (halted(r) || out_of_time(r) || enough(r))
 			return 0;
 		if (own_buckets(sl, err) < 0)
 			return -1;
@@ -427,6 +567,8 @@ static void *lane_main(void *arg)
 {
 	struct slot *sl = arg;
 	sl->trc = lane_drain(sl, &sl->terr, &sl->tbroker);
+	if (sl->ts != NULL)
+		ahead_drop(sl);
 	if (sl->trc < 0) {
 		pthread_mutex_lock(&sl->r->lock);
 		sl->r->halt = true; /* the other lane stops after its chunk */
@@ -468,7 +610,7 @@ int mqtx_relay_tail_drain(struct relay *r, struct mqtx_err *err)
 			failed = failed || r->slots[i].trc < 0;
 			again = again || r->slots[i].tstarved;
 		}
-		if (failed || !again || !(r->slots[0].tprogress || r->slots[1].tprogress) || enough(r, NULL) ||
+		if (failed || !again || !(r->slots[0].tprogress || r->slots[1].tprogress) || enough(r) ||
 		    mqtx_relay_stopping(r))
 			break;
 	}
@@ -526,7 +668,7 @@ int mqtx_relay_tail_dry_run(struct relay *r, struct mqtx_err *err)
 			rc = -1;
 			break;
 		}
-		decide(c);
+		decide(c, NULL);
 		for (size_t k = 0; k < c->b->n; k++) {
 			const struct mqtx_msg *m = &c->b->msgs[k];
 			if (c->act[k] != MQTX_TAIL_PUBLISH)

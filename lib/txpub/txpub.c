@@ -1106,6 +1106,37 @@ static void commit_logged(struct resolve *rs, const struct mqtx_xact_row *x, con
 		  x->gid, agetxt, confirmed, n < 0 ? 0 : n);
 }
 
+/* A kafka-tx txpub --sql that died with its producer transaction open
+ * leaves read_committed consumers of the transaction's partitions waiting
+ * until the broker's transaction timeout. Its transactional id follows
+ * from the gid (sql_open_broker): a producer opened with it fences the
+ * dead one, and the broker aborts its transaction at once. On a broker
+ * without fenced transactions there is nothing to fence; a failure only
+ * warns (the timeout still ends the transaction). */
+static void fence_leftover(struct resolve *rs, const char *gid)
+{
+	struct mqtx_err e;
+	mqtx_err_clear(&e);
+	const struct mqtx_backend_ops *ops = mqtx_backend_find(rs->cfg->broker_url, &e);
+	if (ops == NULL || !mqtx_broker_can(ops, MQTX_CAP_FENCED_TRANSACTIONS))
+		return;
+	char tid[320];
+	snprintf(tid, sizeof(tid), "mqtx-txpub:%s", gid);
+	struct mqtx_backend_opts bo = {.mode = MQTX_PUB_TX,
+				       .transactional_id = tid,
+				       .client_name = "mqtx check",
+				       .window = 1};
+	struct mqtx_backend *b = mqtx_backend_open(rs->cfg, &bo, &e);
+	if (b == NULL) {
+		mqtx_warn("transaction '%s': cannot fence a producer it may have left open (%s); the broker aborts its "
+			  "transaction after the transaction timeout",
+			  gid, e.msg);
+		return;
+	}
+	mqtx_backend_close(b);
+	mqtx_debug("transaction '%s': transactional id '%s' fenced", gid, tid);
+}
+
 static int resolve_one_xact(void *ctx, const struct mqtx_xact_row *x, struct mqtx_err *err)
 {
 	struct resolve *rs = ctx;
@@ -1124,6 +1155,8 @@ static int resolve_one_xact(void *ctx, const struct mqtx_xact_row *x, struct mqt
 	char confirmed[64];
 	int logged = mqtx_txpub_db_read_log(rs->o, x->gid, confirmed, sizeof(confirmed), err);
 	int rc = logged < 0 ? -1 : 0;
+	if (logged > 0 || (logged == 0 && x->age_ms >= rs->cfg->txpub_prepared_timeout_ms))
+		fence_leftover(rs, x->gid); /* before the decision: nothing of the dead one can commit after it */
 	if (logged > 0) {
 		commit_logged(rs, x, agetxt, confirmed);
 	} else if (logged == 0 && x->age_ms >= rs->cfg->txpub_prepared_timeout_ms) {

@@ -304,6 +304,8 @@ static int cmd_consume(const char *brokers, const char *topic, long expect, doub
 	set(conf, "enable.auto.commit", "false");
 	set(conf, "enable.auto.offset.store", "false");
 	set(conf, "enable.partition.eof", "true");
+	/* a real broker holds an empty fetch up to fetch.wait.max.ms (500) */
+	set(conf, "fetch.wait.max.ms", "20");
 	rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, conf, brokers);
 
 	int np = partition_count(rk, brokers, topic);
