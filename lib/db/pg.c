@@ -77,6 +77,26 @@ static void on_notice(void *arg, const PGresult *res)
 	mqtx_buf_free(&b);
 }
 
+/* libpq's connection error on one line: with several hosts in the URL it
+ * has a line per host tried ("connection to server at ... failed: ..."),
+ * each maybe followed by a tab-indented hint; the hosts' lines are kept,
+ * joined by "; ", the hints dropped. */
+static void one_line_per_host(const char *why, char *out, size_t size)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (const char *p = why; *p != '\0' && n + 1 < size;) {
+		size_t len = strcspn(p, "\n");
+		if (p[0] != '\t' && len > 0) {
+			int w = snprintf(out + n, size - n, "%s%.*s", n > 0 ? "; " : "", (int)len, p);
+			n = w < 0 || (size_t)w >= size - n ? size - 1 : n + (size_t)w;
+		}
+		p += len;
+		if (*p == '\n')
+			p++;
+	}
+}
+
 /* Drives an started connection to its end, polling in slices so that it
  * gives up at database.connect_timeout or when a stop's grace runs out
  * (libpq ignores connect_timeout with PQconnectPoll). Returns NULL when
@@ -139,8 +159,7 @@ PGconn *mqtx_pg_connect(const struct mqtx_config *cfg, const char *application_n
 	if (why != NULL) {
 		char *r = mqtx_redact(url);
 		char msg[600];
-		snprintf(msg, sizeof(msg), "%s", why);
-		msg[strcspn(msg, "\n")] = '\0';
+		one_line_per_host(why, msg, sizeof(msg));
 		mqtx_err_retry(err, MQTX_E_DB, "cannot connect to database '%s': %s", r, msg);
 		free(r);
 		PQfinish(conn);
