@@ -6,14 +6,17 @@
 # with the new primary. Asynchronous replication: the sent marks the
 # replica never got are sent again (duplicates, never losses).
 # Synchronous: a mark the relay saw committed is on the replica, so only the
-# batch cut in flight can come twice. RabbitMQ only (the broker side is the
-# same for every broker).
+# batch cut in flight can come twice. The failover is the database's: it
+# runs in the Kafka pass only, against the real broker.
 
 load test_helper
+load backend
 
 setup() {
+	[[ $(backend_name) == kafka ]] || skip "the database's failover: runs in the Kafka pass"
 	[[ -x ${MQTX_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}/pg_basebackup ]] || skip "no PostgreSQL server binaries"
 	mqtx_test_setup
+	backend_setup
 	PAIR=$(mktemp -d /tmp/mqtx-pair.XXXXXX)
 	chmod 755 "$PAIR"
 	export MQTX_RELAY_BACKOFF_INITIAL=200ms MQTX_RELAY_BACKOFF_MAX=1s
@@ -46,7 +49,7 @@ pp() {
 
 pair_rows() {
 	pp "INSERT INTO mqtx_outbox(destination, routing_key, ordering_key, payload)
-		SELECT '$T_EXCHANGE', 'test.rk', 'k' || (g % 7), convert_to(json_build_object('n', g)::text, 'UTF8')
+		SELECT '$T_DEST', 'test.rk', 'k' || (g % 7), convert_to(json_build_object('n', g)::text, 'UTF8')
 		FROM generate_series(1, $1) g"
 }
 
@@ -65,9 +68,9 @@ caught_up() {
 		-c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn") == t ]]
 }
 
-# delivered: the outbox ids that reached the queue, one per line, sorted
+# delivered: the outbox ids that reached the topic, one per line, sorted
 delivered() {
-	drain_queue --timeout 3 | jq -r '.headers["x-mqtx-outbox-id"]' | sort -n
+	backend_consume | jq -r .id | sort -n
 }
 
 @test "failover: asynchronous replica promoted under relay --loop: the sent marks it never got are sent again, nothing is lost; check is UNKNOWN meanwhile" {
