@@ -128,6 +128,48 @@ crash_then_recover() {
 	[[ $(jq -r .id "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 15000 ]]
 }
 
+@test "reliability: broker.url with several AMQP hosts: relay, txpub and redeliver take the first that answers; --loop fails over when its node goes away" {
+	[[ $(backend_name) == amqp ]] || skip "several hosts in an AMQP URL (Kafka's bootstrap list and NATS's server list are their own)"
+	skip_unless_local_broker
+	export MQTX_RELAY_BACKOFF_INITIAL=100ms MQTX_RELAY_BACKOFF_MAX=500ms
+	# two ways to the node, as if two nodes of a cluster; a dead address first
+	start_proxy "$(backend_port)"
+	coproc PROXYB { exec "$BATS_TEST_DIRNAME/helpers/tcp_proxy" "$(backend_port)" --control "$BATS_TEST_TMPDIR/proxyb.ctl" 2>>"$BATS_TEST_TMPDIR/proxyb.log" 3>&-; }
+	local b_pid=$PROXYB_PID b_port
+	read -r -t 5 b_port <&"${PROXYB[0]}" || fail "the second tcp_proxy did not start"
+	export MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1,127.0.0.1:$PROXY_PORT,127.0.0.1:$b_port/%2f"
+	insert_rows 10
+	run_mqtx 0 relay -v
+	stderr_has "broker: connected to 'amqp://guest:***@127.0.0.1:$PROXY_PORT/%2f' (of 'amqp://guest:***@127.0.0.1:1,127.0.0.1:$PROXY_PORT,127.0.0.1:$b_port/%2f')"
+	[[ $(count_status sent) == 10 ]]
+	# every host down: one line naming each host and why
+	MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1,127.0.0.1:2/%2f" run_mqtx 5 relay
+	stderr_has "no broker host of 'amqp://guest:***@127.0.0.1:1,127.0.0.1:2/%2f' let us in: cannot connect to 'amqp://guest:***@127.0.0.1:1/%2f': "
+	stderr_has "; cannot connect to 'amqp://guest:***@127.0.0.1:2/%2f': "
+	stderr_lacks "guest:guest"
+	MQTX_BROKER_URL="amqp://guest:guest@127.0.0.1:1,,127.0.0.1:2/%2f" run_mqtx 3 relay
+	stderr_has "several hosts: host1:port1,host2:port2"
+	# --loop: the node in use goes away (cut, then refusing): the relay goes on through the other
+	mqtx_bg relay --loop --batch 50
+	wait_relay_listening 10
+	insert_rows 300
+	wait_sent 20 '==' 310
+	proxy_cmd refuse
+	proxy_cmd cut
+	insert_rows 300
+	wait_sent 30 '==' 610 || fail "sent $(count_status sent) of 610: $(tail -5 "$MQTX_BG_ERR")"
+	mqtx_bg_stop
+	(($(grep -c "tcp_proxy: connection" "$BATS_TEST_TMPDIR/proxyb.log") >= 1)) || fail "the relay never used the second host"
+	drain_queue --timeout 3 | jq -r '.headers["x-mqtx-outbox-id"]' | sort -n -u >"$BATS_TEST_TMPDIR/ids"
+	[[ $(wc -l <"$BATS_TEST_TMPDIR/ids") == 610 ]] || fail "$(wc -l <"$BATS_TEST_TMPDIR/ids") of 610 rows delivered"
+	# txpub and redeliver with the first proxy still refusing
+	run_mqtx 0 txpub -d "$T_DEST" -r test.rk --payload via-b
+	run_mqtx 0 redeliver --id 1 --yes
+	[[ $(drain_queue --timeout 3 | wc -l) == 2 ]]
+	kill "$b_pid" 2>/dev/null || true
+	wait "$b_pid" 2>/dev/null || true
+}
+
 @test "reliability: a stalled network: the relay gives up after broker.confirm_timeout and marks nothing" {
 	skip_on_backend kafka "the proxy sits in front of RabbitMQ or NATS"
 	skip_unless_local_broker

@@ -95,41 +95,82 @@ static void wipe_free(char *s)
 	}
 }
 
-int mqtx_amqp_connect(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, const struct mqtx_amqp_login *l,
-		      struct mqtx_err *err)
+/* The hosts of a URL that names several, amqp://user:pass@h1:p1,h2:p2/vhost:
+ * one URL per host, scheme, user info and the rest the same. A URL with
+ * one host is itself. Returns the count (0: an empty host in the list);
+ * out[] owned, each may hold a password: free them with wipe_urls (parsing
+ * cuts them into pieces, so their lengths are kept in out[n]'s place). */
+struct host_urls {
+	char **url;
+	size_t *len;
+};
+
+static void wipe_urls(struct host_urls *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		explicit_bzero(h->url[i], h->len[i]);
+		free(h->url[i]);
+	}
+	free(h->url);
+	free(h->len);
+}
+
+static size_t split_hosts(const char *url, struct host_urls *out)
+{
+	out->url = NULL;
+	out->len = NULL;
+	const char *sep = strstr(url, "://");
+	const char *auth = sep != NULL ? sep + 3 : url;
+	const char *auth_end = auth + strcspn(auth, "/?#");
+	const char *hosts = auth;
+	for (const char *p = auth; p < auth_end; p++)
+		if (*p == '@')
+			hosts = p + 1;
+	size_t n = 1;
+	for (const char *p = hosts; p < auth_end; p++)
+		n += *p == ',';
+	out->url = mqtx_xcalloc(n, sizeof(char *));
+	out->len = mqtx_xcalloc(n, sizeof(size_t));
+	const char *h = hosts;
+	for (size_t i = 0; i < n; i++) {
+		const char *e = h;
+		while (e < auth_end && *e != ',')
+			e++;
+		if (e == h && n > 1) {
+			wipe_urls(out, i);
+			return 0;
+		}
+		struct mqtx_buf b = MQTX_BUF_INIT;
+		mqtx_buf_printf(&b, "%.*s%.*s%s", (int)(hosts - url), url, (int)(e - h), h, auth_end);
+		out->url[i] = b.data;
+		out->len[i] = b.len;
+		h = e + 1;
+	}
+	return n;
+}
+
+/* One host: socket, TLS, login. 0, or -1 with err; k->c is then NULL. */
+static int connect_host(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, const struct mqtx_amqp_login *l,
+			char *url, const char *password, struct mqtx_err *err)
 {
 	struct amqp_connection_info info;
-	char *url = mqtx_xstrdup(l->url); /* amqp_parse_url writes into it */
-	size_t url_len = strlen(url);
-	char *password = NULL;
-	int rc = -1;
-
-	k->fd = -1;
-	if (k->where == NULL)
-		k->where = mqtx_redact(l->url);
 	amqp_default_connection_info(&info);
-	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK) {
-		mqtx_err_set(err, l->bad_url_kind, "cannot parse %s '%s' (expected %s)", l->what, k->where,
-			     l->bad_url_hint);
-		goto out;
-	}
-	if (mqtx_backend_password(cfg, &password, err) < 0)
-		goto out;
+	if (amqp_parse_url(url, &info) != AMQP_STATUS_OK)
+		return mqtx_err_set(err, l->bad_url_kind, "cannot parse %s '%s' (expected %s)", l->what, k->where,
+				    l->bad_url_hint);
 	k->c = amqp_new_connection();
 	amqp_socket_t *sock = info.ssl ? tls_socket(k, cfg, err) : amqp_tcp_socket_new(k->c);
 	if (sock == NULL) {
 		if (!info.ssl)
 			mqtx_err_set(err, MQTX_E_BROKER, "cannot create a socket for '%s'", k->where);
-		k->broken = true;
-		goto out;
+		goto fail;
 	}
 	struct timeval tv = {.tv_sec = cfg->broker_connect_timeout_ms / 1000,
 			     .tv_usec = (cfg->broker_connect_timeout_ms % 1000) * 1000};
 	int st = amqp_socket_open_noblock(sock, info.host, info.port, &tv);
 	if (st != AMQP_STATUS_OK) {
-		k->broken = true;
 		mqtx_err_retry(err, MQTX_E_BROKER, "cannot connect to '%s': %s", k->where, amqp_error_string2(st));
-		goto out;
+		goto fail;
 	}
 	k->fd = amqp_get_sockfd(k->c);
 	mqtx_stop_watch(k->fd); /* the handshake below cannot be told to give up otherwise */
@@ -145,14 +186,86 @@ int mqtx_amqp_connect(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, c
 							password != NULL ? password : info.password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		mqtx_amqp_reply_err(k, r, 0, "cannot log in to", err);
-		k->broken = true;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (k->fd >= 0)
+		mqtx_stop_unwatch(k->fd);
+	amqp_destroy_connection(k->c);
+	k->c = NULL;
+	k->fd = -1;
+	k->broken = true;
+	return -1;
+}
+
+int mqtx_amqp_connect(struct mqtx_amqp_conn *k, const struct mqtx_config *cfg, const struct mqtx_amqp_login *l,
+		      struct mqtx_err *err)
+{
+	char *password = NULL;
+	struct host_urls urls;
+	int rc = -1;
+
+	k->fd = -1;
+	bool own_where = k->where == NULL;
+	if (own_where)
+		k->where = mqtx_redact(l->url);
+	size_t n = split_hosts(l->url, &urls);
+	if (n == 0) {
+		mqtx_err_set(err, l->bad_url_kind,
+			     "cannot parse %s '%s' (expected %s; several hosts: host1:port1,host2:port2)", l->what,
+			     k->where, l->bad_url_hint);
 		goto out;
 	}
-	rc = 0;
+	if (mqtx_backend_password(cfg, &password, err) < 0)
+		goto out;
+	if (n == 1) {
+		rc = connect_host(k, cfg, l, urls.url[0], password, err);
+		goto out;
+	}
+	/* several hosts (a cluster's nodes): the first that lets us in; the
+	 * messages say which node is in use */
+	char *all = k->where;
+	struct mqtx_buf why = MQTX_BUF_INIT;
+	for (size_t i = 0; i < n && rc < 0; i++) {
+		k->where = mqtx_redact(urls.url[i]);
+		k->broken = false;
+		struct mqtx_err e;
+		mqtx_err_clear(&e);
+		if (connect_host(k, cfg, l, urls.url[i], password, &e) == 0) {
+			rc = 0;
+		} else if (e.kind != MQTX_E_BROKER) {
+			*err = e; /* a configuration error: the same for every host */
+			break;
+		} else {
+			mqtx_buf_printf(&why, "%s%s", why.len > 0 ? "; " : "", e.msg);
+		}
+		if (rc < 0) {
+			free(k->where);
+			k->where = NULL;
+		}
+	}
+	if (rc == 0) {
+		if (!own_where) {
+			free(k->where);
+			k->where = all;
+		} else {
+			mqtx_debug("broker: connected to '%s' (of '%s')", k->where, all);
+			free(all);
+		}
+	} else {
+		k->where = all;
+		k->broken = true;
+		if (why.len > 0)
+			mqtx_err_retry(err, MQTX_E_BROKER, "no broker host of '%s' let us in: %s", all, why.data);
+	}
+	mqtx_buf_free(&why);
 out:
 	wipe_free(password);
-	explicit_bzero(url, url_len); /* whole: parsing cut it into pieces */
-	free(url);
+	if (n > 0)
+		wipe_urls(&urls, n);
+	if (rc == 0)
+		k->broken = false;
 	return rc;
 }
 
