@@ -90,10 +90,6 @@ write_env_var() {
 # read_pidfile, stop_pid
 source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # ---------------------------------------------------------------- the jars
 
 # The cache directory of this pom's jars (a new pom, a new directory).
@@ -248,9 +244,9 @@ start_broker() {
 		die "a Kafka broker already runs in $STATEDIR (pid $pid); run '$0 stop $STATEDIR' first"
 	fi
 	fetch_jars
-	port=$(free_port)
-	cport=$(free_port)
-	while [[ $cport == "$port" ]]; do cport=$(free_port); done
+	port=$(loopback_port)
+	cport=$(loopback_port)
+	while [[ $cport == "$port" ]]; do cport=$(loopback_port); done
 	echo "$port $cport" >"$STATEDIR/kafka-broker.ports"
 	rm -rf "$STATEDIR/kafka-data"
 	: >"$STATEDIR/kafka-broker.out"

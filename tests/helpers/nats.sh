@@ -56,10 +56,6 @@ is_our_server() {
 	[[ $cmdline == *nats-server* && $cmdline == *"$STATEDIR/nats-store"* ]]
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # Starts the server on the port in STATEDIR/nats.port and waits until it listens.
 run_server() {
 	local port pid i ready
@@ -118,7 +114,7 @@ cmd_start() {
 		die "nats-server already running in $STATEDIR (pid $pid); run '$0 stop $STATEDIR' first"
 	fi
 	mkdir -p "$STATEDIR/nats-store"
-	free_port >"$STATEDIR/nats.port"
+	loopback_port >"$STATEDIR/nats.port"
 	: >"$STATEDIR/nats.log"
 	run_server
 	local port

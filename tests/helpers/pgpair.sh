@@ -50,10 +50,6 @@ as_pg() {
 	fi
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # pg_ctl NODE ARGS...: pg_ctl of DIR/NODE (primary or standby)
 node_ctl() {
 	local node=$1
@@ -72,9 +68,9 @@ cmd_start() {
 	[[ $mode == sync || $mode == async ]] || usage
 	[[ -x $PG_BIN/initdb ]] || die "PostgreSQL binaries not found in $PG_BIN"
 	[[ $mode == async ]] || sync_names="'*'"
-	p1=$(free_port)
-	p2=$(free_port)
-	while [[ $p2 == "$p1" ]]; do p2=$(free_port); done
+	p1=$(loopback_port)
+	p2=$(loopback_port)
+	while [[ $p2 == "$p1" ]]; do p2=$(loopback_port); done
 	mkdir -p "$DIR/primary" "$DIR/standby" "$DIR/sock"
 	: >"$DIR/primary.log"
 	: >"$DIR/standby.log"

@@ -1,5 +1,10 @@
-# Process helpers sourced by servers.sh, kafka.sh and nats.sh (not run on
-# its own). They use the sourcing script's log().
+# Process helpers sourced by servers.sh, kafka.sh, nats.sh, pgpair.sh and
+# rabbitcluster.sh (not run on its own). They use the sourcing script's log().
+
+# A TCP port free on 127.0.0.1 now (the kernel's pick), printed.
+loopback_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
 
 # Read a PID file; prints the PID or nothing.
 read_pidfile() {

@@ -32,9 +32,8 @@ usage() {
 	exit 2
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# loopback_port
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 # node_env N: the environment of node N and of rabbitmqctl against it
 node_env() {
@@ -116,7 +115,7 @@ cmd_start() {
 	chmod 400 "$DIR/home/.erlang.cookie"
 	: >"$DIR/rabbitmq-env.conf"
 	printf '[].\n' >"$DIR/enabled_plugins"
-	free_port >"$DIR/epmd.port"
+	loopback_port >"$DIR/epmd.port"
 	setsid epmd -port "$(cat "$DIR/epmd.port")" -address 127.0.0.1 </dev/null >"$DIR/epmd.out" 2>&1 3>&- &
 	echo $! >"$DIR/epmd.pid"
 	local n i urls=()
@@ -126,7 +125,7 @@ cmd_start() {
 	done
 	for n in 1 2 3; do
 		mkdir -p "$DIR/node$n/mnesia" "$DIR/node$n/log"
-		echo "$(free_port) $(free_port)" >"$DIR/node$n.ports"
+		echo "$(loopback_port) $(loopback_port)" >"$DIR/node$n.ports"
 		local amqp
 		read -r amqp _ <"$DIR/node$n.ports"
 		cat >"$DIR/node$n.conf" <<EOF
