@@ -31,8 +31,11 @@ teardown() {
 start_auth_server() {
 	command -v nats-server >/dev/null || skip "nats-server not installed"
 	AUTH_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+	# emptied here, not by the background job's redirection: a restart must
+	# not find the earlier server's "Server is ready" before the job runs
+	: >"$BATS_TEST_TMPDIR/auth.log"
 	nats-server -js -a 127.0.0.1 -p "$AUTH_PORT" -sd "$BATS_TEST_TMPDIR/auth-store" "$@" \
-		>"$BATS_TEST_TMPDIR/auth.log" 2>&1 3>&- &
+		>>"$BATS_TEST_TMPDIR/auth.log" 2>&1 3>&- &
 	AUTH_PID=$!
 	wait_until 10 grep -q 'Server is ready' "$BATS_TEST_TMPDIR/auth.log"
 }

@@ -14,6 +14,13 @@
 #   tests/helpers/kafka.sh up      STATEDIR   start it again, same ports and log
 #   tests/helpers/kafka.sh ctl     STATEDIR COMMAND...   a mock command
 #   tests/helpers/kafka.sh fetch              only fetch the broker's jars
+#   tests/helpers/kafka.sh cluster-start DIR   a 3-node cluster (kc1-kc3: each
+#                                  broker and controller, replication factor 3,
+#                                  min.insync.replicas 2); DIR/env exports
+#                                  MQTX_TEST_KCLUSTER_BROKERS
+#   tests/helpers/kafka.sh cluster-kill DIR N  SIGKILL node N (1-3)
+#   tests/helpers/kafka.sh cluster-up DIR N    start node N again, wait for it
+#   tests/helpers/kafka.sh cluster-stop DIR    SIGKILL every node (by PID)
 #
 # `start` runs after `servers.sh start STATEDIR` (which writes STATEDIR/env
 # from scratch) and appends to STATEDIR/env:
@@ -78,8 +85,8 @@ die() {
 }
 
 usage() {
-	printf 'usage: %s start|stop|up STATEDIR\n       %s down STATEDIR [--kill]\n       %s ctl STATEDIR COMMAND...\n       %s fetch\n' \
-		"$0" "$0" "$0" "$0" >&2
+	printf 'usage: %s start|stop|up STATEDIR\n       %s down STATEDIR [--kill]\n       %s ctl STATEDIR COMMAND...\n       %s fetch\n       %s cluster-start|cluster-stop DIR | cluster-kill|cluster-up DIR N\n' \
+		"$0" "$0" "$0" "$0" "$0" >&2
 	exit 2
 }
 
@@ -125,37 +132,44 @@ fetch_jars() {
 
 # ---------------------------------------------------------------- the real broker
 
+# A node's files are STATEDIR/$BP-*: BP is "kafka" for the one-node broker
+# (kafka-server.properties, kafka-broker.{ports,pid,out}, kafka-server.log,
+# kafka-data/, kafka-log4j2.properties) and "kcN" for node N of a cluster.
+BP=kafka
+
 is_our_broker() {
 	local pid=$1 cmdline
 	[[ $pid =~ ^[0-9]+$ ]] && ((pid > 1)) || return 1
 	cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-	[[ $cmdline == *kafka.Kafka* && $cmdline == *"$STATEDIR/kafka-server.properties"* ]]
+	[[ $cmdline == *kafka.Kafka* && $cmdline == *"$STATEDIR/$BP-server.properties"* ]]
 }
 
+# write_broker_config NODE_ID PORT CONTROLLER_PORT VOTERS REPLICAS
 write_broker_config() {
-	local port=$1 cport=$2
-	cat >"$STATEDIR/kafka-server.properties" <<EOF
-# mqtx test broker (tests/helpers/kafka.sh): one KRaft node on loopback
+	local id=$1 port=$2 cport=$3 voters=$4 r=$5 isr=1
+	((r == 1)) || isr=2
+	cat >"$STATEDIR/$BP-server.properties" <<EOF
+# mqtx test broker (tests/helpers/kafka.sh): a KRaft node on loopback
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
+node.id=$id
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$STATEDIR/kafka-data
+log.dirs=$STATEDIR/$BP-data
 auto.create.topics.enable=false
 num.partitions=3
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$r
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$r
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$r
+transaction.state.log.min.isr=$isr
 transaction.state.log.num.partitions=3
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$r
+share.coordinator.state.topic.min.isr=$isr
 group.initial.rebalance.delay.ms=0
 # records up to 10 MB (tests publish multi-megabyte payloads)
 message.max.bytes=10485760
@@ -167,11 +181,11 @@ transaction.remove.expired.transaction.cleanup.interval.ms=60000
 log.segment.bytes=67108864
 log.retention.check.interval.ms=300000
 EOF
-	cat >"$STATEDIR/kafka-log4j2.properties" <<EOF
+	cat >"$STATEDIR/$BP-log4j2.properties" <<EOF
 status = warn
 appender.f.type = File
 appender.f.name = f
-appender.f.fileName = $STATEDIR/kafka-server.log
+appender.f.fileName = $STATEDIR/$BP-server.log
 appender.f.layout.type = PatternLayout
 appender.f.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = INFO
@@ -186,7 +200,7 @@ EOF
 # Sets JAVA_ARGV to a JVM over the cached jars (a class and its arguments follow).
 java_argv() {
 	JAVA_ARGV=(java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
-		-Dlog4j2.configurationFile="$STATEDIR/kafka-log4j2.properties"
+		-Dlog4j2.configurationFile="$STATEDIR/$BP-log4j2.properties"
 		-cp "$(kafka_cache)/lib/*")
 }
 
@@ -196,22 +210,25 @@ kafka_java() {
 	"${JAVA_ARGV[@]}" "$@"
 }
 
-# Starts the broker on the ports in kafka-broker.ports and waits until it
-# answers a metadata request.
-run_broker() {
-	local port cport pid i
-	read -r port cport <"$STATEDIR/kafka-broker.ports"
+# Starts node $BP on the ports in $BP-broker.ports, without waiting.
+launch_broker() {
 	java_argv
-	setsid "${JAVA_ARGV[@]}" kafka.Kafka "$STATEDIR/kafka-server.properties" 3>&- \
-		</dev/null >>"$STATEDIR/kafka-broker.out" 2>&1 &
-	pid=$!
-	echo "$pid" >"$STATEDIR/kafka-broker.pid"
+	setsid "${JAVA_ARGV[@]}" kafka.Kafka "$STATEDIR/$BP-server.properties" 3>&- \
+		</dev/null >>"$STATEDIR/$BP-broker.out" 2>&1 &
+	echo "$!" >"$STATEDIR/$BP-broker.pid"
+}
+
+# Waits until node $BP answers a metadata request.
+wait_broker() {
+	local port pid i
+	read -r port _ <"$STATEDIR/$BP-broker.ports"
+	pid=$(read_pidfile "$STATEDIR/$BP-broker.pid")
 	[[ -x $HELPERS/kafka_tool ]] || die "$HELPERS/kafka_tool is not built (make helpers)"
 	for ((i = 0; i < BROKER_START_WAIT * 4; i++)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 20 "$STATEDIR/kafka-broker.out" "$STATEDIR/kafka-server.log" >&2 || true
-			rm -f "$STATEDIR/kafka-broker.pid"
-			die "the Kafka broker exited at startup (logs: $STATEDIR/kafka-server.log, kafka-broker.out)"
+			tail -n 20 "$STATEDIR/$BP-broker.out" "$STATEDIR/$BP-server.log" >&2 || true
+			rm -f "$STATEDIR/$BP-broker.pid"
+			die "the Kafka broker exited at startup (logs: $STATEDIR/$BP-server.log, $BP-broker.out)"
 		fi
 		if "$HELPERS/kafka_tool" ping "127.0.0.1:$port" >/dev/null 2>&1; then
 			return 0
@@ -219,12 +236,17 @@ run_broker() {
 		sleep 0.25
 	done
 	stop_broker || true
-	die "the Kafka broker did not answer on 127.0.0.1:$port within ${BROKER_START_WAIT}s (log: $STATEDIR/kafka-server.log)"
+	die "the Kafka broker did not answer on 127.0.0.1:$port within ${BROKER_START_WAIT}s (log: $STATEDIR/$BP-server.log)"
+}
+
+run_broker() {
+	launch_broker
+	wait_broker
 }
 
 stop_broker() {
 	local pid sig=${1:-TERM}
-	pid=$(read_pidfile "$STATEDIR/kafka-broker.pid")
+	pid=$(read_pidfile "$STATEDIR/$BP-broker.pid")
 	if [[ -n $pid ]] && is_our_broker "$pid"; then
 		if [[ $sig == KILL ]]; then
 			kill -KILL "$pid" 2>/dev/null || true
@@ -234,12 +256,28 @@ stop_broker() {
 				die "kafka broker (pid $pid) still alive after SIGKILL"
 		fi
 	fi
-	rm -f "$STATEDIR/kafka-broker.pid"
+	rm -f "$STATEDIR/$BP-broker.pid"
+}
+
+# format_node CLUSTER_ID: the storage of node $BP
+format_node() {
+	rm -rf "$STATEDIR/$BP-data"
+	: >"$STATEDIR/$BP-broker.out"
+	kafka_java kafka.tools.StorageTool format -t "$1" -c "$STATEDIR/$BP-server.properties" \
+		>>"$STATEDIR/$BP-broker.out" 2>&1 ||
+		die "kafka-storage format failed (see $STATEDIR/$BP-broker.out)"
+}
+
+new_cluster_id() {
+	local id
+	id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+	[[ -n $id ]] || die "kafka-storage random-uuid printed nothing"
+	printf '%s\n' "$id"
 }
 
 start_broker() {
-	local pid port cport cluster
-	pid=$(read_pidfile "$STATEDIR/kafka-broker.pid")
+	local pid port cport
+	pid=$(read_pidfile "$STATEDIR/$BP-broker.pid")
 	if [[ -n $pid ]] && is_our_broker "$pid"; then
 		die "a Kafka broker already runs in $STATEDIR (pid $pid); run '$0 stop $STATEDIR' first"
 	fi
@@ -247,17 +285,51 @@ start_broker() {
 	port=$(loopback_port)
 	cport=$(loopback_port)
 	while [[ $cport == "$port" ]]; do cport=$(loopback_port); done
-	echo "$port $cport" >"$STATEDIR/kafka-broker.ports"
-	rm -rf "$STATEDIR/kafka-data"
-	: >"$STATEDIR/kafka-broker.out"
-	write_broker_config "$port" "$cport"
-	cluster=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$STATEDIR/kafka-broker.out" | tail -n 1)
-	[[ -n $cluster ]] || die "kafka-storage random-uuid printed nothing (see $STATEDIR/kafka-broker.out)"
-	kafka_java kafka.tools.StorageTool format -t "$cluster" -c "$STATEDIR/kafka-server.properties" \
-		>>"$STATEDIR/kafka-broker.out" 2>&1 ||
-		die "kafka-storage format failed (see $STATEDIR/kafka-broker.out)"
+	echo "$port $cport" >"$STATEDIR/$BP-broker.ports"
+	write_broker_config 1 "$port" "$cport" "1@127.0.0.1:$cport" 1
+	format_node "$(new_cluster_id)"
 	run_broker
-	log "kafka broker ready: 127.0.0.1:$port (pid $(read_pidfile "$STATEDIR/kafka-broker.pid"))"
+	log "kafka broker ready: 127.0.0.1:$port (pid $(read_pidfile "$STATEDIR/$BP-broker.pid"))"
+}
+
+# ---------------------------------------------------------------- a 3-node cluster
+
+# cluster_start: nodes kc1-kc3, each broker and controller, replication
+# factor 3 and min.insync.replicas 2; writes STATEDIR/env with
+# MQTX_TEST_KCLUSTER_BROKERS.
+cluster_start() {
+	fetch_jars
+	local n ports=" " voters="" brokers="" p c
+	for n in 1 2 3; do
+		p=$(loopback_port)
+		c=$(loopback_port)
+		while [[ $c == "$p" || $ports == *" $p "* || $ports == *" $c "* ]]; do
+			p=$(loopback_port)
+			c=$(loopback_port)
+		done
+		ports+="$p $c "
+		echo "$p $c" >"$STATEDIR/kc$n-broker.ports"
+		voters+="${voters:+,}$n@127.0.0.1:$c"
+		brokers+="${brokers:+,}127.0.0.1:$p"
+	done
+	local id
+	id=$(new_cluster_id)
+	for n in 1 2 3; do
+		BP=kc$n
+		read -r p c <"$STATEDIR/kc$n-broker.ports"
+		write_broker_config "$n" "$p" "$c" "$voters" 3
+		format_node "$id"
+	done
+	for n in 1 2 3; do
+		BP=kc$n
+		launch_broker
+	done
+	for n in 1 2 3; do
+		BP=kc$n
+		wait_broker
+	done
+	printf 'export MQTX_TEST_KCLUSTER_BROKERS=%q\n' "$brokers" >"$STATEDIR/env"
+	log "kafka cluster ready: $brokers"
 }
 
 # ---------------------------------------------------------------- the mock
@@ -417,6 +489,34 @@ cmd_ctl() {
 }
 
 (($# >= 1)) || usage
+case $1 in
+cluster-start | cluster-stop | cluster-kill | cluster-up)
+	(($# >= 2)) || usage
+	STATEDIR=$2
+	mkdir -p "$STATEDIR"
+	STATEDIR=$(cd "$STATEDIR" && pwd -P)
+	case $1 in
+	cluster-start) cluster_start ;;
+	cluster-stop)
+		for n in 1 2 3; do
+			BP=kc$n
+			stop_broker KILL
+		done
+		;;
+	cluster-kill)
+		(($# == 3)) && [[ $3 =~ ^[123]$ ]] || usage
+		BP=kc$3
+		stop_broker KILL
+		;;
+	cluster-up)
+		(($# == 3)) && [[ $3 =~ ^[123]$ ]] || usage
+		BP=kc$3
+		run_broker
+		;;
+	esac
+	exit 0
+	;;
+esac
 if [[ $1 == fetch ]]; then
 	(($# == 1)) || usage
 	fetch_jars
