@@ -32,6 +32,16 @@ consume_ids() {
 		jq -r '.headers["x-mqtx-outbox-id"]'
 }
 
+# delivered_once_in_order BROKERS N: the topic holds each of N rows exactly
+# once, and per partition (the ordering keys' partitions) ids increase
+delivered_once_in_order() {
+	"$KAFKA_TOOL" consume "$1" "$T_DEST" --expect "$2" --timeout 5 >"$BATS_TEST_TMPDIR/got"
+	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == "$2" ]] || fail "$(wc -l <"$BATS_TEST_TMPDIR/got") deliveries for $2 rows" || return 1
+	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == "$2" ]] || fail "duplicates" || return 1
+	jq -r '[.partition, .headers["x-mqtx-outbox-id"]] | @tsv' "$BATS_TEST_TMPDIR/got" |
+		awk '$2 + 0 < last[$1] + 0 { bad = 1 } { last[$1] = $2 } END { exit bad }' || fail "per-partition order broken"
+}
+
 @test "kafka: a transactional relay killed before its commit: read_committed sees none of that transaction; the restart fences it and delivers each row once" {
 	skip_unless_failpoints
 	insert_rows 40 "$T_DEST" "'k' || (g % 4)"
@@ -117,13 +127,7 @@ consume_ids() {
 	wait_sent 60 '==' 8000 || fail "sent: $(count_status sent) of 8000; $(tail -5 "$MQTX_BG_ERR")"
 	mqtx_bg_stop
 	((at_kill < 6000)) || fail "all rows were relayed before the kill ($at_kill): the test proves nothing"
-	"$KAFKA_TOOL" consume "$MQTX_TEST_KAFKA_BROKERS" "$T_DEST" --expect 8000 --timeout 5 >"$BATS_TEST_TMPDIR/got"
-	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == 8000 ]] || fail "$(wc -l <"$BATS_TEST_TMPDIR/got") deliveries for 8000 rows"
-	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 8000 ]]
-	# per partition (the ordering keys' partitions), ids in increasing order
-	run bash -c "jq -r '[.partition, .headers[\"x-mqtx-outbox-id\"]] | @tsv' '$BATS_TEST_TMPDIR/got' |
-		awk '\$2 + 0 < last[\$1] + 0 { bad = 1 } { last[\$1] = \$2 } END { exit bad }'"
-	assert_success
+	delivered_once_in_order "$MQTX_TEST_KAFKA_BROKERS" 8000
 }
 
 @test "kafka: a 3-node cluster (replication 3, min.insync.replicas 2): a broker killed under relay --loop and started again: every row once, in key order" {
@@ -150,10 +154,5 @@ consume_ids() {
 	wait_sent 90 '==' 8000 || fail "sent: $(count_status sent) of 8000; $(tail -5 "$MQTX_BG_ERR")"
 	mqtx_bg_stop
 	((at_kill < 6000)) || fail "all rows were relayed before the kill ($at_kill): the test proves nothing"
-	"$KAFKA_TOOL" consume "$brokers" "$T_DEST" --expect 8000 --timeout 5 >"$BATS_TEST_TMPDIR/got"
-	[[ $(wc -l <"$BATS_TEST_TMPDIR/got") == 8000 ]] || fail "$(wc -l <"$BATS_TEST_TMPDIR/got") deliveries for 8000 rows"
-	[[ $(jq -r '.headers["x-mqtx-outbox-id"]' "$BATS_TEST_TMPDIR/got" | sort -u | wc -l) == 8000 ]]
-	run bash -c "jq -r '[.partition, .headers[\"x-mqtx-outbox-id\"]] | @tsv' '$BATS_TEST_TMPDIR/got' |
-		awk '\$2 + 0 < last[\$1] + 0 { bad = 1 } { last[\$1] = \$2 } END { exit bad }'"
-	assert_success
+	delivered_once_in_order "$brokers" 8000
 }
